@@ -1,0 +1,400 @@
+"""The wire format between agent and controller.
+
+Plain stdlib dataclasses so the agent stays light; the controller validates request bodies against
+these very classes (pydantic understands stdlib dataclasses), so the two sides cannot drift apart.
+Checks that need only the value itself live in ``__post_init__`` and run on both sides; checks that
+need the controller's clock or database (a timestamp far in the future, a replayed sequence) live in
+the controller.
+
+Wire rules: JSON, timestamps as ISO 8601 with a UTC offset (naive ones are refused), energy in
+joules, power in watts, durations in seconds. ``PROTOCOL_VERSION`` changes when a field changes
+meaning or a required field is added; optional additions keep the version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+
+PROTOCOL_VERSION = 1
+
+# Bounds that keep a hostile or broken sender from storing nonsense. Generous on purpose: they
+# reject impossible values, not unusual ones.
+MAX_TEXT = 255
+MAX_ITEMS = 64
+MAX_INTERVAL_SECONDS = 86_400
+MAX_WATTS = 100_000.0
+MAX_BATCH_REPORTS = 500
+
+
+class PowerMethod(enum.StrEnum):
+    """How an energy figure was obtained, best first (ARCHITECTURE.md: every figure carries its method)."""
+
+    METERED = "metered"
+    RAPL = "rapl"
+    BATTERY = "battery"
+    MODEL = "model"
+
+
+METHOD_PRIORITY: tuple[PowerMethod, ...] = tuple(PowerMethod)
+
+
+class PowerState(enum.StrEnum):
+    ACTIVE = "active"
+    IDLE = "idle"
+    SLEEP = "sleep"
+    OFF = "off"
+
+
+class DeviceClass(enum.StrEnum):
+    DESKTOP = "desktop"
+    LAPTOP = "laptop"
+    SERVER = "server"
+    UNKNOWN = "unknown"
+
+
+class ProtocolError(ValueError):
+    """A payload that cannot be valid whatever the receiver's state."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ProtocolError(message)
+
+
+def _aware(name: str, value: datetime | None) -> None:
+    if value is not None:
+        _require(value.tzinfo is not None and value.utcoffset() is not None,
+                 f"{name} must carry a UTC offset, e.g. 2026-02-16T18:30:00+00:00")
+
+
+def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> None:
+    if value is not None:
+        _require(len(value) <= limit, f"{name} is longer than {limit} characters")
+
+
+def _items(name: str, values: tuple, limit: int = MAX_ITEMS) -> None:
+    _require(len(values) <= limit, f"{name} has more than {limit} entries")
+
+
+@dataclass(frozen=True)
+class OperatingSystem:
+    name: str  # "Linux", "Windows", "Darwin"
+    version: str  # distribution or product version, e.g. "Debian GNU/Linux 12", "10.0.22631"
+    kernel: str = ""
+    arch: str = ""
+
+    def __post_init__(self) -> None:
+        for f in ("name", "version", "kernel", "arch"):
+            _text(f"os.{f}", getattr(self, f))
+
+
+@dataclass(frozen=True)
+class Cpu:
+    model: str
+    cores: int  # physical
+    threads: int  # logical
+
+    def __post_init__(self) -> None:
+        _text("cpu.model", self.model)
+        _require(0 <= self.cores <= 4096 and 0 <= self.threads <= 8192, "cpu core counts are out of range")
+
+
+@dataclass(frozen=True)
+class Disk:
+    name: str
+    size_bytes: int
+    ssd: bool | None = None  # None: the OS does not say
+
+    def __post_init__(self) -> None:
+        _text("disk.name", self.name)
+        _require(self.size_bytes >= 0, "disk.size_bytes must not be negative")
+
+
+@dataclass(frozen=True)
+class Nic:
+    name: str
+    mac: str  # lower-case, colon-separated
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    speed_mbps: int | None = None
+
+    def __post_init__(self) -> None:
+        _text("nic.name", self.name)
+        _text("nic.mac", self.mac, 64)
+        _items("nic.ipv4", self.ipv4)
+        _items("nic.ipv6", self.ipv6)
+
+
+@dataclass(frozen=True)
+class Smbios:
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    uuid: str | None = None
+    chassis_type: int | None = None  # SMBIOS chassis type code (3 desktop, 9/10 laptop, 23 rack server…)
+
+    def __post_init__(self) -> None:
+        for f in ("vendor", "model", "serial", "uuid"):
+            _text(f"smbios.{f}", getattr(self, f))
+
+
+@dataclass(frozen=True)
+class Battery:
+    name: str
+    design_wh: float | None = None
+    full_wh: float | None = None  # full-charge capacity now; full/design is the wear figure
+
+    def __post_init__(self) -> None:
+        _text("battery.name", self.name)
+        for f in ("design_wh", "full_wh"):
+            value = getattr(self, f)
+            _require(value is None or 0 <= value <= 10_000, f"battery.{f} is out of range")
+
+
+@dataclass(frozen=True)
+class Monitor:
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in ("vendor", "model", "serial"):
+            _text(f"monitor.{f}", getattr(self, f))
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What the machine is. Sent at start, when it changes, and daily."""
+
+    hostname: str
+    os: OperatingSystem
+    device_class: DeviceClass = DeviceClass.UNKNOWN
+    machine_id: str | None = None  # /etc/machine-id, MachineGuid, IOPlatformUUID: cloned images share it
+    cpu: Cpu | None = None
+    memory_bytes: int | None = None
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    smbios: Smbios = field(default_factory=Smbios)
+    batteries: tuple[Battery, ...] = ()
+    monitors: tuple[Monitor, ...] = ()
+    boot_time: datetime | None = None
+    user_count: int = 0
+    user_names: tuple[str, ...] = ()  # empty unless the site configured the agent to send them
+    agent_version: str = ""
+
+    def __post_init__(self) -> None:
+        _text("hostname", self.hostname)
+        _require(bool(self.hostname.strip()), "hostname must not be empty")
+        _text("machine_id", self.machine_id)
+        _text("agent_version", self.agent_version)
+        _require(self.memory_bytes is None or self.memory_bytes >= 0, "memory_bytes must not be negative")
+        _require(0 <= self.user_count <= 10_000, "user_count is out of range")
+        for name in ("disks", "nics", "batteries", "monitors", "user_names"):
+            _items(name, getattr(self, name))
+        _aware("boot_time", self.boot_time)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the machine was doing over the interval."""
+
+    state: PowerState  # ACTIVE or IDLE for the awake part of the interval
+    cpu_percent: float  # mean utilisation over the interval, 0-100 across all CPUs
+    idle_seconds: float | None = None  # seconds since the last user input at the end; None: not knowable
+    idle_source: str = ""  # "logind", "x11", "tty", "GetLastInputInfo", "HIDIdleTime"
+    sessions: int = 0  # signed-in user sessions at the end of the interval
+    slept_seconds: float = 0.0  # time inside the interval the machine spent suspended
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.cpu_percent <= 100.0, "cpu_percent must be between 0 and 100")
+        _require(self.idle_seconds is None or self.idle_seconds >= 0, "idle_seconds must not be negative")
+        _require(0 <= self.sessions <= 10_000, "sessions is out of range")
+        _require(0 <= self.slept_seconds <= MAX_INTERVAL_SECONDS, "slept_seconds is out of range")
+        _text("idle_source", self.idle_source, 32)
+
+
+@dataclass(frozen=True)
+class EnergySample:
+    """Energy drawn over part of an interval, measured or estimated one way.
+
+    A report may carry several samples for the same time (RAPL and the model estimate, say); the
+    controller accounts the best available method and keeps the others for calibration.
+    ``status`` is "ok" or why there is no figure, e.g. "unavailable: permission" for a RAPL counter
+    only root may read: never a silent zero.
+    """
+
+    method: PowerMethod
+    state: PowerState
+    seconds: float
+    joules: float | None = None
+    status: str = "ok"
+    detail: str = ""  # e.g. "package-0+dram", "BAT0 current×voltage", "desktop 38-65 W by CPU load"
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.seconds <= MAX_INTERVAL_SECONDS, "energy seconds out of range")
+        _text("energy.status", self.status, 64)
+        _text("energy.detail", self.detail, 128)
+        if self.status == "ok":
+            _require(self.joules is not None, "an energy sample with status ok needs joules")
+        if self.joules is not None:
+            _require(self.joules >= 0, "energy must not be negative")
+            _require(self.joules <= MAX_WATTS * max(self.seconds, 1.0), "energy is impossibly large for its duration")
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "ok" and self.joules is not None
+
+
+@dataclass(frozen=True)
+class Report:
+    """One interval of one machine. ``seq`` is the agent's own counter: (agent, seq) is unique."""
+
+    seq: int
+    start: datetime
+    end: datetime
+    activity: Activity
+    energy: tuple[EnergySample, ...] = ()
+    inventory: Inventory | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.seq >= 1, "seq must be a positive integer")
+        _aware("start", self.start)
+        _aware("end", self.end)
+        span = (self.end - self.start).total_seconds()
+        _require(0 < span <= MAX_INTERVAL_SECONDS, f"a report must cover between 0 and {MAX_INTERVAL_SECONDS} seconds")
+        _require(self.activity.slept_seconds <= span + 1, "slept_seconds is longer than the interval")
+        _items("energy", self.energy, 16)
+        for sample in self.energy:
+            _require(sample.seconds <= span + 1, "an energy sample is longer than its interval")
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True)
+class ReportBatch:
+    protocol_version: int
+    reports: tuple[Report, ...]
+
+    def __post_init__(self) -> None:
+        _require(self.protocol_version == PROTOCOL_VERSION,
+                 f"protocol version {self.protocol_version} is not supported; this side speaks {PROTOCOL_VERSION}")
+        _require(1 <= len(self.reports) <= MAX_BATCH_REPORTS, f"a batch holds 1 to {MAX_BATCH_REPORTS} reports")
+        seqs = [r.seq for r in self.reports]
+        _require(len(set(seqs)) == len(seqs), "a batch repeats a sequence number")
+
+
+@dataclass(frozen=True)
+class BatchAck:
+    """The controller's answer: every seq in ``accepted`` or ``duplicate`` is safe to delete."""
+
+    accepted: tuple[int, ...] = ()
+    duplicate: tuple[int, ...] = ()
+    report_interval_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class EnrollRequest:
+    protocol_version: int
+    token: str
+    inventory: Inventory
+
+    def __post_init__(self) -> None:
+        _require(self.protocol_version == PROTOCOL_VERSION,
+                 f"protocol version {self.protocol_version} is not supported; this side speaks {PROTOCOL_VERSION}")
+        _text("token", self.token, 128)
+
+
+@dataclass(frozen=True)
+class EnrollResponse:
+    agent_id: str
+    secret: str
+    device_id: int
+    site: str
+    report_interval_seconds: int = 300
+
+
+# --- JSON codec for the agent side (the controller uses pydantic on the same classes) ---------------
+
+JsonValue = typing.Any
+
+
+def to_wire(value: object) -> JsonValue:
+    """A dataclass tree as JSON-ready builtins."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [to_wire(v) for v in value]
+    return value
+
+
+T = typing.TypeVar("T")
+
+
+def from_wire(cls: type[T], data: JsonValue) -> T:
+    """Build ``cls`` from JSON builtins, checking types as it goes; raises ProtocolError."""
+    return typing.cast(T, _convert(cls, data, cls.__name__))
+
+
+def _convert(tp: typing.Any, data: JsonValue, path: str) -> typing.Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _convert(option, data, path)
+            except ProtocolError as exc:
+                errors.append(str(exc))
+        raise ProtocolError(errors[0] if errors else f"{path}: unexpected null")
+    if origin is tuple:
+        _require(isinstance(data, list), f"{path}: expected a list")
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(item_type, v, f"{path}[{i}]") for i, v in enumerate(data))
+    if dataclasses.is_dataclass(tp):
+        _require(isinstance(data, dict), f"{path}: expected an object")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in data:
+                kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{path}.{f.name}")
+            else:
+                _require(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+                         f"{path}.{f.name}: missing")
+        try:
+            return tp(**kwargs)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{path}: {exc}") from None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(data)
+        except ValueError:
+            raise ProtocolError(f"{path}: {data!r} is not one of {[m.value for m in tp]}") from None
+    if tp is datetime:
+        _require(isinstance(data, str), f"{path}: expected an ISO 8601 timestamp")
+        try:
+            return datetime.fromisoformat(data)
+        except ValueError:
+            raise ProtocolError(f"{path}: {data!r} is not an ISO 8601 timestamp") from None
+    if tp is float:
+        _require(isinstance(data, int | float) and not isinstance(data, bool), f"{path}: expected a number")
+        return float(data)
+    if tp is int:
+        _require(isinstance(data, int) and not isinstance(data, bool), f"{path}: expected an integer")
+        return data
+    if tp in (str, bool):
+        _require(isinstance(data, tp), f"{path}: expected {tp.__name__}")
+        return data
+    raise ProtocolError(f"{path}: unsupported type {tp!r}")
