@@ -1,0 +1,88 @@
+"""The agent's identity at its controller, kept in one small file only its owner can read.
+
+Enrolment trades a site token for an agent id and secret once; losing this file means enrolling
+again, and leaking it lets someone report as this machine. So the file is created 0600 from the
+first byte (never chmod-ed after being written) and replaced atomically, so a crash mid-write leaves
+either the old credentials or the new ones, never half of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.protocol import EnrollResponse
+
+
+class CredentialsError(Exception):
+    """The credentials file exists but cannot be used."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    controller: str
+    agent_id: str
+    secret: str = field(repr=False)  # never in a log line, a traceback's repr or an error message
+    device_id: int
+    site: str
+
+    @classmethod
+    def from_enrollment(cls, controller: str, answer: EnrollResponse) -> Credentials:
+        return cls(controller=controller, agent_id=answer.agent_id, secret=answer.secret,
+                   device_id=answer.device_id, site=answer.site)
+
+    @property
+    def authorization(self) -> str:
+        """The value of the HTTP Authorization header the controller expects."""
+        return f"Bearer {self.agent_id}:{self.secret}"
+
+
+_FIELDS: dict[str, type] = {"controller": str, "agent_id": str, "secret": str, "device_id": int, "site": str}
+
+
+def load(path: Path) -> Credentials | None:
+    """The stored credentials, or None if the agent has never enrolled."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    if not (isinstance(data, dict) and all(type(data.get(name)) is kind for name, kind in _FIELDS.items())):
+        raise CredentialsError(f"{path} is not a Caretaker credentials file; delete it and enrol again")
+    return Credentials(**{name: data[name] for name in _FIELDS})
+
+
+def save(path: Path, creds: Credentials) -> None:
+    """Write ``creds`` to ``path`` with mode 0600, atomically and durably."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = json.dumps({name: getattr(creds, name) for name in _FIELDS}, indent=2)
+    # mkstemp opens with O_EXCL and mode 0600, so the secret is never readable by others, even briefly.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(body + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable; a directory cannot be opened for fsync everywhere, so best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
