@@ -1,0 +1,1 @@
+"""HTTP edge of the controller: thin routers over the domain packages."""

@@ -1,0 +1,40 @@
+"""The app factory: everything the service holds is built here, per app, never on import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from controller import migrate
+from controller.api.deps import Runtime
+from controller.api.limits import BodySizeLimit
+from controller.api.payloads import BadPayload, bad_payload_response
+from controller.api.routes import agent, health
+from controller.db import make_engine
+from controller.ingest import AgentDirectory, IngestWriter
+from controller.settings import Settings
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    engine = engine or make_engine(settings.resolved_database_url())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate.upgrade(engine)
+        writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
+        writer.start()
+        app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer)
+        try:
+            yield
+        finally:
+            writer.stop()
+
+    app = FastAPI(title="Caretaker controller", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(BadPayload, bad_payload_response)
+    app.include_router(health.router)
+    app.include_router(agent.router)
+    return app

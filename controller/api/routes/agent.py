@@ -1,0 +1,44 @@
+"""The agent endpoints: enroll once with a site token, then post report batches."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, status
+
+from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
+from controller.api.deps import CurrentAgent, RuntimeDep
+from controller.api.payloads import BadPayload, parse_body
+from controller.db import session_scope
+from controller.enrollment import EnrollmentRefused, enroll
+from controller.ingest import check_times
+from controller.timeutil import utcnow
+
+router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+
+
+@router.post("/enroll", response_model=EnrollResponse, status_code=status.HTTP_201_CREATED,
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
+    payload = await parse_body(request, EnrollRequest)
+    settings = runtime.settings
+
+    def work() -> EnrollResponse:
+        with session_scope(runtime.engine) as session:
+            return enroll(session, payload, utcnow(), settings.report_interval_seconds)
+
+    try:
+        return await asyncio.to_thread(work)
+    except EnrollmentRefused as exc:
+        raise BadPayload(401, str(exc)) from None
+
+
+@router.post("/reports", response_model=BatchAck,
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent) -> BatchAck:
+    batch = await parse_body(request, ReportBatch)
+    settings = runtime.settings
+    rejected = check_times(batch, utcnow(), settings.clock_skew_seconds, settings.max_report_age_days)
+    if rejected:
+        raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])
+    return await asyncio.wrap_future(runtime.writer.submit(agent, batch))

@@ -1,0 +1,247 @@
+"""The `caretaker` command: a thin shell over the domain packages.
+
+Errors a user can fix are one line on stderr and exit status 2; nothing here holds business rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from sqlalchemy.engine import Engine
+
+from controller import migrate
+from controller.db import make_engine, session_scope
+from controller.enrollment import create_token, list_tokens, revoke_token
+from controller.register import NotFound, device_detail, list_devices
+from controller.settings import Settings
+from controller.timeutil import utcnow
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+token_app = typer.Typer(no_args_is_help=True, help="Site enrollment tokens for agents.")
+device_app = typer.Typer(no_args_is_help=True, help="One device of the register.")
+app.add_typer(token_app, name="token")
+app.add_typer(device_app, name="device")
+
+DatabaseUrl = Annotated[str | None, typer.Option(
+    "--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --data-dir)",
+    envvar="CARETAKER_DATABASE_URL", show_envvar=False)]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database lives",
+                                              envvar="CARETAKER_DATA_DIR", show_envvar=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+ACTOR = "cli"
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"caretaker: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def settings_for(database_url: str | None, data_dir: Path | None) -> Settings:
+    overrides = {k: v for k, v in (("database_url", database_url), ("data_dir", data_dir)) if v is not None}
+    return Settings(**overrides)
+
+
+def open_database(database_url: str | None, data_dir: Path | None) -> Engine:
+    engine = make_engine(settings_for(database_url, data_dir).resolved_database_url())
+    try:
+        migrate.upgrade(engine)
+    except Exception as exc:
+        fail(f"cannot open the database: {str(exc).splitlines()[0]}")
+    return engine
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_json(value: object) -> None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    elif isinstance(value, list):
+        value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    typer.echo(json.dumps(value, indent=2, default=_json_default))
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    text = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in text:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _age(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    seconds = int((utcnow() - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+@app.command()
+def serve(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8443,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (with chain) for HTTPS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the controller (HTTPS when given a certificate and key; see `caretaker tls`)."""
+    import uvicorn
+
+    from controller.api.app import create_app
+
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    for path in (tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            fail(f"{path} does not exist")
+    settings = settings_for(database_url, data_dir)
+    engine = open_database(database_url, data_dir)
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level=log_level,
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
+                access_log=log_level == "debug")
+
+
+@token_app.command("create")
+def token_create(
+    site: Annotated[str, typer.Option(help="Site the enrolled agents belong to (created if new)")],
+    days: Annotated[int, typer.Option(help="Days until the token expires")] = 30,
+    uses: Annotated[int | None, typer.Option(help="Most agents that may enroll with it")] = None,
+    note: Annotated[str, typer.Option(help="A reminder of what it is for")] = "",
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create an enrollment token; it is printed once and only its hash is kept."""
+    if not site.strip():
+        fail("--site must not be empty")
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            issued = create_token(session, site.strip(), utcnow(), days, ACTOR, uses, note)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({"id": issued.record.id, "token": issued.token, "site": site,
+                    "expires_at": issued.record.expires_at})
+        return
+    typer.echo(issued.token)
+    typer.echo(f"token {issued.record.id} for site {site}, expires {issued.record.expires_at:%Y-%m-%d %H:%M} UTC"
+               + (f", {uses} uses" if uses else ""), err=True)
+
+
+@token_app.command("list")
+def token_list(site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+               database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List enrollment tokens (never the tokens themselves)."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = list_tokens(session, site)
+    now = utcnow()
+    records = [{"id": t.id, "site": s, "prefix": t.prefix, "created_at": t.created_at, "expires_at": t.expires_at,
+                "uses": t.uses, "max_uses": t.max_uses,
+                "state": "revoked" if t.revoked_at else ("expired" if t.expires_at <= now else "active"),
+                "note": t.note} for t, s in rows]
+    if as_json:
+        print_json(records)
+        return
+    print_table(["ID", "SITE", "TOKEN", "STATE", "EXPIRES", "USES", "NOTE"],
+                [[r["id"], r["site"], r["prefix"] + "…", r["state"], f"{r['expires_at']:%Y-%m-%d}",
+                  f"{r['uses']}/{r['max_uses'] or '∞'}", r["note"]] for r in records])
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="ID from `caretaker token list`")],
+                 database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Revoke a token: agents already enrolled keep working, new enrollments are refused."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            record = revoke_token(session, token_id, utcnow(), ACTOR)
+    except LookupError as exc:
+        fail(str(exc))
+    typer.echo(f"token {record.id} ({record.prefix}…) revoked")
+
+
+@app.command()
+def devices(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    conflicts: Annotated[bool, typer.Option("--conflicts", help="Only devices kept apart as possible clones")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the device register."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = list_devices(session, site, conflicts)
+    if as_json:
+        print_json(rows)
+        return
+    if conflicts:
+        print_table(["ID", "SITE", "HOSTNAME", "SERIAL", "CONFLICTS WITH", "WHY"],
+                    [[r.id, r.site, r.hostname, r.serial, r.conflict_with, r.conflict_reason] for r in rows])
+    else:
+        print_table(["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
+                    [[r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, _age(r.last_seen)]
+                     for r in rows])
+    typer.echo(f"{len(rows)} device(s)", err=True)
+
+
+@device_app.command("show")
+def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretaker devices`")],
+                database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Everything the register knows about one device."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            detail = device_detail(session, device_id)
+    except NotFound as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(detail)
+        return
+    d = detail.device
+    inventory = detail.inventory or {}
+    cpu = inventory.get("cpu") or {}
+    lines = [
+        ("Device", f"{d.id}  {d.hostname}  ({d.device_class}, site {d.site})"),
+        ("Hardware", " ".join(p for p in (d.vendor, d.model) if p) or "unknown"),
+        ("Serial", d.serial or "unknown"),
+        ("OS", d.os or "unknown"),
+        ("CPU", f"{cpu.get('model', '?')} ({cpu.get('cores', '?')} cores)" if cpu else "unknown"),
+        ("Memory", f"{inventory['memory_bytes'] / 2**30:.1f} GiB" if inventory.get("memory_bytes") else "unknown"),
+        ("MACs", ", ".join(detail.macs) or "none"),
+        ("Last seen", _age(d.last_seen)),
+    ]
+    if d.conflict_with:
+        lines.append(("Conflict", f"kept apart from device {d.conflict_with}: {d.conflict_reason}"))
+    for label, value in lines:
+        typer.echo(f"{label + ':':<11}{value}")
+    typer.echo("\nAgents:")
+    print_table(["ID", "ENROLLED", "LAST SEEN", "REPORTS", "STATE"],
+                [[a.id, f"{a.enrolled_at:%Y-%m-%d %H:%M}", _age(a.last_seen), a.reports,
+                  "retired" if a.retired_at else "active"] for a in detail.agents])
+    typer.echo("\nEnergy, last 24 hours:")
+    print_table(["STATE", "METHOD", "KWH", "HOURS"],
+                [[e.state, e.method, f"{e.kwh:.3f}", f"{e.hours:.2f}"] for e in detail.energy_last_24h])
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

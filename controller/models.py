@@ -1,0 +1,126 @@
+"""The device register's tables. Domain packages own the queries; this module only says what is stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from controller.db import UTCDateTime
+from controller.timeutil import utcnow
+
+
+def _when(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Site(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    timezone: str = Field(default="Europe/London", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EnrollmentToken(SQLModel, table=True):
+    """A site's enrollment token. Only its SHA-256 is kept; the token is shown once, at creation."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="site.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=16)  # enough to recognise it in `caretaker token list`
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+    max_uses: int | None = None
+    uses: int = 0
+    note: str = Field(default="", max_length=200)
+
+
+class Device(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="site.id", index=True)
+    hostname: str = Field(max_length=255, index=True)
+    device_class: str = Field(default="unknown", max_length=32)
+    vendor: str | None = Field(default=None, max_length=255)
+    model: str | None = Field(default=None, max_length=255)
+    serial: str | None = Field(default=None, max_length=255, index=True)
+    smbios_uuid: str | None = Field(default=None, max_length=64, index=True)
+    machine_id: str | None = Field(default=None, max_length=255, index=True)
+    os_name: str | None = Field(default=None, max_length=255)
+    os_version: str | None = Field(default=None, max_length=255)
+    inventory: dict | None = Field(default=None, sa_column=Column(JSON))
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime | None = _when(nullable=True, index=True)
+    # Set when this device was kept apart from another that shares its machine-id or UUID.
+    conflict_with: int | None = Field(default=None, foreign_key="device.id")
+    conflict_reason: str | None = Field(default=None, max_length=500)
+
+
+class DeviceMac(SQLModel, table=True):
+    """Physical MACs, one row each, so identity lookups and wake-on-LAN find a device by MAC."""
+
+    mac: str = Field(primary_key=True, max_length=17)
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+
+
+class Agent(SQLModel, table=True):
+    """One enrollment of one agent; its secret is kept only as a SHA-256 (it is 256 random bits)."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    site_id: int = Field(foreign_key="site.id")
+    token_id: int | None = Field(default=None, foreign_key="enrollmenttoken.id")
+    secret_hash: str = Field(max_length=64)
+    enrolled_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime | None = _when(nullable=True)
+    last_seq: int = 0
+    reports: int = 0
+    # A re-enrolled machine retires its earlier agent; a retired agent's credentials stop working.
+    retired_at: datetime | None = _when(nullable=True)
+
+
+class Report(SQLModel, table=True):
+    """Each accepted report, once: (agent_id, seq) is the idempotency key for ingest."""
+
+    __table_args__ = (Index("ix_report_device_start", "device_id", "start"),)
+
+    agent_id: str = Field(primary_key=True, foreign_key="agent.id", max_length=32)
+    seq: int = Field(primary_key=True)
+    device_id: int = Field(foreign_key="device.id")
+    start: datetime = _when()
+    end: datetime = _when()
+    state: str = Field(max_length=16)
+    cpu_percent: float
+    idle_seconds: float | None = None
+    sessions: int = 0
+    slept_seconds: float = 0.0
+    method: str | None = Field(default=None, max_length=16)  # the method accounted for the awake time
+    joules: float | None = None
+    samples: list | None = Field(default=None, sa_column=Column(JSON))  # every method, for calibration
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EnergyBucket(SQLModel, table=True):
+    """Energy per device per UTC hour, by state and method: the unit all accounting sums."""
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    hour: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    state: str = Field(primary_key=True, max_length=16)
+    method: str = Field(primary_key=True, max_length=16)
+    joules: float = 0.0
+    seconds: float = 0.0
+
+
+class ChangeRecord(SQLModel, table=True):
+    """The audit trail: who changed what, when, with before and after (NetBox-style change log)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=100)  # "agent:<id>", "cli:<user>", "user:<name>"
+    action: str = Field(max_length=50)
+    object_type: str = Field(max_length=50)
+    object_id: str = Field(max_length=64)
+    before: dict | None = Field(default=None, sa_column=Column(JSON))
+    after: dict | None = Field(default=None, sa_column=Column(JSON))

@@ -1,0 +1,34 @@
+"""The controller's one settings object (prefix ``CARETAKER_``); nothing else reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARETAKER_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    # Empty means embedded SQLite in data_dir; a school needs nothing else.
+    database_url: str = ""
+    # Agent reports are small (a few kB); anything near this limit is a mistake or an attack.
+    max_body_bytes: int = 1024 * 1024
+    report_interval_seconds: int = 300
+    # Agents' clocks drift; a report ending further in the future than this is refused.
+    clock_skew_seconds: int = 600
+    # Reports older than this are refused rather than rewriting history long since reported on.
+    max_report_age_days: int = 400
+    enrollment_token_days: int = 30
+    # Group commit: how many agent batches one ingest transaction may take.
+    ingest_group_size: int = 200
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'caretaker.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
