@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -240,6 +241,25 @@ def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretake
     typer.echo("\nEnergy, last 24 hours:")
     print_table(["STATE", "METHOD", "KWH", "HOURS"],
                 [[e.state, e.method, f"{e.kwh:.3f}", f"{e.hours:.2f}"] for e in detail.energy_last_24h])
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its database, certificates and logs")] = Path(
+        "var/demo"),
+    port: Annotated[int, typer.Option(help="HTTPS port for the controller")] = 8443,
+    devices: Annotated[int, typer.Option(help="Simulated devices")] = 300,
+    sites: Annotated[int, typer.Option(help="Simulated sites")] = 3,
+    history: Annotated[int, typer.Option(help="Days of simulated history to backfill")] = 7,
+) -> None:
+    """Run a controller, this machine's agent and a simulated estate, with data to look at."""
+    from controller.demo import DemoPlan, run
+
+    try:
+        run(DemoPlan(data_dir=data_dir.resolve(), port=port, devices=devices, sites=sites, history_days=history,
+                     agent_interval=60))
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        fail(str(exc))
 
 
 @tls_app.command("init")

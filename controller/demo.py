@@ -1,0 +1,134 @@
+"""`caretaker demo`: the whole product on one machine, with data to look at.
+
+It starts the real pieces as separate processes, as they would run in a school: the controller on
+embedded SQLite behind HTTPS with its own CA, this machine's agent enrolled with a site token, and a
+simulated estate on the real protocol. Everything lives in one data directory, so a second run
+carries on where the first stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from controller import tls
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    data_dir: Path
+    port: int
+    devices: int
+    sites: int
+    history_days: int
+    agent_interval: int
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def ca(self) -> Path:
+        return self.tls_dir / tls.CA_CERT_NAME
+
+
+def ensure_certificates(plan: DemoPlan) -> tuple[Path, Path]:
+    if not plan.ca.exists():
+        tls.create_ca(plan.tls_dir, "Caretaker demo CA")
+    server_cert, server_key = plan.tls_dir / "server.crt", plan.tls_dir / "server.key"
+    if not server_cert.exists():
+        tls.issue_server_certificate(plan.ca, plan.tls_dir / tls.CA_KEY_NAME, ["localhost", "127.0.0.1"],
+                                     plan.tls_dir)
+    return server_cert, server_key
+
+
+def _caretaker(plan: DemoPlan, *args: str) -> list[str]:
+    return [str(BIN / "caretaker"), *args, "--data-dir", str(plan.data_dir)]
+
+
+def _wait_healthy(plan: DemoPlan, controller: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if controller.poll() is not None:
+            raise RuntimeError(f"the controller stopped; see {log}")
+        try:
+            if httpx.get(f"{plan.url}/healthz", verify=str(plan.ca), timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the controller did not answer within 60 s; see {log}")
+
+
+def _token(plan: DemoPlan, site: str) -> str:
+    result = subprocess.run(_caretaker(plan, "token", "create", "--site", site, "--days", "1",
+                                       "--note", "caretaker demo"),
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def run(plan: DemoPlan, say=print) -> None:
+    """Start everything, tell the user what to look at, and stop it all on Ctrl-C."""
+    plan.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = plan.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    cert, key = ensure_certificates(plan)
+    children: list[subprocess.Popen] = []
+
+    def start(name: str, args: list[str]) -> subprocess.Popen:
+        log = logs / f"{name}.log"
+        child = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        children.append(child)
+        return child
+
+    try:
+        say(f"Starting the controller on {plan.url} (SQLite in {plan.data_dir}) …")
+        controller = start("controller", _caretaker(plan, "serve", "--port", str(plan.port),
+                                                    "--tls-cert", str(cert), "--tls-key", str(key)))
+        _wait_healthy(plan, controller, logs / "controller.log")
+
+        say("Enrolling this machine's agent …")
+        agent_dir = plan.data_dir / "agent"
+        agent_args = [str(BIN / "caretaker-agent"), "run", "--controller", plan.url, "--ca-file", str(plan.ca),
+                      "--state-dir", str(agent_dir), "--interval", str(plan.agent_interval)]
+        if not (agent_dir / "credentials.json").exists():
+            agent_args += ["--token", _token(plan, "Demo Office")]
+        start("agent", agent_args)
+
+        say(f"Simulating {plan.devices} devices on {plan.sites} sites with {plan.history_days} days of history …")
+        start("simulate", _caretaker(plan, "simulate", "--devices", str(plan.devices), "--sites", str(plan.sites),
+                                     "--controller", plan.url, "--ca-file", str(plan.ca),
+                                     "--history", str(plan.history_days),
+                                     "--state", str(plan.data_dir / "simulate.json")))
+        data = f"--data-dir {plan.data_dir}"
+        say("\nRunning. In another terminal, try:\n"
+            f"  .venv/bin/caretaker devices {data}\n"
+            f"  .venv/bin/caretaker devices --conflicts {data}\n"
+            f"  .venv/bin/caretaker device show 1 {data}\n"
+            f"  .venv/bin/caretaker-agent collect\n"
+            f"Logs are in {logs}. Press Ctrl-C to stop everything.")
+        while all(child.poll() is None for child in children[:2]):
+            time.sleep(1)
+        say(f"A demo process stopped unexpectedly; see {logs}")
+    except KeyboardInterrupt:
+        say("\nStopping …")
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
