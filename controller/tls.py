@@ -8,7 +8,8 @@ and why:
 * The CA has ``pathlen:0``: it can sign servers but never another CA, so a stolen key cannot mint
   a hidden intermediate. Optionally it carries name constraints (``permitted``), which makes it safe
   to add to every browser's trust store: it then cannot vouch for any site outside the school's names.
-* Leaves live at most 397 days, the CA/Browser Forum limit browsers enforce.
+* Leaves live at most 397 days: the limit browsers enforce for public CAs, well inside the 825 days
+  Apple enforces for every CA, and short enough that renewal stays a routine the school remembers.
 * Private keys are written 0600 from the moment the file exists (never chmod-after-write), atomically,
   so a crash cannot leave half a key; an existing CA is never overwritten by accident, because agents
   already trust it.
@@ -183,7 +184,7 @@ def issue_server_certificate(ca_cert: Path | str, ca_key: Path | str, hostnames:
     if not hostnames:
         raise ValueError("give at least one host name or IP address the controller is reached by")
     if not 1 <= days <= LEAF_MAX_DAYS:
-        raise ValueError(f"a server certificate may be valid for 1 to {LEAF_MAX_DAYS} days (browsers refuse longer)")
+        raise ValueError(f"a server certificate may be valid for 1 to {LEAF_MAX_DAYS} days")
     names = list(dict.fromkeys(_san(h) for h in hostnames))
     authority, signing_key = _load_ca(ca_cert, ca_key, ca_key_password)
 
@@ -245,27 +246,30 @@ def describe(cert_path: Path | str, now: datetime | None = None) -> str:
     else:
         status = f"expires in {(end - now).days} days"
     extensions = certificate.extensions
+    try:
+        constraints: x509.BasicConstraints | None = extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    is_ca = constraints is not None and constraints.ca
     lines = [
         f"subject:  {certificate.subject.rfc4514_string() or '(empty)'}",
         f"issuer:   {certificate.issuer.rfc4514_string() or '(empty)'}",
     ]
     try:
         sans = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        lines.append(f"SANs:     {', '.join(_general_name(n) for n in sans) or '(none)'}")
+        lines.append(f"SANs:     {', '.join(_general_name(n) for n in sans)}")
     except x509.ExtensionNotFound:
-        lines.append("SANs:     (none: clients will refuse it for HTTPS)")
+        if not is_ca:
+            lines.append("SANs:     (none: clients will refuse it for HTTPS)")
     lines.append(f"valid:    {start:%Y-%m-%d %H:%M} UTC to {end:%Y-%m-%d %H:%M} UTC ({status})")
-    try:
-        constraints = extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
     if constraints is not None and constraints.ca:
         depth = "any depth" if constraints.path_length is None else f"path length {constraints.path_length}"
         lines.append(f"CA:       yes ({depth})")
         try:
             limits = extensions.get_extension_for_class(x509.NameConstraints).value
             permitted = ", ".join(_general_name(n) for n in limits.permitted_subtrees or ()) or "(any)"
-            lines.append(f"limited:  to {permitted}")
+            excluded = ", ".join(_general_name(n) for n in limits.excluded_subtrees or ())
+            lines.append(f"limited:  to {permitted}" + (f"; never {excluded}" if excluded else ""))
         except x509.ExtensionNotFound:
             lines.append("limited:  no (it can vouch for any name: keep its key safe)")
     lines.append(f"SHA-256:  {certificate.fingerprint(hashes.SHA256()).hex(':').upper()}")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from controller.tls import LEAF_MAX_DAYS, create_ca, describe, issue_server_certificate
 
@@ -213,3 +214,31 @@ def test_describe_says_what_an_administrator_checks(ca: tuple[Path, Path], tmp_p
     assert issued.fingerprint(hashes.SHA256()).hex(":").upper() in text
     assert "EXPIRED 10 days ago" in describe(cert, now=start + timedelta(days=100))
     assert "CA:       yes (path length 0)" in describe(ca[0], now=datetime.now(UTC))
+
+
+def test_a_school_rsa_ca_without_key_identifiers_can_sign_the_controller(tmp_path: Path) -> None:
+    """Older school CAs: RSA, and no subjectKeyIdentifier for the leaf's authorityKeyIdentifier to copy."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Example Trust Root CA")])
+    now = datetime.now(UTC)
+    root = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "root.crt").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "root.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse")))
+
+    cert, server_key = issue_server_certificate(tmp_path / "root.crt", tmp_path / "root.key", ["localhost"],
+                                                tmp_path / "server", ca_key_password=b"correct horse")
+    with https_server(cert, server_key) as port:
+        assert fetch(f"https://localhost:{port}/", tmp_path / "root.crt") == b"caretaker"
+
+
+def test_describe_shows_how_far_a_ca_can_vouch(tmp_path: Path) -> None:
+    ca_cert, _ = create_ca(tmp_path / "ca", "Example Academy CA", permitted=["school.internal"])
+    text = describe(ca_cert)
+    assert "limited:  to DNS:school.internal; never IP:0.0.0.0/0, IP:::/0" in text
+    assert "SANs" not in text
