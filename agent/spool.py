@@ -78,11 +78,11 @@ class Spool:
             self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'last_seq'")
             return self._counter("last_seq")
 
-    def put(self, report: Report) -> None:
+    def put(self, report: Report) -> int:
         """Store ``report``, then drop the oldest reports while the spool is over its bound.
 
-        The newest report is always kept, even alone over the bound: it is the one reading that
-        cannot be had again later.
+        Returns how many were dropped. The newest report is always kept, even alone over the bound:
+        it is the one reading that cannot be had again later.
         """
         body = json.dumps(to_wire(report), separators=(",", ":"))
         with self._transaction():
@@ -99,6 +99,7 @@ class Spool:
             if excess:
                 self._delete(excess)
                 self._add("dropped", len(excess))
+        return len(excess)
 
     def oldest(self, n: int) -> list[tuple[int, str]]:
         """Up to ``n`` pending reports as (seq, JSON text), lowest seq first."""

@@ -88,9 +88,9 @@ def test_over_the_bound_the_oldest_are_dropped_and_counted_across_restarts(tmp_p
     size = body_size(tmp_path)
     path = tmp_path / "spool.sqlite3"
     with Spool(path, max_bytes=3 * size + size // 2) as spool:
-        for seq in range(1, 6):
-            spool.put(make_report(seq))
+        dropped_by_put = [spool.put(make_report(seq)) for seq in range(1, 6)]
 
+        assert dropped_by_put == [0, 0, 0, 1, 1]
         assert [seq for seq, _ in spool.oldest(10)] == [3, 4, 5]
         stats = spool.stats()
         assert stats.dropped == 2
