@@ -295,7 +295,10 @@ def tls_show(certificate: Annotated[Path, typer.Argument(help="A PEM certificate
 
     if not certificate.is_file():
         fail(f"{certificate} does not exist")
-    typer.echo(tls.describe(certificate))
+    try:
+        typer.echo(tls.describe(certificate))
+    except ValueError:
+        fail(f"{certificate} is not a PEM certificate")
 
 
 def main() -> None:
