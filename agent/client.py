@@ -23,6 +23,7 @@ from email.message import Message
 from pathlib import Path
 from typing import TypeVar
 
+from agent import __version__
 from agent.credentials import Credentials
 from agent.protocol import (
     MAX_BATCH_REPORTS,
@@ -147,7 +148,7 @@ class Client:
 
     def _post(self, path: str, body: bytes, authorization: str | None) -> bytes:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": f"caretaker-agent (protocol {PROTOCOL_VERSION})"}
+                   "User-Agent": f"caretaker-agent/{__version__}"}
         if authorization is not None:
             headers["Authorization"] = authorization
         request = urllib.request.Request(self.controller + path, data=body, headers=headers, method="POST")

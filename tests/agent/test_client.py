@@ -1,7 +1,7 @@
 """The HTTPS client against a real TLS server on loopback, and the backoff between its tries.
 
-``FakeController`` and the certificate helpers here are also used by test_cli.py (loaded by path), so
-the agent process there talks to the same kind of peer.
+``FakeController`` and the certificate helpers here are also used by test_cli.py, so the agent process
+there talks to the same kind of peer.
 """
 
 from __future__ import annotations
@@ -245,6 +245,7 @@ def test_a_batch_is_a_valid_report_batch_sent_with_the_agents_credentials(
     (seen,) = controller.requests
     assert seen.path == "/api/v1/agent/reports"
     assert seen.headers["Authorization"] == f"Bearer ag-7:{SECRET}"
+    assert seen.headers["User-Agent"].startswith("caretaker-agent/")
     batch = from_wire(ReportBatch, seen.body)
     assert [r.seq for r in batch.reports] == [4, 5]
 
