@@ -1,0 +1,155 @@
+"""``caretaker-agent``: run (enrol once, then report every interval), once (one report, then exit) and
+collect (print the report that would be sent, touching nothing).
+
+argparse rather than typer, to keep the agent's memory small. Exit codes: 0 done; 1 the controller or
+this machine let us down (the reason is one line on stderr, and any report stays spooled); 2 the
+command line cannot work (no controller, nothing to enrol with, an unreadable CA file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from agent import credentials
+from agent.client import Client, ClientError
+from agent.config import AgentConfig
+from agent.credentials import Credentials, CredentialsError
+from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, ProtocolError, to_wire
+from agent.runner import LOG, DeliveryFailed, Runner
+from agent.sampler import Sampler
+from agent.spool import Spool
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+# once and collect measure this long before reporting: over the few milliseconds after start-up, CPU
+# load says more about Python starting than about the machine.
+SAMPLE_SECONDS = 1.0
+
+
+class UsageError(Exception):
+    """The command line cannot work as given."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.command == "run" else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s caretaker-agent %(levelname)s %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S%z")
+    command: Callable[[AgentConfig], int] = COMMANDS[args.command]
+    try:
+        return command(_config(args))
+    except UsageError as exc:
+        print(f"caretaker-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DeliveryFailed, ClientError, CredentialsError, ProtocolError, OSError, sqlite3.Error) as exc:
+        print(f"caretaker-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def run(config: AgentConfig) -> int:
+    """Report every interval until SIGTERM or SIGINT."""
+    config, creds, client = _connect(config)
+    with Spool(config.spool_file, config.spool_max_bytes) as spool:
+        runner = Runner(config, spool, Sampler(config), client, creds)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: runner.stop())
+        LOG.info("reporting to %s every %d s; state in %s", config.controller, runner.interval_seconds,
+                 config.state_dir)
+        runner.run()
+        LOG.info("stopped; %d report(s) spooled", spool.stats().pending)
+    return 0
+
+
+def once(config: AgentConfig) -> int:
+    """Collect one report, deliver it with any backlog, and say whether it was acknowledged."""
+    config, creds, client = _connect(config)
+    with Spool(config.spool_file, config.spool_max_bytes) as spool:
+        sampler = Sampler(config)
+        time.sleep(SAMPLE_SECONDS)
+        Runner(config, spool, sampler, client, creds).once()
+    return 0
+
+
+def collect(config: AgentConfig) -> int:
+    """Print the report this machine would send, with its inventory, as JSON; send and store nothing.
+
+    It carries seq 1 because only the spool hands out sequence numbers, and this must not touch it.
+    """
+    sampler = Sampler(config)
+    time.sleep(SAMPLE_SECONDS)
+    report = sampler.report(1)
+    if report.inventory is None:
+        report = replace(report, inventory=sampler.inventory())
+    print(json.dumps(to_wire(report), indent=2))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[AgentConfig], int]] = {"run": run, "once": once, "collect": collect}
+
+
+def _connect(config: AgentConfig) -> tuple[AgentConfig, Credentials | None, Client]:
+    """The controller to talk to, this agent's credentials there (None: enrol first) and a client."""
+    stored = credentials.load(config.credentials_file)
+    controller = (config.controller or (stored.controller if stored else "")).rstrip("/")
+    if not controller:
+        raise UsageError("no controller: pass --controller https://… and --token <enrolment token>")
+    if stored is not None and stored.controller.rstrip("/") != controller:
+        stored = None  # enrolled elsewhere: this controller needs a token of its own
+    if stored is None and not config.token:
+        raise UsageError(f"not enrolled at {controller}: pass --token <enrolment token>")
+    try:
+        client = Client(controller, config.ca_file)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # includes ssl.SSLError: a file that holds no certificate
+        raise UsageError(f"cannot use --ca-file {config.ca_file}: {exc}") from None
+    return replace(config, controller=controller), stored, client
+
+
+def _config(args: argparse.Namespace) -> AgentConfig:
+    given = {"controller": args.controller, "token": args.token, "state_dir": args.state_dir,
+             "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
+             "batch_size": args.batch_size}
+    return AgentConfig(**{name: value for name, value in given.items() if value is not None})
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--controller", metavar="URL", help="the controller, e.g. https://caretaker.school.example:8443")
+    common.add_argument("--token", metavar="T", help="site enrolment token; needed only to enrol")
+    common.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help=f"credentials and spool (default {AgentConfig().state_dir})")
+    common.add_argument("--ca-file", type=Path, metavar="PEM",
+                        help="CA that signed the controller's certificate (default: the system trust store)")
+    common.add_argument("--interval", type=_bounded(1, MAX_INTERVAL_SECONDS), metavar="SECONDS",
+                        help="seconds between reports until the controller says otherwise")
+    common.add_argument("--root", type=Path, metavar="DIR", help="where collectors read /sys and /proc (default /)")
+    common.add_argument("--batch-size", type=_bounded(1, MAX_BATCH_REPORTS), metavar="N",
+                        help="reports sent per request at most")
+    parser = argparse.ArgumentParser(prog="caretaker-agent",
+                                     description="Report this machine's inventory, activity and power to "
+                                                 "a Caretaker controller.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="enrol if needed, then report every interval")
+    commands.add_parser("once", parents=[common], help="collect and send one report, then exit")
+    commands.add_parser("collect", parents=[common], help="print the report that would be sent, as JSON")
+    return parser
