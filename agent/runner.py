@@ -68,6 +68,8 @@ class DeliveryFailed(Exception):
 
 
 class Runner:
+    """The loop and its two steps, ``collect`` and ``deliver``. The caller owns the spool and closes it."""
+
     def __init__(self, config: AgentConfig, spool: Spool, sampler: Sampler, transport: Transport,
                  credentials: Credentials | None, *, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] | None = None, backoff: Backoff | None = None,
