@@ -1,0 +1,105 @@
+"""The contract between the collectors and the OS backends.
+
+A backend answers the questions only the operating system can answer; the collectors combine those
+answers with what psutil knows on every OS and turn them into the wire format. Backends return these
+neutral readings, never protocol payloads of their own, so one collector serves all three OSes.
+
+``root`` is where a backend reads files from (``/`` in production, a fixture tree in tests);
+backends that learn everything from commands or OS calls ignore it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from agent.protocol import MAX_TEXT, Battery, Disk, Monitor, OperatingSystem, Smbios
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the OS says about the machine that psutil cannot."""
+
+    os: OperatingSystem
+    machine_id: str | None = None
+    cpu_model: str = ""
+    smbios: Smbios = field(default_factory=Smbios)
+    disks: tuple[Disk, ...] = ()
+    batteries: tuple[Battery, ...] = ()
+    monitors: tuple[Monitor, ...] = ()
+    link_speeds: tuple[tuple[str, int], ...] = ()  # (NIC name, Mb/s) where the OS reports it apart from psutil
+    # NICs backed by hardware. Bridges, tunnels and container veths get new random MACs and would
+    # make one machine look like many to identity matching. None: the OS cannot tell, keep them all.
+    physical_nics: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InputIdle:
+    """Seconds since the last keyboard or mouse input, and which mechanism said so."""
+
+    seconds: float | None = None  # None: nothing on this machine could tell
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RaplCounter:
+    """One RAPL energy counter as the kernel exposes it; it wraps at ``max_energy_range_uj``."""
+
+    zone: str  # sysfs zone, e.g. "intel-rapl:0" or "intel-rapl:0:2"
+    name: str  # what it measures, e.g. "package-0" or "dram"
+    energy_uj: int
+    max_energy_range_uj: int
+
+
+@dataclass(frozen=True)
+class RaplReading:
+    counters: tuple[RaplCounter, ...] = ()
+    status: str = "ok"  # or why the counters could not be read, e.g. "unavailable: permission"
+
+
+@dataclass(frozen=True)
+class BatteryDraw:
+    """The system's draw from its battery at one instant.
+
+    Only a discharging battery measures the machine: on AC the battery reports its charging rate
+    (or 0), which says nothing about what the machine draws from the wall.
+    """
+
+    discharging: bool
+    watts: float | None = None
+    detail: str = ""  # which battery and which readings, e.g. "BAT0 current×voltage"
+
+
+class Backend(Protocol):
+    """One OS: each of linux.py, windows.py and macos.py provides these as module functions."""
+
+    def host_facts(self, root: Path) -> HostFacts: ...
+
+    def input_idle(self, root: Path) -> InputIdle: ...
+
+    def slept_seconds(self) -> float:
+        """Seconds spent suspended since boot: a counter that only moves while the machine sleeps."""
+        ...
+
+    def rapl(self, root: Path) -> RaplReading | None:
+        """The package and DRAM counters; None where the machine or the OS exposes no RAPL."""
+        ...
+
+    def has_battery(self, root: Path) -> bool: ...
+
+    def battery_draw(self, root: Path) -> BatteryDraw | None:
+        """None when the machine has no system battery."""
+        ...
+
+
+def text_or_none(value: object, limit: int = MAX_TEXT) -> str | None:
+    """An OS-reported string made safe for the wire: stripped, None when blank, cut to ``limit``.
+
+    Firmware strings are unbounded and often padded; the protocol refuses anything longer than
+    ``MAX_TEXT``, and one oversized vendor string must not cost the whole inventory.
+    """
+    if value is None:
+        return None
+    text = str(value).strip().strip("\x00").strip()
+    return text[:limit] if text else None
