@@ -301,6 +301,45 @@ def tls_show(certificate: Annotated[Path, typer.Argument(help="A PEM certificate
         fail(f"{certificate} is not a PEM certificate")
 
 
+@app.command()
+def simulate(
+    controller: Annotated[str, typer.Option(help="Controller URL, e.g. https://127.0.0.1:8443")],
+    devices: Annotated[int | None, typer.Option(help="Virtual devices (default 100, or as in --state)")] = None,
+    sites: Annotated[int | None, typer.Option(help="Sites to spread them over (default 3, or one per --token)")] = None,
+    token: Annotated[list[str] | None, typer.Option(help="Site enrollment token; repeat, one per site")] = None,
+    seed: Annotated[int | None, typer.Option(help="The same seed makes the same devices (default 1)")] = None,
+    history: Annotated[float, typer.Option(help="Days of past reports to backfill before reporting live")] = 0,
+    interval: Annotated[int, typer.Option(help="Seconds between a device's reports")] = 300,
+    duration: Annotated[float | None, typer.Option(
+        help="Seconds of live reporting after the backfill (default: until Ctrl-C)")] = None,
+    state: Annotated[Path, typer.Option(help="Enrollments and sequence numbers, kept between runs")] = Path(
+        "caretaker-simulate.json"),
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once")] = 32,
+    ca_file: Annotated[Path | None, typer.Option(help="CA certificate that signed an HTTPS controller's")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run virtual agents on the real protocol: a school estate for demos and load tests.
+
+    Without --token, give the controller's --data-dir or --database-url and site tokens are created.
+    """
+    import asyncio
+
+    from controller import simulate_run
+
+    config = simulate_run.SimulationConfig(
+        controller=controller, state_file=state, devices=devices, sites=sites, seed=seed, tokens=tuple(token or ()),
+        history_days=history, interval=interval, duration=duration, concurrency=concurrency, ca_file=ca_file)
+    issue = None
+    if database_url is not None or data_dir is not None:
+        def issue(names: list[str]) -> list[str]:
+            return simulate_run.issue_site_tokens(open_database(database_url, data_dir), names)
+    try:
+        asyncio.run(simulate_run.simulate(config, issue, typer.echo))
+    except (simulate_run.SimulationError, ValueError) as exc:
+        fail(str(exc))
+
+
 def main() -> None:
     try:
         app()
