@@ -1,0 +1,359 @@
+"""What the agent costs a PC, measured beside Prometheus node_exporter doing a comparable job.
+
+Schools judge an agent by what it takes from a classroom machine, so the figures come from the real
+processes: the controller over HTTPS (so the agent pays for TLS, as in a school), the installed
+``caretaker-agent run`` enrolled with a site token, and Debian's ``prometheus-node-exporter``, which
+this script scrapes over HTTP at the agent's interval, as Prometheus would. Both processes (with any
+children) are sampled with psutil every few seconds.
+
+The steady state is what a PC pays all day, so CPU per hour is taken over a window that starts half an
+interval after launch and holds exactly ``--minutes`` agent cycles and as many scrapes; start-up (Python
+imports, enrolment, the first inventory) is shown apart. Peak RSS covers the whole run and also takes the
+kernel's high-water mark, which catches spikes that fall between samples.
+
+    .venv/bin/python bench/agent_footprint.py              # the recorded 12-minute benchmark
+    .venv/bin/python bench/agent_footprint.py --minutes 1  # a smoke run to try it (not a result)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+BIN = Path(sys.executable).parent
+MIB = 1024 * 1024
+RSS_TARGET_MIB = 30.0  # "RSS ≤ 30 MB"; MB here means MiB, as top and ps count it
+CPU_TARGET_SECONDS_PER_HOUR = 5.0
+RECORDED_MINIMUM_MINUTES = 10
+NODE_EXPORTER_NAMES = ("prometheus-node-exporter", "node_exporter")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at a process tree: seconds since launch, resident bytes, CPU seconds so far."""
+
+    at: float
+    rss: int
+    cpu: float
+
+
+@dataclass(frozen=True)
+class Footprint:
+    peak_rss_mib: float  # the larger of the sampled peak and the kernel high-water mark
+    mean_rss_mib: float  # over the steady window
+    startup_cpu_seconds: float  # launch to the start of the steady window
+    window_cpu_seconds: float
+    window_seconds: float
+
+    @property
+    def cpu_seconds_per_hour(self) -> float:
+        return self.window_cpu_seconds / self.window_seconds * 3600
+
+
+class TreeMeter:
+    """Samples a process and its descendants. CPU includes children already reaped (the kernel adds
+    their time to the parent's ``children_*`` counters), so a short-lived command the agent runs is
+    counted whether or not a sample caught it alive."""
+
+    def __init__(self, pid: int, launched: float) -> None:
+        self._process = psutil.Process(pid)
+        self._launched = launched
+
+    def sample(self) -> Sample:
+        with self._process.oneshot():
+            times = self._process.cpu_times()
+            rss = self._process.memory_info().rss
+            cpu = times.user + times.system + times.children_user + times.children_system
+        for child in self._process.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+                rss += child.memory_info().rss
+                cpu += child_times.user + child_times.system
+            except psutil.NoSuchProcess:
+                continue
+        return Sample(time.monotonic() - self._launched, rss, cpu)
+
+    def high_water_mark(self) -> int:
+        """The kernel's peak RSS for the process itself (Linux VmHWM); 0 where there is no /proc."""
+        try:
+            status = Path(f"/proc/{self._process.pid}/status").read_text()
+        except OSError:
+            return 0
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+def summarise(samples: Sequence[Sample], high_water_mark: int, window_start: float) -> Footprint:
+    """The footprint of one process tree; ``window_start`` is seconds since launch."""
+    before = [s for s in samples if s.at <= window_start]
+    window = [s for s in samples if s.at >= window_start]
+    if not before or len(window) < 2:
+        raise ValueError("too few samples to cover the steady window")
+    first, last = before[-1], window[-1]
+    return Footprint(
+        peak_rss_mib=max(high_water_mark, *(s.rss for s in samples)) / MIB,
+        mean_rss_mib=statistics.fmean(s.rss for s in window) / MIB,
+        startup_cpu_seconds=first.cpu,
+        window_cpu_seconds=last.cpu - first.cpu,
+        window_seconds=last.at - first.at,
+    )
+
+
+# --- the processes under test -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_cli(*args: str) -> str:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, check=True).stdout
+
+
+def wait_until_answering(url: str, context: ssl.SSLContext | None, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within 60 s; see {log}")
+
+
+@contextmanager
+def started(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A child process that is stopped (SIGTERM, then SIGKILL) however the benchmark ends."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def node_exporter_binary(given: str | None) -> str:
+    for name in (given,) if given else NODE_EXPORTER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SystemExit("node_exporter not found: apt-get install prometheus-node-exporter, or pass --node-exporter")
+
+
+@dataclass(frozen=True)
+class Setup:
+    url: str
+    context: ssl.SSLContext | None  # how this script trusts the controller; None for plain HTTP
+    serve_args: tuple[str, ...]
+    agent_tls_args: tuple[str, ...]
+
+
+def prepare_controller(work: Path, port: int, plain_http: bool) -> Setup:
+    if plain_http:
+        return Setup(f"http://127.0.0.1:{port}", None, (), ())
+    tls_dir = work / "tls"
+    run_cli("caretaker", "tls", "init", "--dir", str(tls_dir), "--name", "127.0.0.1")
+    ca = tls_dir / "ca.crt"
+    return Setup(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(ca)),
+                 ("--tls-cert", str(tls_dir / "server.crt"), "--tls-key", str(tls_dir / "server.key")),
+                 ("--ca-file", str(ca)))
+
+
+def reports_received(data_dir: Path, state_dir: Path) -> int:
+    """How many reports the controller stored from this agent: proof that it was really working."""
+    credentials = json.loads((state_dir / "credentials.json").read_text())
+    detail = json.loads(run_cli("caretaker", "device", "show", str(credentials["device_id"]),
+                                "--data-dir", str(data_dir), "--json"))
+    return next(a["reports"] for a in detail["agents"] if a["id"] == credentials["agent_id"])
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    agent: Footprint
+    node_exporter: Footprint
+    reports: int
+    scrapes: int
+    scrape_bytes: int
+    agent_warnings: int
+
+
+def measure(agent_meter: TreeMeter, exporter_meter: TreeMeter, scrape: Callable[[], int], *, seconds: float,
+            interval: float, every: float, say: Callable[[str], None]) -> tuple[list[Sample], list[Sample], int, int]:
+    """Sample both trees every ``every`` s and scrape every ``interval`` s until ``seconds`` have passed."""
+    agent_samples: list[Sample] = []
+    exporter_samples: list[Sample] = []
+    start = time.monotonic()
+    next_sample, next_scrape, next_note = start, start + interval, start + 60
+    scrapes = scraped_bytes = 0
+    while True:
+        now = time.monotonic()
+        if now >= next_scrape:
+            scraped_bytes += scrape()
+            scrapes += 1
+            next_scrape += interval
+        if now >= next_sample:
+            agent_samples.append(agent_meter.sample())
+            exporter_samples.append(exporter_meter.sample())
+            next_sample += every
+        if now >= next_note:
+            a, e = agent_samples[-1], exporter_samples[-1]
+            say(f"  {now - start:5.0f} s  agent {a.rss / MIB:5.1f} MiB {a.cpu:6.2f} CPU-s   "
+                f"node_exporter {e.rss / MIB:5.1f} MiB {e.cpu:6.2f} CPU-s")
+            next_note += 60
+        if now - start >= seconds:
+            agent_samples.append(agent_meter.sample())
+            exporter_samples.append(exporter_meter.sample())
+            return agent_samples, exporter_samples, scrapes, scraped_bytes
+        time.sleep(max(0.0, min(next_sample, next_scrape, start + seconds) - time.monotonic()))
+
+
+def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool, exporter: str,
+        say: Callable[[str], None]) -> Result:
+    data_dir, state_dir, logs = work / "controller", work / "agent", work / "logs"
+    logs.mkdir(parents=True)
+    port, exporter_port = free_port(), free_port()
+    setup = prepare_controller(work, port, plain_http)
+    # The controller tells agents their interval on enrolment; without this it would say 300 s.
+    controller_env = {**os.environ, "CARETAKER_REPORT_INTERVAL_SECONDS": str(interval)}
+    with ExitStack() as stack:
+        controller = stack.enter_context(started(
+            [str(BIN / "caretaker"), "serve", "--data-dir", str(data_dir), "--port", str(port),
+             "--log-level", "warning", *setup.serve_args], logs / "controller.log", controller_env))
+        wait_until_answering(f"{setup.url}/healthz", setup.context, controller, logs / "controller.log")
+        token = run_cli("caretaker", "token", "create", "--site", "Bench", "--data-dir", str(data_dir)).strip()
+
+        exporter_url = f"http://127.0.0.1:{exporter_port}"
+        node = stack.enter_context(started(
+            [exporter, f"--web.listen-address=127.0.0.1:{exporter_port}"], logs / "node_exporter.log"))
+        wait_until_answering(f"{exporter_url}/", None, node, logs / "node_exporter.log")
+
+        def scrape() -> int:
+            with urllib.request.urlopen(f"{exporter_url}/metrics", timeout=10) as answer:
+                return len(answer.read())
+
+        say(f"Measuring for {minutes} min + {interval / 2:.0f} s: agent every {interval} s over "
+            f"{setup.url.split(':')[0].upper()}, node_exporter scraped every {interval} s; logs in {logs}")
+        launched = time.monotonic()
+        agent = stack.enter_context(started(
+            [str(BIN / "caretaker-agent"), "run", "--controller", setup.url, "--token", token,
+             "--state-dir", str(state_dir), "--interval", str(interval), *setup.agent_tls_args],
+            logs / "agent.log"))
+        agent_meter = TreeMeter(agent.pid, launched)
+        exporter_meter = TreeMeter(node.pid, launched)
+        agent_samples, exporter_samples, scrapes, scraped_bytes = measure(
+            agent_meter, exporter_meter, scrape, seconds=minutes * 60 + interval / 2, interval=interval,
+            every=every, say=say)
+        agent_hwm, exporter_hwm = agent_meter.high_water_mark(), exporter_meter.high_water_mark()
+        if agent.poll() is not None:
+            raise RuntimeError(f"the agent exited with {agent.returncode} during the run; see {logs / 'agent.log'}")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        reports = reports_received(data_dir, state_dir)
+
+    window_start = interval / 2
+    agent_log = (logs / "agent.log").read_text(errors="replace")
+    return Result(
+        agent=summarise(agent_samples, agent_hwm, window_start),
+        node_exporter=summarise(exporter_samples, exporter_hwm, window_start),
+        reports=reports,
+        scrapes=scrapes,
+        scrape_bytes=scraped_bytes // max(scrapes, 1),
+        agent_warnings=sum(word in agent_log for word in ("WARNING", "ERROR", "Traceback")),
+    )
+
+
+def render(result: Result, minutes: int) -> str:
+    a, n = result.agent, result.node_exporter
+    rows = [
+        ("peak RSS (MiB)", a.peak_rss_mib, n.peak_rss_mib),
+        ("mean RSS (MiB)", a.mean_rss_mib, n.mean_rss_mib),
+        ("start-up CPU-s", a.startup_cpu_seconds, n.startup_cpu_seconds),
+        (f"CPU-s over {a.window_seconds / 60:.1f} min", a.window_cpu_seconds, n.window_cpu_seconds),
+        ("CPU-s per hour", a.cpu_seconds_per_hour, n.cpu_seconds_per_hour),
+    ]
+    lines = [f"{'':24}{'agent':>10}{'node_exp':>10}{'ratio':>8}"]
+    for label, mine, theirs in rows:
+        ratio = f"{mine / theirs:.2f}" if theirs else "n/a"
+        lines.append(f"{label:24}{mine:10.2f}{theirs:10.2f}{ratio:>8}")
+    rss_ok = a.peak_rss_mib <= RSS_TARGET_MIB
+    cpu_ok = a.cpu_seconds_per_hour <= CPU_TARGET_SECONDS_PER_HOUR
+    lines += [
+        "",
+        f"target peak RSS <= {RSS_TARGET_MIB:.0f} MiB:       {'met' if rss_ok else 'MISSED'} ({a.peak_rss_mib:.1f})",
+        f"target <= {CPU_TARGET_SECONDS_PER_HOUR:.0f} CPU-s per hour:    {'met' if cpu_ok else 'MISSED'} "
+        f"({a.cpu_seconds_per_hour:.2f})",
+        f"reports stored by the controller: {result.reports} (expected {minutes})",
+        f"node_exporter scrapes: {result.scrapes}, {result.scrape_bytes / 1024:.0f} KiB each",
+    ]
+    if result.agent_warnings:
+        lines.append("the agent logged warnings or errors: read its log before trusting these figures")
+    if minutes < RECORDED_MINIMUM_MINUTES:
+        lines.append(f"a smoke run: record only runs of at least {RECORDED_MINIMUM_MINUTES} minutes")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=int, default=12, help="steady window length (default 12; >= 10 to record)")
+    parser.add_argument("--interval", type=int, default=60, help="agent report and scrape interval in s (60)")
+    parser.add_argument("--sample-seconds", type=float, default=2.0, help="how often to sample RSS and CPU (2)")
+    parser.add_argument("--http", action="store_true", help="plain HTTP to the controller, to see what TLS costs")
+    parser.add_argument("--node-exporter", help="node_exporter binary (default: found on PATH)")
+    parser.add_argument("--work-dir", type=Path, help="keep data and logs here (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    if args.minutes < 1 or args.interval < 1 or args.sample_seconds <= 0:
+        parser.error("--minutes, --interval and --sample-seconds must be positive")
+    exporter = node_exporter_binary(args.node_exporter)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    exporter_version = subprocess.run([exporter, "--version"], capture_output=True, text=True).stdout
+    say(f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; {psutil.cpu_count()} CPUs; Python "
+        f"{sys.version.split()[0]}; {exporter_version.splitlines()[0] if exporter_version else exporter}")
+    if args.work_dir and args.work_dir.exists() and any(args.work_dir.iterdir()):
+        parser.error(f"{args.work_dir} is not empty")
+    with ExitStack() as stack:
+        work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agent-footprint-")))
+        result = run(work, args.minutes, args.interval, args.sample_seconds, args.http, exporter, say)
+    say("")
+    say(render(result, args.minutes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
