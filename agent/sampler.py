@@ -28,6 +28,7 @@ from agent.config import AgentConfig
 from agent.platform.base import BatteryDraw, RaplReading
 from agent.protocol import (
     MAX_INTERVAL_SECONDS,
+    MAX_WATTS,
     Activity,
     DeviceClass,
     EnergySample,
@@ -86,8 +87,9 @@ def parse_power_models(text: str, defaults: Mapping[DeviceClass, PowerModel] | N
                                sleep_watts=float(entry["sleep_watts"]), source=str(entry.get("source", "")))
         except (KeyError, TypeError, ValueError):
             raise PowerModelError(f"{name}: idle_watts, max_watts and sleep_watts must all be numbers") from None
-        if not 0 <= model.idle_watts <= model.max_watts or model.sleep_watts < 0:
-            raise PowerModelError(f"{name}: watts must satisfy 0 <= idle_watts <= max_watts and sleep_watts >= 0")
+        if not 0 <= model.idle_watts <= model.max_watts <= MAX_WATTS or not 0 <= model.sleep_watts <= MAX_WATTS:
+            raise PowerModelError(f"{name}: watts must satisfy 0 <= idle_watts <= max_watts <= {MAX_WATTS:g} "
+                                  f"and 0 <= sleep_watts <= {MAX_WATTS:g}")
         models[device_class] = model
     missing = set(DeviceClass) - set(models)
     if missing:
@@ -99,7 +101,11 @@ def load_power_models(override: Path | None) -> dict[DeviceClass, PowerModel]:
     """The shipped defaults, with a site's override file laid over them."""
     models = parse_power_models(resources.files("agent").joinpath("power_models.json").read_text("utf-8"))
     if override is not None:
-        models = parse_power_models(override.read_text("utf-8"), models)
+        try:
+            text = override.read_text("utf-8")
+        except OSError as exc:
+            raise PowerModelError(f"cannot read the power model file {override}: {exc.strerror}") from None
+        models = parse_power_models(text, models)
     return models
 
 
@@ -109,6 +115,15 @@ def activity_state(cpu_percent: float, idle_seconds: float | None, config: Agent
     """ACTIVE if someone gave input within the idle threshold or the CPU was busy, else IDLE."""
     recent_input = idle_seconds is not None and idle_seconds <= config.idle_threshold_seconds
     return PowerState.ACTIVE if recent_input or cpu_percent > config.busy_cpu_percent else PowerState.IDLE
+
+
+def _measured(method: PowerMethod, state: PowerState, seconds: float, joules: float, detail: str) -> EnergySample:
+    """A measured figure, unless it implies a draw no machine has: a driver reporting in the wrong
+    unit must cost that one figure, not the whole report (the protocol refuses such energy)."""
+    if joules > MAX_WATTS * max(seconds, 1.0):
+        return EnergySample(method=method, state=state, seconds=seconds, status="unavailable: implausible reading",
+                            detail=detail)
+    return EnergySample(method=method, state=state, seconds=seconds, joules=joules, detail=detail)
 
 
 def rapl_sample(previous: RaplReading | None, current: RaplReading, seconds: float, state: PowerState,
@@ -126,8 +141,8 @@ def rapl_sample(previous: RaplReading | None, current: RaplReading, seconds: flo
         # Some firmware zeroes the counters on resume; reading that as a wrap would invent energy.
         return unavailable("unavailable: counter reset by suspend")
     microjoules = sum(energy_between(before[counter.zone], counter) for counter in current.counters)
-    return EnergySample(method=PowerMethod.RAPL, state=state, seconds=seconds, joules=microjoules / 1e6,
-                        detail="+".join(counter.name for counter in current.counters)[:MAX_DETAIL])
+    return _measured(PowerMethod.RAPL, state, seconds, microjoules / 1e6,
+                     "+".join(counter.name for counter in current.counters)[:MAX_DETAIL])
 
 
 def battery_sample(previous: BatteryDraw | None, current: BatteryDraw, seconds: float,
@@ -145,8 +160,8 @@ def battery_sample(previous: BatteryDraw | None, current: BatteryDraw, seconds: 
         return unavailable("unavailable: first reading")
     if not previous.discharging or previous.watts is None:
         return unavailable("unavailable: on AC for part of the interval")
-    return EnergySample(method=PowerMethod.BATTERY, state=state, seconds=seconds,
-                        joules=(previous.watts + current.watts) / 2 * seconds, detail=current.detail[:MAX_DETAIL])
+    return _measured(PowerMethod.BATTERY, state, seconds, (previous.watts + current.watts) / 2 * seconds,
+                     current.detail[:MAX_DETAIL])
 
 
 def model_samples(model: PowerModel, device_class: DeviceClass, cpu_percent: float, state: PowerState,

@@ -263,6 +263,15 @@ def test_battery_unplugged_during_the_interval_measured_only_part_of_it(previous
     assert battery_sample(previous, now, 300, PowerState.IDLE).status == status
 
 
+def test_a_battery_rate_no_machine_could_draw_costs_that_figure_not_the_report() -> None:
+    # A driver giving power_now in mW rather than µW would read as a million times too much.
+    absurd = BatteryDraw(discharging=True, watts=8.123e6, detail="BAT0 power_now")
+
+    sample = battery_sample(absurd, absurd, 300, PowerState.IDLE)
+
+    assert (sample.status, sample.joules) == ("unavailable: implausible reading", None)
+
+
 # --- sleep ---------------------------------------------------------------------------------------------
 
 def test_time_asleep_is_reported_and_estimated_at_sleep_watts(clock: FakeClock, activity: ScriptedActivity) -> None:
@@ -386,6 +395,7 @@ def test_site_override_replaces_only_the_classes_it_names(
 @pytest.mark.parametrize("text", [
     '{"models": {"desktop": {"idle_watts": 90, "max_watts": 40, "sleep_watts": 1}}}',
     '{"models": {"desktop": {"idle_watts": "lots", "max_watts": 40, "sleep_watts": 1}}}',
+    '{"models": {"server": {"idle_watts": 100, "max_watts": 250000, "sleep_watts": 5}}}',
     '{"models": {"tablet": {"idle_watts": 3, "max_watts": 8, "sleep_watts": 0.5}}}',
     '{"desktop": {"idle_watts": 30, "max_watts": 90, "sleep_watts": 1}}',
 ])
@@ -395,3 +405,8 @@ def test_a_power_model_file_that_makes_no_sense_is_refused(tmp_path: Path, text:
 
     with pytest.raises(PowerModelError):
         load_power_models(override)
+
+
+def test_a_missing_power_model_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(PowerModelError, match=r"models\.json"):
+        load_power_models(tmp_path / "models.json")
