@@ -69,7 +69,8 @@ def test_nics_match_what_ip_reports(here: inventory.Inventory) -> None:
 def test_disks_match_what_lsblk_reports(here: inventory.Inventory) -> None:
     listed = json.loads(subprocess.run(["lsblk", "-J", "-b", "-d", "-o", "NAME,SIZE,ROTA,TYPE"],
                                        capture_output=True, text=True, check=True).stdout)["blockdevices"]
-    sizes = {device["name"]: (int(device["size"]), device["rota"]) for device in listed}
+    # util-linux prints rota as a JSON boolean since 2.37 and as "0"/"1" before.
+    sizes = {device["name"]: (int(device["size"]), device["rota"] in (True, "1", 1)) for device in listed}
 
     for disk in here.disks:
         size, rotational = sizes[disk.name]
