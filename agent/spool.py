@@ -19,7 +19,8 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO counters (name, value) VALUES ('last_seq', 0), ('dropped', 0), ('rejected', 0);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0), ('rejected', 0);
 """
 
 
@@ -58,7 +59,8 @@ class Spool:
     small and reclaimed as rows are deleted.
     """
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int,
+                 clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -68,6 +70,12 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # A new spool numbers from the current time in milliseconds, not from 1: if the spool is
+        # deleted while the credentials survive, the controller still has the old numbers, and a
+        # restart from 1 would have every new report discarded as a duplicate. Reports come at most
+        # once a second, so a later start is always above every number an earlier spool handed out.
+        self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('last_seq', ?)",
+                         (clock_ms(),))
 
     def reserve_seq(self) -> int:
         """The next sequence number, committed before the caller builds the report.

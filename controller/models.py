@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from controller.db import UTCDateTime
@@ -75,7 +75,7 @@ class Agent(SQLModel, table=True):
     secret_hash: str = Field(max_length=64)
     enrolled_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True)
-    last_seq: int = 0
+    last_seq: int = Field(default=0, sa_type=BigInteger)
     reports: int = 0
     # A re-enrolled machine retires its earlier agent; a retired agent's credentials stop working.
     retired_at: datetime | None = _when(nullable=True)
@@ -87,7 +87,7 @@ class Report(SQLModel, table=True):
     __table_args__ = (Index("ix_report_device_start", "device_id", "start"),)
 
     agent_id: str = Field(primary_key=True, foreign_key="agent.id", max_length=32)
-    seq: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)  # agents number from epoch milliseconds
     device_id: int = Field(foreign_key="device.id")
     start: datetime = _when()
     end: datetime = _when()

@@ -121,7 +121,7 @@ def test_once_enrols_delivers_and_keeps_the_credentials_private(
                    "--state-dir", str(state))
 
     assert result.returncode == 0, result.stderr
-    assert controller.reports_received() == [1]
+    assert len(controller.reports_received()) == 1
     assert pending(state) == []
     creds_file = state / "credentials.json"
     assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
@@ -152,7 +152,7 @@ def test_once_fails_in_one_line_and_keeps_the_report_when_the_controller_is_down
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "503" in result.stderr and "stays spooled" in result.stderr
-    assert pending(tmp_path) == [1]
+    assert len(pending(tmp_path)) == 1
 
 
 def test_once_refuses_a_controller_whose_certificate_it_cannot_verify(
@@ -184,7 +184,7 @@ def test_run_enrols_reports_every_interval_and_stops_cleanly_on_sigterm(
 
     assert process.returncode == 0, err
     received = controller.reports_received()
-    assert received == list(range(1, len(received) + 1))
+    assert received == list(range(received[0], received[0] + len(received)))
     assert [s.path for s in controller.requests].count("/api/v1/agent/enroll") == 1
     for secret in (TOKEN, SECRET):
         assert secret not in out + err

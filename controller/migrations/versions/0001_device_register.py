@@ -1,8 +1,8 @@
 """device register
 
-Revision ID: 8aef6c4ea0fd
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:06:27.027567
+Create Date: 2026-11-22 23:25:35.277766
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 
 import controller.db
 
-revision: str = '8aef6c4ea0fd'
+revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -97,7 +97,7 @@ def upgrade() -> None:
     sa.Column('secret_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('enrolled_at', controller.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_seen', controller.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.Column('last_seq', sa.BigInteger(), nullable=False),
     sa.Column('reports', sa.Integer(), nullable=False),
     sa.Column('retired_at', controller.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], ),
@@ -126,7 +126,7 @@ def upgrade() -> None:
     )
     op.create_table('report',
     sa.Column('agent_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('device_id', sa.Integer(), nullable=False),
     sa.Column('start', controller.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('end', controller.db.UTCDateTime(timezone=True), nullable=False),
