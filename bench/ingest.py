@@ -1,0 +1,506 @@
+"""Controller ingest: sustained reports per second and latency at 10,000 simulated devices.
+
+Target (issue): at least 1,000 reports/s with p99 at most 100 ms, one report per request as live
+agents send them (300,000 devices reporting every 5 minutes), on SQLite and on PostgreSQL, with the
+load generator on the same 2-core machine; and the same server's ceiling on a no-op endpoint
+(/healthz) in the same run, for comparison.
+
+    .venv/bin/python bench/ingest.py [--devices 10000] [--seconds 60] [--backend sqlite|postgresql|both]
+
+For each backend it starts a real `caretaker serve`, enrolls the devices with `caretaker simulate`'s
+own code (timed on its own), then measures four phases:
+
+1. first report from every device, closed loop: the controller has not seen these agents yet, so each
+   request also loads the agent's credentials from the database (as in production, where an agent
+   reporting every 5 minutes always misses the controller's 60-second credential cache);
+2. reports, closed loop with ``--concurrency`` connections for ``--seconds``: the ceiling;
+3. reports, open loop at ``--rate`` per second for ``--seconds``: latency at the target load, timed
+   from when each request was due, so a controller that falls behind is charged for the queue;
+4. /healthz, closed loop as in 2, for half of ``--seconds``: the server's no-op ceiling.
+
+Reports come from the simulator's behaviour model (a school morning, a few days ago) and are built
+before each phase starts, so building them costs the measured phases nothing. Requests go over a
+minimal keep-alive HTTP/1.1 client on asyncio (uvloop when present): httpx's connection pool costs
+about a millisecond of CPU per request at 16+ connections, which on a 2-core machine would measure
+the load generator instead of the controller. CPU is reported for the controller, the generator and
+(PostgreSQL) the database server, as cores used over the phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import psutil
+import sqlalchemy
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from agent.protocol import PROTOCOL_VERSION, to_wire  # noqa: E402
+from controller.db import make_engine  # noqa: E402
+from controller.simulate import TIMEZONE, VirtualDevice, build_estate, is_school_day, report_for  # noqa: E402
+from controller.simulate_run import (  # noqa: E402
+    EstateState,
+    SimulationConfig,
+    issue_site_tokens,
+    simulate,
+)
+
+BIN = Path(sys.executable).parent
+REPORTS_PATH = "/api/v1/agent/reports"
+TARGET_RATE = 1000.0
+TARGET_P99_MS = 100.0
+SITES_PER_10K = 20  # a trust or local authority: a few colleges and secondaries, many primaries
+STEP = timedelta(minutes=5)
+# Agents resend their inventory daily: 1 report in 288 carries it.
+INVENTORY_EVERY = 288
+SEARCH_SLOTS = 7 * 288
+
+
+# --- A minimal HTTP/1.1 client ----------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive connection; the controller (uvicorn) answers with Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        at = lower.index(b"content-length:") + 15
+        body = await self.reader.readexactly(int(lower[at:lower.index(b"\r\n", at)]))
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Pool:
+    def __init__(self, host: str, port: int, size: int):
+        self.host, self.port, self.size = host, port, size
+        self.idle: asyncio.Queue[Connection] = asyncio.Queue()
+        self.opened = 0
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.idle.empty() and self.opened < self.size:
+            self.opened += 1
+            connection = await Connection.open(self.host, self.port)
+        else:
+            connection = await self.idle.get()
+        try:
+            answer = await connection.exchange(request)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            connection.close()
+            self.opened -= 1
+            raise
+        self.idle.put_nowait(connection)
+        return answer
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait().close()
+
+
+# --- Measuring --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    """CPU seconds of the controller, the generator and the database server, and the controller's RSS."""
+
+    controller: psutil.Process
+    started: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, float]:
+        def seconds(p: psutil.Process) -> float:
+            times = p.cpu_times()
+            return times.user + times.system
+
+        postgres = 0.0
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] == "postgres":
+                with contextlib.suppress(psutil.Error):
+                    postgres += seconds(p)
+        return {"controller": seconds(self.controller), "generator": seconds(psutil.Process()),
+                "postgres": postgres}
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.cpu = self._now()
+
+    def cores(self) -> dict[str, float]:
+        wall = time.monotonic() - self.started
+        now = self._now()
+        used = {k: (now[k] - self.cpu[k]) / wall for k in now}
+        used["rss_mb"] = self.controller.memory_info().rss / 2**20
+        return used
+
+
+@dataclass
+class Phase:
+    name: str
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    usage: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return math.nan
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    def row(self) -> str:
+        u = self.usage
+        return (f"{self.name:<26}{self.requests:>9}{self.rate:>10.0f}{self.percentile(50):>9.1f}"
+                f"{self.percentile(99):>9.1f}{max(self.latencies_ms, default=math.nan):>9.1f}{self.errors:>8}"
+                f"{u.get('controller', 0):>8.2f}{u.get('generator', 0):>8.2f}{u.get('postgres', 0):>8.2f}"
+                f"{u.get('rss_mb', 0):>9.0f}")
+
+
+HEADER = (f"{'phase':<26}{'requests':>9}{'per s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+          f"{'ctl CPU':>8}{'gen CPU':>8}{'pg CPU':>8}{'ctl MB':>9}")
+
+
+def _count(phase: Phase, status: int, body: bytes, is_report: bool) -> None:
+    if status != 200:
+        phase.errors += 1
+        if not phase.note:
+            phase.note = f"first error: {status} {body[:200]!r}"
+        return
+    phase.ok += 1
+    if is_report:
+        ack = json.loads(body)
+        phase.accepted += len(ack["accepted"])
+        phase.duplicate += len(ack["duplicate"])
+
+
+async def closed_loop(pool: Pool, requests: Iterator[bytes], concurrency: int, seconds: float | None,
+                      usage: Usage, name: str, is_report: bool = True) -> Phase:
+    """``concurrency`` clients each sending the next request as soon as the last is answered."""
+    phase = Phase(name)
+    deadline = None if seconds is None else time.monotonic() + seconds
+
+    async def client() -> None:
+        for request in requests:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            phase.requests += 1
+            sent = time.perf_counter()
+            try:
+                status, body = await pool.exchange(request)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                status, body = 0, str(exc).encode()
+            phase.latencies_ms.append((time.perf_counter() - sent) * 1000)
+            _count(phase, status, body, is_report)
+
+    usage.start()
+    began = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    phase.seconds = time.monotonic() - began
+    phase.usage = usage.cores()
+    if deadline is not None and phase.seconds < seconds * 0.95:
+        phase.note = (phase.note + "; " if phase.note else "") + "ran out of prepared reports"
+    return phase
+
+
+async def open_loop(pool: Pool, requests: Iterator[bytes], rate: float, seconds: float, usage: Usage,
+                    name: str) -> Phase:
+    """Requests due at a fixed rate whatever the answers; latency counts from when each was due."""
+    phase = Phase(name)
+    total = int(rate * seconds)
+    pending: set[asyncio.Task] = set()
+
+    async def one(request: bytes, due: float) -> None:
+        try:
+            status, body = await pool.exchange(request)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            status, body = 0, str(exc).encode()
+        phase.latencies_ms.append((time.perf_counter() - due) * 1000)
+        _count(phase, status, body, True)
+
+    usage.start()
+    began = time.perf_counter()
+    for i, request in zip(range(total), requests, strict=False):
+        due = began + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0.001:
+            await asyncio.sleep(delay)
+        phase.requests += 1
+        task = asyncio.create_task(one(request, due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    # Answered over the time until the last answer: a controller that falls behind stretches it.
+    phase.seconds = time.perf_counter() - began
+    phase.usage = usage.cores()
+    return phase
+
+
+# --- Reports ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sender:
+    """One enrolled virtual agent: its credentials and where its reports have got to."""
+
+    device: VirtualDevice
+    head: bytes  # request line and headers up to Content-Length
+    index: int
+    until: datetime
+    next_seq: int = 1
+
+    def next_request(self) -> bytes:
+        for _ in range(SEARCH_SLOTS):  # a device not used that day reports on the next it is
+            start, end = self.until, self.until + STEP
+            self.until = end
+            report = report_for(self.device, self.next_seq, start, end,
+                                with_inventory=(self.index + self.next_seq) % INVENTORY_EVERY == 0)
+            if report is not None:
+                self.next_seq += 1
+                body = json.dumps({"protocol_version": PROTOCOL_VERSION, "reports": [to_wire(report)]},
+                                  separators=(",", ":")).encode()
+                return self.head + str(len(body)).encode() + b"\r\n\r\n" + body
+        raise RuntimeError(f"{self.device.hostname} stayed off for a week")
+
+
+def school_morning(now: datetime) -> datetime:
+    """09:00 London on a school day at least ten days ago, so a week of searching never reaches 'now'."""
+    day: date = (now - timedelta(days=10)).date()
+    while not is_school_day(day):
+        day -= timedelta(days=1)
+    return datetime.combine(day, clock_time(9, 0), tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
+
+
+def prepare(senders: list[Sender], count: int) -> list[bytes]:
+    """``count`` requests, round-robin over the devices so one agent's reports go in order, far apart."""
+    return [senders[i % len(senders)].next_request() for i in range(count)]
+
+
+# --- The run ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Controller:
+    url: str
+    port: int
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_controller(database_url: str, workdir: Path) -> Controller:
+    port = _free_port()
+    log = (workdir / "controller.log").open("ab")
+    process = subprocess.Popen([str(BIN / "caretaker"), "serve", "--database-url", database_url, "--port", str(port),
+                                "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the controller exited; see {workdir / 'controller.log'}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+            if answer.status == 200:
+                return Controller(url, port, process)
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the controller did not start within 60 s")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def database(backend: str, workdir: Path, postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database: SQLite in ``workdir``, or a schema of its own in ``postgres_url``'s database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'caretaker.db'}"
+        return
+    base, _, name = postgres_url.rpartition("/")
+    admin = sqlalchemy.create_engine(f"{base}/postgres".replace("postgresql://", "postgresql+psycopg://", 1),
+                                     isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        if not c.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    schema = f"bench_{secrets.token_hex(4)}"
+    engine = make_engine(postgres_url)
+    with engine.begin() as c:
+        c.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with engine.begin() as c:
+            c.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def _profile(controller: Controller, args: argparse.Namespace, backend: str) -> subprocess.Popen | None:
+    """py-spy on the controller for the length of a phase (``--profile DIR``): raw stacks and a flame graph."""
+    if args.profile is None:
+        return None
+    args.profile.mkdir(parents=True, exist_ok=True)
+    spy = [str(BIN / "py-spy"), "record", "--pid", str(controller.process.pid), "--duration", str(int(args.seconds)),
+           "--rate", "200", "--threads", "--gil", "--nonblocking"]
+    raw = subprocess.Popen([*spy, "--format", "raw", "--output", str(args.profile / f"{backend}.txt")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return raw
+
+
+def stored_reports(database_url: str) -> int:
+    engine = make_engine(database_url)
+    with engine.connect() as c:
+        count = c.execute(sqlalchemy.text("SELECT count(*) FROM report")).scalar_one()
+    engine.dispose()
+    return count
+
+
+def run_backend(backend: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
+    try:
+        from uvloop import run
+    except ImportError:
+        run = asyncio.run
+    with tempfile.TemporaryDirectory(prefix=f"caretaker-bench-{backend}-") as tmp:
+        workdir = Path(tmp)
+        with database(backend, workdir, args.postgres_url) as url:
+            controller = start_controller(url, workdir)
+            try:
+                return run(_measure(backend, url, controller, workdir, args, say))
+            finally:
+                controller.stop()
+
+
+async def _measure(backend: str, url: str, controller: Controller, workdir: Path, args: argparse.Namespace,
+                   say: Callable[[str], None]) -> dict:
+    sites = max(1, round(args.devices / 10_000 * SITES_PER_10K))
+    say(f"\n== {backend}: {args.devices} devices on {sites} sites, controller {controller.url} ==")
+    config = SimulationConfig(controller=controller.url, state_file=workdir / "simulate.json", devices=args.devices,
+                              sites=sites, seed=1, duration=0, concurrency=8, progress_seconds=3600)
+    began = time.monotonic()
+    await simulate(config, lambda names: issue_site_tokens(make_engine(url), names), lambda line: None)
+    enroll_seconds = time.monotonic() - began
+    say(f"enrollment: {args.devices} devices in {enroll_seconds:.1f} s ({args.devices / enroll_seconds:.0f}/s), "
+        f"through `caretaker simulate` (httpx, 8 in flight)")
+
+    state = EstateState.load(config.state_file)
+    t0 = school_morning(datetime.now(UTC))
+    host = f"Host: 127.0.0.1:{controller.port}\r\nContent-Type: application/json\r\n"
+    senders = []
+    for i, device in enumerate(build_estate(state.sites, state.seed)):
+        record = state.agents[device.hostname]
+        head = (f"POST {REPORTS_PATH} HTTP/1.1\r\n{host}Authorization: {record.authorization}\r\n"
+                f"Content-Length: ").encode()
+        senders.append(Sender(device, head, i, t0))
+
+    usage = Usage(psutil.Process(controller.process.pid))
+    pool = Pool("127.0.0.1", controller.port, max(args.concurrency, 256))
+    phases = []
+    try:
+        first = prepare(senders, len(senders))
+        phases.append(await closed_loop(pool, iter(first), args.concurrency, None, usage,
+                                        "first report per device"))
+        budget = int(max(phases[0].rate, TARGET_RATE) * 2 * args.seconds)
+        saturated = prepare(senders, budget)
+        profiler = _profile(controller, args, backend)
+        phases.append(await closed_loop(pool, iter(saturated), args.concurrency, args.seconds, usage,
+                                        f"reports, {args.concurrency} in flight"))
+        if profiler is not None:
+            profiler.wait()
+            say(f"profile of the controller in that phase: {args.profile}/{backend}.*")
+        at_rate = prepare(senders, int(args.rate * args.seconds))
+        phases.append(await open_loop(pool, iter(at_rate), args.rate, args.seconds, usage,
+                                      f"reports at {args.rate:.0f}/s"))
+        healthz = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{controller.port}\r\n\r\n".encode()
+        forever = iter(lambda: healthz, None)
+        phases.append(await closed_loop(pool, forever, args.concurrency, max(10.0, args.seconds / 2), usage,
+                                        f"/healthz, {args.concurrency} in flight", is_report=False))
+    finally:
+        pool.close()
+
+    say(HEADER)
+    for phase in phases:
+        say(phase.row() + (f"   ({phase.note})" if phase.note else ""))
+    ceiling, target, noop = phases[1], phases[2], phases[3]
+    acknowledged = sum(p.accepted + p.duplicate for p in phases[:3])
+    stored = stored_reports(url)
+    met = target.rate >= 0.99 * args.rate and target.percentile(99) <= TARGET_P99_MS and not target.errors
+    say(f"reports/s ÷ no-op ceiling: {ceiling.rate:.0f} ÷ {noop.rate:.0f} = {ceiling.rate / noop.rate:.2f}")
+    say(f"stored reports {stored}, acknowledged {acknowledged} ({'equal' if stored == acknowledged else 'DIFFER'})")
+    say(f"target ≥ {TARGET_RATE:.0f} reports/s with p99 ≤ {TARGET_P99_MS:.0f} ms: "
+        + ("met" if met else "MISSED")
+        + f" (at {args.rate:.0f}/s offered: {target.rate:.0f}/s answered, p99 {target.percentile(99):.1f} ms; "
+          f"ceiling {ceiling.rate:.0f}/s)")
+    return {"backend": backend, "devices": args.devices, "enroll_seconds": round(enroll_seconds, 1),
+            "phases": [{"name": p.name, "requests": p.requests, "per_second": round(p.rate, 1),
+                        "p50_ms": round(p.percentile(50), 2), "p99_ms": round(p.percentile(99), 2),
+                        "max_ms": round(max(p.latencies_ms, default=math.nan), 2), "errors": p.errors,
+                        **{k: round(v, 2) for k, v in p.usage.items()}} for p in phases],
+            "stored": stored, "acknowledged": acknowledged, "target_met": met}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each measured report phase")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--rate", type=float, default=TARGET_RATE, help="reports/s offered in the open-loop phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections in the closed-loop phases")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/caretaker_bench")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--profile", type=Path, help="py-spy the controller in the ceiling phase, into this directory")
+    args = parser.parse_args()
+    say = print
+    say(f"caretaker ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {psutil.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}; load generator on the same machine")
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    results = [run_backend(backend, args, say) for backend in backends]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
