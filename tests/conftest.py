@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -116,7 +117,8 @@ def start_controller(database_url: str, workdir: Path, port: int | None = None,
         if process.poll() is not None:
             raise RuntimeError(f"controller exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/healthz", verify=str(tls[2]) if tls else True, timeout=1).status_code == 200:
+            verify = ssl.create_default_context(cafile=str(tls[2])) if tls else True
+            if httpx.get(f"{url}/healthz", verify=verify, timeout=1).status_code == 200:
                 return ControllerProcess(url, database_url, process, log)
         except httpx.HTTPError:
             time.sleep(0.1)
