@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.protocol import EnrollResponse
+from agent.protocol import EnrollResponse, Inventory
 
 
 class CredentialsError(Exception):
@@ -28,11 +28,28 @@ class Credentials:
     secret: str = field(repr=False)  # never in a log line, a traceback's repr or an error message
     device_id: int
     site: str
+    # The hardware these credentials were issued to (SMBIOS UUID and physical MACs), so a disk image
+    # cloned after enrolment can tell that it is now running somewhere else.
+    hardware: dict = field(default_factory=dict)
 
     @classmethod
-    def from_enrollment(cls, controller: str, answer: EnrollResponse) -> Credentials:
+    def from_enrollment(cls, controller: str, answer: EnrollResponse, inventory: Inventory) -> Credentials:
         return cls(controller=controller, agent_id=answer.agent_id, secret=answer.secret,
-                   device_id=answer.device_id, site=answer.site)
+                   device_id=answer.device_id, site=answer.site, hardware=hardware_of(inventory))
+
+    def issued_to(self, inventory: Inventory) -> bool:
+        """False when these credentials were made on other hardware: a disk image cloned with them.
+
+        The SMBIOS UUID decides when both sides know it; otherwise one physical MAC in common is
+        enough, so replacing a network card does not count as a different machine.
+        """
+        if not self.hardware:
+            return True
+        current = hardware_of(inventory)
+        if self.hardware.get("uuid") and current["uuid"]:
+            return self.hardware["uuid"] == current["uuid"]
+        before, now = set(self.hardware.get("macs", ())), set(current["macs"])
+        return not before or not now or bool(before & now)
 
     @property
     def authorization(self) -> str:
@@ -41,6 +58,11 @@ class Credentials:
 
 
 _FIELDS: dict[str, type] = {"controller": str, "agent_id": str, "secret": str, "device_id": int, "site": str}
+
+
+def hardware_of(inventory: Inventory) -> dict:
+    uuid = (inventory.smbios.uuid or "").strip().lower() or None
+    return {"uuid": uuid, "macs": sorted({nic.mac.lower() for nic in inventory.nics if nic.mac})}
 
 
 def load(path: Path) -> Credentials | None:
@@ -53,13 +75,14 @@ def load(path: Path) -> Credentials | None:
         raise CredentialsError(f"cannot read {path}: {exc.__class__.__name__}") from None
     if not (isinstance(data, dict) and all(type(data.get(name)) is kind for name, kind in _FIELDS.items())):
         raise CredentialsError(f"{path} is not a Caretaker credentials file; delete it and enrol again")
-    return Credentials(**{name: data[name] for name in _FIELDS})
+    hardware = data.get("hardware") if isinstance(data.get("hardware"), dict) else {}
+    return Credentials(**{name: data[name] for name in _FIELDS}, hardware=hardware)
 
 
 def save(path: Path, creds: Credentials) -> None:
     """Write ``creds`` to ``path`` with mode 0600, atomically and durably."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    body = json.dumps({name: getattr(creds, name) for name in _FIELDS}, indent=2)
+    body = json.dumps({**{name: getattr(creds, name) for name in _FIELDS}, "hardware": creds.hardware}, indent=2)
     # mkstemp opens with O_EXCL and mode 0600, so the secret is never readable by others, even briefly.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -26,7 +26,7 @@ from agent.client import (
     Unauthorized,
 )
 from agent.config import AgentConfig
-from agent.credentials import Credentials
+from agent.credentials import Credentials, CredentialsError
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, BatchAck, EnrollResponse, Inventory, Report
 from agent.spool import Spool
 
@@ -76,6 +76,8 @@ class Runner:
                  log: logging.Logger = LOG) -> None:
         if credentials is None and not config.token:
             raise ValueError("the agent has no credentials and no enrolment token")
+        if credentials is not None and not credentials.issued_to(sampler.inventory()):
+            credentials = _forget_cloned(config, credentials, spool, log)
         self._config = config
         self._spool = spool
         self._sampler = sampler
@@ -179,8 +181,9 @@ class Runner:
     def _enroll_if_needed(self) -> None:
         if self._credentials is not None and not (self._credentials_refused and self._config.token):
             return
-        answer = self._transport.enroll(self._config.token, self._sampler.inventory())
-        creds = Credentials.from_enrollment(self._config.controller, answer)
+        inventory = self._sampler.inventory()
+        answer = self._transport.enroll(self._config.token, inventory)
+        creds = Credentials.from_enrollment(self._config.controller, answer, inventory)
         credentials_file.save(self._config.credentials_file, creds)
         self._credentials = creds
         self._credentials_refused = False
@@ -276,6 +279,22 @@ class _RateLimitedWarning:
 
     def clear(self) -> None:
         self._last.clear()
+
+
+def _forget_cloned(config: AgentConfig, cloned: Credentials, spool: Spool, log: logging.Logger) -> None:
+    """Credentials (and spool) copied with a disk image belong to the machine it was taken from.
+
+    Reporting with them would merge two machines into one device and collide their sequence numbers,
+    so this machine enrols as itself, and the reports spooled on the original are not sent as ours.
+    """
+    if not config.token:
+        raise CredentialsError(f"{config.credentials_file} was issued to agent {cloned.agent_id} on other hardware "
+                               "(a cloned disk image?); enrol this machine with --token <enrolment token>")
+    inherited = [seq for seq, _ in spool.oldest(max(spool.stats().pending, 1))]
+    spool.reject(inherited)
+    log.warning("credentials of agent %s were issued to other hardware (a cloned disk image?): enrolling this "
+                "machine afresh; %d report(s) spooled on the original machine discarded", cloned.agent_id,
+                len(inherited))
 
 
 def _clamp_interval(seconds: int) -> int:

@@ -10,14 +10,40 @@ import pytest
 
 from agent import credentials
 from agent.credentials import Credentials, CredentialsError
-from agent.protocol import EnrollResponse
+from agent.protocol import EnrollResponse, Inventory, Nic, OperatingSystem, Smbios
 
 SECRET = "s3cr3t-Ab9xQ2"
 
 
-def make_credentials(agent_id: str = "ag-0001") -> Credentials:
+def machine(uuid: str | None = "4C4C4544-0038-4D10-8052-B2C04F4E4E31",
+            macs: tuple[str, ...] = ("00:1a:2b:3c:4d:5e", "00:1a:2b:3c:4d:5f")) -> Inventory:
+    return Inventory(hostname="NGA-LIB-PC01", os=OperatingSystem("Linux", "Debian GNU/Linux 12"),
+                     machine_id="8f1c0c3a9b2e4d7f", smbios=Smbios(uuid=uuid),
+                     nics=tuple(Nic(f"eth{i}", mac) for i, mac in enumerate(macs)))
+
+
+def make_credentials(agent_id: str = "ag-0001", inventory: Inventory | None = None) -> Credentials:
     answer = EnrollResponse(agent_id=agent_id, secret=SECRET, device_id=42, site="north-primary")
-    return Credentials.from_enrollment("https://controller.school.example:8443", answer)
+    return Credentials.from_enrollment("https://controller.school.example:8443", answer, inventory or machine())
+
+
+@pytest.mark.parametrize(("now", "same"), [
+    (machine(), True),
+    (machine(uuid="4c4c4544-0038-4d10-8052-b2c04f4e4e31"), True),  # the same UUID, whatever its case
+    (machine(macs=("00:1a:2b:3c:4d:5e", "a0:36:9f:00:00:01")), True),  # a network card replaced
+    (machine(uuid="4C4C4544-0000-0000-0000-000000000002", macs=("00:1a:2b:00:00:02",)), False),  # a clone
+    (machine(uuid=None, macs=("00:1a:2b:3c:4d:5f",)), True),  # UUID unreadable: a shared MAC decides
+    (machine(uuid=None, macs=("00:1a:2b:00:00:02",)), False),
+])
+def test_credentials_know_whether_they_were_issued_to_this_hardware(now: Inventory, same: bool) -> None:
+    assert make_credentials().issued_to(now) is same
+
+
+def test_credentials_written_before_hardware_was_recorded_still_load_and_count_as_ours(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    path.write_text('{"controller": "https://c:8443", "agent_id": "a", "secret": "s", "device_id": 1, "site": "x"}')
+    loaded = credentials.load(path)
+    assert loaded is not None and loaded.issued_to(machine(uuid="other", macs=("00:00:5e:00:53:01",)))
 
 
 def mode(path: Path) -> int:

@@ -23,7 +23,7 @@ from agent.client import (
     Unauthorized,
 )
 from agent.config import AgentConfig
-from agent.credentials import Credentials
+from agent.credentials import Credentials, CredentialsError
 from agent.protocol import (
     Activity,
     BatchAck,
@@ -32,6 +32,7 @@ from agent.protocol import (
     OperatingSystem,
     PowerState,
     Report,
+    Smbios,
 )
 from agent.runner import DeliveryFailed, Runner
 from agent.spool import Spool
@@ -451,3 +452,42 @@ def test_once_fails_with_one_line_and_keeps_the_report_when_the_controller_is_do
     assert "stays spooled" in str(caught.value)
     assert "\n" not in str(caught.value)
     assert pending(spool) == [1]
+
+
+# --- cloned disk images ---------------------------------------------------------------------------
+
+
+class ClonedMachineSampler(FakeSampler):
+    """This machine's hardware differs from the hardware the stored credentials were issued to."""
+
+    def inventory(self) -> Inventory:
+        return Inventory(hostname="lab-07", os=OperatingSystem(name="Linux", version="Debian GNU/Linux 12"),
+                         smbios=Smbios(uuid="4c4c4544-0000-0000-0000-00000000c10e"))
+
+
+CLONED_CREDS = replace(CREDS, hardware={"uuid": "4c4c4544-0038-4d10-8052-b2c04f4e4e31", "macs": []})
+
+
+def test_credentials_cloned_with_a_disk_image_are_not_used_and_this_machine_enrols_as_itself(
+        config: AgentConfig, spool: Spool, caplog: pytest.LogCaptureFixture) -> None:
+    inherited = [spool.reserve_seq() for _ in range(2)]
+    for seq in inherited:
+        spool.put(FakeSampler().report(seq))
+    controller = FakeController()
+
+    with caplog.at_level(logging.WARNING, logger="caretaker.agent"):
+        runner = make_runner(replace(config, token=TOKEN), spool, controller, creds=CLONED_CREDS,
+                             sampler=ClonedMachineSampler())
+    runner.collect()
+    outcome = runner.deliver()
+
+    assert controller.enrolments == 1 and runner.credentials.agent_id != CREDS.agent_id
+    assert outcome.delivered == (3,), "only what this machine measured is sent"
+    assert spool.stats().rejected == 2
+    assert "cloned disk image" in caplog.text
+
+
+def test_cloned_credentials_without_a_token_stop_the_agent_with_a_clear_reason(
+        config: AgentConfig, spool: Spool) -> None:
+    with pytest.raises(CredentialsError, match=r"cloned disk image.*--token"):
+        make_runner(config, spool, FakeController(), creds=CLONED_CREDS, sampler=ClonedMachineSampler())
