@@ -18,11 +18,13 @@ kernel's high-water mark, which catches spikes that fall between samples.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import statistics
 import subprocess
@@ -31,7 +33,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -190,12 +192,23 @@ def prepare_controller(work: Path, port: int, plain_http: bool) -> Setup:
                  ("--ca-file", str(ca)))
 
 
-def reports_received(data_dir: Path, state_dir: Path) -> int:
-    """How many reports the controller stored from this agent: proof that it was really working."""
-    credentials = json.loads((state_dir / "credentials.json").read_text())
-    detail = json.loads(run_cli("caretaker", "device", "show", str(credentials["device_id"]),
-                                "--data-dir", str(data_dir), "--json"))
-    return next(a["reports"] for a in detail["agents"] if a["id"] == credentials["agent_id"])
+def reports_stored(data_dir: Path, state_dir: Path) -> int:
+    """How many reports the controller stored from this agent: proof that it was really working.
+
+    Read straight from the embedded database, read-only, so the count does not depend on the CLI
+    agreeing with the migrations in the working tree."""
+    agent_id = json.loads((state_dir / "credentials.json").read_text())["agent_id"]
+    with closing(sqlite3.connect(f"file:{data_dir / 'caretaker.db'}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT count(*) FROM report WHERE agent_id = ?", (agent_id,)).fetchone()[0]
+
+
+def write_samples(path: Path, agent: Sequence[Sample], exporter: Sequence[Sample]) -> None:
+    """The raw series, so a recorded figure can be checked or plotted later."""
+    with path.open("w", newline="") as out:
+        rows = csv.writer(out)
+        rows.writerow(["process", "seconds", "rss_bytes", "cpu_seconds"])
+        for name, samples in (("agent", agent), ("node_exporter", exporter)):
+            rows.writerows([name, f"{s.at:.3f}", s.rss, f"{s.cpu:.2f}"] for s in samples)
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -282,7 +295,8 @@ def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool,
             raise RuntimeError(f"the agent exited with {agent.returncode} during the run; see {logs / 'agent.log'}")
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=30)
-        reports = reports_received(data_dir, state_dir)
+        write_samples(logs / "samples.csv", agent_samples, exporter_samples)
+        reports = reports_stored(data_dir, state_dir)
 
     window_start = interval / 2
     agent_log = (logs / "agent.log").read_text(errors="replace")
@@ -296,7 +310,7 @@ def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool,
     )
 
 
-def render(result: Result, minutes: int) -> str:
+def render(result: Result, minutes: int, interval: int) -> str:
     a, n = result.agent, result.node_exporter
     rows = [
         ("peak RSS (MiB)", a.peak_rss_mib, n.peak_rss_mib),
@@ -316,7 +330,7 @@ def render(result: Result, minutes: int) -> str:
         f"target peak RSS <= {RSS_TARGET_MIB:.0f} MiB:       {'met' if rss_ok else 'MISSED'} ({a.peak_rss_mib:.1f})",
         f"target <= {CPU_TARGET_SECONDS_PER_HOUR:.0f} CPU-s per hour:    {'met' if cpu_ok else 'MISSED'} "
         f"({a.cpu_seconds_per_hour:.2f})",
-        f"reports stored by the controller: {result.reports} (expected {minutes})",
+        f"reports stored by the controller: {result.reports} (expected {minutes * 60 // interval})",
         f"node_exporter scrapes: {result.scrapes}, {result.scrape_bytes / 1024:.0f} KiB each",
     ]
     if result.agent_warnings:
@@ -351,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agent-footprint-")))
         result = run(work, args.minutes, args.interval, args.sample_seconds, args.http, exporter, say)
     say("")
-    say(render(result, args.minutes))
+    say(render(result, args.minutes, args.interval))
     return 0
 
 
