@@ -8,7 +8,9 @@ carries on where the first stopped.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,24 +80,37 @@ def _token(plan: DemoPlan, site: str) -> str:
     return result.stdout.strip()
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def run(plan: DemoPlan, say=print) -> None:
     """Start everything, tell the user what to look at, and stop it all on Ctrl-C."""
+    if not _port_is_free(plan.port):
+        raise RuntimeError(f"port {plan.port} is already in use; choose another with --port")
     plan.data_dir.mkdir(parents=True, exist_ok=True)
     logs = plan.data_dir / "logs"
     logs.mkdir(exist_ok=True)
     cert, key = ensure_certificates(plan)
     children: list[subprocess.Popen] = []
 
-    def start(name: str, args: list[str]) -> subprocess.Popen:
+    def start(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = logs / f"{name}.log"
-        child = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        child = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         children.append(child)
         return child
 
     try:
         say(f"Starting the controller on {plan.url} (SQLite in {plan.data_dir}) …")
+        # Agents take their interval from the controller; a short one shows this machine's data soon.
         controller = start("controller", _caretaker(plan, "serve", "--port", str(plan.port),
-                                                    "--tls-cert", str(cert), "--tls-key", str(key)))
+                                                    "--tls-cert", str(cert), "--tls-key", str(key)),
+                           env={"CARETAKER_REPORT_INTERVAL_SECONDS": str(plan.agent_interval)})
         _wait_healthy(plan, controller, logs / "controller.log")
 
         say("Enrolling this machine's agent …")

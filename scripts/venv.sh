@@ -12,7 +12,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[$extras]"
+  echo "Installing Caretaker and its dependencies into .venv (log: .venv/install.log) …" >&2
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[$extras]"; } \
+      >.venv/install.log 2>&1; then
+    tail -n 30 .venv/install.log >&2
+    echo "caretaker: error: installing into .venv failed; the full log is .venv/install.log" >&2
+    exit 2
+  fi
   touch "$stamp"
 fi
