@@ -101,7 +101,8 @@ def run(plan: DemoPlan, say=print) -> None:
 
     def start(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = logs / f"{name}.log"
-        child = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        child = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                 env={**os.environ, **(env or {})})
         children.append(child)
         return child
 
