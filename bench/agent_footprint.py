@@ -174,22 +174,19 @@ def node_exporter_binary(given: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class Setup:
+class Controller:
+    """Where the controller listens, over HTTPS from a private CA (the agent speaks nothing else)."""
+
     url: str
-    context: ssl.SSLContext | None  # how this script trusts the controller; None for plain HTTP
-    serve_args: tuple[str, ...]
-    agent_tls_args: tuple[str, ...]
+    ca: Path
+    cert: Path
+    key: Path
 
 
-def prepare_controller(work: Path, port: int, plain_http: bool) -> Setup:
-    if plain_http:
-        return Setup(f"http://127.0.0.1:{port}", None, (), ())
+def issue_certificates(work: Path, port: int) -> Controller:
     tls_dir = work / "tls"
     run_cli("caretaker", "tls", "init", "--dir", str(tls_dir), "--name", "127.0.0.1")
-    ca = tls_dir / "ca.crt"
-    return Setup(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(ca)),
-                 ("--tls-cert", str(tls_dir / "server.crt"), "--tls-key", str(tls_dir / "server.key")),
-                 ("--ca-file", str(ca)))
+    return Controller(f"https://127.0.0.1:{port}", tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key")
 
 
 def reports_stored(data_dir: Path, state_dir: Path) -> int:
@@ -221,7 +218,7 @@ class Result:
     reports: int
     scrapes: int
     scrape_bytes: int
-    agent_warnings: int
+    agent_complaints: int  # warning, error and traceback lines in the agent's log
 
 
 def measure(agent_meter: TreeMeter, exporter_meter: TreeMeter, scrape: Callable[[], int], *, seconds: float,
@@ -254,19 +251,20 @@ def measure(agent_meter: TreeMeter, exporter_meter: TreeMeter, scrape: Callable[
         time.sleep(max(0.0, min(next_sample, next_scrape, start + seconds) - time.monotonic()))
 
 
-def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool, exporter: str,
-        say: Callable[[str], None]) -> Result:
+def run(work: Path, minutes: int, interval: int, every: float, exporter: str, say: Callable[[str], None]) -> Result:
     data_dir, state_dir, logs = work / "controller", work / "agent", work / "logs"
     logs.mkdir(parents=True)
     port, exporter_port = free_port(), free_port()
-    setup = prepare_controller(work, port, plain_http)
+    tls = issue_certificates(work, port)
     # The controller tells agents their interval on enrolment; without this it would say 300 s.
     controller_env = {**os.environ, "CARETAKER_REPORT_INTERVAL_SECONDS": str(interval)}
     with ExitStack() as stack:
         controller = stack.enter_context(started(
             [str(BIN / "caretaker"), "serve", "--data-dir", str(data_dir), "--port", str(port),
-             "--log-level", "warning", *setup.serve_args], logs / "controller.log", controller_env))
-        wait_until_answering(f"{setup.url}/healthz", setup.context, controller, logs / "controller.log")
+             "--log-level", "warning", "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)],
+            logs / "controller.log", controller_env))
+        wait_until_answering(f"{tls.url}/healthz", ssl.create_default_context(cafile=str(tls.ca)), controller,
+                             logs / "controller.log")
         token = run_cli("caretaker", "token", "create", "--site", "Bench", "--data-dir", str(data_dir)).strip()
 
         exporter_url = f"http://127.0.0.1:{exporter_port}"
@@ -278,12 +276,12 @@ def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool,
             with urllib.request.urlopen(f"{exporter_url}/metrics", timeout=10) as answer:
                 return len(answer.read())
 
-        say(f"Measuring for {minutes} min + {interval / 2:.0f} s: agent every {interval} s over "
-            f"{setup.url.split(':')[0].upper()}, node_exporter scraped every {interval} s; logs in {logs}")
+        say(f"Measuring for {minutes} min + {interval / 2:.0f} s: agent every {interval} s over HTTPS, "
+            f"node_exporter scraped every {interval} s; logs in {logs}")
         launched = time.monotonic()
         agent = stack.enter_context(started(
-            [str(BIN / "caretaker-agent"), "run", "--controller", setup.url, "--token", token,
-             "--state-dir", str(state_dir), "--interval", str(interval), *setup.agent_tls_args],
+            [str(BIN / "caretaker-agent"), "run", "--controller", tls.url, "--token", token,
+             "--state-dir", str(state_dir), "--interval", str(interval), "--ca-file", str(tls.ca)],
             logs / "agent.log"))
         agent_meter = TreeMeter(agent.pid, launched)
         exporter_meter = TreeMeter(node.pid, launched)
@@ -291,8 +289,10 @@ def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool,
             agent_meter, exporter_meter, scrape, seconds=minutes * 60 + interval / 2, interval=interval,
             every=every, say=say)
         agent_hwm, exporter_hwm = agent_meter.high_water_mark(), exporter_meter.high_water_mark()
-        if agent.poll() is not None:
-            raise RuntimeError(f"the agent exited with {agent.returncode} during the run; see {logs / 'agent.log'}")
+        # Nobody reaps them until now, so one that exited mid-run is still a zombie and poll() sees it.
+        for name, process in (("the agent", agent), ("node_exporter", node)):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode} during the run; see the logs in {logs}")
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=30)
         write_samples(logs / "samples.csv", agent_samples, exporter_samples)
@@ -306,7 +306,8 @@ def run(work: Path, minutes: int, interval: int, every: float, plain_http: bool,
         reports=reports,
         scrapes=scrapes,
         scrape_bytes=scraped_bytes // max(scrapes, 1),
-        agent_warnings=sum(word in agent_log for word in ("WARNING", "ERROR", "Traceback")),
+        agent_complaints=sum(1 for line in agent_log.splitlines()
+                             if " WARNING " in line or " ERROR " in line or line.startswith("Traceback")),
     )
 
 
@@ -327,14 +328,15 @@ def render(result: Result, minutes: int, interval: int) -> str:
     cpu_ok = a.cpu_seconds_per_hour <= CPU_TARGET_SECONDS_PER_HOUR
     lines += [
         "",
-        f"target peak RSS <= {RSS_TARGET_MIB:.0f} MiB:       {'met' if rss_ok else 'MISSED'} ({a.peak_rss_mib:.1f})",
-        f"target <= {CPU_TARGET_SECONDS_PER_HOUR:.0f} CPU-s per hour:    {'met' if cpu_ok else 'MISSED'} "
+        f"agent peak RSS <= {RSS_TARGET_MIB:.0f} MiB:      {'met' if rss_ok else 'MISSED'} ({a.peak_rss_mib:.1f})",
+        f"agent <= {CPU_TARGET_SECONDS_PER_HOUR:.0f} CPU-s per hour:  {'met' if cpu_ok else 'MISSED'} "
         f"({a.cpu_seconds_per_hour:.2f})",
         f"reports stored by the controller: {result.reports} (expected {minutes * 60 // interval})",
         f"node_exporter scrapes: {result.scrapes}, {result.scrape_bytes / 1024:.0f} KiB each",
     ]
-    if result.agent_warnings:
-        lines.append("the agent logged warnings or errors: read its log before trusting these figures")
+    if result.agent_complaints:
+        lines.append(f"the agent logged {result.agent_complaints} warning or error line(s): read its log before "
+                     "trusting these figures")
     if minutes < RECORDED_MINIMUM_MINUTES:
         lines.append(f"a smoke run: record only runs of at least {RECORDED_MINIMUM_MINUTES} minutes")
     return "\n".join(lines)
@@ -345,7 +347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=int, default=12, help="steady window length (default 12; >= 10 to record)")
     parser.add_argument("--interval", type=int, default=60, help="agent report and scrape interval in s (60)")
     parser.add_argument("--sample-seconds", type=float, default=2.0, help="how often to sample RSS and CPU (2)")
-    parser.add_argument("--http", action="store_true", help="plain HTTP to the controller, to see what TLS costs")
     parser.add_argument("--node-exporter", help="node_exporter binary (default: found on PATH)")
     parser.add_argument("--work-dir", type=Path, help="keep data and logs here (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -363,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.work_dir} is not empty")
     with ExitStack() as stack:
         work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agent-footprint-")))
-        result = run(work, args.minutes, args.interval, args.sample_seconds, args.http, exporter, say)
+        result = run(work, args.minutes, args.interval, args.sample_seconds, exporter, say)
     say("")
     say(render(result, args.minutes, args.interval))
     return 0
