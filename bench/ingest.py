@@ -73,6 +73,7 @@ STEP = timedelta(minutes=5)
 # Agents resend their inventory daily: 1 report in 288 carries it.
 INVENTORY_EVERY = 288
 SEARCH_SLOTS = 7 * 288
+OPEN_LOOP_CONNECTIONS = 512
 
 
 # --- A minimal HTTP/1.1 client ----------------------------------------------------------------------
@@ -108,14 +109,21 @@ class Pool:
         self.opened = 0
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
-        if self.idle.empty() and self.opened < self.size:
+        reused = not (self.idle.empty() and self.opened < self.size)
+        if reused:
+            connection = await self.idle.get()
+        else:
             self.opened += 1
             connection = await Connection.open(self.host, self.port)
-        else:
-            connection = await self.idle.get()
         try:
             answer = await connection.exchange(request)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+        except asyncio.IncompleteReadError as exc:
+            connection.close()
+            self.opened -= 1
+            if reused and not exc.partial:  # closed while idle (keep-alive timeout): what clients retry
+                return await self.exchange(request)
+            raise
+        except (OSError, ValueError):
             connection.close()
             self.opened -= 1
             raise
@@ -143,13 +151,13 @@ class Usage:
             times = p.cpu_times()
             return times.user + times.system
 
-        postgres = 0.0
+        # Per PostgreSQL process, so connections that close during the run do not take their CPU with them.
+        cpu = {"controller": seconds(self.controller), "generator": seconds(psutil.Process())}
         for p in psutil.process_iter(["name"]):
             if p.info["name"] == "postgres":
                 with contextlib.suppress(psutil.Error):
-                    postgres += seconds(p)
-        return {"controller": seconds(self.controller), "generator": seconds(psutil.Process()),
-                "postgres": postgres}
+                    cpu[f"postgres:{p.pid}"] = seconds(p)
+        return cpu
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -158,9 +166,10 @@ class Usage:
     def cores(self) -> dict[str, float]:
         wall = time.monotonic() - self.started
         now = self._now()
-        used = {k: (now[k] - self.cpu[k]) / wall for k in now}
-        used["rss_mb"] = self.controller.memory_info().rss / 2**20
-        return used
+        delta = {k: v - self.cpu.get(k, 0.0) for k, v in now.items()}
+        return {"controller": delta["controller"] / wall, "generator": delta["generator"] / wall,
+                "postgres": sum(v for k, v in delta.items() if k.startswith("postgres:")) / wall,
+                "rss_mb": self.controller.memory_info().rss / 2**20}
 
 
 @dataclass
@@ -211,10 +220,11 @@ def _count(phase: Phase, status: int, body: bytes, is_report: bool) -> None:
         phase.duplicate += len(ack["duplicate"])
 
 
-async def closed_loop(pool: Pool, requests: Iterator[bytes], concurrency: int, seconds: float | None,
+async def closed_loop(port: int, requests: Iterator[bytes], concurrency: int, seconds: float | None,
                       usage: Usage, name: str, is_report: bool = True) -> Phase:
     """``concurrency`` clients each sending the next request as soon as the last is answered."""
     phase = Phase(name)
+    pool = Pool("127.0.0.1", port, concurrency)
     deadline = None if seconds is None else time.monotonic() + seconds
 
     async def client() -> None:
@@ -235,15 +245,21 @@ async def closed_loop(pool: Pool, requests: Iterator[bytes], concurrency: int, s
     await asyncio.gather(*(client() for _ in range(concurrency)))
     phase.seconds = time.monotonic() - began
     phase.usage = usage.cores()
+    pool.close()
     if deadline is not None and phase.seconds < seconds * 0.95:
         phase.note = (phase.note + "; " if phase.note else "") + "ran out of prepared reports"
     return phase
 
 
-async def open_loop(pool: Pool, requests: Iterator[bytes], rate: float, seconds: float, usage: Usage,
+async def open_loop(port: int, requests: Iterator[bytes], rate: float, seconds: float, usage: Usage,
                     name: str) -> Phase:
-    """Requests due at a fixed rate whatever the answers; latency counts from when each was due."""
+    """Requests due at a fixed rate whatever the answers; latency counts from when each was due.
+
+    Up to OPEN_LOOP_CONNECTIONS connections; a request due while all are busy waits for one (and the
+    wait counts), as agents would queue at a controller's accept backlog.
+    """
     phase = Phase(name)
+    pool = Pool("127.0.0.1", port, OPEN_LOOP_CONNECTIONS)
     total = int(rate * seconds)
     pending: set[asyncio.Task] = set()
 
@@ -270,6 +286,7 @@ async def open_loop(pool: Pool, requests: Iterator[bytes], rate: float, seconds:
     # Answered over the time until the last answer: a controller that falls behind stretches it.
     phase.seconds = time.perf_counter() - began
     phase.usage = usage.cores()
+    pool.close()
     return phase
 
 
@@ -437,29 +454,26 @@ async def _measure(backend: str, url: str, controller: Controller, workdir: Path
         senders.append(Sender(device, head, i, t0))
 
     usage = Usage(psutil.Process(controller.process.pid))
-    pool = Pool("127.0.0.1", controller.port, max(args.concurrency, 256))
+    port = controller.port
     phases = []
-    try:
-        first = prepare(senders, len(senders))
-        phases.append(await closed_loop(pool, iter(first), args.concurrency, None, usage,
-                                        "first report per device"))
-        budget = int(max(phases[0].rate, TARGET_RATE) * 2 * args.seconds)
-        saturated = prepare(senders, budget)
-        profiler = _profile(controller, args, backend)
-        phases.append(await closed_loop(pool, iter(saturated), args.concurrency, args.seconds, usage,
-                                        f"reports, {args.concurrency} in flight"))
-        if profiler is not None:
-            profiler.wait()
-            say(f"profile of the controller in that phase: {args.profile}/{backend}.*")
-        at_rate = prepare(senders, int(args.rate * args.seconds))
-        phases.append(await open_loop(pool, iter(at_rate), args.rate, args.seconds, usage,
-                                      f"reports at {args.rate:.0f}/s"))
-        healthz = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{controller.port}\r\n\r\n".encode()
-        forever = iter(lambda: healthz, None)
-        phases.append(await closed_loop(pool, forever, args.concurrency, max(10.0, args.seconds / 2), usage,
-                                        f"/healthz, {args.concurrency} in flight", is_report=False))
-    finally:
-        pool.close()
+    first = prepare(senders, len(senders))
+    phases.append(await closed_loop(port, iter(first), args.concurrency, None, usage, "first report per device"))
+    # Enough for a ceiling well above the first phase's rate (agents with credentials cached go faster).
+    budget = int(max(phases[0].rate, TARGET_RATE) * 3 * args.seconds)
+    saturated = prepare(senders, budget)
+    profiler = _profile(controller, args, backend)
+    phases.append(await closed_loop(port, iter(saturated), args.concurrency, args.seconds, usage,
+                                    f"reports, {args.concurrency} in flight"))
+    if profiler is not None:
+        profiler.wait()
+        say(f"profile of the controller in that phase: {args.profile}/{backend}.txt")
+    at_rate = prepare(senders, int(args.rate * args.seconds))
+    phases.append(await open_loop(port, iter(at_rate), args.rate, args.seconds, usage,
+                                  f"reports at {args.rate:.0f}/s"))
+    healthz = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    phases.append(await closed_loop(port, iter(lambda: healthz, None), args.concurrency,
+                                    max(10.0, args.seconds / 2), usage, f"/healthz, {args.concurrency} in flight",
+                                    is_report=False))
 
     say(HEADER)
     for phase in phases:
