@@ -8,7 +8,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from agent import credentials
 from agent.credentials import Credentials
 from agent.protocol import Report, from_wire
 from agent.spool import Spool
-from tests.agent.test_client import SECRET, TOKEN, Answer, FakeController, Pki, make_pki
+from tests.agent.test_client import SECRET, TOKEN, Answer, FakeController, Pki
 
 BIN = Path(sys.executable).parent
 AGENT = [str(BIN / "caretaker-agent")]
@@ -39,15 +39,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
-
-@pytest.fixture
-def controller(pki: Pki) -> Iterator[FakeController]:
-    with FakeController(pki.cert_file, pki.key_file) as running:
-        yield running
 
 
 def enrolled(state: Path, controller_url: str) -> None:

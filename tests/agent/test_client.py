@@ -12,7 +12,7 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -194,16 +194,7 @@ class FakeController:
 # --- fixtures and sample data ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
-
-@pytest.fixture
-def controller(pki: Pki) -> Iterator[FakeController]:
-    """Named like the suite's real-controller fixture on purpose: tests here read the same way."""
-    with FakeController(pki.cert_file, pki.key_file) as running:
-        yield running
 
 
 def inventory() -> Inventory:
