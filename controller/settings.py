@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     enrollment_token_days: int = 30
     # Group commit: how many agent batches one ingest transaction may take.
     ingest_group_size: int = 200
+    agent_wheels_dir: Path | None = None  # wheels served at /api/v1/downloads/agent/simple/ (pip)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'caretaker.db').resolve()}"

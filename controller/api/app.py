@@ -12,7 +12,7 @@ from controller import migrate
 from controller.api.deps import Runtime
 from controller.api.limits import BodySizeLimit
 from controller.api.payloads import BadPayload, bad_payload_response
-from controller.api.routes import agent, health
+from controller.api.routes import agent, downloads, health
 from controller.db import make_engine
 from controller.ingest import AgentDirectory, IngestWriter
 from controller.settings import Settings
@@ -37,4 +37,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(BadPayload, bad_payload_response)
     app.include_router(health.router)
     app.include_router(agent.router)
+    app.include_router(downloads.router)
     return app
