@@ -115,8 +115,20 @@ def _connect(config: AgentConfig) -> tuple[AgentConfig, Credentials | None, Clie
     return replace(config, controller=controller), stored, client
 
 
+def _token_from(path: Path) -> str:
+    """The enrolment token kept in a file, so that it never shows in ``ps`` or a service definition."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read --token-file {path}: {exc.strerror or exc}") from None
+    if not token:
+        raise UsageError(f"--token-file {path} is empty")
+    return token
+
+
 def _config(args: argparse.Namespace) -> AgentConfig:
-    given = {"controller": args.controller, "token": args.token, "state_dir": args.state_dir,
+    token = _token_from(args.token_file) if args.token_file is not None else args.token
+    given = {"controller": args.controller, "token": token, "state_dir": args.state_dir,
              "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
              "batch_size": args.batch_size}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
@@ -135,7 +147,9 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--controller", metavar="URL", help="the controller, e.g. https://caretaker.school.example:8443")
-    common.add_argument("--token", metavar="T", help="site enrolment token; needed only to enrol")
+    token = common.add_mutually_exclusive_group()
+    token.add_argument("--token", metavar="T", help="site enrolment token; needed only to enrol")
+    token.add_argument("--token-file", type=Path, metavar="FILE", help="read the site enrolment token from FILE")
     common.add_argument("--state-dir", type=Path, metavar="DIR",
                         help=f"credentials and spool (default {AgentConfig().state_dir})")
     common.add_argument("--ca-file", type=Path, metavar="PEM",

@@ -158,6 +158,46 @@ def test_once_refuses_a_controller_whose_certificate_it_cannot_verify(
     assert not (tmp_path / "credentials.json").exists()
 
 
+def test_once_enrols_with_a_token_read_from_a_file_and_never_shows_it(
+        tmp_path: Path, controller: FakeController, pki: Pki) -> None:
+    token_file = tmp_path / "enrollment-token"
+    token_file.write_text(f"{TOKEN}\n")  # as an editor or `echo` leaves it
+
+    result = agent("once", "--controller", controller.url, "--token-file", str(token_file),
+                   "--ca-file", str(pki.ca_file), "--state-dir", str(tmp_path / "state"))
+
+    assert result.returncode == 0, result.stderr
+    enrol = next(seen for seen in controller.requests if seen.path == "/api/v1/agent/enroll")
+    assert enrol.body["token"] == TOKEN
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("content", [None, "  \n"], ids=["missing", "empty"])
+def test_a_token_file_that_holds_no_token_is_refused_in_one_line(
+        tmp_path: Path, controller: FakeController, pki: Pki, content: str | None) -> None:
+    token_file = tmp_path / "enrollment-token"
+    if content is not None:
+        token_file.write_text(content)
+
+    result = agent("once", "--controller", controller.url, "--token-file", str(token_file),
+                   "--ca-file", str(pki.ca_file), "--state-dir", str(tmp_path / "state"))
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert str(token_file) in result.stderr
+    assert controller.requests == []
+
+
+def test_a_token_and_a_token_file_together_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+
+    result = agent("once", "--controller", "https://controller.school.example", "--token", TOKEN,
+                   "--token-file", str(tmp_path / "token"), "--state-dir", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "not allowed with" in result.stderr
+
+
 # --- run ------------------------------------------------------------------------------------------
 
 

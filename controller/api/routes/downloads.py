@@ -25,7 +25,7 @@ from controller.api.deps import RuntimeDep
 PREFIX = "/api/v1/downloads/agent"
 router = APIRouter(prefix=PREFIX, tags=["downloads"])
 # {distribution}-{version}(-{build})?-{python}-{abi}-{platform}.whl (PEP 427); the distribution has no "-".
-WHEEL_NAME = re.compile(r"^(?P<project>[A-Za-z0-9_.]+)-[A-Za-z0-9_.+!]+(-[A-Za-z0-9_.]+){3,4}\.whl$")
+WHEEL_NAME = re.compile(r"^(?P<project>[A-Za-z0-9][A-Za-z0-9_.]*)-[A-Za-z0-9_.+!]+(-[A-Za-z0-9_.]+){3,4}\.whl$")
 
 
 @dataclass(frozen=True)
