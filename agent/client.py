@@ -1,6 +1,6 @@
 """HTTPS to the controller: enrol once, then post report batches; plus the backoff used between tries.
 
-Only urllib and ssl, so the agent stays light. The controller's certificate is always verified, against
+Only http.client and ssl, so the agent stays light. The controller's certificate is always verified, against
 ``ca_file`` (the school's CA or the controller's own) or else the system trust store; there is no
 switch to turn that off, because an agent that would post its secret to any listener on the school
 network is worse than one that reports nothing. Redirects are refused for the same reason: they would
@@ -16,12 +16,11 @@ import http.client
 import json
 import random
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from email.message import Message
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from agent import __version__
 from agent.credentials import Credentials
@@ -123,10 +122,12 @@ class Client:
         if not controller.lower().startswith("https://"):
             raise ValueError(f"the controller URL must start with https://, not {controller!r}")
         self.controller = controller.rstrip("/")
+        parts = urlsplit(self.controller)
+        if not parts.hostname:
+            raise ValueError(f"the controller URL {controller!r} has no host name")
+        self._host, self._port, self._base_path = parts.hostname, parts.port, parts.path
         self._timeout = timeout
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
-                                                   _RefuseRedirects())
+        self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
 
     def enroll(self, token: str, inventory: Inventory) -> EnrollResponse:
         """Trade the site's enrolment token for this agent's identity."""
@@ -147,27 +148,31 @@ class Client:
     # --- internals ------------------------------------------------------------------------------
 
     def _post(self, path: str, body: bytes, authorization: str | None) -> bytes:
+        """One POST on a fresh connection. http.client never follows redirects, so the credentials
+        cannot be carried to another host; a redirect is refused like any other unexpected answer."""
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": f"caretaker-agent/{__version__}"}
         if authorization is not None:
             headers["Authorization"] = authorization
-        request = urllib.request.Request(self.controller + path, data=body, headers=headers, method="POST")
+        connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
+                                                 context=self._context)
         try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return response.read(MAX_ANSWER_BYTES)
-        except urllib.error.HTTPError as refusal:
-            with refusal:
-                raise self._refusal(refusal.code, refusal.read(MAX_ANSWER_BYTES), refusal.headers) from None
-        except urllib.error.URLError as failure:
-            reason = failure.reason
-            if isinstance(reason, ssl.SSLCertVerificationError):
-                raise CertificateRejected(
-                    f"{self.controller}: certificate not trusted ({reason.verify_message}); "
-                    "check --ca-file") from None
-            raise ControllerUnavailable(f"cannot reach {self.controller}: {_one_line(str(reason))}") from None
-        except (OSError, http.client.HTTPException) as failure:  # timeouts and resets mid-answer
+            connection.request("POST", self._base_path + path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read(MAX_ANSWER_BYTES)
+        except ssl.SSLCertVerificationError as reason:
+            raise CertificateRejected(
+                f"{self.controller}: certificate not trusted ({reason.verify_message}); check --ca-file") from None
+        except ConnectionRefusedError as failure:
+            raise ControllerUnavailable(f"cannot reach {self.controller}: {_one_line(str(failure))}") from None
+        except (OSError, http.client.HTTPException) as failure:  # timeouts, resets, unresolvable names
             why = _one_line(str(failure) or type(failure).__name__)
             raise ControllerUnavailable(f"{self.controller} did not answer: {why}") from None
+        finally:
+            connection.close()
+        if 200 <= response.status < 300:
+            return payload
+        raise self._refusal(response.status, payload, response.headers)
 
     def _refusal(self, status: int, payload: bytes, headers: Message) -> ClientError:
         detail, rejected = _parse_error(payload)
@@ -193,13 +198,6 @@ class Client:
             raise ControllerUnavailable(
                 f"{self.controller} answered with something that is not a {cls.__name__}: "
                 f"{_one_line(str(exc))}") from None
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """Turn every redirect into an HTTPError, so the credentials never follow it elsewhere."""
-
-    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
-        return None
 
 
 def _parse_error(payload: bytes) -> tuple[str, tuple[int, ...]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,8 +82,10 @@ def save(path: Path, creds: Credentials) -> None:
     """Write ``creds`` to ``path`` with mode 0600, atomically and durably."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     body = json.dumps({**{name: getattr(creds, name) for name in _FIELDS}, "hardware": creds.hardware}, indent=2)
-    # mkstemp opens with O_EXCL and mode 0600, so the secret is never readable by others, even briefly.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # O_EXCL with mode 0600, so the secret is never readable by others, even briefly (and without
+    # tempfile, which would cost the agent's resident memory more than this line).
+    tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(body + "\n")

@@ -9,8 +9,7 @@ the user's display; failing both, a terminal's access time moves with every key 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -78,17 +77,22 @@ def logind_idle() -> InputIdle | None:
     return InputIdle(logind_idle_seconds(parse_show_session(shown), now_us), "logind")
 
 
-class _XScreenSaverInfo(ctypes.Structure):
-    _fields_ = [("window", ctypes.c_ulong), ("state", ctypes.c_int), ("kind", ctypes.c_int),
-                ("til_or_since", ctypes.c_ulong), ("idle", ctypes.c_ulong), ("event_mask", ctypes.c_ulong)]
-
-
 def x11_idle_seconds() -> float | None:
     """Milliseconds since input from the X server named by DISPLAY, as seconds; None without one.
 
     The extension is checked before querying: an X error would run Xlib's default handler, which
-    exits the process.
+    exits the process. ctypes is loaded only when there is a display to ask: a system service has
+    none, and loading it (and searching for the libraries) costs the agent about 1 MiB for nothing.
     """
+    if not os.environ.get("DISPLAY"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    class _XScreenSaverInfo(ctypes.Structure):
+        _fields_ = [("window", ctypes.c_ulong), ("state", ctypes.c_int), ("kind", ctypes.c_int),
+                    ("til_or_since", ctypes.c_ulong), ("idle", ctypes.c_ulong), ("event_mask", ctypes.c_ulong)]
+
     x11_path, xss_path = ctypes.util.find_library("X11"), ctypes.util.find_library("Xss")
     if not (x11_path and xss_path):
         return None
