@@ -1,0 +1,192 @@
+"""Applying a profile: which OIDs to read, and what the answers mean. Pure apart from ``fetch``.
+
+``plan`` lists the GETs and WALKs a profile needs, ``fetch`` asks the device, and ``evaluate`` turns
+the answers (a Snapshot) into measured field values, so every rule can be tested on recorded data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from controller.snmp import fields, oids
+from controller.snmp.client import WRAPS_AT, Kind, SnmpClient, SnmpError, SnmpTimeout, Target, Value
+from controller.snmp.profiles import Profile, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one device answered: GET values by OID and WALK rows by prefix."""
+
+    sys_descr: str = ""
+    values: Mapping[str, Value] = field(default_factory=dict)
+    walks: Mapping[str, Sequence[tuple[str, Value]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A field's value in its unit; ``wraps_at`` is where an unsigned counter returns to zero, in that unit."""
+
+    value: object
+    wraps_at: float | None = None
+
+
+Row = dict[str, Measured]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    scalars: dict[str, dict[str, Measured]]
+    tables: dict[str, dict[str, Row]]  # section -> index -> fields
+
+
+def plan(profile: Profile) -> tuple[list[str], list[str]]:
+    """(OIDs to GET, prefixes to WALK), each once, in a stable order."""
+    gets: dict[str, None] = {}
+    walks: dict[str, None] = {}
+    sources = [s for section in profile.scalars.values() for chain in section.values() for s in chain]
+    sources += [s for table in profile.tables.values() for s in table.values()]
+    for source in sources:
+        if source.get:
+            gets[source.get] = None
+        if source.walk:
+            walks[source.walk] = None
+        if source.where:
+            walks[source.where[0]] = None
+    return list(gets), list(walks)
+
+
+async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Snapshot) -> tuple[Snapshot, list[str]]:
+    """Read what the profile needs that ``known`` lacks. Returns the snapshot and what could not be read.
+
+    A timeout ends the collection (the device has gone quiet, and every further request would wait
+    as long again); an agent error loses only the subtree that caused it.
+    """
+    gets, walks = plan(profile)
+    values = dict(known.values)
+    problems: list[str] = []
+    missing = [o for o in gets if o not in values]
+    try:
+        if missing:
+            values.update(await client.get(target, missing))
+        rows: dict[str, Sequence[tuple[str, Value]]] = {}
+        for prefix in walks:
+            try:
+                rows[prefix] = await client.walk(target, prefix)
+            except SnmpTimeout:
+                raise
+            except SnmpError as exc:
+                log.info("snmp %s: walk %s failed: %s", target.host, prefix, exc)
+                problems.append(f"could not walk {prefix}: {exc}")
+    except SnmpTimeout as exc:
+        problems.append(f"stopped early: {exc}")
+        return Snapshot(known.sys_descr, values, {}), problems
+    return Snapshot(known.sys_descr, values, rows), problems
+
+
+def evaluate(profile: Profile, snapshot: Snapshot) -> Evaluation:
+    scalars = {}
+    for section, chains in profile.scalars.items():
+        measured = {}
+        for name, chain in chains.items():
+            value = _first(chain, fields.SCALARS[section][name], snapshot)
+            if value is not None:
+                measured[name] = value
+        scalars[section] = measured
+    tables = {section: _table(columns, section, snapshot) for section, columns in profile.tables.items()}
+    return Evaluation(scalars, tables)
+
+
+def _first(chain: Sequence[Source], unit: str, snapshot: Snapshot) -> Measured | None:
+    for source in chain:
+        value = _one(source, unit, snapshot)
+        if value is not None:
+            return value
+    return None
+
+
+def _one(source: Source, unit: str, snapshot: Snapshot) -> Measured | None:
+    if source.value is not None:
+        return Measured(source.value)
+    if source.sys_descr is not None:
+        found = source.sys_descr.search(snapshot.sys_descr)
+        return convert(source, unit, Value(Kind.OCTETS, found.group(1).encode())) if found else None
+    if source.get is not None:
+        value = snapshot.values.get(source.get)
+        return convert(source, unit, value) if value is not None else None
+    rows = _column(source.walk or "", snapshot)
+    if source.where is not None:
+        column, equals = source.where
+        keep = {index for index, value in _column(column, snapshot).items() if _raw_text(value) == equals}
+        rows = {index: value for index, value in rows.items() if index in keep}
+    if source.reduce == "count":
+        counted = sum(1 for v in rows.values() if _raw_text(v) not in source.invalid)
+        return Measured(counted) if counted else None  # no matching row is no evidence, not "zero processors"
+    measured = [m for m in (convert(source, unit, v) for v in rows.values()) if m is not None]
+    if not measured:
+        return None
+    if source.reduce == "first":
+        return measured[0]
+    numbers = [float(m.value) for m in measured]
+    return Measured(_tidy({"sum": sum, "max": max, "min": min}[source.reduce](numbers)))
+
+
+def _table(columns: Mapping[str, Source], section: str, snapshot: Snapshot) -> dict[str, Row]:
+    table: dict[str, Row] = {}
+    for name, source in columns.items():
+        for index, value in _column(source.walk or "", snapshot).items():
+            measured = convert(source, fields.TABLES[section][name], value)
+            if measured is not None:
+                table.setdefault(index, {})[name] = measured
+    return dict(sorted(table.items(), key=lambda item: oids.key(item[0])))
+
+
+def _column(prefix: str, snapshot: Snapshot) -> dict[str, Value]:
+    return {oids.index_of(oid, prefix): value for oid, value in snapshot.walks.get(prefix, ())}
+
+
+def _raw_text(value: Value) -> str:
+    return value.text() if isinstance(value.raw, bytes) else str(value.raw)
+
+
+def convert(source: Source, unit: str, value: Value) -> Measured | None:
+    """One raw value as the field's value, or None when it is missing, invalid or meaningless."""
+    raw = _raw_text(value)
+    if raw in source.invalid:
+        return None
+    if unit == fields.FLAGS:
+        octets = value.raw if isinstance(value.raw, bytes) else b""
+        return Measured(tuple(name for bit, name in enumerate(source.bits)
+                              if bit // 8 < len(octets) and octets[bit // 8] & (0x80 >> bit % 8)))
+    if source.map is not None:
+        mapped = source.map.get(raw)
+        return Measured(mapped) if mapped is not None else None
+    if unit == fields.TEXT:
+        if source.pattern is not None:
+            found = source.pattern.search(raw)
+            raw = found.group(1).strip() if found else ""
+        raw = raw.removeprefix(source.strip_prefix) if source.strip_prefix else raw
+        return Measured(raw) if raw else None
+    number = value.raw if isinstance(value.raw, int) else _number(raw)
+    if number is None:
+        return None
+    if unit == fields.COUNT:
+        return Measured(int(number))
+    wraps = WRAPS_AT.get(value.kind)
+    return Measured(_tidy(number * source.scale), wraps * source.scale if wraps else None)
+
+
+def _tidy(number: float) -> float:
+    """Scaling by 0.1 leaves binary noise (2.8000000000000003); no meter is that precise."""
+    return round(number, 9)
+
+
+def _number(text: str) -> float | None:
+    """Numbers some agents send as text ("6.400"); "N/A" and the like are no number."""
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -1,0 +1,122 @@
+"""Polling: find a credential that works, choose the profile, read it, and build the readings.
+
+Every step is bounded. Each request waits at most (retries + 1) × timeout; each device has a
+wall-clock deadline covering all its credentials and walks; and devices are polled concurrently up
+to a limit, so one dead host costs its own deadline and nobody else's. Only the credentials
+configured for an address are tried there, the one that worked last time first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.snmp.client import SnmpClient, SnmpError, Target, Value
+from controller.snmp.collect import Snapshot, evaluate, fetch
+from controller.snmp.credentials import (
+    Credential,
+    CredentialMemory,
+    CredentialStore,
+    RememberedCredentials,
+    in_trial_order,
+)
+from controller.snmp.identify import choose, identification_oids, system_identity
+from controller.snmp.profiles import Profile
+from controller.snmp.pysnmp_client import PysnmpClient
+from controller.snmp.readings import DevicePoll, build
+from controller.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    timeout: float = 1.0  # seconds per request attempt
+    retries: int = 1
+    concurrency: int = 32  # devices polled at once
+    device_deadline: float = 60.0  # seconds for one device, every credential and walk included
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.device_deadline <= 0:
+            raise ValueError("concurrency must be at least 1 and device_deadline positive")
+
+
+class Poller:
+    def __init__(self, client: SnmpClient, profiles: Mapping[str, Profile], credentials: CredentialStore,
+                 memory: CredentialMemory | None = None, settings: PollSettings | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.client = client
+        self.profiles = dict(profiles)
+        self.credentials = credentials
+        self.memory = memory if memory is not None else RememberedCredentials()
+        self.settings = settings or PollSettings()
+        self.clock = clock
+        self._identification = identification_oids(self.profiles.values())
+
+    async def poll_many(self, addresses: Iterable[str | tuple[str, int]]) -> list[DevicePoll]:
+        """Poll every address, at most ``concurrency`` at once; results in the order given."""
+        gate = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(address: str, port: int) -> DevicePoll:
+            async with gate:
+                return await self.poll(address, port)
+
+        pairs = [(a, 161) if isinstance(a, str) else a for a in addresses]
+        return list(await asyncio.gather(*(one(a, p) for a, p in pairs)))
+
+    async def poll(self, address: str, port: int = 161) -> DevicePoll:
+        at = self.clock()
+        candidates = in_trial_order(self.credentials.candidates(address), self.memory.recall(address))
+        if not candidates:
+            log.info("snmp %s: no credentials are configured for this address; not polled", address)
+            return DevicePoll(address, port, at, error=f"no SNMP credentials are configured for {address}")
+        try:
+            async with asyncio.timeout(self.settings.device_deadline):
+                return await self._poll(address, port, at, candidates)
+        except TimeoutError:
+            log.info("snmp %s:%d: gave up after %g s", address, port, self.settings.device_deadline)
+            return DevicePoll(address, port, at,
+                              error=f"gave up after {self.settings.device_deadline:g} s without a complete answer")
+
+    async def _poll(self, address: str, port: int, at: datetime, candidates: tuple[Credential, ...]) -> DevicePoll:
+        answered = await self._first_answer(address, port, candidates)
+        if isinstance(answered, str):
+            return DevicePoll(address, port, at, error=answered)
+        target, values = answered
+        profile = choose(self.profiles.values(), values)
+        if profile is None:
+            return DevicePoll(address, port, at, credential=target.credential.name,
+                              error="no profile matches this device (is the generic profile missing?)")
+        system = system_identity(values)
+        log.info("snmp %s:%d: credential %s, profile %s", address, port, target.credential.name, profile.name)
+        snapshot, problems = await fetch(self.client, target, profile, Snapshot(system.sys_descr or "", values))
+        sections = build(evaluate(profile, snapshot), system)
+        return DevicePoll(address, port, at, profile.name, profile.kind, target.credential.name, sections.identity,
+                          sections.power, sections.outlets, sections.printer, sections.poe, sections.ups,
+                          sections.host, sections.notes + tuple(problems))
+
+    async def _first_answer(self, address: str, port: int,
+                            candidates: tuple[Credential, ...]) -> tuple[Target, dict[str, Value]] | str:
+        """The first credential the device answers, with its identification; or why none did."""
+        failures = []
+        for credential in candidates:
+            target = Target(address, credential, port, self.settings.timeout, self.settings.retries)
+            try:
+                values = await self.client.get(target, self._identification)
+            except SnmpError as exc:
+                log.info("snmp %s:%d: credential %s: %s", address, port, credential.name, exc)
+                failures.append(f"{credential.name}: {exc}")
+                continue
+            self.memory.remember(address, credential.name)
+            return target, values
+        return "no answer with any configured credential (" + "; ".join(failures) + ")"
+
+
+async def poll_once(address: str, port: int, profiles: Mapping[str, Profile], credentials: CredentialStore,
+                    settings: PollSettings | None = None) -> DevicePoll:
+    """One device with the real SNMP client, for the command line."""
+    async with PysnmpClient() as client:
+        return await Poller(client, profiles, credentials, settings=settings).poll(address, port)
