@@ -28,10 +28,12 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Measured:
-    """A field's value in its unit; ``wraps_at`` is where an unsigned counter returns to zero, in that unit."""
+    """A field's value in its unit; ``wraps_at`` is where an unsigned counter returns to zero and
+    ``step`` what one raw count is worth, both in that unit."""
 
     value: object
     wraps_at: float | None = None
+    step: float | None = None
 
 
 Row = dict[str, Measured]
@@ -131,7 +133,7 @@ def _one(source: Source, unit: str, snapshot: Snapshot) -> Measured | None:
     if source.reduce == "first":
         return measured[0]
     numbers = [float(m.value) for m in measured]
-    return Measured(_tidy({"sum": sum, "max": max, "min": min}[source.reduce](numbers)))
+    return Measured(_tidy({"sum": sum, "max": max, "min": min}[source.reduce](numbers)), step=source.scale)
 
 
 def _table(columns: Mapping[str, Source], section: str, snapshot: Snapshot) -> dict[str, Row]:
@@ -176,7 +178,7 @@ def convert(source: Source, unit: str, value: Value) -> Measured | None:
     if unit == fields.COUNT:
         return Measured(int(number))
     wraps = WRAPS_AT.get(value.kind)
-    return Measured(_tidy(number * source.scale), wraps * source.scale if wraps else None)
+    return Measured(_tidy(number * source.scale), wraps * source.scale if wraps else None, source.scale)
 
 
 def _tidy(number: float) -> float:

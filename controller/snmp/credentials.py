@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import hmac
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,8 +182,16 @@ def in_trial_order(candidates: tuple[Credential, ...], remembered: str | None) -
 
 # --- loading --------------------------------------------------------------------------------------
 
-def new_key() -> bytes:
-    return Fernet.generate_key()
+def ensure_key(path: Path) -> tuple[bytes, bool]:
+    """The Fernet key in ``path``, created (owner-only) if there is none; and whether it was created."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip(), False
+    key = Fernet.generate_key()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key + b"\n")
+    return key, True
 
 
 def encrypt_secret(key: bytes, secret: str) -> str:

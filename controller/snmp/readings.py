@@ -39,6 +39,7 @@ class EnergyCounter:
     joules: float
     wraps_at_joules: float | None = None
     since: str | None = None
+    resolution_joules: float | None = None  # one count of the register: 0.1 kWh is 360 kJ
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,8 @@ def _energy(measured: Mapping[str, Measured], name: str, values: Mapping[str, ob
     if counter is None:
         return None
     since = values.get("energy_since")
-    return EnergyCounter(float(counter.value), counter.wraps_at, str(since) if since is not None else None)
+    return EnergyCounter(float(counter.value), counter.wraps_at, str(since) if since is not None else None,
+                         counter.step)
 
 
 def _identity(measured: Mapping[str, Measured], system: Identity, notes: list[str]) -> Identity:

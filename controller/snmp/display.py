@@ -1,0 +1,81 @@
+"""A poll as lines of text for a person at a terminal (``caretaker snmp poll``)."""
+
+from __future__ import annotations
+
+from controller.snmp.readings import DevicePoll, EnergyCounter
+
+
+def describe(poll: DevicePoll) -> list[str]:
+    where = f"{poll.address}:{poll.port}"
+    if not poll.ok:
+        return [f"{where}: {poll.error}"]
+    i = poll.identity
+    lines = [f"{where}: {poll.kind}, profile {poll.profile}, credential {poll.credential}"]
+    if i is not None:
+        lines.append(_pairs(("vendor", i.vendor), ("model", i.model), ("serial", i.serial),
+                            ("firmware", i.firmware)) or "identity: nothing reported")
+    if poll.power is not None:
+        p = poll.power
+        lines.append("power: " + _pairs(("now", _num(p.watts, "W")), ("peak", _num(p.peak_watts, "W")),
+                                        ("apparent", _num(p.apparent_va, "VA")), ("pf", _num(p.power_factor, "")),
+                                        ("current", _num(p.current_amps, "A")), ("voltage", _num(p.voltage_volts, "V")),
+                                        ("energy", _energy(p.energy))))
+    for o in poll.outlets:
+        state = {True: "on", False: "off", None: "?"}[o.powered]
+        lines.append(f"  outlet {o.index} {o.name or ''} [{state}] "
+                     + _pairs(("now", _num(o.watts, "W")), ("current", _num(o.current_amps, "A")),
+                              ("energy", _energy(o.energy))))
+    if poll.printer is not None:
+        pr = poll.printer
+        lines.append("printer: " + _pairs(("count", f"{pr.life_count} {pr.counter_unit or ''}".strip()
+                                            if pr.life_count is not None else None), ("status", pr.status),
+                                           ("alerts", ", ".join(pr.errors) or None)))
+        for s in pr.supplies:
+            level = f"{s.percent:g}%" if s.percent is not None else {-3: "some left", -2: "unknown"}.get(
+                s.level or 0, "?")
+            lines.append(f"  {s.description or s.index}: {level}")
+    if poll.poe is not None:
+        lines.append("PoE: " + _pairs(("budget", _num(poll.poe.budget_watts, "W")),
+                                      ("drawn", _num(poll.poe.consumption_watts, "W"))))
+        for port in poll.poe.ports:
+            lines.append(f"  port {port.index}: " + _pairs(("now", _num(port.watts, "W")),
+                                                          ("delivering", _yes(port.delivering))))
+    if poll.ups is not None:
+        u = poll.ups
+        lines.append("UPS: " + _pairs(("source", u.output_source), ("load", _num(u.load_percent, "%")),
+                                      ("output", _num(u.output_watts, "W")),
+                                      ("voltage", _num(u.output_voltage_volts, "V")),
+                                      ("current", _num(u.output_current_amps, "A")),
+                                      ("battery", _num(u.battery_percent, "%")),
+                                      ("runtime", _num(u.runtime_seconds / 60 if u.runtime_seconds else None, "min"))))
+        for out in u.outputs:
+            lines.append(f"  output {out.index}: " + _pairs(("load", _num(out.load_percent, "%")),
+                                                            ("now", _num(out.watts, "W")),
+                                                            ("voltage", _num(out.voltage_volts, "V")),
+                                                            ("current", _num(out.current_amps, "A"))))
+    if poll.host is not None:
+        h = poll.host
+        lines.append("host: " + _pairs(("up", _num(h.uptime_seconds / 86400 if h.uptime_seconds else None, "days")),
+                                       ("memory", _num(h.memory_bytes / 2**30 if h.memory_bytes else None, "GiB")),
+                                       ("processors", h.processors)))
+    lines += [f"note: {n}" for n in poll.notes]
+    return lines
+
+
+def _pairs(*pairs: tuple[str, object]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in pairs if v is not None)
+
+
+def _num(value: float | None, unit: str) -> str | None:
+    return None if value is None else f"{value:.6g} {unit}".rstrip()
+
+
+def _energy(counter: EnergyCounter | None) -> str | None:
+    if counter is None:
+        return None
+    since = f" since {counter.since}" if counter.since else ""
+    return f"{counter.joules / 3.6e6:.6g} kWh{since}"
+
+
+def _yes(value: bool | None) -> str | None:
+    return None if value is None else ("yes" if value else "no")
