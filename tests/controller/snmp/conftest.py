@@ -1,0 +1,140 @@
+"""Fixtures for the SNMP tests: the real device recordings, credentials for them, and snmpsim.
+
+snmpsim serves the recordings in ../shared/snmp/ on loopback, one address per recording
+(127.0.0.10, 127.0.0.11, …, all on one port), so credentials are per address as on a real network.
+It comes from .ci/setup-snmpsim.sh (/opt/snmpsim, or $SNMPSIM_PREFIX). Locally a missing snmpsim
+skips the integration tests; in CI (CI set) it fails them. As root, snmpsim must drop privileges to
+nobody, so its data and cache live in a directory nobody can read, outside pytest's private tmp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.snmp.client import Target
+from controller.snmp.credentials import (
+    AuthProtocol,
+    CommunityCredential,
+    CredentialStore,
+    PrivProtocol,
+    Rule,
+    Secret,
+    UsmCredential,
+)
+from controller.snmp.memory import MemoryAgent, MemoryClient, parse_snmprec
+from controller.snmp.pysnmp_client import PysnmpClient
+
+RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "snmp"
+NAMES = sorted(p.stem for p in RECORDINGS.glob("*.snmprec"))
+SNMPSIM = Path(os.environ.get("SNMPSIM_PREFIX", "/opt/snmpsim")) / "bin" / "snmpsim-command-responder"
+V3_USER, V3_AUTH, V3_PRIV = "caretaker", "auth-key-for-tests", "priv-key-for-tests"
+
+
+def community(name: str) -> CommunityCredential:
+    """snmpsim's community for a recording is its file name; here it stands in for a real secret."""
+    return CommunityCredential(f"{name}-ro", Secret(name, f"env:SNMP_{name.upper()}"))
+
+
+def v3(context: str, priv: str = V3_PRIV) -> UsmCredential:
+    return UsmCredential("v3", V3_USER, AuthProtocol.SHA, Secret(V3_AUTH, "env:SNMP_AUTH"), PrivProtocol.AES,
+                         Secret(priv, "env:SNMP_PRIV"), context)
+
+
+def store_for(*rules: tuple[str, list]) -> CredentialStore:
+    """A store with one exact-address rule per (address, credentials)."""
+    credentials = {c.name: c for _, creds in rules for c in creds}
+    return CredentialStore(credentials, tuple(Rule(None, a, tuple(c.name for c in creds)) for a, creds in rules))
+
+
+def recording(name: str) -> MemoryAgent:
+    return MemoryAgent(parse_snmprec((RECORDINGS / f"{name}.snmprec").read_text()), frozenset({name}))
+
+
+@pytest.fixture
+def memory_client() -> MemoryClient:
+    """Every recording as an in-memory agent at its own loopback address, port 161."""
+    return MemoryClient({(address_of(name), 161): recording(name) for name in NAMES})
+
+
+def address_of(name: str) -> str:
+    return f"127.0.0.{10 + NAMES.index(name)}"
+
+
+@dataclass(frozen=True)
+class Snmpsim:
+    port: int
+    log: Path
+
+    def target(self, name: str, credential=None, timeout: float = 1.0) -> Target:
+        return Target(address_of(name), credential or community(name), self.port, timeout, 1)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(server: Snmpsim) -> bool:
+    async def ask() -> bool:
+        async with PysnmpClient() as client:
+            try:
+                return bool(await client.get(server.target(NAMES[-1], timeout=0.5), ["1.3.6.1.2.1.1.2.0"]))
+            except Exception:
+                return False
+
+    return asyncio.run(ask())
+
+
+@pytest.fixture(scope="session")
+def snmpsim() -> Iterator[Snmpsim]:
+    if not SNMPSIM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SNMPSIM} is missing; CI must run .ci/setup-snmpsim.sh first")
+        pytest.skip(f"snmpsim is not installed at {SNMPSIM} (run .ci/setup-snmpsim.sh)")
+    root = Path(tempfile.mkdtemp(prefix="caretaker-snmpsim-"))
+    process = None
+    try:
+        data, cache = root / "data", root / "cache"
+        data.mkdir()
+        cache.mkdir()
+        for name in NAMES:
+            shutil.copyfile(RECORDINGS / f"{name}.snmprec", data / f"{name}.snmprec")
+        for path in [root, data, *data.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        port = _free_udp_port()
+        args = [str(SNMPSIM), f"--data-dir={data}", f"--cache-dir={cache}",
+                *(f"--agent-udpv4-endpoint={address_of(n)}:{port}" for n in NAMES),
+                f"--v3-user={V3_USER}", f"--v3-auth-key={V3_AUTH}", "--v3-auth-proto=SHA",
+                f"--v3-priv-key={V3_PRIV}", "--v3-priv-proto=AES"]
+        if os.geteuid() == 0:
+            shutil.chown(cache, "nobody")
+            args += ["--process-user=nobody", "--process-group=nogroup"]
+        server = Snmpsim(port, root / "snmpsim.log")
+        process = subprocess.Popen(args, stdout=server.log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not _answers(server):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"snmpsim did not start:\n{server.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(root, ignore_errors=True)

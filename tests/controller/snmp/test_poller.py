@@ -1,0 +1,158 @@
+"""Polling with the in-memory agent: credentials tried only where configured, the working one
+remembered, every wait bounded, and no secret in any log."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+
+import pytest
+
+from controller.snmp.client import SnmpTimeout
+from controller.snmp.credentials import CommunityCredential, RememberedCredentials, Secret
+from controller.snmp.memory import MemoryAgent, MemoryClient
+from controller.snmp.poller import Poller, PollSettings
+from controller.snmp.profiles import load_profiles
+from tests.controller.snmp.conftest import address_of, community, recording, store_for, v3
+
+FAST = PollSettings(timeout=0.2, retries=0)
+
+
+def poller(client, store, **kwargs) -> Poller:
+    return Poller(client, load_profiles(), store, **{"settings": FAST, **kwargs})
+
+
+def wrong(name: str) -> CommunityCredential:
+    return CommunityCredential(f"{name}-old", Secret(f"not-{name}", "env:OLD_COMMUNITY"))
+
+
+def test_an_address_without_configured_credentials_is_not_asked_anything(memory_client):
+    store = store_for((address_of("sharp"), [community("sharp")]))
+    result = asyncio.run(poller(memory_client, store).poll(address_of("konica_c250i")))
+    assert result.error == f"no SNMP credentials are configured for {address_of('konica_c250i')}"
+    assert memory_client.requests == []
+
+
+def test_only_the_addresses_own_credentials_are_tried(memory_client):
+    store = store_for((address_of("sharp"), [wrong("sharp"), community("sharp")]),
+                      (address_of("apc_ap8853"), [community("apc_ap8853")]))
+    result = asyncio.run(poller(memory_client, store).poll(address_of("sharp")))
+    assert result.ok and result.credential == "sharp-ro"
+    assert {r.credential for r in memory_client.requests} == {"sharp-old", "sharp-ro"}
+    assert {r.host for r in memory_client.requests} == {address_of("sharp")}
+
+
+def test_the_credential_that_worked_is_remembered_and_tried_first_next_time(memory_client):
+    store = store_for((address_of("sharp"), [wrong("sharp"), community("sharp")]))
+    memory = RememberedCredentials()
+    p = poller(memory_client, store, memory=memory)
+    asyncio.run(p.poll(address_of("sharp")))
+    assert memory.recall(address_of("sharp")) == "sharp-ro"
+    memory_client.requests.clear()
+    started = time.monotonic()
+    assert asyncio.run(p.poll(address_of("sharp"))).ok
+    assert time.monotonic() - started < FAST.timeout  # no wait on the stale community
+    assert {r.credential for r in memory_client.requests} == {"sharp-ro"}
+
+
+def test_a_refused_v3_user_moves_on_to_the_next_credential():
+    agent = recording("apc_ap8853")
+    agent.users = {"caretaker": ("auth-key-for-tests", "priv-key-for-tests")}
+    client = MemoryClient({("10.0.0.5", 161): agent})
+    store = store_for(("10.0.0.5", [v3("", priv="wrong-priv-key"), community("apc_ap8853")]))
+    result = asyncio.run(poller(client, store).poll("10.0.0.5"))
+    assert result.credential == "apc_ap8853-ro" and result.power.watts == 1140
+    assert [r.credential for r in client.requests[:2]] == ["v3", "apc_ap8853-ro"]
+
+
+def test_when_no_credential_works_the_poll_says_which_failed_how(memory_client):
+    store = store_for((address_of("sharp"), [wrong("sharp")]))
+    result = asyncio.run(poller(memory_client, store).poll(address_of("sharp")))
+    assert not result.ok and result.error.startswith("no answer with any configured credential (sharp-old: no answer")
+
+
+def test_one_dead_host_does_not_stall_the_others(memory_client):
+    names = ["sharp", "apc_ap8853", "XMG1915-10EP"]
+    store = store_for(("127.0.0.99", [community("sharp")]), *((address_of(n), [community(n)]) for n in names))
+    started = time.monotonic()
+    results = asyncio.run(poller(memory_client, store, settings=PollSettings(timeout=0.5, retries=1))
+                          .poll_many(["127.0.0.99", *(address_of(n) for n in names)]))
+    elapsed = time.monotonic() - started
+    assert [r.ok for r in results] == [False, True, True, True]
+    assert 1.0 <= elapsed < 1.5  # the dead host's own (1 + 1 retry) × 0.5 s, shared by nobody else
+
+
+class Counting(MemoryClient):
+    """Keeps the most devices it was ever talking to at once."""
+
+    def __init__(self, agents):
+        super().__init__(agents)
+        self.busy: dict[str, int] = {}
+        self.most = 0
+
+    async def _reach(self, target, operation, asked):
+        self.busy[target.host] = self.busy.get(target.host, 0) + 1
+        self.most = max(self.most, sum(1 for n in self.busy.values() if n))
+        try:
+            return await super()._reach(target, operation, asked)
+        finally:
+            self.busy[target.host] -= 1
+
+
+def test_no_more_devices_are_polled_at_once_than_configured():
+    agents = {(f"10.0.0.{i}", 161): MemoryAgent(recording("XMG1915-10EP").values, frozenset({"XMG1915-10EP"}),
+                                                delay=0.02) for i in range(6)}
+    client = Counting(agents)
+    store = store_for(*((f"10.0.0.{i}", [community("XMG1915-10EP")]) for i in range(6)))
+    results = asyncio.run(poller(client, store, settings=PollSettings(concurrency=2))
+                          .poll_many([f"10.0.0.{i}" for i in range(6)]))
+    assert all(r.ok for r in results) and client.most == 2
+
+
+def test_a_device_that_answers_too_slowly_is_given_up_at_its_deadline():
+    slow = MemoryAgent(recording("sharp").values, frozenset({"sharp"}), delay=0.2)
+    store = store_for(("10.0.0.7", [community("sharp")]))
+    started = time.monotonic()
+    result = asyncio.run(poller(MemoryClient({("10.0.0.7", 161): slow}), store,
+                                settings=PollSettings(device_deadline=0.5)).poll("10.0.0.7"))
+    assert result.error == "gave up after 0.5 s without a complete answer"
+    assert time.monotonic() - started < 0.7
+
+
+class GoesQuiet(MemoryClient):
+    """Answers identification, then stops answering, like a device rebooting mid-poll."""
+
+    async def walk(self, target, prefix, max_rows=5000):
+        await super().walk(target, prefix, max_rows)
+        raise SnmpTimeout(f"no answer from {target.host}")
+
+
+def test_a_device_that_goes_quiet_mid_poll_keeps_what_was_read_and_says_it_stopped():
+    client = GoesQuiet({("10.0.0.8", 161): recording("apc_ap7900b")})
+    result = asyncio.run(poller(client, store_for(("10.0.0.8", [community("apc_ap7900b")]))).poll("10.0.0.8"))
+    assert result.ok and result.identity.serial == "ZA1732000177" and result.power.watts == 312
+    assert result.outlets == ()  # the walks were lost
+    assert any(n.startswith("stopped early: no answer") for n in result.notes)
+    assert sum(r.operation == "walk" for r in client.requests) == 1  # no second wait on a quiet device
+
+
+def test_no_secret_reaches_the_logs_or_the_result(memory_client, caplog):
+    stale = CommunityCredential("printers-old", Secret("stale-community", "env:OLD"))
+    refused = v3("sharp", priv="wrong-priv-key")
+    working = CommunityCredential("printers", Secret("sharp", "env:PRINTERS"))
+    store = store_for((address_of("sharp"), [stale, refused, working]))
+    with caplog.at_level(logging.DEBUG):
+        result = asyncio.run(poller(memory_client, store).poll(address_of("sharp")))
+    assert result.ok and len(caplog.records) >= 3  # it did log: two credentials failed, one worked
+    shown = caplog.text + repr(result) + json.dumps(dataclasses.asdict(result), default=str)
+    secrets = ["stale-community", "wrong-priv-key", "auth-key-for-tests", "sharp"]
+    assert [s for s in secrets if s in shown.replace("SHARP", "")] == []  # the model name is not the community
+
+
+@pytest.mark.parametrize("settings", [{"concurrency": 0}, {"device_deadline": 0}])
+def test_unbounded_settings_are_refused(settings):
+    with pytest.raises(ValueError):
+        PollSettings(**settings)

@@ -1,0 +1,96 @@
+"""Device knowledge is data: the bundled profiles load, bad ones are refused on load, code names no vendor."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.snmp.profiles import ProfileError, load_profiles, parse_profile
+
+SNMP_CODE = Path(__file__).resolve().parents[3] / "controller" / "snmp"
+
+
+def test_the_bundled_profiles_cover_the_families_the_issue_names():
+    profiles = load_profiles()
+    assert {"printer", "poe-switch", "apc-rpdu2", "apc-rpdu-legacy", "servertech-sentry4", "vertiv-geist",
+            "ups-mib", "cyberpower", "zyxel-poe", "advantech-poe", "generic"} <= set(profiles)
+    assert {p.kind for p in profiles.values()} == {"printer", "switch", "pdu", "ups", "host"}
+
+
+def test_code_under_controller_snmp_names_no_vendor():
+    vendors = re.compile(r"\b(APC|Sharp|Konica|Zyxel|Advantech|CyberPower|Vertiv|Geist|Sentry|ServerTech|Cisco|ABB|"
+                         r"Hewlett|Eaton|Raritan)\b", re.IGNORECASE)
+    hits = [f"{path.name}: {m.group(0)}" for path in SNMP_CODE.glob("*.py") for m in vendors.finditer(path.read_text())]
+    assert hits == []
+
+
+def test_a_child_profile_replaces_its_parent_field_by_field(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({
+        "name": "base", "kind": "host", "identity": {"model": {"get": "1.3.6.1.2.1.1.1.0"},
+                                                     "serial": {"get": "1.3.6.1.2.1.1.2.0"}}}))
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump({
+        "name": "child", "kind": "pdu", "extends": "base", "priority": 5,
+        "match": {"sys_object_id": ["1.3.6.1.4.1.99"]}, "identity": {"serial": {"value": "fixed"}}}))
+    child = load_profiles(tmp_path)["child"]
+    assert child.scalars["identity"]["model"][0].get == "1.3.6.1.2.1.1.1.0"  # inherited
+    assert child.scalars["identity"]["serial"][0].value == "fixed"  # replaced
+    assert (child.kind, child.priority, child.match.sys_object_id) == ("pdu", 5, ("1.3.6.1.4.1.99",))
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"a": {"name": "a", "kind": "host", "extends": "missing"}}, "not a profile"),
+    ({"a": {"name": "a", "kind": "host", "extends": "b"}, "b": {"name": "b", "kind": "host", "extends": "a"}},
+     "extends itself"),
+    ({"a": {"name": "other", "kind": "host"}}, "name is the file name"),
+])
+def test_broken_profile_sets_are_refused_on_load(tmp_path, files, message):
+    for name, data in files.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match=message):
+        load_profiles(tmp_path)
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"power": {"wattz": {"get": "1.3.6.1.2.1.1.1.0"}}}, "power has no field 'wattz'"),
+    ({"power": {"watts": {"get": "1.3.6.1.2.1.1.1.0", "scale": "0.1 kWh"}}}, "does not convert"),
+    ({"power": {"watts": {"get": "1.3.6.1.2.1.1.1.0", "scale": "10 furlongs"}}}, "unknown unit"),
+    ({"power": {"watts": {"get": "1.3.6.1.2.1.1.1.0", "walk": "1.3.6.1.2.1.1"}}}, "exactly one of"),
+    ({"power": {"watts": {"get": "sysDescr.0"}}}, "not a numeric OID"),
+    ({"power": {"watts": {"get": "1.3.6.1.2.1.1.1.0", "reduce": "sum"}}}, "only applies to walk"),
+    ({"identity": {"serial": {"walk": "1.3.6.1.2.1.1", "reduce": "sum"}}}, "needs a numeric field"),
+    ({"identity": {"serial": {"sys_descr": "SN: \\S+"}}}, r"needs a \(group\)"),
+    ({"identity": {"serial": {"get": "1.3.6.1.2.1.1.1.0", "scale": 2}}}, "scale applies to numbers"),
+    ({"outlets": {"powered": {"walk": "1.3.6.1.4.1.1.1"}}}, "needs a map"),
+    ({"outlets": {"powered": {"walk": "1.3.6.1.4.1.1.1", "map": {"1": "on"}}}}, "true or false"),
+    ({"outlets": {"watts": {"walk": "1.3.6.1.4.1.1.1", "reduce": "max"}}}, "one column"),
+    ({"outlets": {"watts": {"get": "1.3.6.1.4.1.1.1.0"}}}, "one column"),
+    ({"printer": {"errors": {"get": "1.3.6.1.2.1.25.3.5.1.2.1"}}}, "needs bits"),
+    ({"kind": "toaster"}, "kind must be one of"),
+    ({"colour": "blue"}, "unknown key"),
+])
+def test_a_mistake_in_a_profile_is_named_on_load(section, message):
+    data = {"name": "t", "kind": "pdu", **section}
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(data, "t.yaml")
+
+
+def test_scales_with_units_convert_to_the_fields_base_unit():
+    profile = parse_profile({"name": "t", "kind": "pdu", "power": {
+        "watts": {"get": "1.3.6.1.4.1.1.1.0", "scale": "10 W"},
+        "energy_joules": {"get": "1.3.6.1.4.1.1.2.0", "scale": "0.1 kWh"},
+        "current_amps": {"get": "1.3.6.1.4.1.1.3.0", "scale": "100 mA"}}}, "t.yaml")
+    power = profile.scalars["power"]
+    assert power["watts"][0].scale == 10
+    assert power["energy_joules"][0].scale == pytest.approx(360_000)
+    assert power["current_amps"][0].scale == pytest.approx(0.1)
+
+
+def test_yaml_booleans_cannot_sneak_in_as_field_names():
+    """YAML 1.1 reads a key `on:` as True; the vocabulary avoids such names and the loader says so."""
+    data = yaml.safe_load("name: t\nkind: pdu\noutlets:\n  on: {walk: 1.3.6.1.4.1.1, map: {1: true}}\n")
+    with pytest.raises(ProfileError, match="outlets has no field True"):
+        parse_profile(data, "t.yaml")
+
