@@ -46,8 +46,8 @@ def community(name: str) -> CommunityCredential:
     return CommunityCredential(f"{name}-ro", Secret(name, f"env:SNMP_{name.upper()}"))
 
 
-def v3(context: str, priv: str = V3_PRIV) -> UsmCredential:
-    return UsmCredential("v3", V3_USER, AuthProtocol.SHA, Secret(V3_AUTH, "env:SNMP_AUTH"), PrivProtocol.AES,
+def v3(context: str, priv: str = V3_PRIV, name: str = "v3") -> UsmCredential:
+    return UsmCredential(name, V3_USER, AuthProtocol.SHA, Secret(V3_AUTH, "env:SNMP_AUTH"), PrivProtocol.AES,
                          Secret(priv, "env:SNMP_PRIV"), context)
 
 

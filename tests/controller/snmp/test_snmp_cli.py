@@ -1,0 +1,72 @@
+"""`caretaker snmp poll` and `caretaker snmp encrypt` as an operator uses them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIN
+from tests.controller.snmp.conftest import address_of
+
+COMMUNITY = "konica_c250i"  # snmpsim's community for the recording; a secret as far as the CLI knows
+
+
+def caretaker(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "caretaker"), "snmp", *args], capture_output=True, text=True, input=stdin,
+                          timeout=60)
+
+
+@pytest.fixture
+def credentials(tmp_path: Path) -> Path:
+    (tmp_path / "printers.secret").write_text(COMMUNITY + "\n")
+    path = tmp_path / "snmp-credentials.yaml"
+    path.write_text("credentials:\n  printers: {version: 2c, community: file:printers.secret}\n"
+                    "targets:\n  - {subnet: 127.0.0.0/24, use: [printers]}\n")
+    return path
+
+
+def test_poll_prints_what_the_device_reports_without_its_community(snmpsim, credentials):
+    polled = caretaker("poll", address_of("konica_c250i"), "--port", str(snmpsim.port),
+                       "--credentials", str(credentials), "--json")
+    assert polled.returncode == 0, polled.stderr
+    result = json.loads(polled.stdout)
+    assert (result["profile"], result["credential"]) == ("printer", "printers")
+    assert (result["identity"]["serial"], result["printer"]["life_count"]) == ("AA2M021115700", 33810)
+    assert COMMUNITY not in polled.stdout + polled.stderr
+
+
+def test_poll_without_json_is_a_summary_for_people(snmpsim, credentials):
+    polled = caretaker("poll", address_of("konica_c250i"), "--port", str(snmpsim.port),
+                       "--credentials", str(credentials))
+    assert polled.returncode == 0, polled.stderr
+    assert "serial AA2M021115700" in polled.stdout and "Toner (Black): 86%" in polled.stdout
+
+
+def test_an_address_no_credential_is_configured_for_is_not_polled(credentials):
+    polled = caretaker("poll", "192.0.2.10", "--credentials", str(credentials))
+    assert polled.returncode == 1
+    assert polled.stdout.strip() == "192.0.2.10:161: no SNMP credentials are configured for 192.0.2.10"
+
+
+def test_a_missing_credentials_file_is_a_one_line_error(tmp_path):
+    polled = caretaker("poll", "127.0.0.1", "--credentials", str(tmp_path / "absent.yaml"))
+    assert polled.returncode == 2
+    assert polled.stderr.startswith("caretaker: error: cannot read") and len(polled.stderr.splitlines()) == 1
+
+
+def test_encrypt_makes_a_secret_the_credentials_file_can_use(snmpsim, tmp_path):
+    encrypted = caretaker("encrypt", "--key-file", str(tmp_path / "snmp.key"), stdin=COMMUNITY + "\n")
+    assert encrypted.returncode == 0, encrypted.stderr
+    token = encrypted.stdout.strip()
+    assert token.startswith("fernet:") and COMMUNITY not in encrypted.stdout
+    (tmp_path / "creds.yaml").write_text(yaml.safe_dump({
+        "key": "file:snmp.key", "credentials": {"p": {"version": "2c", "community": token}},
+        "targets": [{"address": address_of("konica_c250i"), "use": ["p"]}]}))
+    polled = caretaker("poll", address_of("konica_c250i"), "--port", str(snmpsim.port),
+                       "--credentials", str(tmp_path / "creds.yaml"), "--json")
+    assert polled.returncode == 0, polled.stderr
+    assert json.loads(polled.stdout)["identity"]["serial"] == "AA2M021115700"
