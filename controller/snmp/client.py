@@ -40,10 +40,6 @@ class Value:
     kind: Kind
     raw: int | bytes | str
 
-    @property
-    def number(self) -> int | None:
-        return self.raw if isinstance(self.raw, int) else None
-
     def text(self) -> str:
         if isinstance(self.raw, bytes):
             return self.raw.decode("utf-8", errors="replace").replace("\x00", "").strip()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.snmp.readings import DevicePoll, EnergyCounter
+from controller.snmp.readings import DevicePoll, EnergyCounter, Supply
 
 
 def describe(poll: DevicePoll) -> list[str]:
@@ -22,18 +22,16 @@ def describe(poll: DevicePoll) -> list[str]:
                                         ("energy", _energy(p.energy))))
     for o in poll.outlets:
         state = {True: "on", False: "off", None: "?"}[o.powered]
-        lines.append(f"  outlet {o.index} {o.name or ''} [{state}] "
-                     + _pairs(("now", _num(o.watts, "W")), ("current", _num(o.current_amps, "A")),
-                              ("energy", _energy(o.energy))))
+        lines.append(" ".join(part for part in (
+            f"  outlet {o.index}", o.name, f"[{state}]", _pairs(("now", _num(o.watts, "W")),
+                                                           ("current", _num(o.current_amps, "A")),
+                                                           ("energy", _energy(o.energy)))) if part))
     if poll.printer is not None:
         pr = poll.printer
         lines.append("printer: " + _pairs(("count", f"{pr.life_count} {pr.counter_unit or ''}".strip()
                                             if pr.life_count is not None else None), ("status", pr.status),
                                            ("alerts", ", ".join(pr.errors) or None)))
-        for s in pr.supplies:
-            level = f"{s.percent:g}%" if s.percent is not None else {-3: "some left", -2: "unknown"}.get(
-                s.level or 0, "?")
-            lines.append(f"  {s.description or s.index}: {level}")
+        lines += [f"  {s.description or s.index}: {_supply_level(s)}" for s in pr.supplies]
     if poll.poe is not None:
         lines.append("PoE: " + _pairs(("budget", _num(poll.poe.budget_watts, "W")),
                                       ("drawn", _num(poll.poe.consumption_watts, "W"))))
@@ -60,6 +58,16 @@ def describe(poll: DevicePoll) -> list[str]:
                                        ("processors", h.processors)))
     lines += [f"note: {n}" for n in poll.notes]
     return lines
+
+
+def _supply_level(supply: Supply) -> str:
+    if supply.percent is not None:
+        return f"{supply.percent:g}%"
+    if supply.level == -3:
+        return "some left"
+    if supply.level is not None and supply.level >= 0:
+        return f"{supply.level} (capacity not reported)"
+    return "not reported"
 
 
 def _pairs(*pairs: tuple[str, object]) -> str:

@@ -93,10 +93,11 @@ class Poller:
         system = system_identity(values)
         log.info("snmp %s:%d: credential %s, profile %s", address, port, target.credential.name, profile.name)
         snapshot, problems = await fetch(self.client, target, profile, Snapshot(system.sys_descr or "", values))
-        sections = build(evaluate(profile, snapshot), system)
-        return DevicePoll(address, port, at, profile.name, profile.kind, target.credential.name, sections.identity,
-                          sections.power, sections.outlets, sections.printer, sections.poe, sections.ups,
-                          sections.host, sections.notes + tuple(problems))
+        found = build(evaluate(profile, snapshot), system)
+        return DevicePoll(address, port, at, profile=profile.name, kind=profile.kind,
+                          credential=target.credential.name, identity=found.identity, power=found.power,
+                          outlets=found.outlets, printer=found.printer, poe=found.poe, ups=found.ups, host=found.host,
+                          notes=found.notes + tuple(problems))
 
     async def _first_answer(self, address: str, port: int,
                             candidates: tuple[Credential, ...]) -> tuple[Target, dict[str, Value]] | str:

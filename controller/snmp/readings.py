@@ -8,6 +8,7 @@ real load has not measured its output; a Printer-MIB level of -3 means "some lef
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,31 +170,22 @@ def build(evaluation: Evaluation, system: Identity) -> Sections:
     """
     notes: list[str] = []
     s, t = evaluation.scalars, evaluation.tables
-    identity = _identity(s.get("identity", {}), system, notes)
-    power = None
+    power = printer = poe = host = ups = None
     if s.get("power"):
-        p = _values(s["power"])
-        power = Power(p.get("watts"), p.get("peak_watts"), p.get("apparent_va"), p.get("power_factor"),
-                      p.get("current_amps"), p.get("voltage_volts"), _energy(s["power"], "energy_joules", p))
-    outlets = tuple(Outlet(index, *(_values(row).get(f) for f in ("name", "powered", "watts", "current_amps")),
-                           energy=_energy(row, "energy_joules", {})) for index, row in t.get("outlets", {}).items())
-    printer = None
+        power = Power(**_pick(Power, s["power"]), energy=_energy(s["power"]))
+    outlets = tuple(Outlet(index, **_pick(Outlet, row), energy=_energy(row))
+                    for index, row in t.get("outlets", {}).items())
     if s.get("printer") or t.get("supplies"):
-        p = _values(s.get("printer", {}))
-        supplies = tuple(_supply(index, _values(row)) for index, row in t.get("supplies", {}).items())
-        printer = Printer(p.get("life_count"), p.get("counter_unit"), p.get("status"), tuple(p.get("errors", ())),
-                          supplies)
-    poe = None
+        supplies = tuple(_supply(index, row) for index, row in t.get("supplies", {}).items())
+        printer = Printer(**_pick(Printer, s.get("printer", {})), supplies=supplies)
     if s.get("poe") or t.get("poe_ports"):
-        p = _values(s.get("poe", {}))
-        ports = tuple(PoePort(index, *(_values(row).get(f) for f in ("name", "watts", "delivering")))
-                      for index, row in t.get("poe_ports", {}).items())
-        poe = Poe(p.get("budget_watts"), p.get("consumption_watts"), ports)
-    ups = _ups(s.get("ups", {}), t.get("ups_outputs", {}), notes) if s.get("ups") or t.get("ups_outputs") else None
-    host = None
+        ports = tuple(PoePort(index, **_pick(PoePort, row)) for index, row in t.get("poe_ports", {}).items())
+        poe = Poe(**_pick(Poe, s.get("poe", {})), ports=ports)
+    if s.get("ups") or t.get("ups_outputs"):
+        ups = _ups(s.get("ups", {}), t.get("ups_outputs", {}), notes)
     if s.get("host"):
-        p = _values(s["host"])
-        host = Host(p.get("uptime_seconds"), p.get("memory_bytes"), p.get("processors"))
+        host = Host(**_pick(Host, s["host"]))
+    identity = _identity(s.get("identity", {}), system, notes)
     return Sections(identity, power, outlets, printer, poe, ups, host, tuple(notes))
 
 
@@ -204,17 +196,17 @@ def supply_percent(level: int | None, capacity: int | None) -> float | None:
     return round(min(level, capacity) * 100 / capacity, 1)
 
 
-def _values(measured: Mapping[str, Measured]) -> dict[str, object]:
-    return {name: m.value for name, m in measured.items()}
+def _pick(cls: type, measured: Mapping[str, Measured]) -> dict[str, object]:
+    """The measured values that are plain fields of ``cls`` (not the counters, built apart)."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"index", "energy"}
+    return {name: m.value for name, m in measured.items() if name in names}
 
 
-def _energy(measured: Mapping[str, Measured], name: str, values: Mapping[str, object]) -> EnergyCounter | None:
-    counter = measured.get(name)
+def _energy(measured: Mapping[str, Measured]) -> EnergyCounter | None:
+    counter, since = measured.get("energy_joules"), measured.get("energy_since")
     if counter is None:
         return None
-    since = values.get("energy_since")
-    return EnergyCounter(float(counter.value), counter.wraps_at, str(since) if since is not None else None,
-                         counter.step)
+    return EnergyCounter(float(counter.value), counter.wraps_at, str(since.value) if since else None, counter.step)
 
 
 def _identity(measured: Mapping[str, Measured], system: Identity, notes: list[str]) -> Identity:
@@ -230,23 +222,19 @@ def _identity(measured: Mapping[str, Measured], system: Identity, notes: list[st
     return Identity(**values, sys_object_id=system.sys_object_id, sys_descr=system.sys_descr, sys_name=sys_name)
 
 
-def _supply(index: str, row: Mapping[str, object]) -> Supply:
-    level, capacity = row.get("level"), row.get("capacity")
-    return Supply(index, row.get("description"), row.get("kind"), level, capacity,
-                  supply_percent(level, capacity))
+def _supply(index: str, measured: Mapping[str, Measured]) -> Supply:
+    fields = _pick(Supply, measured)
+    return Supply(index, **fields, percent=supply_percent(fields.get("level"), fields.get("capacity")))
 
 
 def _ups(measured: Mapping[str, Measured], table: Mapping[str, Row], notes: list[str]) -> Ups:
-    u = _values(measured)
-    outputs = [UpsOutput(index, *(_values(row).get(f) for f in ("watts", "load_percent", "voltage_volts",
-                                                                  "current_amps"))) for index, row in table.items()]
+    outputs = [UpsOutput(index, **_pick(UpsOutput, row)) for index, row in table.items()]
+    ups = Ups(**_pick(Ups, measured), outputs=tuple(outputs))
     loads = [o.load_percent for o in outputs if o.load_percent is not None]
-    load = u.get("load_percent", max(loads) if loads else None)
-    watts = u.get("output_watts")
-    if watts is not None and float(watts) == 0 and load:
-        notes.append(f"UPS reports 0 W output at {load:g}% load: output power treated as not measured")
-        watts = None
-        outputs = [UpsOutput(o.index, None if not o.watts else o.watts, o.load_percent, o.voltage_volts,
-                             o.current_amps) for o in outputs]
-    return Ups(u.get("output_source"), u.get("battery_percent"), u.get("runtime_seconds"), watts, load,
-               u.get("output_voltage_volts"), u.get("output_current_amps"), tuple(outputs))
+    if ups.load_percent is None and loads:
+        ups = dataclasses.replace(ups, load_percent=max(loads))
+    if ups.output_watts == 0 and ups.load_percent:
+        notes.append(f"UPS reports 0 W output at {ups.load_percent:g}% load: output power treated as not measured")
+        ups = dataclasses.replace(ups, output_watts=None, outputs=tuple(
+            dataclasses.replace(o, watts=o.watts or None) for o in outputs))
+    return ups
