@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from controller.snmp.client import Kind, Value
+from controller.snmp.credentials import CommunityCredential, Secret
+from controller.snmp.memory import MemoryAgent, MemoryClient
+from controller.snmp.poller import Poller
 from controller.snmp.profiles import ProfileError, load_profiles, parse_profile
+from tests.controller.snmp.conftest import store_for
 
 SNMP_CODE = Path(__file__).resolve().parents[3] / "controller" / "snmp"
 
@@ -94,3 +100,14 @@ def test_yaml_booleans_cannot_sneak_in_as_field_names():
     with pytest.raises(ProfileError, match="outlets has no field True"):
         parse_profile(data, "t.yaml")
 
+
+
+def test_an_hp_printer_is_recognised_and_its_serial_loses_the_00_prefix():
+    values = {"1.3.6.1.2.1.1.2.0": Value(Kind.OID, "1.3.6.1.4.1.11.2.3.9.1"),
+              "1.3.6.1.2.1.43.10.2.1.4.1.1": Value(Kind.COUNTER32, 51234),
+              "1.3.6.1.2.1.43.5.1.1.17.1": Value(Kind.OCTETS, b"00CNB1R12345")}
+    client = MemoryClient({("10.0.0.3", 161): MemoryAgent(values, frozenset({"hp"}))})
+    store = store_for(("10.0.0.3", [CommunityCredential("printers", Secret("hp", "env:HP"))]))
+    poll = asyncio.run(Poller(client, load_profiles(), store).poll("10.0.0.3"))
+    assert (poll.profile, poll.identity.vendor, poll.identity.serial) == ("hp-printer", "HP", "CNB1R12345")
+    assert poll.printer.life_count == 51234
