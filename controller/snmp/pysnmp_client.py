@@ -149,7 +149,7 @@ async def _transport(target: Target) -> UdpTransportTarget:
     try:
         return await UdpTransportTarget.create((target.host, target.port), timeout=target.timeout,
                                                retries=target.retries)
-    except Exception as exc:  # pysnmp wraps resolver failures in its own PySnmpError
+    except PySnmpError as exc:  # how pysnmp reports a name that does not resolve
         raise SnmpError(f"cannot resolve {target.host}: {exc}") from None
 
 
