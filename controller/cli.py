@@ -316,7 +316,7 @@ def simulate(
         help="Seconds of live reporting after the backfill (default: until Ctrl-C)")] = None,
     state: Annotated[Path, typer.Option(help="Enrollments and sequence numbers, kept between runs")] = Path(
         "caretaker-simulate.json"),
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once")] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once (httpx slows beyond about 8)")] = 8,
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate that signed an HTTPS controller's")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,

@@ -69,7 +69,7 @@ class SimulationConfig:
     history_days: float = 0.0
     interval: int = 300
     duration: float | None = None  # seconds of live reporting after the backfill; None: until stopped
-    concurrency: int = 32
+    concurrency: int = 8  # httpx's pool costs more CPU per request beyond about 8 connections
     ca_file: Path | None = None
     progress_seconds: float = 10.0
     batch_size: int = 50
