@@ -1,0 +1,1 @@
+"""Power policies: school calendars, the pure decision engine, and the per-device schedules compiled from them."""
