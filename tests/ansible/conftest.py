@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+import psutil
 import pytest
 
 from tests.conftest import REPO, free_port
@@ -68,6 +69,7 @@ class Ansible:
     def __post_init__(self) -> None:
         self.env = {**os.environ, "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
                     "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "ANSIBLE_HOME": str(self.home),
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.home / "cp"),
                     "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
 
     def run(self, tool: str, *args: str, cwd: Path = ANSIBLE_DIR, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -186,5 +188,10 @@ Subsystem sftp internal-sftp
         _wait_for_port(port, process, log)
         yield SshTarget(port, TEST_USER, key, known_hosts)
     finally:
+        # Sessions first, while sshd can still reap them; Ansible's persistent connections end with them.
+        sessions = psutil.Process(process.pid).children(recursive=True)
+        for session in sessions:
+            session.terminate()
+        psutil.wait_procs(sessions, timeout=10)
         process.terminate()
         process.wait(timeout=15)
