@@ -146,18 +146,18 @@ def is_open(ctx: Context, day: Day) -> bool:
 def spans_on(ctx: Context, day: date) -> list[Span]:
     """Every window that begins on the site's ``day``: school hours, wake time, exams, maintenance."""
     spans: list[Span] = []
-    classified = day_of(ctx, day)
-    if ctx.winner is not None and is_open(ctx, classified):
+    ranges = ctx.winner.power.hours.on(day) if ctx.winner is not None and is_open(ctx, day_of(ctx, day)) else ()
+    if ranges:
         power = ctx.winner.power
-        ranges = power.hours.on(day)
-        if ranges and power.wake_before_school is not None:
+        if power.wake_before_school is not None:
             spans.append(Span(instant(day, power.wake_before_school, ctx.tz),
                               minutes_after_midnight(day, ranges[0].start, ctx.tz), Basis.WAKE_BEFORE_SCHOOL,
                               f"wake at {power.wake_before_school:%H:%M}", power.where("wake_before_school")))
         spans.extend(Span(minutes_after_midnight(day, r.start, ctx.tz), minutes_after_midnight(day, r.end, ctx.tz),
                           Basis.SCHOOL_HOURS, str(r), power.hours.source) for r in ranges)
     for exam, tz in ctx.exams:
-        if exam.first <= day <= exam.last and classified.is_school_day:
+        # Exams sit on days the school is open; with no winning policy nothing powers down anyway.
+        if exam.first <= day <= exam.last and (ranges or ctx.winner is None):
             start, end = (exam.hours.start, exam.hours.end) if exam.hours else (0, 24 * 60)
             spans.append(Span(minutes_after_midnight(day, start, tz), minutes_after_midnight(day, end, tz),
                               Basis.EXAM_WINDOW, exam.name, exam.source))
