@@ -6,7 +6,8 @@ say the same merged. So the schedule and `caretaker policy explain` can never di
 
 Times are aware datetimes in the site's zone: 07:30 stays 07:30 on the wall across the March and
 October clock changes, a time the October night repeats happens once (the first time), and a time
-the March night skips happens when the clocks jump (walltime.py).
+the March night skips happens when the clocks jump (walltime.py). Compare and subtract them in UTC:
+Python compares datetimes that share a zone by their wall time (``Window.duration`` does this).
 
 Wakes are sent only where the device should already be off: for the wake-before-school time and for
 maintenance windows. School hours without a wake time leave switching on to the people in the room.
@@ -50,6 +51,11 @@ class Window:
     label: str
     action: Action | None
     mode: Mode | None
+
+    @property
+    def duration(self) -> timedelta:
+        # In UTC: subtracting datetimes that share a zone gives wall-clock time, an hour out on change nights.
+        return self.end.astimezone(UTC) - self.start.astimezone(UTC)
 
 
 @dataclass(frozen=True)
