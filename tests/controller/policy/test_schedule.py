@@ -79,13 +79,19 @@ def test_no_wakes_in_half_term_but_maintenance_still_wakes():
     assert [f"{w.start:%a %d %H:%M}" for w in half_term.windows if w.basis is Basis.SCHOOL_HOURS] == []
 
 
-def test_the_schedule_matches_the_decision_at_every_moment():
-    exams = ExamWindow("Mocks", Selector(groups=("E12",)), local("2026-03-02 00:00").date(),
-                       local("2026-03-13 00:00").date(), time_range("08:00-17:30"))
-    late = Override("Open evening", Selector(), Intent.KEEP_ON, starts=local("2026-03-05 17:00"),
-                    expires=local("2026-03-05 21:30"))
-    policies = [replace(SCHOOL, exam_windows=(exams,), overrides=(late,))]
-    found = schedule(policies, "2026-03-02 00:00", 8, group="E12")
+EXAMS = ExamWindow("Mocks", Selector(groups=("E12",)), date(2026, 3, 2), date(2026, 3, 13), time_range("08:00-17:30"))
+OPEN_EVENING = Override("Open evening", Selector(), Intent.KEEP_ON, starts=local("2026-03-05 17:00"),
+                        expires=local("2026-03-05 21:30"))
+BACKUPS = MaintenanceWindow("Backups", Selector(), (6,), time(1, 0), 90)  # Sundays, across both clock changes
+
+
+@pytest.mark.parametrize(("policies", "start"), [
+    ([replace(SCHOOL, exam_windows=(EXAMS,), overrides=(OPEN_EVENING,))], "2026-03-02 00:00"),
+    ([replace(ALL_WEEKDAYS, maintenance=(BACKUPS,))], "2026-03-26 00:00"),
+    ([replace(ALL_WEEKDAYS, maintenance=(BACKUPS,))], "2026-10-22 00:00"),
+], ids=["exams-and-an-override", "clocks-forward", "clocks-back"])
+def test_the_schedule_matches_the_decision_at_every_moment(policies, start):
+    found = schedule(policies, start, 8, group="E12")
     moment = found.start.astimezone(UTC)  # stepping in UTC: wall-clock arithmetic would skip or repeat an hour
     while moment < found.end:
         (window,) = [w for w in found.windows if w.start <= moment < w.end]
