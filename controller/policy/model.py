@@ -139,10 +139,6 @@ class TimeRange:
     def __str__(self) -> str:
         return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
 
-    @property
-    def start_time(self) -> time:
-        return time(self.start // 60, self.start % 60)
-
 
 def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
