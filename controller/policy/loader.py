@@ -187,6 +187,7 @@ class _PolicyReader:
         tz = zone(timezone or DEFAULT_TIMEZONE)
         power = self.power(fields) if any(k in fields for k in POWER_KEYS) else None
         exceptions = attempt(lambda: fields["exceptions"].mapping(EXCEPTION_KEYS)) if "exceptions" in fields else {}
+        exceptions = exceptions or {}
         never = self.each(exceptions.get("never_power_down"), _never_power_down)
         exams = self.each(exceptions.get("exam_windows"), _exam_window)
         overrides = self.each(exceptions.get("overrides"), lambda item: _override(item, tz))
@@ -243,6 +244,10 @@ class _PolicyReader:
             days.append(self.problems.attempt(lambda name=name: _day_hours(fields[name])) if name in fields
                         else default)
         if any(day is None for day in days) or weekdays is None:
+            return None
+        if not any(days):
+            self.problems.add(node.problem("no day has school hours, so every hour would be out of hours: give the "
+                                           "hours devices are needed"))
             return None
         return WeeklyHours(tuple(days), node.source)
 

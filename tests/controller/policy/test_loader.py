@@ -181,6 +181,12 @@ MISTAKES = [
     pytest.param(VALID + "maintenance_windows:\n  - {weekdays: [wednesdy], start: \"02:00\", minutes: 90}\n",
                  "policy.yaml:10:17: maintenance_windows[0].weekdays[0]: 'wednesdy' is not a weekday "
                  "(monday … sunday)", id="bad-weekday"),
+    pytest.param(VALID.replace('weekdays: "08:30-16:00"', "weekdays: closed"),
+                 "policy.yaml:5:3: school_hours: no day has school hours, so every hour would be out of hours: give "
+                 "the hours devices are needed", id="never-open"),
+    pytest.param(VALID + "exceptions: [overrides]\n",
+                 "policy.yaml:9:13: exceptions: expected a mapping with keys such as never_power_down, exam_windows, "
+                 "overrides", id="exceptions-not-a-mapping"),
     pytest.param("name: idle-only\napplies_to: all\n",
                  "policy.yaml:1:1: the policy does nothing: give it school_hours, idle and action, or exceptions or "
                  "maintenance_windows", id="does-nothing"),
