@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
         writer.start()
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer)
+        # Everything loaded so far (SQLAlchemy, pydantic, FastAPI) lives as long as the process; frozen,
+        # full collections stop walking it, which removes ~100 ms stalls from ingest's tail latency.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

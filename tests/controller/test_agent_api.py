@@ -235,3 +235,11 @@ class TestBadInput:
         agent_id = auth["Authorization"].split()[1].split(":")[0]
         answer = client.post(REPORTS, json=batch_json([report(1)]), headers={"Authorization": f"Bearer {agent_id}:x"})
         assert answer.status_code == 401
+
+
+def test_a_retired_agent_is_refused_even_after_it_was_cached(client, engine):
+    first = enrolled(client, engine, machine_id="old-image-id")
+    assert client.post(REPORTS, json=batch_json([report(1)]), headers=first).status_code == 200  # now cached
+    enrolled(client, engine, machine_id="new-image-id")
+    refused = client.post(REPORTS, json=batch_json([report(2)]), headers=first)
+    assert refused.status_code == 401 and "retired" in refused.json()["detail"]

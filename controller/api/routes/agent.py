@@ -28,9 +28,11 @@ async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
             return enroll(session, payload, utcnow(), settings.report_interval_seconds)
 
     try:
-        return await asyncio.to_thread(work)
+        answer = await asyncio.to_thread(work)
     except EnrollmentRefused as exc:
         raise BadPayload(401, str(exc)) from None
+    runtime.agents.forget_device(answer.device_id)
+    return answer
 
 
 @router.post("/reports", response_model=BatchAck,
