@@ -356,6 +356,15 @@ def test_raising_the_version_upgrades_controller_and_agent_in_place_and_the_agen
     assert [a["id"] for a in agents] == [enrolled]
 
 
+def test_a_machine_enrolled_in_another_school_than_its_group_fails_the_play_and_says_why(estate: Estate) -> None:
+    misfiled = estate.site("--limit", "school-pc", "-e", json.dumps({"caretaker_agent_site": "Riverside School"}))
+
+    assert misfiled.returncode != 0
+    message = misfiled.output.replace('\\"', '"')  # the message as printed, quotes and all
+    assert f'enrolled in site "{SITE}" but its inventory group says "Riverside School"' in message
+    assert AGENT_STATE.joinpath("credentials.json").exists(), "the enrolment is left for a person to sort out"
+
+
 def test_state_absent_removes_the_agent_and_removing_it_again_changes_nothing(estate: Estate) -> None:
     removal = estate.site("--limit", "school-pc", "-e", "caretaker_agent_state=absent")
 
