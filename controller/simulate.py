@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from agent.protocol import (
     Activity,
+    Battery,
     Cpu,
     DeviceClass,
     Disk,
@@ -187,7 +188,7 @@ class VirtualDevice:
     disks: tuple[Disk, ...]
     behaviour: Behaviour
     rapl: Rapl = Rapl.NONE
-    battery: bool = False
+    battery: Battery | None = None
     clone_of: str | None = None  # hostname of the machine whose disk image this one was cloned from
 
     @property
@@ -200,6 +201,7 @@ class VirtualDevice:
             cpu=self.cpu, memory_bytes=self.memory_bytes, disks=self.disks, nics=self.nics,
             smbios=Smbios(vendor=self.vendor, model=self.model, serial=self.serial, uuid=self.smbios_uuid,
                           chassis_type=self.chassis_type),
+            batteries=(self.battery,) if self.battery else (),
             agent_version=AGENT_VERSION,
         )
 
@@ -260,15 +262,6 @@ _SERIAL_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SERIAL_STEP = 0x9E3779B1  # coprime to 36, so it permutes 0 … 36ⁿ−1
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def next(self) -> int:
-        self.value += 1
-        return self.value
-
-
 def _mac(n: int, offset: int, oui: str) -> str:
     low = (n * _MAC_STEP + offset) % (1 << 24)
     return f"{oui}:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
@@ -308,8 +301,8 @@ class _Builder:
 
     seed: int
     rng: random.Random = field(init=False)
-    devices: _Counter = field(default_factory=_Counter)
-    nics: _Counter = field(default_factory=_Counter)
+    devices: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    nics: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -322,7 +315,7 @@ class _Builder:
     def device(self, site: SitePlan, hostname: str, hardware: HardwareModel, address: str) -> VirtualDevice:
         """One machine of ``hardware``'s model (rooms and laptop trolleys are bought as one batch)."""
         rng = self.rng
-        n = self.devices.next()
+        n = next(self.devices)
         device_class = hardware.device_class
         if device_class is DeviceClass.DESKTOP and rng.random() < WHITE_BOX_SHARE:
             # The odd self-built PC: the firmware's placeholders were never filled in.
@@ -349,7 +342,7 @@ class _Builder:
             serial=serial, smbios_uuid=str(board), chassis_type=chassis, machine_id=machine_id, nics=nics,
             os=system, cpu=cpu, memory_bytes=memory, disks=disks,
             behaviour=self._behaviour(f"{self.seed}/{hostname}", device_class), rapl=rapl,
-            battery=device_class is DeviceClass.LAPTOP,
+            battery=_battery(f"{self.seed}/{hostname}") if device_class is DeviceClass.LAPTOP else None,
         )
 
     def _nics(self, system: OperatingSystem, device_class: DeviceClass, address: str) -> tuple[Nic, ...]:
@@ -363,7 +356,7 @@ class _Builder:
             oui = NIC_OUIS[self.rng.randrange(len(NIC_OUIS))]
             # A laptop's address is on its Wi-Fi; a server's on its first port.
             carries_address = i == (1 if device_class is DeviceClass.LAPTOP else 0)
-            nics.append(Nic(names[i], _mac(self.nics.next(), self.mac_offset, oui),
+            nics.append(Nic(names[i], _mac(next(self.nics), self.mac_offset, oui),
                             ipv4=(address,) if carries_address else (), speed_mbps=1000))
         return tuple(nics)
 
@@ -373,6 +366,16 @@ class _Builder:
         if device_class in HABITS:
             habit, _share, chance = _weighted(self.rng, [((h, s, c), s) for h, s, c in HABITS[device_class]])
         return Behaviour(key, device_class, habit, chance, round(idle, 1), round(active, 1), round(asleep, 2))
+
+
+def _battery(key: str) -> Battery:
+    """A laptop battery some years into its life: full charge 70–100% of its design capacity.
+
+    Drawn from a generator of its own, so the rest of the estate stays as earlier versions built it.
+    """
+    rng = random.Random(f"{key}|battery")
+    design = rng.choice((42.0, 45.0, 51.0, 56.0))
+    return Battery("BAT0", design, round(design * rng.uniform(0.7, 1.0), 1))
 
 
 def _class_counts(count: int) -> tuple[int, int, int]:

@@ -101,6 +101,15 @@ class TestEstate:
             "ProLiant MicroServer Gen10 Plus", "ThinkSystem SR250"}
         assert all(d.os.name == "Darwin" for d in ESTATE if d.vendor == "Apple Inc.")
 
+    def test_laptops_report_a_worn_battery_and_nothing_else_does(self):
+        for device in ESTATE:
+            batteries = device.inventory().batteries
+            if device.device_class is DeviceClass.LAPTOP:
+                (battery,) = batteries
+                assert 0.7 * battery.design_wh <= battery.full_wh <= battery.design_wh
+            else:
+                assert batteries == ()
+
     def test_a_few_white_box_pcs_carry_the_firmware_placeholder_serial(self):
         white = [d for d in ESTATE if d.serial == WHITE_BOX]
         assert 1 <= len(white) <= 10
