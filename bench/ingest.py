@@ -11,8 +11,8 @@ For each backend it starts a real `caretaker serve`, enrolls the devices with `c
 own code (timed on its own), then measures four phases:
 
 1. first report from every device, closed loop: the controller has not seen these agents yet, so each
-   request also loads the agent's credentials from the database (as in production, where an agent
-   reporting every 5 minutes always misses the controller's 60-second credential cache);
+   request also loads the agent's credentials from the database (what a report costs whenever the
+   controller's credential cache has forgotten the agent);
 2. reports, closed loop with ``--concurrency`` connections for ``--seconds``: the ceiling;
 3. reports, open loop at ``--rate`` per second for ``--seconds``: latency at the target load, timed
    from when each request was due, so a controller that falls behind is charged for the queue;
