@@ -115,6 +115,7 @@ def enroll(session: Session, request: EnrollRequest, now: datetime, report_inter
                      .values(retired_at=now))
     else:
         device = create_device(session, site, request.inventory, actor, result)
+    device.last_seen = now
     secret = credentials.new_secret()
     agent = Agent(id=agent_id, device_id=device.id, site_id=site.id, token_id=token.id,
                   secret_hash=credentials.digest(secret), enrolled_at=now)
