@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     enrollment_token_days: int = 30
     # Group commit: how many agent batches one ingest transaction may take.
     ingest_group_size: int = 200
+    # /metrics reads the estate from the database at most this often, however often it is scraped.
+    metrics_cache_seconds: float = 15.0
     agent_wheels_dir: Path | None = None  # wheels served at /api/v1/downloads/agent/simple/ (pip)
 
     def resolved_database_url(self) -> str:

@@ -13,9 +13,10 @@ from controller import migrate
 from controller.api.deps import Runtime
 from controller.api.limits import BodySizeLimit
 from controller.api.payloads import BadPayload, bad_payload_response
-from controller.api.routes import agent, downloads, health
+from controller.api.routes import agent, downloads, health, metrics
 from controller.db import make_engine
 from controller.ingest import AgentDirectory, IngestWriter
+from controller.metrics import build_metrics
 from controller.settings import Settings
 
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
         writer.start()
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer)
+        app.state.metrics = build_metrics(engine, writer, settings)
         # Everything loaded so far (SQLAlchemy, pydantic, FastAPI) lives as long as the process; frozen,
         # full collections stop walking it, which removes ~100 ms stalls from ingest's tail latency.
         gc.collect()
@@ -43,4 +45,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(agent.router)
     app.include_router(downloads.router)
+    app.include_router(metrics.router)
     return app

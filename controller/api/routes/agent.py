@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from fastapi import APIRouter, Request, status
 
 from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
 from controller.api.deps import CurrentAgent, RuntimeDep
 from controller.api.payloads import BadPayload, parse_body
+from controller.api.routes.metrics import IngestMetricsDep
 from controller.db import session_scope
 from controller.enrollment import EnrollmentRefused, enroll
 from controller.ingest import check_times
@@ -37,10 +39,19 @@ async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
 
 @router.post("/reports", response_model=BatchAck,
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
-async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent) -> BatchAck:
-    batch = await parse_body(request, ReportBatch)
-    settings = runtime.settings
-    rejected = check_times(batch, utcnow(), settings.clock_skew_seconds, settings.max_report_age_days)
-    if rejected:
-        raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])
-    return await asyncio.wrap_future(runtime.writer.submit(agent, batch))
+async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent,
+                       metrics: IngestMetricsDep) -> BatchAck:
+    began = time.perf_counter()
+    try:
+        batch = await parse_body(request, ReportBatch)
+        settings = runtime.settings
+        rejected = check_times(batch, utcnow(), settings.clock_skew_seconds, settings.max_report_age_days)
+        if rejected:
+            metrics.rejected.inc(len(rejected))
+            raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])
+        ack = await asyncio.wrap_future(runtime.writer.submit(agent, batch))
+        metrics.accepted.inc(len(ack.accepted))
+        metrics.duplicate.inc(len(ack.duplicate))
+        return ack
+    finally:
+        metrics.duration.observe(time.perf_counter() - began)
