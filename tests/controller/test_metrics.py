@@ -1,0 +1,278 @@
+"""/metrics as an operator's Prometheus relies on it: figures that match the register, in either format.
+
+Reports go in through the real agent API (the app with its lifespan and ingest writer) on SQLite and
+PostgreSQL; the expected figures are worked out from what the test sent, not read back from /metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from importlib.metadata import version
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from agent.protocol import PROTOCOL_VERSION, DeviceClass, PowerState, ReportBatch
+from controller.api.app import create_app
+from controller.db import session_scope
+from controller.enrollment import create_token
+from controller.estate import GONE_AFTER
+from controller.ingest import AgentIdentity, IngestWriter
+from controller.metrics import BacklogCollector, EstateCache
+from controller.models import Agent, EnergyBucket
+from controller.settings import Settings
+from controller.timeutil import utcnow
+from tests.factories import T0, batch_json, consecutive, enroll_json, inventory
+
+ENROLL = "/api/v1/agent/enroll"
+REPORTS = "/api/v1/agent/reports"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+Samples = dict[tuple[str, frozenset], float]
+
+
+def make_client(engine: Engine, tmp_path, cache_seconds: float) -> TestClient:
+    return TestClient(create_app(Settings(data_dir=tmp_path, metrics_cache_seconds=cache_seconds), engine))
+
+
+@pytest.fixture
+def client(engine: Engine, tmp_path) -> Iterator[TestClient]:
+    with make_client(engine, tmp_path, cache_seconds=0) as client:
+        yield client
+
+
+def scrape(client: TestClient, accept: str | None = None) -> Samples:
+    answer = client.get("/metrics", headers={"Accept": accept} if accept else {})
+    assert answer.status_code == 200, answer.text
+    parse = parse_openmetrics if accept == OPENMETRICS else parse_text
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in parse(answer.text) for s in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def series(samples: Samples, name: str) -> list[dict[str, str]]:
+    return [dict(labels) for sample_name, labels in samples if sample_name == name]
+
+
+class Estate:
+    """Enrolls machines through the API, each with an identity of its own, and posts their reports."""
+
+    def __init__(self, client: TestClient, engine: Engine):
+        self.client, self.engine = client, engine
+        self.tokens: dict[str, str] = {}
+        self.machines = 0
+
+    def enroll(self, site: str = "Hillside Primary", device_class: DeviceClass = DeviceClass.DESKTOP) -> dict:
+        if site not in self.tokens:
+            with session_scope(self.engine) as session:
+                self.tokens[site] = create_token(session, site, utcnow(), 30, "test").token
+        self.machines += 1
+        n = self.machines
+        inv = inventory(hostname=f"PC{n:03d}", serial=f"SN{n:06d}", macs=(f"00:1a:2b:3c:{n // 256:02x}:{n % 256:02x}",),
+                        machine_id=f"machine-{n}", uuid=f"4c4c4544-0000-0000-0000-{n:012d}", device_class=device_class)
+        answer = self.client.post(ENROLL, json=enroll_json(self.tokens[site], inv))
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        return {"Authorization": f"Bearer {body['agent_id']}:{body['secret']}", "agent_id": body["agent_id"]}
+
+    def post(self, machine: dict, first_seq: int, count: int, start: datetime, **kw) -> dict:
+        headers = {"Authorization": machine["Authorization"]}
+        answer = self.client.post(REPORTS, json=batch_json(consecutive(first_seq, count, start, **kw)), headers=headers)
+        return answer.json()
+
+
+@pytest.fixture
+def estate(client: TestClient, engine: Engine) -> Estate:
+    return Estate(client, engine)
+
+
+def recent(minutes: float) -> datetime:
+    return utcnow() - timedelta(minutes=minutes)
+
+
+class TestEnergy:
+    def test_energy_is_counted_by_site_device_class_state_and_method(self, client, estate, engine):
+        estate.post(estate.enroll("Hillside Primary"), 1, 4, T0, watts=45.0)
+        estate.post(estate.enroll("Hillside Primary"), 1, 2, T0, watts=60.0, state=PowerState.ACTIVE)
+        estate.post(estate.enroll("Northgate Academy", DeviceClass.LAPTOP), 1, 3, T0, watts=12.0)
+
+        samples = scrape(client)
+
+        name = "caretaker_energy_joules_total"
+        assert value(samples, name, site="Hillside Primary", device_class="desktop", state="idle",
+                     method="model") == pytest.approx(4 * 300 * 45.0)
+        assert value(samples, name, site="Hillside Primary", device_class="desktop", state="active",
+                     method="model") == pytest.approx(2 * 300 * 60.0)
+        assert value(samples, name, site="Northgate Academy", device_class="laptop", state="idle",
+                     method="model") == pytest.approx(3 * 300 * 12.0)
+        with Session(engine) as session:
+            stored = session.exec(select(func.sum(EnergyBucket.joules))).one()
+        assert sum(value(samples, name, **labels) for labels in series(samples, name)) == pytest.approx(stored)
+
+    def test_a_replayed_batch_adds_no_energy(self, client, estate):
+        machine = estate.enroll()
+        estate.post(machine, 1, 3, T0)
+        before = scrape(client)
+        assert estate.post(machine, 1, 3, T0)["duplicate"] == [1, 2, 3]
+        after = scrape(client)
+        labels = {"site": "Hillside Primary", "device_class": "desktop", "state": "idle", "method": "model"}
+        assert value(after, "caretaker_energy_joules_total", **labels) == value(
+            before, "caretaker_energy_joules_total", **labels) == pytest.approx(3 * 300 * 45.0)
+
+
+class TestPowerNow:
+    def test_power_now_sums_each_fresh_device_latest_report(self, client, estate):
+        estate.post(estate.enroll(), 1, 3, recent(20), watts=45.0)
+        estate.post(estate.enroll(), 1, 1, recent(10), watts=60.0, state=PowerState.ACTIVE)
+        estate.post(estate.enroll(), 1, 3, T0, watts=200.0)  # silent for two days: not drawing power now
+
+        samples = scrape(client)
+
+        assert value(samples, "caretaker_power_watts", site="Hillside Primary", device_class="desktop",
+                     method="model") == pytest.approx(45.0 + 60.0)
+
+    def test_power_follows_the_latest_report_not_the_average(self, client, estate):
+        machine = estate.enroll()
+        estate.post(machine, 1, 2, recent(20), watts=80.0)
+        estate.post(machine, 3, 1, recent(10), watts=20.0)
+
+        samples = scrape(client)
+
+        assert value(samples, "caretaker_power_watts", site="Hillside Primary", device_class="desktop",
+                     method="model") == pytest.approx(20.0)
+
+
+class TestDevicesByState:
+    def test_each_device_is_counted_once_in_the_state_its_reports_show(self, client, estate):
+        estate.post(estate.enroll(), 1, 1, recent(10), state=PowerState.ACTIVE)  # on
+        estate.post(estate.enroll(), 1, 1, recent(10), state=PowerState.IDLE)  # idle
+        estate.post(estate.enroll(), 1, 1, recent(10), state=PowerState.SLEEP)  # asleep
+        estate.post(estate.enroll(), 1, 1, T0, state=PowerState.SLEEP)  # silent since sleeping: asleep
+        estate.post(estate.enroll(), 1, 1, T0, state=PowerState.ACTIVE)  # silent for two days: off
+        gone = utcnow() - GONE_AFTER - timedelta(days=1)
+        estate.post(estate.enroll(), 1, 1, gone, state=PowerState.ACTIVE)  # silent too long to say: unknown
+        estate.enroll()  # never reported: unknown
+
+        samples = scrape(client)
+
+        counts = {state: value(samples, "caretaker_devices", site="Hillside Primary", device_class="desktop",
+                               state=state) for state in ("on", "idle", "asleep", "off", "unknown")}
+        assert counts == {"on": 1, "idle": 1, "asleep": 2, "off": 1, "unknown": 2}
+
+    def test_every_state_is_shown_even_when_no_device_is_in_it(self, client, estate):
+        estate.post(estate.enroll(), 1, 1, recent(10))
+        states = {labels["state"] for labels in series(scrape(client), "caretaker_devices")}
+        assert states == {"on", "idle", "asleep", "off", "unknown"}
+
+
+class TestAgents:
+    def test_agents_are_counted_by_how_long_since_they_last_reported(self, client, estate, engine):
+        silent = {"under_1d": timedelta(hours=3), "older": timedelta(days=30)}
+        machines = {label: estate.enroll() for label in silent}
+        estate.enroll()  # enrolled, never reported
+        estate.post(estate.enroll(), 1, 1, recent(10))  # reporting now
+        with session_scope(engine) as session:
+            for label, age in silent.items():
+                session.get(Agent, machines[label]["agent_id"]).last_seen = utcnow() - age
+
+        samples = scrape(client)
+
+        counts = {labels["last_seen"]: value(samples, "caretaker_agents", **labels)
+                  for labels in series(samples, "caretaker_agents")}
+        assert counts == {"under_15m": 1, "under_1h": 0, "under_1d": 1, "under_7d": 0, "older": 1, "never": 1}
+
+
+class TestIngest:
+    def test_reports_are_counted_by_outcome_and_each_request_is_timed(self, client, estate):
+        machine = estate.enroll()
+        estate.post(machine, 1, 3, T0)
+        estate.post(machine, 2, 3, T0 + timedelta(minutes=5))  # 2 and 3 again, 4 new
+        future = estate.post(machine, 10, 2, utcnow() + timedelta(days=1))
+        assert "detail" in future
+
+        samples = scrape(client)
+
+        assert value(samples, "caretaker_ingest_reports_total", outcome="accepted") == 4
+        assert value(samples, "caretaker_ingest_reports_total", outcome="duplicate") == 2
+        assert value(samples, "caretaker_ingest_reports_total", outcome="rejected") == 2
+        assert value(samples, "caretaker_ingest_request_duration_seconds_count") == 3
+        assert value(samples, "caretaker_ingest_request_duration_seconds_sum") > 0
+
+    def test_the_backlog_is_the_writer_queue_at_scrape_time(self, engine):
+        writer = IngestWriter(engine, 300)  # never started, so nothing drains its queue
+        agent = AgentIdentity("a1", 1, 1)
+        for seq in (1, 2):
+            writer.submit(agent, ReportBatch(PROTOCOL_VERSION, tuple(consecutive(seq, 1))))
+        (family,) = BacklogCollector(writer).collect()
+        assert family.name == "caretaker_ingest_backlog"
+        assert [s.value for s in family.samples] == [2]
+
+
+class TestExposition:
+    def test_openmetrics_is_served_when_asked_for_with_the_same_figures(self, client, estate):
+        estate.post(estate.enroll(), 1, 3, recent(20))
+        plain = client.get("/metrics")
+        openmetrics = client.get("/metrics", headers={"Accept": OPENMETRICS})
+        assert plain.headers["content-type"].startswith("text/plain")
+        assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert openmetrics.text.rstrip().endswith("# EOF")
+
+        text, om = scrape(client), scrape(client, OPENMETRICS)
+
+        for name in ("caretaker_energy_joules_total", "caretaker_power_watts", "caretaker_devices"):
+            assert series(om, name), name
+            for labels in series(om, name):
+                assert value(om, name, **labels) == pytest.approx(value(text, name, **labels)), (name, labels)
+
+    def test_the_build_is_identified_by_version(self, client):
+        assert value(scrape(client), "caretaker_build_info", version=version("caretaker")) == 1
+
+    def test_series_stay_few_however_many_devices_report(self, client, estate):
+        for _ in range(25):
+            estate.post(estate.enroll(), 1, 1, recent(10))
+
+        samples = scrape(client)
+
+        assert len(series(samples, "caretaker_devices")) == 5
+        assert len(series(samples, "caretaker_energy_joules_total")) == 1
+        assert len(series(samples, "caretaker_power_watts")) == 1
+        label_names = {name for _, labels in samples for name, _ in labels}
+        assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "version", "le"}
+
+
+class TestCache:
+    def test_the_estate_is_read_at_most_once_per_cache_period(self, engine, tmp_path):
+        with make_client(engine, tmp_path, cache_seconds=3600) as client:
+            estate = Estate(client, engine)
+            machine = estate.enroll()
+            estate.post(machine, 1, 1, T0)
+            first = scrape(client)
+            estate.post(machine, 2, 1, T0 + timedelta(minutes=5))
+            second = scrape(client)
+
+        labels = {"site": "Hillside Primary", "device_class": "desktop", "state": "idle", "method": "model"}
+        assert value(second, "caretaker_energy_joules_total", **labels) == value(
+            first, "caretaker_energy_joules_total", **labels) == pytest.approx(300 * 45.0)
+        # The process's own counters are live, not cached.
+        assert value(second, "caretaker_ingest_reports_total", outcome="accepted") == 2
+
+    def test_a_stale_cache_is_reloaded(self, client, estate, engine):
+        now = [0.0]
+        cache = EstateCache(engine, 300, ttl=15, clock=lambda: now[0])
+        machine = estate.enroll()
+        estate.post(machine, 1, 1, T0)
+        assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)
+        estate.post(machine, 2, 1, T0 + timedelta(minutes=5))
+        now[0] = 14.9
+        assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)
+        now[0] = 15.0
+        assert sum(cache.get().energy_joules.values()) == pytest.approx(2 * 300 * 45.0)
+
