@@ -78,7 +78,7 @@ def device_state(latest: Report | None, now: datetime, report_interval_seconds: 
         return "unknown"
     silence = now - as_utc(latest.end)
     if silence <= timedelta(seconds=FRESH_INTERVALS * report_interval_seconds):
-        return _STATE_NAMES.get(PowerState(latest.state), "unknown")
+        return _STATE_NAMES[PowerState(latest.state)]
     if latest.state == PowerState.SLEEP:
         return "asleep"
     return "off" if silence <= GONE_AFTER else "unknown"

@@ -24,8 +24,8 @@ async def get_metrics(request: Request) -> Metrics:
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-async def get_ingest_metrics(metrics: MetricsDep) -> IngestMetrics:
-    return metrics.ingest
+async def get_ingest_metrics(request: Request) -> IngestMetrics:
+    return request.app.state.metrics.ingest
 
 
 IngestMetricsDep = Annotated[IngestMetrics, Depends(get_ingest_metrics)]
