@@ -28,8 +28,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         migrate.upgrade(engine)
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
         writer.start()
-        app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer)
-        app.state.metrics = build_metrics(engine, writer, settings)
+        app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
+                                    metrics=build_metrics(engine, writer, settings))
         # Everything loaded so far (SQLAlchemy, pydantic, FastAPI) lives as long as the process; frozen,
         # full collections stop walking it, which removes ~100 ms stalls from ingest's tail latency.
         gc.collect()

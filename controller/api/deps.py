@@ -9,6 +9,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.engine import Engine
 
 from controller.ingest import AgentDirectory, AgentIdentity, AuthFailed, IngestWriter
+from controller.metrics import Metrics
 from controller.settings import Settings
 
 
@@ -20,6 +21,7 @@ class Runtime:
     engine: Engine
     agents: AgentDirectory
     writer: IngestWriter
+    metrics: Metrics
 
 
 # The dependencies are ``async def`` so FastAPI runs them on the event loop: a plain ``def`` would cost

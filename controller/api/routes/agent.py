@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, status
 from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
 from controller.api.deps import CurrentAgent, RuntimeDep
 from controller.api.payloads import BadPayload, parse_body
-from controller.api.routes.metrics import IngestMetricsDep
 from controller.db import session_scope
 from controller.enrollment import EnrollmentRefused, enroll
 from controller.ingest import check_times
@@ -39,9 +38,9 @@ async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
 
 @router.post("/reports", response_model=BatchAck,
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
-async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent,
-                       metrics: IngestMetricsDep) -> BatchAck:
+async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent) -> BatchAck:
     began = time.perf_counter()
+    metrics = runtime.metrics.ingest
     try:
         batch = await parse_body(request, ReportBatch)
         settings = runtime.settings
