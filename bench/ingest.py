@@ -232,13 +232,7 @@ async def closed_loop(port: int, requests: Iterator[bytes], concurrency: int, se
             if deadline is not None and time.monotonic() >= deadline:
                 return
             phase.requests += 1
-            sent = time.perf_counter()
-            try:
-                status, body = await pool.exchange(request)
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                status, body = 0, str(exc).encode()
-            phase.latencies_ms.append((time.perf_counter() - sent) * 1000)
-            _count(phase, status, body, is_report)
+            await _exchange(pool, request, phase, time.perf_counter(), is_report)
 
     usage.start()
     began = time.monotonic()
@@ -249,6 +243,16 @@ async def closed_loop(port: int, requests: Iterator[bytes], concurrency: int, se
     if deadline is not None and phase.seconds < seconds * 0.95:
         phase.note = (phase.note + "; " if phase.note else "") + "ran out of prepared reports"
     return phase
+
+
+async def _exchange(pool: Pool, request: bytes, phase: Phase, since: float, is_report: bool) -> None:
+    """Send one request and record its latency from ``since`` (sent, or due) and its outcome."""
+    try:
+        status, body = await pool.exchange(request)
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        status, body = 0, str(exc).encode()
+    phase.latencies_ms.append((time.perf_counter() - since) * 1000)
+    _count(phase, status, body, is_report)
 
 
 async def open_loop(port: int, requests: Iterator[bytes], rate: float, seconds: float, usage: Usage,
@@ -264,12 +268,7 @@ async def open_loop(port: int, requests: Iterator[bytes], rate: float, seconds: 
     pending: set[asyncio.Task] = set()
 
     async def one(request: bytes, due: float) -> None:
-        try:
-            status, body = await pool.exchange(request)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            status, body = 0, str(exc).encode()
-        phase.latencies_ms.append((time.perf_counter() - due) * 1000)
-        _count(phase, status, body, True)
+        await _exchange(pool, request, phase, due, True)
 
     usage.start()
     began = time.perf_counter()
