@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -22,6 +23,11 @@ def alembic_config() -> Config:
     return config
 
 
+def head() -> str:
+    """The newest revision: what ``upgrade`` brings a database to."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def upgrade(engine: Engine) -> None:
     config = alembic_config()
     with engine.begin() as connection:
@@ -31,9 +37,10 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def revision(engine: Engine, message: str) -> None:
-    """Autogenerate a migration from the models (developers only)."""
+def revision(engine: Engine, message: str, rev_id: str) -> None:
+    """Autogenerate the next migration from the models (developers only). Revisions are numbered
+    ("0002", "0003", ...) so the chain reads in order."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.revision(config, message=message, autogenerate=True)
+        command.revision(config, message=message, autogenerate=True, rev_id=rev_id)

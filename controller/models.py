@@ -20,6 +20,9 @@ class Site(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=100)
     timezone: str = Field(default="Europe/London", max_length=64)
+    trust: str | None = Field(default=None, max_length=100, index=True)  # a trust or local authority
+    postcode: str | None = Field(default=None, max_length=10)  # its outcode picks the regional carbon intensity
+    pupils: int | None = None  # for intensity per pupil in the audit pack
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -50,6 +53,9 @@ class Device(SQLModel, table=True):
     machine_id: str | None = Field(default=None, max_length=255, index=True)
     os_name: str | None = Field(default=None, max_length=255)
     os_version: str | None = Field(default=None, max_length=255)
+    # Where policies look: a room or group ("ICT Suite 2") and free tags ("server", "signage", "exam-room").
+    room: str | None = Field(default=None, max_length=100, index=True)
+    tags: list | None = Field(default=None, sa_column=Column(JSON))
     inventory: dict | None = Field(default=None, sa_column=Column(JSON))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True, index=True)
@@ -124,3 +130,24 @@ class ChangeRecord(SQLModel, table=True):
     object_id: str = Field(max_length=64)
     before: dict | None = Field(default=None, sa_column=Column(JSON))
     after: dict | None = Field(default=None, sa_column=Column(JSON))
+
+
+class ActionRecord(SQLModel, table=True):
+    """Every power action, planned, observed, done or skipped, with its reason: the audit log that
+    proves what happened to a device and why (`caretaker audit`). Agents report theirs with each
+    report; ``source_key`` makes a re-sent report's actions land once."""
+
+    __table_args__ = (Index("ix_actionrecord_device_at", "device_id", "at"),
+                      Index("ix_actionrecord_site_at", "site_id", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when()
+    site_id: int = Field(foreign_key="site.id")
+    device_id: int | None = Field(default=None, foreign_key="device.id")
+    kind: str = Field(max_length=32)  # shutdown, sleep, hibernate, wake, ssh, ...
+    outcome: str = Field(max_length=16)  # planned, observed, done, skipped, deferred, failed, sent, confirmed
+    mode: str | None = Field(default=None, max_length=16)  # observe, passive, warn, force
+    reason: str = Field(max_length=500)
+    actor: str = Field(max_length=100)  # "agent:<id>", "controller", "cli:<user>", "user:<name>"
+    source_key: str | None = Field(default=None, max_length=100, unique=True)
+    details: dict | None = Field(default=None, sa_column=Column(JSON))

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import controller.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import controller.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 
 config = context.config
 

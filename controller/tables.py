@@ -1,0 +1,6 @@
+"""Every table, imported in one place so Alembic, the migration test and ``SQLModel.metadata`` see them all.
+
+Domain packages keep their own ``models.py`` beside the code that queries it; each adds one import here.
+"""
+
+import controller.models  # noqa: F401
