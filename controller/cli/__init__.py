@@ -1,0 +1,26 @@
+"""Caretaker: power, energy and the life of every device in a school estate.
+
+A thin shell over the domain packages, one module per command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from controller.cli import devices, policy, service, snmp, tls, tokens
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+app.add_typer(service.app)
+app.add_typer(devices.app)
+app.add_typer(tokens.app, name="token")
+app.add_typer(tls.app, name="tls")
+app.add_typer(snmp.app, name="snmp")
+app.add_typer(policy.app, name="policy")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,81 @@
+"""What every `caretaker` command shares: options, the database, one-line errors, tables and JSON.
+
+Errors a user can fix are one line on stderr and exit status 2; nothing here holds business rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from sqlalchemy.engine import Engine
+
+from controller import migrate
+from controller.db import make_engine
+from controller.settings import Settings
+from controller.timeutil import utcnow
+
+DatabaseUrl = Annotated[str | None, typer.Option(
+    "--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --data-dir)",
+    envvar="CARETAKER_DATABASE_URL", show_envvar=False)]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database lives",
+                                              envvar="CARETAKER_DATA_DIR", show_envvar=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+ACTOR = "cli"
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"caretaker: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def settings_for(database_url: str | None, data_dir: Path | None) -> Settings:
+    overrides = {k: v for k, v in (("database_url", database_url), ("data_dir", data_dir)) if v is not None}
+    return Settings(**overrides)
+
+
+def open_database(database_url: str | None, data_dir: Path | None) -> Engine:
+    engine = make_engine(settings_for(database_url, data_dir).resolved_database_url())
+    try:
+        migrate.upgrade(engine)
+    except Exception as exc:
+        fail(f"cannot open the database: {str(exc).splitlines()[0]}")
+    return engine
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_json(value: object) -> None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    elif isinstance(value, list):
+        value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+    typer.echo(json.dumps(value, indent=2, default=_json_default))
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    text = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in text:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def age(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    seconds = int((utcnow() - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+

@@ -1,0 +1,90 @@
+"""The device register."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from controller.cli.common import (
+    AsJson,
+    DatabaseUrl,
+    DataDir,
+    age,
+    fail,
+    open_database,
+    print_json,
+    print_table,
+)
+from controller.db import session_scope
+from controller.register import NotFound, device_detail, list_devices
+
+app = typer.Typer(no_args_is_help=True, help=__doc__)
+device_app = typer.Typer(no_args_is_help=True, help="One device of the register.")
+app.add_typer(device_app, name="device")
+
+
+@app.command()
+def devices(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    conflicts: Annotated[bool, typer.Option("--conflicts", help="Only devices kept apart as possible clones")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the device register."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = list_devices(session, site, conflicts)
+    if as_json:
+        print_json(rows)
+        return
+    if conflicts:
+        print_table(["ID", "SITE", "HOSTNAME", "SERIAL", "CONFLICTS WITH", "WHY"],
+                    [[r.id, r.site, r.hostname, r.serial, r.conflict_with, r.conflict_reason] for r in rows])
+    else:
+        print_table(["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
+                    [[r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, age(r.last_seen)]
+                     for r in rows])
+    typer.echo(f"{len(rows)} device(s)", err=True)
+
+
+@device_app.command("show")
+def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretaker devices`")],
+                database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Everything the register knows about one device."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            detail = device_detail(session, device_id)
+    except NotFound as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(detail)
+        return
+    d = detail.device
+    inventory = detail.inventory or {}
+    cpu = inventory.get("cpu") or {}
+    lines = [
+        ("Device", f"{d.id}  {d.hostname}  ({d.device_class}, site {d.site})"),
+        ("Hardware", " ".join(p for p in (d.vendor, d.model) if p) or "unknown"),
+        ("Serial", d.serial or "unknown"),
+        ("OS", d.os or "unknown"),
+        ("CPU", f"{cpu.get('model', '?')} ({cpu.get('cores', '?')} cores)" if cpu else "unknown"),
+        ("Memory", f"{inventory['memory_bytes'] / 2**30:.1f} GiB" if inventory.get("memory_bytes") else "unknown"),
+        ("MACs", ", ".join(detail.macs) or "none"),
+        ("Last seen", age(d.last_seen)),
+    ]
+    if d.conflict_with:
+        lines.append(("Conflict", f"kept apart from device {d.conflict_with}: {d.conflict_reason}"))
+    for label, value in lines:
+        typer.echo(f"{label + ':':<11}{value}")
+    typer.echo("\nAgents:")
+    print_table(["ID", "ENROLLED", "LAST SEEN", "REPORTS", "STATE"],
+                [[a.id, f"{a.enrolled_at:%Y-%m-%d %H:%M}", age(a.last_seen), a.reports,
+                  "retired" if a.retired_at else "active"] for a in detail.agents])
+    typer.echo("\nEnergy, last 24 hours:")
+    print_table(["STATE", "METHOD", "KWH", "HOURS"],
+                [[e.state, e.method, f"{e.kwh:.3f}", f"{e.hours:.2f}"] for e in detail.energy_last_24h])
+
+
