@@ -250,6 +250,127 @@ class EnergySample:
         return self.status == "ok" and self.joules is not None
 
 
+# --- power policy: the schedule the controller sends, the actions the agent reports -----------------
+
+class ScheduleIntent(enum.StrEnum):
+    KEEP_ON = "keep_on"
+    POWER_DOWN = "power_down"  # once the device is idle, as the schedule's idle criteria say
+
+
+class EnforcementMode(enum.StrEnum):
+    OBSERVE = "observe"  # record what would be done, never act
+    PASSIVE = "passive"  # skip while a user is signed in; try again after retry_minutes
+    WARN = "warn"  # warn the signed-in user, who may defer a few times, then act
+    FORCE = "force"  # act once idle, signed-in user or not
+
+
+class PowerActionKind(enum.StrEnum):
+    SHUTDOWN = "shutdown"
+    SLEEP = "sleep"
+    HIBERNATE = "hibernate"
+
+
+class ActionOutcome(enum.StrEnum):
+    OBSERVED = "observed"  # observe mode: would have acted
+    WARNED = "warned"  # a countdown warning went to the signed-in user
+    DONE = "done"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+MAX_SCHEDULE_WINDOWS = 256
+MAX_ACTIONS = 64
+
+
+@dataclass(frozen=True)
+class IdleCriteria:
+    """What idle means; every criterion given must hold, and one the agent cannot read fails safe."""
+
+    minutes_without_input: int | None = None
+    cpu_below_percent: float | None = None
+    processes_absent: tuple[str, ...] = ()
+    no_signed_in_session: bool = False
+
+    def __post_init__(self) -> None:
+        _items("idle.processes_absent", self.processes_absent)
+
+
+@dataclass(frozen=True)
+class WarningSettings:
+    countdown_minutes: int = 10
+    deferral_minutes: int = 10
+    max_deferrals: int = 2
+
+
+@dataclass(frozen=True)
+class ScheduleWindow:
+    """From ``start`` to ``end`` the device should stay on, or power down once idle (``intent``)."""
+
+    start: datetime
+    end: datetime
+    intent: ScheduleIntent
+    action: PowerActionKind | None = None
+    mode: EnforcementMode | None = None
+    reason: str = ""  # the rule that decided, e.g. "out_of_hours", "exam_window: GCSE maths"
+
+    def __post_init__(self) -> None:
+        _aware("window.start", self.start)
+        _aware("window.end", self.end)
+        _require(self.start < self.end, "a schedule window must end after it starts")
+        _require(self.intent is ScheduleIntent.KEEP_ON or self.action is not None,
+                 "a power-down window needs an action")
+        _text("window.reason", self.reason)
+
+
+@dataclass(frozen=True)
+class AgentSchedule:
+    """The device's power schedule; the agent enforces the latest one it holds until ``valid_until``.
+
+    ``start_offset_seconds`` staggers a site's power-downs: the agent waits that long into a
+    power-down window before acting, so a site's devices do not all act in the same minute.
+    """
+
+    version: str
+    timezone: str
+    valid_until: datetime
+    policy: str | None = None
+    windows: tuple[ScheduleWindow, ...] = ()
+    idle: IdleCriteria | None = None
+    warning: WarningSettings | None = None
+    retry_minutes: int = 30
+    start_offset_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        _text("schedule.version", self.version, 64)
+        _aware("schedule.valid_until", self.valid_until)
+        _items("schedule.windows", self.windows, MAX_SCHEDULE_WINDOWS)
+        _require(0 <= self.start_offset_seconds <= MAX_INTERVAL_SECONDS, "start_offset_seconds is out of range")
+        _require(1 <= self.retry_minutes <= 24 * 60, "retry_minutes is out of range")
+
+    def window_at(self, at: datetime) -> ScheduleWindow | None:
+        return next((w for w in self.windows if w.start <= at < w.end), None)
+
+
+@dataclass(frozen=True)
+class PowerAction:
+    """What the agent did about its schedule, or would have done, and why (the audit log's source)."""
+
+    at: datetime
+    kind: PowerActionKind
+    outcome: ActionOutcome
+    mode: EnforcementMode
+    reason: str  # e.g. "idle 22 min, cpu 1.2%", "skipped: user signed in", "deferred by user (1 of 2)"
+    until: datetime | None = None  # end of the power-down window: when the device is next needed
+    policy: str | None = None
+
+    def __post_init__(self) -> None:
+        _aware("action.at", self.at)
+        _aware("action.until", self.until)
+        _text("action.reason", self.reason, 500)
+        _text("action.policy", self.policy)
+
+
 @dataclass(frozen=True)
 class Report:
     """One interval of one machine. ``seq`` is the agent's own counter: (agent, seq) is unique."""
@@ -260,9 +381,11 @@ class Report:
     activity: Activity
     energy: tuple[EnergySample, ...] = ()
     inventory: Inventory | None = None
+    actions: tuple[PowerAction, ...] = ()  # power actions taken or skipped since the previous report
 
     def __post_init__(self) -> None:
         _require(self.seq >= 1, "seq must be a positive integer")
+        _items("actions", self.actions, MAX_ACTIONS)
         _aware("start", self.start)
         _aware("end", self.end)
         span = (self.end - self.start).total_seconds()
@@ -297,6 +420,7 @@ class BatchAck:
     accepted: tuple[int, ...] = ()
     duplicate: tuple[int, ...] = ()
     report_interval_seconds: int = 300
+    schedule: AgentSchedule | None = None  # None: no change (older controllers never send one)
 
 
 @dataclass(frozen=True)
