@@ -3,4 +3,5 @@
 Domain packages keep their own ``models.py`` beside the code that queries it; each adds one import here.
 """
 
+import controller.energy.models  # noqa: F401
 import controller.models  # noqa: F401
