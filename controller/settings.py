@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     # /metrics reads the estate from the database at most this often, however often it is scraped.
     metrics_cache_seconds: float = 15.0
     agent_wheels_dir: Path | None = None  # wheels served at /api/v1/downloads/agent/simple/ (pip)
+    # Power policies (YAML) the controller compiles into agents' schedules; default <data_dir>/policies.
+    policy_dir: Path | None = None
+    # Safety: at most this many devices of one site start powering down in the same minute.
+    power_downs_per_minute: int = 60
+    schedule_hours: int = 48  # how far ahead each agent's schedule reaches (it enforces it offline)
+
+    def resolved_policy_dir(self) -> Path:
+        return self.policy_dir or self.data_dir / "policies"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'caretaker.db').resolve()}"
