@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # /metrics reads the estate from the database at most this often, however often it is scraped.
     metrics_cache_seconds: float = 15.0
     agent_wheels_dir: Path | None = None  # wheels served at /api/v1/downloads/agent/simple/ (pip)
+    # Console sign-in: a session ends after this long unused, and in any case this long after sign-in.
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
     # Power policies (YAML) the controller compiles into agents' schedules; default <data_dir>/policies.
     policy_dir: Path | None = None
     # Safety: at most this many devices of one site start powering down in the same minute.

@@ -7,3 +7,4 @@ import controller.energy.models  # noqa: F401
 import controller.models  # noqa: F401
 import controller.policy.models  # noqa: F401
 import controller.snmp.models  # noqa: F401
+import controller.web.models  # noqa: F401

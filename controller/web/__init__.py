@@ -1,0 +1,1 @@
+"""The web console: people sign in here, with roles; pages are rendered on the server."""
