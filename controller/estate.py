@@ -1,7 +1,14 @@
 """The estate at a glance: energy, power now, devices by state and agents by age, summed over sites.
 
 These sums feed the Prometheus endpoint, so they are grouped by the few labels an operator filters on
-(site, device class, state, method) and never by device: a thousand PCs stay a handful of series.
+(site, device class, state, method) and never by device: a thousand PCs stay a handful of series. The
+one exception is opt-in: ``per_device_limit`` adds each device's power now for the first N devices (by
+id, so the same devices every scrape) and counts the rest as dropped.
+
+Energy is grouped by each device's *current* site and class. A device moved to another site takes its
+history with it: the old site's counter goes down (Prometheus reads that as a counter reset) and the new
+site's jumps. ``EnergyBucket`` does not record the site at the time, so this cannot be undone here; the
+README says what it does to ``rate()`` and ``increase()`` over the move.
 
 Device state is read from each device's latest report (by start) and how long ago it ended:
 
@@ -19,7 +26,7 @@ A device with no fresh report adds nothing (it is counted as off, asleep or unkn
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -42,6 +49,23 @@ AGE_LABELS = (*(label for label, _ in AGE_BUCKETS), "older", "never")
 
 
 @dataclass(frozen=True)
+class DevicePower:
+    """One device's power now, for the opt-in per-device series."""
+
+    device_id: int
+    hostname: str
+    site: str
+    device_class: str
+    watts: float
+
+
+@dataclass(frozen=True)
+class PerDevice:
+    devices: list[DevicePower]
+    dropped: int  # devices left out because of the cap
+
+
+@dataclass(frozen=True)
 class EstateSummary:
     """Everything the metrics show, keyed by label values; counts include explicit zeros."""
 
@@ -49,13 +73,23 @@ class EstateSummary:
     power_watts: dict[tuple[str, str, str], float]  # (site, device class, method)
     devices: dict[tuple[str, str, str], int]  # (site, device class, device state)
     agents: dict[tuple[str, str], int]  # (site, age bucket)
+    per_device: PerDevice | None = None  # None unless per-device series are enabled
+    # Figures the domain modules work out (energy accounting, lifecycle, policy, wake-on-LAN).
+    saved_joules: dict[tuple[str, str], float] = field(default_factory=dict)  # (site, device class)
+    carbon_grams: dict[tuple[str, str], float] = field(default_factory=dict)  # (site, device class)
+    cost_pence: dict[tuple[str, str], float] = field(default_factory=dict)  # (site, device class)
+    carbon_factors: dict[tuple[str, str], float] = field(default_factory=dict)  # (year, source): g/kWh
+    lifecycle: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, device class, stage)
+    out_of_hours: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, device class)
+    wake_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, outcome)
 
 
-def summarise(session: Session, now: datetime, report_interval_seconds: int) -> EstateSummary:
+def summarise(session: Session, now: datetime, report_interval_seconds: int,
+              per_device_limit: int | None = None) -> EstateSummary:
     """One consistent look at the estate; costs four grouped queries, whatever the number of devices."""
     return EstateSummary(
         energy_joules=energy_totals(session),
-        **_from_latest_reports(session, now, report_interval_seconds),
+        **_from_latest_reports(session, now, report_interval_seconds, per_device_limit),
         agents=agents_by_age(session, now),
     )
 
@@ -96,24 +130,36 @@ def _latest_reports(session: Session) -> dict[int, Report]:
     return latest
 
 
-def _from_latest_reports(session: Session, now: datetime, report_interval_seconds: int) -> dict:
+def power_now(report: Report | None, now: datetime, fresh: timedelta) -> float | None:
+    """A device's power from its latest report, or None when that report is stale or has no energy."""
+    if report is None or report.method is None or report.joules is None or now - as_utc(report.end) > fresh:
+        return None
+    seconds = (as_utc(report.end) - as_utc(report.start)).total_seconds()
+    return report.joules / seconds if seconds > 0 else None
+
+
+def _from_latest_reports(session: Session, now: datetime, report_interval_seconds: int,
+                         per_device_limit: int | None) -> dict:
     latest = _latest_reports(session)
     devices = session.exec(
-        select(Device.id, Site.name, Device.device_class).join(Site, col(Site.id) == col(Device.site_id))).all()
+        select(Device.id, Device.hostname, Site.name, Device.device_class)
+        .join(Site, col(Site.id) == col(Device.site_id)).order_by(col(Device.id))).all()
     counts: Counter[tuple[str, str, str]] = Counter()
     watts: dict[tuple[str, str, str], float] = defaultdict(float)
+    each: list[DevicePower] = []
     fresh = timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
-    for device_id, site, device_class in devices:
+    for device_id, hostname, site, device_class in devices:
         for state in DEVICE_STATES:
             counts.setdefault((site, device_class, state), 0)
         report = latest.get(device_id)
         counts[(site, device_class, device_state(report, now, report_interval_seconds))] += 1
-        if report is None or report.method is None or report.joules is None or now - as_utc(report.end) > fresh:
-            continue
-        seconds = (as_utc(report.end) - as_utc(report.start)).total_seconds()
-        if seconds > 0:
-            watts[(site, device_class, report.method)] += report.joules / seconds
-    return {"devices": dict(counts), "power_watts": dict(watts)}
+        device_watts = power_now(report, now, fresh)
+        if device_watts is not None:
+            watts[(site, device_class, report.method)] += device_watts
+        if per_device_limit is not None and len(each) < per_device_limit:
+            each.append(DevicePower(device_id, hostname, site, device_class, device_watts or 0.0))
+    per_device = None if per_device_limit is None else PerDevice(each, len(devices) - len(each))
+    return {"devices": dict(counts), "power_watts": dict(watts), "per_device": per_device}
 
 
 def age_bucket(last_seen: datetime | None, now: datetime) -> str:

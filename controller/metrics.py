@@ -7,15 +7,19 @@ Two kinds of series:
   one set of queries per ``metrics_cache_seconds``;
 * the process's own ingest (reports by outcome, request latency, writer backlog), kept in memory.
 
-Labels are site, device class, state and method only. Per-device series are not offered yet: a
-large estate would make thousands of series per metric; the device pages are the place for them.
+Labels are site, device class, state and method by default. Per-device series (power now) are opt-in
+(``metrics_per_device``) and capped (``metrics_per_device_limit``), with a gauge of the devices left out:
+a large estate would otherwise make a series per device per scrape.
+
+Units: joules, watts and grams are base units. Money has none in Prometheus; cost is in pence because
+tariffs are quoted in p/kWh, so the counter is the tariff times kWh with no scaling to forget.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -25,7 +29,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from controller.estate import EstateSummary, summarise
+from controller.estate import EstateSummary, PerDevice, summarise
 from controller.ingest import IngestWriter
 from controller.settings import Settings
 from controller.timeutil import utcnow
@@ -41,11 +45,12 @@ class EstateCache:
     """
 
     def __init__(self, engine: Engine, report_interval_seconds: int, ttl: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, per_device_limit: int | None = None):
         self._engine = engine
         self._interval = report_interval_seconds
         self._ttl = ttl
         self._clock = clock
+        self._per_device_limit = per_device_limit
         self._lock = threading.Lock()
         self._summary: EstateSummary | None = None
         self._loaded = 0.0
@@ -54,9 +59,18 @@ class EstateCache:
         with self._lock:
             if self._summary is None or self._clock() - self._loaded >= self._ttl:
                 with Session(self._engine) as session:
-                    self._summary = summarise(session, utcnow(), self._interval)
+                    self._summary = summarise(session, utcnow(), self._interval, self._per_device_limit)
                 self._loaded = self._clock()
             return self._summary
+
+
+def _family(kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, documentation: str,
+            labels: list[str], values: Mapping[tuple[str, ...], float], unit: str = "") -> Metric:
+    """One family from a summary dict keyed by label values (sorted, so scrapes diff cleanly)."""
+    family = kind(name, documentation, labels=labels, unit=unit)
+    for label_values, value in sorted(values.items()):
+        family.add_metric(list(label_values), value)
+    return family
 
 
 class EstateCollector(Collector):
@@ -64,28 +78,48 @@ class EstateCollector(Collector):
         self._cache = cache
 
     def collect(self) -> Iterator[Metric]:
-        summary = self._cache.get()
-        energy = CounterMetricFamily("caretaker_energy_joules", "Energy accounted from agent reports.",
-                                     labels=["site", "device_class", "state", "method"], unit="joules")
-        for labels, joules in sorted(summary.energy_joules.items()):
-            energy.add_metric(labels, joules)
-        yield energy
-        power = GaugeMetricFamily("caretaker_power_watts",
-                                  "Estate power now: devices whose latest report is fresh, joules over seconds.",
-                                  labels=["site", "device_class", "method"], unit="watts")
-        for labels, watts in sorted(summary.power_watts.items()):
-            power.add_metric(labels, watts)
-        yield power
-        devices = GaugeMetricFamily("caretaker_devices", "Devices by state (on, idle, asleep, off, unknown).",
-                                    labels=["site", "device_class", "state"])
-        for labels, count in sorted(summary.devices.items()):
-            devices.add_metric(labels, count)
-        yield devices
-        agents = GaugeMetricFamily("caretaker_agents", "Working agents by time since they last reported.",
-                                   labels=["site", "last_seen"])
-        for labels, count in sorted(summary.agents.items()):
-            agents.add_metric(labels, count)
-        yield agents
+        s = self._cache.get()
+        site_class = ["site", "device_class"]
+        yield _family(CounterMetricFamily, "caretaker_energy_joules", "Energy accounted from agent reports.",
+                      [*site_class, "state", "method"], s.energy_joules, unit="joules")
+        yield _family(GaugeMetricFamily, "caretaker_power_watts",
+                      "Estate power now: devices whose latest report is fresh, joules over seconds.",
+                      [*site_class, "method"], s.power_watts, unit="watts")
+        yield _family(GaugeMetricFamily, "caretaker_devices", "Devices by state (on, idle, asleep, off, unknown).",
+                      [*site_class, "state"], s.devices)
+        yield _family(GaugeMetricFamily, "caretaker_agents", "Working agents by time since they last reported.",
+                      ["site", "last_seen"], s.agents)
+        yield _family(CounterMetricFamily, "caretaker_energy_saved_joules",
+                      "Energy saved by power-policy actions (counterfactual idle draw minus actual draw).",
+                      site_class, s.saved_joules, unit="joules")
+        yield _family(CounterMetricFamily, "caretaker_carbon_grams",
+                      "Location-based carbon of the energy, each hour at its own year's grid factor (gCO2e).",
+                      site_class, s.carbon_grams, unit="grams")
+        yield _family(GaugeMetricFamily, "caretaker_carbon_factor_grams_per_kwh",
+                      "The grid carbon factors in use, by year and source.", ["year", "source"], s.carbon_factors)
+        yield _family(CounterMetricFamily, "caretaker_cost_pence",
+                      "Cost of the energy at each site's tariff, standing charge excluded (pence).",
+                      site_class, s.cost_pence)
+        yield _family(GaugeMetricFamily, "caretaker_devices_lifecycle", "Devices by lifecycle stage.",
+                      [*site_class, "stage"], s.lifecycle)
+        yield _family(GaugeMetricFamily, "caretaker_devices_on_out_of_hours",
+                      "Devices on or idle while their power policy says they should be off or asleep.",
+                      site_class, s.out_of_hours)
+        yield _family(CounterMetricFamily, "caretaker_wake_requests", "Wake-on-LAN requests by outcome.",
+                      ["site", "outcome"], s.wake_requests)
+        if s.per_device is not None:
+            yield from _per_device(s.per_device)
+
+
+def _per_device(per_device: PerDevice) -> Iterator[Metric]:
+    power = GaugeMetricFamily("caretaker_device_power_watts", "One device's power now (opt-in, capped).",
+                              labels=["site", "device_class", "device_id", "hostname"], unit="watts")
+    for d in per_device.devices:
+        power.add_metric([d.site, d.device_class, str(d.device_id), d.hostname], d.watts)
+    yield power
+    yield GaugeMetricFamily("caretaker_device_series_dropped",
+                            "Devices left out of the per-device series by metrics_per_device_limit.",
+                            value=per_device.dropped)
 
 
 class BuildInfoCollector(Collector):
@@ -134,7 +168,9 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
                   clock: Callable[[], float] = time.monotonic) -> Metrics:
     """A registry of this app's collectors; called by the app factory, once per app."""
     registry = CollectorRegistry()
-    cache = EstateCache(engine, settings.report_interval_seconds, settings.metrics_cache_seconds, clock)
+    per_device_limit = settings.metrics_per_device_limit if settings.metrics_per_device else None
+    cache = EstateCache(engine, settings.report_interval_seconds, settings.metrics_cache_seconds, clock,
+                        per_device_limit)
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))

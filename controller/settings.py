@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,15 +27,20 @@ class Settings(BaseSettings):
     ingest_group_size: int = 200
     # /metrics reads the estate from the database at most this often, however often it is scraped.
     metrics_cache_seconds: float = 15.0
+    # Per-device series (power now) are off: 100,000 devices would be 100,000 series. When on, capped.
+    metrics_per_device: bool = False
+    metrics_per_device_limit: int = 2000
+    # When set, /metrics wants "Authorization: Bearer <token>" (Prometheus: authorization.credentials_file).
+    metrics_token: SecretStr | None = None
     agent_wheels_dir: Path | None = None  # wheels served at /api/v1/downloads/agent/simple/ (pip)
-    # Console sign-in: a session ends after this long unused, and in any case this long after sign-in.
-    session_idle_minutes: int = 30
-    session_absolute_hours: int = 12
     # Power policies (YAML) the controller compiles into agents' schedules; default <data_dir>/policies.
     policy_dir: Path | None = None
     # Safety: at most this many devices of one site start powering down in the same minute.
     power_downs_per_minute: int = 60
     schedule_hours: int = 48  # how far ahead each agent's schedule reaches (it enforces it offline)
+    # Console sign-in: a session ends after this long unused, and in any case this long after sign-in.
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
 
     def resolved_policy_dir(self) -> Path:
         return self.policy_dir or self.data_dir / "policies"

@@ -276,3 +276,52 @@ class TestCache:
         now[0] = 15.0
         assert sum(cache.get().energy_joules.values()) == pytest.approx(2 * 300 * 45.0)
 
+
+
+class TestPerDevice:
+    def test_there_are_no_per_device_series_by_default(self, client, estate):
+        estate.post(estate.enroll(), 1, 1, recent(10))
+        samples = scrape(client)
+        assert not series(samples, "caretaker_device_power_watts")
+        assert not series(samples, "caretaker_device_series_dropped")
+
+    def test_per_device_series_are_capped_and_the_devices_left_out_are_counted(self, engine, tmp_path):
+        settings = Settings(data_dir=tmp_path, metrics_cache_seconds=0, metrics_per_device=True,
+                            metrics_per_device_limit=2)
+        with TestClient(create_app(settings, engine)) as client:
+            estate = Estate(client, engine)
+            machines = [estate.enroll() for _ in range(3)]
+            for machine, watts in zip(machines, (30.0, 40.0, 50.0), strict=True):
+                estate.post(machine, 1, 1, recent(10), watts=watts)
+            samples = scrape(client)
+
+        shown = {labels["hostname"]: value(samples, "caretaker_device_power_watts", **labels)
+                 for labels in series(samples, "caretaker_device_power_watts")}
+        assert shown == {"PC001": pytest.approx(30.0), "PC002": pytest.approx(40.0)}  # the first two enrolled
+        assert value(samples, "caretaker_device_series_dropped") == 1
+        # The estate totals still count every device.
+        assert value(samples, "caretaker_power_watts", site="Hillside Primary", device_class="desktop",
+                     method="model") == pytest.approx(120.0)
+
+
+class TestToken:
+    @pytest.fixture
+    def guarded(self, engine, tmp_path) -> Iterator[TestClient]:
+        settings = Settings(data_dir=tmp_path, metrics_cache_seconds=0, metrics_token="s3cret-scrape")
+        with TestClient(create_app(settings, engine)) as client:
+            yield client
+
+    def test_a_scrape_without_the_token_is_refused(self, guarded):
+        answer = guarded.get("/metrics")
+        assert answer.status_code == 401
+        assert answer.headers["www-authenticate"] == "Bearer"
+        assert "caretaker_" not in answer.text
+
+    def test_a_scrape_with_a_wrong_token_is_refused(self, guarded):
+        assert guarded.get("/metrics", headers={"Authorization": "Bearer s3cret-scrapf"}).status_code == 401
+        assert guarded.get("/metrics", headers={"Authorization": "Basic s3cret-scrape"}).status_code == 401
+
+    def test_a_scrape_with_the_token_is_served(self, guarded):
+        answer = guarded.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
+        assert answer.status_code == 200
+        assert "caretaker_build_info" in answer.text
