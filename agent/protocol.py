@@ -29,6 +29,7 @@ MAX_ITEMS = 64
 MAX_INTERVAL_SECONDS = 86_400
 MAX_WATTS = 100_000.0
 MAX_BATCH_REPORTS = 500
+MAX_WAKE_ORDERS = 10_000
 
 
 class PowerMethod(enum.StrEnum):
@@ -122,11 +123,17 @@ class Nic:
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
     speed_mbps: int | None = None
+    # Prefix length of each ipv4 address, in the same order (empty: not known); it puts the machine in
+    # a subnet, which is how wake-on-LAN finds a relay on the target's own network.
+    ipv4_prefixes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _text("nic.name", self.name)
         _text("nic.mac", self.mac, 64)
         _items("nic.ipv4", self.ipv4)
+        _require(not self.ipv4_prefixes or len(self.ipv4_prefixes) == len(self.ipv4),
+                 "nic.ipv4_prefixes must give one prefix length per ipv4 address")
+        _require(all(0 <= p <= 32 for p in self.ipv4_prefixes), "nic.ipv4_prefixes must be between 0 and 32")
         _items("nic.ipv6", self.ipv6)
 
 
@@ -168,6 +175,23 @@ class Monitor:
 
 
 @dataclass(frozen=True)
+class WakeReadiness:
+    """What would stop this machine waking from a magic packet, found while it was up.
+
+    None means the check could not be made here (not this OS, or no permission); the controller then
+    lists a failed wake's cause as unknown rather than guessing.
+    """
+
+    fast_startup: bool | None = None  # Windows HiberbootEnabled: "shut down" is a hibernate the NIC may not wake
+    modern_standby: bool | None = None  # Windows S0 low-power idle: no S3 sleep for the NIC to wake from
+    nic_armed: bool | None = None  # at least one wired NIC armed for wake
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        _text("wake.detail", self.detail)
+
+
+@dataclass(frozen=True)
 class Inventory:
     """What the machine is. Sent at start, when it changes, and daily."""
 
@@ -186,6 +210,7 @@ class Inventory:
     user_count: int = 0
     user_names: tuple[str, ...] = ()  # empty unless the site configured the agent to send them
     agent_version: str = ""
+    wake: WakeReadiness | None = None
 
     def __post_init__(self) -> None:
         _text("hostname", self.hostname)
@@ -414,12 +439,31 @@ class ReportBatch:
 
 
 @dataclass(frozen=True)
+class WakeOrder:
+    """A magic packet a relay agent is asked to send on its own subnet, ``delay_seconds`` after it gets
+    the order (so a wave keeps its pace through the relay)."""
+
+    wake_id: int
+    mac: str
+    address: str  # where to send: the subnet's broadcast address
+    port: int = 9
+    delay_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        _text("wake.mac", self.mac, 64)
+        _text("wake.address", self.address, 64)
+        _require(0 < self.port < 65536, "wake.port must be a UDP port")
+        _require(0 <= self.delay_seconds <= MAX_INTERVAL_SECONDS, "wake.delay_seconds is out of range")
+
+
+@dataclass(frozen=True)
 class BatchAck:
     """The controller's answer: every seq in ``accepted`` or ``duplicate`` is safe to delete."""
 
     accepted: tuple[int, ...] = ()
     duplicate: tuple[int, ...] = ()
     report_interval_seconds: int = 300
+    wake_orders: tuple[WakeOrder, ...] = ()  # only for an agent elected wake relay of its subnet
     schedule: AgentSchedule | None = None  # None: no change (older controllers never send one)
 
 

@@ -4,7 +4,9 @@ Domain packages keep their own ``models.py`` beside the code that queries it; ea
 """
 
 import controller.energy.models  # noqa: F401
+import controller.lifecycle.models  # noqa: F401
 import controller.models  # noqa: F401
 import controller.policy.models  # noqa: F401
+import controller.power.models  # noqa: F401
 import controller.snmp.models  # noqa: F401
 import controller.web.models  # noqa: F401

@@ -61,13 +61,23 @@ def nics(addresses: Mapping[str, Iterable[Any]], stats: Mapping[str, Any], link_
         mac = next((m for m in macs if m), None)
         if mac is None:
             continue
-        ipv4 = tuple(entry.address for entry in entries if entry.family == socket.AF_INET)
+        v4 = [entry for entry in entries if entry.family == socket.AF_INET][:MAX_ITEMS]
+        ipv4 = tuple(entry.address for entry in v4)
         ipv6 = tuple(str(ipaddress.ip_address(entry.address.split("%", 1)[0]))
                      for entry in entries if entry.family == socket.AF_INET6)
         reported = stats[name].speed if name in stats else 0
         speed = link_speeds.get(name) or (reported if reported > 0 else None)
-        found.append(Nic(name=name, mac=mac, ipv4=ipv4[:MAX_ITEMS], ipv6=ipv6[:MAX_ITEMS], speed_mbps=speed))
+        found.append(Nic(name=name, mac=mac, ipv4=ipv4, ipv6=ipv6[:MAX_ITEMS], speed_mbps=speed,
+                         ipv4_prefixes=_prefixes(v4)))
     return tuple(found[:MAX_ITEMS])
+
+
+def _prefixes(entries: list[Any]) -> tuple[int, ...]:
+    """Prefix lengths of the addresses, or none at all when any netmask is unknown (they pair by position)."""
+    masks = [getattr(entry, "netmask", None) for entry in entries]
+    if not all(masks):
+        return ()
+    return tuple(ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen for mask in masks)
 
 
 def supported(root: Path) -> bool:
