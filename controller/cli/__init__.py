@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from controller.cli import devices, policy, service, snmp, tls, tokens
+from controller.cli import devices, policy, service, snmp, tls, tokens, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.add_typer(service.app)
@@ -17,6 +17,8 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(tls.app, name="tls")
 app.add_typer(snmp.app, name="snmp")
 app.add_typer(policy.app, name="policy")
+app.add_typer(users.app, name="user")
+app.add_typer(users.tokens_app, name="apitoken")
 
 
 def main() -> None:

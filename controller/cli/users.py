@@ -1,0 +1,148 @@
+"""Console users and API tokens: who may sign in or call the API, and with which role."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from controller.cli.common import ACTOR, AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
+from controller.db import session_scope
+from controller.timeutil import utcnow
+from controller.web.accounts import (
+    AccountError,
+    Role,
+    add_user,
+    create_token,
+    disable_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Console users: network managers, bursars and auditors.")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: the same roles as users, for scripts.")
+
+RoleOption = Annotated[Role, typer.Option("--role", help="network_manager, bursar or auditor")]
+Sites = Annotated[list[str] | None, typer.Option("--site", help="A site it may see (repeat); auditors only see these")]
+
+
+def _password(password_file: Path | None) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            fail(f"cannot read {password_file}: {exc.strerror}")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The sign-in name")],
+    role: RoleOption,
+    site: Sites = None,
+    password_file: Annotated[Path | None, typer.Option(help="Read the password from this file (else prompt)")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user who signs in to the console; the password is stored as an argon2 hash."""
+    password = _password(password_file)
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            user = add_user(session, name, role, password, site or [], ACTOR)
+            user_id = user.id
+    except AccountError as exc:
+        fail(str(exc))
+    typer.echo(f"user {user_id} {name.strip()} added as {role.value}")
+
+
+@app.command("list")
+def user_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List users, their roles and the sites auditors may see."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = list_users(session)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["ID", "NAME", "ROLE", "SITES", "STATE", "LAST SIGN-IN"],
+                [[u.id, u.name, u.role, ", ".join(u.sites) or ("none" if u.role == Role.auditor else "all"),
+                  "disabled" if u.disabled else "active",
+                  f"{u.last_sign_in:%Y-%m-%d %H:%M}" if u.last_sign_in else "never"] for u in rows])
+
+
+@app.command("disable")
+def user_disable(name: Annotated[str, typer.Argument(help="The sign-in name")],
+                 database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Disable a user: their sessions end at once and they can no longer sign in."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            disable_user(session, name, ACTOR)
+    except AccountError as exc:
+        fail(str(exc))
+    typer.echo(f"user {name} disabled")
+
+
+@tokens_app.command("create")
+def apitoken_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. finance-export")],
+    role: RoleOption,
+    site: Sites = None,
+    days: Annotated[int | None, typer.Option(help="Days until it expires (default: never)")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create an API token; it is printed once and only its hash is kept."""
+    if days is not None and days < 1:
+        fail("--days must be at least 1")
+    expires_at = utcnow() + timedelta(days=days) if days else None
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            secret, token = create_token(session, name, role, site or [], expires_at, ACTOR)
+            token_id = token.id
+    except AccountError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({"id": token_id, "token": secret, "role": role.value, "sites": site or [],
+                    "expires_at": expires_at})
+        return
+    typer.echo(secret)
+    typer.echo(f"API token {token_id} ({role.value}), "
+               + (f"expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "does not expire"), err=True)
+
+
+@tokens_app.command("list")
+def apitoken_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List API tokens (never the tokens themselves)."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = list_tokens(session)
+    if as_json:
+        print_json(rows)
+        return
+    now = utcnow()
+    print_table(["ID", "NAME", "TOKEN", "ROLE", "SITES", "STATE", "EXPIRES", "LAST USED"],
+                [[t.id, t.name, t.prefix + "…", t.role, ", ".join(t.sites) or "all",
+                  "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active"),
+                  f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "never",
+                  f"{t.last_used:%Y-%m-%d %H:%M}" if t.last_used else "never"] for t in rows])
+
+
+@tokens_app.command("revoke")
+def apitoken_revoke(token_id: Annotated[int, typer.Argument(help="ID from `caretaker apitoken list`")],
+                    database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Revoke an API token: it is refused from the next request on."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            token = revoke_token(session, token_id, ACTOR)
+            prefix = token.prefix
+    except AccountError as exc:
+        fail(str(exc))
+    typer.echo(f"API token {token_id} ({prefix}…) revoked")
