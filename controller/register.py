@@ -11,6 +11,7 @@ from sqlmodel import Session, col, delete, select
 from agent.protocol import Inventory, to_wire
 from controller import changes
 from controller.identity import Fingerprint, MatchResult, fingerprint_of, match, normalise_hostname
+from controller.lifecycle.service import enter_register
 from controller.models import Agent, Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import utcnow
 
@@ -54,6 +55,7 @@ def create_device(session: Session, site: Site, inventory: Inventory, actor: str
     session.add(device)
     session.flush()
     apply_inventory(session, device, inventory, actor, created=True)
+    enter_register(session, device, actor)  # an agent-reported machine is in use: it enters as deployed
     return device
 
 
