@@ -429,6 +429,7 @@ class Report:
 class ReportBatch:
     protocol_version: int
     reports: tuple[Report, ...]
+    schedule_version: str | None = None  # the power schedule the agent holds; the reply omits an unchanged one
 
     def __post_init__(self) -> None:
         _require(self.protocol_version == PROTOCOL_VERSION,
