@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # When set, /metrics wants "Authorization: Bearer <token>" (Prometheus: authorization.credentials_file).
     metrics_token: SecretStr | None = None
     agent_wheels_dir: Path | None = None  # wheels served at /api/v1/downloads/agent/simple/ (pip)
+    # SNMP: registered kit is polled this often (0: never). Polling needs a credentials file (default
+    # <data_dir>/snmp-credentials.yaml); the meter map (default <data_dir>/snmp-meters.yaml) is optional.
+    snmp_poll_interval_seconds: int = 300
+    snmp_credentials_file: Path | None = None
+    snmp_meter_map_file: Path | None = None
     # Power policies (YAML) the controller compiles into agents' schedules; default <data_dir>/policies.
     policy_dir: Path | None = None
     # Safety: at most this many devices of one site start powering down in the same minute.
