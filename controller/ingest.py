@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from agent.protocol import BatchAck, Report, ReportBatch, to_wire
 from controller import credentials
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
-from controller.models import Agent, Device, EnergyBucket
+from controller.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.models import Report as ReportRow
 from controller.register import apply_inventory
 from controller.timeutil import as_utc, utcnow
@@ -195,6 +195,7 @@ class IngestWriter:
             _add_energy(session, group, inserted)
             _touch_agents_and_devices(session, group, inserted, now)
             _apply_inventories(session, group, inserted)
+            _record_actions(session, group, inserted)
             session.commit()
         self.committed_reports += len(inserted)
         acks = []
@@ -300,3 +301,18 @@ def _apply_inventories(session: Session, group: list[_Job], inserted: set[tuple[
     for device_id, (_seq, report, agent_id) in newest.items():
         device = session.exec(select(Device).where(Device.id == device_id)).one()
         apply_inventory(session, device, report.inventory, f"agent:{agent_id}")
+
+
+def _record_actions(session: Session, group: list[_Job], inserted: set[tuple[str, int]]) -> None:
+    """The power actions agents report go to the audit log once: only newly accepted reports count, and
+    ``source_key`` (agent, seq, index) makes a retried or replayed report insert nothing."""
+    rows = [{"at": action.at, "site_id": job.agent.site_id, "device_id": job.agent.device_id,
+             "kind": action.kind.value, "outcome": action.outcome.value, "mode": action.mode.value,
+             "reason": action.reason, "actor": f"agent:{job.agent.agent_id}",
+             "source_key": f"{job.agent.agent_id}:{report.seq}:{index}",
+             "details": {"until": action.until.isoformat() if action.until else None, "policy": action.policy}}
+            for job in group for report in job.batch.reports if (job.agent.agent_id, report.seq) in inserted
+            for index, action in enumerate(report.actions)]
+    if rows:
+        session.execute(_insert(session)(ActionRecord.__table__).on_conflict_do_nothing(
+            index_elements=["source_key"]), rows)

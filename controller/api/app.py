@@ -17,6 +17,8 @@ from controller.api.routes import agent, downloads, health, metrics
 from controller.db import make_engine
 from controller.ingest import AgentDirectory, IngestWriter
 from controller.metrics import build_metrics
+from controller.policy.dispatch import SchedulePlanner
+from controller.policy.store import PolicyStore
 from controller.settings import Settings
 
 
@@ -28,8 +30,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         migrate.upgrade(engine)
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
         writer.start()
+        policies = PolicyStore(settings.resolved_policy_dir(), engine)
+        schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute)
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
-                                    metrics=build_metrics(engine, writer, settings))
+                                    metrics=build_metrics(engine, writer, settings), policies=policies,
+                                    schedules=schedules)
         # Everything loaded so far (SQLAlchemy, pydantic, FastAPI) lives as long as the process; frozen,
         # full collections stop walking it, which removes ~100 ms stalls from ingest's tail latency.
         gc.collect()

@@ -10,6 +10,8 @@ from sqlalchemy.engine import Engine
 
 from controller.ingest import AgentDirectory, AgentIdentity, AuthFailed, IngestWriter
 from controller.metrics import Metrics
+from controller.policy.dispatch import SchedulePlanner
+from controller.policy.store import PolicyStore
 from controller.settings import Settings
 
 
@@ -22,6 +24,8 @@ class Runtime:
     agents: AgentDirectory
     writer: IngestWriter
     metrics: Metrics
+    policies: PolicyStore | None = None  # the active power policies (policy/store.py)
+    schedules: SchedulePlanner | None = None  # each agent's schedule, sent with its ingest reply
 
 
 # The dependencies are ``async def`` so FastAPI runs them on the event loop: a plain ``def`` would cost

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, Request, status
 
@@ -49,6 +50,10 @@ async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgen
             metrics.rejected.inc(len(rejected))
             raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])
         ack = await asyncio.wrap_future(runtime.writer.submit(agent, batch))
+        if runtime.schedules is not None:
+            schedule = await runtime.schedules.reply(agent.device_id, batch.schedule_version)
+            if schedule is not None:
+                ack = replace(ack, schedule=schedule)
         metrics.accepted.inc(len(ack.accepted))
         if ack.duplicate:  # replays are rare: the common request pays one increment
             metrics.duplicate.inc(len(ack.duplicate))

@@ -1,0 +1,101 @@
+"""The schedule each agent gets with its ingest reply, cached so ingest stays fast.
+
+A device's schedule is compiled at most once per (device, policy-set version, day) and only sent when
+the agent does not already hold it (it says which version it holds with each batch), so an ordinary
+report costs a dictionary lookup on the event loop. Compiling (a miss) reads the device and its site's
+device list from the database, so it runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from agent.protocol import AgentSchedule
+from controller.models import Device, Site
+from controller.policy.model import DeviceFacts
+from controller.policy.plan import for_agent, plan, stagger_offsets
+from controller.policy.store import PolicyStore
+from controller.policy.walltime import instant, zone
+from controller.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class _Cached:
+    policy_version: str
+    day: date
+    schedule: AgentSchedule
+
+
+def device_facts(device: Device, site: Site) -> DeviceFacts:
+    return DeviceFacts(device_id=str(device.id), hostname=device.hostname, site=site.name,
+                       device_class=device.device_class, tags=tuple(device.tags or ()), group=device.room)
+
+
+class SchedulePlanner:
+    def __init__(self, store: PolicyStore, engine: Engine, hours: int = 48, per_minute: int = 60,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
+        self._engine = engine
+        self._days = max(1, math.ceil(hours / 24)) + 1  # from today's midnight, always ``hours`` ahead
+        self._per_minute = per_minute
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._schedules: dict[int, _Cached] = {}
+        self._offsets: dict[tuple[int, str, date], dict[int, int]] = {}
+
+    async def reply(self, device_id: int, held_version: str | None) -> AgentSchedule | None:
+        """The schedule to send with an ingest reply; None when the agent already holds it, or when there are
+        no policies and it holds none (nothing to enforce: older agents and policy-free estates pay nothing)."""
+        if held_version is None and not self._store.due() and not self._store.current().policies:
+            return None
+        cached = self._schedules.get(device_id)
+        if cached is None or self._store.due() or cached.day != self._clock().date() \
+                or cached.policy_version != self._store.current().version:
+            schedule = await asyncio.to_thread(self.schedule_for, device_id)
+        else:
+            schedule = cached.schedule
+        return None if schedule.version == held_version else schedule
+
+    def schedule_for(self, device_id: int) -> AgentSchedule:
+        active = self._store.current()
+        today = self._clock().date()
+        cached = self._schedules.get(device_id)
+        if cached is not None and cached.policy_version == active.version and cached.day == today:
+            return cached.schedule
+        with Session(self._engine) as session:
+            device = session.get(Device, device_id)
+            if device is None:
+                raise LookupError(f"device {device_id} is not in the register")
+            site = session.get(Site, device.site_id)
+            facts = device_facts(device, site)
+            offset = self._offset(session, device.site_id, device_id, active.version, today)
+        tz = zone(site.timezone or "Europe/London")
+        start = instant(self._clock().astimezone(tz).date(), time(0), tz)
+        compiled = plan(active.policies, active.calendars, [facts], start, self._days)[facts.device_id]
+        version = f"{active.version}-{start:%Y%m%d}-{offset}"
+        schedule = for_agent(compiled, version, offset)
+        with self._lock:
+            self._schedules[device_id] = _Cached(active.version, today, schedule)
+        return schedule
+
+    def _offset(self, session: Session, site_id: int, device_id: int, version: str, today: date) -> int:
+        key = (site_id, version, today)
+        offsets = self._offsets.get(key)
+        if offsets is None or device_id not in offsets:
+            ids = session.exec(select(Device.id).where(Device.site_id == site_id)).all()
+            offsets = stagger_offsets(list(ids), self._per_minute)
+            with self._lock:
+                # Yesterday's and superseded versions' tables are dropped as the new ones arrive.
+                for old in [k for k in self._offsets if k[0] == site_id]:
+                    del self._offsets[old]
+                self._offsets[key] = offsets
+        return offsets[device_id]
+
