@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI: install Prometheus for tests/test_prometheus.py, idempotently.
+# CI: install Prometheus and promtool for tests/dashboards/, idempotently.
 #
 # The test starts its own prometheus binary with a temporary config, so the Debian service is stopped
 # and disabled: it would otherwise hold port 9090 and scrape nothing of ours.
