@@ -20,6 +20,7 @@ from controller.metrics import build_metrics
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
 from controller.settings import Settings
+from controller.snmp.service import start_polling
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         migrate.upgrade(engine)
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
         writer.start()
+        snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
         policies = PolicyStore(settings.resolved_policy_dir(), engine)
         schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute)
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
@@ -42,6 +44,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if snmp is not None:
+                await snmp.stop()
             writer.stop()
 
     app = FastAPI(title="Caretaker controller", version="0.1.0", lifespan=lifespan)

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 
+from controller.snmp.loads import Load, find, poll_loads
 from controller.snmp.metering import PowerReading
 from controller.snmp.readings import DevicePoll
 
@@ -96,36 +98,29 @@ def _feed(spec: object, where: str) -> Feed:
     return Feed(str(spec["address"]), None if outlet is None else str(outlet), None if port is None else str(port))
 
 
-def feed_reading(feed: Feed, poll: DevicePoll) -> PowerReading | None:
-    """What one poll says about one feed; None when it says nothing usable."""
-    if not poll.ok:
-        return None
-    if feed.outlet is not None:
-        outlet = next((o for o in poll.outlets if o.index == feed.outlet), None) or next(
-            (o for o in poll.outlets if o.name == feed.outlet), None)
-        return PowerReading(poll.at, outlet.watts, outlet.energy) if outlet and outlet.watts is not None else None
-    if feed.port is not None:
-        ports = poll.poe.ports if poll.poe else ()
-        port = next((p for p in ports if p.index == feed.port), None)
-        return PowerReading(poll.at, port.watts) if port and port.watts is not None else None
-    if poll.power is not None and poll.power.watts is not None:
-        return PowerReading(poll.at, poll.power.watts, poll.power.energy)
-    if poll.ups is not None and poll.ups.output_watts is not None:
-        return PowerReading(poll.at, poll.ups.output_watts)
-    return None
+def feed_reading(feed: Feed, at: datetime, loads: Mapping[str, Load]) -> PowerReading | None:
+    """What one poll's loads say about one feed; None when they say nothing usable."""
+    key = find(loads, feed.outlet, feed.port)
+    load = loads[key] if key is not None else None
+    return PowerReading(at, load.watts, load.energy) if load and load.watts is not None else None
 
 
-def device_reading(entry: MeteredDevice, polls: Mapping[str, DevicePoll]) -> PowerReading | None:
-    """The device's draw from the latest polls (by address): the sum over its feeds, or None unless
-    every feed was read. The energy register is kept only for a single feed, where resets and
-    wraps still mean something."""
+def combine(entry: MeteredDevice, seen: Mapping[str, tuple[datetime, Mapping[str, Load]]]) -> PowerReading | None:
+    """The device's draw from one poll per feed address (its time and loads): the sum over its
+    feeds, or None unless every feed was read. The energy register is kept only for a single feed,
+    where resets and wraps still mean something."""
     readings = []
     for feed in entry.feeds:
-        poll = polls.get(feed.address)
-        reading = feed_reading(feed, poll) if poll is not None else None
+        polled = seen.get(feed.address)
+        reading = feed_reading(feed, *polled) if polled is not None else None
         if reading is None:
             return None
         readings.append(reading)
     watts = sum(r.watts for r in readings if r.watts is not None)
     energy = readings[0].energy if len(readings) == 1 else None
     return PowerReading(max(r.at for r in readings), watts, energy)
+
+
+def device_reading(entry: MeteredDevice, polls: Mapping[str, DevicePoll]) -> PowerReading | None:
+    """The device's draw from the latest polls, by address (see ``combine``)."""
+    return combine(entry, {address: (poll.at, poll_loads(poll)) for address, poll in polls.items() if poll.ok})

@@ -25,7 +25,6 @@ from controller.snmp.credentials import (
 )
 from controller.snmp.identify import choose, identification_oids, system_identity
 from controller.snmp.profiles import Profile
-from controller.snmp.pysnmp_client import PysnmpClient
 from controller.snmp.readings import DevicePoll, build
 from controller.timeutil import utcnow
 
@@ -119,5 +118,7 @@ class Poller:
 async def poll_once(address: str, port: int, profiles: Mapping[str, Profile], credentials: CredentialStore,
                     settings: PollSettings | None = None) -> DevicePoll:
     """One device with the real SNMP client, for the command line."""
+    from controller.snmp.pysnmp_client import PysnmpClient  # pysnmp costs ~25 MB; only those who poll load it
+
     async with PysnmpClient() as client:
         return await Poller(client, profiles, credentials, settings=settings).poll(address, port)
