@@ -24,8 +24,10 @@ from controller.db import session_scope
 from controller.enrollment import create_token
 from controller.estate import GONE_AFTER
 from controller.ingest import AgentIdentity, IngestWriter
+from controller.lifecycle.service import move
+from controller.lifecycle.states import State
 from controller.metrics import BacklogCollector, EstateCache
-from controller.models import Agent, EnergyBucket
+from controller.models import Agent, Device, EnergyBucket
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from tests.factories import T0, batch_json, consecutive, enroll_json, inventory
@@ -173,6 +175,22 @@ class TestDevicesByState:
         assert states == {"on", "idle", "asleep", "off", "unknown"}
 
 
+class TestLifecycle:
+    def test_devices_are_counted_by_their_asset_register_state(self, client, estate, engine):
+        for _ in range(3):
+            estate.enroll()  # agent-reported machines enter the register as deployed
+        with session_scope(engine) as session:
+            move(session, "PC002", State.IN_REPAIR, "cracked screen", "test")
+            site_id = session.exec(select(Device.site_id)).first()
+            session.add(Device(site_id=site_id, hostname="SPARE01", device_class="laptop"))  # not in the register
+
+        samples = scrape(client)
+
+        counts = {(labels["device_class"], labels["stage"]): value(samples, "caretaker_devices_lifecycle", **labels)
+                  for labels in series(samples, "caretaker_devices_lifecycle")}
+        assert counts == {("desktop", "deployed"): 2, ("desktop", "in_repair"): 1, ("laptop", "unregistered"): 1}
+
+
 class TestAgents:
     def test_agents_are_counted_by_how_long_since_they_last_reported(self, client, estate, engine):
         silent = {"under_1d": timedelta(hours=3), "older": timedelta(days=30)}
@@ -245,7 +263,8 @@ class TestExposition:
         assert len(series(samples, "caretaker_energy_joules_total")) == 1
         assert len(series(samples, "caretaker_power_watts")) == 1
         label_names = {name for _, labels in samples for name, _ in labels}
-        assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "version", "le"}
+        assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "version",
+                               "le"}
 
 
 class TestCache:
