@@ -1,0 +1,224 @@
+"""kWh, pounds and kgCO2e by site, room, device or class, with the method and factor behind each figure.
+
+The query API other packages build on (metrics, reports, the CLI and the web API):
+
+- ``energy_summary(session, start, end, site_ids=None, group_by="site")`` → ``EnergySummary``
+- ``restate(session, start, end, factor_year, ...)``: the same figures at another year's carbon factor
+- ``Pricer``: the p/kWh and kgCO2e/kWh for one site-hour, shared with savings
+
+Arithmetic is Decimal from the stored joules onwards and rounded only in the returned rows (kWh to the
+Wh, kgCO2e to the gram, pounds to a hundredth of a penny), so totals add up to the Wh and the gram.
+A site-hour before the site's first tariff is counted in ``unpriced_kwh`` rather than priced at zero.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlmodel import Session
+
+from controller.energy.carbon import AppliedFactor
+from controller.energy.inputs import Estate, load_estate
+from controller.energy.lines import HourLine, estate_lines
+from controller.energy.tariff import mean_rate, tariff_at
+from controller.timeutil import as_utc
+
+GROUPS = ("estate", "trust", "site", "room", "device", "device_class")
+METHODS = ("metered", "rapl", "battery", "model", "attributed")
+STATES = ("active", "idle", "sleep", "off")
+WH = Decimal("0.001")  # kWh to the Wh
+GRAM = Decimal("0.001")  # kg to the gram
+HUNDREDTH_PENNY = Decimal("0.0001")  # £
+SHARE = Decimal("0.0001")
+
+
+def _round(value: Decimal, exponent: Decimal) -> Decimal:
+    """Half up, as a person checking the figure by hand would round."""
+    return value.quantize(exponent, ROUND_HALF_UP)
+
+
+class AccountingError(ValueError):
+    """A query that cannot be answered as asked (unknown grouping, reversed dates)."""
+
+
+class Pricer:
+    """p/kWh and carbon factors per site-hour, cached: a summary prices many devices in the same hour."""
+
+    def __init__(self, estate: Estate, factor_year: int | None = None) -> None:
+        self.estate = estate
+        self.factor_year = factor_year
+        self._rates: dict[tuple[int, datetime], Decimal | None] = {}
+
+    def rate(self, site_id: int, hour: datetime) -> Decimal | None:
+        key = (site_id, hour)
+        if key not in self._rates:
+            spec = tariff_at(self.estate.tariffs.get(site_id, []), hour)
+            zone = self.estate.sites[site_id].zone
+            self._rates[key] = None if spec is None else mean_rate(spec, hour, zone)
+        return self._rates[key]
+
+    def factor(self, site_id: int, hour: datetime) -> AppliedFactor:
+        """The factor for the local year the hour falls in (or the restating year), named with that year."""
+        year = as_utc(hour).astimezone(self.estate.sites[site_id].zone).year
+        applied = self.estate.factors.for_year(self.factor_year or year)
+        return AppliedFactor(year, applied.factor_year, applied.kg_per_kwh, applied.td_year, applied.td_kg_per_kwh,
+                             applied.source)
+
+
+@dataclass
+class CarbonPart:
+    """The carbon of the kWh consumed in one year, with the factor (and the factor's year) applied."""
+
+    year: int
+    factor_year: int
+    kg_per_kwh: Decimal
+    kwh: Decimal
+    kgco2e: Decimal
+    td_year: int | None
+    td_kg_per_kwh: Decimal | None
+    td_kgco2e: Decimal | None
+    source: str
+
+
+@dataclass
+class EnergyRow:
+    key: str
+    kwh: Decimal
+    cost_gbp: Decimal
+    unpriced_kwh: Decimal
+    kgco2e: Decimal
+    td_kgco2e: Decimal | None
+    kwh_by_method: dict[str, Decimal]
+    method_share: dict[str, Decimal]  # of kWh, summing to 1 (or empty when there is no energy)
+    kwh_by_state: dict[str, Decimal]
+    carbon: list[CarbonPart]
+    devices: int
+
+
+@dataclass
+class EnergySummary:
+    start: datetime
+    end: datetime
+    group_by: str
+    rows: list[EnergyRow]
+    total: EnergyRow
+
+    def to_json(self) -> dict[str, object]:
+        return jsonable(asdict(self))
+
+
+def jsonable(value: object) -> object:
+    """Decimals as strings (exact, unlike floats), datetimes as ISO 8601."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@dataclass
+class _Sum:
+    wh: Decimal = Decimal(0)
+    pence: Decimal = Decimal(0)
+    unpriced_wh: Decimal = Decimal(0)
+    by_method: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    by_state: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    by_year: dict[tuple[int, int], list] = field(default_factory=dict)  # (year, factor_year) → [factor, wh]
+    devices: set[int] = field(default_factory=set)
+
+    def add(self, line: HourLine, rate: Decimal | None, factor: AppliedFactor) -> None:
+        self.wh += line.wh
+        if rate is None:
+            self.unpriced_wh += line.wh
+        else:
+            self.pence += line.wh * rate / 1000
+        self.by_method[line.method] += line.wh
+        self.by_state[line.state] += line.wh
+        self.by_year.setdefault((factor.year, factor.factor_year), [factor, Decimal(0)])[1] += line.wh
+        self.devices.add(line.device_id)
+
+    def row(self, key: str) -> EnergyRow:
+        parts = []
+        for (_, _), (factor, wh) in sorted(self.by_year.items()):
+            td = None if factor.td_kg_per_kwh is None else _round(wh * factor.td_kg_per_kwh / 1000, GRAM)
+            parts.append(CarbonPart(factor.year, factor.factor_year, factor.kg_per_kwh, _round(wh / 1000, WH),
+                                    _round(wh * factor.kg_per_kwh / 1000, GRAM), factor.td_year,
+                                    factor.td_kg_per_kwh, td, factor.source))
+        grams = sum((wh * f.kg_per_kwh for f, wh in self.by_year.values()), Decimal(0))
+        td_known = all(f.td_kg_per_kwh is not None for f, _ in self.by_year.values())
+        td_grams = sum((wh * (f.td_kg_per_kwh or 0) for f, wh in self.by_year.values()), Decimal(0))
+        shares = {m: _round(wh / self.wh, SHARE) for m, wh in self.by_method.items()} if self.wh else {}
+        return EnergyRow(
+            key=key, kwh=_round(self.wh / 1000, WH), cost_gbp=_round(self.pence / 100, HUNDREDTH_PENNY),
+            unpriced_kwh=_round(self.unpriced_wh / 1000, WH), kgco2e=_round(grams / 1000, GRAM),
+            td_kgco2e=_round(td_grams / 1000, GRAM) if td_known and self.by_year else None,
+            kwh_by_method={m: _round(self.by_method[m] / 1000, WH) for m in METHODS if m in self.by_method},
+            method_share=shares,
+            kwh_by_state={s: _round(self.by_state[s] / 1000, WH) for s in STATES if s in self.by_state},
+            carbon=parts, devices=len(self.devices))
+
+
+def grouping(estate: Estate, group_by: str) -> Callable[[int], str]:
+    """The key a device's energy is summed under."""
+    if group_by not in GROUPS:
+        raise AccountingError(f"cannot group by {group_by!r}; choose one of {', '.join(GROUPS)}")
+    devices, sites = estate.devices, estate.sites
+
+    def key(device_id: int) -> str:
+        device = devices[device_id]
+        site = sites[device.site_id]
+        return {"estate": lambda: "estate", "trust": lambda: site.trust or "(no trust)", "site": lambda: site.name,
+                "room": lambda: f"{site.name} / {device.room or '(no room)'}",
+                "device": lambda: f"{site.name} / {device.hostname}",
+                "device_class": lambda: device.device_class}[group_by]()
+
+    return key
+
+
+def summarise(lines: Iterable[HourLine], estate: Estate, start: datetime, end: datetime, group_by: str = "site",
+              pricer: Pricer | None = None) -> EnergySummary:
+    """Pure: sum lines into rows by ``group_by`` and an estate-wide total."""
+    key = grouping(estate, group_by)
+    pricer = pricer or Pricer(estate)
+    groups: dict[str, _Sum] = defaultdict(_Sum)
+    total = _Sum()
+    for line in lines:
+        site_id = estate.devices[line.device_id].site_id
+        rate, factor = pricer.rate(site_id, line.hour), pricer.factor(site_id, line.hour)
+        groups[key(line.device_id)].add(line, rate, factor)
+        total.add(line, rate, factor)
+    rows = [groups[k].row(k) for k in sorted(groups)]
+    return EnergySummary(start, end, group_by, rows, total.row("total"))
+
+
+def energy_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
+                   group_by: str = "site", now: datetime | None = None,
+                   factor_year: int | None = None) -> EnergySummary:
+    """Energy, cost and carbon over the whole UTC hours covering [start, end), by ``group_by``.
+
+    ``factor_year`` prices all carbon at that year's factor (see ``restate``)."""
+    if as_utc(end) <= as_utc(start):
+        raise AccountingError("the end of the period must come after its start")
+    estate = load_estate(session, site_ids)
+    grouping(estate, group_by)
+    lines = estate_lines(session, estate, start, end, now)
+    return summarise(lines, estate, start, end, group_by, Pricer(estate, factor_year))
+
+
+def restate(session: Session, start: datetime, end: datetime, factor_year: int,
+            site_ids: Sequence[int] | None = None, group_by: str = "site",
+            now: datetime | None = None) -> tuple[EnergySummary, EnergySummary]:
+    """(as reported, restated): a prior period's figures at its own years' factors and at ``factor_year``'s,
+    so a change of factor is not mistaken for a real saving (DOMAIN.md, restating)."""
+    estate = load_estate(session, site_ids)
+    lines = estate_lines(session, estate, start, end, now)
+    return (summarise(lines, estate, start, end, group_by, Pricer(estate)),
+            summarise(lines, estate, start, end, group_by, Pricer(estate, factor_year)))

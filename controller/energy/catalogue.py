@@ -1,0 +1,200 @@
+"""The power catalogue: watts by state per device class and per model, shipped defaults plus the user's edits.
+
+Accounting needs watts wherever nothing measured a device: for time with no reports, for the idle draw a
+policy action avoided, and for the monitor that counts with each desktop. The shipped figures live in
+``data/power_catalogue.yaml`` with their source; a stored override replaces one entry, so corrected
+defaults still reach every entry nobody edited. A per-model entry (vendor + model) beats its class.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+
+import yaml
+from sqlmodel import Session, select
+
+from controller.energy.models import PowerCatalogueOverride
+from controller.timeutil import utcnow
+
+SHIPPED = Path(__file__).with_name("data") / "power_catalogue.yaml"
+STATES = ("active", "idle", "sleep", "off")
+FIELDS = ("device_class", "vendor", "model", "active_watts", "idle_watts", "sleep_watts", "off_watts", "source")
+MONITOR = "monitor"
+UNKNOWN = "unknown"
+
+
+class CatalogueError(ValueError):
+    """An entry a user tried to import that cannot be right; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class PowerProfile:
+    """Watts by state for one class or model; ``origin`` says whether shipped, overridden or calibrated."""
+
+    device_class: str
+    vendor: str
+    model: str
+    active: Decimal
+    idle: Decimal
+    sleep: Decimal
+    off: Decimal
+    source: str
+    monitors: int = 0
+    origin: str = "shipped"
+
+    def watts(self, state: str) -> Decimal:
+        return {"active": self.active, "idle": self.idle, "sleep": self.sleep, "off": self.off}[state]
+
+    def row(self) -> dict[str, object]:
+        return {"device_class": self.device_class, "vendor": self.vendor, "model": self.model,
+                "active_watts": float(self.active), "idle_watts": float(self.idle),
+                "sleep_watts": float(self.sleep), "off_watts": float(self.off), "source": self.source,
+                "origin": self.origin}
+
+
+def _key(device_class: str, vendor: str = "", model: str = "") -> tuple[str, str, str]:
+    return device_class.strip().casefold(), vendor.strip().casefold(), model.strip().casefold()
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    entries: Mapping[tuple[str, str, str], PowerProfile]
+    rapl_wall_factor: Decimal
+
+    def lookup(self, device_class: str | None, vendor: str | None = None, model: str | None = None) -> PowerProfile:
+        """The model's entry, else its class's, else the ``unknown`` class (which always exists)."""
+        device_class = device_class or UNKNOWN
+        for key in (_key(device_class, vendor or "", model or ""), _key(device_class)):
+            if key in self.entries:
+                return self.entries[key]
+        return self.entries[_key(UNKNOWN)]
+
+    def monitor(self) -> PowerProfile:
+        return self.lookup(MONITOR)
+
+    def profiles(self) -> list[PowerProfile]:
+        return sorted(self.entries.values(), key=lambda p: (p.device_class, p.vendor, p.model))
+
+
+def _decimal(entry: Mapping[str, object], field: str, where: str) -> Decimal:
+    value = entry.get(field)
+    try:
+        watts = Decimal(str(value).strip())
+    except (InvalidOperation, TypeError):
+        raise CatalogueError(f"{where}: {field} must be a number of watts, not {value!r}") from None
+    if not watts.is_finite() or watts < 0 or watts > 100_000:
+        raise CatalogueError(f"{where}: {field} must be between 0 and 100000 W, not {value}")
+    return watts
+
+
+def profile_from(entry: Mapping[str, object], where: str, origin: str) -> PowerProfile:
+    """One validated profile from a YAML mapping or CSV row; the message names the entry if it is wrong."""
+    device_class = str(entry.get("device_class") or "").strip()
+    if not device_class:
+        raise CatalogueError(f"{where}: device_class is missing")
+    vendor, model = str(entry.get("vendor") or "").strip(), str(entry.get("model") or "").strip()
+    if bool(vendor) != bool(model):
+        raise CatalogueError(f"{where}: give both vendor and model for a model entry, or neither for a class")
+    source = str(entry.get("source") or "").strip()
+    if not source:
+        raise CatalogueError(f"{where}: source is missing (say where the figures come from)")
+    watts = {state: _decimal(entry, f"{state}_watts", where) for state in STATES}
+    if not watts["off"] <= watts["sleep"] <= watts["idle"] <= watts["active"]:
+        raise CatalogueError(f"{where}: watts must not fall from off to sleep to idle to active "
+                             f"(got {', '.join(f'{s} {w}' for s, w in watts.items())})")
+    monitors = int(str(entry.get("monitors") or 0))
+    return PowerProfile(device_class.casefold(), vendor, model, watts["active"], watts["idle"], watts["sleep"],
+                        watts["off"], source[:500], monitors, origin)
+
+
+@cache
+def shipped() -> Catalogue:
+    data = yaml.safe_load(SHIPPED.read_text())
+    entries: dict[tuple[str, str, str], PowerProfile] = {}
+    for name, entry in data["classes"].items():
+        profile = profile_from({"device_class": name, **entry}, f"{SHIPPED.name} {name}", "shipped")
+        entries[_key(name)] = profile
+    for i, entry in enumerate(data.get("models") or []):
+        profile = profile_from(entry, f"{SHIPPED.name} models[{i}]", "shipped")
+        entries[_key(profile.device_class, profile.vendor, profile.model)] = profile
+    return Catalogue(entries, Decimal(str(data["rapl_wall_factor"])))
+
+
+def load(session: Session) -> Catalogue:
+    """The shipped catalogue with the stored overrides applied (a class keeps its shipped monitor count)."""
+    base = shipped()
+    entries = dict(base.entries)
+    for row in session.exec(select(PowerCatalogueOverride)):
+        key = _key(row.device_class, row.vendor, row.model)
+        class_default = base.entries.get(_key(row.device_class))
+        entries[key] = PowerProfile(
+            row.device_class, row.vendor, row.model, Decimal(str(row.active_watts)), Decimal(str(row.idle_watts)),
+            Decimal(str(row.sleep_watts)), Decimal(str(row.off_watts)), row.source,
+            class_default.monitors if class_default else 0, "override")
+    return Catalogue(entries, base.rapl_wall_factor)
+
+
+def parse(text: str, filename: str) -> list[PowerProfile]:
+    """Entries from a CSV (header: the FIELDS) or a YAML list of mappings; all-or-nothing on errors."""
+    if filename.lower().endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text))
+        missing = [f for f in FIELDS if f not in (reader.fieldnames or [])]
+        if missing:
+            raise CatalogueError(f"{filename}: CSV header lacks {', '.join(missing)}")
+        rows: list[Mapping[str, object]] = list(reader)
+    elif filename.lower().endswith((".yaml", ".yml")):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise CatalogueError(f"{filename}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        rows = data.get("entries") if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise CatalogueError(f"{filename}: expected a list of entries (or a mapping with 'entries:')")
+    else:
+        raise CatalogueError(f"{filename}: the file must end in .csv, .yaml or .yml")
+    return [profile_from(row, f"{filename} entry {i + 1}", "override") for i, row in enumerate(rows)]
+
+
+def import_profiles(session: Session, profiles: Iterable[PowerProfile]) -> int:
+    """Store each profile as an override, replacing any earlier one for the same key. The caller commits."""
+    count = 0
+    existing = {_key(r.device_class, r.vendor, r.model): r for r in session.exec(select(PowerCatalogueOverride))}
+    for profile in profiles:
+        row = existing.get(_key(profile.device_class, profile.vendor, profile.model)) or PowerCatalogueOverride(
+            device_class=profile.device_class, vendor=profile.vendor, model=profile.model,
+            active_watts=0, idle_watts=0, sleep_watts=0, off_watts=0, source="")
+        row.active_watts, row.idle_watts = float(profile.active), float(profile.idle)
+        row.sleep_watts, row.off_watts = float(profile.sleep), float(profile.off)
+        row.source, row.updated_at = profile.source, utcnow()
+        session.add(row)
+        existing[_key(profile.device_class, profile.vendor, profile.model)] = row
+        count += 1
+    return count
+
+
+def export_csv(catalogue: Catalogue) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*FIELDS, "origin"], lineterminator="\n")
+    writer.writeheader()
+    for profile in catalogue.profiles():
+        writer.writerow(profile.row())
+    return out.getvalue()
+
+
+def export_yaml(catalogue: Catalogue) -> str:
+    return yaml.safe_dump({"entries": [p.row() for p in catalogue.profiles()]}, sort_keys=False)
+
+
+def with_measured(profile: PowerProfile, measured: Mapping[str, Decimal], source: str) -> PowerProfile:
+    """The profile with each state's watts replaced by the device's own measured mean, where there is one."""
+    if not measured:
+        return profile
+    watts = {state: measured.get(state, profile.watts(state)) for state in STATES}
+    return replace(profile, active=watts["active"], idle=watts["idle"], sleep=watts["sleep"], off=watts["off"],
+                   source=source, origin="calibrated")

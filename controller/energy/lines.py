@@ -1,0 +1,158 @@
+"""Device-hours as accounting sees them: the buckets to trust, plus the time nobody reported.
+
+Three rules turn stored buckets into the lines every figure is summed from:
+
+- **Metered wins the hour.** When an outlet meter (PDU, PoE) reported a device-hour, its rows are the
+  device's energy for that hour and the agent's RAPL/battery/model rows for it are ignored, so the
+  same hour is never counted twice.
+- **RAPL is corrected to the wall** with the catalogue's platform factor (RAPL sees CPU and DRAM only).
+- **Silence is attributed, not dropped.** Seconds of an hour nobody reported, from the device's first
+  report until the end of the range (or now), are attributed to ``sleep`` when the last thing heard
+  was sleep and to ``off`` otherwise (an agent that stops reporting while awake was shut down or lost
+  power), at the profile's watts, with method ``attributed``. Computed at query time rather than
+  stored: a late report (a spool flushed after a week offline) then simply replaces the attribution,
+  with nothing to undo.
+
+A device counted with monitors gets a line per monitor per state at the monitor's catalogue watts
+(screen on while the PC is awake), except in metered hours, where the outlet fed the whole desk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from controller.energy.inputs import DeviceInfo, Estate
+from controller.models import EnergyBucket
+from controller.timeutil import as_utc, hour_floor, utcnow
+
+HOUR = timedelta(hours=1)
+ATTRIBUTED = "attributed"
+METERED = "metered"
+AWAKE = ("active", "idle")
+# Reports are spread over hours in floating point; less unreported time than this is rounding, not silence.
+GAP_TOLERANCE_SECONDS = Decimal(1)
+
+
+@dataclass(frozen=True)
+class HourLine:
+    device_id: int
+    hour: datetime  # UTC, start of the hour
+    state: str
+    method: str  # metered, rapl, battery, model, attributed
+    seconds: Decimal  # the device's time in this state (0 for a monitor's line: that time is the PC's)
+    wh: Decimal
+
+
+@dataclass(frozen=True)
+class Bucket:
+    hour: datetime
+    state: str
+    method: str
+    joules: Decimal
+    seconds: Decimal
+
+
+def hour_ceil(value: datetime) -> datetime:
+    floor = hour_floor(value)
+    return floor if floor == as_utc(value) else floor + HOUR
+
+
+def gap_state(states: Iterable[str]) -> str:
+    """What a device is taken to be doing after the hour these states were last heard in."""
+    heard = set(states)
+    return "sleep" if "sleep" in heard and "off" not in heard else "off"
+
+
+def device_lines(device: DeviceInfo, buckets: list[Bucket], first_hour: datetime | None, last_state: str | None,
+                 start: datetime, until: datetime, rapl_factor: Decimal, monitor_watts: dict[str, Decimal]
+                 ) -> list[HourLine]:
+    """One device's lines for the UTC hours from ``start`` until ``until`` (a partial last hour is
+    attributed only up to ``until``): pure, given its buckets in that range, the hour it was first
+    heard of and the state it was last heard in before ``start``."""
+    by_hour: dict[datetime, list[Bucket]] = defaultdict(list)
+    for bucket in buckets:
+        by_hour[bucket.hour].append(bucket)
+    lines: list[HourLine] = []
+    if first_hour is None:
+        return lines
+    hour = max(start, first_hour)
+    while hour < until:
+        rows = by_hour.get(hour, [])
+        if any(r.method == METERED for r in rows):
+            rows = [r for r in rows if r.method == METERED]
+            metered = True
+        else:
+            metered = False
+        covered = Decimal(0)
+        for r in rows:
+            joules = r.joules * rapl_factor if r.method == "rapl" else r.joules
+            lines.append(HourLine(device.id, hour, r.state, r.method, r.seconds, joules / 3600))
+            covered += r.seconds
+            if device.monitors and not metered:
+                lines.append(HourLine(device.id, hour, r.state, "model", Decimal(0),
+                                      device.monitors * monitor_watts[r.state] * r.seconds / 3600))
+        heard = [r.state for r in rows if r.seconds > 0]
+        if heard:
+            last_state = gap_state(heard)
+        elapsed = min(HOUR, until - hour).total_seconds()
+        silent = Decimal(int(elapsed)) - covered
+        if silent > GAP_TOLERANCE_SECONDS:
+            state = last_state or "off"
+            lines.append(HourLine(device.id, hour, state, ATTRIBUTED, silent,
+                                  device.profile.watts(state) * silent / 3600))
+            if device.monitors and not metered:
+                lines.append(HourLine(device.id, hour, state, ATTRIBUTED, Decimal(0),
+                                      device.monitors * monitor_watts[state] * silent / 3600))
+        hour += HOUR
+    return lines
+
+
+def estate_lines(session: Session, estate: Estate, start: datetime, end: datetime,
+                 now: datetime | None = None) -> list[HourLine]:
+    """Lines for every device of ``estate`` over the whole UTC hours covering [start, end), attributing
+    silence only up to ``now`` (the future is not yet silent)."""
+    until = min(as_utc(end), as_utc(now or utcnow()))
+    start, end = hour_floor(start), hour_ceil(until)
+    ids = list(estate.devices)
+    if not ids or start >= until:
+        return []
+    buckets: dict[int, list[Bucket]] = defaultdict(list)
+    rows = session.exec(select(EnergyBucket).where(
+        col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) >= start, col(EnergyBucket.hour) < end))
+    for r in rows:
+        buckets[r.device_id].append(Bucket(as_utc(r.hour), r.state, r.method, Decimal(str(r.joules)),
+                                           Decimal(str(r.seconds))))
+    first = dict(session.exec(select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
+                              .where(col(EnergyBucket.device_id).in_(ids)).group_by(EnergyBucket.device_id)).all())
+    before = _last_heard_before(session, ids, start)
+    monitor = estate.catalogue.monitor()
+    monitor_watts = {s: monitor.watts(s) for s in ("active", "idle", "sleep", "off")}
+    lines: list[HourLine] = []
+    for device_id, device in estate.devices.items():
+        first_hour = first.get(device_id)
+        lines.extend(device_lines(device, buckets.get(device_id, []), first_hour and as_utc(first_hour),
+                                  before.get(device_id), start, until, estate.catalogue.rapl_wall_factor,
+                                  monitor_watts))
+    return lines
+
+
+def _last_heard_before(session: Session, ids: list[int], start: datetime) -> dict[int, str]:
+    """Per device, the gap state implied by the last hour it reported in before ``start``."""
+    latest = (select(EnergyBucket.device_id, func.max(EnergyBucket.hour).label("hour"))
+              .where(col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) < start,
+                     col(EnergyBucket.seconds) > 0)
+              .group_by(EnergyBucket.device_id).subquery())
+    rows = session.exec(select(EnergyBucket.device_id, EnergyBucket.state).join(
+        latest, (EnergyBucket.device_id == latest.c.device_id) & (EnergyBucket.hour == latest.c.hour))
+        .where(col(EnergyBucket.seconds) > 0))
+    states: dict[int, list[str]] = defaultdict(list)
+    for device_id, state in rows:
+        states[device_id].append(state)
+    return {device_id: gap_state(found) for device_id, found in states.items()}
