@@ -1,0 +1,212 @@
+"""The audit pack for a trust or local authority: SECR-ready electricity figures, standards status per site,
+ICT value for money, and every policy change in the period.
+
+SECR asks for UK kWh, location-based tCO2e with the factor used, an intensity ratio, the methodology and
+the prior year. The prior year is restated with this year's factor, so a change in the grid's factor is
+not mistaken for a saving. The methodology note is written from the methods that produced the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from agent.protocol import PowerMethod
+from controller.reports import register, sources
+from controller.reports.figures import Figures, Inputs, MethodShare, carbon_factor, method_shares, usage_for
+from controller.reports.figures import used as used_figures
+from controller.reports.periods import Period
+from controller.reports.rates import CarbonFactor
+from controller.reports.usage import DeviceUsage
+
+UNDERUSED_BELOW = 0.10  # active for under a tenth of the time it was powered
+METHOD_WORDS: dict[str, str] = {
+    PowerMethod.METERED: "metered at the socket or PDU",
+    PowerMethod.RAPL: "measured by the processor's RAPL counters (CPU and memory, scaled to the wall)",
+    PowerMethod.BATTERY: "measured from the laptop battery's discharge",
+    PowerMethod.MODEL: "estimated from the device's power model (watts by state × time in each state)",
+}
+
+
+@dataclass(frozen=True)
+class SecrLine:
+    site: str
+    pupils: int | None
+    devices: int
+    kwh: float
+    t_co2e: float
+    kwh_per_pupil: float | None
+    kg_per_pupil: float | None
+    kwh_per_device: float | None
+    prior_kwh: float
+    prior_t_co2e_restated: float  # prior year's kWh × this year's factor
+
+
+@dataclass(frozen=True)
+class StandardsLine:
+    site: str
+    devices: int
+    enforcing_share: float | None  # devices a policy powers down automatically (not observe)
+    register: register.RegisterStatus
+    measured_share: float  # of the site's kWh: energy-efficiency data from measurement rather than a model
+
+
+@dataclass(frozen=True)
+class ValueLine:
+    site: str
+    device_years: float
+    kwh_per_device_year: float | None
+    pounds_per_device_year: float | None
+    utilisation: float | None  # active hours / powered hours
+    underused: int
+
+
+@dataclass(frozen=True)
+class UnderusedDevice:
+    site: str
+    hostname: str
+    room: str | None
+    powered_hours: float
+    active_hours: float
+    utilisation: float
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    at: datetime
+    actor: str
+    action: str
+    policy: str
+    what: str
+
+
+@dataclass(frozen=True)
+class AuditPack:
+    trust: str
+    period: Period
+    prior: Period
+    generated_at: datetime
+    factor: CarbonFactor
+    prior_factor: CarbonFactor  # the factor the prior year was first reported with
+    used: Figures
+    prior_kwh: float
+    methods: tuple[MethodShare, ...]
+    methodology: str
+    secr: tuple[SecrLine, ...]
+    standards: tuple[StandardsLine, ...]
+    value: tuple[ValueLine, ...]
+    underused: tuple[UnderusedDevice, ...]
+    refresh: tuple[register.RefreshYear, ...]
+    policy_changes: tuple[PolicyChange, ...]
+
+
+def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> AuditPack:
+    usages = usage_for(session, scope, period, inputs)
+    prior = period.year_before()
+    prior_usages = usage_for(session, scope, prior, inputs)
+    factor = carbon_factor(usages, inputs.rates, period)
+    prior_factor = carbon_factor(prior_usages, inputs.rates, prior)
+    methods = method_shares(usages)
+    today = now.astimezone(period.start.tzinfo).date()
+    return AuditPack(
+        trust=scope.label, period=period, prior=prior, generated_at=now, factor=factor, prior_factor=prior_factor,
+        used=used_figures(usages, factor), prior_kwh=used_figures(prior_usages, factor).kwh,
+        methods=tuple(methods), methodology=methodology(scope, period, prior, usages, methods, factor),
+        secr=tuple(_secr(scope, usages, prior_usages, factor)),
+        standards=tuple(_standards(session, scope, usages, today)),
+        value=tuple(_value(scope, usages, period)),
+        underused=tuple(underused(usages)),
+        refresh=tuple(register.refresh_forecast(session, [u.device for u in usages], today.year + 1)),
+        policy_changes=tuple(_changes(session, period)),
+    )
+
+
+def _per_site(scope: sources.Scope, usages: Sequence[DeviceUsage]):
+    for site in scope.sites:
+        yield site, [u for u in usages if u.site.id == site.id]
+
+
+def _secr(scope: sources.Scope, usages: Sequence[DeviceUsage], prior_usages: Sequence[DeviceUsage],
+          factor: CarbonFactor) -> list[SecrLine]:
+    lines = []
+    for site, mine in _per_site(scope, usages):
+        figures = used_figures(mine, factor)
+        prior = used_figures([u for u in prior_usages if u.site.id == site.id], factor)
+        pupils = site.pupils or None
+        lines.append(SecrLine(
+            site.name, pupils, len(mine), figures.kwh, figures.kg_co2e / 1000,
+            figures.kwh / pupils if pupils else None, figures.kg_co2e / pupils if pupils else None,
+            figures.kwh / len(mine) if mine else None, prior.kwh, prior.kg_co2e / 1000))
+    return lines
+
+
+def _standards(session: Session, scope: sources.Scope, usages: Sequence[DeviceUsage], today) -> list[StandardsLine]:
+    lines = []
+    for site, mine in _per_site(scope, usages):
+        lines.append(StandardsLine(
+            site.name, len(mine), sum(u.enforcing for u in mine) / len(mine) if mine else None,
+            register.status(session, [u.device for u in mine], today),
+            sum(s.share for s in method_shares(mine) if s.measured)))
+    return lines
+
+
+def _value(scope: sources.Scope, usages: Sequence[DeviceUsage], period: Period) -> list[ValueLine]:
+    lines = []
+    years = period.hours / 8760
+    for site, mine in _per_site(scope, usages):
+        device_years = len(mine) * years
+        figures = used_figures(mine, CarbonFactor(0, 0.0, ""))
+        active = sum(u.seconds["active"] for u in mine)
+        powered = sum(u.powered_seconds for u in mine)
+        lines.append(ValueLine(site.name, device_years,
+                               figures.kwh / device_years if device_years else None,
+                               figures.pounds / device_years if device_years else None,
+                               active / powered if powered else None,
+                               sum(1 for u in mine if _underused(u))))
+    return lines
+
+
+def _underused(usage: DeviceUsage) -> bool:
+    return usage.utilisation is not None and usage.powered_seconds >= 3600 and usage.utilisation < UNDERUSED_BELOW
+
+
+def underused(usages: Sequence[DeviceUsage]) -> list[UnderusedDevice]:
+    found = [UnderusedDevice(u.site.name, u.device.hostname, u.device.room, u.powered_seconds / 3600,
+                             u.seconds["active"] / 3600, u.utilisation or 0.0) for u in usages if _underused(u)]
+    return sorted(found, key=lambda d: (d.utilisation, d.site, d.hostname))
+
+
+def _changes(session: Session, period: Period) -> list[PolicyChange]:
+    return [PolicyChange(c.at, c.actor, c.action, c.object_id, _what(c.before, c.after))
+            for c in sources.policy_changes(session, period.start_utc, period.end_utc)]
+
+
+def _what(before: dict | None, after: dict | None) -> str:
+    """The fields that changed, as "mode: observe → enforce"."""
+    before, after = before or {}, after or {}
+    keys = [k for k in dict.fromkeys([*before, *after]) if before.get(k) != after.get(k)]
+    return "; ".join(f"{k}: {before.get(k, '—')} → {after.get(k, '—')}" for k in keys) or "no field changed"
+
+
+def methodology(scope: sources.Scope, period: Period, prior: Period, usages: Sequence[DeviceUsage],
+                methods: Sequence[MethodShare], factor: CarbonFactor) -> str:
+    """The methodology paragraph, from the methods and factor actually used."""
+    with_energy = sum(1 for u in usages if u.total_joules > 0)
+    parts = [f"Electricity used by {with_energy} ICT devices at {len(scope.sites)} site(s) of {scope.label}, "
+             f"{period.describe()}, summed from hourly energy reported by each device."]
+    if methods:
+        parts.append("Of the kWh reported: " + "; ".join(
+            f"{s.share:.1%} {METHOD_WORDS.get(s.method, s.method)}" for s in methods) + ".")
+    else:
+        parts.append("No energy was reported in the period.")
+    parts.append(f"Emissions are location-based: {factor.kg_per_kwh} kgCO2e/kWh from {factor.source}, the factor for "
+                 f"{factor.year}, the calendar year holding most of the consumption.")
+    parts.append(f"The prior year ({prior.label}) is restated with the same factor so that the change shown is a "
+                 "change in use, not in the grid.")
+    without = [s.name for s in scope.sites if not s.pupils]
+    parts.append("Intensity per pupil uses each site's pupil number on roll"
+                 + (f"; it is not given for {', '.join(without)}, which hold no pupil number." if without else "."))
+    return " ".join(parts)

@@ -1,0 +1,184 @@
+"""The bursar report: what a site or trust used and saved over a period, in kWh, pounds and kgCO2e, where
+the out-of-hours waste is, what the power actions did, and three things to do next with their annual value.
+
+Recommendations annualise each room's out-of-hours idle energy separately over school days and other
+days, because a room that wastes on weekends wastes on 170 days a year, not 195:
+
+    annual kWh = waste on school days / school days in period × 195
+               + waste on other days / other days in period × 170
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from controller.models import ActionRecord
+from controller.reports import sources
+from controller.reports.figures import (
+    Figures,
+    Inputs,
+    MethodShare,
+    carbon_factor,
+    measured_share,
+    method_shares,
+    usage_for,
+)
+from controller.reports.figures import saved as saved_figures
+from controller.reports.figures import used as used_figures
+from controller.reports.figures import wasted as wasted_figures
+from controller.reports.periods import Period
+from controller.reports.rates import CarbonFactor
+from controller.reports.usage import JOULES_PER_KWH, DeviceUsage, day_counts
+
+SCHOOL_DAYS_PER_YEAR = 195  # 190 pupil days and 5 INSET days (DOMAIN.md)
+OTHER_DAYS_PER_YEAR = 365 - SCHOOL_DAYS_PER_YEAR
+TOP = 10
+NO_ROOM = "(no room)"
+
+
+@dataclass(frozen=True)
+class SiteLine:
+    site: str
+    devices: int
+    used: Figures
+    saved: Figures
+
+
+@dataclass(frozen=True)
+class WasteLine:
+    """Out-of-hours idle energy of one device or one room."""
+
+    site: str
+    name: str
+    devices: int
+    waste: Figures
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    kind: str
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    action: str  # "extend power-down to Library (Northgate Academy)"
+    site: str
+    room: str
+    annual: Figures
+    basis: str  # the arithmetic, in words a bursar can check
+
+    def sentence(self) -> str:
+        return (f"{self.action}: about £{self.annual.pounds:,.0f} and {self.annual.kg_co2e:,.0f} kgCO2e a year "
+                f"({self.annual.kwh:,.0f} kWh)")
+
+
+@dataclass(frozen=True)
+class BursarReport:
+    scope: str
+    period: Period
+    generated_at: datetime
+    factor: CarbonFactor
+    tariff: str
+    used: Figures
+    saved: Figures
+    baseline: Figures  # used + saved: what the estate would have used without power management
+    wasted: Figures
+    methods: tuple[MethodShare, ...]
+    measured_share: float
+    sites: tuple[SiteLine, ...]
+    top_devices: tuple[WasteLine, ...]
+    top_rooms: tuple[WasteLine, ...]
+    outcomes: tuple[OutcomeCount, ...]
+    recommendations: tuple[Recommendation, ...]
+
+
+def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> BursarReport:
+    usages = usage_for(session, scope, period, inputs)
+    factor = carbon_factor(usages, inputs.rates, period)
+    used, saved = used_figures(usages, factor), saved_figures(usages, factor)
+    methods = method_shares(usages)
+    return BursarReport(
+        scope=scope.label, period=period, generated_at=now, factor=factor, tariff=inputs.rates.describe_tariff(),
+        used=used, saved=saved, baseline=Figures(used.kwh + saved.kwh, used.pounds + saved.pounds,
+                                                 used.kg_co2e + saved.kg_co2e),
+        wasted=wasted_figures(usages, factor), methods=tuple(methods), measured_share=measured_share(methods),
+        sites=tuple(_site_lines(scope, usages, factor)),
+        top_devices=tuple(_top(_by_device(usages, factor))),
+        top_rooms=tuple(_top(_by_room(usages, factor))),
+        outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc))),
+        recommendations=tuple(recommendations(usages, period, factor)[:3]),
+    )
+
+
+def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], factor: CarbonFactor) -> list[SiteLine]:
+    lines = []
+    for site in scope.sites:
+        mine = [u for u in usages if u.site.id == site.id]
+        lines.append(SiteLine(site.name, len(mine), used_figures(mine, factor), saved_figures(mine, factor)))
+    return lines
+
+
+def _by_device(usages: Sequence[DeviceUsage], factor: CarbonFactor) -> list[WasteLine]:
+    return [WasteLine(u.site.name, u.device.hostname, 1, wasted_figures([u], factor)) for u in usages]
+
+
+def _rooms(usages: Sequence[DeviceUsage]) -> dict[tuple[str, str], list[DeviceUsage]]:
+    rooms: dict[tuple[str, str], list[DeviceUsage]] = defaultdict(list)
+    for usage in usages:
+        rooms[(usage.site.name, usage.device.room or NO_ROOM)].append(usage)
+    return rooms
+
+
+def _by_room(usages: Sequence[DeviceUsage], factor: CarbonFactor) -> list[WasteLine]:
+    return [WasteLine(site, room, len(mine), wasted_figures(mine, factor))
+            for (site, room), mine in _rooms(usages).items()]
+
+
+def _top(lines: list[WasteLine]) -> list[WasteLine]:
+    return sorted((line for line in lines if line.waste.kwh > 0), key=lambda line: (-line.waste.kwh, line.name))[:TOP]
+
+
+def outcome_counts(actions: Sequence[ActionRecord]) -> list[OutcomeCount]:
+    counts = Counter((a.kind, a.outcome) for a in actions)
+    return [OutcomeCount(kind, outcome, n) for (kind, outcome), n in sorted(counts.items())]
+
+
+def recommendations(usages: Sequence[DeviceUsage], period: Period, factor: CarbonFactor) -> list[Recommendation]:
+    """Every room that wastes energy out of hours, best annual value first."""
+    found = []
+    days = period.days()
+    for (site, room), mine in _rooms(usages).items():
+        school_kwh = sum(u.waste_joules_school_days for u in mine) / JOULES_PER_KWH
+        other_kwh = sum(u.waste_joules_other_days for u in mine) / JOULES_PER_KWH
+        if school_kwh + other_kwh <= 0:
+            continue
+        counts = day_counts(days, mine[0].ctx)
+        annual_kwh = ((school_kwh / counts.school_days * SCHOOL_DAYS_PER_YEAR if counts.school_days else 0.0)
+                      + (other_kwh / counts.other_days * OTHER_DAYS_PER_YEAR if counts.other_days else 0.0))
+        waste_kwh = school_kwh + other_kwh
+        pence_per_kwh = sum(u.waste_pence for u in mine) / waste_kwh
+        annual = Figures(annual_kwh, annual_kwh * pence_per_kwh / 100, annual_kwh * factor.kg_per_kwh)
+        basis = (f"{school_kwh:.1f} kWh idle out of hours on {counts.school_days} school days "
+                 f"× {SCHOOL_DAYS_PER_YEAR}/{counts.school_days or '-'} + {other_kwh:.1f} kWh on "
+                 f"{counts.other_days} other days × {OTHER_DAYS_PER_YEAR}/{counts.other_days or '-'} "
+                 f"= {annual_kwh:.1f} kWh a year; × {pence_per_kwh:.1f} p/kWh; "
+                 f"× {factor.kg_per_kwh} kgCO2e/kWh ({factor.year})")
+        found.append(Recommendation(_action(mine, site, room), site, room, annual, basis))
+    return sorted(found, key=lambda r: (-r.annual.pounds, r.site, r.room))
+
+
+def _action(mine: Sequence[DeviceUsage], site: str, room: str) -> str:
+    where = f"{room} ({site})" if room != NO_ROOM else f"devices with no room at {site}"
+    if any(u.enforcing for u in mine):
+        return f"power down idle machines sooner in {where}"
+    observing = sorted({u.policy for u in mine if u.policy})
+    if observing:
+        return f"switch policy {', '.join(observing)} from observe to enforce for {where}"
+    return f"extend power-down to {where}"

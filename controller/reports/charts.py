@@ -1,0 +1,53 @@
+"""Charts drawn with matplotlib as inline SVG, so one HTML file carries them and WeasyPrint prints them sharp.
+
+An explicit Figure, never pyplot: no GUI backend, no global figure list, so drawing is safe in the API's threads.
+SVG text is kept as text (``svg.fonttype: none``) so a PDF made from the page is searchable.
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+
+from controller.reports.document import Chart
+
+COLOURS = ("#1b6ca8", "#e07b00", "#3a9b47", "#b03a48", "#6b4c9a", "#7f7f7f")
+
+
+def svg(chart: Chart) -> str:
+    """The chart as an ``<svg>`` element (no XML prologue), sized for an A4 column."""
+    height = max(2.2, 0.35 * len(chart.labels) + 1.0) if chart.horizontal else 2.6
+    with rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9}):
+        figure = Figure(figsize=(7.0, height))
+        axes = figure.add_subplot()
+        positions = list(range(len(chart.labels)))
+        width = 0.8 if chart.stacked or len(chart.series) == 1 else 0.8 / len(chart.series)
+        base = [0.0] * len(chart.labels)
+        for index, (name, values) in enumerate(chart.series):
+            colour = COLOURS[index % len(COLOURS)]
+            offset = 0.0 if chart.stacked or len(chart.series) == 1 else (index - (len(chart.series) - 1) / 2) * width
+            where = [p + offset for p in positions]
+            if chart.horizontal:
+                axes.barh(where, values, height=width, left=base if chart.stacked else None, label=name, color=colour)
+            else:
+                axes.bar(where, values, width=width, bottom=base if chart.stacked else None, label=name, color=colour)
+            if chart.stacked:
+                base = [b + v for b, v in zip(base, values, strict=True)]
+        if chart.horizontal:
+            axes.set_yticks(positions, chart.labels)
+            axes.invert_yaxis()
+            axes.set_xlabel(chart.unit)
+        else:
+            axes.set_xticks(positions, chart.labels)
+            axes.set_ylabel(chart.unit)
+        axes.set_title(chart.title)
+        axes.spines[["top", "right"]].set_visible(False)
+        if len(chart.series) > 1:
+            axes.legend(frameon=False)
+        figure.tight_layout()
+        out = io.StringIO()
+        figure.savefig(out, format="svg")
+    text = out.getvalue()
+    return text[text.index("<svg"):]

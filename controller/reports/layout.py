@@ -1,0 +1,148 @@
+"""Bursar reports and audit packs laid out as documents: which tables and charts, in which order, with
+which words. Numbers are kept unrounded here; the HTML rounds them for reading and the CSV keeps them.
+"""
+
+from __future__ import annotations
+
+from controller.reports.audit import AuditPack
+from controller.reports.bursar import BursarReport, WasteLine
+from controller.reports.document import Chart, Document, Section, Table
+from controller.reports.figures import Figures, MethodShare, stamp
+from controller.reports.usage import DEFAULT_HOURS_TEXT
+
+FIGURE_COLUMNS = ("kWh", "£", "kgCO2e")
+
+
+def _figures(f: Figures) -> tuple[float, float, float]:
+    return (f.kwh, f.pounds, f.kg_co2e)
+
+
+def _methods_table(methods: tuple[MethodShare, ...]) -> Table:
+    return Table("methods", "Energy by method", ("Method", "Measured", "kWh", "Share %"),
+                 tuple((m.method, "yes" if m.measured else "no (estimated)", m.kwh, m.share * 100) for m in methods),
+                 total=("Total", "", sum(m.kwh for m in methods), 100.0 if methods else 0.0))
+
+
+def _waste_table(key: str, title: str, first: str, lines: tuple[WasteLine, ...]) -> Table:
+    return Table(key, title, ("Site", first, "Devices", *FIGURE_COLUMNS),
+                 tuple((w.site, w.name, w.devices, *_figures(w.waste)) for w in lines))
+
+
+def bursar_document(report: BursarReport) -> Document:
+    r = report
+    summary = Table("summary", "Energy, cost and carbon", ("Figure", *FIGURE_COLUMNS), (
+        ("Used", *_figures(r.used)),
+        ("Saved by power management", *_figures(r.saved)),
+        ("Baseline (without power management)", *_figures(r.baseline)),
+        ("Idle out of hours (waste)", *_figures(r.wasted)),
+    ))
+    sites = Table("sites", "By site", ("Site", "Devices", "kWh used", "£ used", "kgCO2e used", "kWh saved",
+                                       "£ saved", "kgCO2e saved"),
+                  tuple((s.site, s.devices, *_figures(s.used), *_figures(s.saved)) for s in r.sites),
+                  total=("Total", sum(s.devices for s in r.sites), *_figures(r.used), *_figures(r.saved)))
+    outcomes = Table("power_actions", "Wake and power-down outcomes", ("Action", "Outcome", "Count"),
+                     tuple((o.kind, o.outcome, o.count) for o in r.outcomes),
+                     total=("Total", "", sum(o.count for o in r.outcomes)))
+    recommendations = Table("recommendations", "Recommendations and their annual value",
+                            ("Action", "Site", "Room", "kWh a year", "£ a year", "kgCO2e a year", "Basis"),
+                            tuple((x.action, x.site, x.room, *_figures(x.annual), x.basis)
+                                  for x in r.recommendations))
+    kinds = sorted({o.kind for o in r.outcomes})
+    states = sorted({o.outcome for o in r.outcomes})
+    counts = {(o.kind, o.outcome): o.count for o in r.outcomes}
+    sections = [
+        Section("Summary", paragraphs=(
+            f"{r.scope} used {r.used.kwh:,.0f} kWh (£{r.used.pounds:,.0f}, {r.used.kg_co2e:,.0f} kgCO2e) in "
+            f"{r.period.describe()}. Power management saved {r.saved.kwh:,.0f} kWh (£{r.saved.pounds:,.0f}, "
+            f"{r.saved.kg_co2e:,.0f} kgCO2e) against the baseline.",
+            f"{r.measured_share:.0%} of the energy was measured; the rest was estimated from power models.",
+        ), tables=(summary,), charts=(Chart("Before and after", ("Baseline", "Actual"),
+                                              (("kWh", (r.baseline.kwh, r.used.kwh)),), "kWh"),)),
+        Section("Sites", tables=(sites,), charts=(Chart(
+            "Used and saved by site", tuple(s.site for s in r.sites),
+            (("Used", tuple(s.used.kwh for s in r.sites)), ("Saved", tuple(s.saved.kwh for s in r.sites))),
+            "kWh", stacked=True),)),
+        Section("Measured or estimated", tables=(_methods_table(r.methods),), charts=(Chart(
+            "Energy by method", tuple(m.method for m in r.methods), (("kWh", tuple(m.kwh for m in r.methods)),),
+            "kWh", horizontal=True),) if r.methods else ()),
+        Section("Out-of-hours waste", paragraphs=(
+            "Energy drawn by idle machines outside school hours: what automatic power-down removes.",),
+            tables=(_waste_table("waste_rooms", "Rooms wasting most out of hours", "Room", r.top_rooms),
+                    _waste_table("waste_devices", "Devices wasting most out of hours", "Device", r.top_devices)),
+            charts=(Chart("Out-of-hours waste by room", tuple(f"{w.name} ({w.site})" for w in r.top_rooms),
+                          (("kWh", tuple(w.waste.kwh for w in r.top_rooms)),), "kWh", horizontal=True),)
+            if r.top_rooms else ()),
+        Section("Wake and power-down", tables=(outcomes,), charts=(Chart(
+            "Outcomes by action", tuple(kinds),
+            tuple((state, tuple(float(counts.get((k, state), 0)) for k in kinds)) for state in states),
+            "actions", stacked=True),) if r.outcomes else ()),
+        Section("What to do next", bullets=tuple(x.sentence() for x in r.recommendations) or (
+            "No room wasted energy out of hours in this period.",), tables=(recommendations,)),
+        Section("Basis", paragraphs=(
+            f"Cost at {r.tariff}. Carbon at {r.factor.kg_per_kwh} kgCO2e/kWh ({r.factor.source}), the factor for "
+            f"{r.factor.year}, the calendar year holding most of the energy.",
+            "Saved energy: each device's idle draw (measured when it has an hour of idle reports, otherwise the "
+            "default for its class) for every hour it was asleep or off, less what it drew asleep or off. The "
+            "baseline is what was used plus what was saved.",
+            f"School hours are those of each device's power policy and school calendar; devices no policy "
+            f"powers down are taken as open {DEFAULT_HOURS_TEXT}.",
+            "Annual values: waste on school days ÷ school days in the period × 195, plus waste on other days "
+            "÷ other days × 170; priced at the average price of that waste; power-down's own sleep draw is "
+            "not deducted.",
+        )),
+    ]
+    return Document("bursar", f"Energy report: {r.scope}", r.period.describe(), stamp(r.generated_at),
+                    tuple(sections))
+
+
+def audit_document(pack: AuditPack) -> Document:
+    p = pack
+    secr = Table("secr", "Streamlined energy and carbon reporting: electricity", (
+        "Site", "Pupils", "Devices", "kWh", "tCO2e", "kWh per pupil", "kgCO2e per pupil", "kWh per device",
+        f"kWh {p.prior.label}", f"tCO2e {p.prior.label} restated"),
+        tuple((s.site, s.pupils, s.devices, s.kwh, s.t_co2e, s.kwh_per_pupil, s.kg_per_pupil, s.kwh_per_device,
+               s.prior_kwh, s.prior_t_co2e_restated) for s in p.secr),
+        total=("Total", sum(s.pupils or 0 for s in p.secr), sum(s.devices for s in p.secr), p.used.kwh,
+               p.used.kg_co2e / 1000, None, None, None, p.prior_kwh, p.prior_kwh * p.factor.kg_per_kwh / 1000),
+        note=f"Factor {p.factor.kg_per_kwh} kgCO2e/kWh for {p.factor.year} ({p.factor.source}).")
+    standards = Table("standards", "DfE digital and technology standards", (
+        "Site", "Devices", "Powered off automatically %", "Register complete %", "Disposed",
+        "Disposal evidence complete %", "Past warranty", "Past OS support", "Energy measured %"),
+        tuple((s.site, s.devices, _pct(s.enforcing_share), _pct(s.register.completeness), s.register.disposed,
+               _pct(s.register.disposal_completeness), s.register.past_warranty, s.register.past_os_support,
+               s.measured_share * 100) for s in p.standards))
+    value = Table("value", "ICT value for money", (
+        "Site", "Device-years", "kWh per device-year", "£ per device-year", "Utilisation %", "Underused devices"),
+        tuple((v.site, v.device_years, v.kwh_per_device_year, v.pounds_per_device_year, _pct(v.utilisation),
+               v.underused) for v in p.value))
+    underused = Table("underused", "Underused devices (active under 10% of powered time)", (
+        "Site", "Device", "Room", "Powered hours", "Active hours", "Utilisation %"),
+        tuple((d.site, d.hostname, d.room, d.powered_hours, d.active_hours, d.utilisation * 100) for d in p.underused))
+    refresh = Table("refresh", "Refresh forecast", ("Year", "Devices due", "Embodied kgCO2e"),
+                    tuple((r.year, r.devices, r.embodied_kg) for r in p.refresh),
+                    total=("Total", sum(r.devices for r in p.refresh), sum(r.embodied_kg for r in p.refresh)))
+    changes = Table("policy_changes", "Policy changes", ("When (UTC)", "Who", "Action", "Policy", "What changed"),
+                    tuple((c.at.strftime("%Y-%m-%d %H:%M"), c.actor, c.action, c.policy, c.what)
+                          for c in p.policy_changes))
+    sections = [
+        Section("Electricity (SECR)", paragraphs=(
+            f"{p.used.kwh:,.0f} kWh and {p.used.kg_co2e / 1000:,.3f} tCO2e (location-based) in {p.period.label}, "
+            f"against {p.prior_kwh:,.0f} kWh in {p.prior.label} "
+            f"({p.prior_kwh * p.factor.kg_per_kwh / 1000:,.3f} tCO2e restated at this year's factor).",),
+            tables=(secr, _methods_table(p.methods)),
+            charts=(Chart("Electricity by site", tuple(s.site for s in p.secr),
+                          ((p.prior.label, tuple(s.prior_kwh for s in p.secr)),
+                           (p.period.label, tuple(s.kwh for s in p.secr))), "kWh"),)),
+        Section("Methodology", paragraphs=(p.methodology,)),
+        Section("Standards", tables=(standards,)),
+        Section("Value for money", tables=(value, underused, refresh), charts=(Chart(
+            "Refresh forecast: embodied carbon", tuple(str(r.year) for r in p.refresh),
+            (("kgCO2e", tuple(r.embodied_kg for r in p.refresh)),), "kgCO2e"),) if p.refresh else ()),
+        Section("Policy changes", paragraphs=() if p.policy_changes else ("No policy changed in the period.",),
+                tables=(changes,)),
+    ]
+    return Document("audit", f"Audit pack: {p.trust}", p.period.describe(), stamp(p.generated_at), tuple(sections))
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else share * 100

@@ -1,0 +1,108 @@
+"""A document to bytes: HTML (Jinja2, matplotlib charts inline), PDF (WeasyPrint from that same HTML),
+CSV (a zip holding one CSV per table), and JSON (the report's own dataclasses, for the audit pack).
+
+WeasyPrint rather than headless Chromium: it is a library, so the CLI and the API print without starting
+a browser, and it honours print CSS (page size, running footer, no table row split across pages).
+CSV is a zip of one file per table because each table has its own columns: a spreadsheet opens any one
+of them directly, and ``csv`` reads each without section markers to skip.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import enum
+import io
+import json
+import zipfile
+from datetime import date, datetime
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from controller.reports import charts
+from controller.reports.document import Cell, Document
+
+FORMATS = ("html", "pdf", "csv", "json")
+MEDIA_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf", "csv": "application/zip",
+               "json": "application/json"}
+SUFFIXES = {"html": ".html", "pdf": ".pdf", "csv": ".zip", "json": ".json"}
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("controller.reports", "templates"), autoescape=select_autoescape(),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["cell"] = shown
+    env.filters["svg"] = charts.svg
+    return env
+
+
+def shown(value: Cell) -> str:
+    """A cell as the HTML shows it: thousands separated, decimals by size, a dash for none."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.1f}"
+
+
+def html(document: Document) -> str:
+    return _environment().get_template("report.html.j2").render(doc=document)
+
+
+def pdf(document: Document) -> bytes:
+    from weasyprint import HTML  # imported here: it loads pango, which only printing needs
+
+    return HTML(string=html(document)).write_pdf()
+
+
+def csv_zip(document: Document) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number, table in enumerate(document.tables(), start=1):
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow(table.columns)
+            writer.writerows(table.rows)
+            if table.total is not None:
+                writer.writerow(table.total)
+            archive.writestr(f"{number:02d}-{table.key}.csv", text.getvalue())
+    return out.getvalue()
+
+
+def to_json(report: object) -> bytes:
+    return json.dumps(_plain(report), indent=2, ensure_ascii=False).encode()
+
+
+def _plain(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        plain = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for name in ("start", "end"):  # a period's instants, besides its dates
+            if hasattr(type(value), name) and isinstance(getattr(type(value), name), property):
+                plain[name] = getattr(value, name).isoformat()
+        return plain
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def render(document: Document, fmt: str, report: object | None = None) -> bytes:
+    """``report`` is the dataclass the document was laid out from, needed for JSON only."""
+    if fmt == "html":
+        return html(document).encode()
+    if fmt == "pdf":
+        return pdf(document)
+    if fmt == "csv":
+        return csv_zip(document)
+    if fmt == "json" and report is not None:
+        return to_json(report)
+    raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")

@@ -1,0 +1,86 @@
+"""Reports as the CLI and the API ask for them: by site or trust name and a period as typed, to bytes.
+
+Everything a person can get wrong (an unknown site, a malformed period, a term the calendar lacks,
+policies that do not load) surfaces as one ``ReportError`` with a one-line message, before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from controller.policy import loader
+from controller.reports import audit, bursar, render
+from controller.reports.document import Document
+from controller.reports.figures import Inputs
+from controller.reports.layout import audit_document, bursar_document
+from controller.reports.periods import Period, PeriodError, parse_period
+from controller.reports.rates import FlatRates, Rates
+from controller.reports.sources import Scope, ScopeError, resolve_scope
+
+KINDS = ("bursar", "audit")
+BURSAR_FORMATS = ("html", "pdf", "csv")
+
+
+class ReportError(ValueError):
+    """Input a person can fix; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    content: bytes
+    media_type: str
+    filename: str
+
+
+def load_inputs(policy_dir: Path | None, rates: Rates | None = None) -> Inputs:
+    """Policies and calendars from ``policy_dir`` (none when it is None or absent), with ``rates``."""
+    rates = rates or FlatRates()
+    if policy_dir is None or not policy_dir.exists():
+        return Inputs(rates)
+    try:
+        policy_set = loader.load([policy_dir])
+    except loader.PolicyError as exc:
+        raise ReportError(f"the policies in {policy_dir} do not load: {exc.problems[0]}") from None
+    return Inputs(rates, policy_set.policies, policy_set.calendars)
+
+
+def resolve(session: Session, inputs: Inputs, period: str, site: str | None = None,
+            trust: str | None = None) -> tuple[Scope, Period]:
+    try:
+        scope = resolve_scope(session, site=site, trust=trust)
+        first = scope.sites[0]
+        calendars = [c for s in scope.sites for c in inputs.site_calendars(s.name)]
+        return scope, parse_period(period, first.timezone, calendars)
+    except (ScopeError, PeriodError) as exc:
+        raise ReportError(str(exc.args[0])) from None
+
+
+def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now: datetime,
+         site: str | None = None, trust: str | None = None) -> Rendered:
+    """The report ``kind`` for a site or trust over ``period``, rendered as ``fmt``."""
+    if kind not in KINDS:
+        raise ReportError(f"report {kind!r} is not one of {', '.join(KINDS)}")
+    formats = BURSAR_FORMATS if kind == "bursar" else render.FORMATS
+    if fmt not in formats:
+        raise ReportError(f"a {kind} report comes as {', '.join(formats)}, not {fmt!r}")
+    if kind == "audit" and trust is None:
+        raise ReportError("an audit pack is for a trust or local authority: give its name")
+    scope, when = resolve(session, inputs, period, site=site, trust=trust)
+    report: bursar.BursarReport | audit.AuditPack
+    document: Document
+    if kind == "bursar":
+        report = bursar.build(session, scope, when, inputs, now)
+        document = bursar_document(report)
+    else:
+        report = audit.build(session, scope, when, inputs, now)
+        document = audit_document(report)
+    name = f"caretaker-{kind}-{_slug(scope.label)}-{when.label.replace('..', '-to-')}{render.SUFFIXES[fmt]}"
+    return Rendered(render.render(document, fmt, report), render.MEDIA_TYPES[fmt], name)
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
