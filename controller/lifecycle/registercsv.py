@@ -1,0 +1,291 @@
+"""The asset register as CSV: export, and import that checks every row before anything is written.
+
+Rows are matched to devices by serial, then asset tag. A column left out of the file is left alone; an
+empty cell clears the field. Facts an agent reports (hostname, class, vendor, model) are kept as the
+agent reports them. State changes go through the lifecycle rules like any other move. Export → import →
+export gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from controller import changes
+from controller.lifecycle import service
+from controller.lifecycle.evidence import missing_for
+from controller.lifecycle.models import Asset
+from controller.lifecycle.states import Outcome, Refused, State, check_move
+from controller.models import Device, Site
+from controller.timeutil import utcnow
+
+DEVICE_FIELDS = ("hostname", "device_class", "vendor", "model", "serial")
+ASSET_FIELDS = ("asset_tag", "assigned_to", "location", "purchase_date", "purchase_price", "supplier",
+                "procurement_route", "funding", "warranty_end", "os_end_of_support", "review_date", "disposed_on")
+COLUMNS = ("site", *DEVICE_FIELDS, "state", "outcome", *ASSET_FIELDS)
+DATES = ("purchase_date", "warranty_end", "os_end_of_support", "review_date", "disposed_on")
+MAX_LENGTH = {"site": 100, "hostname": 255, "device_class": 32, "vendor": 255, "model": 255, "serial": 255,
+              "asset_tag": 64, "assigned_to": 100, "location": 100, "supplier": 100, "procurement_route": 100,
+              "funding": 100}
+
+
+# ---- export ------------------------------------------------------------------------------------------
+
+def export_csv(session: Session, site: str | None = None) -> str:
+    query = (select(Device, Asset, Site.name).join(Site, col(Site.id) == Device.site_id)
+             .join(Asset, col(Asset.device_id) == Device.id, isouter=True))
+    if site is not None:
+        query = query.where(Site.name == site)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for device, asset, site_name in session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all():
+        values = {"site": site_name, **{f: getattr(device, f) for f in DEVICE_FIELDS},
+                  "state": asset.state if asset else State.DEPLOYED.value, "outcome": asset.outcome if asset else None}
+        for f in ASSET_FIELDS:
+            values[f] = _asset_value(asset, f) if asset else None
+        writer.writerow([_text(values[c]) for c in COLUMNS])
+    return out.getvalue()
+
+
+def _asset_value(asset: Asset, name: str) -> Any:
+    if name == "purchase_price":
+        return None if asset.purchase_price_pence is None else format_pounds(asset.purchase_price_pence)
+    return getattr(asset, name)
+
+
+def format_pounds(pence: int) -> str:
+    return f"{pence // 100}.{pence % 100:02d}"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+# ---- parsing -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    """One parsed line: only the columns the file has (absent columns are left alone)."""
+
+    line: int
+    values: dict[str, Any]
+
+
+def parse_register(text: str) -> list[Row]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    headers = reader.fieldnames or []
+    if unknown := [h for h in headers if h not in COLUMNS]:
+        raise Refused(f"line 1: unknown column(s) {', '.join(unknown)}; columns are {', '.join(COLUMNS)}")
+    if "site" not in headers or not {"serial", "asset_tag"} & set(headers):
+        raise Refused("line 1: the file needs a site column and a serial or asset_tag column")
+    rows, errors = [], []
+    for line, raw in enumerate(reader, start=2):
+        try:
+            rows.append(Row(line, {k: parse_value(k, v) for k, v in raw.items() if k in COLUMNS}))
+        except Refused as exc:
+            errors.append(f"line {line}: {exc}")
+    _raise(errors)
+    return rows
+
+
+def parse_value(column: str, text: str | None) -> Any:
+    text = (text or "").strip()
+    if not text:
+        return None
+    if len(text) > MAX_LENGTH.get(column, 10_000):
+        raise Refused(f"{column} is longer than {MAX_LENGTH[column]} characters")
+    if column in DATES:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise Refused(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
+    if column == "purchase_price":
+        return parse_pounds(text)
+    if column == "state":
+        return _parse(State, column, text)
+    if column == "outcome":
+        return _parse(Outcome, column, text)
+    return text
+
+
+def parse_pounds(text: str) -> int:
+    try:
+        pounds = Decimal(text.lstrip("£").replace(",", ""))
+    except InvalidOperation:
+        raise Refused(f"purchase_price {text!r} is not an amount in pounds (e.g. 499.00)") from None
+    pence = pounds * 100
+    if pence < 0 or pence != pence.to_integral_value():
+        raise Refused(f"purchase_price {text!r} must be positive, in pounds and pence")
+    return int(pence)
+
+
+def _parse(kind: Callable[[str], Any], column: str, text: str) -> Any:
+    try:
+        return kind(text.lower().replace(" ", "_").replace("-", "_"))
+    except ValueError:
+        raise Refused(f"{column} {text!r} is not one of {', '.join(kind)}") from None  # type: ignore[call-overload]
+
+
+def _raise(errors: list[str]) -> None:
+    if errors:
+        shown = "; ".join(errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise Refused(f"nothing imported: {shown}{more}")
+
+
+# ---- import ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+    unchanged: int
+    moved: int
+
+
+def import_rows(session: Session, rows: Iterable[Row], actor: str, source: str = "CSV import") -> ImportResult:
+    """Check every row against the register, then write them all in the caller's transaction; any bad
+    row refuses the whole file, naming every bad line."""
+    rows = list(rows)
+    sites = {s.name: s for s in session.exec(select(Site)).all()}
+    errors: list[str] = []
+    plans: list[tuple[Row, Device | None]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for row in rows:
+        try:
+            plans.append((row, _check(session, row, sites, seen)))
+        except Refused as exc:
+            errors.append(f"line {row.line}: {exc}")
+    _raise(errors)
+    created = updated = unchanged = moved = 0
+    for row, device in plans:
+        if device is None:
+            _create(session, row, sites[row.values["site"]], actor, source)
+            created += 1
+            continue
+        changed = _update(session, device, row, actor)
+        target = row.values.get("state")
+        if target is not None and target != service.asset_of(session, device, actor).state:
+            service.move(session, str(device.id), target, f"{source}, line {row.line}", actor,
+                         outcome=row.values.get("outcome"), on=row.values.get("disposed_on"))
+            moved += 1
+        elif changed:
+            updated += 1
+        else:
+            unchanged += 1
+    return ImportResult(created, updated, unchanged, moved)
+
+
+def _check(session: Session, row: Row, sites: dict[str, Site], seen: dict[tuple[str, str], int]) -> Device | None:
+    v = row.values
+    if v.get("site") not in sites:
+        raise Refused(f"unknown site {v.get('site')!r}" + (f"; sites are {', '.join(sorted(sites))}" if sites else ""))
+    for key in ("serial", "asset_tag"):
+        if v.get(key):
+            if (key, v[key]) in seen:
+                raise Refused(f"{key} {v[key]!r} is also on line {seen[(key, v[key])]}")
+            seen[(key, v[key])] = row.line
+    device = _match(session, v)
+    if device is None:
+        return _check_new(session, v)
+    if device.site_id != sites[v["site"]].id:
+        raise Refused(f"device {device.id} ({device.hostname}) belongs to another site")
+    if v.get("asset_tag"):
+        owner = session.exec(select(Asset.device_id).where(Asset.asset_tag == v["asset_tag"])).first()
+        if owner is not None and owner != device.id:
+            raise Refused(f"asset tag {v['asset_tag']!r} is already on device {owner}")
+    asset = session.get(Asset, device.id)
+    current = State(asset.state) if asset else State.DEPLOYED
+    target = v.get("state")
+    if target is not None and target != current:
+        outcome = v.get("outcome")
+        check_move(current, target, outcome, missing_for(target, service.evidence_of(
+            session, device.id, asset.batch_id if asset else None)))
+    return device
+
+
+def _check_new(session: Session, v: dict[str, Any]) -> None:
+    if not v.get("hostname"):
+        raise Refused("a new device needs a hostname")
+    if v.get("asset_tag") and session.exec(select(Asset).where(Asset.asset_tag == v["asset_tag"])).first():
+        raise Refused(f"asset tag {v['asset_tag']!r} is already on another device")
+    if v.get("state") in (State.SANITISED, State.DISPOSED):
+        raise Refused(f"a new device cannot enter as {v['state']}: record its disposal evidence with "
+                      "`caretaker lifecycle move`")
+    if v.get("outcome") is not None:
+        raise Refused("a new device cannot have a disposal outcome")
+    return None
+
+
+def _match(session: Session, v: dict[str, Any]) -> Device | None:
+    if v.get("serial"):
+        found = session.exec(select(Device).where(Device.serial == v["serial"]).order_by(Device.id)).first()
+        if found is not None:
+            return found
+    if v.get("asset_tag"):
+        return session.exec(select(Device).join(Asset, col(Asset.device_id) == Device.id)
+                            .where(Asset.asset_tag == v["asset_tag"])).first()
+    return None
+
+
+def _create(session: Session, row: Row, site: Site, actor: str, source: str) -> None:
+    v = row.values
+    device = Device(site_id=site.id, hostname=v["hostname"], device_class=v.get("device_class") or "unknown",
+                    vendor=v.get("vendor"), model=v.get("model"), serial=v.get("serial"),
+                    last_seen=v.get("last_seen"))
+    session.add(device)
+    session.flush()
+    changes.record(session, actor, "create", device, after=changes.snapshot(device, DEVICE_FIELDS))
+    asset = service.enter_register(session, device, actor, v.get("state") or State.IN_STOCK,
+                                   f"{source}, line {row.line}")
+    _apply_asset(asset, v)
+    session.add(asset)
+
+
+def _update(session: Session, device: Device, row: Row, actor: str) -> bool:
+    """Write the row's register fields (and, for a device no agent reports, its own facts)."""
+    v = row.values
+    changed = False
+    if device.inventory is None:
+        fields = tuple(f for f in DEVICE_FIELDS if f in v and f != "serial" and (v[f] or f != "hostname"))
+        before = changes.snapshot(device, fields)
+        for f in fields:
+            setattr(device, f, v[f] if v[f] is not None or f != "device_class" else "unknown")
+        if v.get("last_seen") and (device.last_seen is None or v["last_seen"] > device.last_seen):
+            device.last_seen = v["last_seen"]
+        if (after := changes.snapshot(device, fields)) != before:
+            changes.record(session, actor, "update", device, before=before, after=after)
+            session.add(device)
+            changed = True
+    asset = service.asset_of(session, device, actor)
+    before = changes.snapshot(asset, _asset_columns(v))
+    _apply_asset(asset, v)
+    after = changes.snapshot(asset, _asset_columns(v))
+    if after != before:
+        asset.updated_at = utcnow()
+        session.add(asset)
+        changes.record(session, actor, "lifecycle.update", device,
+                       before={k: x for k, x in before.items() if after[k] != x},
+                       after={k: x for k, x in after.items() if before[k] != x})
+        changed = True
+    return changed
+
+
+def _asset_columns(v: dict[str, Any]) -> tuple[str, ...]:
+    return tuple("purchase_price_pence" if f == "purchase_price" else f for f in ASSET_FIELDS if f in v)
+
+
+def _apply_asset(asset: Asset, v: dict[str, Any]) -> None:
+    for f in ASSET_FIELDS:
+        if f in v:
+            setattr(asset, "purchase_price_pence" if f == "purchase_price" else f, v[f])
