@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from controller import migrate
+from controller import migrate, web
 from controller.api.deps import Runtime
 from controller.api.limits import BodySizeLimit
 from controller.api.payloads import BadPayload, bad_payload_response
@@ -55,4 +55,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(agent.router)
     app.include_router(downloads.router)
     app.include_router(metrics.router)
+    web.install(app)  # the console's pages; also turns NotSignedIn into 401 or a sign-in redirect
     return app

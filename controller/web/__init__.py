@@ -1,1 +1,23 @@
 """The web console: people sign in here, with roles; pages are rendered on the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from controller.api.auth import NotSignedIn, not_signed_in_response
+from controller.web.pages import devices, lifecycle, overview, signin, users
+from controller.web.security import SecurityHeaders
+
+ROUTERS = (signin.router, overview.router, devices.router, lifecycle.router, users.router)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console to the app: its pages, stylesheet, security headers and sign-in redirects."""
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(NotSignedIn, not_signed_in_response)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in ROUTERS:
+        app.include_router(router)

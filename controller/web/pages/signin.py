@@ -1,0 +1,61 @@
+"""Signing in and out. A failed sign-in says the same thing, at the same speed, whether or not the name
+exists; it is logged with the address it came from.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
+
+from controller.api.auth import SESSION_COOKIE, authenticate
+from controller.api.deps import RuntimeDep
+from controller.db import session_scope
+from controller.web.accounts import close_session, open_session, sign_in
+from controller.web.pages import Reader
+from controller.web.render import page
+
+router = APIRouter(include_in_schema=False)
+WRONG = "That name and password do not match an account that may sign in."
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: an open redirect would let a phishing link borrow our sign-in page."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+@router.get("/signin")
+async def signin_form(request: Request, next: str = "/") -> Response:
+    if await authenticate(request) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return page(request, "signin.html", None, next=_safe_next(next), name="")
+
+
+@router.post("/signin")
+def signin(request: Request, runtime: RuntimeDep, name: Annotated[str, Form(max_length=100)],
+           password: Annotated[str, Form(max_length=1000)], next: Annotated[str, Form()] = "/") -> Response:
+    source = request.client.host if request.client else "unknown"
+    with session_scope(runtime.engine) as session:
+        user = sign_in(session, name.strip(), password, source)
+        secret = open_session(session, user)[0] if user else None
+    if secret is None:
+        return page(request, "signin.html", None, status_code=401, error=WRONG, next=_safe_next(next), name=name)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https",
+                        max_age=int(timedelta(hours=runtime.settings.session_absolute_hours).total_seconds()))
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, runtime: RuntimeDep, principal: Reader) -> Response:
+    with Session(runtime.engine) as session:
+        close_session(session, request.cookies.get(SESSION_COOKIE, ""), principal.actor)
+        session.commit()
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response

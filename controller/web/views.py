@@ -1,0 +1,170 @@
+"""What the console's pages show, read from the register, energy buckets and logs, limited to the sites
+the principal may see. Plain functions over a database session; the page routes only render them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from controller.estate import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
+from controller.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
+from controller.web.accounts import Principal
+from controller.web.chart import Bar
+
+JOULES_PER_KWH = 3.6e6
+
+
+def visible_sites(session: Session, principal: Principal) -> list[Site]:
+    sites = session.exec(select(Site).order_by(Site.name)).all()
+    return [s for s in sites if principal.may_see(s.id)]
+
+
+def device_site(session: Session, device_id: int) -> Site:
+    return session.exec(select(Site).join(Device, col(Device.site_id) == col(Site.id))
+                        .where(Device.id == device_id)).one()
+
+
+def week_start(now: datetime, zone: ZoneInfo) -> datetime:
+    """Monday 00:00 in the site's own time zone, so a week means what the school means by it."""
+    local = now.astimezone(zone)
+    return (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class SiteLine:
+    id: int
+    name: str
+    devices: Counter = field(default_factory=Counter)  # device state -> count
+    watts: float = 0.0
+    week_kwh: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.devices.values())
+
+
+@dataclass(frozen=True)
+class Overview:
+    sites: list[SiteLine]
+    states: tuple[str, ...] = DEVICE_STATES
+
+    def total(self, attribute: str) -> float:
+        return sum(getattr(s, attribute) for s in self.sites)
+
+    def devices(self, state: str) -> int:
+        return sum(s.devices[state] for s in self.sites)
+
+
+def overview(session: Session, principal: Principal, now: datetime, report_interval_seconds: int) -> Overview:
+    lines = {s.id: SiteLine(s.id, s.name) for s in visible_sites(session, principal)}
+    zones = {s.id: ZoneInfo(s.timezone) for s in session.exec(select(Site)).all() if s.id in lines}
+    latest = _latest_reports(session)
+    fresh = timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
+    for device_id, site_id in session.exec(select(Device.id, Device.site_id)).all():
+        if site_id not in lines:
+            continue
+        report = latest.get(device_id)
+        lines[site_id].devices[device_state(report, now, report_interval_seconds)] += 1
+        lines[site_id].watts += power_now(report, now, fresh) or 0.0
+    for site_id, line in lines.items():
+        joules = session.exec(
+            select(func.sum(EnergyBucket.joules)).join(Device, col(Device.id) == col(EnergyBucket.device_id))
+            .where(Device.site_id == site_id, EnergyBucket.hour >= week_start(now, zones[site_id]))).one()
+        line.week_kwh = float(joules or 0.0) / JOULES_PER_KWH
+    return Overview(list(lines.values()))
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    q: str = ""
+    site: str = ""
+    device_class: str = ""
+    state: str = ""
+    room: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceItem:
+    id: int
+    hostname: str
+    site: str
+    device_class: str
+    room: str | None
+    model: str
+    state: str
+    last_seen: datetime | None
+
+
+def find_devices(session: Session, principal: Principal, wanted: DeviceFilter, now: datetime,
+                 report_interval_seconds: int, limit: int = 500) -> list[DeviceItem]:
+    query = select(Device, Site).join(Site, col(Site.id) == col(Device.site_id))
+    if principal.site_ids is not None:
+        query = query.where(col(Device.site_id).in_(principal.site_ids))
+    if wanted.q:
+        like = f"%{wanted.q.strip()}%"
+        query = query.where(col(Device.hostname).ilike(like) | col(Device.serial).ilike(like)
+                            | col(Device.model).ilike(like))
+    if wanted.site:
+        query = query.where(Site.name == wanted.site)
+    if wanted.device_class:
+        query = query.where(Device.device_class == wanted.device_class)
+    if wanted.room:
+        query = query.where(Device.room == wanted.room)
+    latest = _latest_reports(session)
+    items = []
+    for device, site in session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all():
+        state = device_state(latest.get(device.id), now, report_interval_seconds)
+        if wanted.state and state != wanted.state:
+            continue
+        model = " ".join(p for p in (device.vendor, device.model) if p)
+        items.append(DeviceItem(device.id, device.hostname, site.name, device.device_class, device.room, model,
+                                state, device.last_seen))
+        if len(items) >= limit:
+            break
+    return items
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    sites: list[str]
+    classes: list[str]
+    rooms: list[str]
+    states: tuple[str, ...] = DEVICE_STATES
+
+
+def filter_choices(session: Session, principal: Principal) -> FilterChoices:
+    sites = visible_sites(session, principal)
+    ids = [s.id for s in sites]
+    classes = session.exec(select(Device.device_class).where(col(Device.site_id).in_(ids)).distinct()).all()
+    rooms = session.exec(select(Device.room).where(col(Device.site_id).in_(ids), col(Device.room).is_not(None))
+                         .distinct()).all()
+    return FilterChoices([s.name for s in sites], sorted(classes), sorted(rooms))
+
+
+def daily_energy(session: Session, device_id: int, zone: ZoneInfo, now: datetime, days: int = 14) -> list[Bar]:
+    """The device's kWh per local day over the last ``days`` days, oldest first, empty days as zero."""
+    first = (now.astimezone(zone) - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    totals: dict[str, float] = defaultdict(float)
+    rows = session.exec(select(EnergyBucket.hour, EnergyBucket.joules)
+                        .where(EnergyBucket.device_id == device_id, EnergyBucket.hour >= first)).all()
+    for hour, joules in rows:
+        totals[hour.astimezone(zone).strftime("%d %b")] += joules / JOULES_PER_KWH
+    labels = [(first + timedelta(days=i)).strftime("%d %b") for i in range(days)]
+    return [Bar(label, round(totals[label], 4)) for label in labels]
+
+
+def device_changes(session: Session, device_id: int, limit: int = 50) -> list[ChangeRecord]:
+    return list(session.exec(select(ChangeRecord).where(ChangeRecord.object_type == "device",
+                                                        ChangeRecord.object_id == str(device_id))
+                             .order_by(col(ChangeRecord.at).desc()).limit(limit)).all())
+
+
+def device_actions(session: Session, device_id: int, limit: int = 50) -> list[ActionRecord]:
+    return list(session.exec(select(ActionRecord).where(ActionRecord.device_id == device_id)
+                             .order_by(col(ActionRecord.at).desc()).limit(limit)).all())
