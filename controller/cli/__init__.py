@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from controller.cli import devices, policy, service, snmp, tls, tokens, users
+from controller.cli import devices, policy, report, service, snmp, tls, tokens, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.add_typer(service.app)
@@ -19,6 +19,7 @@ app.add_typer(snmp.app, name="snmp")
 app.add_typer(policy.app, name="policy")
 app.add_typer(users.app, name="user")
 app.add_typer(users.tokens_app, name="apitoken")
+app.add_typer(report.app, name="report")
 
 
 def main() -> None:
