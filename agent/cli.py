@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sqlite3
 import sys
@@ -23,6 +24,7 @@ from agent import credentials
 from agent.client import Client, ClientError
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
+from agent.enforcer import enforcer_for
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, ProtocolError, to_wire
 from agent.runner import LOG, DeliveryFailed, Runner
 from agent.sampler import Sampler
@@ -59,7 +61,7 @@ def run(config: AgentConfig) -> int:
     """Report every interval until SIGTERM or SIGINT."""
     config, creds, client = _connect(config)
     with Spool(config.spool_file, config.spool_max_bytes) as spool:
-        runner = Runner(config, spool, Sampler(config), client, creds)
+        runner = Runner(config, spool, Sampler(config), client, creds, enforcer=enforcer_for(config))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: runner.stop())
         LOG.info("reporting to %s every %d s; state in %s", config.controller, runner.interval_seconds,
@@ -130,7 +132,9 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     token = _token_from(args.token_file) if args.token_file is not None else args.token
     given = {"controller": args.controller, "token": token, "state_dir": args.state_dir,
              "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
-             "batch_size": args.batch_size}
+             "batch_size": args.batch_size,
+             "power_command_wrapper": tuple(shlex.split(args.power_command_wrapper))
+             if args.power_command_wrapper else None}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -159,6 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--root", type=Path, metavar="DIR", help="where collectors read /sys and /proc (default /)")
     common.add_argument("--batch-size", type=_bounded(1, MAX_BATCH_REPORTS), metavar="N",
                         help="reports sent per request at most")
+    common.add_argument("--power-command-wrapper", metavar="CMD",
+                        help="run power and warning commands through CMD (e.g. a site's logging script)")
     parser = argparse.ArgumentParser(prog="caretaker-agent",
                                      description="Report this machine's inventory, activity and power to "
                                                  "a Caretaker controller.")

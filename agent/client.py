@@ -135,13 +135,15 @@ class Client:
         answer = self._post(ENROLL_PATH, json.dumps(to_wire(request)).encode(), authorization=None)
         return self._decode(EnrollResponse, answer)
 
-    def send(self, credentials: Credentials, reports: Sequence[str]) -> BatchAck:
-        """Post spooled reports (each already the JSON of one Report) as one ReportBatch."""
+    def send(self, credentials: Credentials, reports: Sequence[str], schedule_version: str | None = None) -> BatchAck:
+        """Post spooled reports (each already the JSON of one Report) as one ReportBatch, saying which power
+        schedule the agent holds so the controller sends it only when it changed."""
         if not 1 <= len(reports) <= MAX_BATCH_REPORTS:
             raise ValueError(f"a batch holds 1 to {MAX_BATCH_REPORTS} reports, not {len(reports)}")
         # The spool keeps each report as the JSON to_wire made of it, so the batch is assembled
         # without decoding and re-encoding every report.
-        body = f'{{"protocol_version":{PROTOCOL_VERSION},"reports":[{",".join(reports)}]}}'
+        held = "" if schedule_version is None else f',"schedule_version":{json.dumps(schedule_version)}'
+        body = f'{{"protocol_version":{PROTOCOL_VERSION},"reports":[{",".join(reports)}]{held}}}'
         answer = self._post(REPORTS_PATH, body.encode(), authorization=credentials.authorization)
         return self._decode(BatchAck, answer)
 

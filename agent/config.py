@@ -25,10 +25,17 @@ class AgentConfig:
     root: Path = Path("/")
     power_models_file: Path | None = None  # overrides agent/power_models.json
     send_user_names: bool = False  # user names never leave the device unless the site says so
+    inventory_overlay: Path | None = None  # JSON fields replacing the collected inventory's (see sampler)
+    # Every power and warning command runs as [*wrapper, *argv] when set, e.g. a site's own audit script.
+    power_command_wrapper: tuple[str, ...] = ()
 
     @property
     def credentials_file(self) -> Path:
         return self.state_dir / "credentials.json"
+
+    @property
+    def power_state_file(self) -> Path:
+        return self.state_dir / "power-schedule.json"
 
     @property
     def spool_file(self) -> Path:

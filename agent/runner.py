@@ -13,8 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 from agent import credentials as credentials_file
 from agent.client import (
@@ -28,12 +28,17 @@ from agent.client import (
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, BatchAck, EnrollResponse, Inventory, Report
+from agent.relay import Relay
 from agent.spool import Spool
+
+if TYPE_CHECKING:
+    from agent.enforcer import Enforcer
 
 LOG = logging.getLogger("caretaker.agent")
 
 MIN_INTERVAL_SECONDS = 1  # a controller answering 0 must not turn the agent into a busy loop
 LOG_EVERY_SECONDS = 600.0  # a persisting failure is logged again at most this often
+ENFORCE_EVERY_SECONDS = 60.0  # how often the power schedule is looked at
 
 
 class Transport(Protocol):
@@ -41,7 +46,8 @@ class Transport(Protocol):
 
     def enroll(self, token: str, inventory: Inventory) -> EnrollResponse: ...
 
-    def send(self, credentials: Credentials, reports: Sequence[str]) -> BatchAck: ...
+    def send(self, credentials: Credentials, reports: Sequence[str],
+             schedule_version: str | None = None) -> BatchAck: ...
 
 
 class Sampler(Protocol):
@@ -73,7 +79,7 @@ class Runner:
     def __init__(self, config: AgentConfig, spool: Spool, sampler: Sampler, transport: Transport,
                  credentials: Credentials | None, *, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] | None = None, backoff: Backoff | None = None,
-                 log: logging.Logger = LOG) -> None:
+                 log: logging.Logger = LOG, enforcer: Enforcer | None = None, relay: Relay | None = None) -> None:
         if credentials is None and not config.token:
             raise ValueError("the agent has no credentials and no enrolment token")
         if credentials is not None and not credentials.issued_to(sampler.inventory()):
@@ -92,6 +98,8 @@ class Runner:
         self._log = log
         self._warn = _RateLimitedWarning(log, monotonic)
         self.interval_seconds = _clamp_interval(config.interval_seconds)
+        self._enforcer = enforcer  # carries out the controller's power schedule, online or not
+        self._relay = relay or Relay()  # sends the magic packets the controller orders, if elected relay
 
     @property
     def credentials(self) -> Credentials | None:
@@ -104,7 +112,13 @@ class Runner:
     def collect(self) -> int:
         """Measure one interval and spool it; returns its seq."""
         seq = self._spool.reserve_seq()
-        dropped = self._spool.put(self._sampler.report(seq))
+        report = self._sampler.report(seq)
+        if self._enforcer is not None:
+            report = replace(report, actions=self._enforcer.drain())
+        relayed = self._relay.take_sent()
+        if relayed:
+            report = replace(report, relayed_wakes=relayed)
+        dropped = self._spool.put(report)
         if dropped:
             self._warn("spool-full", f"spool is full ({self._spool.max_bytes} bytes): dropped the {dropped} "
                                      "oldest unsent report(s)")
@@ -138,8 +152,12 @@ class Runner:
         """
         last_collect = self._monotonic()
         deliver_at: float | None = last_collect
+        enforce_at = last_collect
         while not self._stopping.is_set():
             now = self._monotonic()
+            if self._enforcer is not None and now >= enforce_at:
+                self._enforce()
+                enforce_at = now + min(ENFORCE_EVERY_SECONDS, self.interval_seconds)
             if now >= last_collect + self.interval_seconds:
                 self._collect_and_log()
                 last_collect = now
@@ -150,6 +168,8 @@ class Runner:
             wake = last_collect + self.interval_seconds
             if deliver_at is not None:
                 wake = min(wake, deliver_at)
+            if self._enforcer is not None:
+                wake = min(wake, enforce_at)
             self._sleep(max(0.0, wake - self._monotonic()))
 
     # --- internals ------------------------------------------------------------------------------
@@ -161,6 +181,12 @@ class Runner:
             # A collector bug must not stop reporting altogether (nor, later, enforcement): the next
             # interval tries again, and the gap shows in the sequence numbers.
             self._warn("collect", f"collecting a report failed: {type(exc).__name__}: {exc}")
+
+    def _enforce(self) -> None:
+        try:
+            self._enforcer.tick()
+        except Exception as exc:
+            self._warn("enforce", f"enforcing the power schedule failed: {type(exc).__name__}: {exc}")
 
     def _attempt_delivery(self, now: float) -> float | None:
         """Deliver once; returns when to try again (None: nothing pending until the next report)."""
@@ -206,7 +232,10 @@ class Runner:
                 return outcome()
             seqs = [seq for seq, _ in batch]
             try:
-                ack = self._transport.send(self._credentials, [text for _, text in batch])
+                texts = [text for _, text in batch]
+                held = self._enforcer.schedule_version if self._enforcer is not None else None
+                ack = (self._transport.send(self._credentials, texts) if held is None
+                       else self._transport.send(self._credentials, texts, schedule_version=held))
             except PayloadTooLarge as error:
                 if len(batch) > 1:
                     size = len(batch) // 2
@@ -226,6 +255,10 @@ class Runner:
             except ClientError as error:
                 return outcome(error)
             self._set_interval(ack.report_interval_seconds)
+            if ack.schedule is not None and self._enforcer is not None:
+                self._enforcer.update(ack.schedule)
+            if ack.wake_orders:
+                self._relay.accept(ack.wake_orders)
             acked = set(ack.accepted) | set(ack.duplicate)
             done = [seq for seq in seqs if seq in acked]
             self._spool.remove(done)

@@ -1,0 +1,376 @@
+"""Carries out the latest power schedule on the machine, with or without the controller.
+
+Every ``tick`` (about a minute) it looks at the schedule's window for now. In a power-down window,
+once the machine has been there for the site's stagger offset and is idle as the schedule's idle
+criteria say, the window's mode decides:
+
+- observe: record that it would act (once per window), never act;
+- passive: skip while a user is signed in and look again after ``retry_minutes``; act otherwise;
+- warn: with nobody signed in, act; otherwise warn the user and count down. Input during the
+  countdown defers it by ``deferral_minutes``, up to ``max_deferrals`` times; then it acts;
+- force: act.
+
+Each of these is a PowerAction with its reason, kept in the state file until the runner puts it on a
+report. The state file (schedule, pending actions, the countdown) lives beside the credentials,
+written atomically and readable by the agent only, so a restart or a power cut loses nothing and a
+shutdown's own "done" is reported after the machine comes back. Past ``valid_until`` the schedule is
+stale and nothing is done: keeping a machine on is the safe way to be wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent.config import AgentConfig
+from agent.platform.power_actions import PowerActions, SessionUser, for_platform
+from agent.protocol import (
+    ActionOutcome,
+    AgentSchedule,
+    EnforcementMode,
+    IdleCriteria,
+    PowerAction,
+    ScheduleIntent,
+    ScheduleWindow,
+    from_wire,
+    to_wire,
+)
+
+LOG = logging.getLogger("caretaker.agent.enforcer")
+TICK_SECONDS = 60.0
+TITLE = "Caretaker"
+MAX_PENDING = 500  # a machine offline for weeks keeps its latest actions, not an ever-growing file
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the machine is doing now; None where this machine cannot tell (that criterion then fails)."""
+
+    idle_seconds: float | None
+    cpu_percent: float | None
+    sessions: int | None
+    users: tuple[SessionUser, ...] = ()
+    processes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    output: str = ""
+
+
+Probe = Callable[[IdleCriteria | None], Reading]
+Executor = Callable[[Sequence[str]], CommandResult]
+
+
+def run_command(argv: Sequence[str]) -> CommandResult:
+    """The real executor. A missing program is a failed action, reported as such, never a crash."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return CommandResult(127, f"{type(exc).__name__}: {exc}")
+    return CommandResult(done.returncode, (done.stderr or done.stdout).strip()[-200:])
+
+
+@dataclass
+class _Countdown:
+    window: str  # the window's start, ISO: a new window starts afresh
+    warned_at: datetime
+    deadline: datetime
+    deferrals: int = 0
+
+
+@dataclass
+class _State:
+    schedule: AgentSchedule | None = None
+    pending: list[PowerAction] = field(default_factory=list)
+    handled: str | None = None  # the window already recorded (observe) or acted on
+    retry_after: datetime | None = None
+    countdown: _Countdown | None = None
+
+
+class Enforcer:
+    def __init__(self, state_file: Path, probe: Probe, execute: Executor = run_command,
+                 actions: PowerActions | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 log: logging.Logger = LOG) -> None:
+        self._file = state_file
+        self._probe = probe
+        self._execute = execute
+        self._actions = actions or for_platform()
+        self._clock = clock
+        self._log = log
+        self._state = self._load()
+
+    @property
+    def schedule(self) -> AgentSchedule | None:
+        return self._state.schedule
+
+    @property
+    def schedule_version(self) -> str | None:
+        return self._state.schedule.version if self._state.schedule else None
+
+    def update(self, schedule: AgentSchedule) -> None:
+        """A new schedule from the controller replaces the one held (and any countdown of a window it changed)."""
+        if self._state.schedule == schedule:
+            return
+        self._state.schedule = schedule
+        if self._state.countdown and not _same_window(schedule, self._state.countdown.window, self._clock()):
+            self._state.countdown = None
+        self._save()
+        self._log.info("power schedule %s received (policy %s, valid until %s)", schedule.version,
+                       schedule.policy or "none", schedule.valid_until.isoformat())
+
+    def drain(self) -> tuple[PowerAction, ...]:
+        """The actions not yet on a report, oldest first; the caller puts them on the next one."""
+        taken = tuple(self._state.pending)
+        if taken:
+            self._state.pending = []
+            self._save()
+        return taken
+
+    def restore(self, actions: Sequence[PowerAction]) -> None:
+        """Put drained actions back when the report that should carry them could not be made."""
+        self._state.pending[:0] = actions
+        self._save()
+
+    def tick(self) -> None:
+        now = self._clock()
+        schedule = self._state.schedule
+        if schedule is None or now >= schedule.valid_until:
+            return
+        window = schedule.window_at(now)
+        if window is None or window.intent is ScheduleIntent.KEEP_ON:
+            self._leave_window()
+            return
+        key = window.start.isoformat()
+        if self._state.handled == key and window.mode is EnforcementMode.OBSERVE:
+            return
+        if now < window.start + timedelta(seconds=schedule.start_offset_seconds):
+            return  # the site's power-downs are staggered: this machine's turn comes later
+        if self._state.retry_after is not None and now < self._state.retry_after:
+            return
+        countdown = self._state.countdown
+        if countdown is not None and countdown.window == key:
+            self._count_down(schedule, window, countdown, now)
+            return
+        reading = self._probe(schedule.idle)
+        idle, why = judge_idle(schedule.idle, reading)
+        if not idle:
+            return
+        self._decide(schedule, window, reading, why, now)
+
+    # --- the modes --------------------------------------------------------------------------------
+
+    def _decide(self, schedule: AgentSchedule, window: ScheduleWindow, reading: Reading, why: str,
+                now: datetime) -> None:
+        mode = window.mode or EnforcementMode.OBSERVE
+        signed_in = reading.sessions is None or reading.sessions > 0  # unknown counts as signed in: fail safe
+        if mode is EnforcementMode.OBSERVE:
+            self._record(window, ActionOutcome.OBSERVED, f"would {window.action}: {why}", now)
+            self._state.handled = window.start.isoformat()
+            self._save()
+        elif mode is EnforcementMode.PASSIVE and signed_in:
+            self._record(window, ActionOutcome.SKIPPED, f"skipped: user signed in; retry in "
+                                                        f"{schedule.retry_minutes} min ({why})", now)
+            self._state.retry_after = now + timedelta(minutes=schedule.retry_minutes)
+            self._save()
+        elif mode is EnforcementMode.WARN and signed_in:
+            warning = schedule.warning
+            minutes = warning.countdown_minutes if warning else 10
+            self._state.countdown = _Countdown(window.start.isoformat(), now, now + timedelta(minutes=minutes))
+            self._warn(schedule, window, minutes, reading.users)
+            self._record(window, ActionOutcome.WARNED, f"warned the signed-in user: {window.action} in {minutes} min "
+                                                       f"({why})", now)
+        else:
+            self._act(schedule, window, why, now)
+
+    def _count_down(self, schedule: AgentSchedule, window: ScheduleWindow, countdown: _Countdown,
+                    now: datetime) -> None:
+        warning = schedule.warning
+        allowed = warning.max_deferrals if warning else 2
+        reading = self._probe(schedule.idle)
+        since_warning = (now - countdown.warned_at).total_seconds()
+        touched = reading.idle_seconds is not None and reading.idle_seconds < since_warning
+        if touched and countdown.deferrals < allowed:
+            countdown.deferrals += 1
+            minutes = warning.deferral_minutes if warning else 10
+            countdown.warned_at, countdown.deadline = now, now + timedelta(minutes=minutes)
+            self._record(window, ActionOutcome.DEFERRED,
+                         f"deferred by user ({countdown.deferrals} of {allowed}): {minutes} more min", now)
+            self._warn(schedule, window, minutes, reading.users, countdown.deferrals, allowed)
+            return
+        if now < countdown.deadline:
+            return
+        suffix = f"after {countdown.deferrals} deferral(s), the most allowed" if countdown.deferrals >= allowed \
+            else "countdown ended"
+        self._state.countdown = None
+        self._act(schedule, window, f"warned; {suffix}", now)
+
+    def _act(self, schedule: AgentSchedule, window: ScheduleWindow, why: str, now: datetime) -> None:
+        assert window.action is not None  # the protocol refuses a power-down window without one
+        mode = window.mode or EnforcementMode.OBSERVE
+        argv = self._actions.power_command(window.action, f"{window.action} by school power policy "
+                                                          f"{schedule.policy or ''}".strip())
+        # Recorded and saved before the command runs: a shutdown ends this process.
+        self._record(window, ActionOutcome.DONE, f"{window.action} ({mode}): {why}", now, save=False)
+        self._state.handled = window.start.isoformat()
+        self._state.retry_after = now + timedelta(minutes=schedule.retry_minutes)
+        self._save()
+        result = self._execute(argv)
+        if result.returncode != 0:
+            failed = self._state.pending.pop()
+            self._record(window, ActionOutcome.FAILED, f"{' '.join(argv)} failed (exit {result.returncode})"
+                                                       f"{': ' + result.output if result.output else ''}; {why}",
+                         failed.at)
+            self._log.warning("power action failed: %s", self._state.pending[-1].reason)
+
+    def _warn(self, schedule: AgentSchedule, window: ScheduleWindow, minutes: int, users: tuple[SessionUser, ...],
+              deferrals: int = 0, allowed: int | None = None) -> None:
+        allowed = allowed if allowed is not None else (schedule.warning.max_deferrals if schedule.warning else 2)
+        left = allowed - deferrals
+        message = (f"This computer will {window.action} in {minutes} minutes (school power policy). "
+                   + (f"Move the mouse or press a key to postpone it ({left} postponement(s) left)." if left > 0
+                      else "It cannot be postponed again: save your work."))
+        for argv in self._actions.warning_commands(TITLE, message, minutes, users):
+            result = self._execute(argv)
+            if result.returncode != 0:
+                self._log.info("warning command %s failed (exit %d)", argv[0], result.returncode)
+        self._save()
+
+    def _leave_window(self) -> None:
+        if self._state.countdown is not None or self._state.retry_after is not None:
+            self._state.countdown = None
+            self._state.retry_after = None
+            self._save()
+
+    def _record(self, window: ScheduleWindow, outcome: ActionOutcome, reason: str, at: datetime,
+                save: bool = True) -> None:
+        schedule = self._state.schedule
+        action = PowerAction(at=at, kind=window.action, outcome=outcome,
+                             mode=window.mode or EnforcementMode.OBSERVE, reason=reason[:500], until=window.end,
+                             policy=schedule.policy if schedule else None)
+        self._state.pending = [*self._state.pending, action][-MAX_PENDING:]
+        self._log.info("power policy: %s %s (%s)", outcome, action.kind, reason)
+        if save:
+            self._save()
+
+    # --- the state file ---------------------------------------------------------------------------
+
+    def _load(self) -> _State:
+        try:
+            data = json.loads(self._file.read_text(encoding="utf-8"))
+            countdown = data.get("countdown")
+            return _State(
+                schedule=from_wire(AgentSchedule, data["schedule"]) if data.get("schedule") else None,
+                pending=[from_wire(PowerAction, a) for a in data.get("pending", [])],
+                handled=data.get("handled"),
+                retry_after=datetime.fromisoformat(data["retry_after"]) if data.get("retry_after") else None,
+                countdown=_Countdown(countdown["window"], datetime.fromisoformat(countdown["warned_at"]),
+                                     datetime.fromisoformat(countdown["deadline"]), countdown["deferrals"])
+                if countdown else None)
+        except FileNotFoundError:
+            return _State()
+        except (ValueError, KeyError, TypeError) as exc:
+            # A damaged file must not stop the agent; the controller sends the schedule again.
+            self._log.warning("ignoring unreadable power state %s: %s", self._file, exc)
+            return _State()
+
+    def _save(self) -> None:
+        state = self._state
+        data = {"schedule": to_wire(state.schedule) if state.schedule else None,
+                "pending": [to_wire(a) for a in state.pending], "handled": state.handled,
+                "retry_after": state.retry_after.isoformat() if state.retry_after else None,
+                "countdown": {"window": state.countdown.window, "warned_at": state.countdown.warned_at.isoformat(),
+                              "deadline": state.countdown.deadline.isoformat(),
+                              "deferrals": state.countdown.deferrals} if state.countdown else None}
+        write_private(self._file, json.dumps(data))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically, readable by the owner only (0600 from creation, never briefly wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def judge_idle(criteria: IdleCriteria | None, reading: Reading) -> tuple[bool, str]:
+    """Whether every criterion holds, and the evidence in words ("idle 22 min, cpu 1.2%")."""
+    criteria = criteria or IdleCriteria()
+    facts: list[str] = []
+    idle = True
+    if criteria.minutes_without_input is not None:
+        minutes = None if reading.idle_seconds is None else reading.idle_seconds / 60
+        idle &= minutes is not None and minutes >= criteria.minutes_without_input
+        facts.append("idle unknown" if minutes is None else f"idle {minutes:.0f} min")
+    if criteria.cpu_below_percent is not None:
+        idle &= reading.cpu_percent is not None and reading.cpu_percent < criteria.cpu_below_percent
+        facts.append("cpu unknown" if reading.cpu_percent is None else f"cpu {reading.cpu_percent:.1f}%")
+    if criteria.processes_absent:
+        running = None if reading.processes is None else {p.casefold() for p in reading.processes}
+        present = [] if running is None else [p for p in criteria.processes_absent if p.casefold() in running]
+        idle &= running is not None and not present
+        facts.append("processes unknown" if running is None else
+                     f"{', '.join(present)} running" if present else f"none of {', '.join(criteria.processes_absent)}")
+    if criteria.no_signed_in_session:
+        idle &= reading.sessions == 0
+        facts.append(f"{'unknown' if reading.sessions is None else reading.sessions} signed in")
+    return idle, ", ".join(facts) or "no idle criteria"
+
+
+def _same_window(schedule: AgentSchedule, key: str, now: datetime) -> bool:
+    window = schedule.window_at(now)
+    return window is not None and window.start.isoformat() == key and window.intent is ScheduleIntent.POWER_DOWN
+
+
+def enforcer_for(config: AgentConfig) -> Enforcer:
+    """The enforcer ``caretaker-agent run`` uses: this machine's readings and commands, state beside the spool."""
+    wrapper = config.power_command_wrapper
+
+    def execute(argv: Sequence[str]) -> CommandResult:
+        return run_command([*wrapper, *argv])
+
+    return Enforcer(config.power_state_file, live_probe(config.root), execute)
+
+
+def live_probe(root: Path) -> Probe:
+    """Readings from this machine: the OS backend's input idle, psutil's CPU, sessions and processes."""
+    import psutil
+
+    from agent import platform
+
+    psutil.cpu_percent(interval=None)  # the first call only starts the measurement
+
+    def probe(criteria: IdleCriteria | None) -> Reading:
+        idle = platform.current().input_idle(root)
+        names = sorted({u.name for u in psutil.users()})
+        processes = None
+        if criteria is not None and criteria.processes_absent:
+            processes = tuple(p.info["name"] or "" for p in psutil.process_iter(["name"]))
+        return Reading(idle_seconds=idle.seconds, cpu_percent=psutil.cpu_percent(interval=None),
+                       sessions=len(psutil.users()), users=tuple(SessionUser(n, _uid(n)) for n in names),
+                       processes=processes)
+
+    return probe
+
+
+def _uid(name: str) -> int | None:
+    try:
+        import pwd
+    except ImportError:  # Windows
+        return None
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
