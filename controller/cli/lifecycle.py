@@ -1,0 +1,240 @@
+"""Each device's life: move it between states with evidence, read its history, get recommendations."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from controller.cli.common import ACTOR, AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
+from controller.db import session_scope
+from controller.lifecycle import embodied, queries, service
+from controller.lifecycle.evidence import Evidence, check_method
+from controller.lifecycle.recommend import Policy
+from controller.lifecycle.service import NotFound
+from controller.lifecycle.states import Refused, parse_outcome, parse_state
+from controller.timeutil import utcnow
+
+app = typer.Typer(no_args_is_help=True, help=__doc__)
+batch_app = typer.Typer(no_args_is_help=True, help="Disposal batches: devices collected under one transfer note.")
+app.add_typer(batch_app, name="batch")
+
+Day = Annotated[str | None, typer.Option(help="YYYY-MM-DD")]
+
+
+def _date(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
+
+
+@app.command("move")
+def move(
+    device: Annotated[str, typer.Argument(help="ID, asset tag, serial or hostname")],
+    state: Annotated[str, typer.Argument(help="in_stock, deployed, in_repair, redeployed, retired, "
+                                              "awaiting_disposal, sanitised, disposed")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the history)")],
+    outcome: Annotated[str | None, typer.Option(help="On disposal: recycled, donated, resold, returned_to_lessor")]
+    = None,
+    method: Annotated[str | None, typer.Option(help="Sanitisation: clear, purge, destroy, recycler_certificate")]
+    = None,
+    certificate: Annotated[str | None, typer.Option(help="Sanitisation or destruction certificate reference")] = None,
+    sanitised_on: Day = None,
+    transfer_note: Annotated[str | None, typer.Option(help="WEEE waste transfer note reference")] = None,
+    carrier: Annotated[str | None, typer.Option(help="Waste carrier")] = None,
+    recycler: Annotated[str | None, typer.Option(help="Recycler")] = None,
+    accreditation: Annotated[str | None, typer.Option(help="Recycler's accreditation, e.g. ADISA")] = None,
+    collected_on: Day = None,
+    batch: Annotated[str | None, typer.Option(help="Disposal batch whose transfer note covers it")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Move a device to another state; disposal needs its evidence (given here or by its batch)."""
+    engine = open_database(database_url, data_dir)
+    try:
+        evidence = Evidence(method=check_method(method) if method else None, certificate_ref=certificate,
+                            sanitised_on=_date(sanitised_on, "--sanitised-on"), transfer_note_ref=transfer_note,
+                            carrier=carrier, recycler=recycler, accreditation=accreditation,
+                            collected_on=_date(collected_on, "--collected-on"))
+        with session_scope(engine) as session:
+            result = service.move(session, device, parse_state(state), reason, ACTOR,
+                                  parse_outcome(outcome) if outcome else None, evidence, batch)
+    except (Refused, NotFound) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(result)
+        return
+    done = f" ({result.outcome})" if result.outcome else ""
+    typer.echo(f"{result.hostname} (device {result.device_id}): {result.from_state} → {result.to_state}{done}")
+
+
+@app.command("history")
+def history(device: Annotated[str, typer.Argument(help="ID, asset tag, serial or hostname")],
+            database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Every state the device has been in: who moved it, when and why."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            lines = service.history(session, device)
+    except (Refused, NotFound) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(lines)
+        return
+    print_table(["WHEN (UTC)", "WHO", "FROM", "TO", "OUTCOME", "WHY"],
+                [[f"{h.at:%Y-%m-%d %H:%M}", h.actor, h.from_state or "-", h.to_state, h.outcome, h.reason]
+                 for h in lines])
+
+
+def _policy(refresh_years: list[str] | None, stale_days: int | None, notice_days: int | None) -> Policy:
+    policy = Policy()
+    years = dict(policy.refresh_years)
+    for item in refresh_years or []:
+        name, _, value = item.partition("=")
+        try:
+            years[name.strip()] = float(value)
+        except ValueError:
+            fail(f"--refresh-years {item!r} is not CLASS=YEARS, e.g. desktop=6")
+    return Policy(refresh_years=years, stale_days=stale_days or policy.stale_days,
+                  notice_days=notice_days or policy.notice_days)
+
+
+@app.command("recommend")
+def recommend(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    refresh_years: Annotated[list[str] | None, typer.Option(
+        help="Refresh age for a class, e.g. desktop=6 (defaults: desktop 5, laptop 4, server 7, tablet 3)")] = None,
+    stale_days: Annotated[int | None, typer.Option(help="Days unseen before a device is reported (30)")] = None,
+    notice_days: Annotated[int | None, typer.Option(help="Warn this many days before an end date (90)")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """What to refresh, extend, repair, find or redeploy, each with its reason."""
+    policy = _policy(refresh_years, stale_days, notice_days)
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        found = queries.recommendations(session, embodied.load(session), policy, utcnow(), site)
+    if as_json:
+        print_json(found)
+        return
+    print_table(["ID", "SITE", "HOSTNAME", "ADVICE", "WHY"],
+                [[r.device_id, r.site, r.hostname, r.kind, r.reason] for r in found])
+    avoided = sum(r.avoided_kg_co2e or 0 for r in found)
+    typer.echo(f"{len(found)} recommendation(s); extending avoids {avoided:g} kgCO2e", err=True)
+
+
+@app.command("forecast")
+def forecast(years: Annotated[int, typer.Option(min=1, max=10, help="Calendar years ahead")] = 5,
+             database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Devices due for refresh each year, with their replacements' embodied carbon and original prices."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = queries.refresh_forecast(session, embodied.load(session), Policy(), utcnow().date(), years)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["SITE", "YEAR", "DEVICES", "CLASSES", "EMBODIED KGCO2E", "BUDGET £ (PRICED)"],
+                [[r.site, r.year, r.devices, ", ".join(f"{k} {v}" for k, v in sorted(r.by_class.items())),
+                  f"{r.embodied_kg_co2e:g}", f"{r.budget_pence / 100:,.2f} ({r.priced})"] for r in rows])
+
+
+@app.command("embodied")
+def embodied_report(year: Annotated[int | None, typer.Option(help="Calendar year (default: this year)")] = None,
+                    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+                    database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Each device's embodied carbon: amortised over its actual life, and all in its year of purchase."""
+    today = utcnow().date()
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        lines = queries.embodied_report(session, embodied.load(session), year or today.year, today, site)
+    if as_json:
+        print_json(lines)
+        return
+    print_table(["ID", "SITE", "HOSTNAME", "CLASS", "KGCO2E", "BASIS", "PURCHASED", "AMORTISED", "PURCHASE YEAR"],
+                [[x.device_id, x.site, x.hostname, x.device_class, f"{x.kg_co2e:g}", x.basis, x.purchase_date,
+                  x.amortised_kg_co2e, x.purchase_year_kg_co2e] for x in lines])
+    typer.echo(f"amortised {sum(x.amortised_kg_co2e or 0 for x in lines):,.1f} kgCO2e; in year of purchase "
+               f"{sum(x.purchase_year_kg_co2e or 0 for x in lines):,.1f} kgCO2e", err=True)
+
+
+@app.command("embodied-import")
+def embodied_import(file: Annotated[Path, typer.Argument(help="CSV: device_class,vendor,model,kg_co2e,"
+                                                               "lifetime_years,source")],
+                    database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Use the school's own embodied-carbon figures (per class, or vendor and model) over the shipped ones."""
+    try:
+        rows = embodied.parse_overrides(file.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    except Refused as exc:
+        fail(f"{file}: {exc}")
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        count = embodied.store_overrides(session, rows)
+    typer.echo(f"{count} embodied-carbon figure(s) stored")
+
+
+@batch_app.command("create")
+def batch_create(
+    name: Annotated[str, typer.Argument(help="A name for the batch, e.g. 2026-11-pallet-1")],
+    transfer_note: Annotated[str, typer.Option(help="WEEE waste transfer note reference")],
+    carrier: Annotated[str, typer.Option(help="Waste carrier")],
+    recycler: Annotated[str, typer.Option(help="Recycler")],
+    accreditation: Annotated[str, typer.Option(help="Recycler's accreditation, e.g. ADISA")],
+    collected_on: Annotated[str, typer.Option(help="Collection date, YYYY-MM-DD")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Record a collection; its transfer note is kept (and tracked) for two years."""
+    when = _date(collected_on, "--collected-on")
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            view = service.create_batch(session, name, transfer_note, carrier, recycler, accreditation, when, ACTOR)
+    except Refused as exc:
+        fail(str(exc))
+    _show_batch(view, as_json)
+
+
+@batch_app.command("add")
+def batch_add(name: Annotated[str, typer.Argument(help="Batch name")],
+              devices: Annotated[list[str], typer.Argument(help="IDs, asset tags, serials or hostnames")],
+              database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Put retired devices into a batch (all or none)."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            view = service.add_to_batch(session, name, devices, ACTOR)
+    except (Refused, NotFound) as exc:
+        fail(str(exc))
+    _show_batch(view, as_json)
+
+
+@batch_app.command("show")
+def batch_show(name: Annotated[str, typer.Argument(help="Batch name")],
+               database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """A batch, its transfer note and its devices."""
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            view = service.batch_view(session, name)
+    except NotFound as exc:
+        fail(str(exc))
+    _show_batch(view, as_json)
+
+
+def _show_batch(view: service.BatchView, as_json: bool) -> None:
+    if as_json:
+        print_json(view)
+        return
+    typer.echo(f"{view.name}: transfer note {view.transfer_note_ref}, carrier {view.carrier}, recycler "
+               f"{view.recycler} ({view.accreditation}), collected {view.collected_on}, keep until "
+               f"{view.retain_until}; {len(view.devices)} device(s): {', '.join(map(str, view.devices)) or '-'}")
