@@ -36,7 +36,7 @@ HUNDREDTH_PENNY = Decimal("0.0001")  # £
 SHARE = Decimal("0.0001")
 
 
-def _round(value: Decimal, exponent: Decimal) -> Decimal:
+def round_half_up(value: Decimal, exponent: Decimal) -> Decimal:
     """Half up, as a person checking the figure by hand would round."""
     return value.quantize(exponent, ROUND_HALF_UP)
 
@@ -148,21 +148,21 @@ class _Sum:
     def row(self, key: str) -> EnergyRow:
         parts = []
         for (_, _), (factor, wh) in sorted(self.by_year.items()):
-            td = None if factor.td_kg_per_kwh is None else _round(wh * factor.td_kg_per_kwh / 1000, GRAM)
-            parts.append(CarbonPart(factor.year, factor.factor_year, factor.kg_per_kwh, _round(wh / 1000, WH),
-                                    _round(wh * factor.kg_per_kwh / 1000, GRAM), factor.td_year,
+            td = None if factor.td_kg_per_kwh is None else round_half_up(wh * factor.td_kg_per_kwh / 1000, GRAM)
+            parts.append(CarbonPart(factor.year, factor.factor_year, factor.kg_per_kwh, round_half_up(wh / 1000, WH),
+                                    round_half_up(wh * factor.kg_per_kwh / 1000, GRAM), factor.td_year,
                                     factor.td_kg_per_kwh, td, factor.source))
         grams = sum((wh * f.kg_per_kwh for f, wh in self.by_year.values()), Decimal(0))
         td_known = all(f.td_kg_per_kwh is not None for f, _ in self.by_year.values())
         td_grams = sum((wh * (f.td_kg_per_kwh or 0) for f, wh in self.by_year.values()), Decimal(0))
-        shares = {m: _round(wh / self.wh, SHARE) for m, wh in self.by_method.items()} if self.wh else {}
+        shares = {m: round_half_up(wh / self.wh, SHARE) for m, wh in self.by_method.items()} if self.wh else {}
         return EnergyRow(
-            key=key, kwh=_round(self.wh / 1000, WH), cost_gbp=_round(self.pence / 100, HUNDREDTH_PENNY),
-            unpriced_kwh=_round(self.unpriced_wh / 1000, WH), kgco2e=_round(grams / 1000, GRAM),
-            td_kgco2e=_round(td_grams / 1000, GRAM) if td_known and self.by_year else None,
-            kwh_by_method={m: _round(self.by_method[m] / 1000, WH) for m in METHODS if m in self.by_method},
+            key=key, kwh=round_half_up(self.wh / 1000, WH), cost_gbp=round_half_up(self.pence / 100, HUNDREDTH_PENNY),
+            unpriced_kwh=round_half_up(self.unpriced_wh / 1000, WH), kgco2e=round_half_up(grams / 1000, GRAM),
+            td_kgco2e=round_half_up(td_grams / 1000, GRAM) if td_known and self.by_year else None,
+            kwh_by_method={m: round_half_up(self.by_method[m] / 1000, WH) for m in METHODS if m in self.by_method},
             method_share=shares,
-            kwh_by_state={s: _round(self.by_state[s] / 1000, WH) for s in STATES if s in self.by_state},
+            kwh_by_state={s: round_half_up(self.by_state[s] / 1000, WH) for s in STATES if s in self.by_state},
             carbon=parts, devices=len(self.devices))
 
 

@@ -1,0 +1,268 @@
+"""What power policy saved, two ways a bursar can check.
+
+**Counterfactual per action.** A device a policy shut down, slept or hibernated (ActionRecord outcome
+``done``) saves what it would have drawn idle from the action until ``details["until"]`` (when it is
+next needed), minus what it drew asleep or off in that time. Hour by hour, only the time the device
+was actually asleep or off inside that window is claimed: a machine someone switched back on early
+saves nothing from then on. The counterfactual idle draw is the device's own (calibrated) idle watts
+with its monitor asleep, so a screen that would have blanked anyway is not claimed. Devices that went
+off with no policy action (a teacher switching off) are natural shutdowns and never claimed, and
+overlapping actions on one device claim each second once.
+
+**Before/after.** Against the observe-mode baseline (the days a site's policy only recorded what it
+would have done, ActionRecord outcome ``observed``): out-of-hours kWh per school day before, and since
+the policy first acted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, col, select
+
+from controller.energy.accounting import GRAM, HUNDREDTH_PENNY, WH, Pricer, grouping, jsonable
+from controller.energy.accounting import round_half_up as _round
+from controller.energy.inputs import Estate, load_estate
+from controller.energy.lines import HOUR, HourLine, estate_lines
+from controller.energy.school_hours import SchoolHours
+from controller.models import ActionRecord
+from controller.timeutil import as_utc, hour_floor, utcnow
+
+POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")
+LOW_STATES = ("sleep", "off")
+# The longest a single action may claim (a summer holiday); a wrong "until" must not claim a year.
+MAX_CLAIM = timedelta(days=60)
+
+
+class SavingsError(ValueError):
+    """A savings question the records cannot answer (no baseline yet)."""
+
+
+@dataclass
+class ActionSaving:
+    action_id: int
+    device_id: int
+    hostname: str
+    kind: str
+    at: datetime
+    until: datetime
+    idle_watts: Decimal
+    counterfactual_kwh: Decimal
+    actual_kwh: Decimal
+    saved_kwh: Decimal
+    saved_gbp: Decimal
+    saved_kgco2e: Decimal
+
+
+@dataclass
+class SavingsSummary:
+    start: datetime
+    end: datetime
+    actions: list[ActionSaving]
+    saved_kwh: Decimal
+    saved_gbp: Decimal
+    saved_kgco2e: Decimal
+    skipped: list[str]  # actions that could not be claimed, and why
+
+    def to_json(self) -> dict[str, object]:
+        return jsonable(asdict(self))
+
+
+@dataclass
+class _Claim:
+    action: ActionRecord
+    start: datetime
+    end: datetime
+
+
+def _until(action: ActionRecord) -> datetime | None:
+    raw = (action.details or {}).get("until")
+    try:
+        until = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return as_utc(until) if until is not None and until.tzinfo is not None else None
+
+
+def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, skipped: list[str]) -> list[_Claim]:
+    """Each action's window, clipped to [start, end) and to what earlier actions on the device claimed."""
+    claims = []
+    claimed_to: dict[int, datetime] = {}
+    for action in sorted(actions, key=lambda a: (a.device_id, as_utc(a.at))):
+        until = _until(action)
+        if until is None:
+            skipped.append(f"action {action.id}: no 'until' (when the device is next needed), nothing claimed")
+            continue
+        at = as_utc(action.at)
+        window_start = max(at, start, claimed_to.get(action.device_id, at))
+        window_end = min(until, at + MAX_CLAIM, end)
+        if window_end > window_start:
+            claims.append(_Claim(action, window_start, window_end))
+            claimed_to[action.device_id] = window_end
+    return claims
+
+
+def savings_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
+                    now: datetime | None = None) -> SavingsSummary:
+    """Counterfactual savings of the policy actions whose windows fall in [start, end), up to now."""
+    start, end = as_utc(start), min(as_utc(end), as_utc(now or utcnow()))
+    query = select(ActionRecord).where(col(ActionRecord.kind).in_(POWER_DOWN_KINDS), ActionRecord.outcome == "done",
+                                       col(ActionRecord.device_id).is_not(None), col(ActionRecord.at) < end,
+                                       col(ActionRecord.at) >= start - MAX_CLAIM)
+    if site_ids is not None:
+        query = query.where(col(ActionRecord.site_id).in_(list(site_ids)))
+    skipped: list[str] = []
+    claims = _claims(list(session.exec(query)), start, end, skipped)
+    if not claims:
+        return SavingsSummary(start, end, [], Decimal(0), Decimal(0), Decimal(0), skipped)
+    estate = load_estate(session, {c.action.site_id for c in claims})
+    estate = replace(estate, devices={c.action.device_id: estate.devices[c.action.device_id] for c in claims})
+    lines = estate_lines(session, estate, min(c.start for c in claims), max(c.end for c in claims), now=end)
+    return summarise_claims(claims, lines, estate, start, end, skipped)
+
+
+def summarise_claims(claims: Sequence[_Claim], lines: Sequence[HourLine], estate: Estate, start: datetime,
+                     end: datetime, skipped: list[str]) -> SavingsSummary:
+    low: dict[tuple[int, datetime], list[HourLine]] = defaultdict(list)
+    for line in lines:
+        if line.state in LOW_STATES:
+            low[line.device_id, line.hour].append(line)
+    pricer = Pricer(estate)
+    monitor = estate.catalogue.monitor()
+    results, total_wh, total_pence, total_g = [], Decimal(0), Decimal(0), Decimal(0)
+    for claim in claims:
+        device = estate.devices[claim.action.device_id]
+        idle_watts = device.profile.idle + device.monitors * monitor.sleep
+        counterfactual_wh = actual_wh = pence = grams = Decimal(0)
+        hour = hour_floor(claim.start)
+        while hour < claim.end:
+            overlap = Decimal(int((min(hour + HOUR, claim.end) - max(hour, claim.start)).total_seconds()))
+            found = low.get((device.id, hour), [])
+            low_seconds = sum((line.seconds for line in found), Decimal(0))
+            if low_seconds > 0:
+                ratio = min(Decimal(1), overlap / low_seconds)
+                would = idle_watts * low_seconds * ratio / 3600
+                drew = sum((line.wh for line in found), Decimal(0)) * ratio
+                counterfactual_wh, actual_wh = counterfactual_wh + would, actual_wh + drew
+                rate = pricer.rate(device.site_id, hour)
+                pence += (would - drew) * (rate or 0) / 1000
+                grams += (would - drew) * pricer.factor(device.site_id, hour).kg_per_kwh
+            hour += HOUR
+        saved_wh = counterfactual_wh - actual_wh
+        total_wh, total_pence, total_g = total_wh + saved_wh, total_pence + pence, total_g + grams
+        results.append(ActionSaving(
+            claim.action.id, device.id, device.hostname, claim.action.kind, claim.start, claim.end, idle_watts,
+            _round(counterfactual_wh / 1000, WH), _round(actual_wh / 1000, WH), _round(saved_wh / 1000, WH),
+            _round(pence / 100, HUNDREDTH_PENNY), _round(grams / 1000, GRAM)))
+    return SavingsSummary(start, end, results, _round(total_wh / 1000, WH), _round(total_pence / 100, HUNDREDTH_PENNY),
+                          _round(total_g / 1000, GRAM), skipped)
+
+
+@dataclass
+class Period:
+    first_day: date
+    last_day: date
+    school_days: int
+    out_of_hours_kwh: Decimal
+    kwh_per_school_day: Decimal | None
+
+
+@dataclass
+class BeforeAfter:
+    site: str
+    baseline: Period
+    after: Period
+    change_kwh_per_school_day: Decimal | None
+    change_percent: Decimal | None
+
+    def to_json(self) -> dict[str, object]:
+        return jsonable(asdict(self))
+
+
+def _local_midnight(day: date, estate: Estate, site_id: int) -> datetime:
+    return datetime.combine(day, time(0), estate.sites[site_id].zone)
+
+
+def out_of_hours_period(session: Session, estate: Estate, site_id: int, first: date, last: date,
+                        hours: SchoolHours, now: datetime | None = None) -> Period:
+    """Out-of-hours kWh of a site over whole local days ``first``..``last``, per school day in them."""
+    zone = estate.sites[site_id].zone
+    start, end = _local_midnight(first, estate, site_id), _local_midnight(last + timedelta(days=1), estate, site_id)
+    lines = estate_lines(session, estate, start, end, now)
+    wh = sum((ln.wh for ln in lines if hours.out_of_hours(ln.hour.astimezone(zone))), Decimal(0))
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    school_days = hours.school_days(days)
+    per_day = _round(wh / 1000 / school_days, WH) if school_days else None
+    return Period(first, last, school_days, _round(wh / 1000, WH), per_day)
+
+
+def before_after(session: Session, site_id: int, hours: SchoolHours | None = None,
+                 now: datetime | None = None) -> BeforeAfter:
+    """Out-of-hours kWh per school day in the observe-mode baseline, and since the policy first acted
+    (whole local days, up to yesterday)."""
+    hours = hours or SchoolHours()
+    now = as_utc(now or utcnow())
+    observed = list(session.exec(select(ActionRecord.at).where(
+        ActionRecord.site_id == site_id, ActionRecord.outcome == "observed").order_by(col(ActionRecord.at))))
+    if not observed:
+        raise SavingsError("no observe-mode baseline: run the site's policy in observe mode first")
+    estate = load_estate(session, [site_id])
+    zone = estate.sites[site_id].zone
+    baseline_first, baseline_last = as_utc(observed[0]).astimezone(zone).date(), \
+        as_utc(observed[-1]).astimezone(zone).date()
+    acted = session.exec(select(ActionRecord.at).where(
+        ActionRecord.site_id == site_id, ActionRecord.outcome == "done",
+        col(ActionRecord.kind).in_(POWER_DOWN_KINDS), col(ActionRecord.at) > observed[-1])
+        .order_by(col(ActionRecord.at))).first()
+    if acted is None:
+        raise SavingsError("the policy has not acted since its observe-mode baseline")
+    after_first, after_last = as_utc(acted).astimezone(zone).date(), now.astimezone(zone).date() - timedelta(days=1)
+    if after_last < after_first:
+        raise SavingsError("the policy first acted today: compare again tomorrow")
+    baseline = out_of_hours_period(session, estate, site_id, baseline_first, baseline_last, hours, now)
+    after = out_of_hours_period(session, estate, site_id, after_first, after_last, hours, now)
+    change = percent = None
+    if baseline.kwh_per_school_day is not None and after.kwh_per_school_day is not None:
+        change = after.kwh_per_school_day - baseline.kwh_per_school_day
+        if baseline.kwh_per_school_day:
+            percent = _round(change * 100 / baseline.kwh_per_school_day, Decimal("0.1"))
+    return BeforeAfter(estate.sites[site_id].name, baseline, after, change, percent)
+
+
+@dataclass
+class WasteRow:
+    key: str
+    awake_kwh: Decimal  # active or idle out of hours
+    cost_gbp: Decimal
+    kgco2e: Decimal
+    awake_hours: Decimal
+
+
+def out_of_hours_waste(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
+                       by: str = "device", limit: int = 10, hours: SchoolHours | None = None,
+                       now: datetime | None = None) -> list[WasteRow]:
+    """The devices (or rooms) that drew most while awake out of hours: where a policy would save most."""
+    hours = hours or SchoolHours()
+    estate = load_estate(session, site_ids)
+    key = grouping(estate, by)
+    pricer = Pricer(estate)
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 4)
+    for line in estate_lines(session, estate, start, end, now):
+        if line.state not in ("active", "idle"):
+            continue
+        site_id = estate.devices[line.device_id].site_id
+        if not hours.out_of_hours(line.hour.astimezone(estate.sites[site_id].zone)):
+            continue
+        row = sums[key(line.device_id)]
+        row[0] += line.wh
+        row[1] += line.wh * (pricer.rate(site_id, line.hour) or 0) / 1000
+        row[2] += line.wh * pricer.factor(site_id, line.hour).kg_per_kwh
+        row[3] += line.seconds
+    ranked = sorted(sums.items(), key=lambda item: item[1][0], reverse=True)[:limit]
+    return [WasteRow(k, _round(wh / 1000, WH), _round(p / 100, HUNDREDTH_PENNY), _round(g / 1000, GRAM),
+                     _round(s / 3600, Decimal("0.01"))) for k, (wh, p, g, s) in ranked]
+
