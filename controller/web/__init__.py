@@ -8,10 +8,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from controller.api.auth import NotSignedIn, not_signed_in_response
-from controller.web.pages import devices, lifecycle, overview, signin, users
+from controller.web.pages import devices, lifecycle, overview, policies, reports, signin, users
 from controller.web.security import SecurityHeaders
 
-ROUTERS = (signin.router, overview.router, devices.router, lifecycle.router, users.router)
+ROUTERS = (signin.router, overview.router, devices.router, policies.router, lifecycle.router,
+           reports.router, users.router)
 
 
 def install(app: FastAPI) -> None:
