@@ -1,0 +1,268 @@
+"""The agent's enforcer: what it does in each mode, what it records and why, and the exact command lines.
+
+The clock and the machine's readings are injected; the executor records every argv instead of running
+it, so nothing here powers the test machine off. The per-OS command lines are checked for all three OSes.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent.enforcer import CommandResult, Enforcer, Reading, judge_idle, write_private
+from agent.platform.power_actions import SessionUser, Verb, for_platform
+from agent.protocol import (
+    ActionOutcome,
+    AgentSchedule,
+    EnforcementMode,
+    IdleCriteria,
+    PowerActionKind,
+    ScheduleIntent,
+    ScheduleWindow,
+    WarningSettings,
+    from_wire,
+    to_wire,
+)
+
+T0 = datetime(2026, 2, 16, 18, 0, tzinfo=UTC)  # Monday of half term, 18:00
+IDLE_RULE = IdleCriteria(minutes_without_input=20, cpu_below_percent=10)
+IDLE = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=0)
+ALICE = SessionUser("alice", 1001)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+class Machine:
+    """The readings the probe returns and every command the enforcer asked to run."""
+
+    def __init__(self, reading: Reading = IDLE, returncode: int = 0) -> None:
+        self.reading = reading
+        self.returncode = returncode
+        self.ran: list[list[str]] = []
+
+    def probe(self, criteria: IdleCriteria | None) -> Reading:
+        return self.reading
+
+    def execute(self, argv: Sequence[str]) -> CommandResult:
+        self.ran.append(list(argv))
+        return CommandResult(self.returncode, "" if self.returncode == 0 else "Access denied")
+
+
+def schedule(mode: EnforcementMode, action: PowerActionKind = PowerActionKind.SHUTDOWN, offset: int = 0,
+             warning: WarningSettings | None = None, retry: int = 30, start: datetime = T0) -> AgentSchedule:
+    return AgentSchedule(
+        version=f"v-{mode}", timezone="Europe/London", valid_until=start + timedelta(hours=48), policy="hillside",
+        windows=(ScheduleWindow(start - timedelta(hours=2), start, ScheduleIntent.KEEP_ON, reason="school_hours"),
+                 ScheduleWindow(start, start + timedelta(hours=13, minutes=30), ScheduleIntent.POWER_DOWN, action,
+                                mode, "out_of_hours"),
+                 ScheduleWindow(start + timedelta(hours=13, minutes=30), start + timedelta(hours=48),
+                                ScheduleIntent.KEEP_ON, reason="wake_before_school")),
+        idle=IDLE_RULE, warning=warning, retry_minutes=retry, start_offset_seconds=offset)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def machine() -> Machine:
+    return Machine()
+
+
+@pytest.fixture
+def enforcer(tmp_path, clock, machine) -> Enforcer:
+    return Enforcer(tmp_path / "power-schedule.json", machine.probe, machine.execute, for_platform("linux"), clock)
+
+
+def outcomes(actions) -> list[tuple[str, str]]:
+    return [(a.outcome.value, a.reason) for a in actions]
+
+
+def test_observe_records_what_it_would_do_once_per_window_and_never_acts(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.OBSERVE))
+    for _ in range(5):
+        enforcer.tick()
+        clock.advance(1)
+    (action,) = enforcer.drain()
+    assert (action.outcome, action.kind, action.mode) == (ActionOutcome.OBSERVED, PowerActionKind.SHUTDOWN,
+                                                          EnforcementMode.OBSERVE)
+    assert action.reason == "would shutdown: idle 25 min, cpu 1.2%"
+    assert action.until == T0 + timedelta(hours=13, minutes=30)  # when the device is next needed
+    assert machine.ran == []
+
+
+def test_nothing_happens_in_school_hours_or_while_the_machine_is_in_use(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.FORCE))
+    clock.now = T0 - timedelta(minutes=30)  # school hours
+    enforcer.tick()
+    clock.now = T0 + timedelta(minutes=5)
+    machine.reading = Reading(idle_seconds=3 * 60, cpu_percent=1.0, sessions=1)  # someone is typing
+    enforcer.tick()
+    machine.reading = Reading(idle_seconds=None, cpu_percent=1.0, sessions=0)  # input idle unknowable: fail safe
+    enforcer.tick()
+    assert enforcer.drain() == () and machine.ran == []
+
+
+def test_force_shuts_down_through_logind_once_idle(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.FORCE))
+    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1)  # signed in, but away
+    enforcer.tick()
+    assert machine.ran == [["systemctl", "poweroff"]]
+    (action,) = enforcer.drain()
+    assert (action.outcome, action.reason) == (ActionOutcome.DONE, "shutdown (force): idle 25 min, cpu 1.2%")
+
+
+def test_passive_skips_while_a_user_is_signed_in_and_retries_after_retry_minutes(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.PASSIVE, PowerActionKind.SLEEP, retry=30))
+    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1)
+    enforcer.tick()
+    clock.advance(29)
+    enforcer.tick()  # still within retry_minutes: not even looked at
+    clock.advance(1)
+    machine.reading = IDLE  # signed out
+    enforcer.tick()
+    assert outcomes(enforcer.drain()) == [
+        ("skipped", "skipped: user signed in; retry in 30 min (idle 25 min, cpu 1.2%)"),
+        ("done", "sleep (passive): idle 25 min, cpu 1.2%"),
+    ]
+    assert machine.ran == [["systemctl", "suspend"]]
+
+
+def test_warn_counts_down_lets_the_user_defer_twice_then_acts(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.WARN, warning=WarningSettings(10, 10, 2)))
+    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1, users=(ALICE,))
+    enforcer.tick()
+    assert machine.ran[0][:5] == ["runuser", "-u", "alice", "--", "env"]
+    assert machine.ran[0][5:] == ["DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus", "notify-send",
+                                  "--urgency=critical", "--app-name=Caretaker", "--expire-time=600000", "Caretaker",
+                                  "This computer will shutdown in 10 minutes (school power policy). Move the mouse "
+                                  "or press a key to postpone it (2 postponement(s) left)."]
+    assert machine.ran[1][0] == "wall"
+    for _ in range(2):  # the user comes back, twice, each time within the countdown
+        clock.advance(4)
+        machine.reading = Reading(idle_seconds=30, cpu_percent=5.0, sessions=1, users=(ALICE,))
+        enforcer.tick()
+    clock.advance(4)
+    enforcer.tick()  # a third touch cannot defer again, and the countdown has not ended
+    assert not any(argv[:2] == ["systemctl", "poweroff"] for argv in machine.ran)
+    clock.advance(6)
+    enforcer.tick()
+    assert machine.ran[-1] == ["systemctl", "poweroff"]
+    assert outcomes(enforcer.drain()) == [
+        ("warned", "warned the signed-in user: shutdown in 10 min (idle 25 min, cpu 1.2%)"),
+        ("deferred", "deferred by user (1 of 2): 10 more min"),
+        ("deferred", "deferred by user (2 of 2): 10 more min"),
+        ("done", "shutdown (warn): warned; after 2 deferral(s), the most allowed"),
+    ]
+
+
+def test_warn_acts_at_once_when_nobody_is_signed_in(enforcer, machine):
+    enforcer.update(schedule(EnforcementMode.WARN, PowerActionKind.HIBERNATE))
+    enforcer.tick()
+    assert machine.ran == [["systemctl", "hibernate"]]
+
+
+def test_the_site_stagger_offset_delays_the_action_into_the_window(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.FORCE, offset=180))
+    for _ in range(3):
+        enforcer.tick()
+        clock.advance(1)
+    assert machine.ran == []
+    enforcer.tick()  # 18:03, the offset's minute
+    assert machine.ran == [["systemctl", "poweroff"]]
+
+
+def test_a_stale_schedule_keeps_the_machine_on(enforcer, clock, machine):
+    enforcer.update(schedule(EnforcementMode.FORCE, start=T0 - timedelta(days=3)))
+    enforcer.tick()
+    assert machine.ran == [] and enforcer.drain() == ()
+
+
+def test_a_failed_command_is_reported_as_failed_with_its_exit_status(tmp_path, clock):
+    machine = Machine(returncode=1)
+    enforcer = Enforcer(tmp_path / "s.json", machine.probe, machine.execute, for_platform("linux"), clock)
+    enforcer.update(schedule(EnforcementMode.FORCE))
+    enforcer.tick()
+    assert outcomes(enforcer.drain()) == [
+        ("failed", "systemctl poweroff failed (exit 1): Access denied; idle 25 min, cpu 1.2%")]
+
+
+def test_schedule_and_unreported_actions_survive_a_restart_in_a_private_file(tmp_path, clock, machine):
+    path = tmp_path / "state" / "power-schedule.json"
+    first = Enforcer(path, machine.probe, machine.execute, for_platform("linux"), clock)
+    first.update(schedule(EnforcementMode.FORCE))
+    first.tick()  # records "done" before running the shutdown, which ends the process
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = Enforcer(path, machine.probe, machine.execute, for_platform("linux"), clock)
+    assert again.schedule_version == "v-force"
+    assert outcomes(again.drain()) == [("done", "shutdown (force): idle 25 min, cpu 1.2%")]
+    assert Enforcer(path, machine.probe, machine.execute, for_platform("linux"), clock).drain() == ()
+
+
+def test_a_damaged_state_file_is_ignored_not_fatal(tmp_path, clock, machine):
+    path = tmp_path / "power-schedule.json"
+    write_private(path, "{not json")
+    enforcer = Enforcer(path, machine.probe, machine.execute, for_platform("linux"), clock)
+    assert enforcer.schedule is None
+
+
+def test_the_schedule_round_trips_the_wire_format():
+    sent = schedule(EnforcementMode.WARN, warning=WarningSettings(5, 15, 1), offset=120)
+    assert from_wire(AgentSchedule, to_wire(sent)) == sent
+
+
+@pytest.mark.parametrize(("reading", "expected"), [
+    (IDLE, (True, "idle 25 min, cpu 1.2%")),
+    (Reading(idle_seconds=25 * 60, cpu_percent=35.0, sessions=0), (False, "idle 25 min, cpu 35.0%")),
+    (Reading(idle_seconds=None, cpu_percent=1.0, sessions=0), (False, "idle unknown, cpu 1.0%")),
+])
+def test_idle_needs_every_criterion_and_an_unknown_one_fails_safe(reading, expected):
+    assert judge_idle(IDLE_RULE, reading) == expected
+
+
+def test_a_listed_process_or_a_signed_in_user_means_not_idle():
+    rule = IdleCriteria(processes_absent=("obs64.exe",), no_signed_in_session=True)
+    assert judge_idle(rule, Reading(None, None, 0, processes=("OBS64.EXE",))) == (
+        False, "obs64.exe running, 0 signed in")
+    assert judge_idle(rule, Reading(None, None, 0, processes=("explorer.exe",))) == (
+        True, "none of obs64.exe, 0 signed in")
+
+
+@pytest.mark.parametrize(("platform", "verb", "argv"), [
+    ("linux", Verb.SHUTDOWN, ["systemctl", "poweroff"]),
+    ("linux", Verb.SLEEP, ["systemctl", "suspend"]),
+    ("linux", Verb.HIBERNATE, ["systemctl", "hibernate"]),
+    ("win32", Verb.SHUTDOWN, ["shutdown", "/s", "/t", "60", "/c", "shutdown by school power policy", "/d", "p:0:0"]),
+    ("win32", Verb.SLEEP, ["rundll32.exe", "powrprof.dll,SetSuspendState", "0,1,0"]),
+    ("win32", Verb.HIBERNATE, ["shutdown", "/h"]),
+    ("darwin", Verb.SHUTDOWN, ["shutdown", "-h", "now"]),
+    ("darwin", Verb.SLEEP, ["pmset", "sleepnow"]),
+    ("darwin", Verb.HIBERNATE, ["pmset", "sleepnow"]),
+])
+def test_power_command_lines_per_os(platform, verb, argv):
+    assert for_platform(platform).power_command(verb, f"{verb} by school power policy") == argv
+
+
+def test_warning_command_lines_per_os():
+    users = (ALICE,)
+    assert for_platform("win32").warning_commands("Caretaker", "Shutting down", 10, users) == [
+        ["msg", "*", "/TIME:600", "Caretaker: Shutting down"]]
+    assert for_platform("darwin").warning_commands("Caretaker", 'Say "bye"', 10, users) == [
+        ["launchctl", "asuser", "1001", "osascript", "-e",
+         'display notification "Say \\"bye\\"" with title "Caretaker"']]
+    assert for_platform("linux").warning_commands("Caretaker", "Shutting down", 5, ())[-1] == [
+        "wall", "Caretaker: Shutting down"]
+
