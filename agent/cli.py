@@ -132,7 +132,7 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     token = _token_from(args.token_file) if args.token_file is not None else args.token
     given = {"controller": args.controller, "token": token, "state_dir": args.state_dir,
              "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
-             "batch_size": args.batch_size,
+             "batch_size": args.batch_size, "inventory_overlay": args.inventory_overlay,
              "power_command_wrapper": tuple(shlex.split(args.power_command_wrapper))
              if args.power_command_wrapper else None}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
@@ -165,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="reports sent per request at most")
     common.add_argument("--power-command-wrapper", metavar="CMD",
                         help="run power and warning commands through CMD (e.g. a site's logging script)")
+    common.add_argument("--inventory-overlay", type=Path, metavar="JSON",
+                        help="JSON object whose fields replace the collected inventory's (testing several agents "
+                             "on one machine as separate devices on separate subnets)")
     parser = argparse.ArgumentParser(prog="caretaker-agent",
                                      description="Report this machine's inventory, activity and power to "
                                                  "a Caretaker controller.")

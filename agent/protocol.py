@@ -407,9 +407,11 @@ class Report:
     energy: tuple[EnergySample, ...] = ()
     inventory: Inventory | None = None
     actions: tuple[PowerAction, ...] = ()  # power actions taken or skipped since the previous report
+    relayed_wakes: tuple[int, ...] = ()  # ids of wake orders this agent sent as a relay since its last report
 
     def __post_init__(self) -> None:
         _require(self.seq >= 1, "seq must be a positive integer")
+        _items("relayed_wakes", self.relayed_wakes, MAX_WAKE_ORDERS)
         _items("actions", self.actions, MAX_ACTIONS)
         _aware("start", self.start)
         _aware("end", self.end)

@@ -34,7 +34,10 @@ from agent.protocol import (
     Inventory,
     PowerMethod,
     PowerState,
+    ProtocolError,
     Report,
+    WakeReadiness,
+    from_wire,
     to_wire,
 )
 
@@ -198,6 +201,27 @@ class _Readings:
     battery: BatteryDraw | None
 
 
+def load_overlay(path: Path | None) -> dict[str, Any]:
+    """``--inventory-overlay``: a JSON object whose keys replace the collected inventory's fields.
+
+    Tests use it to put several agents on one machine on different simulated subnets, each as a
+    device of its own (hostname, machine_id, smbios and nics); checked once, at start.
+    """
+    if path is None:
+        return {}
+    try:
+        overlay = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(overlay, dict):
+        raise ProtocolError(f"{path}: an inventory overlay must be a JSON object")
+    return overlay
+
+
+def overlaid(inventory: Inventory, overlay: Mapping[str, Any]) -> Inventory:
+    return from_wire(Inventory, {**to_wire(inventory), **overlay})
+
+
 class Sampler:
     """Create once when the agent starts; each :meth:`report` covers the time since the last one.
 
@@ -214,6 +238,7 @@ class Sampler:
         self._previous = self._readings()
         self._sent_fingerprint: str | None = None
         self._sent_at: datetime | None = None
+        self._overlay = load_overlay(config.inventory_overlay)
 
     def _read(self, kind: type[T]) -> T | None:
         for collector in self._collectors:
@@ -232,7 +257,9 @@ class Sampler:
         inventory = self._read(Inventory)
         if inventory is None:
             raise RuntimeError("no inventory collector")
-        return inventory if self._config.send_user_names else replace(inventory, user_names=())
+        inventory = replace(inventory, wake=self._read(WakeReadiness))
+        inventory = inventory if self._config.send_user_names else replace(inventory, user_names=())
+        return overlaid(inventory, self._overlay) if self._overlay else inventory
 
     def _inventory_due(self, fingerprint: str, now: datetime) -> bool:
         return (self._sent_at is None or fingerprint != self._sent_fingerprint

@@ -29,6 +29,8 @@ from controller import credentials
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
 from controller.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.models import Report as ReportRow
+from controller.power.relaying import Arrival
+from controller.power.service import WakeService
 from controller.register import apply_inventory
 from controller.timeutil import as_utc, utcnow
 
@@ -131,8 +133,9 @@ class IngestWriter:
     """The single writer thread of a controller process (see the module docstring)."""
 
     def __init__(self, engine: Engine, report_interval_seconds: int, group_size: int = 200,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, wake: WakeService | None = None):
         self._engine = engine
+        self._wake = wake  # relays' sent notes, wake confirmations and relay orders, in the same transaction
         self._interval = report_interval_seconds
         self._group_size = group_size
         self._clock = clock
@@ -196,6 +199,7 @@ class IngestWriter:
             _touch_agents_and_devices(session, group, inserted, now)
             _apply_inventories(session, group, inserted)
             _record_actions(session, group, inserted)
+            relay_replies = self._wake.on_reports(session, _arrivals(group, inserted), now) if self._wake else {}
             session.commit()
         self.committed_reports += len(inserted)
         acks = []
@@ -203,8 +207,17 @@ class IngestWriter:
             seqs = [r.seq for r in job.batch.reports]
             accepted = tuple(s for s in seqs if (job.agent.agent_id, s) in inserted)
             duplicate = tuple(s for s in seqs if (job.agent.agent_id, s) not in inserted)
-            acks.append(BatchAck(accepted=accepted, duplicate=duplicate, report_interval_seconds=self._interval))
+            relay = relay_replies.get(job.agent.agent_id)
+            acks.append(BatchAck(accepted=accepted, duplicate=duplicate, report_interval_seconds=self._interval)
+                        if relay is None else
+                        BatchAck(accepted=accepted, duplicate=duplicate, wake_orders=relay.orders,
+                                 report_interval_seconds=min(self._interval, relay.report_interval_seconds)))
         return acks
+
+
+def _arrivals(group: list[_Job], inserted: set[tuple[str, int]]) -> list[Arrival]:
+    return [Arrival(job.agent.agent_id, job.agent.device_id,
+                    tuple(r for r in job.batch.reports if (job.agent.agent_id, r.seq) in inserted)) for job in group]
 
 
 def _insert(session: Session):

@@ -46,6 +46,19 @@ class Settings(BaseSettings):
     # Console sign-in: a session ends after this long unused, and in any case this long after sign-in.
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
+    # Wake-on-LAN. A wave releases at most this many magic packets per second per site (no inrush).
+    wake_per_second: float = 20.0
+    wake_port: int = 9
+    wake_rewake_seconds: int = 900  # no second wake of a device within this long of the last one
+    wake_confirm_seconds: int = 600  # a woken device must report within this long, else the wake is retried
+    wake_attempts: int = 3
+    # The controller's own subnets (CIDR); empty: read from its interfaces. A target on one is woken directly.
+    wake_local_networks: list[str] = []
+    # Subnets a router forwards directed broadcasts to: the fallback when no relay agent is on them.
+    wake_directed_broadcast_networks: list[str] = []
+    relay_silence_seconds: int = 900  # a relay not heard from for this long hands over to its standby
+    relay_report_interval_seconds: int = 60  # relays report this often, so wake orders go out promptly
+    wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
 
     def resolved_policy_dir(self) -> Path:
         return self.policy_dir or self.data_dir / "policies"

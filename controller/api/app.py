@@ -19,6 +19,7 @@ from controller.ingest import AgentDirectory, IngestWriter
 from controller.metrics import build_metrics
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
+from controller.power.service import WakeService
 from controller.settings import Settings
 from controller.snmp.service import start_polling
 
@@ -29,8 +30,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(engine)
-        writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size)
+        wake = WakeService(engine, settings)  # wake-on-LAN dispatcher; ingest confirms wakes and feeds relays
+        writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size, wake=wake)
         writer.start()
+        wake.start()
         snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
         policies = PolicyStore(settings.resolved_policy_dir(), engine)
         schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute)
@@ -46,6 +49,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         finally:
             if snmp is not None:
                 await snmp.stop()
+            wake.stop()
             writer.stop()
 
     app = FastAPI(title="Caretaker controller", version="0.1.0", lifespan=lifespan)

@@ -36,6 +36,7 @@ def upgrade() -> None:
     sa.Column('ordered_at', controller.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('sent_at', controller.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('confirmed_at', controller.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', controller.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failure', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], ),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], ),

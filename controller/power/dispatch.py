@@ -1,0 +1,160 @@
+"""The wake dispatcher's step: route each wake whose slot has come, send or hand it on, and retry or give
+up on the ones that went quiet.
+
+Routes, best first: ``direct`` when the controller is on the target's subnet (it sends to the subnet's
+broadcast address itself); ``relay`` when an elected relay agent is on it (the agent picks the order up
+with its next report reply, see ``relaying``); ``broadcast``, a subnet-directed broadcast from the
+controller, only for subnets configured as allowing it (routers drop them by default, rightly).
+
+Relay wakes are handed on up to ``lookahead`` before their slot, with the remaining delay in the
+order, so a wave keeps its pace through a relay that reports only every minute.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from ipaddress import IPv4Network
+from typing import Protocol
+
+from sqlalchemy import and_, func, or_
+from sqlmodel import Session, col, select
+
+from controller.power.election import Board
+from controller.power.models import WakeRequest, WakeStatus
+from controller.power.network import broadcast_address, on_any
+from controller.power.wake import WakeConfig, audit, mark_failed, mark_sent
+
+DIRECT, RELAY, BROADCAST = "direct", "relay", "broadcast"
+BATCH = 500  # wakes looked at per step; a wave at any sane pace needs far fewer per 20 ms
+
+
+class Sender(Protocol):
+    def send(self, mac: str, address: str, port: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str
+    address: str
+    relay_agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    local: Sequence[IPv4Network]  # the controller's own subnets
+    directed: Sequence[IPv4Network]  # subnets a directed broadcast may be sent to
+
+    def route(self, network: str | None, board: Board) -> Route | str:
+        """The way to reach ``network``, or why there is none."""
+        if network is None:
+            return "the device's subnet is unknown (its agent never reported an address with a prefix length)"
+        target = ipaddress.IPv4Network(network)
+        address = broadcast_address(target)
+        if on_any(target, self.local):
+            return Route(DIRECT, address)
+        relay = board.relay_for(target)
+        if relay is not None:
+            return Route(RELAY, address, relay.agent_id)
+        if on_any(target, self.directed):
+            return Route(BROADCAST, address)
+        return f"no relay agent has reported recently from {network}, and directed broadcast is not allowed there"
+
+
+@dataclass
+class StepResult:
+    sent: int = 0
+    handed_to_relays: int = 0
+    failed: int = 0
+    retried: int = 0
+    next_due: datetime | None = None  # the earliest slot still waiting, so the dispatcher can sleep till then
+
+
+def step(session: Session, now: datetime, board: Board, routing: Routing, config: WakeConfig, sender: Sender,
+         relay_interval_seconds: int) -> StepResult:
+    """One pass; the caller commits. On PostgreSQL rows are claimed with SKIP LOCKED, so replicas share."""
+    result = StepResult()
+    relay_grace = timedelta(seconds=3 * relay_interval_seconds + 5)
+    _expire(session, now, config, relay_grace, result)
+    lookahead = now + timedelta(seconds=relay_interval_seconds)
+    due = session.exec(select(WakeRequest).where(
+        WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
+        or_(col(WakeRequest.due_at) <= now,
+            and_(col(WakeRequest.route).is_(None), col(WakeRequest.due_at) <= lookahead)))
+        .order_by(WakeRequest.due_at, WakeRequest.id).limit(BATCH).with_for_update(skip_locked=True)).all()
+    for wake in due:
+        route = routing.route(wake.network, board)
+        if isinstance(route, str):
+            mark_failed(session, wake, now, route)
+            result.failed += 1
+            continue
+        wake.route = route.kind
+        if route.kind == RELAY:
+            wake.relay_agent_id = route.relay_agent_id  # handed out with that agent's next reply
+            result.handed_to_relays += 1
+        elif wake.due_at <= now:
+            _send(session, wake, route, now, config, sender, result)
+        session.add(wake)
+    result.next_due = session.exec(select(func.min(WakeRequest.due_at)).where(
+        WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
+        col(WakeRequest.due_at) > now)).one()
+    return result
+
+
+def _send(session: Session, wake: WakeRequest, route: Route, now: datetime, config: WakeConfig, sender: Sender,
+          result: StepResult) -> None:
+    wake.attempts += 1
+    try:
+        sender.send(wake.mac, route.address, config.port)
+    except (OSError, ValueError) as exc:
+        mark_failed(session, wake, now, f"sending to {route.address} failed: {exc}")
+        result.failed += 1
+        return
+    mark_sent(session, wake, "controller", now, route.address)
+    result.sent += 1
+
+
+def _expire(session: Session, now: datetime, config: WakeConfig, relay_grace: timedelta, result: StepResult) -> None:
+    """Relays that never picked up or never said they sent: route again. Sent but never reported in: retry,
+    up to ``config.attempts``, then fail."""
+    stale_relay = session.exec(select(WakeRequest).where(
+        or_(and_(WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_not(None),
+                 col(WakeRequest.due_at) < now - relay_grace),
+            and_(WakeRequest.status == WakeStatus.ORDERED, col(WakeRequest.ordered_at) < now - relay_grace,
+                 col(WakeRequest.due_at) < now - relay_grace)))
+        .limit(BATCH).with_for_update(skip_locked=True)).all()
+    for wake in stale_relay:
+        silent = wake.relay_agent_id
+        if wake.status == WakeStatus.ORDERED and wake.attempts >= config.attempts:
+            mark_failed(session, wake, now, f"relay agent {silent} never confirmed sending, after {wake.attempts} "
+                                            "attempt(s)")
+            result.failed += 1
+            continue
+        _requeue(wake, now)
+        audit(session, wake, WakeStatus.QUEUED, now, f"relay agent {silent} went quiet; routing again", "controller")
+        session.add(wake)
+        result.retried += 1
+    unconfirmed = session.exec(select(WakeRequest).where(
+        WakeRequest.status == WakeStatus.SENT,
+        col(WakeRequest.sent_at) < now - timedelta(seconds=config.confirm_seconds))
+        .limit(BATCH).with_for_update(skip_locked=True)).all()
+    for wake in unconfirmed:
+        if wake.attempts >= config.attempts:
+            mark_failed(session, wake, now, f"no report from the device within {config.confirm_seconds // 60} min "
+                                            f"of the wake, after {wake.attempts} attempt(s)")
+            result.failed += 1
+            continue
+        _requeue(wake, now)
+        audit(session, wake, WakeStatus.QUEUED, now, "no report from the device yet; trying again", "controller")
+        session.add(wake)
+        result.retried += 1
+
+
+def _requeue(wake: WakeRequest, now: datetime) -> None:
+    wake.status = WakeStatus.QUEUED
+    wake.route = None
+    wake.relay_agent_id = None
+    wake.ordered_at = None
+    wake.due_at = now

@@ -1,0 +1,111 @@
+"""The controller's wake service: one thread that runs the dispatcher every tick, and the hook ingest
+calls inside its transaction. It keeps the current relay election and the set of devices with a wake
+in flight in memory, refreshed from the database, so ingest never computes either."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from agent.protocol import WakeOrder
+from controller.db import session_scope
+from controller.power import dispatch
+from controller.power.election import Board, current_board
+from controller.power.magic import MagicSender
+from controller.power.network import interface_networks, parse_networks
+from controller.power.relaying import Arrival, confirm_arrivals, hand_out_orders, note_relayed
+from controller.power.wake import WakeConfig, open_device_ids
+from controller.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+MAX_ORDERS_PER_REPLY = 2000
+IDLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class RelayReply:
+    """What a relay agent's reply carries beyond the acknowledgement."""
+
+    orders: tuple[WakeOrder, ...]
+    report_interval_seconds: int
+
+
+class WakeService:
+    def __init__(self, engine: Engine, settings, sender: dispatch.Sender | None = None,
+                 clock: Callable[[], datetime] = utcnow, board_refresh_seconds: float = 5.0,
+                 awaiting_refresh_seconds: float = 1.0) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._config = WakeConfig.from_settings(settings)
+        self._sender = sender or MagicSender()
+        self._clock = clock
+        local = parse_networks(settings.wake_local_networks) or interface_networks()
+        self._routing = dispatch.Routing(local, parse_networks(settings.wake_directed_broadcast_networks))
+        self._refresh = (board_refresh_seconds, awaiting_refresh_seconds)
+        self._refreshed = (float("-inf"), float("-inf"))
+        self.board = Board()
+        self.awaiting: frozenset[int] = frozenset()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wake-dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
+    def tick(self) -> dispatch.StepResult:
+        """Refresh what is due for a refresh, then one dispatcher step, in one transaction."""
+        now = self._clock()
+        with session_scope(self._engine) as session:
+            self._refresh_views(session, now)
+            return dispatch.step(session, now, self.board, self._routing, self._config, self._sender,
+                                 self._settings.relay_report_interval_seconds)
+
+    def _refresh_views(self, session: Session, now: datetime) -> None:
+        board_at, awaiting_at = self._refreshed
+        moment = time.monotonic()
+        if moment - board_at >= self._refresh[0]:
+            self.board = current_board(session, now, self._settings.relay_silence_seconds)
+            board_at = moment
+        if moment - awaiting_at >= self._refresh[1]:
+            self.awaiting = open_device_ids(session)
+            awaiting_at = moment
+        self._refreshed = (board_at, awaiting_at)
+
+    def _run(self) -> None:
+        """Step every ``wake_tick_seconds`` while a wave is running; otherwise until the next slot, or a
+        second at most, so an idle controller does not open fifty transactions a second."""
+        tick = self._settings.wake_tick_seconds
+        while not self._stopping.is_set():
+            pause = IDLE_SECONDS
+            try:
+                result = self.tick()
+                if result.next_due is not None:
+                    pause = (result.next_due - self._clock()).total_seconds()
+                if result.sent or result.handed_to_relays or result.retried:
+                    pause = tick
+            except Exception:
+                log.exception("the wake dispatcher step failed; trying again")
+            self._stopping.wait(min(max(pause, tick), IDLE_SECONDS))
+
+    def on_reports(self, session: Session, arrivals: Iterable[Arrival], now: datetime) -> dict[str, RelayReply]:
+        """Called by ingest inside its transaction, with the reports it has just stored."""
+        arrivals = list(arrivals)
+        note_relayed(session, arrivals, now)
+        confirm_arrivals(session, arrivals, self.awaiting, now)
+        relays = self.board.relay_agents
+        mine = [a.agent_id for a in arrivals if a.agent_id in relays]
+        if not mine:
+            return {}
+        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY)
+        interval = self._settings.relay_report_interval_seconds
+        return {agent: RelayReply(orders.get(agent, ()), interval) for agent in mine}

@@ -1,0 +1,263 @@
+"""Wake requests: queue them in paced waves, move them along queued → sent → confirmed (or failed), and
+answer what happened. Every step is also an ActionRecord, so the audit log tells the same story.
+
+No clock is read here: callers pass ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from controller.models import ActionRecord, Device, DeviceMac, Site
+from controller.power.models import WakeRequest, WakeStatus
+from controller.power.network import attachments
+
+
+class WakeRefused(ValueError):
+    """The request cannot be carried out as asked (unknown device, site or group)."""
+
+
+@dataclass(frozen=True)
+class WakeConfig:
+    per_second: float = 20.0
+    port: int = 9
+    rewake_seconds: int = 900
+    confirm_seconds: int = 600
+    attempts: int = 3
+
+    @classmethod
+    def from_settings(cls, settings) -> WakeConfig:
+        return cls(per_second=settings.wake_per_second, port=settings.wake_port,
+                   rewake_seconds=settings.wake_rewake_seconds, confirm_seconds=settings.wake_confirm_seconds,
+                   attempts=settings.wake_attempts)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    device_id: int
+    hostname: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    wake_id: int
+    device_id: int
+    hostname: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class WaveResult:
+    queued: list[Queued]
+    skipped: list[Skipped]
+
+
+def select_devices(session: Session, device: str | None = None, site: str | None = None,
+                   group: str | None = None) -> list[Device]:
+    """One device (id or hostname), every device of a site, or of a room/group (optionally within a site)."""
+    if device is not None:
+        query = select(Device).where(col(Device.id) == int(device)) if device.isdigit() else \
+            select(Device).where(func.lower(Device.hostname) == device.lower())
+        found = session.exec(query).all()
+        if not found:
+            raise WakeRefused(f"no device {device!r}")
+        if len(found) > 1:
+            raise WakeRefused(f"{len(found)} devices are called {device!r}; give the device id instead")
+        return list(found)
+    query = select(Device)
+    if site is not None:
+        site_row = session.exec(select(Site).where(Site.name == site)).first()
+        if site_row is None:
+            raise WakeRefused(f"no site {site!r}")
+        query = query.where(Device.site_id == site_row.id)
+    if group is not None:
+        query = query.where(Device.room == group)
+    if site is None and group is None:
+        raise WakeRefused("say which devices to wake: a device, --site or --group")
+    devices = list(session.exec(query.order_by(Device.id)).all())
+    if not devices:
+        raise WakeRefused(f"no devices in {'group ' + repr(group) if group else 'site ' + repr(site)}")
+    return devices
+
+
+def _target(session: Session, device: Device) -> tuple[str, str | None] | None:
+    """The MAC to wake and its subnet: a NIC with a known subnet first, else any MAC on record."""
+    for attachment in attachments(device.inventory):
+        return attachment.mac, str(attachment.network)
+    mac = session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id).order_by(DeviceMac.mac)).first()
+    return (mac, None) if mac else None
+
+
+def request_wakes(session: Session, devices: Sequence[Device], reason: str, requested_by: str, now: datetime,
+                  config: WakeConfig) -> WaveResult:
+    """Queue one wake per device, each in its own slot of its site's wave (``config.per_second``).
+
+    A device woken (or being woken) within ``rewake_seconds`` is skipped, as is one with no MAC.
+    """
+    recent_since = now - timedelta(seconds=config.rewake_seconds)
+    ids = [d.id for d in devices]
+    recent = set(session.exec(select(WakeRequest.device_id).where(
+        col(WakeRequest.device_id).in_(ids), WakeRequest.status != WakeStatus.FAILED,
+        WakeRequest.requested_at >= recent_since)).all()) if ids else set()
+    step = timedelta(seconds=1.0 / config.per_second)
+    next_slot: dict[int, datetime] = {}
+    queued, skipped = [], []
+    for device in devices:
+        if device.id in recent:
+            skipped.append(Skipped(device.id, device.hostname,
+                                   f"woken within the last {config.rewake_seconds // 60} min; not again yet"))
+            continue
+        target = _target(session, device)
+        if target is None:
+            skipped.append(Skipped(device.id, device.hostname, "no MAC address known"))
+            continue
+        if device.site_id not in next_slot:
+            next_slot[device.site_id] = _first_free_slot(session, device.site_id, now, step)
+        due = next_slot[device.site_id]
+        next_slot[device.site_id] = due + step
+        wake = WakeRequest(site_id=device.site_id, device_id=device.id, mac=target[0], network=target[1],
+                           reason=reason[:500], requested_by=requested_by[:100], requested_at=now, due_at=due)
+        session.add(wake)
+        session.flush()
+        audit(session, wake, WakeStatus.QUEUED, now, f"wake requested: {reason}"[:500], requested_by)
+        queued.append(Queued(wake.id, device.id, device.hostname, due))
+    return WaveResult(queued, skipped)
+
+
+def _first_free_slot(session: Session, site_id: int, now: datetime, step: timedelta) -> datetime:
+    """After the last slot still queued for the site, so two waves requested together share the pace."""
+    last = session.exec(select(func.max(WakeRequest.due_at)).where(
+        WakeRequest.site_id == site_id, WakeRequest.status == WakeStatus.QUEUED)).one()
+    return max(now, last + step) if last is not None else now
+
+
+def audit(session: Session, wake: WakeRequest, outcome: str, at: datetime, reason: str, actor: str,
+          **details: object) -> None:
+    """The wake's step in the audit log; the key makes a step recorded twice (a retried batch) land once."""
+    session.add(ActionRecord(
+        at=at, site_id=wake.site_id, device_id=wake.device_id, kind="wake", outcome=outcome, reason=reason[:500],
+        actor=actor[:100], source_key=f"wake:{wake.id}:{wake.attempts}:{outcome}",
+        details={"wake_id": wake.id, "mac": wake.mac, "network": wake.network, "route": wake.route,
+                 "attempt": wake.attempts, **details}))
+
+
+def mark_sent(session: Session, wake: WakeRequest, by: str, at: datetime, address: str) -> None:
+    wake.status = WakeStatus.SENT
+    wake.sent_by = by
+    wake.sent_at = at
+    session.add(wake)
+    audit(session, wake, WakeStatus.SENT, at, f"magic packet sent to {address} ({wake.route})", by, address=address)
+
+
+def mark_failed(session: Session, wake: WakeRequest, at: datetime, why: str) -> None:
+    wake.status = WakeStatus.FAILED
+    wake.failure = why[:500]
+    wake.failed_at = at
+    session.add(wake)
+    audit(session, wake, WakeStatus.FAILED, at, why, "controller")
+
+
+def confirm(session: Session, wake: WakeRequest, at: datetime, reported_at: datetime) -> None:
+    wake.status = WakeStatus.CONFIRMED
+    wake.confirmed_at = at
+    session.add(wake)
+    audit(session, wake, WakeStatus.CONFIRMED, at, "the device reported in after the wake", "controller",
+          reported_at=reported_at.isoformat())
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WakeRow:
+    id: int
+    site: str
+    device_id: int
+    hostname: str
+    mac: str
+    network: str | None
+    status: str
+    attempts: int
+    route: str | None
+    sent_by: str | None
+    requested_by: str
+    requested_at: datetime
+    due_at: datetime
+    sent_at: datetime | None
+    confirmed_at: datetime | None
+    failure: str | None
+
+
+def list_wakes(session: Session, site: str | None = None, status: str | None = None,
+               limit: int = 200) -> list[WakeRow]:
+    query = (select(WakeRequest, Site.name, Device.hostname).join(Site, col(Site.id) == WakeRequest.site_id)
+             .join(Device, col(Device.id) == WakeRequest.device_id))
+    if site is not None:
+        query = query.where(Site.name == site)
+    if status is not None:
+        query = query.where(WakeRequest.status == status)
+    rows = session.exec(query.order_by(col(WakeRequest.id).desc()).limit(limit)).all()
+    return [WakeRow(w.id, site_name, w.device_id, hostname, w.mac, w.network, w.status, w.attempts, w.route,
+                    w.sent_by, w.requested_by, w.requested_at, w.due_at, w.sent_at, w.confirmed_at, w.failure)
+            for w, site_name, hostname in rows]
+
+
+CAUSE_FAST_STARTUP = "Windows Fast Startup enabled"
+CAUSE_NIC_NOT_ARMED = "NIC not armed for wake"
+CAUSE_MODERN_STANDBY = "Modern Standby (no S3 sleep)"
+CAUSE_UNKNOWN = "unknown"
+
+
+def likely_cause(inventory: dict | None) -> str:
+    """Why a device probably did not wake, from the readiness its agent reported when it was last up."""
+    readiness = (inventory or {}).get("wake") or {}
+    causes = [cause for key, cause in (("fast_startup", CAUSE_FAST_STARTUP), ("modern_standby", CAUSE_MODERN_STANDBY))
+              if readiness.get(key) is True]
+    if readiness.get("nic_armed") is False:
+        causes.append(CAUSE_NIC_NOT_ARMED)
+    return "; ".join(causes) or CAUSE_UNKNOWN
+
+
+@dataclass(frozen=True)
+class FailedWake:
+    device_id: int
+    hostname: str
+    site: str
+    wake_id: int
+    failed_at: datetime | None
+    failure: str | None
+    cause: str
+
+
+def failed_wakes(session: Session, site: str | None = None) -> list[FailedWake]:
+    """Each device's latest failed wake, with the likely cause (devices whose later wake worked drop out)."""
+    latest = (select(WakeRequest.device_id, func.max(WakeRequest.id).label("wake_id"))
+              .where(WakeRequest.status != WakeStatus.QUEUED).group_by(WakeRequest.device_id).subquery())
+    query = (select(WakeRequest, Device, Site.name).join(latest, col(WakeRequest.id) == latest.c.wake_id)
+             .join(Device, col(Device.id) == WakeRequest.device_id).join(Site, col(Site.id) == Device.site_id)
+             .where(WakeRequest.status == WakeStatus.FAILED))
+    if site is not None:
+        query = query.where(Site.name == site)
+    rows = session.exec(query.order_by(Site.name, Device.hostname)).all()
+    return [FailedWake(d.id, d.hostname, site_name, w.id, w.failed_at, w.failure, likely_cause(d.inventory))
+            for w, d, site_name in rows]
+
+
+def wake_outcomes(session: Session) -> dict[tuple[str, str], int]:
+    """Wake requests by (site name, status), for /metrics."""
+    rows = session.exec(select(Site.name, WakeRequest.status, func.count())
+                        .join(Site, col(Site.id) == WakeRequest.site_id)
+                        .group_by(Site.name, WakeRequest.status)).all()
+    return {(site, status): count for site, status, count in rows}
+
+
+def open_device_ids(session: Session) -> frozenset[int]:
+    """Devices with a wake in flight: only their reports need checking for a confirmation."""
+    return frozenset(session.exec(select(WakeRequest.device_id).distinct().where(
+        col(WakeRequest.status).in_([WakeStatus.ORDERED, WakeStatus.SENT]))).all())
