@@ -7,6 +7,7 @@ what ``service.asset_of`` makes of them on first use.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -27,12 +28,22 @@ REQUIRED_FIELDS = ("serial", "assigned_to", "location", "purchase_date", "warran
                    "review_date")
 
 
-def _rows(session: Session, site: str | None = None) -> list[tuple[Device, Asset | None, str]]:
+MaySee = Callable[[int], bool]
+
+
+def _everyone(_site_id: int) -> bool:
+    return True
+
+
+def _rows(session: Session, site: str | None = None,
+          may_see: MaySee = _everyone) -> list[tuple[Device, Asset | None, str]]:
+    """Devices with their register entry and site name; ``may_see`` (a site id test) hides other sites."""
     query = (select(Device, Asset, Site.name).join(Site, col(Site.id) == Device.site_id)
              .join(Asset, col(Asset.device_id) == Device.id, isouter=True))
     if site is not None:
         query = query.where(Site.name == site)
-    return list(session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all())
+    rows = session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all()
+    return [r for r in rows if may_see(r[0].site_id)]
 
 
 def _state(asset: Asset | None) -> str:
@@ -51,10 +62,11 @@ def active_hours_per_week(session: Session, now: datetime) -> dict[int, float]:
     return {device_id: (active.get(device_id) or 0.0) / 3600 / weeks for device_id in observed}
 
 
-def device_facts(session: Session, factors: Factors, now: datetime, site: str | None = None) -> list[DeviceFacts]:
+def device_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
+                 may_see: MaySee = _everyone) -> list[DeviceFacts]:
     hours = active_hours_per_week(session, now)
     facts = []
-    for device, asset, site_name in _rows(session, site):
+    for device, asset, site_name in _rows(session, site, may_see):
         inventory = device.inventory or {}
         disks = [d.get("ssd") for d in inventory.get("disks") or []]
         healths = [b["full_wh"] / b["design_wh"] for b in inventory.get("batteries") or []
@@ -75,8 +87,8 @@ def device_facts(session: Session, factors: Factors, now: datetime, site: str | 
 
 
 def recommendations(session: Session, factors: Factors, policy: Policy, now: datetime,
-                    site: str | None = None) -> list[Recommendation]:
-    return recommend(device_facts(session, factors, now, site), policy, now.date(), now)
+                    site: str | None = None, may_see: MaySee = _everyone) -> list[Recommendation]:
+    return recommend(device_facts(session, factors, now, site, may_see), policy, now.date(), now)
 
 
 def lifecycle_stage_counts(session: Session) -> dict[tuple[str, str], int]:
@@ -163,11 +175,11 @@ class ForecastYear:
 
 
 def refresh_forecast(session: Session, factors: Factors, policy: Policy, today: date,
-                     years: int = 5) -> list[ForecastYear]:
+                     years: int = 5, may_see: MaySee = _everyone) -> list[ForecastYear]:
     """Devices due for refresh in each of the next ``years`` calendar years (overdue ones fall in this
     year), with their replacements' embodied carbon and original prices."""
     table: dict[tuple[str, int], ForecastYear] = {}
-    for device, asset, site_name in _rows(session):
+    for device, asset, site_name in _rows(session, may_see=may_see):
         limit = policy.refresh_years.get(device.device_class)
         if asset is None or asset.purchase_date is None or limit is None or State(asset.state) not in CONSIDERED:
             continue
@@ -201,10 +213,10 @@ class EmbodiedLine:
 
 
 def embodied_report(session: Session, factors: Factors, year: int, today: date,
-                    site: str | None = None) -> list[EmbodiedLine]:
+                    site: str | None = None, may_see: MaySee = _everyone) -> list[EmbodiedLine]:
     """Each device's embodied carbon for a calendar year, both ways; undated devices show no share."""
     lines = []
-    for device, asset, site_name in _rows(session, site):
+    for device, asset, site_name in _rows(session, site, may_see):
         figure = factors.lookup(device.device_class, device.vendor, device.model)
         if figure is None:
             continue

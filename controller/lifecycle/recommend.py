@@ -131,6 +131,8 @@ def _refresh_or_extend(d: DeviceFacts, policy: Policy, age: float,
     due = f"{age:.1f} years old ({d.device_class} refresh at {policy.refresh_years[d.device_class]:g})"
     if spec_problems and not _only_memory(spec_problems):
         return Kind.REFRESH_DUE, due, None
+    if d.memory_bytes is None:
+        return Kind.REFRESH_DUE, f"{due}; its specification is unknown: check whether it can be extended", None
     upgrades = []
     if d.memory_bytes is not None and d.memory_bytes < policy.upgrade_memory_gib * GIB:
         upgrades.append(f"add RAM ({d.memory_bytes / GIB:g} → {policy.upgrade_memory_gib:g} GiB)")

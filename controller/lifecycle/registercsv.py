@@ -38,7 +38,7 @@ MAX_LENGTH = {"site": 100, "hostname": 255, "device_class": 32, "vendor": 255, "
 
 # ---- export ------------------------------------------------------------------------------------------
 
-def export_csv(session: Session, site: str | None = None) -> str:
+def export_csv(session: Session, site: str | None = None, may_see: Callable[[int], bool] | None = None) -> str:
     query = (select(Device, Asset, Site.name).join(Site, col(Site.id) == Device.site_id)
              .join(Asset, col(Asset.device_id) == Device.id, isouter=True))
     if site is not None:
@@ -47,6 +47,8 @@ def export_csv(session: Session, site: str | None = None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for device, asset, site_name in session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all():
+        if may_see is not None and not may_see(device.site_id):
+            continue
         values = {"site": site_name, **{f: getattr(device, f) for f in DEVICE_FIELDS},
                   "state": asset.state if asset else State.DEPLOYED.value, "outcome": asset.outcome if asset else None}
         for f in ASSET_FIELDS:

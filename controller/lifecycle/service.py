@@ -6,6 +6,7 @@ record are committed together or not at all (``controller.db.session_scope``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -201,8 +202,10 @@ class HistoryLine:
     reason: str
 
 
-def history(session: Session, ref: str) -> list[HistoryLine]:
+def history(session: Session, ref: str, may_see: Callable[[int], bool] | None = None) -> list[HistoryLine]:
     device = find_device(session, ref)
+    if may_see is not None and not may_see(device.site_id):
+        raise NotFound(f"no device with id, asset tag, serial or hostname {ref!r}")
     rows = session.exec(select(Transition).where(Transition.device_id == device.id)
                         .order_by(Transition.at, Transition.id)).all()
     return [HistoryLine(t.at, t.actor, t.from_state, t.to_state, t.outcome, t.reason) for t in rows]

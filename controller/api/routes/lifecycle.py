@@ -1,0 +1,214 @@
+"""Each device's life over HTTP: moves for network managers; history, recommendations, forecast and
+embodied carbon for every reading role (auditors see only their granted sites).
+
+    POST /api/v1/lifecycle/devices/{device}/moves      {"state", "reason", "outcome"?, "evidence"?, "batch"?}
+    GET  /api/v1/lifecycle/devices/{device}/history
+    GET  /api/v1/lifecycle/recommendations?site=
+    GET  /api/v1/lifecycle/forecast?years=5
+    GET  /api/v1/lifecycle/embodied?year=&site=
+    POST /api/v1/lifecycle/batches, POST /api/v1/lifecycle/batches/{name}/devices, GET …/batches/{name}
+
+A move the rules refuse is 409 with the reason; an unknown device or batch 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from controller.api.auth import READERS, Principal, Role, require
+from controller.api.deps import RuntimeDep
+from controller.db import session_scope
+from controller.lifecycle import embodied, queries, service
+from controller.lifecycle.evidence import Evidence, check_method
+from controller.lifecycle.recommend import Policy
+from controller.lifecycle.states import Refused, parse_outcome, parse_state
+from controller.timeutil import utcnow
+
+router = APIRouter(prefix="/api/v1/lifecycle", tags=["lifecycle"])
+Reader = Annotated[Principal, Depends(require(*READERS))]
+Manager = Annotated[Principal, Depends(require(Role.network_manager))]
+
+
+class EvidenceIn(BaseModel):
+    method: str | None = Field(None, description="clear, purge, destroy or recycler_certificate (NIST SP 800-88)")
+    certificate_ref: str | None = Field(None, max_length=100)
+    sanitised_on: date | None = None
+    transfer_note_ref: str | None = Field(None, max_length=100, description="WEEE waste transfer note")
+    carrier: str | None = Field(None, max_length=100)
+    recycler: str | None = Field(None, max_length=100)
+    accreditation: str | None = Field(None, max_length=100, description="e.g. ADISA")
+    collected_on: date | None = None
+
+
+class MoveIn(BaseModel):
+    state: str
+    reason: str = Field(min_length=1, max_length=500)
+    outcome: str | None = None
+    evidence: EvidenceIn | None = None
+    batch: str | None = None
+
+
+class MoveOut(BaseModel):
+    device_id: int
+    hostname: str
+    from_state: str
+    to_state: str
+    outcome: str | None
+
+
+class HistoryOut(BaseModel):
+    at: str
+    actor: str
+    from_state: str | None
+    to_state: str
+    outcome: str | None
+    reason: str
+
+
+class RecommendationOut(BaseModel):
+    device_id: int
+    hostname: str
+    site: str
+    kind: str
+    reason: str
+    avoided_kg_co2e: float | None
+
+
+class ForecastOut(BaseModel):
+    site: str
+    year: int
+    devices: int
+    by_class: dict[str, int]
+    embodied_kg_co2e: float
+    budget_pence: int
+    priced: int
+
+
+class EmbodiedOut(BaseModel):
+    device_id: int
+    hostname: str
+    site: str
+    device_class: str
+    kg_co2e: float
+    basis: str
+    source: str
+    purchase_date: date | None
+    amortised_kg_co2e: float | None
+    purchase_year_kg_co2e: float | None
+
+
+class BatchIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    transfer_note_ref: str = Field(min_length=1, max_length=100)
+    carrier: str = Field(min_length=1, max_length=100)
+    recycler: str = Field(min_length=1, max_length=100)
+    accreditation: str = Field(min_length=1, max_length=100)
+    collected_on: date
+
+
+class BatchOut(BaseModel):
+    id: int
+    name: str
+    transfer_note_ref: str
+    carrier: str
+    recycler: str
+    accreditation: str
+    collected_on: date
+    retain_until: date
+    devices: list[int]
+
+
+class DevicesIn(BaseModel):
+    devices: list[str] = Field(min_length=1)
+
+
+def _refused(exc: Exception) -> HTTPException:
+    return HTTPException(404 if isinstance(exc, service.NotFound) else 409, str(exc))
+
+
+@router.post("/devices/{device}/moves", response_model=MoveOut)
+def move_device(device: str, body: MoveIn, runtime: RuntimeDep, principal: Manager) -> MoveOut:
+    try:
+        given = body.evidence.model_dump() if body.evidence else {}
+        if given.get("method"):
+            given["method"] = check_method(given["method"])
+        with session_scope(runtime.engine) as session:
+            result = service.move(session, device, parse_state(body.state), body.reason, principal.actor,
+                                  parse_outcome(body.outcome) if body.outcome else None, Evidence(**given),
+                                  body.batch)
+    except (Refused, service.NotFound) as exc:
+        raise _refused(exc) from None
+    return MoveOut(**asdict(result))
+
+
+@router.get("/devices/{device}/history", response_model=list[HistoryOut])
+def device_history(device: str, runtime: RuntimeDep, principal: Reader) -> list[HistoryOut]:
+    try:
+        with session_scope(runtime.engine) as session:
+            lines = service.history(session, device, principal.may_see)
+    except (Refused, service.NotFound) as exc:
+        raise _refused(exc) from None
+    return [HistoryOut(**{**asdict(h), "at": h.at.isoformat()}) for h in lines]
+
+
+@router.get("/recommendations", response_model=list[RecommendationOut])
+def recommendations(runtime: RuntimeDep, principal: Reader, site: str | None = None) -> list[RecommendationOut]:
+    with session_scope(runtime.engine) as session:
+        found = queries.recommendations(session, embodied.load(session), Policy(), utcnow(), site,
+                                        principal.may_see)
+    return [RecommendationOut(**asdict(r)) for r in found]
+
+
+@router.get("/forecast", response_model=list[ForecastOut])
+def forecast(runtime: RuntimeDep, principal: Reader,
+             years: Annotated[int, Query(ge=1, le=10)] = 5) -> list[ForecastOut]:
+    with session_scope(runtime.engine) as session:
+        rows = queries.refresh_forecast(session, embodied.load(session), Policy(), utcnow().date(), years,
+                                        principal.may_see)
+    return [ForecastOut(**asdict(r)) for r in rows]
+
+
+@router.get("/embodied", response_model=list[EmbodiedOut])
+def embodied_carbon(runtime: RuntimeDep, principal: Reader, year: int | None = None,
+                    site: str | None = None) -> list[EmbodiedOut]:
+    today = utcnow().date()
+    with session_scope(runtime.engine) as session:
+        lines = queries.embodied_report(session, embodied.load(session), year or today.year, today, site,
+                                        principal.may_see)
+    return [EmbodiedOut(**asdict(x)) for x in lines]
+
+
+@router.post("/batches", response_model=BatchOut, status_code=201)
+def create_batch(body: BatchIn, runtime: RuntimeDep, principal: Manager) -> BatchOut:
+    try:
+        with session_scope(runtime.engine) as session:
+            view = service.create_batch(session, body.name, body.transfer_note_ref, body.carrier, body.recycler,
+                                        body.accreditation, body.collected_on, principal.actor)
+    except Refused as exc:
+        raise _refused(exc) from None
+    return BatchOut(**asdict(view))
+
+
+@router.post("/batches/{name}/devices", response_model=BatchOut)
+def add_to_batch(name: str, body: DevicesIn, runtime: RuntimeDep, principal: Manager) -> BatchOut:
+    try:
+        with session_scope(runtime.engine) as session:
+            view = service.add_to_batch(session, name, body.devices, principal.actor)
+    except (Refused, service.NotFound) as exc:
+        raise _refused(exc) from None
+    return BatchOut(**asdict(view))
+
+
+@router.get("/batches/{name}", response_model=BatchOut, dependencies=[Depends(require(*READERS))])
+def show_batch(name: str, runtime: RuntimeDep) -> BatchOut:
+    try:
+        with session_scope(runtime.engine) as session:
+            view = service.batch_view(session, name)
+    except service.NotFound as exc:
+        raise _refused(exc) from None
+    return BatchOut(**asdict(view))
