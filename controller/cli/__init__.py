@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from controller.cli import assets, devices, lifecycle, policy, report, service, snmp, tls, tokens, users
+from controller.cli import assets, devices, energy, lifecycle, policy, report, service, snmp, tls, tokens, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.add_typer(service.app)
@@ -22,6 +22,7 @@ app.add_typer(users.tokens_app, name="apitoken")
 app.add_typer(report.app, name="report")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(assets.app, name="assets")
+app.add_typer(energy.app, name="energy")
 
 
 def main() -> None:
