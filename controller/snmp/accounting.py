@@ -144,9 +144,11 @@ class Accounted:
 
 def account(session: Session, start: datetime, end: datetime, entries: Iterable[MeteredDevice] = (),
             max_gap: timedelta = timedelta(minutes=20)) -> Accounted:
-    """Recompute the metered buckets of every UTC hour from ``start``'s to ``end``'s, in the caller's
-    transaction. Readings up to ``max_gap`` either side are read, since intervals cross hour edges."""
-    first, last = hour_floor(start), hour_floor(end)
+    """Recompute, in the caller's transaction, the metered buckets of every UTC hour that an interval
+    ending in [start, end] can touch: from ``max_gap`` before ``start`` (a new reading closes an
+    interval that began up to then) to ``end``. Readings ``max_gap`` beyond are read too, since
+    intervals cross hour edges."""
+    first, last = hour_floor(start - max_gap), hour_floor(end)
     histories = _histories(session, first - max_gap, last + HOUR + max_gap)
     wanted: dict[tuple[int, datetime, str], BucketSum] = {}
     for device_id, readings in series(histories, resolve(session, entries)).items():
@@ -162,7 +164,9 @@ def account(session: Session, start: datetime, end: datetime, entries: Iterable[
         if abs(joules) < 1e-6 and abs(seconds) < 1e-6:
             continue
         _add_to_bucket(session, key, joules, seconds)
-        if old is None:
+        if key not in wanted:
+            session.delete(old)
+        elif old is None:
             session.add(SnmpMeteredHour(device_id=key[0], hour=key[1], state=key[2], joules=new.joules,
                                         seconds=new.seconds))
         else:
@@ -186,7 +190,8 @@ def _histories(session: Session, since: datetime, until: datetime) -> list[Targe
 
 
 def _add_to_bucket(session: Session, key: tuple[int, datetime, str], joules: float, seconds: float) -> None:
-    """Add to the bucket in SQL (joules = joules + Δ), so energy other writers put there is kept."""
+    """Add to the bucket in SQL (joules = joules + Δ), so energy other writers put there is kept. A bucket
+    left with no time is removed: an empty metered row would hide the device's model estimate."""
     device_id, hour, state = key
     table = EnergyBucket.__table__
     match = ((table.c.device_id == device_id) & (table.c.hour == hour) & (table.c.state == state)
@@ -197,3 +202,5 @@ def _add_to_bucket(session: Session, key: tuple[int, datetime, str], joules: flo
         session.add(EnergyBucket(device_id=device_id, hour=hour, state=state, method=METERED, joules=joules,
                                  seconds=seconds))
         session.flush()
+    else:
+        session.execute(table.delete().where(match & (table.c.seconds < 1e-6)))
