@@ -18,11 +18,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from controller.snmp.client import Target
+from controller.snmp.client import Target, Value
 from controller.snmp.credentials import (
     AuthProtocol,
     CommunityCredential,
@@ -33,7 +34,10 @@ from controller.snmp.credentials import (
     UsmCredential,
 )
 from controller.snmp.memory import MemoryAgent, MemoryClient, parse_snmprec
+from controller.snmp.poller import Poller
+from controller.snmp.profiles import load_profiles
 from controller.snmp.pysnmp_client import PysnmpClient
+from controller.snmp.readings import DevicePoll
 
 RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "snmp"
 NAMES = sorted(p.stem for p in RECORDINGS.glob("*.snmprec"))
@@ -59,6 +63,15 @@ def store_for(*rules: tuple[str, list]) -> CredentialStore:
 
 def recording(name: str) -> MemoryAgent:
     return MemoryAgent(parse_snmprec((RECORDINGS / f"{name}.snmprec").read_text()), frozenset({name}))
+
+
+def poll(name: str, at: datetime, changes: dict[str, Value] | None = None) -> DevicePoll:
+    """One poll of a recording (optionally with some values changed) as if taken at ``at``."""
+    agent = recording(name)
+    agent = MemoryAgent({**agent.values, **(changes or {})}, agent.communities)
+    client = MemoryClient({(address_of(name), 161): agent})
+    store = store_for((address_of(name), [community(name)]))
+    return asyncio.run(Poller(client, load_profiles(), store, clock=lambda: at).poll(address_of(name)))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ devices taking their share from the PDU or switch that feeds them (on SQLite and
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import yaml
@@ -14,26 +13,14 @@ from controller.models import Device, EnergyBucket, Site
 from controller.snmp.accounting import account
 from controller.snmp.client import Kind, Value
 from controller.snmp.mapping import parse_meter_map
-from controller.snmp.memory import MemoryAgent, MemoryClient
 from controller.snmp.models import SnmpMeteredHour, SnmpReading
-from controller.snmp.poller import Poller
-from controller.snmp.profiles import load_profiles
 from controller.snmp.readings import DevicePoll
 from controller.snmp.store import register, save_poll
-from tests.controller.snmp.conftest import address_of, community, recording, store_for
+from tests.controller.snmp.conftest import address_of, poll
 
 T0 = datetime(2026, 3, 29, 0, 50, tzinfo=UTC)  # the night the clocks go forward: UTC hours do not care
 APC, ADVANTECH = "apc_ap8853", "advantech_eki-7712g-4fp"
 POWER, ENERGY = "1.3.6.1.4.1.318.1.1.26.4.3.1.5.1", "1.3.6.1.4.1.318.1.1.26.4.3.1.9.1"
-
-
-def poll(name: str, at: datetime, changes: dict[str, Value] | None = None) -> DevicePoll:
-    """One poll of a recording (optionally with some values changed) as if taken at ``at``."""
-    agent = recording(name)
-    agent = MemoryAgent({**agent.values, **(changes or {})}, agent.communities)
-    client = MemoryClient({(address_of(name), 161): agent})
-    store = store_for((address_of(name), [community(name)]))
-    return asyncio.run(Poller(client, load_profiles(), store, clock=lambda: at).poll(address_of(name)))
 
 
 def store_and_account(engine, polls: list[DevicePoll], meter_map: str = "metered: []") -> int:
