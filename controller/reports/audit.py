@@ -15,11 +15,11 @@ from datetime import datetime
 from sqlmodel import Session
 
 from agent.protocol import PowerMethod
+from controller.energy.carbon import AppliedFactor
 from controller.reports import register, sources
 from controller.reports.figures import Figures, Inputs, MethodShare, carbon_factor, method_shares, usage_for
 from controller.reports.figures import used as used_figures
 from controller.reports.periods import Period
-from controller.reports.rates import CarbonFactor
 from controller.reports.usage import DeviceUsage
 
 UNDERUSED_BELOW = 0.10  # active for under a tenth of the time it was powered
@@ -28,6 +28,7 @@ METHOD_WORDS: dict[str, str] = {
     PowerMethod.RAPL: "measured by the processor's RAPL counters (CPU and memory, scaled to the wall)",
     PowerMethod.BATTERY: "measured from the laptop battery's discharge",
     PowerMethod.MODEL: "estimated from the device's power model (watts by state × time in each state)",
+    "attributed": "attributed to sleep or off for time the device did not report, at its power model's watts",
 }
 
 
@@ -89,10 +90,11 @@ class AuditPack:
     period: Period
     prior: Period
     generated_at: datetime
-    factor: CarbonFactor
-    prior_factor: CarbonFactor  # the factor the prior year was first reported with
+    factor: AppliedFactor
+    prior_factor: AppliedFactor  # the factor the prior year was first reported with
     used: Figures
     prior_kwh: float
+    prior_kg_as_reported: float  # at its own years' factors
     methods: tuple[MethodShare, ...]
     methodology: str
     secr: tuple[SecrLine, ...]
@@ -104,24 +106,31 @@ class AuditPack:
 
 
 def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> AuditPack:
-    usages = usage_for(session, scope, period, inputs)
+    accounted = usage_for(session, scope, period, inputs, now)
     prior = period.year_before()
-    prior_usages = usage_for(session, scope, prior, inputs)
-    factor = carbon_factor(usages, inputs.rates, period)
-    prior_factor = carbon_factor(prior_usages, inputs.rates, prior)
+    prior_accounted = usage_for(session, scope, prior, inputs, now)
+    usages, prior_usages = accounted.usages, prior_accounted.usages
+    factor = carbon_factor(accounted, period)
+    prior_factor = carbon_factor(prior_accounted, prior)
     methods = method_shares(usages)
     today = now.astimezone(period.start.tzinfo).date()
     return AuditPack(
         trust=scope.label, period=period, prior=prior, generated_at=now, factor=factor, prior_factor=prior_factor,
-        used=used_figures(usages, factor), prior_kwh=used_figures(prior_usages, factor).kwh,
+        used=used_figures(usages), prior_kwh=used_figures(prior_usages).kwh,
+        prior_kg_as_reported=used_figures(prior_usages).kg_co2e,
         methods=tuple(methods), methodology=methodology(scope, period, prior, usages, methods, factor),
         secr=tuple(_secr(scope, usages, prior_usages, factor)),
         standards=tuple(_standards(session, scope, usages, today)),
         value=tuple(_value(scope, usages, period)),
         underused=tuple(underused(usages)),
-        refresh=tuple(register.refresh_forecast(session, [u.device for u in usages], today.year + 1)),
+        refresh=tuple(register.refresh_forecast(session, [s.name for s in scope.sites], today)),
         policy_changes=tuple(_changes(session, period)),
     )
+
+
+def restated_tonnes(kwh: float, factor: AppliedFactor) -> float:
+    """A prior year's kWh at this year's factor, in tonnes (the restatement SECR asks for)."""
+    return kwh * float(factor.kg_per_kwh) / 1000
 
 
 def _per_site(scope: sources.Scope, usages: Sequence[DeviceUsage]):
@@ -130,25 +139,26 @@ def _per_site(scope: sources.Scope, usages: Sequence[DeviceUsage]):
 
 
 def _secr(scope: sources.Scope, usages: Sequence[DeviceUsage], prior_usages: Sequence[DeviceUsage],
-          factor: CarbonFactor) -> list[SecrLine]:
+          factor: AppliedFactor) -> list[SecrLine]:
     lines = []
     for site, mine in _per_site(scope, usages):
-        figures = used_figures(mine, factor)
-        prior = used_figures([u for u in prior_usages if u.site.id == site.id], factor)
+        figures = used_figures(mine)
+        prior_kwh = used_figures([u for u in prior_usages if u.site.id == site.id]).kwh
         pupils = site.pupils or None
         lines.append(SecrLine(
             site.name, pupils, len(mine), figures.kwh, figures.kg_co2e / 1000,
             figures.kwh / pupils if pupils else None, figures.kg_co2e / pupils if pupils else None,
-            figures.kwh / len(mine) if mine else None, prior.kwh, prior.kg_co2e / 1000))
+            figures.kwh / len(mine) if mine else None, prior_kwh, restated_tonnes(prior_kwh, factor)))
     return lines
 
 
 def _standards(session: Session, scope: sources.Scope, usages: Sequence[DeviceUsage], today) -> list[StandardsLine]:
     lines = []
+    statuses = register.status_by_site(session, today)
     for site, mine in _per_site(scope, usages):
         lines.append(StandardsLine(
             site.name, len(mine), sum(u.enforcing for u in mine) / len(mine) if mine else None,
-            register.status(session, [u.device for u in mine], today),
+            statuses.get(site.name, register.RegisterStatus(None, None, 0, 0)),
             sum(s.share for s in method_shares(mine) if s.measured)))
     return lines
 
@@ -158,7 +168,7 @@ def _value(scope: sources.Scope, usages: Sequence[DeviceUsage], period: Period) 
     years = period.hours / 8760
     for site, mine in _per_site(scope, usages):
         device_years = len(mine) * years
-        figures = used_figures(mine, CarbonFactor(0, 0.0, ""))
+        figures = used_figures(mine)
         active = sum(u.seconds["active"] for u in mine)
         powered = sum(u.powered_seconds for u in mine)
         lines.append(ValueLine(site.name, device_years,
@@ -192,9 +202,9 @@ def _what(before: dict | None, after: dict | None) -> str:
 
 
 def methodology(scope: sources.Scope, period: Period, prior: Period, usages: Sequence[DeviceUsage],
-                methods: Sequence[MethodShare], factor: CarbonFactor) -> str:
+                methods: Sequence[MethodShare], factor: AppliedFactor) -> str:
     """The methodology paragraph, from the methods and factor actually used."""
-    with_energy = sum(1 for u in usages if u.total_joules > 0)
+    with_energy = sum(1 for u in usages if u.total_kwh > 0)
     parts = [f"Electricity used by {with_energy} ICT devices at {len(scope.sites)} site(s) of {scope.label}, "
              f"{period.describe()}, summed from hourly energy reported by each device."]
     if methods:
@@ -202,8 +212,10 @@ def methodology(scope: sources.Scope, period: Period, prior: Period, usages: Seq
             f"{s.share:.1%} {METHOD_WORDS.get(s.method, s.method)}" for s in methods) + ".")
     else:
         parts.append("No energy was reported in the period.")
-    parts.append(f"Emissions are location-based: {factor.kg_per_kwh} kgCO2e/kWh from {factor.source}, the factor for "
-                 f"{factor.year}, the calendar year holding most of the consumption.")
+    years = sorted({y for u in usages for y, kwh in u.kwh_by_year.items() if kwh > 0})
+    parts.append(f"Emissions are location-based, from {factor.source}, each hour at the factor for the year it "
+                 f"falls in ({', '.join(str(y) for y in years) or factor.year}); the main year, {factor.year}, "
+                 f"uses {factor.kg_per_kwh} kgCO2e/kWh (published for {factor.factor_year}).")
     parts.append(f"The prior year ({prior.label}) is restated with the same factor so that the change shown is a "
                  "change in use, not in the grid.")
     without = [s.name for s in scope.sites if not s.pupils]

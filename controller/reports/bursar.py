@@ -17,6 +17,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from controller.energy.carbon import AppliedFactor
+from controller.energy.inputs import Estate
 from controller.models import ActionRecord
 from controller.reports import sources
 from controller.reports.figures import (
@@ -26,14 +28,14 @@ from controller.reports.figures import (
     carbon_factor,
     measured_share,
     method_shares,
+    unpriced_kwh,
     usage_for,
 )
 from controller.reports.figures import saved as saved_figures
 from controller.reports.figures import used as used_figures
 from controller.reports.figures import wasted as wasted_figures
 from controller.reports.periods import Period
-from controller.reports.rates import CarbonFactor
-from controller.reports.usage import JOULES_PER_KWH, DeviceUsage, day_counts
+from controller.reports.usage import DeviceUsage, day_counts
 
 SCHOOL_DAYS_PER_YEAR = 195  # 190 pupil days and 5 INSET days (DOMAIN.md)
 OTHER_DAYS_PER_YEAR = 365 - SCHOOL_DAYS_PER_YEAR
@@ -84,8 +86,9 @@ class BursarReport:
     scope: str
     period: Period
     generated_at: datetime
-    factor: CarbonFactor
-    tariff: str
+    factor: AppliedFactor  # the factor of the year holding most of the energy
+    tariffs: str
+    unpriced_kwh: float  # energy in hours no tariff covers, left out of the pounds
     used: Figures
     saved: Figures
     baseline: Figures  # used + saved: what the estate would have used without power management
@@ -100,33 +103,43 @@ class BursarReport:
 
 
 def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> BursarReport:
-    usages = usage_for(session, scope, period, inputs)
-    factor = carbon_factor(usages, inputs.rates, period)
-    used, saved = used_figures(usages, factor), saved_figures(usages, factor)
+    accounted = usage_for(session, scope, period, inputs, now)
+    usages = accounted.usages
+    used, saved = used_figures(usages), saved_figures(usages)
     methods = method_shares(usages)
     return BursarReport(
-        scope=scope.label, period=period, generated_at=now, factor=factor, tariff=inputs.rates.describe_tariff(),
+        scope=scope.label, period=period, generated_at=now, factor=carbon_factor(accounted, period),
+        tariffs=describe_tariffs(scope, accounted.estate), unpriced_kwh=unpriced_kwh(usages),
         used=used, saved=saved, baseline=Figures(used.kwh + saved.kwh, used.pounds + saved.pounds,
                                                  used.kg_co2e + saved.kg_co2e),
-        wasted=wasted_figures(usages, factor), methods=tuple(methods), measured_share=measured_share(methods),
-        sites=tuple(_site_lines(scope, usages, factor)),
-        top_devices=tuple(_top(_by_device(usages, factor))),
-        top_rooms=tuple(_top(_by_room(usages, factor))),
+        wasted=wasted_figures(usages), methods=tuple(methods), measured_share=measured_share(methods),
+        sites=tuple(_site_lines(scope, usages)),
+        top_devices=tuple(_top(_by_device(usages))),
+        top_rooms=tuple(_top(_by_room(usages))),
         outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc))),
-        recommendations=tuple(recommendations(usages, period, factor)[:3]),
+        recommendations=tuple(recommendations(usages, period)[:3]),
     )
 
 
-def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], factor: CarbonFactor) -> list[SiteLine]:
+def describe_tariffs(scope: sources.Scope, estate: Estate) -> str:
+    """Each site's tariffs by name, so the reader knows which prices the pounds use."""
+    parts = []
+    for site in scope.sites:
+        names = [t.name for t in estate.tariffs.get(site.id, [])]
+        parts.append(f"{site.name}: {', '.join(names) if names else 'no tariff set (its energy is unpriced)'}")
+    return "; ".join(parts)
+
+
+def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage]) -> list[SiteLine]:
     lines = []
     for site in scope.sites:
         mine = [u for u in usages if u.site.id == site.id]
-        lines.append(SiteLine(site.name, len(mine), used_figures(mine, factor), saved_figures(mine, factor)))
+        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved_figures(mine)))
     return lines
 
 
-def _by_device(usages: Sequence[DeviceUsage], factor: CarbonFactor) -> list[WasteLine]:
-    return [WasteLine(u.site.name, u.device.hostname, 1, wasted_figures([u], factor)) for u in usages]
+def _by_device(usages: Sequence[DeviceUsage]) -> list[WasteLine]:
+    return [WasteLine(u.site.name, u.device.hostname, 1, wasted_figures([u])) for u in usages]
 
 
 def _rooms(usages: Sequence[DeviceUsage]) -> dict[tuple[str, str], list[DeviceUsage]]:
@@ -136,8 +149,8 @@ def _rooms(usages: Sequence[DeviceUsage]) -> dict[tuple[str, str], list[DeviceUs
     return rooms
 
 
-def _by_room(usages: Sequence[DeviceUsage], factor: CarbonFactor) -> list[WasteLine]:
-    return [WasteLine(site, room, len(mine), wasted_figures(mine, factor))
+def _by_room(usages: Sequence[DeviceUsage]) -> list[WasteLine]:
+    return [WasteLine(site, room, len(mine), wasted_figures(mine))
             for (site, room), mine in _rooms(usages).items()]
 
 
@@ -150,13 +163,13 @@ def outcome_counts(actions: Sequence[ActionRecord]) -> list[OutcomeCount]:
     return [OutcomeCount(kind, outcome, n) for (kind, outcome), n in sorted(counts.items())]
 
 
-def recommendations(usages: Sequence[DeviceUsage], period: Period, factor: CarbonFactor) -> list[Recommendation]:
+def recommendations(usages: Sequence[DeviceUsage], period: Period) -> list[Recommendation]:
     """Every room that wastes energy out of hours, best annual value first."""
     found = []
     days = period.days()
     for (site, room), mine in _rooms(usages).items():
-        school_kwh = sum(u.waste_joules_school_days for u in mine) / JOULES_PER_KWH
-        other_kwh = sum(u.waste_joules_other_days for u in mine) / JOULES_PER_KWH
+        school_kwh = sum(u.waste_kwh_school_days for u in mine)
+        other_kwh = sum(u.waste_kwh_other_days for u in mine)
         if school_kwh + other_kwh <= 0:
             continue
         counts = day_counts(days, mine[0].ctx)
@@ -164,12 +177,13 @@ def recommendations(usages: Sequence[DeviceUsage], period: Period, factor: Carbo
                       + (other_kwh / counts.other_days * OTHER_DAYS_PER_YEAR if counts.other_days else 0.0))
         waste_kwh = school_kwh + other_kwh
         pence_per_kwh = sum(u.waste_pence for u in mine) / waste_kwh
-        annual = Figures(annual_kwh, annual_kwh * pence_per_kwh / 100, annual_kwh * factor.kg_per_kwh)
+        kg_per_kwh = sum(u.waste_kg for u in mine) / waste_kwh
+        annual = Figures(annual_kwh, annual_kwh * pence_per_kwh / 100, annual_kwh * kg_per_kwh)
         basis = (f"{school_kwh:.1f} kWh idle out of hours on {counts.school_days} school days "
                  f"× {SCHOOL_DAYS_PER_YEAR}/{counts.school_days or '-'} + {other_kwh:.1f} kWh on "
                  f"{counts.other_days} other days × {OTHER_DAYS_PER_YEAR}/{counts.other_days or '-'} "
                  f"= {annual_kwh:.1f} kWh a year; × {pence_per_kwh:.1f} p/kWh; "
-                 f"× {factor.kg_per_kwh} kgCO2e/kWh ({factor.year})")
+                 f"× {kg_per_kwh:.5f} kgCO2e/kWh")
         found.append(Recommendation(_action(mine, site, room), site, room, annual, basis))
     return sorted(found, key=lambda r: (-r.annual.pounds, r.site, r.room))
 

@@ -11,19 +11,21 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from controller.energy.accounting import Pricer
+from controller.energy.carbon import AppliedFactor
+from controller.energy.inputs import Estate, load_estate
+from controller.energy.lines import estate_lines
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.reports import sources
 from controller.reports.periods import Period
-from controller.reports.rates import CarbonFactor, Rates
-from controller.reports.usage import JOULES_PER_KWH, DeviceUsage, account, measured
+from controller.reports.usage import DeviceUsage, account, measured
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a report is worked out from besides the register: power policies and prices."""
+    """What a report is worked out from besides the register: power policies and their calendars."""
 
-    rates: Rates
     policies: tuple[Policy, ...] = ()
     calendars: Mapping[str, Calendar] | None = None
 
@@ -33,6 +35,14 @@ class Inputs:
                  site.casefold() in {s.casefold() for s in p.applies_to.sites}) for n in p.power.calendars]
         calendars = self.calendars or {}
         return [calendars[n] for n in dict.fromkeys(names) if n in calendars]
+
+
+@dataclass(frozen=True)
+class Accounted:
+    """A period's device figures and the estate (factors, tariffs) they were priced with."""
+
+    usages: list[DeviceUsage]
+    estate: Estate
 
 
 @dataclass(frozen=True)
@@ -50,22 +60,25 @@ class MethodShare:
     share: float  # of all kWh, 0..1
 
 
-def usage_for(session: Session, scope: sources.Scope, period: Period, inputs: Inputs) -> list[DeviceUsage]:
-    sites = {s.id: s for s in scope.sites}
-    buckets = sources.energy_buckets(session, scope, period.start_utc, period.end_utc)
-    return account(sources.devices(session, scope), sites, buckets, inputs.rates, inputs.policies,
-                   inputs.calendars)
+def usage_for(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> Accounted:
+    estate = load_estate(session, scope.site_ids)
+    lines = estate_lines(session, estate, period.start_utc, period.end_utc, now)
+    usages = account(sources.devices(session, scope), {s.id: s for s in scope.sites}, lines, estate, Pricer(estate),
+                     inputs.policies, inputs.calendars)
+    return Accounted(usages, estate)
 
 
-def carbon_factor(usages: Iterable[DeviceUsage], rates: Rates, period: Period) -> CarbonFactor:
-    """The factor of the calendar year holding most of the energy (DOMAIN.md: a year that does not follow
-    the calendar uses the year holding most of the data); the period's first year when there is none."""
+def carbon_factor(accounted: Accounted, period: Period) -> AppliedFactor:
+    """The factor of the local calendar year holding most of the energy (DOMAIN.md: a year that does not
+    follow the calendar uses the year holding most of the data); the period's main year when there is none.
+    Each hour's carbon is still at its own year's factor (the energy package's rule); this is the factor a
+    report names, and the one the prior year is restated with."""
     by_year: dict[int, float] = defaultdict(float)
-    for usage in usages:
-        for year, joules in usage.joules_by_year.items():
-            by_year[year] += joules
+    for usage in accounted.usages:
+        for year, kwh in usage.kwh_by_year.items():
+            by_year[year] += kwh
     year = max(by_year, key=lambda y: (by_year[y], -y)) if by_year else _most_days_year(period)
-    return rates.carbon_factor(year)
+    return accounted.estate.factors.for_year(year)
 
 
 def _most_days_year(period: Period) -> int:
@@ -75,32 +88,36 @@ def _most_days_year(period: Period) -> int:
     return max(counts, key=lambda y: (counts[y], -y))
 
 
-def used(usages: Iterable[DeviceUsage], factor: CarbonFactor) -> Figures:
+def used(usages: Iterable[DeviceUsage]) -> Figures:
     usages = list(usages)
-    kwh = sum(u.total_joules for u in usages) / JOULES_PER_KWH
-    return Figures(kwh, sum(u.pence for u in usages) / 100, kwh * factor.kg_per_kwh)
+    return Figures(sum(u.total_kwh for u in usages), sum(u.pence for u in usages) / 100,
+                   sum(u.kg_co2e for u in usages))
 
 
-def saved(usages: Iterable[DeviceUsage], factor: CarbonFactor) -> Figures:
+def saved(usages: Iterable[DeviceUsage]) -> Figures:
     usages = list(usages)
-    kwh = sum(u.saved_joules for u in usages) / JOULES_PER_KWH
-    return Figures(kwh, sum(u.saved_pence for u in usages) / 100, kwh * factor.kg_per_kwh)
+    return Figures(sum(u.saved_kwh for u in usages), sum(u.saved_pence for u in usages) / 100,
+                   sum(u.saved_kg for u in usages))
 
 
-def wasted(usages: Iterable[DeviceUsage], factor: CarbonFactor) -> Figures:
+def wasted(usages: Iterable[DeviceUsage]) -> Figures:
     usages = list(usages)
-    kwh = sum(u.waste_joules for u in usages) / JOULES_PER_KWH
-    return Figures(kwh, sum(u.waste_pence for u in usages) / 100, kwh * factor.kg_per_kwh)
+    return Figures(sum(u.waste_kwh for u in usages), sum(u.waste_pence for u in usages) / 100,
+                   sum(u.waste_kg for u in usages))
+
+
+def unpriced_kwh(usages: Iterable[DeviceUsage]) -> float:
+    return sum(u.unpriced_kwh for u in usages)
 
 
 def method_shares(usages: Sequence[DeviceUsage]) -> list[MethodShare]:
     by_method: dict[str, float] = defaultdict(float)
     for usage in usages:
-        for method, joules in usage.joules_by_method.items():
-            by_method[method] += joules
+        for method, kwh in usage.kwh_by_method.items():
+            by_method[method] += kwh
     total = sum(by_method.values())
-    return [MethodShare(m, measured(m), j / JOULES_PER_KWH, j / total if total else 0.0)
-            for m, j in sorted(by_method.items(), key=lambda item: -item[1])]
+    return [MethodShare(m, measured(m), kwh, kwh / total if total else 0.0)
+            for m, kwh in sorted(by_method.items(), key=lambda item: -item[1])]
 
 
 def measured_share(shares: Iterable[MethodShare]) -> float:

@@ -4,7 +4,7 @@ which words. Numbers are kept unrounded here; the HTML rounds them for reading a
 
 from __future__ import annotations
 
-from controller.reports.audit import AuditPack
+from controller.reports.audit import AuditPack, restated_tonnes
 from controller.reports.bursar import BursarReport, WasteLine
 from controller.reports.document import Chart, Document, Section, Table
 from controller.reports.figures import Figures, MethodShare, stamp
@@ -79,11 +79,14 @@ def bursar_document(report: BursarReport) -> Document:
         Section("What to do next", bullets=tuple(x.sentence() for x in r.recommendations) or (
             "No room wasted energy out of hours in this period.",), tables=(recommendations,)),
         Section("Basis", paragraphs=(
-            f"Cost at {r.tariff}. Carbon at {r.factor.kg_per_kwh} kgCO2e/kWh ({r.factor.source}), the factor for "
-            f"{r.factor.year}, the calendar year holding most of the energy.",
-            "Saved energy: each device's idle draw (measured when it has an hour of idle reports, otherwise the "
-            "default for its class) for every hour it was asleep or off, less what it drew asleep or off. The "
-            "baseline is what was used plus what was saved.",
+            f"Cost at each site's tariff ({r.tariffs})"
+            + (f"; {r.unpriced_kwh:,.1f} kWh fell in hours no tariff covers and is not priced." if r.unpriced_kwh
+               else ".")
+            + f" Carbon is location-based ({r.factor.source}), each hour at its own year's factor; "
+              f"{r.factor.year}, which holds most of the energy, uses {r.factor.kg_per_kwh} kgCO2e/kWh.",
+            "Saved energy: each device's idle draw (its own measured idle watts when it has an hour of them, "
+            "otherwise the power catalogue's) for every hour it was asleep or off, less what it drew asleep or "
+            "off. The baseline is what was used plus what was saved.",
             f"School hours are those of each device's power policy and school calendar; devices no policy "
             f"powers down are taken as open {DEFAULT_HOURS_TEXT}.",
             "Annual values: waste on school days ÷ school days in the period × 195, plus waste on other days "
@@ -103,14 +106,19 @@ def audit_document(pack: AuditPack) -> Document:
         tuple((s.site, s.pupils, s.devices, s.kwh, s.t_co2e, s.kwh_per_pupil, s.kg_per_pupil, s.kwh_per_device,
                s.prior_kwh, s.prior_t_co2e_restated) for s in p.secr),
         total=("Total", sum(s.pupils or 0 for s in p.secr), sum(s.devices for s in p.secr), p.used.kwh,
-               p.used.kg_co2e / 1000, None, None, None, p.prior_kwh, p.prior_kwh * p.factor.kg_per_kwh / 1000),
-        note=f"Factor {p.factor.kg_per_kwh} kgCO2e/kWh for {p.factor.year} ({p.factor.source}).")
+               p.used.kg_co2e / 1000, None, None, None, p.prior_kwh, restated_tonnes(p.prior_kwh, p.factor)),
+        note=f"Factor {p.factor.kg_per_kwh} kgCO2e/kWh for {p.factor.year} (published for {p.factor.factor_year}; "
+             f"{p.factor.source}). {p.prior.label} as first reported, at its own factors: "
+             f"{p.prior_kg_as_reported / 1000:,.3f} tCO2e.")
     standards = Table("standards", "DfE digital and technology standards", (
-        "Site", "Devices", "Powered off automatically %", "Register complete %", "Disposed",
-        "Disposal evidence complete %", "Past warranty", "Past OS support", "Energy measured %"),
-        tuple((s.site, s.devices, _pct(s.enforcing_share), _pct(s.register.completeness), s.register.disposed,
+        "Site", "Devices", "Powered off automatically %", "Register complete %", "Disposal evidence complete %",
+        "Past warranty", "Past OS support", "Energy measured %"),
+        tuple((s.site, s.devices, _pct(s.enforcing_share), _pct(s.register.completeness),
                _pct(s.register.disposal_completeness), s.register.past_warranty, s.register.past_os_support,
-               s.measured_share * 100) for s in p.standards))
+               s.measured_share * 100) for s in p.standards),
+        note="Powered off automatically: devices whose winning power policy acts (not observe). Register: the DfE "
+             "fields filled for devices in service. Disposal evidence: sanitisation certificate and waste transfer "
+             "note fields recorded for devices leaving or gone. Energy measured: share of kWh metered or measured.")
     value = Table("value", "ICT value for money", (
         "Site", "Device-years", "kWh per device-year", "£ per device-year", "Utilisation %", "Underused devices"),
         tuple((v.site, v.device_years, v.kwh_per_device_year, v.pounds_per_device_year, _pct(v.utilisation),
@@ -128,7 +136,7 @@ def audit_document(pack: AuditPack) -> Document:
         Section("Electricity (SECR)", paragraphs=(
             f"{p.used.kwh:,.0f} kWh and {p.used.kg_co2e / 1000:,.3f} tCO2e (location-based) in {p.period.label}, "
             f"against {p.prior_kwh:,.0f} kWh in {p.prior.label} "
-            f"({p.prior_kwh * p.factor.kg_per_kwh / 1000:,.3f} tCO2e restated at this year's factor).",),
+            f"({restated_tonnes(p.prior_kwh, p.factor):,.3f} tCO2e restated at this year's factor).",),
             tables=(secr, _methods_table(p.methods)),
             charts=(Chart("Electricity by site", tuple(s.site for s in p.secr),
                           ((p.prior.label, tuple(s.prior_kwh for s in p.secr)),

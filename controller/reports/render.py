@@ -16,7 +16,9 @@ import io
 import json
 import zipfile
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -92,6 +94,8 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal | ZoneInfo):
+        return str(value)  # exact, as the energy package writes its figures
     return value
 
 

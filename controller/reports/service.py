@@ -6,6 +6,7 @@ policies that do not load) surfaces as one ``ReportError`` with a one-line messa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,6 @@ from controller.reports.document import Document
 from controller.reports.figures import Inputs
 from controller.reports.layout import audit_document, bursar_document
 from controller.reports.periods import Period, PeriodError, parse_period
-from controller.reports.rates import FlatRates, Rates
 from controller.reports.sources import Scope, ScopeError, resolve_scope
 
 KINDS = ("bursar", "audit")
@@ -29,6 +29,14 @@ class ReportError(ValueError):
     """Input a person can fix; the message is one line."""
 
 
+class UnknownScope(ReportError):
+    """No site or trust by that name."""
+
+
+class NotAllowed(ReportError):
+    """The caller may not see every site the report covers (an auditor granted some sites only)."""
+
+
 @dataclass(frozen=True)
 class Rendered:
     content: bytes
@@ -36,32 +44,39 @@ class Rendered:
     filename: str
 
 
-def load_inputs(policy_dir: Path | None, rates: Rates | None = None) -> Inputs:
-    """Policies and calendars from ``policy_dir`` (none when it is None or absent), with ``rates``."""
-    rates = rates or FlatRates()
+def load_inputs(policy_dir: Path | None) -> Inputs:
+    """Policies and calendars from ``policy_dir`` (none when it is None or absent)."""
     if policy_dir is None or not policy_dir.exists():
-        return Inputs(rates)
+        return Inputs()
     try:
         policy_set = loader.load([policy_dir])
     except loader.PolicyError as exc:
         raise ReportError(f"the policies in {policy_dir} do not load: {exc.problems[0]}") from None
-    return Inputs(rates, policy_set.policies, policy_set.calendars)
+    return Inputs(policy_set.policies, policy_set.calendars)
 
 
-def resolve(session: Session, inputs: Inputs, period: str, site: str | None = None,
-            trust: str | None = None) -> tuple[Scope, Period]:
+def resolve(session: Session, inputs: Inputs, period: str, site: str | None = None, trust: str | None = None,
+            may_see: Callable[[int], bool] | None = None) -> tuple[Scope, Period]:
+    if (site is None) == (trust is None):
+        raise ReportError("name a site or a trust (one of them)")
     try:
         scope = resolve_scope(session, site=site, trust=trust)
-        first = scope.sites[0]
-        calendars = [c for s in scope.sites for c in inputs.site_calendars(s.name)]
-        return scope, parse_period(period, first.timezone, calendars)
-    except (ScopeError, PeriodError) as exc:
-        raise ReportError(str(exc.args[0])) from None
+    except ScopeError as exc:
+        raise UnknownScope(str(exc)) from None
+    hidden = [s.name for s in scope.sites if may_see is not None and not may_see(s.id)]
+    if hidden:
+        raise NotAllowed(f"you may not see {', '.join(hidden)}")
+    calendars = [c for s in scope.sites for c in inputs.site_calendars(s.name)]
+    try:
+        return scope, parse_period(period, scope.sites[0].timezone, calendars)
+    except PeriodError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now: datetime,
-         site: str | None = None, trust: str | None = None) -> Rendered:
-    """The report ``kind`` for a site or trust over ``period``, rendered as ``fmt``."""
+         site: str | None = None, trust: str | None = None, may_see: Callable[[int], bool] | None = None) -> Rendered:
+    """The report ``kind`` for a site or trust over ``period``, rendered as ``fmt``; ``may_see`` (a site id
+    test) refuses a report covering any site the caller was not granted."""
     if kind not in KINDS:
         raise ReportError(f"report {kind!r} is not one of {', '.join(KINDS)}")
     formats = BURSAR_FORMATS if kind == "bursar" else render.FORMATS
@@ -69,7 +84,7 @@ def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now
         raise ReportError(f"a {kind} report comes as {', '.join(formats)}, not {fmt!r}")
     if kind == "audit" and trust is None:
         raise ReportError("an audit pack is for a trust or local authority: give its name")
-    scope, when = resolve(session, inputs, period, site=site, trust=trust)
+    scope, when = resolve(session, inputs, period, site=site, trust=trust, may_see=may_see)
     report: bursar.BursarReport | audit.AuditPack
     document: Document
     if kind == "bursar":
@@ -83,4 +98,5 @@ def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now
 
 
 def _slug(text: str) -> str:
-    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+    """ASCII only: the name goes into a Content-Disposition header."""
+    return "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in text.lower()).split()) or "estate"

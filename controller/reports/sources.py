@@ -29,8 +29,7 @@ class Scope:
 
 
 def resolve_scope(session: Session, site: str | None = None, trust: str | None = None) -> Scope:
-    if (site is None) == (trust is None):
-        raise ScopeError("name a site or a trust (one of them)")
+    """The site called ``site`` if given, else every site of ``trust``."""
     if site is not None:
         found = session.exec(select(Site).where(Site.name == site)).first()
         if found is None:

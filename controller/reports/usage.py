@@ -8,8 +8,9 @@ An hour bucket straddling the end of the school day is split in proportion to th
 Out-of-hours waste is idle energy outside school hours: what a power-down would have removed (energy
 while active is somebody working late). The saving is measured against a baseline in which every device
 stayed idle whenever it was asleep or off: saved = seconds asleep or off × idle watts − what it drew.
-Idle watts are the device's own measured idle draw when it has at least an hour of it, else the
-default for its class.
+Idle watts are the energy package's calibrated profile: the device's own measured idle draw when it
+has an hour of it, else the power catalogue's figure for its model or class. Energy, prices and carbon
+factors all come from the energy package's hour lines and ``Pricer``, so the sums here match its own.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from agent.protocol import PowerMethod, PowerState
-from controller.models import Device, EnergyBucket, Site
+from agent.protocol import PowerState
+from controller.energy.accounting import Pricer
+from controller.energy.inputs import MEASURED, Estate
+from controller.energy.lines import HourLine
+from controller.models import Device, Site
 from controller.policy.calendar import Calendar
 from controller.policy.engine import Context, context, day_of, is_open, spans_on
 from controller.policy.model import Basis, DeviceFacts, Mode, Policy
 from controller.policy.walltime import instant, zone
-from controller.reports.rates import Rates
 
-JOULES_PER_KWH = 3.6e6
-MEASURED_METHODS = frozenset({PowerMethod.METERED, PowerMethod.RAPL, PowerMethod.BATTERY})
 # Devices no policy powers down: open 08:00-17:00 Monday to Friday (said in every report's basis).
 DEFAULT_HOURS = (time(8), time(17))
 DEFAULT_HOURS_TEXT = "08:00-17:00 Monday to Friday"
@@ -39,30 +40,36 @@ _HOUR = timedelta(hours=1)
 
 @dataclass
 class DeviceUsage:
+    """One device's figures over a period, in kWh, pence, kgCO2e and seconds (floats: display only)."""
+
     device: Device
     site: Site
     policy: str | None  # the winning power policy, None when nothing powers it down
     enforcing: bool  # a winning policy in a mode that acts (not observe)
     ctx: Context | None = field(default=None, repr=False)
-    joules: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # by state
+    kwh: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # by state
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # by state
-    joules_by_method: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    joules_by_year: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # local calendar year
+    kwh_by_method: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    kwh_by_year: dict[int, float] = field(default_factory=lambda: defaultdict(float))  # local calendar year
     pence: float = 0.0
-    waste_joules_school_days: float = 0.0  # idle out of school hours on days the school is open
-    waste_joules_other_days: float = 0.0  # idle on weekends, holidays, bank holidays
+    unpriced_kwh: float = 0.0  # hours before the site's first tariff
+    kg_co2e: float = 0.0
+    waste_kwh_school_days: float = 0.0  # idle out of school hours on days the school is open
+    waste_kwh_other_days: float = 0.0  # idle on weekends, holidays, bank holidays
     waste_pence: float = 0.0
+    waste_kg: float = 0.0
     idle_watts: float = 0.0
-    saved_joules: float = 0.0
+    saved_kwh: float = 0.0
     saved_pence: float = 0.0
+    saved_kg: float = 0.0
 
     @property
-    def total_joules(self) -> float:
-        return sum(self.joules.values())
+    def total_kwh(self) -> float:
+        return sum(self.kwh.values())
 
     @property
-    def waste_joules(self) -> float:
-        return self.waste_joules_school_days + self.waste_joules_other_days
+    def waste_kwh(self) -> float:
+        return self.waste_kwh_school_days + self.waste_kwh_other_days
 
     @property
     def powered_seconds(self) -> float:
@@ -116,9 +123,11 @@ def device_context(device: Device, site: Site, policies: Sequence[Policy],
     return context(policies, calendars, facts)
 
 
-def account(devices: Iterable[Device], sites: Mapping[int, Site], buckets: Sequence[EnergyBucket], rates: Rates,
-            policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None) -> list[DeviceUsage]:
-    """One DeviceUsage per device (devices with no energy included: they count for coverage)."""
+def account(devices: Iterable[Device], sites: Mapping[int, Site], lines: Sequence[HourLine], estate: Estate,
+            pricer: Pricer, policies: Sequence[Policy] = (),
+            calendars: Mapping[str, Calendar] | None = None) -> list[DeviceUsage]:
+    """One DeviceUsage per device (devices with no energy included: they count for coverage), from the
+    energy package's hour lines, priced and converted to carbon by its ``Pricer``."""
     calendars = calendars or {}
     hours = _Hours()
     usage: dict[int, DeviceUsage] = {}
@@ -127,37 +136,39 @@ def account(devices: Iterable[Device], sites: Mapping[int, Site], buckets: Seque
         ctx = device_context(device, site, policies, calendars)
         winner = ctx.winner if ctx else None
         usage[device.id] = DeviceUsage(device, site, winner.name if winner else None,
-                                       bool(winner and winner.power.mode is not Mode.OBSERVE), ctx)
-    for bucket in buckets:
-        row = usage[bucket.device_id]
+                                       bool(winner and winner.power.mode is not Mode.OBSERVE), ctx,
+                                       idle_watts=float(estate.devices[device.id].profile.watts(PowerState.IDLE)))
+    for line in lines:
+        row = usage[line.device_id]
         tz = zone(row.site.timezone)
-        start = bucket.hour.astimezone(UTC)
+        start = line.hour.astimezone(UTC)
         local_day = start.astimezone(tz).date()
-        opened, spans = hours.on(row.ctx, tz, local_day)
-        inside = sum(max(0.0, (min(start + _HOUR, e) - max(start, s)).total_seconds()) for s, e in spans) / 3600
-        price = rates.pence_per_kwh(row.site.id, start)
-        row.joules[bucket.state] += bucket.joules
-        row.seconds[bucket.state] += bucket.seconds
-        row.joules_by_method[bucket.method] += bucket.joules
-        row.joules_by_year[local_day.year] += bucket.joules
-        row.pence += bucket.joules / JOULES_PER_KWH * price
-        if bucket.state == PowerState.IDLE:
-            waste = bucket.joules * (1 - inside)
+        kwh, seconds = float(line.wh) / 1000, float(line.seconds)
+        rate = pricer.rate(row.site.id, start)
+        pence_per_kwh = float(rate) if rate is not None else 0.0
+        kg_per_kwh = float(pricer.factor(row.site.id, start).kg_per_kwh)
+        row.kwh[line.state] += kwh
+        row.seconds[line.state] += seconds
+        row.kwh_by_method[line.method] += kwh
+        row.kwh_by_year[local_day.year] += kwh
+        row.pence += kwh * pence_per_kwh
+        row.unpriced_kwh += kwh if rate is None else 0.0
+        row.kg_co2e += kwh * kg_per_kwh
+        if line.state == PowerState.IDLE:
+            opened, spans = hours.on(row.ctx, tz, local_day)
+            inside = sum(max(0.0, (min(start + _HOUR, e) - max(start, s)).total_seconds()) for s, e in spans) / 3600
+            waste = kwh * (1 - inside)
             if opened:
-                row.waste_joules_school_days += waste
+                row.waste_kwh_school_days += waste
             else:
-                row.waste_joules_other_days += waste
-            row.waste_pence += waste / JOULES_PER_KWH * price
-    for row in usage.values():
-        idle_seconds = row.seconds[PowerState.IDLE]
-        row.idle_watts = (row.joules[PowerState.IDLE] / idle_seconds if idle_seconds >= 3600
-                          else rates.idle_watts(row.device.device_class))
-    for bucket in buckets:
-        if bucket.state in (PowerState.SLEEP, PowerState.OFF):
-            row = usage[bucket.device_id]
-            saved = max(0.0, bucket.seconds * row.idle_watts - bucket.joules)
-            row.saved_joules += saved
-            row.saved_pence += saved / JOULES_PER_KWH * rates.pence_per_kwh(row.site.id, bucket.hour)
+                row.waste_kwh_other_days += waste
+            row.waste_pence += waste * pence_per_kwh
+            row.waste_kg += waste * kg_per_kwh
+        elif line.state in (PowerState.SLEEP, PowerState.OFF) and seconds > 0:
+            saved = max(0.0, seconds * row.idle_watts / 3_600_000 - kwh)
+            row.saved_kwh += saved
+            row.saved_pence += saved * pence_per_kwh
+            row.saved_kg += saved * kg_per_kwh
     return list(usage.values())
 
 
@@ -171,4 +182,4 @@ def day_counts(days: Iterable[date], ctx: Context | None) -> DayCounts:
 
 
 def measured(method: str) -> bool:
-    return method in MEASURED_METHODS
+    return method in MEASURED
