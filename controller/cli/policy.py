@@ -1,21 +1,27 @@
-"""Power policies: check the files, explain a decision."""
+"""Power policies: check the files, explain a decision, simulate a period, list them and switch their mode."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from controller.cli.common import (
+    ACTOR,
     AsJson,
     DatabaseUrl,
     DataDir,
     fail,
     open_database,
     print_json,
+    print_table,
+    settings_for,
 )
 from controller.db import session_scope
+from controller.policy.model import DEFAULT_TIMEZONE
 from controller.register import NotFound
 from controller.timeutil import utcnow
 
@@ -79,4 +85,114 @@ def policy_explain(
     for line in explain.render(decision, facts):
         typer.echo(line)
 
+def _policy_set(policies: Path | None, database_url: str | None, data_dir: Path | None):
+    """The policies (the controller's directory unless --policies), modes as switched, and the database."""
+    from controller.policy import loader
 
+    directory = policies or settings_for(database_url, data_dir).resolved_policy_dir()
+    try:
+        policy_set = loader.load([directory]) if directory.exists() else None
+    except loader.PolicyError as exc:
+        fail(f"{exc.problems[0]} (`caretaker policy check {directory}` lists every problem)")
+    if policy_set is None:
+        fail(f"no policy directory at {directory}: give --policies or set CARETAKER_POLICY_DIR")
+    return policy_set, open_database(database_url, data_dir)
+
+
+def day_or_moment(text: str, option: str) -> datetime:
+    from controller.policy import explain
+    from controller.policy.walltime import zone
+
+    try:
+        return explain.parse_moment(text + " 00:00" if len(text.strip()) == 10 else text, zone(DEFAULT_TIMEZONE))
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+
+
+@app.command("simulate")
+def policy_simulate(
+    since: Annotated[str, typer.Option("--from", help='"YYYY-MM-DD" or "YYYY-MM-DD HH:MM", London time')],
+    until: Annotated[str, typer.Option("--to", help="end of the period (exclusive), same forms")],
+    site: Annotated[str | None, typer.Option(help="Only this site's devices")] = None,
+    policies: Annotated[Path | None, typer.Option(help="Policy directory (default: the controller's)")] = None,
+    per_device: Annotated[bool, typer.Option("--per-device", help="A line per device")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Replay the devices' reported activity through the policies: the actions they would have taken and
+    the kWh that would have saved."""
+    from controller.policy.replay import UnknownSite, replay
+    from controller.policy.store import with_switched_modes
+
+    start, end = day_or_moment(since, "--from"), day_or_moment(until, "--to")
+    if end <= start:
+        fail(f"--to ({until}) must be after --from ({since})")
+    if (end - start).days > 31:
+        fail("simulate at most 31 days at a time")
+    policy_set, engine = _policy_set(policies, database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            result = replay(session, with_switched_modes(session, policy_set), start, end, site)
+    except UnknownSite as exc:
+        fail(str(exc))
+    if not per_device:
+        result = replace(result, per_device=())
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(f"Period    {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {end:%Z}; {result.devices} device(s), "
+               f"{result.observations} report(s)")
+    rows = [[key.split("/")[0], key.split("/")[1], count] for key, count in result.actions.items()]
+    print_table(["ACTION", "MODE", "TIMES"], rows or [["-", "-", 0]])
+    typer.echo(f"Skipped   {result.skipped} time(s): passive mode, a user signed in")
+    typer.echo(f"Saved     {result.saved_kwh:.2f} kWh by policies that act")
+    typer.echo(f"Observe   {result.observe_kwh:.2f} kWh more if the observe-mode policies acted")
+    if per_device:
+        print_table(["DEVICE", "ACTIONS", "SAVED KWH", "OBSERVE KWH"],
+                    [[d.device_id, d.actions, f"{d.saved_kwh:.3f}", f"{d.observe_kwh:.3f}"] for d in result.per_device])
+
+
+@app.command("list")
+def policy_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """The controller's policies with the mode each is in (a switched mode wins over the file's)."""
+    from controller.policy.store import PolicyStore
+
+    engine = open_database(database_url, data_dir)
+    store = PolicyStore(settings_for(database_url, data_dir).resolved_policy_dir(), engine)
+    lines = store.list_policies()
+    if store.current().problem:
+        typer.echo(f"warning: {store.current().problem}", err=True)
+    if as_json:
+        print_json(lines)
+        return
+    print_table(["POLICY", "MODE", "FILE MODE", "APPLIES TO", "SOURCE"],
+                [[p.name, (p.mode or "-") + (" (switched)" if p.switched else ""), p.file_mode or "-", p.applies_to,
+                  p.source] for p in lines])
+
+
+@app.command("mode")
+def policy_mode(
+    name: Annotated[str, typer.Argument(help="Policy name, from `caretaker policy list`")],
+    mode: Annotated[str, typer.Argument(help="observe, passive, warn or force")],
+    actor: Annotated[str, typer.Option(help="Who is switching, for the change log")] = ACTOR,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Switch a policy's mode; agents get the new schedule with their next report."""
+    from controller.policy.model import Mode
+    from controller.policy.store import PolicyStore, UnknownPolicy
+
+    try:
+        chosen = Mode(mode)
+    except ValueError:
+        fail(f"{mode!r} is not a mode: observe, passive, warn or force")
+    engine = open_database(database_url, data_dir)
+    store = PolicyStore(settings_for(database_url, data_dir).resolved_policy_dir(), engine)
+    store.current()
+    try:
+        with session_scope(engine) as session:
+            store.set_mode(session, name, chosen, actor)
+    except (UnknownPolicy, ValueError) as exc:
+        fail(str(exc.args[0]))
+    typer.echo(f"policy {name!r} is now in {chosen} mode")

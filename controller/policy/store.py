@@ -172,6 +172,12 @@ class PolicyStore:
             session.commit()
 
 
+def with_switched_modes(session: Session, policy_set: loader.PolicySet) -> ActiveSet:
+    """A policy set read elsewhere (the CLI's --policies) with the modes switched in this database; writes nothing."""
+    modes = {s.name: s.mode for s in session.exec(select(PolicyState)) if s.mode is not None}
+    return _activate(policy_set.policies, policy_set.calendars, modes, None)
+
+
 def _log(session: Session, action: str, name: str, old: str | None, new: str | None, summary: str) -> None:
     session.add(ChangeRecord(actor=SYSTEM_ACTOR, action=action, object_type=OBJECT_TYPE, object_id=name,
                              before={"content_hash": old} if old else None,

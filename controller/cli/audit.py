@@ -1,0 +1,46 @@
+"""The power audit log: what was done to devices, or skipped, and why."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from controller.cli.common import AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
+from controller.db import session_scope
+
+app = typer.Typer(help=__doc__)
+
+
+@app.command("audit")
+def audit(
+    since: Annotated[str, typer.Option(help='From "YYYY-MM-DD" or "YYYY-MM-DD HH:MM", London time')],
+    device: Annotated[int | None, typer.Option(help="Only this device (ID from `caretaker devices`)")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to (exclusive), same forms")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Newest lines at most")] = 1000,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Power actions (observed, warned, done, deferred, skipped, failed) with their reasons, and the policy and
+    device changes beside them, newest first."""
+    from controller.cli.policy import day_or_moment
+    from controller.policy.audit import UnknownFilter, audit_log
+
+    start = day_or_moment(since, "--since")
+    end = day_or_moment(until, "--until") if until else None
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            lines = audit_log(session, start, end, device, site, limit=limit)
+    except UnknownFilter as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(lines)
+        return
+    print_table(["AT (UTC)", "SITE", "DEVICE", "WHAT", "OUTCOME", "MODE", "BY", "WHY"],
+                [[f"{line.at:%Y-%m-%d %H:%M}", line.site or "-", line.hostname or line.device_id or "-",
+                  f"{line.entry}:{line.kind}", line.outcome or "-", line.mode or "-", line.actor, line.reason]
+                 for line in lines])
+    typer.echo(f"{len(lines)} line(s)", err=True)
