@@ -8,11 +8,12 @@ import sys
 
 import typer
 
-from controller.cli import assets, devices, energy, lifecycle, policy, report, service, snmp, tls, tokens, users
+from controller.cli import assets, audit, devices, energy, lifecycle, policy, report, service, snmp, tls, tokens, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.add_typer(service.app)
 app.add_typer(devices.app)
+app.add_typer(audit.app)
 app.add_typer(tokens.app, name="token")
 app.add_typer(tls.app, name="tls")
 app.add_typer(snmp.app, name="snmp")
