@@ -8,7 +8,21 @@ import sys
 
 import typer
 
-from controller.cli import assets, audit, devices, energy, lifecycle, policy, report, service, snmp, tls, tokens, users
+from controller.cli import (
+    assets,
+    audit,
+    devices,
+    energy,
+    lifecycle,
+    policy,
+    report,
+    service,
+    snmp,
+    tls,
+    tokens,
+    users,
+    wake,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.add_typer(service.app)
@@ -24,6 +38,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(assets.app, name="assets")
 app.add_typer(energy.app, name="energy")
+app.add_typer(wake.app, name="wake")
 
 
 def main() -> None:

@@ -177,6 +177,7 @@ def confirm(session: Session, wake: WakeRequest, at: datetime, reported_at: date
 @dataclass(frozen=True)
 class WakeRow:
     id: int
+    site_id: int
     site: str
     device_id: int
     hostname: str
@@ -203,7 +204,7 @@ def list_wakes(session: Session, site: str | None = None, status: str | None = N
     if status is not None:
         query = query.where(WakeRequest.status == status)
     rows = session.exec(query.order_by(col(WakeRequest.id).desc()).limit(limit)).all()
-    return [WakeRow(w.id, site_name, w.device_id, hostname, w.mac, w.network, w.status, w.attempts, w.route,
+    return [WakeRow(w.id, w.site_id, site_name, w.device_id, hostname, w.mac, w.network, w.status, w.attempts, w.route,
                     w.sent_by, w.requested_by, w.requested_at, w.due_at, w.sent_at, w.confirmed_at, w.failure)
             for w, site_name, hostname in rows]
 
@@ -228,6 +229,7 @@ def likely_cause(inventory: dict | None) -> str:
 class FailedWake:
     device_id: int
     hostname: str
+    site_id: int
     site: str
     wake_id: int
     failed_at: datetime | None
@@ -245,7 +247,7 @@ def failed_wakes(session: Session, site: str | None = None) -> list[FailedWake]:
     if site is not None:
         query = query.where(Site.name == site)
     rows = session.exec(query.order_by(Site.name, Device.hostname)).all()
-    return [FailedWake(d.id, d.hostname, site_name, w.id, w.failed_at, w.failure, likely_cause(d.inventory))
+    return [FailedWake(d.id, d.hostname, d.site_id, site_name, w.id, w.failed_at, w.failure, likely_cause(d.inventory))
             for w, d, site_name in rows]
 
 

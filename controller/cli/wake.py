@@ -1,0 +1,143 @@
+"""Wake-on-LAN: wake a device, a room or group, or a whole site in a paced wave; list wakes and failures.
+
+`caretaker wake DEVICE|--site S|--group G` queues the wakes; the running controller sends them at
+wake_per_second per site, directly or through a relay agent, and confirms each when the device
+reports in. `caretaker wake --mac MAC --address ADDR --port PORT` sends one packet now, from here
+(for testing a NIC), and records nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from controller.cli.common import (
+    ACTOR,
+    AsJson,
+    DatabaseUrl,
+    DataDir,
+    fail,
+    open_database,
+    print_json,
+    print_table,
+    settings_for,
+)
+from controller.db import session_scope
+from controller.power.magic import MagicSender
+from controller.power.models import WakeStatus
+from controller.power.wake import WakeConfig, WakeRefused, failed_wakes, list_wakes, request_wakes, select_devices
+from controller.timeutil import utcnow
+
+DEFAULT_COMMAND = "send"
+
+
+class _WakeGroup(TyperGroup):
+    """`caretaker wake DEVICE …` is `caretaker wake send DEVICE …`; `list` and `failures` are named."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_WakeGroup, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+
+@app.command(DEFAULT_COMMAND, help="Queue wakes (the default: `caretaker wake DEVICE` means this).")
+def send(
+    device: Annotated[str | None, typer.Argument(help="Device id or hostname")] = None,
+    site: Annotated[str | None, typer.Option(help="Every device of this site")] = None,
+    group: Annotated[str | None, typer.Option(help="Every device in this room or group")] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log")] = "requested from the command line",
+    mac: Annotated[str | None, typer.Option(help="Send one packet to this MAC now, from here; records nothing")] = None,
+    address: Annotated[str, typer.Option(help="With --mac: where to send it")] = "255.255.255.255",
+    port: Annotated[int, typer.Option(help="With --mac: UDP port")] = 9,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    if mac is not None:
+        if device or site or group:
+            fail("--mac sends one packet on its own; leave out DEVICE, --site and --group")
+        _send_one(mac, address, port)
+        return
+    if device is not None and (site or group):
+        fail("give a DEVICE, or --site/--group, not both")
+    engine = open_database(database_url, data_dir)
+    config = WakeConfig.from_settings(settings_for(database_url, data_dir))
+    try:
+        with session_scope(engine) as session:
+            devices = select_devices(session, device, site, group)
+            result = request_wakes(session, devices, reason, ACTOR, utcnow(), config)
+    except WakeRefused as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({"queued": [q.__dict__ for q in result.queued], "skipped": [s.__dict__ for s in result.skipped]})
+        return
+    print_table(["WAKE", "DEVICE", "HOSTNAME", "SLOT"],
+                [[q.wake_id, q.device_id, q.hostname, q.due_at.isoformat(timespec="milliseconds")]
+                 for q in result.queued])
+    for skipped in result.skipped:
+        typer.echo(f"skipped {skipped.hostname} (device {skipped.device_id}): {skipped.why}", err=True)
+    typer.echo(f"{len(result.queued)} wake(s) queued at {config.per_second:g} per second per site, "
+               f"{len(result.skipped)} skipped; the controller sends them and confirms each when the device "
+               "reports in", err=True)
+
+
+def _send_one(mac: str, address: str, port: int) -> None:
+    if not 0 < port < 65536:
+        fail(f"--port {port} is not a UDP port")
+    sender = MagicSender()
+    try:
+        sender.send(mac, address, port)
+    except ValueError:
+        fail(f"{mac!r} is not a MAC address (e.g. 00:1a:2b:3c:4d:5e)")
+    except OSError as exc:
+        fail(f"cannot send to {address}:{port}: {exc.strerror or exc}")
+    finally:
+        sender.close()
+    typer.echo(f"magic packet for {mac} sent to {address}:{port}")
+
+
+@app.command("list")
+def list_command(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    status: Annotated[WakeStatus | None, typer.Option(help="Only wakes in this state")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Newest first, at most this many")] = 200,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Wake requests, newest first: status, route and who sent each."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = list_wakes(session, site, status.value if status else None, limit)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["WAKE", "SITE", "HOSTNAME", "MAC", "STATUS", "TRIES", "ROUTE", "SENT BY", "REQUESTED", "WHY FAILED"],
+                [[r.id, r.site, r.hostname, r.mac, r.status, r.attempts, r.route, r.sent_by,
+                  r.requested_at.isoformat(timespec="seconds"), r.failure] for r in rows])
+
+
+@app.command("failures")
+def failures_command(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Devices whose latest wake failed, with the likely cause their agent found when last up."""
+    engine = open_database(database_url, data_dir)
+    with session_scope(engine) as session:
+        rows = failed_wakes(session, site)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["DEVICE", "SITE", "HOSTNAME", "FAILED", "LIKELY CAUSE", "WHAT HAPPENED"],
+                [[r.device_id, r.site, r.hostname, r.failed_at.isoformat(timespec="seconds") if r.failed_at else "",
+                  r.cause, r.failure] for r in rows])
+    typer.echo(f"{len(rows)} device(s) failed to wake", err=True)
