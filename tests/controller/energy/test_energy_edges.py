@@ -1,0 +1,108 @@
+"""The CLI and the web API give the same hand-computed figures, and refuse bad input in one clear line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from controller.cli import app
+from tests.controller.energy.estate import MONDAY
+from tests.controller.energy.test_accounting import END, fixture_estate
+
+FROM, TO = MONDAY.isoformat(), END.isoformat()
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def caretaker(database_url: str, *args: str) -> Done:
+    """The real CLI in-process (a subprocess costs seconds of start-up per call on a busy machine)."""
+    result = CliRunner().invoke(app, [*args, "--database-url", database_url])
+    return Done(result.exit_code, result.stdout, result.stderr)
+
+
+def test_the_cli_summary_by_room_shows_the_hand_computed_figures(engine, database_url):
+    with Session(engine) as session:
+        fixture_estate(session)
+    done = caretaker(database_url, "energy", "summary", "--site", "Oakfield Primary", "--from", FROM, "--to", TO,
+                     "--by", "room", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["total"]["kwh"] == "0.235" and result["total"]["cost_gbp"] == "0.0352"
+    assert [r["key"] for r in result["rows"]] == ["Oakfield Primary / ICT 1", "Oakfield Primary / Office"]
+    # ICT 1: 115.75 + 16.5 = 132.25 Wh; Office: 102.61 Wh.
+    assert [r["kwh"] for r in result["rows"]] == ["0.132", "0.103"]
+
+
+def test_the_cli_refuses_an_unknown_site_and_a_backwards_period_in_one_line(engine, database_url):
+    done = caretaker(database_url, "energy", "summary", "--site", "Nowhere", "--from", "2025-11-10", "--to",
+                     "2025-11-11")
+    assert done.returncode == 2 and done.stderr == "caretaker: error: no site called 'Nowhere'\n"
+    done = caretaker(database_url, "energy", "summary", "--from", "2025-11-10", "--to", "2025-11-01")
+    assert done.returncode == 2
+    assert done.stderr.startswith("caretaker: error: the period ends (2025-11-01) before it starts")
+
+
+def test_a_tariff_set_from_the_cli_prices_the_summary(engine, database_url):
+    with Session(engine) as session:
+        fixture_estate(session)
+    done = caretaker(database_url, "energy", "tariff", "set", "--site", "Oakfield Primary", "--from", "2025-11-01",
+                     "--band", "flat all 00:00-00:00 20")
+    assert done.returncode == 0, done.stderr
+    done = caretaker(database_url, "energy", "summary", "--from", FROM, "--to", TO, "--json")
+    assert json.loads(done.stdout)["total"]["cost_gbp"] == "0.0470"  # 234.86 Wh × 20 p/kWh = 4.6972 p
+    refused = caretaker(database_url, "energy", "tariff", "set", "--site", "Oakfield Primary", "--from",
+                        "2025-11-01", "--band", "day weekdays 07:00-19:00 30")
+    assert refused.returncode == 2 and refused.stderr == "caretaker: error: no band prices mon 00:00\n"
+
+
+def test_catalogue_edits_round_trip_and_change_attributed_energy(engine, database_url, tmp_path):
+    with Session(engine) as session:
+        fixture_estate(session)
+    edits = tmp_path / "ours.csv"
+    edits.write_text("device_class,vendor,model,active_watts,idle_watts,sleep_watts,off_watts,source\n"
+                     "laptop,,,25,15,3,0.5,measured with a plug meter in ICT 1\n")
+    assert caretaker(database_url, "energy", "catalogue", "import", str(edits)).returncode == 0
+    exported = caretaker(database_url, "energy", "catalogue", "export", "--format", "csv").stdout
+    assert "laptop,,,25.0,15.0,3.0,0.5,measured with a plug meter in ICT 1,override" in exported
+    done = caretaker(database_url, "energy", "summary", "--from", FROM, "--to", TO, "--by", "device", "--json")
+    laptop = next(r for r in json.loads(done.stdout)["rows"] if r["key"].endswith("LT01"))
+    assert laptop["kwh_by_method"]["attributed"] == "0.006"  # two silent hours asleep at 3 W now
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {device_class: desktop, active_watts: 10, idle_watts: 50, sleep_watts: 3, off_watts: 1,"
+                   " source: guess}\n")
+    refused = caretaker(database_url, "energy", "catalogue", "import", str(bad))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("caretaker: error: bad.yaml entry 1: watts must not fall from off to sleep")
+
+
+@pytest.fixture
+def api(controller, engine):
+    with Session(engine) as session:
+        fixture_estate(session)
+    token = controller.cli("apitoken", "create", "finance", "--role", "bursar").stdout.strip().split()[-1]
+    with httpx.Client(base_url=controller.url, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+@pytest.mark.slow
+def test_the_api_summary_matches_the_hand_computed_estate_and_refuses_bad_input(api, controller):
+    response = api.get("/api/v1/energy/summary", params={"site": "Oakfield Primary", "from": FROM, "to": TO,
+                                                         "by": "device_class"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"]["kwh"] == "0.235" and body["total"]["kgco2e"] == "0.042"
+    assert {r["key"]: r["kwh"] for r in body["rows"]} == {"desktop": "0.218", "laptop": "0.017"}
+    assert body["total"]["carbon"][0]["factor_year"] == 2025
+    assert api.get("/api/v1/energy/summary", params={"from": FROM, "to": TO, "by": "floor"}).status_code == 400
+    assert api.get("/api/v1/energy/summary", params={"from": "yesterday", "to": TO}).status_code == 400
+    assert httpx.get(f"{controller.url}/api/v1/energy/summary", params={"from": FROM, "to": TO}).status_code == 401
