@@ -38,8 +38,9 @@ class Relay:
     never elected relay pays nothing."""
 
     def __init__(self, send: Callable[[str, str, int], None] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, background: bool = True) -> None:
         self._send = send
+        self._background = background  # False: the caller drives ``send_due`` (tests)
         self._monotonic = monotonic
         self._due: list[tuple[float, int, WakeOrder]] = []
         self._known: set[int] = set()  # queued or sent, not yet reported: an order repeated is sent once
@@ -57,7 +58,7 @@ class Relay:
                 self._known.add(order.wake_id)
                 heapq.heappush(self._due, (now + order.delay_seconds, order.wake_id, order))
             self._lock.notify()
-            if self._due and self._thread is None:
+            if self._due and self._thread is None and self._background:
                 self._thread = threading.Thread(target=self._run, name="wake-relay", daemon=True)
                 self._thread.start()
 
