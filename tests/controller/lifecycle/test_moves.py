@@ -49,9 +49,11 @@ def test_every_allowed_move_succeeds_in_the_database_and_is_audited(engine, hill
 def test_a_refused_move_writes_nothing_not_even_the_evidence_given_with_it(engine, hill):
     with session_scope(engine) as session:
         device_id = add_device(session, session.get(Site, hill), "PC01", State.AWAITING_DISPOSAL).id
-    with pytest.raises(Refused, match="cannot move from awaiting_disposal to disposed"):
-        with session_scope(engine) as session:
-            service.move(session, "PC01", State.DISPOSED, "skip the wipe", "cli:alice", Outcome.RECYCLED, FULL)
+    with (
+        pytest.raises(Refused, match="cannot move from awaiting_disposal to disposed"),
+        session_scope(engine) as session,
+    ):
+        service.move(session, "PC01", State.DISPOSED, "skip the wipe", "cli:alice", Outcome.RECYCLED, FULL)
     with session_scope(engine) as session:
         assert session.get(Asset, device_id).state == "awaiting_disposal"
         assert session.get(DisposalEvidence, device_id) is None
@@ -65,9 +67,11 @@ def test_a_device_cannot_reach_disposed_without_complete_evidence(engine, hill):
         service.move(session, "SN-1", State.SANITISED, "wiped by the recycler", "cli:alice",
                      evidence=Evidence(method="recycler_certificate", certificate_ref="RC-55",
                                        sanitised_on=date(2026, 11, 2)))
-    with pytest.raises(Refused, match="missing transfer_note_ref, carrier, recycler, accreditation, collected_on"):
-        with session_scope(engine) as session:
-            service.move(session, "SN-1", State.DISPOSED, "collected", "cli:alice", Outcome.RECYCLED)
+    with (
+        pytest.raises(Refused, match="missing transfer_note_ref, carrier, recycler, accreditation, collected_on"),
+        session_scope(engine) as session,
+    ):
+        service.move(session, "SN-1", State.DISPOSED, "collected", "cli:alice", Outcome.RECYCLED)
     with session_scope(engine) as session:
         service.move(session, "SN-1", State.DISPOSED, "collected", "cli:alice", Outcome.RECYCLED,
                      Evidence(transfer_note_ref="WTN-9", carrier="Green Waste Ltd", recycler="ReTech UK",
@@ -105,12 +109,13 @@ def test_only_devices_out_of_service_join_a_disposal_batch(engine, hill):
     with session_scope(engine) as session:
         add_device(session, session.get(Site, hill), "PC01", State.DEPLOYED)
         service.create_batch(session, "pallet-1", "WTN-1", "C", "R", "ADISA", date(2026, 11, 20), "cli:alice")
-    with pytest.raises(Refused, match="PC01 is deployed; only retired devices not yet disposed join"):
-        with session_scope(engine) as session:
-            service.add_to_batch(session, "pallet-1", ["PC01"], "cli:alice")
-    with pytest.raises(Refused, match="already exists"):
-        with session_scope(engine) as session:
-            service.create_batch(session, "pallet-1", "WTN-2", "C", "R", "ADISA", date(2026, 11, 20), "cli:alice")
+    with (
+        pytest.raises(Refused, match="PC01 is deployed; only retired devices not yet disposed join"),
+        session_scope(engine) as session,
+    ):
+        service.add_to_batch(session, "pallet-1", ["PC01"], "cli:alice")
+    with pytest.raises(Refused, match="already exists"), session_scope(engine) as session:
+        service.create_batch(session, "pallet-1", "WTN-2", "C", "R", "ADISA", date(2026, 11, 20), "cli:alice")
 
 
 def test_devices_are_found_by_id_asset_tag_serial_or_hostname_and_ambiguity_is_refused(engine, hill):
