@@ -20,6 +20,7 @@ from sqlmodel import Session
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate
 from controller.models import ActionRecord
+from controller.policy.walltime import zone
 from controller.reports import sources
 from controller.reports.figures import (
     Figures,
@@ -172,7 +173,7 @@ def recommendations(usages: Sequence[DeviceUsage], period: Period) -> list[Recom
         other_kwh = sum(u.waste_kwh_other_days for u in mine)
         if school_kwh + other_kwh <= 0:
             continue
-        counts = day_counts(days, mine[0].ctx)
+        counts = day_counts(days, mine[0].ctx, zone(mine[0].site.timezone))
         annual_kwh = ((school_kwh / counts.school_days * SCHOOL_DAYS_PER_YEAR if counts.school_days else 0.0)
                       + (other_kwh / counts.other_days * OTHER_DAYS_PER_YEAR if counts.other_days else 0.0))
         waste_kwh = school_kwh + other_kwh

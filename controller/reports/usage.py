@@ -26,14 +26,15 @@ from controller.energy.accounting import Pricer
 from controller.energy.inputs import MEASURED, Estate
 from controller.energy.lines import HourLine
 from controller.models import Device, Site
-from controller.policy.calendar import Calendar
+from controller.policy.calendar import Calendar, Nation, bank_holidays
 from controller.policy.engine import Context, context, day_of, is_open, spans_on
 from controller.policy.model import Basis, DeviceFacts, Mode, Policy
 from controller.policy.walltime import instant, zone
 
-# Devices no policy powers down: open 08:00-17:00 Monday to Friday (said in every report's basis).
+# Devices no policy powers down: open 08:00-17:00 on weekdays that are not English bank holidays (said in
+# every report's basis).
 DEFAULT_HOURS = (time(8), time(17))
-DEFAULT_HOURS_TEXT = "08:00-17:00 Monday to Friday"
+DEFAULT_HOURS_TEXT = "08:00-17:00 on weekdays other than bank holidays"
 _OPEN_BASES = (Basis.SCHOOL_HOURS, Basis.WAKE_BEFORE_SCHOOL)
 _HOUR = timedelta(hours=1)
 
@@ -105,13 +106,13 @@ class _Hours:
 
 def _open_hours(ctx: Context | None, tz: ZoneInfo, day: date) -> tuple[bool, list[tuple[datetime, datetime]]]:
     if ctx is None or ctx.winner is None:
-        if day.weekday() >= 5:
+        if day.weekday() >= 5 or day in bank_holidays(Nation.ENGLAND, day.year):
             return False, []
         return True, [(instant(day, DEFAULT_HOURS[0], tz).astimezone(UTC), instant(day, DEFAULT_HOURS[1], tz)
                        .astimezone(UTC))]
-    opened = is_open(ctx, day_of(ctx, day))
     spans = [(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in spans_on(ctx, day) if s.basis in _OPEN_BASES]
-    return opened, spans
+    # A term's Saturday is a term day to the calendar, but with no school hours it is not a school day.
+    return is_open(ctx, day_of(ctx, day)) and bool(spans), spans
 
 
 def device_context(device: Device, site: Site, policies: Sequence[Policy],
@@ -172,13 +173,10 @@ def account(devices: Iterable[Device], sites: Mapping[int, Site], lines: Sequenc
     return list(usage.values())
 
 
-def day_counts(days: Iterable[date], ctx: Context | None) -> DayCounts:
-    """School days and other days among ``days`` for a device's policy (weekdays without one)."""
-    school = other = 0
-    for day in days:
-        opened = is_open(ctx, day_of(ctx, day)) if ctx and ctx.winner else day.weekday() < 5
-        school, other = (school + 1, other) if opened else (school, other + 1)
-    return DayCounts(school, other)
+def day_counts(days: Sequence[date], ctx: Context | None, tz: ZoneInfo) -> DayCounts:
+    """School days (open, with school hours) and other days among ``days``, by the same rule as the waste."""
+    school = sum(1 for day in days if _open_hours(ctx, tz, day)[0])
+    return DayCounts(school, len(days) - school)
 
 
 def measured(method: str) -> bool:

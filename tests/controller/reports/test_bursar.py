@@ -1,0 +1,107 @@
+"""The bursar report on the fixture estate (tests/controller/reports/estate.py), against arithmetic by hand.
+
+Hours in the week: 7 × 24 = 168. Oakfield's school hours: 5 weekdays × 8 h (08:00-16:00) = 40 h.
+Brook has no policy, so 5 × 9 h (08:00-17:00) = 45 h. Flat 30 p/kWh; 0.177 kgCO2e/kWh (2025).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.reports import bursar, sources
+from controller.reports.periods import parse_period
+from controller.reports.service import load_inputs
+from tests.controller.reports.conftest import NOW
+from tests.controller.reports.estate import TRUST, WEEK
+
+LIBRARY_KWH = 168 * 15 / 1000  # 2.52
+SUITE_KWH = (40 * 25 + 128 * 0.5) / 1000  # 1.064
+HALL_KWH = 168 * 20 / 1000  # 3.36
+USED_KWH = LIBRARY_KWH + SUITE_KWH + HALL_KWH  # 6.944
+# The suite was off 128 h; left idle it would have drawn the laptop catalogue's 15 W instead of 0.5 W.
+SAVED_KWH = 128 * 15 / 1000 - 128 * 0.5 / 1000  # 1.856
+LIBRARY_WASTE = (5 * 16 * 15 / 1000, 2 * 24 * 15 / 1000)  # school days 1.2, weekend 0.72
+HALL_WASTE = (5 * 15 * 20 / 1000, 2 * 24 * 20 / 1000)  # school days 1.5, weekend 0.96
+
+
+def approx(value: float):
+    return pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
+@pytest.fixture
+def trust_report(session, inputs):
+    scope = sources.resolve_scope(session, trust=TRUST)
+    return bursar.build(session, scope, parse_period(WEEK), inputs, NOW)
+
+
+def test_used_saved_and_baseline_add_up_in_kwh_pounds_and_carbon(trust_report):
+    r = trust_report
+    assert r.used.kwh == approx(USED_KWH)
+    assert r.used.pounds == approx(USED_KWH * 0.30)  # £2.0832
+    assert r.used.kg_co2e == approx(USED_KWH * 0.177)  # 1.229088 kg
+    assert r.saved.kwh == approx(SAVED_KWH)
+    assert r.saved.pounds == approx(SAVED_KWH * 0.30)
+    assert r.baseline.kwh == approx(USED_KWH + SAVED_KWH)  # 8.8 kWh
+    assert (r.factor.year, float(r.factor.kg_per_kwh)) == (2025, 0.177)
+
+
+def test_each_site_has_its_own_line_and_the_lines_add_up(trust_report):
+    lines = {s.site: s for s in trust_report.sites}
+    assert lines["Oakfield Primary"].used.kwh == approx(LIBRARY_KWH + SUITE_KWH)
+    assert lines["Brook Academy"].used.kwh == approx(HALL_KWH)
+    assert (lines["Oakfield Primary"].devices, lines["Brook Academy"].devices) == (2, 1)
+    assert sum(s.used.kwh for s in trust_report.sites) == approx(trust_report.used.kwh)
+
+
+def test_the_measured_share_is_the_battery_measured_hall_laptop(trust_report):
+    assert trust_report.measured_share == approx(HALL_KWH / USED_KWH)  # 48.4%
+    assert {m.method: m.kwh for m in trust_report.methods} == {"battery": approx(HALL_KWH),
+                                                               "model": approx(LIBRARY_KWH + SUITE_KWH)}
+
+
+def test_out_of_hours_waste_is_idle_energy_outside_each_sites_school_hours(trust_report):
+    rooms = [(w.site, w.name, w.waste.kwh) for w in trust_report.top_rooms]
+    # Hall: 168 - 45 = 123 idle hours out of hours × 20 W; Library: 168 - 40 = 128 h × 15 W. The suite is
+    # active in school hours and off otherwise: it wastes nothing and is not listed.
+    assert rooms == [("Brook Academy", "Hall", approx(123 * 20 / 1000)),
+                     ("Oakfield Primary", "Library", approx(128 * 15 / 1000))]
+    assert [w.name for w in trust_report.top_devices] == ["BRK-HALL-01", "OAK-LIB-01"]
+    assert trust_report.wasted.kwh == approx(2.46 + 1.92)
+
+
+def test_recommendations_annualise_school_day_and_other_day_waste_separately(trust_report):
+    hall, library = trust_report.recommendations
+    # Hall: 1.5 kWh over 5 school days × 195 + 0.96 kWh over 2 other days × 170 = 58.5 + 81.6 = 140.1 kWh.
+    hall_kwh = HALL_WASTE[0] / 5 * 195 + HALL_WASTE[1] / 2 * 170
+    assert hall.annual.kwh == approx(hall_kwh)
+    assert hall.annual.pounds == approx(hall_kwh * 0.30)  # £42.03
+    assert hall.annual.kg_co2e == approx(hall_kwh * 0.177)  # 24.8 kg
+    assert hall.action == "extend power-down to Hall (Brook Academy)"  # no policy powers it down
+    assert hall.sentence() == ("extend power-down to Hall (Brook Academy): about £42 and 25 kgCO2e a year "
+                               "(140 kWh)")
+    # Library: 1.2 / 5 × 195 + 0.72 / 2 × 170 = 46.8 + 61.2 = 108 kWh; its force-mode policy already acts.
+    assert library.annual.kwh == approx(LIBRARY_WASTE[0] / 5 * 195 + LIBRARY_WASTE[1] / 2 * 170)
+    assert library.action == "power down idle machines sooner in Library (Oakfield Primary)"
+    assert "1.5 kWh idle out of hours on 5 school days × 195/5" in hall.basis
+    assert "1.0 kWh on 2 other days × 170/2 = 140.1 kWh a year; × 30.0 p/kWh" in hall.basis
+
+
+def test_wake_and_power_down_outcomes_are_counted_by_kind(trust_report):
+    assert [(o.kind, o.outcome, o.count) for o in trust_report.outcomes] == [
+        ("shutdown", "done", 5), ("shutdown", "skipped", 1), ("wake", "confirmed", 1)]
+
+
+def test_a_site_report_covers_only_that_site(session, inputs):
+    scope = sources.resolve_scope(session, site="Brook Academy")
+    report = bursar.build(session, scope, parse_period(WEEK), inputs, NOW)
+    assert report.used.kwh == approx(HALL_KWH)
+    assert report.outcomes == ()  # every action in the fixture was at Oakfield
+    assert [r.room for r in report.recommendations] == ["Hall"]
+
+
+def test_an_observe_mode_room_is_told_to_switch_to_enforce(session, inputs, policy_dir):
+    (policy_dir / "oakfield.yaml").write_text((policy_dir / "oakfield.yaml").read_text().replace("force", "observe"))
+    scope = sources.resolve_scope(session, site="Oakfield Primary")
+    report = bursar.build(session, scope, parse_period(WEEK), load_inputs(policy_dir), NOW)
+    assert report.recommendations[0].action == ("switch policy oakfield from observe to enforce for "
+                                                "Library (Oakfield Primary)")
