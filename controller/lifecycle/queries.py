@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from controller.lifecycle.embodied import Factors, amortised_kg, purchase_year_kg, service_end
@@ -51,15 +51,16 @@ def _state(asset: Asset | None) -> str:
 
 
 def active_hours_per_week(session: Session, now: datetime) -> dict[int, float]:
-    """Mean active hours a week over the last four weeks, for devices known for all of them."""
+    """Mean active hours a week over the last four weeks, for devices known for all of them that reported
+    something in them (no buckets at all means no observation, not no use)."""
     since = now - UNDERUSE_WINDOW
     weeks = UNDERUSE_WINDOW / timedelta(weeks=1)
-    active = dict(session.exec(select(EnergyBucket.device_id, func.sum(EnergyBucket.seconds))
-                               .where(EnergyBucket.state == "active", EnergyBucket.hour >= since)
-                               .group_by(EnergyBucket.device_id)).all())
-    observed = session.exec(select(Device.id).where(Device.first_seen <= since,
-                                                    col(Device.last_seen).is_not(None))).all()
-    return {device_id: (active.get(device_id) or 0.0) / 3600 / weeks for device_id in observed}
+    active = func.sum(case((EnergyBucket.state == "active", EnergyBucket.seconds), else_=0.0))
+    rows = session.exec(select(EnergyBucket.device_id, active)
+                        .join(Device, col(Device.id) == EnergyBucket.device_id)
+                        .where(EnergyBucket.hour >= since, EnergyBucket.hour < now, Device.first_seen <= since)
+                        .group_by(EnergyBucket.device_id)).all()
+    return {device_id: float(seconds or 0.0) / 3600 / weeks for device_id, seconds in rows}
 
 
 def device_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
@@ -152,7 +153,7 @@ def past_support(session: Session, today: date, policy: Policy | None = None) ->
     """Devices in service whose warranty or operating-system support has ended."""
     policy = policy or Policy()
     gaps = []
-    for d in device_facts(session, Factors({}, {}), datetime.combine(today, datetime.min.time())):
+    for d in device_facts(session, Factors({}, {}), datetime.combine(today, time(12), tzinfo=UTC)):
         if d.state not in CONSIDERED:
             continue
         os_date = os_end(d, policy)
