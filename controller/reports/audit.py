@@ -220,5 +220,5 @@ def methodology(scope: sources.Scope, period: Period, prior: Period, usages: Seq
                  "change in use, not in the grid.")
     without = [s.name for s in scope.sites if not s.pupils]
     parts.append("Intensity per pupil uses each site's pupil number on roll"
-                 + (f"; it is not given for {', '.join(without)}, which hold no pupil number." if without else "."))
+                 + (f"; none is held for {', '.join(without)}, so it has no per-pupil figure." if without else "."))
     return " ".join(parts)
