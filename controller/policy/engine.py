@@ -19,7 +19,7 @@ device down comes from the winner alone.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -77,6 +77,8 @@ class Context:
     exams: tuple[tuple[ExamWindow, ZoneInfo], ...]
     maintenance: tuple[tuple[MaintenanceWindow, ZoneInfo], ...]
     rules: tuple[Rule, ...]
+    # Carbon-aware maintenance starts chosen from a forecast, by (window name, local day); schedule.py fills it.
+    placed: Mapping[tuple[str, date], datetime] = field(default_factory=dict)
 
 
 def decide(policies: Sequence[Policy], calendars: Mapping[str, Calendar], device: DeviceFacts,
@@ -163,7 +165,7 @@ def spans_on(ctx: Context, day: date) -> list[Span]:
                               Basis.EXAM_WINDOW, exam.name, exam.source))
     for window, tz in ctx.maintenance:
         if day.weekday() in window.weekdays:
-            start = instant(day, window.start, tz)
+            start = ctx.placed.get((window.name, day)) or instant(day, window.start, tz)
             end = (start.astimezone(UTC) + timedelta(minutes=window.minutes)).astimezone(tz)  # elapsed, not wall
             spans.append(Span(start, end, Basis.MAINTENANCE, window.name, window.source))
     return spans

@@ -58,7 +58,8 @@ PASSIVE_KEYS = ("retry_minutes",)
 EXCEPTION_KEYS = ("never_power_down", "exam_windows", "overrides")
 EXAM_KEYS = ("name", "start", "end", "hours", *SELECTOR_KEYS)
 OVERRIDE_KEYS = ("name", "effect", "action", "start", "expires", *SELECTOR_KEYS)
-MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", *SELECTOR_KEYS)
+MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", "carbon_aware", *SELECTOR_KEYS)
+CARBON_AWARE_KEYS = ("between",)
 
 _TIME = re.compile(r"(\d{2}):(\d{2})")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?([+-]\d{2}:\d{2}|Z)?")
@@ -430,8 +431,19 @@ def _maintenance_window(node: Node) -> MaintenanceWindow:
         if day not in WEEKDAYS:
             raise item.invalid(f"{item.scalar()!r} is not a weekday (monday … sunday)")
         weekdays.append(WEEKDAYS.index(day))
+    minutes = fields["minutes"].integer(1, 1440)
     return MaintenanceWindow(name=fields["name"].text() if "name" in fields else "maintenance",
                              selector=_selector(node, fields), weekdays=tuple(sorted(set(weekdays))),
-                             start=_time(fields["start"]), minutes=fields["minutes"].integer(1, 1440),
-                             source=node.source)
+                             start=_time(fields["start"]), minutes=minutes, source=node.source,
+                             carbon_aware=_carbon_aware(fields["carbon_aware"], minutes)
+                             if "carbon_aware" in fields else None)
+
+
+def _carbon_aware(node: Node, minutes: int) -> TimeRange:
+    """``carbon_aware: {between: "00:00-06:00"}``: the range the lowest-carbon window is chosen from."""
+    between = node.mapping(CARBON_AWARE_KEYS, required=("between",))["between"]
+    span = _range(between, between.scalar())
+    if span.end - span.start < minutes:
+        raise between.invalid(f"{span} is shorter than the window's {minutes} minutes")
+    return span
 

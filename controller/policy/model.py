@@ -236,6 +236,9 @@ class MaintenanceWindow:
     start: time
     minutes: int
     source: str = ""
+    # Optional: place the window in the lowest-carbon stretch of this range when the schedule is given a
+    # grid intensity forecast (controller/energy/intensity.py); ``start`` is the fallback without one.
+    carbon_aware: TimeRange | None = None
 
 
 @dataclass(frozen=True)

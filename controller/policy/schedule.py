@@ -18,8 +18,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
+from controller.energy.intensity import IntensityPeriod, lowest_carbon_window
 from controller.policy.calendar import Calendar
 from controller.policy.engine import Context, context, decide_in, spans_on
 from controller.policy.model import (
@@ -33,7 +34,7 @@ from controller.policy.model import (
     Policy,
     WarnSettings,
 )
-from controller.policy.walltime import instant
+from controller.policy.walltime import instant, minutes_after_midnight
 
 MAX_DAYS = 31
 _WAKE_BASES = (Basis.WAKE_BEFORE_SCHOOL, Basis.MAINTENANCE)
@@ -92,8 +93,11 @@ class Schedule:
 
 
 def compile_schedule(policies: Sequence[Policy], calendars: Mapping[str, Calendar], device: DeviceFacts,
-                     start: datetime, days: int = 7) -> Schedule:
-    """The schedule for ``device`` from ``start`` (aware) for ``days`` days of the site's calendar."""
+                     start: datetime, days: int = 7, intensity: Sequence[IntensityPeriod] = ()) -> Schedule:
+    """The schedule for ``device`` from ``start`` (aware) for ``days`` days of the site's calendar.
+
+    ``intensity`` is the grid's carbon forecast for the site, if any: carbon-aware maintenance windows
+    move to its lowest-carbon stretch, and keep their fixed start where it does not reach."""
     if start.tzinfo is None or start.utcoffset() is None:
         raise ValueError(f"naive datetime {start.isoformat()} has no time zone")
     if not 1 <= days <= MAX_DAYS:
@@ -101,6 +105,8 @@ def compile_schedule(policies: Sequence[Policy], calendars: Mapping[str, Calenda
     ctx = context(policies, calendars, replace(device, activity=None))
     begin = start.astimezone(ctx.tz)
     end = instant(begin.date() + timedelta(days=days), begin.timetz().replace(tzinfo=None), ctx.tz)
+    if intensity:
+        ctx = replace(ctx, placed=place_maintenance(ctx, begin, end, intensity))
     # Instants are kept in UTC until the end: aware datetimes sharing a zone compare by wall time,
     # which would merge the two 01:30s of the October night.
     first, last = begin.astimezone(UTC), end.astimezone(UTC)
@@ -113,6 +119,25 @@ def compile_schedule(policies: Sequence[Policy], calendars: Mapping[str, Calenda
         warning=power.warning if power and power.mode is Mode.WARN else None,
         retry_minutes=power.retry_minutes if power and power.mode is Mode.PASSIVE else None,
         windows=windows, wakes=_wakes(windows))
+
+
+def place_maintenance(ctx: Context, begin: datetime, end: datetime,
+                      intensity: Sequence[IntensityPeriod]) -> dict[tuple[str, date], datetime]:
+    """For each carbon-aware maintenance window on each day of the schedule, the start of its
+    lowest-carbon stretch inside ``between`` (a day the forecast does not cover keeps the fixed start)."""
+    placed: dict[tuple[str, date], datetime] = {}
+    day = begin.date()
+    while day <= end.date():
+        for window, tz in ctx.maintenance:
+            if window.carbon_aware is None or day.weekday() not in window.weekdays:
+                continue
+            earliest = minutes_after_midnight(day, window.carbon_aware.start, tz)
+            latest = minutes_after_midnight(day, window.carbon_aware.end, tz)
+            chosen = lowest_carbon_window(intensity, earliest, latest, timedelta(minutes=window.minutes))
+            if chosen is not None:
+                placed[window.name, day] = chosen.astimezone(tz)
+        day += timedelta(days=1)
+    return placed
 
 
 def _edges(ctx: Context, begin: datetime, end: datetime) -> set[datetime]:
