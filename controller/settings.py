@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     relay_silence_seconds: int = 900  # a relay not heard from for this long hands over to its standby
     relay_report_interval_seconds: int = 60  # relays report this often, so wake orders go out promptly
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
+    relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
 
     def resolved_policy_dir(self) -> Path:
         return self.policy_dir or self.data_dir / "policies"

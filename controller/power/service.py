@@ -39,8 +39,7 @@ class RelayReply:
 
 class WakeService:
     def __init__(self, engine: Engine, settings, sender: dispatch.Sender | None = None,
-                 clock: Callable[[], datetime] = utcnow, board_refresh_seconds: float = 5.0,
-                 awaiting_refresh_seconds: float = 1.0) -> None:
+                 clock: Callable[[], datetime] = utcnow, awaiting_refresh_seconds: float = 1.0) -> None:
         self._engine = engine
         self._settings = settings
         self._config = WakeConfig.from_settings(settings)
@@ -48,7 +47,7 @@ class WakeService:
         self._clock = clock
         local = parse_networks(settings.wake_local_networks) or interface_networks()
         self._routing = dispatch.Routing(local, parse_networks(settings.wake_directed_broadcast_networks))
-        self._refresh = (board_refresh_seconds, awaiting_refresh_seconds)
+        self._refresh = (settings.relay_election_seconds, awaiting_refresh_seconds)
         self._refreshed = (float("-inf"), float("-inf"))
         self.board = Board()
         self.awaiting: frozenset[int] = frozenset()
