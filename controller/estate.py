@@ -1,13 +1,22 @@
-"""The estate at a glance: energy, power now, devices by state and agents by age, summed over sites.
+"""The estate at a glance, summed over sites: what /metrics shows, gathered in one pass per cache period.
 
 These sums feed the Prometheus endpoint, so they are grouped by the few labels an operator filters on
-(site, device class, state, method) and never by device: a thousand PCs stay a handful of series. The
-one exception is opt-in: ``per_device_limit`` adds each device's power now for the first N devices (by
-id, so the same devices every scrape) and counts the rest as dropped.
+(site, device class, state, method, and a bounded stage or outcome) and never by device: a thousand PCs
+stay a handful of series. The one exception is opt-in: ``per_device_limit`` adds each device's power now
+for the first N devices (by id, so the same devices every scrape) and counts the rest as dropped.
+
+The figures other packages own are asked of them, not recomputed here: carbon factors and tariffs
+(controller.energy), policy savings (controller.energy.savings), devices on out of hours
+(controller.policy.compliance), wake outcomes (controller.power.wake), register states (lifecycle).
+
+Energy, carbon and cost are the stored hourly buckets as reported, by method: the monitoring view.
+The bursar's figures (``caretaker energy summary``) go further: metered hours replace the agent's rows,
+RAPL is corrected to the wall, monitors are added and silence is attributed. Carbon is each hour's
+joules at the factor for the hour's local year; cost is each site-hour at the tariff band(s) in force.
 
 Energy is grouped by each device's *current* site and class. A device moved to another site takes its
-history with it: the old site's counter goes down (Prometheus reads that as a counter reset) and the new
-site's jumps. ``EnergyBucket`` does not record the site at the time, so this cannot be undone here; the
+history with it: the old site's counters go down (Prometheus reads that as a counter reset) and the new
+site's jump. ``EnergyBucket`` does not record the site at the time, so this cannot be undone here; the
 README says what it does to ``rate()`` and ``increase()`` over the move.
 
 Device state is read from each device's latest report (by start) and how long ago it ended:
@@ -27,20 +36,36 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agent.protocol import PowerState
+from controller.energy import carbon, catalogue
+from controller.energy.accounting import Pricer
+from controller.energy.inputs import Estate, SiteInfo
+from controller.energy.savings import savings_summary
+from controller.energy.tariff import tariffs_for
 from controller.lifecycle.models import Asset
 from controller.models import Agent, Device, EnergyBucket, Report, Site
+from controller.policy.compliance import out_of_hours_on
+from controller.policy.model import DeviceFacts
+from controller.policy.store import ActiveSet
+from controller.power.models import OPEN_STATUSES, WakeStatus
+from controller.power.wake import wake_outcomes
 from controller.timeutil import as_utc
 
 FRESH_INTERVALS = 2
 GONE_AFTER = timedelta(days=7)
 DEVICE_STATES = ("on", "idle", "asleep", "off", "unknown")
 UNREGISTERED = "unregistered"  # the lifecycle stage of a device the asset register does not hold
+# Finished wakes only: a counter of in-flight statuses would go down as each wake moves on.
+WAKE_OUTCOMES = (WakeStatus.CONFIRMED.value, WakeStatus.FAILED.value)
+JOULES_PER_KWH = 3.6e6
+# Savings are claimed from every policy action there is; this is before any could have been taken.
+BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 _STATE_NAMES = {PowerState.ACTIVE: "on", PowerState.IDLE: "idle", PowerState.SLEEP: "asleep", PowerState.OFF: "off"}
 # (label, upper bound of the agent's silence); "never" is for agents that have not reported yet.
 AGE_BUCKETS: tuple[tuple[str, timedelta], ...] = (
@@ -48,6 +73,8 @@ AGE_BUCKETS: tuple[tuple[str, timedelta], ...] = (
     ("under_1d", timedelta(days=1)), ("under_7d", timedelta(days=7)),
 )
 AGE_LABELS = (*(label for label, _ in AGE_BUCKETS), "older", "never")
+
+SiteClass = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -69,44 +96,110 @@ class PerDevice:
 
 @dataclass(frozen=True)
 class EstateSummary:
-    """Everything the metrics show, keyed by label values; counts include explicit zeros."""
+    """Everything the metrics show, keyed by label values; counts include explicit zeros where noted."""
 
     energy_joules: dict[tuple[str, str, str, str], float]  # (site, device class, state, method)
     power_watts: dict[tuple[str, str, str], float]  # (site, device class, method)
-    devices: dict[tuple[str, str, str], int]  # (site, device class, device state)
-    agents: dict[tuple[str, str], int]  # (site, age bucket)
-    per_device: PerDevice | None = None  # None unless per-device series are enabled
-    # Figures the domain modules work out (energy accounting, lifecycle, policy, wake-on-LAN).
-    saved_joules: dict[tuple[str, str], float] = field(default_factory=dict)  # (site, device class)
-    carbon_grams: dict[tuple[str, str], float] = field(default_factory=dict)  # (site, device class)
-    cost_pence: dict[tuple[str, str], float] = field(default_factory=dict)  # (site, device class)
+    devices: dict[tuple[str, str, str], int]  # (site, device class, device state), zeros included
+    agents: dict[tuple[str, str], int]  # (site, age bucket), zeros included
+    carbon_grams: dict[SiteClass, float] = field(default_factory=dict)
+    cost_pence: dict[SiteClass, float] = field(default_factory=dict)  # priced hours only
     carbon_factors: dict[tuple[str, str], float] = field(default_factory=dict)  # (year, source): g/kWh
+    saved_joules: dict[SiteClass, float] = field(default_factory=dict)  # zeros included
     lifecycle: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, device class, stage)
-    out_of_hours: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, device class)
-    wake_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, outcome)
+    out_of_hours: dict[SiteClass, int] = field(default_factory=dict)  # zeros included
+    wake_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, outcome), zeros included
+    wakes_open: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, status) in flight
+    per_device: PerDevice | None = None  # None unless per-device series are enabled
 
 
-def summarise(session: Session, now: datetime, report_interval_seconds: int,
-              per_device_limit: int | None = None) -> EstateSummary:
+@dataclass(frozen=True)
+class _DeviceRow:
+    id: int
+    hostname: str
+    site: str
+    device_class: str
+    room: str | None
+    tags: list | None
+
+
+def summarise(session: Session, now: datetime, report_interval_seconds: int, per_device_limit: int | None = None,
+              policies: ActiveSet | None = None) -> EstateSummary:
     """One consistent look at the estate; a few grouped queries, whatever the number of devices."""
+    devices = _devices(session)
+    latest = _latest_reports(session)
+    fresh = timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
+    site_classes = {(d.site, d.device_class) for d in devices}
+    energy, carbon_grams, cost_pence = energy_carbon_cost(session)
     return EstateSummary(
-        energy_joules=energy_totals(session),
-        **_from_latest_reports(session, now, report_interval_seconds, per_device_limit),
+        energy_joules=energy,
+        power_watts=power_by_site(devices, latest, now, fresh),
+        devices=devices_by_state(devices, latest, now, report_interval_seconds),
         agents=agents_by_age(session, now),
+        carbon_grams=carbon_grams,
+        cost_pence=cost_pence,
+        carbon_factors=carbon_factors(session),
+        saved_joules=saved_by_site(session, devices, now),
         lifecycle=devices_by_lifecycle_state(session),
+        out_of_hours=out_of_hours(policies, devices, latest, now, fresh, site_classes),
+        **wakes_by_outcome(session, {d.site for d in devices}),
+        per_device=None if per_device_limit is None else per_device_power(devices, latest, now, fresh,
+                                                                          per_device_limit),
     )
 
 
-def energy_totals(session: Session) -> dict[tuple[str, str, str, str], float]:
-    """All energy ever accounted, by site, device class, state and method (a counter: it only grows)."""
+def _devices(session: Session) -> list[_DeviceRow]:
+    rows = session.exec(select(Device.id, Device.hostname, Site.name, Device.device_class, Device.room, Device.tags)
+                        .join(Site, col(Site.id) == col(Device.site_id)).order_by(col(Device.id))).all()
+    return [_DeviceRow(*row) for row in rows]
+
+
+def energy_carbon_cost(session: Session) -> tuple[dict, dict[SiteClass, float], dict[SiteClass, float]]:
+    """All energy ever accounted, by site, class, state and method (a counter: it only grows), with its
+    carbon and cost by site and class. One query grouped by site-hour: each hour gets its own factor and
+    tariff, and the rows are few (sites x classes x hours), however many devices there are."""
     rows = session.exec(
-        select(Site.name, Device.device_class, EnergyBucket.state, EnergyBucket.method, func.sum(EnergyBucket.joules))
+        select(Site.id, Site.name, Device.device_class, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method,
+               func.sum(EnergyBucket.joules))
         .join(Device, col(Device.id) == col(EnergyBucket.device_id))
         .join(Site, col(Site.id) == col(Device.site_id))
-        .group_by(Site.name, Device.device_class, EnergyBucket.state, EnergyBucket.method)
+        .group_by(Site.id, Site.name, Device.device_class, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method)
     ).all()
-    return {(site, device_class, state, method): float(joules or 0.0)
-            for site, device_class, state, method, joules in rows}
+    pricer = _pricer(session)
+    energy: dict[tuple[str, str, str, str], float] = defaultdict(float)
+    grams: dict[SiteClass, float] = defaultdict(float)
+    pence: dict[SiteClass, float] = defaultdict(float)
+    for site_id, site, device_class, hour, state, method, joules in rows:
+        joules = float(joules or 0.0)
+        energy[(site, device_class, state, method)] += joules
+        kwh = joules / JOULES_PER_KWH
+        grams[(site, device_class)] += kwh * float(pricer.factor(site_id, hour).kg_per_kwh) * 1000
+        rate = pricer.rate(site_id, hour)
+        if rate is not None:  # energy before the site's first tariff is unpriced, not free
+            pence[(site, device_class)] += kwh * float(rate)
+    return dict(energy), dict(grams), dict(pence)
+
+
+def _pricer(session: Session) -> Pricer:
+    """The energy package's per-site-hour rates and factors, over the sites alone (no device profiles)."""
+    sites = {s.id: SiteInfo(s.id, s.name, ZoneInfo(s.timezone), s.trust, s.postcode)
+             for s in session.exec(select(Site))}
+    return Pricer(Estate(sites, {}, catalogue.load(session), carbon.load(session), tariffs_for(session, sites)))
+
+
+def carbon_factors(session: Session) -> dict[tuple[str, str], float]:
+    """The generation factors known, shipped or edited, in g/kWh: one series per year, a handful in all."""
+    return {(str(year), f.source): float(f.generation) * 1000 for year, f in carbon.load(session).years.items()}
+
+
+def saved_by_site(session: Session, devices: list[_DeviceRow], now: datetime) -> dict[SiteClass, float]:
+    """Energy saved by every policy action so far (controller.energy.savings' counterfactual), in joules."""
+    where = {d.id: (d.site, d.device_class) for d in devices}
+    saved = dict.fromkeys(where.values(), 0.0)
+    for action in savings_summary(session, BEGINNING, now, now=now).actions:
+        if action.device_id in where:
+            saved[where[action.device_id]] += float(action.saved_kwh) * JOULES_PER_KWH
+    return saved
 
 
 def devices_by_lifecycle_state(session: Session) -> dict[tuple[str, str, str], int]:
@@ -122,6 +215,31 @@ def devices_by_lifecycle_state(session: Session) -> dict[tuple[str, str, str], i
         .group_by(Site.name, Device.device_class, Asset.state)
     ).all()
     return {(site, device_class, state or UNREGISTERED): count for site, device_class, state, count in rows}
+
+
+def out_of_hours(policies: ActiveSet | None, devices: list[_DeviceRow], latest: dict[int, Report], now: datetime,
+                 fresh: timedelta, site_classes: set[SiteClass]) -> dict[SiteClass, int]:
+    """Devices awake (a fresh active or idle report) while their policy says power down, zeros included."""
+    counts = dict.fromkeys(site_classes, 0)
+    if policies is None or not policies.policies:
+        return counts
+    awake = [(DeviceFacts(device_id=str(d.id), hostname=d.hostname, site=d.site, device_class=d.device_class,
+                          tags=tuple(d.tags or ()), group=d.room), report.state)
+             for d in devices if (report := latest.get(d.id)) is not None and now - as_utc(report.end) <= fresh]
+    counts.update(out_of_hours_on(policies.policies, policies.calendars, awake, now))
+    return counts
+
+
+def wakes_by_outcome(session: Session, sites: set[str]) -> dict[str, dict[tuple[str, str], int]]:
+    """Finished wakes by outcome (a counter, zeros included) and wakes in flight by status (a gauge)."""
+    finished = {(site, outcome): 0 for site in sites for outcome in WAKE_OUTCOMES}
+    in_flight: dict[tuple[str, str], int] = {}
+    for (site, status), count in wake_outcomes(session).items():
+        if status in WAKE_OUTCOMES:
+            finished[(site, status)] = count
+        elif status in OPEN_STATUSES:
+            in_flight[(site, status)] = count
+    return {"wake_requests": finished, "wakes_open": in_flight}
 
 
 def device_state(latest: Report | None, now: datetime, report_interval_seconds: int) -> str:
@@ -156,28 +274,32 @@ def power_now(report: Report | None, now: datetime, fresh: timedelta) -> float |
     return report.joules / seconds if seconds > 0 else None
 
 
-def _from_latest_reports(session: Session, now: datetime, report_interval_seconds: int,
-                         per_device_limit: int | None) -> dict:
-    latest = _latest_reports(session)
-    devices = session.exec(
-        select(Device.id, Device.hostname, Site.name, Device.device_class)
-        .join(Site, col(Site.id) == col(Device.site_id)).order_by(col(Device.id))).all()
-    counts: Counter[tuple[str, str, str]] = Counter()
+def power_by_site(devices: list[_DeviceRow], latest: dict[int, Report], now: datetime,
+                  fresh: timedelta) -> dict[tuple[str, str, str], float]:
     watts: dict[tuple[str, str, str], float] = defaultdict(float)
-    each: list[DevicePower] = []
-    fresh = timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
-    for device_id, hostname, site, device_class in devices:
-        for state in DEVICE_STATES:
-            counts.setdefault((site, device_class, state), 0)
-        report = latest.get(device_id)
-        counts[(site, device_class, device_state(report, now, report_interval_seconds))] += 1
+    for d in devices:
+        report = latest.get(d.id)
         device_watts = power_now(report, now, fresh)
-        if device_watts is not None:
-            watts[(site, device_class, report.method)] += device_watts
-        if per_device_limit is not None and len(each) < per_device_limit:
-            each.append(DevicePower(device_id, hostname, site, device_class, device_watts or 0.0))
-    per_device = None if per_device_limit is None else PerDevice(each, len(devices) - len(each))
-    return {"devices": dict(counts), "power_watts": dict(watts), "per_device": per_device}
+        if report is not None and device_watts is not None:
+            watts[(d.site, d.device_class, str(report.method))] += device_watts
+    return dict(watts)
+
+
+def devices_by_state(devices: list[_DeviceRow], latest: dict[int, Report], now: datetime,
+                     report_interval_seconds: int) -> dict[tuple[str, str, str], int]:
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for d in devices:
+        for state in DEVICE_STATES:
+            counts.setdefault((d.site, d.device_class, state), 0)
+        counts[(d.site, d.device_class, device_state(latest.get(d.id), now, report_interval_seconds))] += 1
+    return dict(counts)
+
+
+def per_device_power(devices: list[_DeviceRow], latest: dict[int, Report], now: datetime, fresh: timedelta,
+                     limit: int) -> PerDevice:
+    shown = [DevicePower(d.id, d.hostname, d.site, d.device_class, power_now(latest.get(d.id), now, fresh) or 0.0)
+             for d in devices[:limit]]
+    return PerDevice(shown, len(devices) - len(shown))
 
 
 def age_bucket(last_seen: datetime | None, now: datetime) -> str:

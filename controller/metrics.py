@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from controller.estate import EstateSummary, PerDevice, summarise
 from controller.ingest import IngestWriter
+from controller.policy.store import PolicyStore
 from controller.settings import Settings
 from controller.timeutil import utcnow
 
@@ -45,12 +46,14 @@ class EstateCache:
     """
 
     def __init__(self, engine: Engine, report_interval_seconds: int, ttl: float,
-                 clock: Callable[[], float] = time.monotonic, per_device_limit: int | None = None):
+                 clock: Callable[[], float] = time.monotonic, per_device_limit: int | None = None,
+                 policies: PolicyStore | None = None):
         self._engine = engine
         self._interval = report_interval_seconds
         self._ttl = ttl
         self._clock = clock
         self._per_device_limit = per_device_limit
+        self._policies = policies
         self._lock = threading.Lock()
         self._summary: EstateSummary | None = None
         self._loaded = 0.0
@@ -58,8 +61,9 @@ class EstateCache:
     def get(self) -> EstateSummary:
         with self._lock:
             if self._summary is None or self._clock() - self._loaded >= self._ttl:
+                policies = self._policies.current() if self._policies is not None else None
                 with Session(self._engine) as session:
-                    self._summary = summarise(session, utcnow(), self._interval, self._per_device_limit)
+                    self._summary = summarise(session, utcnow(), self._interval, self._per_device_limit, policies)
                 self._loaded = self._clock()
             return self._summary
 
@@ -105,8 +109,12 @@ class EstateCollector(Collector):
         yield _family(GaugeMetricFamily, "caretaker_devices_on_out_of_hours",
                       "Devices on or idle while their power policy says they should be off or asleep.",
                       site_class, s.out_of_hours)
-        yield _family(CounterMetricFamily, "caretaker_wake_requests", "Wake-on-LAN requests by outcome.",
+        yield _family(CounterMetricFamily, "caretaker_wake_requests",
+                      "Finished wake-on-LAN requests by outcome (confirmed: the machine reported in; failed).",
                       ["site", "outcome"], s.wake_requests)
+        yield _family(GaugeMetricFamily, "caretaker_wake_requests_open",
+                      "Wake-on-LAN requests in flight, by status (queued, ordered, sent).",
+                      ["site", "status"], s.wakes_open)
         if s.per_device is not None:
             yield from _per_device(s.per_device)
 
@@ -165,12 +173,13 @@ def _version() -> str:
 
 
 def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
-                  clock: Callable[[], float] = time.monotonic) -> Metrics:
-    """A registry of this app's collectors; called by the app factory, once per app."""
+                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None) -> Metrics:
+    """A registry of this app's collectors; called by the app factory, once per app. ``policies`` (the
+    app's active policy set) is what devices on out of hours are judged by; without it none are."""
     registry = CollectorRegistry()
     per_device_limit = settings.metrics_per_device_limit if settings.metrics_per_device else None
     cache = EstateCache(engine, settings.report_interval_seconds, settings.metrics_cache_seconds, clock,
-                        per_device_limit)
+                        per_device_limit, policies)
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))

@@ -6,9 +6,11 @@ PostgreSQL; the expected figures are worked out from what the test sent, not rea
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from importlib.metadata import version
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,15 +23,21 @@ from sqlmodel import Session, select
 from agent.protocol import PROTOCOL_VERSION, DeviceClass, PowerState, ReportBatch
 from controller.api.app import create_app
 from controller.db import session_scope
+from controller.energy import carbon
+from controller.energy.savings import savings_summary
+from controller.energy.tariff import set_tariff
 from controller.enrollment import create_token
-from controller.estate import GONE_AFTER
+from controller.estate import GONE_AFTER, summarise
 from controller.ingest import AgentIdentity, IngestWriter
 from controller.lifecycle.service import move
 from controller.lifecycle.states import State
 from controller.metrics import BacklogCollector, EstateCache
-from controller.models import Agent, Device, EnergyBucket
+from controller.models import ActionRecord, Agent, Device, EnergyBucket
+from controller.policy.store import PolicyStore
+from controller.power.models import WakeRequest
 from controller.settings import Settings
 from controller.timeutil import utcnow
+from tests.conftest import REPO
 from tests.factories import T0, batch_json, consecutive, enroll_json, inventory
 
 ENROLL = "/api/v1/agent/enroll"
@@ -175,6 +183,114 @@ class TestDevicesByState:
         assert states == {"on", "idle", "asleep", "off", "unknown"}
 
 
+class TestCarbonAndCost:
+    def test_carbon_is_each_hours_energy_at_its_years_grid_factor(self, client, estate):
+        estate.post(estate.enroll(), 1, 4, T0, watts=45.0)  # 4 x 300 s x 45 W = 54,000 J = 0.015 kWh
+
+        samples = scrape(client)
+
+        # T0 falls in 2026, which has no published factor yet: the latest earlier one (2025) applies.
+        assert value(samples, "caretaker_carbon_grams_total", site="Hillside Primary",
+                     device_class="desktop") == pytest.approx(0.015 * 177.0)
+        assert value(samples, "caretaker_carbon_factor_grams_per_kwh", year="2025",
+                     source=carbon.shipped().years[2025].source) == pytest.approx(177.0)
+
+    def test_cost_is_priced_at_the_band_in_force_each_hour_and_unpriced_energy_is_left_out(self, client, estate,
+                                                                                          engine):
+        machine = estate.enroll()
+        london = ZoneInfo("Europe/London")
+        night = datetime.combine(T0.astimezone(london).date(), time(1, 0), london)  # 01:00-01:20 local
+        day = night + timedelta(hours=12)  # 13:00-13:20 local
+        with session_scope(engine) as session:
+            site_id = session.exec(select(Device.site_id)).one()
+            set_tariff(session, site_id, "economy 7", night - timedelta(hours=1), [
+                {"name": "night", "start": "00:30", "end": "07:30", "pence_per_kwh": 15.0},
+                {"name": "day", "start": "07:30", "end": "00:30", "pence_per_kwh": 30.2}])
+        estate.post(machine, 1, 4, night - timedelta(hours=24), watts=45.0)  # before the tariff: unpriced
+        estate.post(machine, 5, 4, night, watts=45.0)  # 0.015 kWh at night
+        estate.post(machine, 9, 4, day, watts=90.0)  # 0.030 kWh by day
+
+        samples = scrape(client)
+
+        assert value(samples, "caretaker_cost_pence_total", site="Hillside Primary",
+                     device_class="desktop") == pytest.approx(0.015 * 15.0 + 0.030 * 30.2)
+
+
+class TestSavings:
+    def test_the_energy_policy_actions_saved_is_counted_where_the_device_is(self, client, estate, engine):
+        machine = estate.enroll()
+        estate.post(machine, 1, 12, T0, watts=45.0)  # an hour idle: its own idle draw
+        estate.post(machine, 13, 24, T0 + timedelta(hours=1), watts=1.0, state=PowerState.OFF)  # shut down
+        with session_scope(engine) as session:
+            device = session.exec(select(Device)).one()
+            session.add(ActionRecord(at=T0 + timedelta(hours=1), site_id=device.site_id, device_id=device.id,
+                                     kind="shutdown", outcome="done", mode="force", reason="out of hours",
+                                     actor="controller",
+                                     details={"until": (T0 + timedelta(hours=3)).isoformat()}))
+        with Session(engine) as session:
+            expected = savings_summary(session, T0 - timedelta(days=1), utcnow()).saved_kwh
+
+        samples = scrape(client)
+
+        assert expected > 0
+        assert value(samples, "caretaker_energy_saved_joules_total", site="Hillside Primary",
+                     device_class="desktop") == pytest.approx(float(expected) * 3.6e6)
+
+    def test_a_site_without_policy_actions_shows_a_zero_not_nothing(self, client, estate):
+        estate.post(estate.enroll("Northgate Academy"), 1, 1, recent(10))
+        assert ("caretaker_energy_saved_joules_total",
+                frozenset({"site": "Northgate Academy", "device_class": "desktop"}.items())) in scrape(client)
+
+
+class TestOutOfHours:
+    def test_awake_devices_are_counted_when_their_policy_says_power_down(self, estate, engine, tmp_path):
+        policy_dir = tmp_path / "policies"
+        shutil.copytree(REPO / "policies", policy_dir)
+        london = ZoneInfo("Europe/London")
+        today = utcnow().astimezone(london).date()
+        saturday = today - timedelta(days=(today.weekday() - 5) % 7 or 7)
+        now = datetime.combine(saturday, time(13, 0), london).astimezone(UTC)  # a weekend: out of hours all day
+        awake = [estate.enroll() for _ in range(2)]
+        estate.post(awake[0], 1, 1, now - timedelta(minutes=10), state=PowerState.ACTIVE)
+        estate.post(awake[1], 1, 1, now - timedelta(minutes=10), state=PowerState.IDLE)
+        estate.post(estate.enroll(), 1, 1, now - timedelta(minutes=10), state=PowerState.SLEEP)
+        estate.post(estate.enroll(), 1, 1, now - timedelta(hours=5), state=PowerState.ACTIVE)  # silent since
+
+        policies = PolicyStore(policy_dir, engine).current()
+        with Session(engine) as session:
+            summary = summarise(session, now, 300, policies=policies)
+            weekday = summarise(session, now - timedelta(days=3, hours=2), 300, policies=policies)  # Wed 11:00
+
+        assert summary.out_of_hours == {("Hillside Primary", "desktop"): 2}
+        assert weekday.out_of_hours == {("Hillside Primary", "desktop"): 0}
+
+    def test_without_policies_no_device_is_out_of_hours(self, client, estate):
+        estate.post(estate.enroll(), 1, 1, recent(10), state=PowerState.ACTIVE)
+        assert value(scrape(client), "caretaker_devices_on_out_of_hours", site="Hillside Primary",
+                     device_class="desktop") == 0
+
+
+class TestWakes:
+    def test_finished_wakes_are_counted_by_outcome_and_the_rest_shown_in_flight(self, client, estate, engine):
+        estate.enroll()
+        estate.enroll("Northgate Academy")
+        with session_scope(engine) as session:
+            device = session.exec(select(Device).where(Device.hostname == "PC001")).one()
+            for status in ("confirmed", "confirmed", "failed", "queued", "sent"):
+                session.add(WakeRequest(site_id=device.site_id, device_id=device.id, mac="00:1a:2b:3c:00:01",
+                                        status=status, reason="test", requested_by="test", due_at=utcnow()))
+
+        samples = scrape(client)
+
+        finished = {(labels["site"], labels["outcome"]): value(samples, "caretaker_wake_requests_total", **labels)
+                    for labels in series(samples, "caretaker_wake_requests_total")}
+        assert finished == {("Hillside Primary", "confirmed"): 2, ("Hillside Primary", "failed"): 1,
+                            ("Northgate Academy", "confirmed"): 0, ("Northgate Academy", "failed"): 0}
+        in_flight = {labels["status"]: value(samples, "caretaker_wake_requests_open", **labels)
+                     for labels in series(samples, "caretaker_wake_requests_open")}
+        assert in_flight == {"queued": 1, "sent": 1}
+
+
 class TestLifecycle:
     def test_devices_are_counted_by_their_asset_register_state(self, client, estate, engine):
         for _ in range(3):
@@ -263,8 +379,8 @@ class TestExposition:
         assert len(series(samples, "caretaker_energy_joules_total")) == 1
         assert len(series(samples, "caretaker_power_watts")) == 1
         label_names = {name for _, labels in samples for name, _ in labels}
-        assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "version",
-                               "le"}
+        assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "status",
+                               "year", "source", "version", "le"}
 
 
 class TestCache:
