@@ -26,7 +26,7 @@ def bar_chart(bars: Sequence[Bar], unit: str, title: str) -> str:
              f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{top:.3g}</text>',
              f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end">0</text>',
              f'<text x="4" y="{TOP + plot_h / 2}">{escape(unit)}</text>']
-    label_every = max(1, len(bars) // 14)
+    label_every = max(1, -(-len(bars) // 7))  # at most seven labels, so they never run together
     for i, bar in enumerate(bars):
         h = plot_h * max(bar.value, 0.0) / top
         x = LEFT + i * step + step * 0.15

@@ -18,6 +18,7 @@ from controller.policy.engine import context, decide_in
 from controller.policy.model import Mode
 from controller.policy.store import PolicyStore, UnknownPolicy
 from controller.register import NotFound
+from controller.timeutil import utcnow
 from controller.web.pages import Manager, Reader
 from controller.web.policy_impact import impact
 from controller.web.render import page
@@ -77,13 +78,12 @@ def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, d
 def confirm_mode(request: Request, runtime: RuntimeDep, principal: Manager, name: str, mode: Mode) -> Response:
     store = _store(runtime)
     try:
-        policy = store.current().named(name)
+        with Session(runtime.engine) as session:
+            projected = impact(session, store.current(), name, mode, utcnow())
     except UnknownPolicy as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
-    with Session(runtime.engine) as session:
-        projected = impact(session, policy, mode)
-    return page(request, "mode_confirm.html", principal, nav="policies", policy=policy, mode=mode,
-                impact=projected)
+    return page(request, "mode_confirm.html", principal, nav="policies", impact=projected,
+                applies_to=store.current().named(name).applies_to.describe())
 
 
 @router.post("/policies/{name}/mode")

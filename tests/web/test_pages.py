@@ -1,0 +1,97 @@
+"""The console's pages and forms do what they say, through the real app (TestClient, in-process)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from controller.models import ChangeRecord
+from controller.power.models import WakeRequest
+from controller.timeutil import hour_floor, utcnow
+from tests.web.conftest import sign_in
+
+
+def test_the_overview_counts_devices_and_this_weeks_energy_by_site(client):
+    sign_in(client, "barry")
+    page = client.get("/").text
+    hillside = re.search(r"Hillside Primary</a></th>(.*?)</tr>", page, re.S).group(1)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', hillside)
+    assert sum(int(c) for c in cells[:5]) == 3  # three devices, whatever their state
+    # The seed gives every device 0.05 kWh in each of the 48 hours before this one; the week began on
+    # Monday at 00:00 London time, so only the hours since then count.
+    now = hour_floor(utcnow())
+    local = now.astimezone(ZoneInfo("Europe/London"))
+    monday = (local - timedelta(days=local.weekday())).replace(hour=0)
+    hours_this_week = sum(1 for h in range(1, 49) if now - timedelta(hours=h) >= monday)
+    assert float(cells[-1]) == round(3 * 0.05 * hours_this_week, 2)
+
+
+def test_devices_filter_by_room_and_search(client):
+    sign_in(client, "barry")
+    library = client.get("/devices", params={"room": "Library"}).text
+    assert re.findall(r'<a href="/devices/\d+">([^<]+)</a>', library) == ["HILL-LIB-PC01"]
+    found = client.get("/devices", params={"q": "r12"}).text
+    assert re.findall(r'<a href="/devices/\d+">([^<]+)</a>', found) == ["HILL-R12-PC01", "HILL-R12-PC02"]
+
+
+def test_a_device_page_charts_its_daily_energy(client, estate):
+    sign_in(client, "barry")
+    page = client.get(f"/devices/{estate.devices['HILL-R12-PC01']}").text
+    assert '<svg class="chart"' in page and 'role="img"' in page
+    daily = [float(v) for v in re.findall(r'<td class="num">([\d.]+)</td>', page)]
+    assert len(daily) == 14 and round(sum(daily), 3) == round(48 * 0.05, 3)  # every seeded hour, once
+
+
+def test_a_mode_switch_shows_its_projected_impact_then_switches_and_is_logged(client, engine):
+    csrf = sign_in(client, "nora")
+    listing = client.get("/policies").text
+    assert "hillside-primary" in listing and ">observe<" in listing.replace("\n", "").replace(" ", "")
+    confirm = client.get("/policies/hillside-primary/mode", params={"mode": "warn"})
+    assert confirm.status_code == 200
+    assert "applies to <strong>3</strong> devices" in confirm.text  # Hillside Primary's three
+    assert "The last week, replayed" in confirm.text
+    switched = client.post("/policies/hillside-primary/mode", data={"csrf_token": csrf, "mode": "warn"})
+    assert switched.status_code == 303
+    assert "warn (switched from observe)" in client.get("/policies").text
+    with Session(engine) as session:
+        logged = session.exec(select(ChangeRecord).where(ChangeRecord.action == "set_mode")).one()
+    assert (logged.actor, logged.before, logged.after) == ("user:nora", {"mode": "observe"}, {"mode": "warn"})
+
+
+def test_validate_and_explain_read_the_policies_without_changing_them(client):
+    sign_in(client, "audrey")
+    assert "The policy files are valid." in client.get("/policies/validate").text
+    explained = client.get("/policies/explain", params={"device": "RIV-ICT1-PC01", "at": "2026-02-16 18:30"})
+    assert explained.status_code == 200 and "Decision" in explained.text
+    hidden = client.get("/policies/explain", params={"device": "HILL-R12-PC01", "at": "2026-02-16 18:30"})
+    assert hidden.status_code == 400 and "no device" in hidden.text  # not one of the auditor's sites
+
+
+def test_waking_a_room_queues_one_wake_per_device_in_it(client, engine):
+    csrf = sign_in(client, "nora")
+    response = client.post("/wake/room", data={"csrf_token": csrf, "site": "Hillside Primary", "room": "R12",
+                                               "reason": "lesson at 09:00"})
+    assert response.status_code == 200 and "2 wake(s) queued in R12" in response.text
+    with Session(engine) as session:
+        wakes = session.exec(select(WakeRequest).order_by(WakeRequest.device_id)).all()
+    assert [(w.requested_by, w.reason) for w in wakes] == [("user:nora", "lesson at 09:00")] * 2
+
+
+def test_a_new_api_token_is_shown_once_and_only_its_prefix_afterwards(client):
+    csrf = sign_in(client, "nora")
+    created = client.post("/apitokens", data={"csrf_token": csrf, "name": "finance-export", "role": "bursar",
+                                              "days": "30"}).text
+    token = re.search(r'value="(ct_[^"]+)"', created).group(1)
+    assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    later = client.get("/users").text
+    assert token not in later and token[:10] + "…" in later
+
+
+def test_a_short_password_is_refused_with_a_message_and_nothing_is_added(client):
+    csrf = sign_in(client, "nora")
+    response = client.post("/users", data={"csrf_token": csrf, "name": "sam", "role": "bursar", "password": "short"})
+    assert response.status_code == 400 and "at least 12 characters" in response.text
+    assert ">sam<" not in client.get("/users").text
