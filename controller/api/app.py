@@ -38,7 +38,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         policies = PolicyStore(settings.resolved_policy_dir(), engine)
         schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute)
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
-                                    metrics=build_metrics(engine, writer, settings), policies=policies,
+                                    metrics=build_metrics(engine, writer, settings, policies=policies),
+                                    policies=policies,
                                     schedules=schedules)
         # Everything loaded so far (SQLAlchemy, pydantic, FastAPI) lives as long as the process; frozen,
         # full collections stop walking it, which removes ~100 ms stalls from ingest's tail latency.
