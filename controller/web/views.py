@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from controller.energy.savings import savings_summary
 from controller.estate import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
 from controller.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
 from controller.web.accounts import Principal
@@ -43,6 +44,9 @@ class SiteLine:
     devices: Counter = field(default_factory=Counter)  # device state -> count
     watts: float = 0.0
     week_kwh: float = 0.0
+    saved_kwh: float = 0.0  # this week, by the power-downs policies carried out (controller.energy.savings)
+    saved_gbp: float = 0.0
+    saved_kgco2e: float = 0.0
 
     @property
     def total(self) -> int:
@@ -77,6 +81,9 @@ def overview(session: Session, principal: Principal, now: datetime, report_inter
             select(func.sum(EnergyBucket.joules)).join(Device, col(Device.id) == col(EnergyBucket.device_id))
             .where(Device.site_id == site_id, EnergyBucket.hour >= week_start(now, zones[site_id]))).one()
         line.week_kwh = float(joules or 0.0) / JOULES_PER_KWH
+        saved = savings_summary(session, week_start(now, zones[site_id]), now, [site_id], now=now)
+        line.saved_kwh, line.saved_gbp = float(saved.saved_kwh), float(saved.saved_gbp)
+        line.saved_kgco2e = float(saved.saved_kgco2e)
     return Overview(list(lines.values()))
 
 

@@ -26,7 +26,8 @@ def test_the_overview_counts_devices_and_this_weeks_energy_by_site(client):
     local = now.astimezone(ZoneInfo("Europe/London"))
     monday = (local - timedelta(days=local.weekday())).replace(hour=0)
     hours_this_week = sum(1 for h in range(1, 49) if now - timedelta(hours=h) >= monday)
-    assert float(cells[-1]) == round(3 * 0.05 * hours_this_week, 2)
+    assert float(cells[-2]) == round(3 * 0.05 * hours_this_week, 2)
+    assert float(cells[-1]) == 0  # saved: no policy has powered anything down
 
 
 def test_devices_filter_by_room_and_search(client):
