@@ -79,6 +79,9 @@ class Context:
     rules: tuple[Rule, ...]
     # Carbon-aware maintenance starts chosen from a forecast, by (window name, local day); schedule.py fills it.
     placed: Mapping[tuple[str, date], datetime] = field(default_factory=dict)
+    # Days and spans, worked out once per context (a schedule asks about the same few days dozens of times).
+    # Not an init field, so ``replace`` (another device, placed maintenance) starts a fresh one.
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 def decide(policies: Sequence[Policy], calendars: Mapping[str, Calendar], device: DeviceFacts,
@@ -135,7 +138,11 @@ def _precedence_rules(powered: list[Policy]) -> list[Rule]:
 
 
 def day_of(ctx: Context, day: date) -> Day:
-    return classify(ctx.calendars, day)
+    key = ("day", day)
+    found = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = classify(ctx.calendars, day)
+    return found
 
 
 def is_open(ctx: Context, day: Day) -> bool:
@@ -145,8 +152,16 @@ def is_open(ctx: Context, day: Day) -> bool:
     return day.kind is not DayKind.INSET or ctx.winner.power.open_on_inset_days
 
 
-def spans_on(ctx: Context, day: date) -> list[Span]:
+def spans_on(ctx: Context, day: date) -> tuple[Span, ...]:
     """Every window that begins on the site's ``day``: school hours, wake time, exams, maintenance."""
+    key = ("spans", day)
+    found = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = tuple(_spans_on(ctx, day))
+    return found
+
+
+def _spans_on(ctx: Context, day: date) -> list[Span]:
     spans: list[Span] = []
     ranges = ctx.winner.power.hours.on(day) if ctx.winner is not None and is_open(ctx, day_of(ctx, day)) else ()
     if ranges:
