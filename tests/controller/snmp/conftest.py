@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +35,10 @@ from controller.snmp.poller import Poller
 from controller.snmp.profiles import load_profiles
 from controller.snmp.pysnmp_client import PysnmpClient
 from controller.snmp.readings import DevicePoll
+from tests.controller.snmp.simulator import SNMPSIM, serving
 
 RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "snmp"
 NAMES = sorted(p.stem for p in RECORDINGS.glob("*.snmprec"))
-SNMPSIM = Path(os.environ.get("SNMPSIM_PREFIX", "/opt/snmpsim")) / "bin" / "snmpsim-command-responder"
 V3_USER, V3_AUTH, V3_PRIV = "caretaker", "auth-key-for-tests", "priv-key-for-tests"
 
 
@@ -99,55 +96,65 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def _answers(server: Snmpsim) -> bool:
+def _answers(target: Target) -> bool:
     async def ask() -> bool:
         async with PysnmpClient() as client:
             try:
-                return bool(await client.get(server.target(NAMES[-1], timeout=0.5), ["1.3.6.1.2.1.1.2.0"]))
+                return bool(await client.get(target, ["1.3.6.1.2.1.1.2.0"]))
             except Exception:
                 return False
 
     return asyncio.run(ask())
 
 
-@pytest.fixture(scope="session")
-def snmpsim() -> Iterator[Snmpsim]:
+def _require_snmpsim() -> None:
     if not SNMPSIM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{SNMPSIM} is missing; CI must run .ci/setup-snmpsim.sh first")
         pytest.skip(f"snmpsim is not installed at {SNMPSIM} (run .ci/setup-snmpsim.sh)")
-    root = Path(tempfile.mkdtemp(prefix="caretaker-snmpsim-"))
-    process = None
+
+
+@pytest.fixture(scope="session")
+def snmpsim() -> Iterator[Snmpsim]:
+    """Every recording at its own address, its community its file name, plus the v3 user."""
+    _require_snmpsim()
+    port = _free_udp_port()
+    server = Snmpsim(port, Path())
+    v3_args = [f"--v3-user={V3_USER}", f"--v3-auth-key={V3_AUTH}", "--v3-auth-proto=SHA",
+               f"--v3-priv-key={V3_PRIV}", "--v3-priv-proto=AES"]
     try:
-        data, cache = root / "data", root / "cache"
-        data.mkdir()
-        cache.mkdir()
-        for name in NAMES:
-            shutil.copyfile(RECORDINGS / f"{name}.snmprec", data / f"{name}.snmprec")
-        for path in [root, data, *data.iterdir()]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        port = _free_udp_port()
-        args = [str(SNMPSIM), f"--data-dir={data}", f"--cache-dir={cache}",
-                *(f"--agent-udpv4-endpoint={address_of(n)}:{port}" for n in NAMES),
-                f"--v3-user={V3_USER}", f"--v3-auth-key={V3_AUTH}", "--v3-auth-proto=SHA",
-                f"--v3-priv-key={V3_PRIV}", "--v3-priv-proto=AES"]
-        if os.geteuid() == 0:
-            shutil.chown(cache, "nobody")
-            args += ["--process-user=nobody", "--process-group=nogroup"]
-        server = Snmpsim(port, root / "snmpsim.log")
-        process = subprocess.Popen(args, stdout=server.log.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not _answers(server):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"snmpsim did not start:\n{server.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        with serving({f"{n}.snmprec": RECORDINGS / f"{n}.snmprec" for n in NAMES},
+                     [f"{address_of(n)}:{port}" for n in NAMES],
+                     lambda: _answers(server.target(NAMES[-1], timeout=0.5)), v3_args) as log:
+            yield Snmpsim(port, log)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+#: A school's subnet: five devices answering one community, one address silent.
+SUBNET, SCHOOL = "127.0.1.0/29", "school"
+SUBNET_NAMES = ("apc_ap8853", "advantech_eki-7712g-4fp", "konica_c250i", "sentry4", "XMG1915-10EP")
+SILENT = "127.0.1.6"
+
+
+@dataclass(frozen=True)
+class Subnet:
+    port: int
+    addresses: dict[str, str]  # recording name -> address
+
+
+@pytest.fixture(scope="session")
+def school_subnet() -> Iterator[Subnet]:
+    """One snmpsim per device (see simulator.py), each answering the school's community."""
+    _require_snmpsim()
+    subnet = Subnet(_free_udp_port(), {n: f"127.0.1.{i + 1}" for i, n in enumerate(SUBNET_NAMES)})
+    school = CommunityCredential("school", Secret(SCHOOL, "env:SNMP_SCHOOL"))
+    try:
+        with ExitStack() as running:
+            for name, address in subnet.addresses.items():
+                target = Target(address, school, subnet.port, 0.5, 0)
+                running.enter_context(serving({f"{SCHOOL}.snmprec": RECORDINGS / f"{name}.snmprec"},
+                                              [f"{address}:{subnet.port}"], lambda t=target: _answers(t)))
+            yield subnet
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
