@@ -13,7 +13,19 @@ from controller import migrate, web
 from controller.api.deps import Runtime
 from controller.api.limits import BodySizeLimit
 from controller.api.payloads import BadPayload, bad_payload_response
-from controller.api.routes import agent, assets, audit, downloads, energy, health, lifecycle, metrics, policy, wake
+from controller.api.routes import (
+    agent,
+    assets,
+    audit,
+    downloads,
+    energy,
+    health,
+    lifecycle,
+    metrics,
+    policy,
+    reports,
+    wake,
+)
 from controller.db import make_engine
 from controller.ingest import AgentDirectory, IngestWriter
 from controller.metrics import build_metrics
@@ -64,6 +76,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(wake.router)
     app.include_router(audit.router)
     app.include_router(policy.router)
+    app.include_router(reports.router)
     app.include_router(lifecycle.router)
     app.include_router(assets.router)
     web.install(app)  # the console's pages; also turns NotSignedIn into 401 or a sign-in redirect
