@@ -18,6 +18,7 @@ from controller.cli import (
     report,
     service,
     snmp,
+    ssh,
     tls,
     tokens,
     users,
@@ -39,6 +40,7 @@ app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(assets.app, name="assets")
 app.add_typer(energy.app, name="energy")
 app.add_typer(wake.app, name="wake")
+app.add_typer(ssh.app, name="ssh")
 
 
 def main() -> None:
