@@ -10,8 +10,10 @@ nobody, so its data and cache live in a directory nobody can read, outside pytes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from controller.snmp.poller import Poller
 from controller.snmp.profiles import load_profiles
 from controller.snmp.pysnmp_client import PysnmpClient
 from controller.snmp.readings import DevicePoll
+from tests.conftest import BIN
 from tests.controller.snmp.simulator import SNMPSIM, serving
 
 RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "snmp"
@@ -158,3 +161,32 @@ def school_subnet() -> Iterator[Subnet]:
             yield subnet
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+STALE = "last-years-community"
+
+
+def caretaker(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "caretaker"), "snmp", *args, "--database-url", database_url],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "SNMP_SCHOOL": SCHOOL, "SNMP_STALE": STALE})
+
+
+@pytest.fixture
+def subnet_credentials(tmp_path: Path) -> Path:
+    """The stale community first, so every address shows it is asked in order and kept to its subnet."""
+    path = tmp_path / "snmp-credentials.yaml"
+    path.write_text("credentials:\n"
+                    "  stale: {version: 2c, community: env:SNMP_STALE}\n"
+                    "  school: {version: 2c, community: env:SNMP_SCHOOL}\n"
+                    f"targets:\n  - {{subnet: {SUBNET}, use: [stale, school]}}\n")
+    return path
+
+
+def discover(database_url: str, subnet: Subnet, credentials: Path, *more: str) -> list[dict]:
+    """`caretaker snmp discover` of the school subnet, checked to have found its five devices."""
+    found = caretaker(database_url, "discover", SUBNET, "--port", str(subnet.port), "--credentials", str(credentials),
+                      "--site", "Hillside", "--timeout", "0.3", "--retries", "0", "--json", *more)
+    assert found.returncode == 0, found.stderr
+    assert found.stderr.strip().endswith("5 of 6 address(es) answered")
+    return json.loads(found.stdout)

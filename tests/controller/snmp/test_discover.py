@@ -4,45 +4,15 @@ devices answering the school's community on 127.0.1.1-5, nothing at 127.0.1.6.""
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN
-from tests.controller.snmp.conftest import SCHOOL, SILENT, SUBNET
-
-STALE = "last-years-community"
-
-
-def caretaker(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "caretaker"), "snmp", *args, "--database-url", database_url],
-                          capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "SNMP_SCHOOL": SCHOOL, "SNMP_STALE": STALE})
-
-
-@pytest.fixture
-def credentials(tmp_path: Path) -> Path:
-    """The stale community first, so every address shows it is asked in order and kept to its subnet."""
-    path = tmp_path / "snmp-credentials.yaml"
-    path.write_text("credentials:\n"
-                    "  stale: {version: 2c, community: env:SNMP_STALE}\n"
-                    "  school: {version: 2c, community: env:SNMP_SCHOOL}\n"
-                    f"targets:\n  - {{subnet: {SUBNET}, use: [stale, school]}}\n")
-    return path
-
-
-def discover(database_url: str, subnet, credentials: Path, *more: str) -> list[dict]:
-    found = caretaker(database_url, "discover", SUBNET, "--port", str(subnet.port), "--credentials", str(credentials),
-                      "--site", "Hillside", "--timeout", "0.3", "--retries", "0", "--json", *more)
-    assert found.returncode == 0, found.stderr
-    assert found.stderr.strip().endswith("5 of 6 address(es) answered")
-    return json.loads(found.stdout)
+from tests.controller.snmp.conftest import SCHOOL, SILENT, SUBNET, caretaker, discover
 
 
 def test_discover_registers_each_device_on_the_subnet_with_the_credential_that_answered(
-        database_url, school_subnet, credentials):
-    found = discover(database_url, school_subnet, credentials)
+        database_url, school_subnet, subnet_credentials):
+    found = discover(database_url, school_subnet, subnet_credentials)
     by_address = {f["address"]: f for f in found}
     assert set(by_address) == set(school_subnet.addresses.values())
     assert SILENT not in by_address
@@ -59,9 +29,9 @@ def test_discover_registers_each_device_on_the_subnet_with_the_credential_that_a
     assert sum(line.endswith(" ok") and " school " in line for line in listed.stdout.splitlines()[1:]) == 5
 
 
-def test_discovering_again_finds_the_same_devices_and_targets(database_url, school_subnet, credentials):
-    first = discover(database_url, school_subnet, credentials)
-    again = discover(database_url, school_subnet, credentials)
+def test_discovering_again_finds_the_same_devices_and_targets(database_url, school_subnet, subnet_credentials):
+    first = discover(database_url, school_subnet, subnet_credentials)
+    again = discover(database_url, school_subnet, subnet_credentials)
     assert sorted((f["target"], f["device"]) for f in again) == sorted((f["target"], f["device"]) for f in first)
     listed = caretaker(database_url, "targets", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -85,8 +55,8 @@ def test_a_community_given_on_the_command_line_is_a_reference_not_the_secret(dat
     (["not-a-subnet"], "'not-a-subnet' is not a subnet"),
     (["192.0.2.0/28"], "no SNMP credentials are configured for any address in 192.0.2.0/28"),
 ])
-def test_discover_refuses_what_it_cannot_do_in_one_line(database_url, credentials, args, message):
-    refused = caretaker(database_url, "discover", *args, "--credentials", str(credentials), "--site", "Hillside")
+def test_discover_refuses_what_it_cannot_do_in_one_line(database_url, subnet_credentials, args, message):
+    refused = caretaker(database_url, "discover", *args, "--credentials", str(subnet_credentials), "--site", "Hillside")
     assert refused.returncode == 2
     assert refused.stderr == f"caretaker: error: {refused.stderr.removeprefix('caretaker: error: ')}"
     assert message in refused.stderr and len(refused.stderr.splitlines()) == 1
