@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
 from controller import changes
@@ -34,7 +35,7 @@ def find_device(session: Session, ref: str) -> Device:
         return device
     by_tag = select(Asset.device_id).where(Asset.asset_tag == ref)
     query = select(Device).where(or_(col(Device.id).in_(by_tag), Device.serial == ref,
-                                     col(Device.hostname).ilike(ref)))
+                                     func.lower(Device.hostname) == ref.lower()))
     found = session.exec(query.order_by(Device.id)).all()
     if not found:
         raise NotFound(f"no device with id, asset tag, serial or hostname {ref!r}")
