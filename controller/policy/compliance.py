@@ -15,7 +15,7 @@ from datetime import datetime
 from controller.policy.calendar import Calendar
 from controller.policy.engine import decide
 from controller.policy.model import DeviceFacts, Intent, Policy
-from controller.policy.plan import context_key, named_devices
+from controller.policy.plan import context_key, distinctions
 
 AWAKE_STATES = frozenset({"active", "idle"})
 
@@ -23,7 +23,7 @@ AWAKE_STATES = frozenset({"active", "idle"})
 def out_of_hours_on(policies: Sequence[Policy], calendars: Mapping[str, Calendar],
                     devices: Iterable[tuple[DeviceFacts, str]], now: datetime) -> dict[tuple[str, str], int]:
     """Awake devices in a power-down window, counted by (site, device class); only non-zero counts appear."""
-    named = named_devices(policies)
+    named = distinctions(policies)
     intents: dict[tuple, Intent] = {}
     counts: Counter[tuple[str, str]] = Counter()
     for device, state in devices:

@@ -54,11 +54,13 @@ class SchedulePlanner:
     async def reply(self, device_id: int, held_version: str | None) -> AgentSchedule | None:
         """The schedule to send with an ingest reply; None when the agent already holds it, or when there are
         no policies and it holds none (nothing to enforce: older agents and policy-free estates pay nothing)."""
-        if held_version is None and not self._store.due() and not self._store.current().policies:
+        if self._store.due():
+            await asyncio.to_thread(self._store.refresh)
+        active = self._store.current()
+        if held_version is None and not active.policies:
             return None
         cached = self._schedules.get(device_id)
-        if cached is None or self._store.due() or cached.day != self._clock().date() \
-                or cached.policy_version != self._store.current().version:
+        if cached is None or cached.day != self._clock().date() or cached.policy_version != active.version:
             schedule = await asyncio.to_thread(self.schedule_for, device_id)
         else:
             schedule = cached.schedule

@@ -10,7 +10,7 @@ import pytest
 
 from agent.protocol import AgentSchedule, EnforcementMode, ScheduleIntent, from_wire, to_wire
 from controller.policy.model import ExamWindow, Intent, Mode, Override, Selector
-from controller.policy.plan import context_key, for_agent, named_devices, plan, stagger_offsets
+from controller.policy.plan import context_key, distinctions, for_agent, plan, stagger_offsets
 from controller.policy.schedule import compile_schedule
 from tests.controller.policy.builders import CALENDARS, LONDON, device, local, policy, power, time_range
 
@@ -111,7 +111,7 @@ def test_devices_alike_share_one_compile_and_get_the_same_windows_as_compiled_al
     for facts in (fleet[0], fleet[20], fleet[-1]):
         alone = compile_schedule([school], CALENDARS, facts, local("2026-02-10 00:00"), 2)
         assert planned[facts.device_id] == alone
-    keys = {context_key(f, named_devices([school])) for f in fleet}
+    keys = {context_key(f, distinctions([school])) for f in fleet}
     assert len(keys) == 2  # the art-room PC named by the override gets its own
 
 
