@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from controller.lifecycle.embodied import Factors, amortised_kg, purchase_year_kg, service_end
 from controller.lifecycle.evidence import completeness
-from controller.lifecycle.models import Asset
+from controller.lifecycle.models import Asset, DisposalBatch, DisposalEvidence
 from controller.lifecycle.recommend import CONSIDERED, DeviceFacts, Policy, Recommendation, os_end, recommend
 from controller.lifecycle.service import evidence_of
 from controller.lifecycle.states import LEAVING, State
@@ -230,3 +230,30 @@ def embodied_report(session: Session, factors: Factors, year: int, today: date,
         lines.append(EmbodiedLine(device.id, device.hostname, site_name, device.device_class, figure.kg_co2e,
                                   figure.basis, figure.source, purchased, amortised, bought))
     return lines
+
+
+@dataclass(frozen=True)
+class TransferNote:
+    ref: str
+    carrier: str | None
+    recycler: str | None
+    collected_on: date | None
+    retain_until: date | None
+    devices: int
+    batch: str | None  # None: a note for one device
+    must_keep: bool  # still inside its two years (or its collection date is unknown: keep it)
+
+
+def transfer_notes(session: Session, today: date) -> list[TransferNote]:
+    """Every WEEE waste transfer note on record and whether it must still be kept (2 years)."""
+    notes = []
+    for batch in session.exec(select(DisposalBatch).order_by(DisposalBatch.collected_on, DisposalBatch.name)).all():
+        members = session.exec(select(func.count()).select_from(Asset).where(Asset.batch_id == batch.id)).one()
+        notes.append(TransferNote(batch.transfer_note_ref, batch.carrier, batch.recycler, batch.collected_on,
+                                  batch.retain_until, members, batch.name, today <= batch.retain_until))
+    own = session.exec(select(DisposalEvidence).where(col(DisposalEvidence.transfer_note_ref).is_not(None))
+                       .order_by(DisposalEvidence.collected_on, DisposalEvidence.device_id)).all()
+    for row in own:
+        notes.append(TransferNote(row.transfer_note_ref, row.carrier, row.recycler, row.collected_on,
+                                  row.retain_until, 1, None, row.retain_until is None or today <= row.retain_until))
+    return notes

@@ -149,3 +149,23 @@ def test_devices_created_before_the_lifecycle_count_as_deployed_and_join_on_firs
         service.move(session, "OLD-PC", State.IN_REPAIR, "fan noise", "cli:alice")
         assert [(h.from_state, h.to_state) for h in service.history(session, "OLD-PC")] == [
             (None, "deployed"), ("deployed", "in_repair")]
+
+
+def test_transfer_notes_are_listed_with_whether_they_must_still_be_kept(engine, estate):
+    with session_scope(engine) as session:
+        service.create_batch(session, "pallet-2024", "WTN-2024-007", "Green Waste Ltd", "ReTech UK", "ADISA",
+                             date(2024, 11, 1), "cli:alice")
+        service.create_batch(session, "pallet-2026", "WTN-2026-114", "Green Waste Ltd", "ReTech UK", "ADISA",
+                             date(2026, 11, 20), "cli:alice")
+        service.add_to_batch(session, "pallet-2026", ["HILL-L03"], "cli:alice")
+        service.move(session, "HILL-L02", State.RETIRED, "worn out", "cli:alice")
+        service.move(session, "HILL-L02", State.AWAITING_DISPOSAL, "collection booked", "cli:alice",
+                     evidence=Evidence(transfer_note_ref="WTN-SINGLE-9", carrier="Council WEEE",
+                                       recycler="Council", collected_on=date(2025, 1, 6)))
+    with session_scope(engine) as session:
+        notes = queries.transfer_notes(session, NOW.date())
+    assert [(n.ref, n.batch, n.devices, n.retain_until, n.must_keep) for n in notes] == [
+        ("WTN-2024-007", "pallet-2024", 0, date(2026, 11, 1), False),
+        ("WTN-2026-114", "pallet-2026", 1, date(2028, 11, 20), True),
+        ("WTN-SINGLE-9", None, 1, date(2027, 1, 6), True),
+    ]

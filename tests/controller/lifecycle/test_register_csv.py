@@ -7,6 +7,7 @@ import pytest
 from sqlmodel import func, select
 
 from controller.db import session_scope
+from controller.energy import catalogue
 from controller.lifecycle import mdm, registercsv, service
 from controller.lifecycle.models import Asset, Transition
 from controller.lifecycle.registercsv import ImportResult
@@ -131,6 +132,8 @@ def test_google_admin_chromebooks_import_as_chromebooks_and_deprovisioned_ones_a
         assert (asset.state, asset.asset_tag, asset.assigned_to, asset.location, asset.os_end_of_support) == (
             "in_stock", "HILL-CB-001", "class-5b@hill.sch.uk", "Room 12 trolley", date(2028, 6, 30))
         assert service.find_device(session, "R9PN40ABC12").hostname == "R9PN40ABC12"  # no asset id: the serial
+        # No agent measures it: its power is estimated from the catalogue's Chromebook entry.
+        assert catalogue.shipped().lookup(first.device_class, first.vendor, first.model).device_class == "chromebook"
     rows, _ = mdm.parse_mdm((FIXTURES / "google_chromebooks.csv").read_text(), "Hill Primary")
     with session_scope(engine) as session:
         assert registercsv.import_rows(session, rows, "cli:alice").unchanged == 3
@@ -147,6 +150,7 @@ def test_intune_exports_bring_in_ipads_as_tablets_and_leave_agent_machines_alone
             "HILL-IPAD-02", "tablet", "Apple", "iPad (9th generation)")
         assert session.get(Asset, ipad.id).assigned_to == "ta.jones@hill.sch.uk"
         assert ipad.last_seen == datetime(2026, 11, 21, 11, 2, 45, tzinfo=UTC)
+        assert catalogue.shipped().lookup(ipad.device_class, ipad.vendor, ipad.model).device_class == "tablet"
 
 
 def test_an_unknown_export_shape_is_refused():
