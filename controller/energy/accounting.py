@@ -52,6 +52,7 @@ class Pricer:
         self.estate = estate
         self.factor_year = factor_year
         self._rates: dict[tuple[int, datetime], Decimal | None] = {}
+        self._factors: dict[tuple[int, datetime], AppliedFactor] = {}
 
     def rate(self, site_id: int, hour: datetime) -> Decimal | None:
         key = (site_id, hour)
@@ -63,10 +64,13 @@ class Pricer:
 
     def factor(self, site_id: int, hour: datetime) -> AppliedFactor:
         """The factor for the local year the hour falls in (or the restating year), named with that year."""
-        year = as_utc(hour).astimezone(self.estate.sites[site_id].zone).year
-        applied = self.estate.factors.for_year(self.factor_year or year)
-        return AppliedFactor(year, applied.factor_year, applied.kg_per_kwh, applied.td_year, applied.td_kg_per_kwh,
-                             applied.source)
+        key = (site_id, hour)
+        if key not in self._factors:
+            year = as_utc(hour).astimezone(self.estate.sites[site_id].zone).year
+            applied = self.estate.factors.for_year(self.factor_year or year)
+            self._factors[key] = AppliedFactor(year, applied.factor_year, applied.kg_per_kwh, applied.td_year,
+                                               applied.td_kg_per_kwh, applied.source)
+        return self._factors[key]
 
 
 @dataclass
@@ -134,16 +138,15 @@ class _Sum:
     by_year: dict[tuple[int, int], list] = field(default_factory=dict)  # (year, factor_year) → [factor, wh]
     devices: set[int] = field(default_factory=set)
 
-    def add(self, line: HourLine, rate: Decimal | None, factor: AppliedFactor) -> None:
-        self.wh += line.wh
+    def add(self, wh: Decimal, method: str, state: str, rate: Decimal | None, factor: AppliedFactor) -> None:
+        self.wh += wh
         if rate is None:
-            self.unpriced_wh += line.wh
+            self.unpriced_wh += wh
         else:
-            self.pence += line.wh * rate / 1000
-        self.by_method[line.method] += line.wh
-        self.by_state[line.state] += line.wh
-        self.by_year.setdefault((factor.year, factor.factor_year), [factor, Decimal(0)])[1] += line.wh
-        self.devices.add(line.device_id)
+            self.pence += wh * rate / 1000
+        self.by_method[method] += wh
+        self.by_state[state] += wh
+        self.by_year.setdefault((factor.year, factor.factor_year), [factor, Decimal(0)])[1] += wh
 
     def row(self, key: str) -> EnergyRow:
         parts = []
@@ -185,16 +188,24 @@ def grouping(estate: Estate, group_by: str) -> Callable[[int], str]:
 
 def summarise(lines: Iterable[HourLine], estate: Estate, start: datetime, end: datetime, group_by: str = "site",
               pricer: Pricer | None = None) -> EnergySummary:
-    """Pure: sum lines into rows by ``group_by`` and an estate-wide total."""
+    """Pure: sum lines into rows by ``group_by`` and an estate-wide total.
+
+    Lines are first summed per group, site-hour, method and state, so each site-hour is priced once."""
     key = grouping(estate, group_by)
     pricer = pricer or Pricer(estate)
+    where = {device_id: (key(device_id), device.site_id) for device_id, device in estate.devices.items()}
+    amounts: dict[tuple[str, int, datetime, str, str], Decimal] = defaultdict(Decimal)
     groups: dict[str, _Sum] = defaultdict(_Sum)
     total = _Sum()
     for line in lines:
-        site_id = estate.devices[line.device_id].site_id
-        rate, factor = pricer.rate(site_id, line.hour), pricer.factor(site_id, line.hour)
-        groups[key(line.device_id)].add(line, rate, factor)
-        total.add(line, rate, factor)
+        group, site_id = where[line.device_id]
+        amounts[group, site_id, line.hour, line.method, line.state] += line.wh
+        groups[group].devices.add(line.device_id)
+        total.devices.add(line.device_id)
+    for (group, site_id, hour, method, state), wh in amounts.items():
+        rate, factor = pricer.rate(site_id, hour), pricer.factor(site_id, hour)
+        groups[group].add(wh, method, state, rate, factor)
+        total.add(wh, method, state, rate, factor)
     rows = [groups[k].row(k) for k in sorted(groups)]
     return EnergySummary(start, end, group_by, rows, total.row("total"))
 

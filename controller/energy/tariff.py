@@ -99,8 +99,10 @@ def parse_bands(raw: Sequence[Mapping[str, object]]) -> tuple[Band, ...]:
         start, end = _minute(entry.get("start", "00:00"), where), _minute(entry.get("end", "00:00"), where)
         bands.append(Band(str(entry.get("name") or f"band {i + 1}"), _days(entry.get("days", "all"), where),
                           start, end, rate))
+    # Coverage only changes where a band starts or ends, so checking those minutes checks them all.
+    edges = sorted({0, *(b.start for b in bands), *(b.end % _MINUTES_PER_DAY for b in bands)})
     for weekday in range(7):
-        for minute in range(_MINUTES_PER_DAY):
+        for minute in edges:
             if not any(b.covers(weekday, minute) for b in bands):
                 raise TariffError(f"no band prices {DAY_NAMES[weekday]} {minute // 60:02d}:{minute % 60:02d}")
     return tuple(bands)
