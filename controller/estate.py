@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from agent.protocol import PowerState
@@ -95,17 +95,27 @@ class PerDevice:
 
 
 @dataclass(frozen=True)
+class History:
+    """The counters summed over all history: the expensive part, so it is refreshed less often."""
+
+    energy_joules: dict[tuple[str, str, str, str], float]  # (site, device class, state, method)
+    carbon_grams: dict[SiteClass, float]
+    cost_pence: dict[SiteClass, float]  # priced hours only
+    saved_joules: dict[SiteClass, float]  # zeros included
+
+
+NO_HISTORY = History({}, {}, {}, {})
+
+
+@dataclass(frozen=True)
 class EstateSummary:
     """Everything the metrics show, keyed by label values; counts include explicit zeros where noted."""
 
-    energy_joules: dict[tuple[str, str, str, str], float]  # (site, device class, state, method)
     power_watts: dict[tuple[str, str, str], float]  # (site, device class, method)
     devices: dict[tuple[str, str, str], int]  # (site, device class, device state), zeros included
     agents: dict[tuple[str, str], int]  # (site, age bucket), zeros included
-    carbon_grams: dict[SiteClass, float] = field(default_factory=dict)
-    cost_pence: dict[SiteClass, float] = field(default_factory=dict)  # priced hours only
+    history: History = NO_HISTORY
     carbon_factors: dict[tuple[str, str], float] = field(default_factory=dict)  # (year, source): g/kWh
-    saved_joules: dict[SiteClass, float] = field(default_factory=dict)  # zeros included
     lifecycle: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, device class, stage)
     out_of_hours: dict[SiteClass, int] = field(default_factory=dict)  # zeros included
     wake_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, outcome), zeros included
@@ -124,28 +134,32 @@ class _DeviceRow:
 
 
 def summarise(session: Session, now: datetime, report_interval_seconds: int, per_device_limit: int | None = None,
-              policies: ActiveSet | None = None) -> EstateSummary:
-    """One consistent look at the estate; a few grouped queries, whatever the number of devices."""
+              policies: ActiveSet | None = None, past: History | None = None) -> EstateSummary:
+    """One look at the estate now, with ``past`` (the history counters) when the caller holds them,
+    else worked out here. A few grouped queries and one pass over the devices, whatever their number."""
     devices = _devices(session)
     latest = _latest_reports(session)
     fresh = timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
     site_classes = {(d.site, d.device_class) for d in devices}
-    energy, carbon_grams, cost_pence = energy_carbon_cost(session)
     return EstateSummary(
-        energy_joules=energy,
         power_watts=power_by_site(devices, latest, now, fresh),
         devices=devices_by_state(devices, latest, now, report_interval_seconds),
         agents=agents_by_age(session, now),
-        carbon_grams=carbon_grams,
-        cost_pence=cost_pence,
+        history=past if past is not None else history(session, now),
         carbon_factors=carbon_factors(session),
-        saved_joules=saved_by_site(session, devices, now),
         lifecycle=devices_by_lifecycle_state(session),
         out_of_hours=out_of_hours(policies, devices, latest, now, fresh, site_classes),
         **wakes_by_outcome(session, {d.site for d in devices}),
         per_device=None if per_device_limit is None else per_device_power(devices, latest, now, fresh,
                                                                           per_device_limit),
     )
+
+
+def history(session: Session, now: datetime) -> History:
+    """Energy, carbon, cost and savings over all history: scans every hourly bucket, so costs seconds on
+    a large estate (bench/metrics_scrape.py); the metrics cache refreshes it apart, in the background."""
+    energy, grams, pence = energy_carbon_cost(session)
+    return History(energy, grams, pence, saved_by_site(session, _devices(session), now))
 
 
 def _devices(session: Session) -> list[_DeviceRow]:
@@ -217,7 +231,7 @@ def devices_by_lifecycle_state(session: Session) -> dict[tuple[str, str, str], i
     return {(site, device_class, state or UNREGISTERED): count for site, device_class, state, count in rows}
 
 
-def out_of_hours(policies: ActiveSet | None, devices: list[_DeviceRow], latest: dict[int, Report], now: datetime,
+def out_of_hours(policies: ActiveSet | None, devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime,
                  fresh: timedelta, site_classes: set[SiteClass]) -> dict[SiteClass, int]:
     """Devices awake (a fresh active or idle report) while their policy says power down, zeros included."""
     counts = dict.fromkeys(site_classes, 0)
@@ -242,7 +256,7 @@ def wakes_by_outcome(session: Session, sites: set[str]) -> dict[str, dict[tuple[
     return {"wake_requests": finished, "wakes_open": in_flight}
 
 
-def device_state(latest: Report | None, now: datetime, report_interval_seconds: int) -> str:
+def device_state(latest: LatestReport | None, now: datetime, report_interval_seconds: int) -> str:
     """The state a device is shown in (rule in the module docstring)."""
     if latest is None:
         return "unknown"
@@ -254,19 +268,33 @@ def device_state(latest: Report | None, now: datetime, report_interval_seconds: 
     return "off" if silence <= GONE_AFTER else "unknown"
 
 
-def _latest_reports(session: Session) -> dict[int, Report]:
+@dataclass(frozen=True)
+class LatestReport:
+    """The columns of a device's latest report that state and power need (not the stored samples)."""
+
+    device_id: int
+    start: datetime
+    end: datetime
+    state: str
+    method: str | None
+    joules: float | None
+
+
+def _latest_reports(session: Session) -> dict[int, LatestReport]:
     newest = (select(Report.device_id, func.max(Report.start).label("start"))
               .group_by(Report.device_id).subquery())
-    rows = session.exec(select(Report).join(
-        newest, (col(Report.device_id) == newest.c.device_id) & (col(Report.start) == newest.c.start))).all()
-    latest: dict[int, Report] = {}
+    rows = session.exec(
+        select(Report.device_id, Report.start, Report.end, Report.state, Report.method, Report.joules).join(
+            newest, (col(Report.device_id) == newest.c.device_id) & (col(Report.start) == newest.c.start))).all()
+    latest: dict[int, LatestReport] = {}
     for row in rows:  # two agents of one re-enrolled machine may share a start: keep the later end
-        if row.device_id not in latest or as_utc(row.end) > as_utc(latest[row.device_id].end):
-            latest[row.device_id] = row
+        report = LatestReport(*row)
+        if report.device_id not in latest or as_utc(report.end) > as_utc(latest[report.device_id].end):
+            latest[report.device_id] = report
     return latest
 
 
-def power_now(report: Report | None, now: datetime, fresh: timedelta) -> float | None:
+def power_now(report: LatestReport | None, now: datetime, fresh: timedelta) -> float | None:
     """A device's power from its latest report, or None when that report is stale or has no energy."""
     if report is None or report.method is None or report.joules is None or now - as_utc(report.end) > fresh:
         return None
@@ -274,7 +302,7 @@ def power_now(report: Report | None, now: datetime, fresh: timedelta) -> float |
     return report.joules / seconds if seconds > 0 else None
 
 
-def power_by_site(devices: list[_DeviceRow], latest: dict[int, Report], now: datetime,
+def power_by_site(devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime,
                   fresh: timedelta) -> dict[tuple[str, str, str], float]:
     watts: dict[tuple[str, str, str], float] = defaultdict(float)
     for d in devices:
@@ -285,7 +313,7 @@ def power_by_site(devices: list[_DeviceRow], latest: dict[int, Report], now: dat
     return dict(watts)
 
 
-def devices_by_state(devices: list[_DeviceRow], latest: dict[int, Report], now: datetime,
+def devices_by_state(devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime,
                      report_interval_seconds: int) -> dict[tuple[str, str, str], int]:
     counts: Counter[tuple[str, str, str]] = Counter()
     for d in devices:
@@ -295,7 +323,7 @@ def devices_by_state(devices: list[_DeviceRow], latest: dict[int, Report], now: 
     return dict(counts)
 
 
-def per_device_power(devices: list[_DeviceRow], latest: dict[int, Report], now: datetime, fresh: timedelta,
+def per_device_power(devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime, fresh: timedelta,
                      limit: int) -> PerDevice:
     shown = [DevicePower(d.id, d.hostname, d.site, d.device_class, power_now(latest.get(d.id), now, fresh) or 0.0)
              for d in devices[:limit]]
@@ -310,12 +338,14 @@ def age_bucket(last_seen: datetime | None, now: datetime) -> str:
 
 
 def agents_by_age(session: Session, now: datetime) -> dict[tuple[str, str], int]:
-    """Working (not retired) agents by how long since they last reported, per site."""
-    rows = session.exec(select(Site.name, Agent.last_seen).join(Site, col(Site.id) == col(Agent.site_id))
-                        .where(col(Agent.retired_at).is_(None))).all()
-    counts: Counter[tuple[str, str]] = Counter()
-    for site, last_seen in rows:
-        for label in AGE_LABELS:
-            counts.setdefault((site, label), 0)
-        counts[(site, age_bucket(last_seen, now))] += 1
-    return dict(counts)
+    """Working (not retired) agents by how long since they last reported, per site (bucketed in SQL:
+    one row per site and bucket rather than one per agent)."""
+    bucket = case((col(Agent.last_seen).is_(None), "never"),
+                  *((col(Agent.last_seen) > now - bound, label) for label, bound in AGE_BUCKETS), else_="older")
+    rows = session.exec(select(Site.name, bucket, func.count()).join(Site, col(Site.id) == col(Agent.site_id))
+                        .where(col(Agent.retired_at).is_(None)).group_by(Site.name, bucket)).all()
+    counts: dict[tuple[str, str], int] = {}
+    for site, label, count in rows:
+        counts.update({(site, other): 0 for other in AGE_LABELS if (site, other) not in counts})
+        counts[(site, label)] = count
+    return counts

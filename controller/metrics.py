@@ -17,6 +17,7 @@ tariffs are quoted in p/kWh, so the counter is the tariff times kWh with no scal
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,31 +30,77 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from controller.estate import EstateSummary, PerDevice, summarise
+from controller.estate import EstateSummary, History, PerDevice, history, summarise
 from controller.ingest import IngestWriter
 from controller.policy.store import PolicyStore
 from controller.settings import Settings
 from controller.timeutil import utcnow
 
+log = logging.getLogger(__name__)
+
 # Ingest requests take milliseconds when healthy (group commit); the top buckets catch a stalled disk.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class HistoryCache:
+    """The all-history counters (energy, carbon, cost, savings), which scan every hourly bucket.
+
+    Loaded inline the first time; after that, once older than ``ttl``, reloaded in a background thread
+    while scrapes keep getting the previous figures, so a scrape never waits seconds for a large estate's
+    history (counters that lag by ``ttl`` are fine for hourly rates). ``ttl`` 0 means always current,
+    loaded inline on every call.
+    """
+
+    def __init__(self, engine: Engine, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self._engine = engine
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._history: History | None = None
+        self._loaded = 0.0
+        self._refreshing = False
+
+    def get(self) -> History:
+        with self._lock:
+            if self._history is None or self._ttl <= 0:
+                self._history, self._loaded = self._load(), self._clock()
+            elif self._clock() - self._loaded >= self._ttl and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="metrics-history", daemon=True).start()
+            return self._history
+
+    def _load(self) -> History:
+        with Session(self._engine) as session:
+            return history(session, utcnow())
+
+    def _refresh(self) -> None:
+        try:
+            loaded: History | None = self._load()
+        except Exception:  # keep serving the previous figures; the next stale scrape tries again
+            log.exception("could not reload the metrics history")
+            loaded = None
+        with self._lock:
+            if loaded is not None:
+                self._history, self._loaded = loaded, self._clock()
+            self._refreshing = False
+
+
 class EstateCache:
-    """The latest ``EstateSummary``, recomputed at most once per ``ttl`` seconds.
+    """The latest ``EstateSummary``, recomputed at most once per ``ttl`` seconds (history apart, above).
 
     The lock makes concurrent scrapes of a stale cache wait for one reload rather than each querying.
     """
 
     def __init__(self, engine: Engine, report_interval_seconds: int, ttl: float,
                  clock: Callable[[], float] = time.monotonic, per_device_limit: int | None = None,
-                 policies: PolicyStore | None = None):
+                 policies: PolicyStore | None = None, history_ttl: float = 0.0):
         self._engine = engine
         self._interval = report_interval_seconds
         self._ttl = ttl
         self._clock = clock
         self._per_device_limit = per_device_limit
         self._policies = policies
+        self._history = HistoryCache(engine, history_ttl, clock)
         self._lock = threading.Lock()
         self._summary: EstateSummary | None = None
         self._loaded = 0.0
@@ -62,8 +109,10 @@ class EstateCache:
         with self._lock:
             if self._summary is None or self._clock() - self._loaded >= self._ttl:
                 policies = self._policies.current() if self._policies is not None else None
+                past = self._history.get()
                 with Session(self._engine) as session:
-                    self._summary = summarise(session, utcnow(), self._interval, self._per_device_limit, policies)
+                    self._summary = summarise(session, utcnow(), self._interval, self._per_device_limit, policies,
+                                              past)
                 self._loaded = self._clock()
             return self._summary
 
@@ -85,7 +134,7 @@ class EstateCollector(Collector):
         s = self._cache.get()
         site_class = ["site", "device_class"]
         yield _family(CounterMetricFamily, "caretaker_energy_joules", "Energy accounted from agent reports.",
-                      [*site_class, "state", "method"], s.energy_joules, unit="joules")
+                      [*site_class, "state", "method"], s.history.energy_joules, unit="joules")
         yield _family(GaugeMetricFamily, "caretaker_power_watts",
                       "Estate power now: devices whose latest report is fresh, joules over seconds.",
                       [*site_class, "method"], s.power_watts, unit="watts")
@@ -95,15 +144,15 @@ class EstateCollector(Collector):
                       ["site", "last_seen"], s.agents)
         yield _family(CounterMetricFamily, "caretaker_energy_saved_joules",
                       "Energy saved by power-policy actions (counterfactual idle draw minus actual draw).",
-                      site_class, s.saved_joules, unit="joules")
+                      site_class, s.history.saved_joules, unit="joules")
         yield _family(CounterMetricFamily, "caretaker_carbon_grams",
                       "Location-based carbon of the energy, each hour at its own year's grid factor (gCO2e).",
-                      site_class, s.carbon_grams, unit="grams")
+                      site_class, s.history.carbon_grams, unit="grams")
         yield _family(GaugeMetricFamily, "caretaker_carbon_factor_grams_per_kwh",
                       "The grid carbon factors in use, by year and source.", ["year", "source"], s.carbon_factors)
         yield _family(CounterMetricFamily, "caretaker_cost_pence",
                       "Cost of the energy at each site's tariff, standing charge excluded (pence).",
-                      site_class, s.cost_pence)
+                      site_class, s.history.cost_pence)
         yield _family(GaugeMetricFamily, "caretaker_devices_lifecycle", "Devices by lifecycle stage.",
                       [*site_class, "stage"], s.lifecycle)
         yield _family(GaugeMetricFamily, "caretaker_devices_on_out_of_hours",
@@ -179,7 +228,7 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
     registry = CollectorRegistry()
     per_device_limit = settings.metrics_per_device_limit if settings.metrics_per_device else None
     cache = EstateCache(engine, settings.report_interval_seconds, settings.metrics_cache_seconds, clock,
-                        per_device_limit, policies)
+                        per_device_limit, policies, settings.metrics_history_seconds)
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     ingest_group_size: int = 200
     # /metrics reads the estate from the database at most this often, however often it is scraped.
     metrics_cache_seconds: float = 15.0
+    # The all-history counters (energy, carbon, cost, savings) scan every hourly bucket: reloaded in the
+    # background at most this often, so scrapes never wait for them. 0: reloaded inline on every scrape.
+    metrics_history_seconds: float = 300.0
     # Per-device series (power now) are off: 100,000 devices would be 100,000 series. When on, capped.
     metrics_per_device: bool = False
     metrics_per_device_limit: int = 2000

@@ -7,6 +7,7 @@ PostgreSQL; the expected figures are worked out from what the test sent, not rea
 from __future__ import annotations
 
 import shutil
+import time as clock
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from importlib.metadata import version
@@ -31,7 +32,7 @@ from controller.estate import GONE_AFTER, summarise
 from controller.ingest import AgentIdentity, IngestWriter
 from controller.lifecycle.service import move
 from controller.lifecycle.states import State
-from controller.metrics import BacklogCollector, EstateCache
+from controller.metrics import BacklogCollector, EstateCache, HistoryCache
 from controller.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.policy.store import PolicyStore
 from controller.power.models import WakeRequest
@@ -47,7 +48,8 @@ Samples = dict[tuple[str, frozenset], float]
 
 
 def make_client(engine: Engine, tmp_path, cache_seconds: float) -> TestClient:
-    return TestClient(create_app(Settings(data_dir=tmp_path, metrics_cache_seconds=cache_seconds), engine))
+    settings = Settings(data_dir=tmp_path, metrics_cache_seconds=cache_seconds, metrics_history_seconds=cache_seconds)
+    return TestClient(create_app(settings, engine))
 
 
 @pytest.fixture
@@ -402,14 +404,33 @@ class TestCache:
     def test_a_stale_cache_is_reloaded(self, client, estate, engine):
         now = [0.0]
         cache = EstateCache(engine, 300, ttl=15, clock=lambda: now[0])
+        estate.post(estate.enroll(), 1, 1, recent(10))
+        assert sum(cache.get().devices.values()) == 1
+        estate.post(estate.enroll(), 1, 1, recent(10))
+        now[0] = 14.9
+        assert sum(cache.get().devices.values()) == 1
+        now[0] = 15.0
+        assert sum(cache.get().devices.values()) == 2
+
+    def test_stale_history_is_served_while_it_reloads_in_the_background(self, client, estate, engine):
+        now = [0.0]
+        cache = HistoryCache(engine, ttl=300, clock=lambda: now[0])
         machine = estate.enroll()
         estate.post(machine, 1, 1, T0)
-        assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)
+        assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)  # first load: inline
         estate.post(machine, 2, 1, T0 + timedelta(minutes=5))
-        now[0] = 14.9
+        now[0] = 299.0
         assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)
-        now[0] = 15.0
-        assert sum(cache.get().energy_joules.values()) == pytest.approx(2 * 300 * 45.0)
+        now[0] = 300.0
+
+        seen = [sum(cache.get().energy_joules.values())]
+        deadline = clock.monotonic() + 10
+        while seen[-1] != pytest.approx(2 * 300 * 45.0) and clock.monotonic() < deadline:
+            clock.sleep(0.05)
+            seen.append(sum(cache.get().energy_joules.values()))
+
+        assert seen[0] == pytest.approx(300 * 45.0)  # the scrape that found it stale did not wait
+        assert seen[-1] == pytest.approx(2 * 300 * 45.0)
 
 
 
