@@ -6,8 +6,8 @@ broadcast address itself); ``relay`` when an elected relay agent is on it (the a
 with its next report reply, see ``relaying``); ``broadcast``, a subnet-directed broadcast from the
 controller, only for subnets configured as allowing it (routers drop them by default, rightly).
 
-Relay wakes are handed on up to ``lookahead`` before their slot, with the remaining delay in the
-order, so a wave keeps its pace through a relay that reports only every minute.
+A relay picks its orders up with its next report, so they may arrive together; each order then
+carries a delay that spaces them at the site's rate again (see ``relaying.hand_out_orders``).
 """
 
 from __future__ import annotations
@@ -63,6 +63,29 @@ class Routing:
         return f"no relay agent has reported recently from {network}, and directed broadcast is not allowed there"
 
 
+class SitePacer:
+    """At most ``per_second`` wakes released per site, however late their slots are.
+
+    Slots are given at request time, but a wave that took seconds to queue, or a controller restarted
+    mid-wave, finds many slots already past; releasing those at once is the inrush waves exist to
+    prevent. The pacer keeps each site's next free moment in this process. ``slack`` is how far behind
+    a site may fall and still catch up: enough to cover the gap between two dispatcher steps, small
+    enough that catching up is never more than a quarter of a second's worth of wakes.
+    """
+
+    def __init__(self, per_second: float, slack: timedelta = timedelta(seconds=0.25)) -> None:
+        self.step = timedelta(seconds=1.0 / per_second)
+        self._slack = max(slack, self.step)
+        self._next: dict[int, datetime] = {}
+
+    def slot(self, site_id: int, now: datetime) -> datetime:
+        """The earliest moment the site's next wake may go (idle time is not saved up as a burst)."""
+        return max(self._next.get(site_id, now), now - self._slack)
+
+    def take(self, site_id: int, slot: datetime) -> None:
+        self._next[site_id] = slot + self.step
+
+
 @dataclass
 class StepResult:
     sent: int = 0
@@ -73,34 +96,47 @@ class StepResult:
 
 
 def step(session: Session, now: datetime, board: Board, routing: Routing, config: WakeConfig, sender: Sender,
-         relay_interval_seconds: int) -> StepResult:
-    """One pass; the caller commits. On PostgreSQL rows are claimed with SKIP LOCKED, so replicas share."""
+         relay_interval_seconds: int, pacer: SitePacer | None = None) -> StepResult:
+    """One pass; the caller commits. On PostgreSQL rows are claimed with SKIP LOCKED, so replicas share
+    the work (each paces its own releases: run one dispatcher per estate to keep the rate exact)."""
+    pacer = pacer or SitePacer(config.per_second)
     result = StepResult()
     relay_grace = timedelta(seconds=3 * relay_interval_seconds + 5)
     _expire(session, now, config, relay_grace, result)
-    lookahead = now + timedelta(seconds=relay_interval_seconds)
-    due = session.exec(select(WakeRequest).where(
+    sites = session.exec(select(WakeRequest.site_id).distinct().where(
         WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
-        or_(col(WakeRequest.due_at) <= now,
-            and_(col(WakeRequest.route).is_(None), col(WakeRequest.due_at) <= lookahead)))
-        .order_by(WakeRequest.due_at, WakeRequest.id).limit(BATCH).with_for_update(skip_locked=True)).all()
-    for wake in due:
-        route = routing.route(wake.network, board)
-        if isinstance(route, str):
-            mark_failed(session, wake, now, route)
-            result.failed += 1
-            continue
-        wake.route = route.kind
-        if route.kind == RELAY:
-            wake.relay_agent_id = route.relay_agent_id  # handed out with that agent's next reply
-            result.handed_to_relays += 1
-        elif wake.due_at <= now:
-            _send(session, wake, route, now, config, sender, result)
-        session.add(wake)
+        col(WakeRequest.due_at) <= now)).all()
+    for site_id in sorted(sites):
+        budget = int((now - pacer.slot(site_id, now)) / pacer.step) + 1
+        due = session.exec(select(WakeRequest).where(
+            WakeRequest.site_id == site_id, WakeRequest.status == WakeStatus.QUEUED,
+            col(WakeRequest.relay_agent_id).is_(None), col(WakeRequest.due_at) <= now)
+            .order_by(WakeRequest.due_at, WakeRequest.id).limit(budget).with_for_update(skip_locked=True)).all()
+        for wake in due:
+            slot = pacer.slot(site_id, now)
+            if slot > now:
+                break
+            pacer.take(site_id, slot)
+            _release(session, wake, routing.route(wake.network, board), now, config, sender, result)
     result.next_due = session.exec(select(func.min(WakeRequest.due_at)).where(
         WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
         col(WakeRequest.due_at) > now)).one()
     return result
+
+
+def _release(session: Session, wake: WakeRequest, route: Route | str, now: datetime, config: WakeConfig,
+             sender: Sender, result: StepResult) -> None:
+    if isinstance(route, str):
+        mark_failed(session, wake, now, route)
+        result.failed += 1
+        return
+    wake.route = route.kind
+    if route.kind == RELAY:
+        wake.relay_agent_id = route.relay_agent_id  # handed out with that agent's next reply
+        session.add(wake)
+        result.handed_to_relays += 1
+    else:
+        _send(session, wake, route, now, config, sender, result)
 
 
 def _send(session: Session, wake: WakeRequest, route: Route, now: datetime, config: WakeConfig, sender: Sender,

@@ -62,9 +62,13 @@ def confirm_arrivals(session: Session, arrivals: Iterable[Arrival], awaiting: fr
             confirm(session, wake, now, latest[wake.device_id])
 
 
-def hand_out_orders(session: Session, agent_ids: Iterable[str], now: datetime, port: int,
-                    limit: int) -> dict[str, tuple[WakeOrder, ...]]:
-    """Queued wakes assigned to these relay agents become orders in their reply (QUEUED → ORDERED)."""
+def hand_out_orders(session: Session, agent_ids: Iterable[str], now: datetime, port: int, limit: int,
+                    per_second: float) -> dict[str, tuple[WakeOrder, ...]]:
+    """Queued wakes assigned to these relay agents become orders in their reply (QUEUED → ORDERED).
+
+    Orders gathered since the relay's last report arrive together; their delays space them
+    ``1 / per_second`` apart again, so the relay does not send them as one burst.
+    """
     wanted = sorted(set(agent_ids))
     if not wanted:
         return {}
@@ -78,8 +82,9 @@ def hand_out_orders(session: Session, agent_ids: Iterable[str], now: datetime, p
         wake.attempts += 1
         session.add(wake)
         audit(session, wake, "ordered", now, f"handed to relay agent {wake.relay_agent_id}", "controller")
-        delay = max(0.0, (wake.due_at - now).total_seconds())
+        mine = orders.setdefault(wake.relay_agent_id, [])
+        delay = max(0.0, (wake.due_at - now).total_seconds(), len(mine) / per_second)
         address = broadcast_address(ipaddress.IPv4Network(wake.network))
-        orders.setdefault(wake.relay_agent_id, []).append(
+        mine.append(
             WakeOrder(wake_id=wake.id, mac=wake.mac, address=address, port=port, delay_seconds=delay))
     return {agent: tuple(found) for agent, found in orders.items()}

@@ -46,6 +46,7 @@ class WakeService:
         self._sender = sender or MagicSender()
         self._clock = clock
         local = parse_networks(settings.wake_local_networks) or interface_networks()
+        self._pacer = dispatch.SitePacer(self._config.per_second)
         self._routing = dispatch.Routing(local, parse_networks(settings.wake_directed_broadcast_networks))
         self._refresh = (settings.relay_election_seconds, awaiting_refresh_seconds)
         self._refreshed = (float("-inf"), float("-inf"))
@@ -67,7 +68,7 @@ class WakeService:
         with session_scope(self._engine) as session:
             self._refresh_views(session, now)
             return dispatch.step(session, now, self.board, self._routing, self._config, self._sender,
-                                 self._settings.relay_report_interval_seconds)
+                                 self._settings.relay_report_interval_seconds, self._pacer)
 
     def _refresh_views(self, session: Session, now: datetime) -> None:
         board_at, awaiting_at = self._refreshed
@@ -105,6 +106,7 @@ class WakeService:
         mine = [a.agent_id for a in arrivals if a.agent_id in relays]
         if not mine:
             return {}
-        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY)
+        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY,
+                                 self._config.per_second)
         interval = self._settings.relay_report_interval_seconds
         return {agent: RelayReply(orders.get(agent, ()), interval) for agent in mine}

@@ -164,18 +164,17 @@ class TestRelay:
         target = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", "10.40.0.77", 24)
         target_agent = builders.agent(session, target, "target-1", NOW - timedelta(hours=10))
         config = WakeConfig(per_second=4)
-        request_wakes(session, [target], "test", "cli", NOW + timedelta(seconds=10), config)
+        request_wakes(session, [target], "test", "cli", NOW, config)
         board = board_with("relay-1", relay_pc.id, "10.40.0.0/24")
 
-        step = dispatch.step(session, NOW, board, NOWHERE, config, sender, RELAY_INTERVAL)  # 10 s ahead: in reach
+        step = dispatch.step(session, NOW, board, NOWHERE, config, sender, RELAY_INTERVAL)
         assert step.handed_to_relays == 1 and step.sent == 0
-        assert hand_out_orders(session, ["someone-else"], NOW, 9, 100) == {}
-        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=2), 9, 100)["relay-1"]
+        assert hand_out_orders(session, ["someone-else"], NOW, 9, 100, 4) == {}
+        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=2), 9, 100, 4)["relay-1"]
         wake = session.exec(select(WakeRequest)).one()
         assert (orders[0].wake_id, orders[0].mac, orders[0].address, orders[0].port) == (wake.id, target.inventory[
             "nics"][0]["mac"], "10.40.0.255", 9)
-        assert orders[0].delay_seconds == pytest.approx(8.0)  # its slot, kept through the relay
-        assert hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=3), 9, 100) == {}  # handed once
+        assert hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=3), 9, 100, 4) == {}  # handed once
 
         note_relayed(session, [Arrival("target-1", target.id, (report_ending(NOW, (wake.id,)),))], NOW)
         assert wake.status == "ordered"  # only the relay it was handed to can say it sent it
@@ -199,13 +198,26 @@ class TestRelay:
         target = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", "10.40.0.77", 24)
         request_wakes(session, [target], "test", "cli", NOW, WakeConfig())
         dispatch.step(session, NOW, board_with("p", primary.id, "10.40.0.0/24"), NOWHERE, WakeConfig(), sender, 30)
-        hand_out_orders(session, ["p"], NOW, 9, 100)
+        hand_out_orders(session, ["p"], NOW, 9, 100, 20)
         later = NOW + timedelta(seconds=3 * 30 + 6)
         now_standby = board_with("s", standby.id, "10.40.0.0/24")
         step = dispatch.step(session, later, now_standby, NOWHERE, WakeConfig(), sender, 30)
         wake = session.exec(select(WakeRequest)).one()
         assert step.retried == 1 and wake.relay_agent_id == "s" and wake.status == "queued"
-        assert hand_out_orders(session, ["s"], later, 9, 100)["s"][0].wake_id == wake.id
+        assert hand_out_orders(session, ["s"], later, 9, 100, 20)["s"][0].wake_id == wake.id
+
+    def test_orders_gathered_between_two_reports_are_spaced_at_the_sites_rate_again(self, session, sender):
+        hill = builders.site(session)
+        relay_pc = builders.device(session, hill, "SRV1", "00:00:00:00:00:aa", "10.40.0.2", 24)
+        pcs = [builders.device(session, hill, f"PC{i}", f"00:00:00:00:01:0{i}", f"10.40.0.{10 + i}", 24)
+               for i in range(3)]
+        config = WakeConfig(per_second=4)
+        request_wakes(session, pcs, "test", "cli", NOW, config)
+        board = board_with("relay-1", relay_pc.id, "10.40.0.0/24")
+        for quarter in range(3):
+            dispatch.step(session, NOW + timedelta(seconds=quarter / 4), board, NOWHERE, config, sender, 30)
+        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30), 9, 100, 4)["relay-1"]
+        assert [o.delay_seconds for o in orders] == pytest.approx([0.0, 0.25, 0.5])
 
 
 class TestRetriesAndFailures:

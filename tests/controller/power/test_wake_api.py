@@ -1,0 +1,97 @@
+"""POST/GET /api/v1/wake through the real app: network managers queue waves, every reader lists them,
+auditors see only their sites, and bad requests are clear 4xx with nothing written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from controller.api.app import create_app
+from controller.cli import app as cli
+from controller.db import session_scope
+from controller.power.models import WakeRequest
+from controller.settings import Settings
+from controller.web.accounts import Role, create_token
+from tests.controller.power import builders
+
+
+@pytest.fixture
+def client(engine, database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    with Session(engine) as session:
+        hill, dale = builders.site(session, "Hill"), builders.site(session, "Dale")
+        for i in range(3):
+            builders.device(session, hill, f"HILL-{i}", f"00:00:00:00:01:0{i}", room="ICT 2" if i else "Office")
+        builders.device(session, dale, "DALE-0", "00:00:00:00:02:00")
+        session.commit()
+    # Nothing on these devices' subnet is reachable, so the dispatcher fails them rather than sending.
+    settings = Settings(database_url=database_url, data_dir=tmp_path, wake_local_networks=["198.51.100.0/24"])
+    with TestClient(create_app(settings, engine)) as test_client:
+        yield test_client
+
+
+def bearer(engine, role: Role, sites: list[str] | None = None) -> dict[str, str]:
+    with session_scope(engine) as session:
+        return {"Authorization": f"Bearer {create_token(session, f't-{role}', role, sites or [], None, 'test')[0]}"}
+
+
+def wakes(engine) -> list[WakeRequest]:
+    with Session(engine) as session:
+        return list(session.exec(select(WakeRequest).order_by(WakeRequest.id)).all())
+
+
+def test_a_network_manager_wakes_a_group_and_every_reader_can_list_it(client, engine):
+    manager = bearer(engine, Role.network_manager)
+    answer = client.post("/api/v1/wake", json={"site": "Hill", "group": "ICT 2", "reason": "exam prep"},
+                         headers=manager)
+    assert answer.status_code == 202, answer.text
+    assert sorted(q["hostname"] for q in answer.json()["queued"]) == ["HILL-1", "HILL-2"]
+    assert [w.requested_by for w in wakes(engine)] == ["token:t-network_manager"] * 2
+    listed = client.get("/api/v1/wake", headers=bearer(engine, Role.bursar))
+    assert listed.status_code == 200 and {w["hostname"] for w in listed.json()} == {"HILL-1", "HILL-2"}
+
+
+def test_only_a_network_manager_may_wake(client, engine):
+    for role in (Role.bursar, Role.auditor):
+        assert client.post("/api/v1/wake", json={"device": "HILL-0"}, headers=bearer(engine, role)).status_code == 403
+    assert client.post("/api/v1/wake", json={"device": "HILL-0"}).status_code == 401
+    assert client.get("/api/v1/wake").status_code == 401
+    assert wakes(engine) == []
+
+
+def test_bad_requests_are_clear_and_write_nothing(client, engine):
+    manager = bearer(engine, Role.network_manager)
+    unknown = client.post("/api/v1/wake", json={"device": "NOPE"}, headers=manager)
+    assert (unknown.status_code, unknown.json()["detail"]) == (404, "no device 'NOPE'")
+    both = client.post("/api/v1/wake", json={"device": "HILL-0", "site": "Hill"}, headers=manager)
+    assert both.status_code == 422
+    assert client.post("/api/v1/wake", json={}, headers=manager).status_code == 404
+    assert client.get("/api/v1/wake?status=asleep", headers=manager).status_code == 422
+    assert wakes(engine) == []
+
+
+def test_an_auditor_sees_only_the_wakes_and_failures_of_their_sites(client, engine):
+    manager = bearer(engine, Role.network_manager)
+    assert client.post("/api/v1/wake", json={"site": "Hill"}, headers=manager).status_code == 202
+    assert client.post("/api/v1/wake", json={"site": "Dale"}, headers=manager).status_code == 202
+    auditor = bearer(engine, Role.auditor, ["Dale"])
+    assert {w["site"] for w in client.get("/api/v1/wake", headers=auditor).json()} == {"Dale"}
+    failures = client.get("/api/v1/wake/failures", headers=auditor)
+    assert failures.status_code == 200 and {f["site"] for f in failures.json()} <= {"Dale"}
+
+
+def test_cli_wakes_a_device_lists_it_and_refuses_an_unknown_one(client, engine, database_url):
+    runner = CliRunner()
+    queued = runner.invoke(cli, ["wake", "HILL-0", "--reason", "patching", "--database-url", database_url])
+    assert queued.exit_code == 0, queued.output
+    assert "1 wake(s) queued" in queued.output
+    listed = runner.invoke(cli, ["wake", "list", "--json", "--database-url", database_url])
+    assert listed.exit_code == 0 and '"hostname": "HILL-0"' in listed.output
+    again = runner.invoke(cli, ["wake", "HILL-0", "--database-url", database_url])
+    assert "0 wake(s) queued" in again.output and "not again yet" in again.output
+    unknown = runner.invoke(cli, ["wake", "NOPE", "--database-url", database_url])
+    assert unknown.exit_code == 2 and "caretaker: error: no device 'NOPE'" in unknown.output
