@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
+from sqlmodel import select
 
 from controller.cli.common import AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
 from controller.db import session_scope
-from controller.energy import carbon, catalogue
+from controller.energy import carbon, catalogue, intensity
 from controller.energy.accounting import GROUPS, AccountingError, EnergyRow, energy_summary, jsonable, restate
 from controller.energy.catalogue import CatalogueError
 from controller.energy.period import PeriodError, resolve
 from controller.energy.savings import SavingsError, before_after, out_of_hours_waste, savings_summary
 from controller.energy.tariff import TariffError, set_tariff, tariffs_for
 from controller.enrollment import UnknownSite, site_by_name
+from controller.models import Site
+from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 catalogue_app = typer.Typer(no_args_is_help=True, help="Watts by state per device class and model.")
 tariff_app = typer.Typer(no_args_is_help=True, help="Site tariffs: p/kWh by time-of-use band.")
 carbon_app = typer.Typer(no_args_is_help=True, help="UK grid carbon factors by year.")
+intensity_app = typer.Typer(no_args_is_help=True, help="Half-hourly grid carbon forecasts (Carbon Intensity API).")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(tariff_app, name="tariff")
 app.add_typer(carbon_app, name="carbon")
+app.add_typer(intensity_app, name="intensity")
 
 Sites = Annotated[list[str] | None, typer.Option("--site", help="A site (repeat for several; default: all)")]
 From = Annotated[str, typer.Option("--from", help="First day (2025-09-01) or an ISO time")]
@@ -268,3 +274,30 @@ def carbon_show(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_j
     print_table(["YEAR", "GENERATION KG/KWH", "T&D KG/KWH", "SOURCE"],
                 [[r["year"], r["generation"], r["td"], r["source"]] for r in rows])
 
+
+
+@intensity_app.command("fetch")
+def intensity_fetch(site: Sites = None,
+                    api_url: Annotated[str, typer.Option("--api-url", envvar="CARETAKER_CARBON_INTENSITY_URL",
+                                                         help="Carbon Intensity API base URL")] = intensity.API_URL,
+                    database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Fetch and cache the next 48 hours for each site's region (its postcode outcode, else Great Britain),
+    for carbon-aware maintenance. Run it from cron; the controller itself never waits on the API."""
+    engine = open_database(database_url, data_dir)
+    now = utcnow()
+    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    try:
+        with session_scope(engine) as session:
+            sites = [site_by_name(session, name) for name in site] if site else list(session.exec(select(Site)))
+            regions = sorted({intensity.outcode(s.postcode) or intensity.NATIONAL for s in sites})
+            results = [intensity.forecast(session, region, start, start + timedelta(hours=48), base=api_url)
+                       for region in regions]
+    except ERRORS as exc:
+        fail(str(exc))
+    rows = [{"region": r.region, "source": r.source, "periods": len(r.periods), "problem": r.problem}
+            for r in results]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["REGION", "SOURCE", "HALF-HOURS", "PROBLEM"],
+                [[r["region"], r["source"], r["periods"], r["problem"]] for r in rows])

@@ -128,6 +128,13 @@ def store(session: Session, region: str, periods: Sequence[IntensityPeriod], now
         session.add(row)
 
 
+def cached_for_site(session: Session, postcode: str | None, start: datetime, end: datetime
+                    ) -> tuple[IntensityPeriod, ...]:
+    """The cached forecast for a site's region (its outcode, else Great Britain): never the network,
+    so the schedule planner can ask on the ingest path. ``caretaker energy intensity fetch`` fills it."""
+    return tuple(cached(session, outcode(postcode) or NATIONAL, start, end))
+
+
 def _covers(periods: Sequence[IntensityPeriod], start: datetime, end: datetime) -> bool:
     return bool(periods) and periods[0].start <= start and periods[-1].end >= end and all(
         a.end == b.start for a, b in pairwise(periods))

@@ -13,12 +13,13 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from agent.protocol import AgentSchedule
+from controller.energy.intensity import cached_for_site
 from controller.models import Device, Site
 from controller.policy.model import DeviceFacts
 from controller.policy.plan import for_agent, plan, stagger_offsets
@@ -79,9 +80,12 @@ class SchedulePlanner:
             site = session.get(Site, device.site_id)
             facts = device_facts(device, site)
             offset = self._offset(session, device.site_id, device_id, active.version, today)
-        tz = zone(site.timezone or "Europe/London")
-        start = instant(self._clock().astimezone(tz).date(), time(0), tz)
-        compiled = plan(active.policies, active.calendars, [facts], start, self._days)[facts.device_id]
+            tz = zone(site.timezone or "Europe/London")
+            start = instant(self._clock().astimezone(tz).date(), time(0), tz)
+            carbon_aware = any(m.carbon_aware for p in active.policies for m in p.maintenance)
+            intensity = {site.name: cached_for_site(session, site.postcode, start, start + timedelta(
+                days=self._days))} if carbon_aware else None
+        compiled = plan(active.policies, active.calendars, [facts], start, self._days, intensity)[facts.device_id]
         version = f"{active.version}-{start:%Y%m%d}-{offset}"
         schedule = for_agent(compiled, version, offset)
         with self._lock:

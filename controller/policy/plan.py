@@ -27,6 +27,7 @@ from agent.protocol import (
     ScheduleWindow,
     WarningSettings,
 )
+from controller.energy.intensity import IntensityPeriod
 from controller.policy.calendar import Calendar
 from controller.policy.model import DeviceFacts, Policy, Selector
 from controller.policy.schedule import Schedule, compile_schedule
@@ -80,8 +81,10 @@ def _fold(text: str) -> str:
 
 
 def plan(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devices: Iterable[DeviceFacts],
-         start: datetime, days: int) -> dict[str, Schedule]:
-    """Every device's schedule from ``start``, compiled once per distinct context."""
+         start: datetime, days: int, intensity: Mapping[str, Sequence[IntensityPeriod]] | None = None
+         ) -> dict[str, Schedule]:
+    """Every device's schedule from ``start``, compiled once per distinct context. ``intensity`` is the
+    grid carbon forecast by site name, for carbon-aware maintenance windows."""
     named = distinctions(policies)
     shared: dict[ContextKey, Schedule] = {}
     result: dict[str, Schedule] = {}
@@ -89,7 +92,8 @@ def plan(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devices:
         key = context_key(device, named)
         schedule = shared.get(key)
         if schedule is None:
-            schedule = shared[key] = compile_schedule(policies, calendars, device, start, days)
+            schedule = shared[key] = compile_schedule(policies, calendars, device, start, days,
+                                                      (intensity or {}).get(device.site, ()))
         result[device.device_id] = schedule if schedule.device_id == device.device_id else _owned_by(
             schedule, device.device_id)
     return result

@@ -14,18 +14,25 @@ from typing import ClassVar
 
 import pytest
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from controller.cli import app
 from controller.energy.intensity import (
     IntensityPeriod,
+    cached,
     forecast,
     http_getter,
     lowest_carbon_window,
     outcode,
     parse_periods,
+    store,
 )
+from controller.models import Device, Site
+from controller.policy.dispatch import SchedulePlanner
 from controller.policy.loader import load
 from controller.policy.model import DeviceFacts
 from controller.policy.schedule import compile_schedule
+from controller.policy.store import PolicyStore
 from tests.conftest import REPO, free_port
 
 FIXTURES = REPO / "tests" / "fixtures" / "carbon_intensity"
@@ -152,3 +159,35 @@ def test_a_carbon_aware_range_shorter_than_the_window_is_refused(tmp_path: Path)
     (tmp_path / "policy.yaml").write_text(POLICY.replace('"00:00-06:00"', '"00:00-01:00"'))
     with pytest.raises(Exception, match="00:00-01:00 is shorter than the window's 90 minutes"):
         load([tmp_path / "policy.yaml"])
+
+
+def test_the_planner_places_carbon_aware_maintenance_from_the_cached_forecast(engine, tmp_path: Path):
+    (tmp_path / "oakfield.yaml").write_text(POLICY)
+    with Session(engine) as session:
+        site = Site(name="Oakfield Primary", postcode="RG10 6AB")
+        session.add(site)
+        session.flush()
+        pc = Device(site_id=site.id, hostname="OAK-PC01", device_class="desktop")
+        session.add(pc)
+        store(session, "RG10", parse_periods(REGIONAL), MONDAY)  # what `caretaker energy intensity fetch` left
+        session.commit()
+        device_id = pc.id
+    planner = SchedulePlanner(PolicyStore(tmp_path, engine), engine, hours=24, clock=lambda: at("00:05"))
+    schedule = planner.schedule_for(device_id)
+    maintenance = [(w.start.astimezone(UTC), w.end.astimezone(UTC)) for w in schedule.windows
+                   if "patch night" in w.reason]
+    assert maintenance[0] == (at("03:00"), at("04:30"))
+
+
+def test_intensity_fetch_caches_each_sites_region_once(engine, database_url, recorded_api):
+    with Session(engine) as session:
+        session.add_all([Site(name="Oakfield Primary", postcode="RG10 6AB"),
+                         Site(name="Birchwood", postcode="RG10 9XY")])
+        session.commit()
+    result = CliRunner().invoke(app, ["energy", "intensity", "fetch", "--api-url", recorded_api, "--json",
+                                      "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    assert [r["region"] for r in json.loads(result.stdout)] == ["RG10"]
+    assert len(_Recorded.requests) == 1 and _Recorded.requests[0].endswith("/fw48h/postcode/RG10")
+    with Session(engine) as session:
+        assert len(cached(session, "RG10", at("00:00"), at("00:00", 2))) == 96
