@@ -183,3 +183,22 @@ def test_pages_carry_the_security_headers(client):
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert "<script" not in response.text and "style=" not in response.text
+
+
+def test_after_ten_failures_in_a_quarter_hour_even_the_right_password_waits(client, engine):
+    for _ in range(10):
+        assert client.post("/signin", data={"name": "nora", "password": "guess"}).status_code == 401
+    assert client.post("/signin", data={"name": "nora", "password": PASSWORD}).status_code == 401
+    with session_scope(engine) as session:  # a quarter of an hour later
+        for failure in session.exec(select(ChangeRecord).where(ChangeRecord.action == "sign_in_failed")).all():
+            failure.at = utcnow() - timedelta(minutes=16)
+            session.add(failure)
+    assert client.post("/signin", data={"name": "nora", "password": PASSWORD}).status_code == 303
+
+
+def test_a_network_manager_cannot_disable_themselves(client, engine):
+    csrf = sign_in(client, "nora")
+    response = client.post("/users/nora/disable", data={"csrf_token": csrf})
+    assert response.status_code == 400 and "cannot disable yourself" in response.text
+    with Session(engine) as session:
+        assert session.exec(select(User).where(User.name == "nora")).one().disabled is False

@@ -58,6 +58,9 @@ def new_user(request: Request, runtime: RuntimeDep, principal: Manager, name: An
 
 @router.post("/users/{name}/disable")
 def disable(request: Request, runtime: RuntimeDep, principal: Manager, name: str) -> Response:
+    if principal.actor == f"user:{name}":
+        return _users_page(request, runtime, principal, status_code=400,
+                           error="You cannot disable yourself: ask another network manager, or use the CLI.")
     try:
         with session_scope(runtime.engine) as session:
             disable_user(session, name, principal.actor)
