@@ -96,13 +96,14 @@ class StepResult:
 
 
 def step(session: Session, now: datetime, board: Board, routing: Routing, config: WakeConfig, sender: Sender,
-         relay_interval_seconds: int, pacer: SitePacer | None = None) -> StepResult:
+         relay_interval_seconds: int, pacer: SitePacer | None = None, expire: bool = True) -> StepResult:
     """One pass; the caller commits. On PostgreSQL rows are claimed with SKIP LOCKED, so replicas share
     the work (each paces its own releases: run one dispatcher per estate to keep the rate exact)."""
     pacer = pacer or SitePacer(config.per_second)
     result = StepResult()
     relay_grace = timedelta(seconds=3 * relay_interval_seconds + 5)
-    _expire(session, now, config, relay_grace, result)
+    if expire:  # timeouts are minutes long: the service checks them once a second, not every step
+        _expire(session, now, config, relay_grace, result)
     sites = session.exec(select(WakeRequest.site_id).distinct().where(
         WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
         col(WakeRequest.due_at) <= now)).all()

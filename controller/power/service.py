@@ -50,6 +50,7 @@ class WakeService:
         self._routing = dispatch.Routing(local, parse_networks(settings.wake_directed_broadcast_networks))
         self._refresh = (settings.relay_election_seconds, awaiting_refresh_seconds)
         self._refreshed = (float("-inf"), float("-inf"))
+        self._expired_at = float("-inf")
         self.board = Board()
         self.awaiting: frozenset[int] = frozenset()
         self._stopping = threading.Event()
@@ -65,10 +66,15 @@ class WakeService:
     def tick(self) -> dispatch.StepResult:
         """Refresh what is due for a refresh, then one dispatcher step, in one transaction."""
         now = self._clock()
+        moment = time.monotonic()
+        expire = moment - self._expired_at >= 1.0
         with session_scope(self._engine) as session:
             self._refresh_views(session, now)
-            return dispatch.step(session, now, self.board, self._routing, self._config, self._sender,
-                                 self._settings.relay_report_interval_seconds, self._pacer)
+            result = dispatch.step(session, now, self.board, self._routing, self._config, self._sender,
+                                   self._settings.relay_report_interval_seconds, self._pacer, expire)
+        if expire:
+            self._expired_at = moment
+        return result
 
     def _refresh_views(self, session: Session, now: datetime) -> None:
         board_at, awaiting_at = self._refreshed

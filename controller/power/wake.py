@@ -107,7 +107,7 @@ def request_wakes(session: Session, devices: Sequence[Device], reason: str, requ
         WakeRequest.requested_at >= recent_since)).all()) if ids else set()
     step = timedelta(seconds=1.0 / config.per_second)
     next_slot: dict[int, datetime] = {}
-    queued, skipped = [], []
+    wakes, skipped = [], []
     for device in devices:
         if device.id in recent:
             skipped.append(Skipped(device.id, device.hostname,
@@ -121,13 +121,14 @@ def request_wakes(session: Session, devices: Sequence[Device], reason: str, requ
             next_slot[device.site_id] = _first_free_slot(session, device.site_id, now, step)
         due = next_slot[device.site_id]
         next_slot[device.site_id] = due + step
-        wake = WakeRequest(site_id=device.site_id, device_id=device.id, mac=target[0], network=target[1],
-                           reason=reason[:500], requested_by=requested_by[:100], requested_at=now, due_at=due)
-        session.add(wake)
-        session.flush()
+        wakes.append((device, WakeRequest(site_id=device.site_id, device_id=device.id, mac=target[0],
+                                          network=target[1], reason=reason[:500], requested_by=requested_by[:100],
+                                          requested_at=now, due_at=due)))
+    session.add_all(wake for _, wake in wakes)
+    session.flush()  # one batched INSERT for the whole wave: the audit rows need the ids
+    for _, wake in wakes:
         audit(session, wake, WakeStatus.QUEUED, now, f"wake requested: {reason}"[:500], requested_by)
-        queued.append(Queued(wake.id, device.id, device.hostname, due))
-    return WaveResult(queued, skipped)
+    return WaveResult([Queued(w.id, d.id, d.hostname, w.due_at) for d, w in wakes], skipped)
 
 
 def _first_free_slot(session: Session, site_id: int, now: datetime, step: timedelta) -> datetime:
