@@ -14,11 +14,14 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlmodel import Session
 
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate
+from controller.energy.savings import SavingsError, SavingsSummary, before_after, savings_summary
+from controller.energy.school_hours import SchoolHours
 from controller.models import ActionRecord
 from controller.policy.walltime import zone
 from controller.reports import sources
@@ -32,7 +35,6 @@ from controller.reports.figures import (
     unpriced_kwh,
     usage_for,
 )
-from controller.reports.figures import saved as saved_figures
 from controller.reports.figures import used as used_figures
 from controller.reports.figures import wasted as wasted_figures
 from controller.reports.periods import Period
@@ -50,6 +52,17 @@ class SiteLine:
     devices: int
     used: Figures
     saved: Figures
+
+
+@dataclass(frozen=True)
+class BeforeAfterLine:
+    """Out-of-hours kWh per school day before power-down acted (observe mode) and since (energy package)."""
+
+    site: str
+    baseline_kwh_per_school_day: float | None
+    after_kwh_per_school_day: float | None
+    change_percent: float | None
+    note: str  # the days compared, or why there is no comparison yet
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class BursarReport:
     used: Figures
     saved: Figures
     baseline: Figures  # used + saved: what the estate would have used without power management
+    before_after: tuple[BeforeAfterLine, ...]
+    unclaimed: tuple[str, ...]  # power-downs no saving was claimed for, and why
     wasted: Figures
     methods: tuple[MethodShare, ...]
     measured_share: float
@@ -106,7 +121,9 @@ class BursarReport:
 def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> BursarReport:
     accounted = usage_for(session, scope, period, inputs, now)
     usages = accounted.usages
-    used, saved = used_figures(usages), saved_figures(usages)
+    used = used_figures(usages)
+    savings = savings_summary(session, period.start_utc, period.end_utc, scope.site_ids, now)
+    saved = Figures(float(savings.saved_kwh), float(savings.saved_gbp), float(savings.saved_kgco2e))
     methods = method_shares(usages)
     return BursarReport(
         scope=scope.label, period=period, generated_at=now, factor=carbon_factor(accounted, period),
@@ -114,7 +131,8 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
         used=used, saved=saved, baseline=Figures(used.kwh + saved.kwh, used.pounds + saved.pounds,
                                                  used.kg_co2e + saved.kg_co2e),
         wasted=wasted_figures(usages), methods=tuple(methods), measured_share=measured_share(methods),
-        sites=tuple(_site_lines(scope, usages)),
+        sites=tuple(_site_lines(scope, usages, savings)),
+        before_after=tuple(_before_after(session, scope, inputs, now)), unclaimed=tuple(savings.skipped),
         top_devices=tuple(_top(_by_device(usages))),
         top_rooms=tuple(_top(_by_room(usages))),
         outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc))),
@@ -131,12 +149,37 @@ def describe_tariffs(scope: sources.Scope, estate: Estate) -> str:
     return "; ".join(parts)
 
 
-def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage]) -> list[SiteLine]:
+def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], savings: SavingsSummary) -> list[SiteLine]:
+    site_of = {u.device.id: u.site.id for u in usages}
     lines = []
     for site in scope.sites:
         mine = [u for u in usages if u.site.id == site.id]
-        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved_figures(mine)))
+        claims = [a for a in savings.actions if site_of.get(a.device_id) == site.id]
+        saved = Figures(float(sum(a.saved_kwh for a in claims)), float(sum(a.saved_gbp for a in claims)),
+                        float(sum(a.saved_kgco2e for a in claims)))
+        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved))
     return lines
+
+
+def _before_after(session: Session, scope: sources.Scope, inputs: Inputs, now: datetime) -> list[BeforeAfterLine]:
+    """Each site's out-of-hours kWh per school day, observe-mode baseline against since the policy acted."""
+    lines = []
+    for site in scope.sites:
+        hours = SchoolHours(calendars=tuple(inputs.site_calendars(site.name)))
+        try:
+            found = before_after(session, site.id, hours, now)
+        except SavingsError as exc:
+            lines.append(BeforeAfterLine(site.name, None, None, None, str(exc)))
+            continue
+        lines.append(BeforeAfterLine(site.name, _float(found.baseline.kwh_per_school_day),
+                                     _float(found.after.kwh_per_school_day), _float(found.change_percent),
+                                     f"baseline {found.baseline.first_day} to {found.baseline.last_day}, "
+                                     f"after {found.after.first_day} to {found.after.last_day}"))
+    return lines
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _by_device(usages: Sequence[DeviceUsage]) -> list[WasteLine]:

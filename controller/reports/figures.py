@@ -63,7 +63,7 @@ class MethodShare:
 def usage_for(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> Accounted:
     estate = load_estate(session, scope.site_ids)
     lines = estate_lines(session, estate, period.start_utc, period.end_utc, now)
-    usages = account(sources.devices(session, scope), {s.id: s for s in scope.sites}, lines, estate, Pricer(estate),
+    usages = account(sources.devices(session, scope), {s.id: s for s in scope.sites}, lines, Pricer(estate),
                      inputs.policies, inputs.calendars)
     return Accounted(usages, estate)
 
@@ -92,12 +92,6 @@ def used(usages: Iterable[DeviceUsage]) -> Figures:
     usages = list(usages)
     return Figures(sum(u.total_kwh for u in usages), sum(u.pence for u in usages) / 100,
                    sum(u.kg_co2e for u in usages))
-
-
-def saved(usages: Iterable[DeviceUsage]) -> Figures:
-    usages = list(usages)
-    return Figures(sum(u.saved_kwh for u in usages), sum(u.saved_pence for u in usages) / 100,
-                   sum(u.saved_kg for u in usages))
 
 
 def wasted(usages: Iterable[DeviceUsage]) -> Figures:

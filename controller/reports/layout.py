@@ -50,13 +50,17 @@ def bursar_document(report: BursarReport) -> Document:
     kinds = sorted({o.kind for o in r.outcomes})
     states = sorted({o.outcome for o in r.outcomes})
     counts = {(o.kind, o.outcome): o.count for o in r.outcomes}
+    before_after = Table("before_after", "Before and after: out-of-hours kWh per school day", (
+        "Site", "Observe-mode baseline", "Since power-down acted", "Change %", "Days compared"),
+        tuple((b.site, b.baseline_kwh_per_school_day, b.after_kwh_per_school_day, b.change_percent, b.note)
+              for b in r.before_after))
     sections = [
         Section("Summary", paragraphs=(
             f"{r.scope} used {r.used.kwh:,.0f} kWh (£{r.used.pounds:,.0f}, {r.used.kg_co2e:,.0f} kgCO2e) in "
             f"{r.period.describe()}. Power management saved {r.saved.kwh:,.0f} kWh (£{r.saved.pounds:,.0f}, "
             f"{r.saved.kg_co2e:,.0f} kgCO2e) against the baseline.",
             f"{r.measured_share:.0%} of the energy was measured; the rest was estimated from power models.",
-        ), tables=(summary,), charts=(Chart("Before and after", ("Baseline", "Actual"),
+        ), tables=(summary, before_after), charts=(Chart("Before and after", ("Baseline", "Actual"),
                                               (("kWh", (r.baseline.kwh, r.used.kwh)),), "kWh"),)),
         Section("Sites", tables=(sites,), charts=(Chart(
             "Used and saved by site", tuple(s.site for s in r.sites),
@@ -84,9 +88,12 @@ def bursar_document(report: BursarReport) -> Document:
                else ".")
             + f" Carbon is location-based ({r.factor.source}), each hour at its own year's factor; "
               f"{r.factor.year}, which holds most of the energy, uses {r.factor.kg_per_kwh} kgCO2e/kWh.",
-            "Saved energy: each device's idle draw (its own measured idle watts when it has an hour of them, "
-            "otherwise the power catalogue's) for every hour it was asleep or off, less what it drew asleep or "
-            "off. The baseline is what was used plus what was saved.",
+            "Saved energy is claimed per power-down: what the device would have drawn idle (its own measured "
+            "idle watts, else the power catalogue's) from the action until it was next needed, for the time it "
+            "really was asleep or off, less what it drew; a machine switched back on early saves nothing from "
+            "then. The baseline is what was used plus what was saved."
+            + (f" {len(r.unclaimed)} power-down(s) claimed nothing: {'; '.join(r.unclaimed[:3])}."
+               if r.unclaimed else ""),
             f"School hours are those of each device's power policy and school calendar; devices no policy "
             f"powers down are taken as open {DEFAULT_HOURS_TEXT}.",
             "Annual values: waste on school days ÷ school days in the period × 195, plus waste on other days "

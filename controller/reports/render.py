@@ -64,14 +64,14 @@ def pdf(document: Document) -> bytes:
 def csv_zip(document: Document) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for number, table in enumerate(document.tables(), start=1):
+        for table in document.tables():
             text = io.StringIO()
             writer = csv.writer(text, lineterminator="\r\n")
             writer.writerow(table.columns)
             writer.writerows(table.rows)
             if table.total is not None:
                 writer.writerow(table.total)
-            archive.writestr(f"{number:02d}-{table.key}.csv", text.getvalue())
+            archive.writestr(f"{table.key}.csv", text.getvalue())  # in the order the report prints them
     return out.getvalue()
 
 

@@ -1,16 +1,15 @@
 """Each device's energy over a period, split the ways reports need: by state and method, in school hours
-or out of them, on school days or not, with its cost and the energy its sleeps and shutdowns avoided.
+or out of them, on school days or not, with its cost and its out-of-hours waste.
 
 School hours are the device's winning power policy's (the same engine that powers devices down, so a
 report and the schedule never disagree); a device no policy powers down is judged by ``DEFAULT_HOURS``.
 An hour bucket straddling the end of the school day is split in proportion to the minutes on each side.
 
 Out-of-hours waste is idle energy outside school hours: what a power-down would have removed (energy
-while active is somebody working late). The saving is measured against a baseline in which every device
-stayed idle whenever it was asleep or off: saved = seconds asleep or off × idle watts − what it drew.
-Idle watts are the energy package's calibrated profile: the device's own measured idle draw when it
-has an hour of it, else the power catalogue's figure for its model or class. Energy, prices and carbon
-factors all come from the energy package's hour lines and ``Pricer``, so the sums here match its own.
+while active is somebody working late). Unlike the energy package's waste ranking (fixed hours, awake
+energy, one total), a report needs each device's own policy hours and the split between school days and
+other days, to annualise a recommendation. Energy, prices and carbon factors all come from the energy
+package's hour lines and ``Pricer``, so the sums here match its own; savings are its ``savings_summary``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from agent.protocol import PowerState
 from controller.energy.accounting import Pricer
-from controller.energy.inputs import MEASURED, Estate
+from controller.energy.inputs import MEASURED
 from controller.energy.lines import HourLine
 from controller.models import Device, Site
 from controller.policy.calendar import Calendar, Nation, bank_holidays
@@ -59,10 +58,6 @@ class DeviceUsage:
     waste_kwh_other_days: float = 0.0  # idle on weekends, holidays, bank holidays
     waste_pence: float = 0.0
     waste_kg: float = 0.0
-    idle_watts: float = 0.0
-    saved_kwh: float = 0.0
-    saved_pence: float = 0.0
-    saved_kg: float = 0.0
 
     @property
     def total_kwh(self) -> float:
@@ -124,8 +119,8 @@ def device_context(device: Device, site: Site, policies: Sequence[Policy],
     return context(policies, calendars, facts)
 
 
-def account(devices: Iterable[Device], sites: Mapping[int, Site], lines: Sequence[HourLine], estate: Estate,
-            pricer: Pricer, policies: Sequence[Policy] = (),
+def account(devices: Iterable[Device], sites: Mapping[int, Site], lines: Sequence[HourLine], pricer: Pricer,
+            policies: Sequence[Policy] = (),
             calendars: Mapping[str, Calendar] | None = None) -> list[DeviceUsage]:
     """One DeviceUsage per device (devices with no energy included: they count for coverage), from the
     energy package's hour lines, priced and converted to carbon by its ``Pricer``."""
@@ -137,8 +132,7 @@ def account(devices: Iterable[Device], sites: Mapping[int, Site], lines: Sequenc
         ctx = device_context(device, site, policies, calendars)
         winner = ctx.winner if ctx else None
         usage[device.id] = DeviceUsage(device, site, winner.name if winner else None,
-                                       bool(winner and winner.power.mode is not Mode.OBSERVE), ctx,
-                                       idle_watts=float(estate.devices[device.id].profile.watts(PowerState.IDLE)))
+                                       bool(winner and winner.power.mode is not Mode.OBSERVE), ctx)
     for line in lines:
         row = usage[line.device_id]
         tz = zone(row.site.timezone)
@@ -165,11 +159,6 @@ def account(devices: Iterable[Device], sites: Mapping[int, Site], lines: Sequenc
                 row.waste_kwh_other_days += waste
             row.waste_pence += waste * pence_per_kwh
             row.waste_kg += waste * kg_per_kwh
-        elif line.state in (PowerState.SLEEP, PowerState.OFF) and seconds > 0:
-            saved = max(0.0, seconds * row.idle_watts / 3_600_000 - kwh)
-            row.saved_kwh += saved
-            row.saved_pence += saved * pence_per_kwh
-            row.saved_kg += saved * kg_per_kwh
     return list(usage.values())
 
 

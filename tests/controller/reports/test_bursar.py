@@ -18,8 +18,9 @@ LIBRARY_KWH = 168 * 15 / 1000  # 2.52
 SUITE_KWH = (40 * 25 + 128 * 0.5) / 1000  # 1.064
 HALL_KWH = 168 * 20 / 1000  # 3.36
 USED_KWH = LIBRARY_KWH + SUITE_KWH + HALL_KWH  # 6.944
-# The suite was off 128 h; left idle it would have drawn the laptop catalogue's 15 W instead of 0.5 W.
-SAVED_KWH = 128 * 15 / 1000 - 128 * 0.5 / 1000  # 1.856
+# The suite was shut down at 16:00 each weekday until 08:00 the next morning (16 h), five times, and was
+# off all that time: left idle it would have drawn the laptop catalogue's 15 W instead of 0.5 W.
+SAVED_KWH = 5 * 16 * (15 - 0.5) / 1000  # 1.16
 LIBRARY_WASTE = (5 * 16 * 15 / 1000, 2 * 24 * 15 / 1000)  # school days 1.2, weekend 0.72
 HALL_WASTE = (5 * 15 * 20 / 1000, 2 * 24 * 20 / 1000)  # school days 1.5, weekend 0.96
 
@@ -41,7 +42,9 @@ def test_used_saved_and_baseline_add_up_in_kwh_pounds_and_carbon(trust_report):
     assert r.used.kg_co2e == approx(USED_KWH * 0.177)  # 1.229088 kg
     assert r.saved.kwh == approx(SAVED_KWH)
     assert r.saved.pounds == approx(SAVED_KWH * 0.30)
-    assert r.baseline.kwh == approx(USED_KWH + SAVED_KWH)  # 8.8 kWh
+    assert r.saved.kg_co2e == approx(round(SAVED_KWH * 0.177, 3))  # the energy package rounds to the gram
+    assert r.baseline.kwh == approx(USED_KWH + SAVED_KWH)  # 8.104 kWh
+    assert r.unclaimed == ()  # every shutdown said when the device is next needed
     assert (r.factor.year, float(r.factor.kg_per_kwh)) == (2025, 0.177)
 
 
@@ -50,6 +53,7 @@ def test_each_site_has_its_own_line_and_the_lines_add_up(trust_report):
     assert lines["Oakfield Primary"].used.kwh == approx(LIBRARY_KWH + SUITE_KWH)
     assert lines["Brook Academy"].used.kwh == approx(HALL_KWH)
     assert (lines["Oakfield Primary"].devices, lines["Brook Academy"].devices) == (2, 1)
+    assert (lines["Oakfield Primary"].saved.kwh, lines["Brook Academy"].saved.kwh) == (approx(SAVED_KWH), 0.0)
     assert sum(s.used.kwh for s in trust_report.sites) == approx(trust_report.used.kwh)
 
 
@@ -84,6 +88,12 @@ def test_recommendations_annualise_school_day_and_other_day_waste_separately(tru
     assert library.action == "power down idle machines sooner in Library (Oakfield Primary)"
     assert "1.5 kWh idle out of hours on 5 school days × 195/5" in hall.basis
     assert "1.0 kWh on 2 other days × 170/2 = 140.1 kWh a year; × 30.0 p/kWh" in hall.basis
+
+
+def test_before_and_after_says_why_there_is_no_comparison_without_an_observe_baseline(trust_report):
+    assert [(b.site, b.baseline_kwh_per_school_day, b.note) for b in trust_report.before_after] == [
+        ("Brook Academy", None, "no observe-mode baseline: run the site's policy in observe mode first"),
+        ("Oakfield Primary", None, "no observe-mode baseline: run the site's policy in observe mode first")]
 
 
 def test_wake_and_power_down_outcomes_are_counted_by_kind(trust_report):
