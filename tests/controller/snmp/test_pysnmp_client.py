@@ -114,7 +114,9 @@ def test_dead_hosts_do_not_stall_a_real_poll(snmpsim):
     started = time.monotonic()
     results = run(poll)
     assert [r.ok for r in results] == [False] * 3 + [True] * 3
-    assert time.monotonic() - started < 2.0  # one dead host's 2 × 0.5 s; one after another would be 3 s
+    # One dead host's 2 × 0.5 s plus the live polls; one dead host after another alone would be 3 s. The margin
+    # is for a loaded machine (2 cores shared with other suites), where the live polls take a second or more.
+    assert time.monotonic() - started < 2.9
 
 
 def test_the_remembered_credential_skips_a_stale_community_on_a_real_device(snmpsim):

@@ -1,0 +1,144 @@
+"""Poll 1,000 SNMP devices: Caretaker's poller against net-snmp's command-line tools, same run.
+
+snmpsim serves one real recording (default: the APC AP8853 metered PDU) at 1,000 loopback
+addresses (127.0.2.1 …), one process per ``--per-process`` endpoints. Caretaker polls them all as the
+controller's round does: identify (one GET of the system group and every profile's probes), then the
+profile's GETs and walks, ``--concurrency`` devices at once. net-snmp then fetches the same OIDs
+from the same devices with the same concurrency (``xargs -P``): one ``snmpget`` of every OID the
+poller GETs, then one ``snmpbulkwalk`` per column the poller walks. Both sides' varbind counts are
+printed, so the work is seen to be equal.
+
+    .venv/bin/python bench/snmp_poll.py                  # 1,000 devices, concurrency 64
+    .venv/bin/python bench/snmp_poll.py --devices 100    # a smoke run
+
+Needs snmpsim (.ci/setup-snmpsim.sh) and net-snmp's tools (apt-get install snmp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from controller.snmp.client import Target  # noqa: E402
+from controller.snmp.collect import plan  # noqa: E402
+from controller.snmp.credentials import CommunityCredential, CredentialStore, Rule, Secret  # noqa: E402
+from controller.snmp.identify import choose, identification_oids  # noqa: E402
+from controller.snmp.memory import parse_snmprec  # noqa: E402
+from controller.snmp.poller import Poller, PollSettings  # noqa: E402
+from controller.snmp.profiles import load_profiles  # noqa: E402
+from controller.snmp.pysnmp_client import PysnmpClient  # noqa: E402
+from tests.controller.snmp.conftest import RECORDINGS, _answers, _free_udp_port  # noqa: E402
+from tests.controller.snmp.simulator import SNMPSIM, serving  # noqa: E402
+
+COMMUNITY = "public"
+
+
+def addresses(count: int) -> list[str]:
+    return [f"127.0.{2 + i // 250}.{1 + i % 250}" for i in range(count)]
+
+
+def caretaker_round(hosts: list[str], port: int, concurrency: int, timeout: float) -> tuple[float, int, int]:
+    """Seconds, devices polled without error, and values read (GET values plus walked rows)."""
+    credential = CommunityCredential("bench", Secret(COMMUNITY, "env:BENCH"))
+    store = CredentialStore({"bench": credential}, (Rule(ipaddress.ip_network("127.0.0.0/8"), None, ("bench",)),))
+    settings = PollSettings(timeout=timeout, retries=1, concurrency=concurrency)
+
+    async def run():
+        async with PysnmpClient() as client:
+            counting = Counting(client)
+            poller = Poller(counting, load_profiles(), store, settings=settings)
+            started = time.perf_counter()
+            polls = await poller.poll_many([(h, port) for h in hosts])
+            return time.perf_counter() - started, polls, counting.values
+
+    seconds, polls, values = asyncio.run(run())
+    return seconds, sum(p.ok for p in polls), values
+
+
+class Counting:
+    """The real client, counting the values it returns."""
+
+    def __init__(self, client: PysnmpClient) -> None:
+        self.client, self.values = client, 0
+
+    async def get(self, target: Target, oids):
+        found = await self.client.get(target, oids)
+        self.values += len(found)
+        return found
+
+    async def walk(self, target: Target, prefix: str, max_rows: int = 5000):
+        rows = await self.client.walk(target, prefix, max_rows)
+        self.values += len(rows)
+        return rows
+
+
+def net_snmp_round(hosts: list[str], port: int, concurrency: int, timeout: float, gets: list[str],
+                   walks: list[str], work: Path) -> tuple[float, int, int]:
+    """Seconds, devices whose every command succeeded, and values printed."""
+    script = work / "one-device.sh"
+    lines = [f"snmpget -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Lo \"$1:{port}\" {' '.join(gets)}"]
+    lines += [f"snmpbulkwalk -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Cr25 \"$1:{port}\" {w}" for w in walks]
+    script.write_text("set -e\n" + "\n".join(lines) + "\necho DEVICE-OK\n")
+    started = time.perf_counter()
+    done = subprocess.run(["xargs", "-P", str(concurrency), "-n", "1", "sh", str(script)],
+                          input="\n".join(hosts) + "\n", capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    out = done.stdout.splitlines()
+    values = sum(1 for line in out if line.startswith(".") and "No Such" not in line)
+    return seconds, out.count("DEVICE-OK"), values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--recording", default="apc_ap8853")
+    parser.add_argument("--per-process", type=int, default=250, help="endpoints per snmpsim process")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per request attempt (both sides)")
+    args = parser.parse_args()
+    if not SNMPSIM.exists() or not shutil.which("snmpget"):
+        sys.exit("needs snmpsim (.ci/setup-snmpsim.sh) and net-snmp (apt-get install snmp)")
+    hosts, port = addresses(args.devices), _free_udp_port()
+    profiles = load_profiles()
+    with ExitStack() as running:
+        started = time.perf_counter()
+        for first in range(0, len(hosts), args.per_process):
+            group = hosts[first:first + args.per_process]
+            probe = Target(group[0], CommunityCredential("bench", Secret(COMMUNITY, "env:BENCH")), port, 0.5, 0)
+            running.enter_context(serving({f"{COMMUNITY}.snmprec": RECORDINGS / f"{args.recording}.snmprec"},
+                                          [f"{h}:{port}" for h in group], lambda t=probe: _answers(t),
+                                          startup_seconds=300))
+        print(f"snmpsim: {len(hosts)} endpoints in {-(-len(hosts) // args.per_process)} process(es), "
+              f"ready in {time.perf_counter() - started:.1f} s")
+        seconds, ok, values = caretaker_round(hosts, port, args.concurrency, args.timeout)
+        # The same OIDs for net-snmp: what identification asks, and what the chosen profile GETs and walks.
+        profile = next(p for p in profiles.values() if p.name == _profile_of(args.recording))
+        gets, walks = plan(profile)
+        gets = list(dict.fromkeys(identification_oids(profiles.values()) + gets))
+        net_seconds, net_ok, net_values = net_snmp_round(hosts, port, args.concurrency, args.timeout, gets, walks,
+                                                         Path(running.enter_context(TemporaryDirectory())))
+    print(f"recording {args.recording}, profile {profile.name}: {len(gets)} OIDs by GET, {len(walks)} columns walked")
+    print(f"{'':22}{'seconds':>9}{'devices ok':>12}{'values':>9}{'devices/s':>11}")
+    print(f"{'caretaker (pysnmp)':22}{seconds:9.1f}{ok:12d}{values:9d}{ok / seconds:11.1f}")
+    print(f"{'net-snmp (xargs -P)':22}{net_seconds:9.1f}{net_ok:12d}{net_values:9d}{net_ok / net_seconds:11.1f}")
+    print(f"caretaker / net-snmp time: {seconds / net_seconds:.2f}")
+
+
+def _profile_of(name: str) -> str:
+    """The profile the poller chooses for the recording (asked of the in-memory copy, no network)."""
+    return choose(load_profiles().values(), parse_snmprec((RECORDINGS / f"{name}.snmprec").read_text())).name
+
+
+if __name__ == "__main__":
+    main()
