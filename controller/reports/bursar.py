@@ -24,6 +24,7 @@ from controller.energy.savings import SavingsError, SavingsSummary, before_after
 from controller.energy.school_hours import SchoolHours
 from controller.models import ActionRecord
 from controller.policy.walltime import zone
+from controller.power.models import WakeRequest
 from controller.reports import sources
 from controller.reports.figures import (
     Figures,
@@ -135,7 +136,8 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
         before_after=tuple(_before_after(session, scope, inputs, now)), unclaimed=tuple(savings.skipped),
         top_devices=tuple(_top(_by_device(usages))),
         top_rooms=tuple(_top(_by_room(usages))),
-        outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc))),
+        outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc),
+                                      sources.wake_requests(session, scope, period.start_utc, period.end_utc))),
         recommendations=tuple(recommendations(usages, period)[:3]),
     )
 
@@ -202,8 +204,10 @@ def _top(lines: list[WasteLine]) -> list[WasteLine]:
     return sorted((line for line in lines if line.waste.kwh > 0), key=lambda line: (-line.waste.kwh, line.name))[:TOP]
 
 
-def outcome_counts(actions: Sequence[ActionRecord]) -> list[OutcomeCount]:
+def outcome_counts(actions: Sequence[ActionRecord], wakes: Sequence[WakeRequest]) -> list[OutcomeCount]:
+    """Power-downs by logged outcome; wakes once each, by the status they ended in."""
     counts = Counter((a.kind, a.outcome) for a in actions)
+    counts.update(("wake", w.status) for w in wakes)
     return [OutcomeCount(kind, outcome, n) for (kind, outcome), n in sorted(counts.items())]
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from controller.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
+from controller.power.models import WakeRequest
 
 
 class ScopeError(LookupError):
@@ -56,9 +57,18 @@ def energy_buckets(session: Session, scope: Scope, start: datetime, end: datetim
 
 
 def power_actions(session: Session, scope: Scope, start: datetime, end: datetime) -> list[ActionRecord]:
+    """Power-downs and other actions in the audit log, wakes excepted (each wake logs every step)."""
     return list(session.exec(
         select(ActionRecord).where(col(ActionRecord.site_id).in_(scope.site_ids), ActionRecord.at >= start,
-                                   ActionRecord.at < end).order_by(ActionRecord.at)
+                                   ActionRecord.at < end, ActionRecord.kind != "wake").order_by(ActionRecord.at)
+    ).all())
+
+
+def wake_requests(session: Session, scope: Scope, start: datetime, end: datetime) -> list[WakeRequest]:
+    """Wakes requested in the period, each with the status it ended in (or is in now)."""
+    return list(session.exec(
+        select(WakeRequest).where(col(WakeRequest.site_id).in_(scope.site_ids), WakeRequest.requested_at >= start,
+                                  WakeRequest.requested_at < end)
     ).all())
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from controller.lifecycle.models import Asset
 from controller.models import ActionRecord, ChangeRecord
+from controller.power.models import WakeRequest
 from tests.controller.energy.estate import HOUR, MONDAY, bucket, device, site
 
 FLAT = [{"name": "flat", "days": "all", "start": "00:00", "end": "00:00", "pence_per_kwh": "30"}]
@@ -86,8 +87,15 @@ def build(session: Session) -> None:
                                  details={"until": (shut + timedelta(hours=16)).isoformat()}))
     session.add(ActionRecord(at=MONDAY + timedelta(hours=17), site_id=oak.id, device_id=library.id, kind="shutdown",
                              outcome="skipped", mode="force", reason="user signed in", actor="controller"))
-    session.add(ActionRecord(at=MONDAY + timedelta(days=1, hours=7), site_id=oak.id, device_id=suite.id,
-                             kind="wake", outcome="confirmed", reason="wake before school", actor="controller"))
+    # Two wakes of the suite: one confirmed, one failed. Each logs its steps (queued, sent, ...) as actions
+    # too; the report counts each wake once, by the status it ended in.
+    for day, status in ((1, "confirmed"), (2, "failed")):
+        at = MONDAY + timedelta(days=day, hours=7)
+        session.add(WakeRequest(site_id=oak.id, device_id=suite.id, mac="00:1a:2b:3c:4d:5e", status=status,
+                                reason="wake before school", requested_by="controller", requested_at=at, due_at=at))
+        for step in ("queued", "sent", status):
+            session.add(ActionRecord(at=at, site_id=oak.id, device_id=suite.id, kind="wake", outcome=step,
+                                     reason="wake before school", actor="controller"))
     session.add(ChangeRecord(at=datetime(2025, 11, 12, 9, 30, tzinfo=UTC), actor="user:alice", action="mode",
                              object_type="policy", object_id="oakfield", before={"mode": "observe"},
                              after={"mode": "force"}))

@@ -98,7 +98,7 @@ def test_before_and_after_says_why_there_is_no_comparison_without_an_observe_bas
 
 def test_wake_and_power_down_outcomes_are_counted_by_kind(trust_report):
     assert [(o.kind, o.outcome, o.count) for o in trust_report.outcomes] == [
-        ("shutdown", "done", 5), ("shutdown", "skipped", 1), ("wake", "confirmed", 1)]
+        ("shutdown", "done", 5), ("shutdown", "skipped", 1), ("wake", "confirmed", 1), ("wake", "failed", 1)]
 
 
 def test_a_site_report_covers_only_that_site(session, inputs):
