@@ -84,7 +84,11 @@ def test_an_auditor_sees_only_the_wakes_and_failures_of_their_sites(client, engi
     assert failures.status_code == 200 and {f["site"] for f in failures.json()} <= {"Dale"}
 
 
-def test_cli_wakes_a_device_lists_it_and_refuses_an_unknown_one(client, engine, database_url):
+def test_cli_wakes_a_device_lists_it_and_refuses_an_unknown_one(engine, database_url):
+    """No controller runs here, so the wake stays queued and blocks a second one."""
+    with Session(engine) as session:
+        builders.device(session, builders.site(session, "Hill"), "HILL-0", "00:00:00:00:01:00")
+        session.commit()
     runner = CliRunner()
     queued = runner.invoke(cli, ["wake", "HILL-0", "--reason", "patching", "--database-url", database_url])
     assert queued.exit_code == 0, queued.output
