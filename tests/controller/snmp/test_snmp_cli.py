@@ -70,3 +70,16 @@ def test_encrypt_makes_a_secret_the_credentials_file_can_use(snmpsim, tmp_path):
                        "--credentials", str(tmp_path / "creds.yaml"), "--json")
     assert polled.returncode == 0, polled.stderr
     assert json.loads(polled.stdout)["identity"]["serial"] == "AA2M021115700"
+
+
+def test_poll_with_store_registers_the_device_and_keeps_the_reading(snmpsim, credentials, tmp_path):
+    database = f"sqlite:///{tmp_path / 'caretaker.db'}"
+    stored = caretaker("poll", address_of("konica_c250i"), "--port", str(snmpsim.port), "--credentials",
+                       str(credentials), "--store", "--site", "Hillside", "--database-url", database)
+    assert stored.returncode == 0, stored.stderr
+    assert stored.stderr.strip() == "stored: target 1, device 1"
+    listed = caretaker("targets", "--json", "--database-url", database)
+    (target,) = json.loads(listed.stdout)
+    assert (target["address"], target["kind"], target["credential"], target["site"]) == (
+        address_of("konica_c250i"), "printer", "printers", "Hillside")
+    assert target["last_ok_at"] is not None and target["last_error"] is None
