@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -156,14 +156,16 @@ def filter_choices(session: Session, principal: Principal) -> FilterChoices:
 
 def daily_energy(session: Session, device_id: int, zone: ZoneInfo, now: datetime, days: int = 14) -> list[Bar]:
     """The device's kWh per local day over the last ``days`` days, oldest first, empty days as zero."""
-    first = (now.astimezone(zone) - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    totals: dict[str, float] = defaultdict(float)
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    totals: dict[date, float] = defaultdict(float)
+    since = datetime.combine(first, time(), zone)
     rows = session.exec(select(EnergyBucket.hour, EnergyBucket.joules)
-                        .where(EnergyBucket.device_id == device_id, EnergyBucket.hour >= first)).all()
+                        .where(EnergyBucket.device_id == device_id, EnergyBucket.hour >= since)).all()
     for hour, joules in rows:
-        totals[hour.astimezone(zone).strftime("%d %b")] += joules / JOULES_PER_KWH
-    labels = [(first + timedelta(days=i)).strftime("%d %b") for i in range(days)]
-    return [Bar(label, round(totals[label], 4)) for label in labels]
+        totals[hour.astimezone(zone).date()] += joules / JOULES_PER_KWH
+    return [Bar(f"{day:%a %d %b}", str(day.day), round(totals[day], 4))
+            for day in (first + timedelta(days=i) for i in range(days))]
 
 
 def device_changes(session: Session, device_id: int, limit: int = 50) -> list[ChangeRecord]:

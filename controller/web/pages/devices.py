@@ -53,7 +53,7 @@ def device(request: Request, runtime: RuntimeDep, principal: Reader, device_id: 
         lifecycle = lifecycle_of(session, device_id)
         changes = device_changes(session, device_id)
         actions = device_actions(session, device_id)
-    chart = bar_chart(bars, "kWh", f"Energy per day, last {len(bars)} days, {detail.device.hostname}")
+    chart = bar_chart(bars, "kWh", f"{detail.device.hostname}: energy per day, {bars[0].label} to {bars[-1].label}")
     return page(request, "device.html", principal, nav="devices", d=detail, chart=chart, bars=bars,
                 lifecycle=lifecycle, changes=changes, actions=actions, message=DONE.get(done))
 
