@@ -45,7 +45,7 @@ def svg(chart: Chart) -> str:
         axes.set_title(chart.title)
         axes.spines[["top", "right"]].set_visible(False)
         if len(chart.series) > 1:
-            axes.legend(frameon=False)
+            axes.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         figure.tight_layout()
         out = io.StringIO()
         figure.savefig(out, format="svg")

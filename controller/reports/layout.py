@@ -109,12 +109,13 @@ def audit_document(pack: AuditPack) -> Document:
     p = pack
     secr = Table("secr", "Streamlined energy and carbon reporting: electricity", (
         "Site", "Pupils", "Devices", "kWh", "tCO2e", "kWh per pupil", "kgCO2e per pupil", "kWh per device",
-        f"kWh {p.prior.label}", f"tCO2e {p.prior.label} restated"),
+        "kWh prior year", "tCO2e prior year restated"),
         tuple((s.site, s.pupils, s.devices, s.kwh, s.t_co2e, s.kwh_per_pupil, s.kg_per_pupil, s.kwh_per_device,
                s.prior_kwh, s.prior_t_co2e_restated) for s in p.secr),
         total=("Total", sum(s.pupils or 0 for s in p.secr), sum(s.devices for s in p.secr), p.used.kwh,
                p.used.kg_co2e / 1000, None, None, None, p.prior_kwh, restated_tonnes(p.prior_kwh, p.factor)),
-        note=f"Factor {p.factor.kg_per_kwh} kgCO2e/kWh for {p.factor.year} (published for {p.factor.factor_year}; "
+        note=f"Prior year: {p.prior.describe()}. "
+             f"Factor {p.factor.kg_per_kwh} kgCO2e/kWh for {p.factor.year} (published for {p.factor.factor_year}; "
              f"{p.factor.source}). {p.prior.label} as first reported, at its own factors: "
              f"{p.prior_kg_as_reported / 1000:,.3f} tCO2e.")
     standards = Table("standards", "DfE digital and technology standards", (
@@ -134,7 +135,7 @@ def audit_document(pack: AuditPack) -> Document:
         "Site", "Device", "Room", "Powered hours", "Active hours", "Utilisation %"),
         tuple((d.site, d.hostname, d.room, d.powered_hours, d.active_hours, d.utilisation * 100) for d in p.underused))
     refresh = Table("refresh", "Refresh forecast", ("Year", "Devices due", "Embodied kgCO2e"),
-                    tuple((r.year, r.devices, r.embodied_kg) for r in p.refresh),
+                    tuple((str(r.year), r.devices, r.embodied_kg) for r in p.refresh),
                     total=("Total", sum(r.devices for r in p.refresh), sum(r.embodied_kg for r in p.refresh)))
     changes = Table("policy_changes", "Policy changes", ("When (UTC)", "Who", "Action", "Policy", "What changed"),
                     tuple((c.at.strftime("%Y-%m-%d %H:%M"), c.actor, c.action, c.policy, c.what)

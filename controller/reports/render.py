@@ -48,7 +48,7 @@ def shown(value: Cell) -> str:
         return value
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}" if abs(value) < 100 else f"{value:,.1f}"
 
 
 def html(document: Document) -> str:
