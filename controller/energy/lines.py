@@ -20,7 +20,7 @@ A device counted with monitors gets a line per monitor per state at the monitor'
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -38,6 +38,7 @@ METERED = "metered"
 AWAKE = ("active", "idle")
 # Reports are spread over hours in floating point; less unreported time than this is rounding, not silence.
 GAP_TOLERANCE_SECONDS = Decimal(1)
+_ZERO = Decimal(0)
 
 
 class HourLine(NamedTuple):
@@ -66,50 +67,56 @@ def hour_ceil(value: datetime) -> datetime:
 
 def gap_state(states: Iterable[str]) -> str:
     """What a device is taken to be doing after the hour these states were last heard in."""
-    heard = set(states)
+    heard = states if isinstance(states, list | tuple) else list(states)
     return "sleep" if "sleep" in heard and "off" not in heard else "off"
 
 
-def device_lines(device: DeviceInfo, buckets: list[Bucket], first_hour: datetime | None, last_state: str | None,
-                 start: datetime, until: datetime, rapl_factor: Decimal, monitor_watts: dict[str, Decimal]
-                 ) -> list[HourLine]:
+def keep(rows: list[Bucket], bucket: Bucket) -> None:
+    """Add a bucket to its device-hour's rows, so that once a meter reported the hour only metered rows stay."""
+    if bucket.method == METERED:
+        if rows and rows[0].method != METERED:
+            rows.clear()
+    elif rows and rows[0].method == METERED:
+        return
+    rows.append(bucket)
+
+
+def device_lines(device: DeviceInfo, by_hour: Mapping[datetime, list[Bucket]], first_hour: datetime | None,
+                 last_state: str | None, start: datetime, until: datetime, rapl_factor: Decimal,
+                 monitor_watts: Mapping[str, Decimal]) -> list[HourLine]:
     """One device's lines for the UTC hours from ``start`` until ``until`` (a partial last hour is
-    attributed only up to ``until``): pure, given its buckets in that range, the hour it was first
-    heard of and the state it was last heard in before ``start``."""
-    by_hour: dict[datetime, list[Bucket]] = defaultdict(list)
-    for bucket in buckets:
-        by_hour[bucket.hour].append(bucket)
+    attributed only up to ``until``): pure, given its buckets by hour in that range (gathered with
+    ``keep``), the hour it was first heard of and the state it was last heard in before ``start``."""
     lines: list[HourLine] = []
     if first_hour is None:
         return lines
+    device_id, monitors = device.id, device.monitors
+    own_watts = {state: device.profile.watts(state) for state in monitor_watts}
+    full = Decimal(3600)
     hour = max(start, first_hour)
     while hour < until:
-        rows = by_hour.get(hour, [])
-        if any(r.method == METERED for r in rows):
-            rows = [r for r in rows if r.method == METERED]
-            metered = True
-        else:
-            metered = False
-        covered = Decimal(0)
+        rows = by_hour.get(hour, ())
+        metered = bool(rows) and rows[0].method == METERED
+        covered = _ZERO
+        heard = []
         for r in rows:
             joules = r.joules * rapl_factor if r.method == "rapl" else r.joules
-            lines.append(HourLine(device.id, hour, r.state, r.method, r.seconds, joules / 3600))
+            lines.append(HourLine(device_id, hour, r.state, r.method, r.seconds, joules / 3600))
             covered += r.seconds
-            if device.monitors and not metered:
-                lines.append(HourLine(device.id, hour, r.state, "model", Decimal(0),
-                                      device.monitors * monitor_watts[r.state] * r.seconds / 3600))
-        heard = [r.state for r in rows if r.seconds > 0]
+            if r.seconds > 0:
+                heard.append(r.state)
+            if monitors and not metered:
+                lines.append(HourLine(device_id, hour, r.state, "model", _ZERO,
+                                      monitors * monitor_watts[r.state] * r.seconds / 3600))
         if heard:
             last_state = gap_state(heard)
-        elapsed = min(HOUR, until - hour).total_seconds()
-        silent = Decimal(int(elapsed)) - covered
+        silent = (full if until - hour >= HOUR else Decimal(int((until - hour).total_seconds()))) - covered
         if silent > GAP_TOLERANCE_SECONDS:
             state = last_state or "off"
-            lines.append(HourLine(device.id, hour, state, ATTRIBUTED, silent,
-                                  device.profile.watts(state) * silent / 3600))
-            if device.monitors and not metered:
-                lines.append(HourLine(device.id, hour, state, ATTRIBUTED, Decimal(0),
-                                      device.monitors * monitor_watts[state] * silent / 3600))
+            lines.append(HourLine(device_id, hour, state, ATTRIBUTED, silent, own_watts[state] * silent / 3600))
+            if monitors and not metered:
+                lines.append(HourLine(device_id, hour, state, ATTRIBUTED, _ZERO,
+                                      monitors * monitor_watts[state] * silent / 3600))
         hour += HOUR
     return lines
 
@@ -123,12 +130,16 @@ def estate_lines(session: Session, estate: Estate, start: datetime, end: datetim
     ids = list(estate.devices)
     if not ids or start >= until:
         return []
-    buckets: dict[int, list[Bucket]] = defaultdict(list)
+    buckets: dict[int, dict[datetime, list[Bucket]]] = defaultdict(lambda: defaultdict(list))
+    seconds_as_decimal: dict[float, Decimal] = {}  # most buckets hold a whole 3600 s: convert each value once
     rows = session.exec(select(EnergyBucket.device_id, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method,
                                EnergyBucket.joules, EnergyBucket.seconds).where(
         col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) >= start, col(EnergyBucket.hour) < end))
     for device_id, hour, state, method, joules, seconds in rows:
-        buckets[device_id].append(Bucket(hour, state, method, Decimal(repr(joules)), Decimal(repr(seconds))))
+        exact_seconds = seconds_as_decimal.get(seconds)
+        if exact_seconds is None:
+            exact_seconds = seconds_as_decimal[seconds] = Decimal(repr(seconds))
+        keep(buckets[device_id][hour], Bucket(hour, state, method, Decimal(repr(joules)), exact_seconds))
     first = dict(session.exec(select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
                               .where(col(EnergyBucket.device_id).in_(ids)).group_by(EnergyBucket.device_id)).all())
     before = _last_heard_before(session, ids, start)
@@ -137,7 +148,7 @@ def estate_lines(session: Session, estate: Estate, start: datetime, end: datetim
     lines: list[HourLine] = []
     for device_id, device in estate.devices.items():
         first_hour = first.get(device_id)
-        lines.extend(device_lines(device, buckets.get(device_id, []), first_hour and as_utc(first_hour),
+        lines.extend(device_lines(device, buckets.get(device_id, {}), first_hour and as_utc(first_hour),
                                   before.get(device_id), start, until, estate.catalogue.rapl_wall_factor,
                                   monitor_watts))
     return lines
