@@ -213,6 +213,10 @@ def _check(session: Session, row: Row, sites: dict[str, Site], seen: dict[tuple[
         outcome = v.get("outcome")
         check_move(current, target, outcome, missing_for(target, service.evidence_of(
             session, device.id, asset.batch_id if asset else None)))
+    elif "outcome" in v and v["outcome"] != (asset.outcome if asset else None):
+        raise Refused("the outcome is set only by the move to disposed")
+    if v.get("disposed_on") is not None and (target or current) is not State.DISPOSED:
+        raise Refused("disposed_on is only given for a disposed device")
     return device
 
 
@@ -224,8 +228,8 @@ def _check_new(session: Session, v: dict[str, Any]) -> None:
     if v.get("state") in (State.SANITISED, State.DISPOSED):
         raise Refused(f"a new device cannot enter as {v['state']}: record its disposal evidence with "
                       "`caretaker lifecycle move`")
-    if v.get("outcome") is not None:
-        raise Refused("a new device cannot have a disposal outcome")
+    if v.get("outcome") is not None or v.get("disposed_on") is not None:
+        raise Refused("a new device cannot have a disposal outcome or date")
     return None
 
 

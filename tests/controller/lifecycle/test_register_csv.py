@@ -163,3 +163,15 @@ def test_a_new_device_imported_without_a_state_starts_in_stock(engine, hill):
         registercsv.import_rows(session, registercsv.parse_register(
             "site,hostname,serial\nHill Primary,SPARE-1,SN-77\n"), "cli:alice")
         assert session.get(Asset, service.find_device(session, "SN-77").id).state == State.IN_STOCK
+
+
+def test_disposal_facts_change_only_with_a_move_to_disposed(engine, hill):
+    load(engine, "register.csv")
+    text = export(engine)
+    dated = text.replace("2026-09-04,,2026-09-01,\n", "2026-09-04,,2026-09-01,2026-11-01\n", 1)
+    resold = text.replace("PF3ABC02,in_stock,", "PF3ABC02,in_stock,resold")
+    for changed, reason in ((dated, "line 2: disposed_on is only given for a disposed device"),
+                            (resold, "line 3: the outcome is set only by the move to disposed")):
+        with pytest.raises(Refused, match=reason), session_scope(engine) as session:
+            registercsv.import_rows(session, registercsv.parse_register(changed), "cli:alice")
+    assert export(engine) == text
