@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -64,20 +64,37 @@ class Factors:
         cls = (device_class or "").casefold()
         v, m = vendor_key(vendor), model_key(model)
         if m:
-            for table in (self.overrides, self.shipped):
-                if (hit := _model_match(table, cls, v, m)) is not None:
+            for table, models in ((self.overrides, self._override_models), (self.shipped, self._shipped_models)):
+                if (hit := _model_match(table, models.get((cls, v), ()), cls, v, m)) is not None:
                     return hit
         return self.overrides.get((cls, "", "")) or self.shipped.get((cls, "", ""))
 
+    @cached_property
+    def _shipped_models(self) -> dict[tuple[str, str], list[str]]:
+        return _models_by_maker(self.shipped)
 
-def _model_match(table: dict[tuple[str, str, str], Figure], cls: str, vendor: str, model: str) -> Figure | None:
+    @cached_property
+    def _override_models(self) -> dict[tuple[str, str], list[str]]:
+        return _models_by_maker(self.overrides)
+
+
+def _models_by_maker(table: dict[tuple[str, str, str], Figure]) -> dict[tuple[str, str], list[str]]:
+    """Model keys per (class, vendor), shortest first, so a lookup scans one maker's models only."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for cls, vendor, model in table:
+        if model:
+            found.setdefault((cls, vendor), []).append(model)
+    return {k: sorted(v, key=lambda m: (len(m), m)) for k, v in found.items()}
+
+
+def _model_match(table: dict[tuple[str, str, str], Figure], models: Iterable[str], cls: str, vendor: str,
+                 model: str) -> Figure | None:
     """The exact model, else the shortest published name that starts with it ("Latitude 5400" finds
     "Latitude 5400" before "Latitude 5400 Chromebook")."""
     if (exact := table.get((cls, vendor, model))) is not None:
         return exact
-    longer = sorted((k for k in table if k[0] == cls and k[1] == vendor and k[2].startswith(model + " ")),
-                    key=lambda k: (len(k[2]), k[2]))
-    return table[longer[0]] if longer else None
+    longer = next((m for m in models if m.startswith(model + " ")), None)
+    return table[(cls, vendor, longer)] if longer is not None else None
 
 
 @cache
