@@ -128,3 +128,8 @@ def test_a_route_added_later_without_require_fails_this_test(client):
 
     with pytest.raises(AssertionError, match="/forgotten has no require"):
         list(protected_routes(client.app))
+
+
+def test_the_public_allow_list_names_only_routes_that_exist(client):
+    # A stale entry would silently let a future route of that path through unprotected.
+    assert PUBLIC_PATHS <= {route.path for route in app_routes(client.app)}
