@@ -39,7 +39,6 @@ ALLOWED: dict[State, frozenset[State]] = {
     S.SANITISED: frozenset({S.DISPOSED}),
     S.DISPOSED: frozenset(),
 }
-IN_SERVICE = frozenset({S.IN_STOCK, S.DEPLOYED, S.IN_REPAIR, S.REDEPLOYED})
 LEAVING = frozenset({S.AWAITING_DISPOSAL, S.SANITISED, S.DISPOSED})
 
 
