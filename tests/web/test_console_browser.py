@@ -214,11 +214,16 @@ READ_COLOURS = """selector => [...document.querySelectorAll(selector)].slice(0, 
 })"""
 
 
-def test_pages_fit_a_laptop_screen_with_readable_contrast(page, console):
+def test_pages_fit_a_laptop_screen_label_every_field_and_read_with_enough_contrast(page, console):
     sign_in(page, "nora")
-    for path in ("/", "/devices", f"/devices/{console[1].devices['HILL-R12-PC01']}", "/lifecycle", "/users"):
+    device = console[1].devices["HILL-R12-PC01"]
+    for path in ("/", "/devices", f"/devices/{device}", "/lifecycle", f"/lifecycle/devices/{device}", "/users",
+                 "/wake", "/reports", "/policies/explain"):
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"], path
+        unlabelled = page.evaluate("""[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name)""")
+        assert unlabelled == [], (path, unlabelled)
         for selector in ("main p, main td", "main a", ".top a", "button", "th", "label"):
             for foreground, background in page.evaluate(READ_COLOURS, selector):
                 assert _contrast(foreground, background) >= 4.5, (path, selector, foreground, background)

@@ -100,3 +100,15 @@ def test_a_short_password_is_refused_with_a_message_and_nothing_is_added(client)
     response = client.post("/users", data={"csrf_token": csrf, "name": "sam", "role": "bursar", "password": "short"})
     assert response.status_code == 400 and "at least 12 characters" in response.text
     assert ">sam<" not in client.get("/users").text
+
+
+def test_a_signed_in_bursar_downloads_a_report_and_an_auditor_only_for_granted_sites(client):
+    sign_in(client, "barry")
+    assert 'action="/api/v1/reports/bursar"' in client.get("/reports").text
+    csv = client.get("/api/v1/reports/bursar", params={"site": "Hillside Primary", "period": "2025-26",
+                                                       "format": "csv"})
+    assert csv.status_code == 200 and csv.headers["content-disposition"].startswith("attachment;")
+    client.cookies.clear()
+    sign_in(client, "audrey")
+    refused = client.get("/api/v1/reports/bursar", params={"site": "Hillside Primary", "period": "2025-26"})
+    assert refused.status_code == 403
