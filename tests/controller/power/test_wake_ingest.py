@@ -1,0 +1,68 @@
+"""The wake side of ingest, through the real IngestWriter and WakeService on both backends: a relay's
+reply carries its orders and a shorter report interval, its next report marks them sent, and the
+woken device's first report confirms the wake, all in ingest's own transaction."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from agent.protocol import PROTOCOL_VERSION, Activity, PowerState, Report, ReportBatch
+from controller.ingest import AgentIdentity, IngestWriter
+from controller.power.models import WakeRequest
+from controller.power.service import WakeService
+from controller.power.wake import WakeConfig, request_wakes
+from controller.settings import Settings
+from controller.timeutil import utcnow
+from tests.controller.power import builders
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+
+    def send(self, mac: str, address: str, port: int) -> None:
+        self.sent.append((mac, address, port))
+
+
+def batch(seq: int, relayed: tuple[int, ...] = ()) -> ReportBatch:
+    end = utcnow()
+    return ReportBatch(PROTOCOL_VERSION, (Report(seq=seq, start=end - timedelta(seconds=30), end=end,
+                                                 activity=Activity(PowerState.IDLE, 2.0), relayed_wakes=relayed),))
+
+
+def test_a_relay_gets_its_orders_reports_them_sent_and_the_device_confirms_by_reporting(engine, database_url,
+                                                                                      tmp_path: Path):
+    with Session(engine) as session:
+        hill = builders.site(session)
+        relay_pc = builders.device(session, hill, "SRV1", "00:00:00:00:00:aa", "10.40.0.2", 24, device_class="server")
+        target = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", "10.40.0.77", 24)
+        builders.agent(session, relay_pc, "relay-1", utcnow())
+        builders.agent(session, target, "target-1", utcnow() - timedelta(hours=9))
+        request_wakes(session, [target], "before school", "cli", utcnow(), WakeConfig())
+        session.commit()
+        relay = AgentIdentity("relay-1", relay_pc.id, hill.id)
+        woken = AgentIdentity("target-1", target.id, hill.id)
+    settings = Settings(database_url=database_url, data_dir=tmp_path, wake_local_networks=["198.51.100.0/24"],
+                        relay_report_interval_seconds=60)
+    recorder = Recorder()
+    service = WakeService(engine, settings, sender=recorder, awaiting_refresh_seconds=0)
+    writer = IngestWriter(engine, 300, wake=service)
+    writer.start()
+    try:
+        assert service.tick().handed_to_relays == 1 and recorder.sent == []  # not on-link: the relay's job
+        ack = writer.submit(relay, batch(1)).result(timeout=30)
+        [order] = ack.wake_orders
+        assert (order.mac, order.address, ack.report_interval_seconds) == ("00:1a:2b:3c:4d:5e", "10.40.0.255", 60)
+        assert writer.submit(relay, batch(2)).result(timeout=30).wake_orders == ()  # handed out once
+        writer.submit(relay, batch(3, relayed=(order.wake_id,))).result(timeout=30)
+        service.tick()  # learns that PC1 now has a wake in flight
+        assert writer.submit(woken, batch(1)).result(timeout=30).report_interval_seconds == 300
+    finally:
+        writer.stop()
+    with Session(engine) as session:
+        wake = session.exec(select(WakeRequest)).one()
+    assert (wake.status, wake.sent_by, wake.route) == ("confirmed", "agent:relay-1", "relay")
+    assert wake.confirmed_at >= wake.sent_at
