@@ -106,3 +106,12 @@ def test_the_api_summary_matches_the_hand_computed_estate_and_refuses_bad_input(
     assert api.get("/api/v1/energy/summary", params={"from": FROM, "to": TO, "by": "floor"}).status_code == 400
     assert api.get("/api/v1/energy/summary", params={"from": "yesterday", "to": TO}).status_code == 400
     assert httpx.get(f"{controller.url}/api/v1/energy/summary", params={"from": FROM, "to": TO}).status_code == 401
+    controller.cli("token", "create", "--site", "Birchwood Academy")  # creates the site an auditor is granted
+    auditor = controller.cli("apitoken", "create", "secr-audit", "--role", "auditor", "--site",
+                             "Birchwood Academy").stdout.strip().split()[-1]
+    as_auditor = {"Authorization": f"Bearer {auditor}"}
+    refused = httpx.get(f"{controller.url}/api/v1/energy/summary", headers=as_auditor,
+                        params={"site": "Oakfield Primary", "from": FROM, "to": TO})
+    assert refused.status_code == 403
+    granted = httpx.get(f"{controller.url}/api/v1/energy/summary", headers=as_auditor, params={"from": FROM, "to": TO})
+    assert granted.status_code == 200 and granted.json()["total"]["kwh"] == "0.000"  # Oakfield is not theirs
