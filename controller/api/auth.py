@@ -56,8 +56,10 @@ def wants_page(request: Request) -> bool:
 
 
 async def not_signed_in_response(request: Request, exc: Exception) -> Response:
-    if wants_page(request) and request.method in SAFE_METHODS:
-        return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+    """A page asks the browser to sign in, then to come back (to the page; after a form, to the start)."""
+    if wants_page(request):
+        back = request.url.path if request.method in SAFE_METHODS else "/"
+        return RedirectResponse(f"/signin?next={back}", status_code=303)
     assert isinstance(exc, NotSignedIn)
     return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
 
