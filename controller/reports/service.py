@@ -67,7 +67,7 @@ def resolve(session: Session, inputs: Inputs, period: str, site: str | None = No
     if hidden:
         raise NotAllowed(f"you may not see {', '.join(hidden)}")
     calendars = [c for s in scope.sites for c in inputs.site_calendars(s.name)]
-    try:
+    try:  # a trust's period is in its first site's zone: English trusts' sites all share Europe/London
         return scope, parse_period(period, scope.sites[0].timezone, calendars)
     except PeriodError as exc:
         raise ReportError(str(exc)) from None

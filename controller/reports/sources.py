@@ -1,5 +1,5 @@
-"""What reports read from the register: the sites in scope, their devices, hourly energy, power actions
-and policy changes within a period. Queries only; every figure is worked out elsewhere.
+"""What reports read from the register: the sites in scope, their devices, power actions, wakes and policy
+changes within a period. Queries only; energy comes from the energy package, figures are worked out elsewhere.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from controller.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
+from controller.models import ActionRecord, ChangeRecord, Device, Site
 from controller.power.models import WakeRequest
 
 
@@ -45,15 +45,6 @@ def resolve_scope(session: Session, site: str | None = None, trust: str | None =
 def devices(session: Session, scope: Scope) -> list[Device]:
     return list(session.exec(select(Device).where(col(Device.site_id).in_(scope.site_ids))
                              .order_by(Device.site_id, Device.hostname)).all())
-
-
-def energy_buckets(session: Session, scope: Scope, start: datetime, end: datetime) -> list[EnergyBucket]:
-    """Every hourly bucket of the scope's devices with its hour in [start, end)."""
-    return list(session.exec(
-        select(EnergyBucket)
-        .join(Device, col(Device.id) == col(EnergyBucket.device_id))
-        .where(col(Device.site_id).in_(scope.site_ids), EnergyBucket.hour >= start, EnergyBucket.hour < end)
-    ).all())
 
 
 def power_actions(session: Session, scope: Scope, start: datetime, end: datetime) -> list[ActionRecord]:
