@@ -43,7 +43,8 @@ class WakeService:
         self._engine = engine
         self._settings = settings
         self._config = WakeConfig.from_settings(settings)
-        self._sender = sender or MagicSender()
+        self._own_sender = MagicSender() if sender is None else None
+        self._sender = sender or self._own_sender
         self._clock = clock
         local = parse_networks(settings.wake_local_networks) or interface_networks()
         self._pacer = dispatch.SitePacer(self._config.per_second)
@@ -61,7 +62,10 @@ class WakeService:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self._own_sender is not None:
+            self._own_sender.close()
 
     def tick(self) -> dispatch.StepResult:
         """Refresh what is due for a refresh, then one dispatcher step, in one transaction."""
