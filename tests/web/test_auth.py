@@ -202,3 +202,11 @@ def test_a_network_manager_cannot_disable_themselves(client, engine):
     assert response.status_code == 400 and "cannot disable yourself" in response.text
     with Session(engine) as session:
         assert session.exec(select(User).where(User.name == "nora")).one().disabled is False
+
+
+def test_a_sign_in_posted_from_another_site_is_refused(client):
+    forged = client.post("/signin", data={"name": "nora", "password": PASSWORD},
+                         headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and SESSION_COOKIE not in forged.cookies
+    ours = client.post("/signin", data={"name": "nora", "password": PASSWORD}, headers={"Origin": "http://testserver"})
+    assert ours.status_code == 303

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
@@ -27,6 +28,13 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
 
 
+def _same_origin(request: Request) -> bool:
+    """Refuses a sign-in posted by another site's page (login CSRF: signing the victim into the attacker's
+    account). There is no session yet, hence no CSRF token; browsers send Origin on every cross-site POST."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
 @router.get("/signin")
 async def signin_form(request: Request, next: str = "/") -> Response:
     if await authenticate(request) is not None:
@@ -37,6 +45,8 @@ async def signin_form(request: Request, next: str = "/") -> Response:
 @router.post("/signin")
 def signin(request: Request, runtime: RuntimeDep, name: Annotated[str, Form(max_length=100)],
            password: Annotated[str, Form(max_length=1000)], next: Annotated[str, Form()] = "/") -> Response:
+    if not _same_origin(request):
+        raise HTTPException(status_code=403, detail="sign in from the console's own sign-in page")
     source = request.client.host if request.client else "unknown"
     with session_scope(runtime.engine) as session:
         user = sign_in(session, name.strip(), password, source)
