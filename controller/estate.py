@@ -34,12 +34,12 @@ A device with no fresh report adds nothing (it is counted as off, asleep or unkn
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func
+from sqlalchemy import ColumnElement, Subquery, case, func
 from sqlmodel import Session, col, select
 
 from agent.protocol import PowerState
@@ -64,6 +64,7 @@ UNREGISTERED = "unregistered"  # the lifecycle stage of a device the asset regis
 # Finished wakes only: a counter of in-flight statuses would go down as each wake moves on.
 WAKE_OUTCOMES = (WakeStatus.CONFIRMED.value, WakeStatus.FAILED.value)
 JOULES_PER_KWH = 3.6e6
+AWAKE = (PowerState.ACTIVE.value, PowerState.IDLE.value)
 # Savings are claimed from every policy action there is; this is before any could have been taken.
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 _STATE_NAMES = {PowerState.ACTIVE: "on", PowerState.IDLE: "idle", PowerState.SLEEP: "asleep", PowerState.OFF: "off"}
@@ -123,34 +124,24 @@ class EstateSummary:
     per_device: PerDevice | None = None  # None unless per-device series are enabled
 
 
-@dataclass(frozen=True)
-class _DeviceRow:
-    id: int
-    hostname: str
-    site: str
-    device_class: str
-    room: str | None
-    tags: list | None
-
-
 def summarise(session: Session, now: datetime, report_interval_seconds: int, per_device_limit: int | None = None,
               policies: ActiveSet | None = None, past: History | None = None) -> EstateSummary:
     """One look at the estate now, with ``past`` (the history counters) when the caller holds them,
-    else worked out here. A few grouped queries and one pass over the devices, whatever their number."""
-    devices = _devices(session)
-    latest = _latest_reports(session)
-    fresh = timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
-    site_classes = {(d.site, d.device_class) for d in devices}
+    else worked out here. Grouped queries: the database does the per-device work, Python sees sums."""
+    fresh_since = now - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
+    latest = _latest()
+    seconds = _seconds(session, latest.c.start, latest.c.end)
+    site_classes = set(session.exec(select(Site.name, Device.device_class).distinct()
+                                    .join(Site, col(Site.id) == col(Device.site_id))).all())
     return EstateSummary(
-        power_watts=power_by_site(devices, latest, now, fresh),
-        devices=devices_by_state(devices, latest, now, report_interval_seconds),
+        **devices_and_power(session, latest, seconds, now, fresh_since, site_classes),
         agents=agents_by_age(session, now),
         history=past if past is not None else history(session, now),
         carbon_factors=carbon_factors(session),
         lifecycle=devices_by_lifecycle_state(session),
-        out_of_hours=out_of_hours(policies, devices, latest, now, fresh, site_classes),
-        **wakes_by_outcome(session, {d.site for d in devices}),
-        per_device=None if per_device_limit is None else per_device_power(devices, latest, now, fresh,
+        out_of_hours=out_of_hours(session, policies, latest, now, fresh_since, site_classes),
+        **wakes_by_outcome(session, {site for site, _ in site_classes}),
+        per_device=None if per_device_limit is None else per_device_power(session, latest, seconds, fresh_since,
                                                                           per_device_limit),
     )
 
@@ -159,13 +150,7 @@ def history(session: Session, now: datetime) -> History:
     """Energy, carbon, cost and savings over all history: scans every hourly bucket, so costs seconds on
     a large estate (bench/metrics_scrape.py); the metrics cache refreshes it apart, in the background."""
     energy, grams, pence = energy_carbon_cost(session)
-    return History(energy, grams, pence, saved_by_site(session, _devices(session), now))
-
-
-def _devices(session: Session) -> list[_DeviceRow]:
-    rows = session.exec(select(Device.id, Device.hostname, Site.name, Device.device_class, Device.room, Device.tags)
-                        .join(Site, col(Site.id) == col(Device.site_id)).order_by(col(Device.id))).all()
-    return [_DeviceRow(*row) for row in rows]
+    return History(energy, grams, pence, saved_by_site(session, now))
 
 
 def energy_carbon_cost(session: Session) -> tuple[dict, dict[SiteClass, float], dict[SiteClass, float]]:
@@ -206,9 +191,10 @@ def carbon_factors(session: Session) -> dict[tuple[str, str], float]:
     return {(str(year), f.source): float(f.generation) * 1000 for year, f in carbon.load(session).years.items()}
 
 
-def saved_by_site(session: Session, devices: list[_DeviceRow], now: datetime) -> dict[SiteClass, float]:
+def saved_by_site(session: Session, now: datetime) -> dict[SiteClass, float]:
     """Energy saved by every policy action so far (controller.energy.savings' counterfactual), in joules."""
-    where = {d.id: (d.site, d.device_class) for d in devices}
+    where = {device_id: (site, device_class) for device_id, site, device_class in session.exec(
+        select(Device.id, Site.name, Device.device_class).join(Site, col(Site.id) == col(Device.site_id)))}
     saved = dict.fromkeys(where.values(), 0.0)
     for action in savings_summary(session, BEGINNING, now, now=now).actions:
         if action.device_id in where:
@@ -231,15 +217,19 @@ def devices_by_lifecycle_state(session: Session) -> dict[tuple[str, str, str], i
     return {(site, device_class, state or UNREGISTERED): count for site, device_class, state, count in rows}
 
 
-def out_of_hours(policies: ActiveSet | None, devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime,
-                 fresh: timedelta, site_classes: set[SiteClass]) -> dict[SiteClass, int]:
+def out_of_hours(session: Session, policies: ActiveSet | None, latest: Subquery, now: datetime,
+                 fresh_since: datetime, site_classes: set[SiteClass]) -> dict[SiteClass, int]:
     """Devices awake (a fresh active or idle report) while their policy says power down, zeros included."""
     counts = dict.fromkeys(site_classes, 0)
     if policies is None or not policies.policies:
         return counts
-    awake = [(DeviceFacts(device_id=str(d.id), hostname=d.hostname, site=d.site, device_class=d.device_class,
-                          tags=tuple(d.tags or ()), group=d.room), report.state)
-             for d in devices if (report := latest.get(d.id)) is not None and now - as_utc(report.end) <= fresh]
+    rows = session.exec(
+        select(Device.id, Device.hostname, Site.name, Device.device_class, Device.room, Device.tags, latest.c.state)
+        .join(Site, col(Site.id) == col(Device.site_id)).join(latest, latest.c.device_id == col(Device.id))
+        .where(latest.c.end >= fresh_since, latest.c.state.in_(AWAKE))).all()
+    awake = [(DeviceFacts(device_id=str(device_id), hostname=hostname, site=site, device_class=device_class,
+                          tags=tuple(tags or ()), group=room), state)
+             for device_id, hostname, site, device_class, room, tags, state in rows]
     counts.update(out_of_hours_on(policies.policies, policies.calendars, awake, now))
     return counts
 
@@ -302,32 +292,64 @@ def power_now(report: LatestReport | None, now: datetime, fresh: timedelta) -> f
     return report.joules / seconds if seconds > 0 else None
 
 
-def power_by_site(devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime,
-                  fresh: timedelta) -> dict[tuple[str, str, str], float]:
+def _latest() -> Subquery:
+    """Each device's latest report (by start; of two agents' reports sharing a start, the later end)."""
+    newest = select(Report.device_id, func.max(Report.start).label("start")).group_by(Report.device_id).subquery()
+    ends = (select(Report.device_id, Report.start, func.max(Report.end).label("end"))
+            .join(newest, (col(Report.device_id) == newest.c.device_id) & (col(Report.start) == newest.c.start))
+            .group_by(Report.device_id, Report.start).subquery())
+    return (select(Report.device_id, Report.start, Report.end, Report.state, Report.method, Report.joules)
+            .join(ends, (col(Report.device_id) == ends.c.device_id) & (col(Report.start) == ends.c.start)
+                  & (col(Report.end) == ends.c.end)).subquery())
+
+
+def _seconds(session: Session, start: ColumnElement, end: ColumnElement) -> ColumnElement:
+    """A report's duration in seconds, in SQL (SQLite has no interval type)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
+
+
+def _state_case(latest: Subquery, now: datetime, fresh_since: datetime) -> ColumnElement:
+    """``device_state``'s rule, in SQL, so the database classifies the devices and returns counts."""
+    shown = case({state.value: name for state, name in _STATE_NAMES.items()}, value=latest.c.state,
+                 else_="unknown")
+    return case((latest.c.end.is_(None), "unknown"), (latest.c.end >= fresh_since, shown),
+                (latest.c.state == PowerState.SLEEP.value, "asleep"), (latest.c.end >= now - GONE_AFTER, "off"),
+                else_="unknown")
+
+
+def devices_and_power(session: Session, latest: Subquery, seconds: ColumnElement, now: datetime,
+                      fresh_since: datetime, site_classes: set[SiteClass]) -> dict[str, dict]:
+    """Devices by state and power now by method, from one pass over the latest reports: the database
+    classifies each device and sums, and returns a row per site, class, state and method."""
+    state = _state_case(latest, now, fresh_since)
+    fresh = (latest.c.end >= fresh_since) & latest.c.method.is_not(None) & latest.c.joules.is_not(None) & (seconds > 0)
+    method = case((fresh, latest.c.method), else_=None)
+    rows = session.exec(
+        select(Site.name, Device.device_class, state, method, func.count(),
+               func.sum(case((fresh, latest.c.joules / seconds), else_=None)))
+        .join(Site, col(Site.id) == col(Device.site_id)).outerjoin(latest, latest.c.device_id == col(Device.id))
+        .group_by(Site.name, Device.device_class, state, method)).all()
+    counts = {(site, device_class, name): 0 for site, device_class in site_classes for name in DEVICE_STATES}
     watts: dict[tuple[str, str, str], float] = defaultdict(float)
-    for d in devices:
-        report = latest.get(d.id)
-        device_watts = power_now(report, now, fresh)
-        if report is not None and device_watts is not None:
-            watts[(d.site, d.device_class, str(report.method))] += device_watts
-    return dict(watts)
+    for site, device_class, name, fresh_method, count, power in rows:
+        counts[(site, device_class, name)] += count
+        if fresh_method is not None:
+            watts[(site, device_class, fresh_method)] += float(power or 0.0)
+    return {"devices": counts, "power_watts": dict(watts)}
 
 
-def devices_by_state(devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime,
-                     report_interval_seconds: int) -> dict[tuple[str, str, str], int]:
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for d in devices:
-        for state in DEVICE_STATES:
-            counts.setdefault((d.site, d.device_class, state), 0)
-        counts[(d.site, d.device_class, device_state(latest.get(d.id), now, report_interval_seconds))] += 1
-    return dict(counts)
-
-
-def per_device_power(devices: list[_DeviceRow], latest: dict[int, LatestReport], now: datetime, fresh: timedelta,
+def per_device_power(session: Session, latest: Subquery, seconds: ColumnElement, fresh_since: datetime,
                      limit: int) -> PerDevice:
-    shown = [DevicePower(d.id, d.hostname, d.site, d.device_class, power_now(latest.get(d.id), now, fresh) or 0.0)
-             for d in devices[:limit]]
-    return PerDevice(shown, len(devices) - len(shown))
+    watts = case(((latest.c.end >= fresh_since) & latest.c.joules.is_not(None) & (seconds > 0),
+                  latest.c.joules / seconds), else_=0.0)
+    rows = session.exec(
+        select(Device.id, Device.hostname, Site.name, Device.device_class, watts)
+        .join(Site, col(Site.id) == col(Device.site_id)).outerjoin(latest, latest.c.device_id == col(Device.id))
+        .order_by(col(Device.id)).limit(limit)).all()
+    total = session.exec(select(func.count()).select_from(Device)).one()
+    return PerDevice([DevicePower(*row[:4], float(row[4] or 0.0)) for row in rows], total - len(rows))
 
 
 def age_bucket(last_seen: datetime | None, now: datetime) -> str:

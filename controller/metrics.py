@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
@@ -37,84 +38,79 @@ from controller.settings import Settings
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Ingest requests take milliseconds when healthy (group commit); the top buckets catch a stalled disk.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class HistoryCache:
-    """The all-history counters (energy, carbon, cost, savings), which scan every hourly bucket.
+class Reloading(Generic[T]):
+    """A value recomputed by ``load`` at most once per ``ttl`` seconds, without making readers wait.
 
-    Loaded inline the first time; after that, once older than ``ttl``, reloaded in a background thread
-    while scrapes keep getting the previous figures, so a scrape never waits seconds for a large estate's
-    history (counters that lag by ``ttl`` are fine for hourly rates). ``ttl`` 0 means always current,
-    loaded inline on every call.
+    The first ``get`` loads inline (there is nothing to serve yet). After that, a ``get`` that finds the
+    value older than ``ttl`` starts one background reload and returns the previous value at once, so a
+    scrape costs exposition only, however large the estate (bench/metrics_scrape.py); figures lag by up
+    to ``ttl`` plus the reload's own time. ``ttl`` 0 means always current: every ``get`` loads inline.
+    A failed reload is logged and the previous value kept; the next stale ``get`` tries again.
     """
 
-    def __init__(self, engine: Engine, ttl: float, clock: Callable[[], float] = time.monotonic):
-        self._engine = engine
+    def __init__(self, name: str, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic):
+        self._name = name
+        self._load = load
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._history: History | None = None
+        self._value: T | None = None
         self._loaded = 0.0
-        self._refreshing = False
+        self._reloading = False
 
-    def get(self) -> History:
+    def get(self) -> T:
         with self._lock:
-            if self._history is None or self._ttl <= 0:
-                self._history, self._loaded = self._load(), self._clock()
-            elif self._clock() - self._loaded >= self._ttl and not self._refreshing:
-                self._refreshing = True
-                threading.Thread(target=self._refresh, name="metrics-history", daemon=True).start()
-            return self._history
+            if self._value is None or self._ttl <= 0:
+                self._value, self._loaded = self._load(), self._clock()
+            elif self._clock() - self._loaded >= self._ttl and not self._reloading:
+                self._reloading = True
+                threading.Thread(target=self._reload, name=self._name, daemon=True).start()
+            return self._value
 
-    def _load(self) -> History:
-        with Session(self._engine) as session:
-            return history(session, utcnow())
-
-    def _refresh(self) -> None:
+    def _reload(self) -> None:
         try:
-            loaded: History | None = self._load()
-        except Exception:  # keep serving the previous figures; the next stale scrape tries again
-            log.exception("could not reload the metrics history")
-            loaded = None
+            value: T | None = self._load()
+        except Exception:
+            log.exception("%s: reload failed; serving the previous figures", self._name)
+            value = None
         with self._lock:
-            if loaded is not None:
-                self._history, self._loaded = loaded, self._clock()
-            self._refreshing = False
+            if value is not None:
+                self._value, self._loaded = value, self._clock()
+            self._reloading = False
 
 
 class EstateCache:
-    """The latest ``EstateSummary``, recomputed at most once per ``ttl`` seconds (history apart, above).
-
-    The lock makes concurrent scrapes of a stale cache wait for one reload rather than each querying.
-    """
+    """The latest ``EstateSummary``: the estate now, reloaded every ``ttl`` seconds, and the all-history
+    counters (energy, carbon, cost, savings: a scan of every hourly bucket), every ``history_ttl``."""
 
     def __init__(self, engine: Engine, report_interval_seconds: int, ttl: float,
                  clock: Callable[[], float] = time.monotonic, per_device_limit: int | None = None,
                  policies: PolicyStore | None = None, history_ttl: float = 0.0):
         self._engine = engine
         self._interval = report_interval_seconds
-        self._ttl = ttl
-        self._clock = clock
         self._per_device_limit = per_device_limit
         self._policies = policies
-        self._history = HistoryCache(engine, history_ttl, clock)
-        self._lock = threading.Lock()
-        self._summary: EstateSummary | None = None
-        self._loaded = 0.0
+        self._history = Reloading("metrics-history", self._load_history, history_ttl, clock)
+        self._summary = Reloading("metrics-estate", self._load_summary, ttl, clock)
 
     def get(self) -> EstateSummary:
-        with self._lock:
-            if self._summary is None or self._clock() - self._loaded >= self._ttl:
-                policies = self._policies.current() if self._policies is not None else None
-                past = self._history.get()
-                with Session(self._engine) as session:
-                    self._summary = summarise(session, utcnow(), self._interval, self._per_device_limit, policies,
-                                              past)
-                self._loaded = self._clock()
-            return self._summary
+        return self._summary.get()
+
+    def _load_history(self) -> History:
+        with Session(self._engine) as session:
+            return history(session, utcnow())
+
+    def _load_summary(self) -> EstateSummary:
+        policies = self._policies.current() if self._policies is not None else None
+        past = self._history.get()
+        with Session(self._engine) as session:
+            return summarise(session, utcnow(), self._interval, self._per_device_limit, policies, past)
 
 
 def _family(kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, documentation: str,

@@ -7,8 +7,9 @@ PostgreSQL; the expected figures are worked out from what the test sent, not rea
 from __future__ import annotations
 
 import shutil
+import threading
 import time as clock
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
 from importlib.metadata import version
 from zoneinfo import ZoneInfo
@@ -32,7 +33,7 @@ from controller.estate import GONE_AFTER, summarise
 from controller.ingest import AgentIdentity, IngestWriter
 from controller.lifecycle.service import move
 from controller.lifecycle.states import State
-from controller.metrics import BacklogCollector, EstateCache, HistoryCache
+from controller.metrics import BacklogCollector, EstateCache, Reloading
 from controller.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.policy.store import PolicyStore
 from controller.power.models import WakeRequest
@@ -401,7 +402,7 @@ class TestCache:
         # The process's own counters are live, not cached.
         assert value(second, "caretaker_ingest_reports_total", outcome="accepted") == 2
 
-    def test_a_stale_cache_is_reloaded(self, client, estate, engine):
+    def test_a_stale_estate_is_reloaded_in_the_background(self, client, estate, engine):
         now = [0.0]
         cache = EstateCache(engine, 300, ttl=15, clock=lambda: now[0])
         estate.post(estate.enroll(), 1, 1, recent(10))
@@ -410,28 +411,67 @@ class TestCache:
         now[0] = 14.9
         assert sum(cache.get().devices.values()) == 1
         now[0] = 15.0
-        assert sum(cache.get().devices.values()) == 2
+        assert until(lambda: sum(cache.get().devices.values()), 2) == 2
 
-    def test_stale_history_is_served_while_it_reloads_in_the_background(self, client, estate, engine):
-        now = [0.0]
-        cache = HistoryCache(engine, ttl=300, clock=lambda: now[0])
-        machine = estate.enroll()
-        estate.post(machine, 1, 1, T0)
-        assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)  # first load: inline
-        estate.post(machine, 2, 1, T0 + timedelta(minutes=5))
-        now[0] = 299.0
-        assert sum(cache.get().energy_joules.values()) == pytest.approx(300 * 45.0)
+
+def until(read: Callable[[], object], expected: object, seconds: float = 10) -> object:
+    """``read()`` once it returns ``expected`` (a background reload has landed), or its last answer."""
+    deadline = clock.monotonic() + seconds
+    while (current := read()) != expected and clock.monotonic() < deadline:
+        clock.sleep(0.02)
+    return current
+
+
+class TestReloading:
+    def test_the_first_read_loads_and_later_reads_within_the_ttl_do_not(self):
+        loads = []
+        value = Reloading("test", lambda: loads.append(1) or len(loads), ttl=60, clock=lambda: 0.0)
+        assert [value.get(), value.get(), value.get()] == [1, 1, 1]
+
+    def test_a_stale_value_is_served_at_once_while_it_reloads_in_the_background(self):
+        now, release = [0.0], threading.Event()
+        loads: list[int] = []
+
+        def load() -> int:
+            if loads:
+                release.wait(10)  # a slow reload: the reader must not wait for it
+            loads.append(1)
+            return len(loads)
+
+        value = Reloading("test", load, ttl=300, clock=lambda: now[0])
+        assert value.get() == 1
         now[0] = 300.0
+        started = clock.monotonic()
+        assert value.get() == 1
+        assert value.get() == 1  # one reload at a time
+        assert clock.monotonic() - started < 1
+        release.set()
+        assert until(value.get, 2) == 2
+        assert len(loads) == 2
 
-        seen = [sum(cache.get().energy_joules.values())]
-        deadline = clock.monotonic() + 10
-        while seen[-1] != pytest.approx(2 * 300 * 45.0) and clock.monotonic() < deadline:
-            clock.sleep(0.05)
-            seen.append(sum(cache.get().energy_joules.values()))
+    def test_a_failed_reload_keeps_the_previous_value(self, caplog):
+        now = [0.0]
+        results: list[int | Exception] = [1, RuntimeError("database gone"), 3]
 
-        assert seen[0] == pytest.approx(300 * 45.0)  # the scrape that found it stale did not wait
-        assert seen[-1] == pytest.approx(2 * 300 * 45.0)
+        def load() -> int:
+            result = results.pop(0)
+            if isinstance(result, Exception):
+                raise result
+            return result
 
+        value = Reloading("test", load, ttl=10, clock=lambda: now[0])
+        assert value.get() == 1
+        now[0] = 10.0
+        value.get()
+        assert until(lambda: "database gone" in caplog.text, True)
+        assert value.get() == 1
+        now[0] = 30.0
+        assert until(value.get, 3) == 3
+
+    def test_a_ttl_of_zero_loads_on_every_read(self):
+        loads = []
+        value = Reloading("test", lambda: loads.append(1) or len(loads), ttl=0)
+        assert [value.get(), value.get()] == [1, 2]
 
 
 class TestPerDevice:
