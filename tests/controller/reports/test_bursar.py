@@ -6,13 +6,16 @@ Brook has no policy, so 5 × 9 h (08:00-17:00) = 45 h. Flat 30 p/kWh; 0.177 kgCO
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from controller.reports import bursar, sources
 from controller.reports.periods import parse_period
 from controller.reports.service import load_inputs
+from tests.controller.energy.estate import bucket, device, site
 from tests.controller.reports.conftest import NOW
-from tests.controller.reports.estate import TRUST, WEEK
+from tests.controller.reports.estate import FLAT, TRUST, WEEK
 
 LIBRARY_KWH = 168 * 15 / 1000  # 2.52
 SUITE_KWH = (40 * 25 + 128 * 0.5) / 1000  # 1.064
@@ -115,3 +118,24 @@ def test_an_observe_mode_room_is_told_to_switch_to_enforce(session, inputs, poli
     report = bursar.build(session, scope, parse_period(WEEK), load_inputs(policy_dir), NOW)
     assert report.recommendations[0].action == ("switch policy oakfield from observe to enforce for "
                                                 "Library (Oakfield Primary)")
+
+
+@pytest.mark.parametrize("period, inside, outside", [
+    # 1 April 2025 00:00 BST is 31 March 23:00 UTC: that hour opens FY2025-26, the one before closes FY2024-25.
+    ("FY2025-26", datetime(2025, 3, 31, 23, tzinfo=UTC), datetime(2025, 3, 31, 22, tzinfo=UTC)),
+    # 1 September 2025 00:00 BST is 31 August 23:00 UTC: the academic year starts there.
+    ("2025-26", datetime(2025, 8, 31, 23, tzinfo=UTC), datetime(2025, 8, 31, 22, tzinfo=UTC)),
+    # The autumn term's last day, 19 December, ends at midnight GMT: 23:00 UTC is in, midnight is out.
+    ("autumn-2025", datetime(2025, 12, 19, 23, tzinfo=UTC), datetime(2025, 12, 20, 0, tzinfo=UTC)),
+])
+def test_a_period_takes_the_hours_of_its_local_days_across_the_clock_changes(session, inputs, period, inside, outside):
+    edge = site(session, "Edge School", tariff=FLAT)
+    laptop = device(session, edge, "EDGE-01", "laptop", "Office")
+    bucket(session, laptop, inside, "idle", "model", 30)
+    bucket(session, laptop, outside, "idle", "model", 70)
+    session.commit()
+    scope = sources.resolve_scope(session, site="Edge School")
+    when = parse_period(period, calendars=inputs.site_calendars("Oakfield Primary"))  # the term from Oakfield's
+    report = bursar.build(session, scope, when, inputs, NOW)
+    reported = {m.method: m.kwh for m in report.methods}
+    assert reported["model"] == approx(0.030)  # the 30 W hour only; the rest of the period is attributed
