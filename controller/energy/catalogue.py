@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -58,8 +59,19 @@ class PowerProfile:
                 "origin": self.origin}
 
 
+# SMBIOS vendor strings and data-sheet manufacturer names for the same maker.
+_VENDOR_SUFFIXES = re.compile(r"[,.]|\b(inc|corporation|corp|ltd|limited|co)\b")
+_VENDOR_ALIASES = {"hewlett-packard": "hp", "hewlett packard": "hp", "lenovo group": "lenovo"}
+
+
+def normal_vendor(vendor: str) -> str:
+    """"Dell Inc." → "dell", "Hewlett-Packard" → "hp", "LENOVO" → "lenovo"."""
+    text = " ".join(_VENDOR_SUFFIXES.sub(" ", vendor.casefold()).split())
+    return _VENDOR_ALIASES.get(text, text)
+
+
 def _key(device_class: str, vendor: str = "", model: str = "") -> tuple[str, str, str]:
-    return device_class.strip().casefold(), vendor.strip().casefold(), model.strip().casefold()
+    return device_class.strip().casefold(), normal_vendor(vendor), " ".join(model.casefold().split())
 
 
 @dataclass(frozen=True)
@@ -70,10 +82,20 @@ class Catalogue:
     def lookup(self, device_class: str | None, vendor: str | None = None, model: str | None = None) -> PowerProfile:
         """The model's entry, else its class's, else the ``unknown`` class (which always exists)."""
         device_class = device_class or UNKNOWN
-        for key in (_key(device_class, vendor or "", model or ""), _key(device_class)):
-            if key in self.entries:
-                return self.entries[key]
-        return self.entries[_key(UNKNOWN)]
+        wanted = _key(device_class, vendor or "", model or "")
+        if wanted in self.entries:
+            return self.entries[wanted]
+        if wanted[2]:
+            # SMBIOS says "OptiPlex 7000"; a data sheet says "OptiPlex 7000 Tower": only an unambiguous prefix.
+            near = [p for k, p in self.entries.items() if k[:2] == wanted[:2] and k[2].startswith(wanted[2] + " ")]
+            if len(near) == 1:
+                return near[0]
+        return self.entries.get(_key(device_class)) or self.entries[_key(UNKNOWN)]
+
+    def with_profiles(self, profiles: Iterable[PowerProfile]) -> Catalogue:
+        """This catalogue with ``profiles`` added or replacing the entries they name."""
+        added = {_key(p.device_class, p.vendor, p.model): p for p in profiles}
+        return Catalogue({**self.entries, **added}, self.rapl_wall_factor)
 
     def monitor(self) -> PowerProfile:
         return self.lookup(MONITOR)
@@ -141,9 +163,12 @@ def load(session: Session) -> Catalogue:
 
 
 def parse(text: str, filename: str) -> list[PowerProfile]:
-    """Entries from a CSV (header: the FIELDS) or a YAML list of mappings; all-or-nothing on errors."""
+    """Entries from a CSV (header: the FIELDS, or Boavizta's footprint CSV) or a YAML list of mappings;
+    all-or-nothing on errors."""
     if filename.lower().endswith(".csv"):
         reader = csv.DictReader(io.StringIO(text))
+        if {"yearly_tec", "subcategory", "manufacturer"} <= set(reader.fieldnames or []):
+            return parse_boavizta(text, shipped())
         missing = [f for f in FIELDS if f not in (reader.fieldnames or [])]
         if missing:
             raise CatalogueError(f"{filename}: CSV header lacks {', '.join(missing)}")
@@ -159,6 +184,47 @@ def parse(text: str, filename: str) -> list[PowerProfile]:
     else:
         raise CatalogueError(f"{filename}: the file must end in .csv, .yaml or .yml")
     return [profile_from(row, f"{filename} entry {i + 1}", "override") for i, row in enumerate(rows)]
+
+
+# ENERGY STAR typical energy consumption, E = 8.76 × Σ(P_mode × share_mode) (DOMAIN.md): the shares of the
+# year a notebook and a desktop spend off, asleep and idle. The desktop shares are reported, not verified.
+TEC_SHARES = {"laptop": (Decimal("0.60"), Decimal("0.10"), Decimal("0.30")),
+              "desktop": (Decimal("0.55"), Decimal("0.05"), Decimal("0.40"))}
+BOAVIZTA_CLASSES = {"Laptop": "laptop", "Desktop": "desktop"}
+
+
+def from_tec(base: PowerProfile, vendor: str, model: str, yearly_kwh: Decimal, source: str) -> PowerProfile | None:
+    """A model's watts from its data sheet's yearly TEC: off and sleep as its class, idle solved from the
+    ENERGY STAR formula, active at its class's active/idle ratio. None when the figures cannot fit."""
+    off_share, sleep_share, idle_share = TEC_SHARES[base.device_class]
+    idle = (yearly_kwh / Decimal("8.76") - off_share * base.off - sleep_share * base.sleep) / idle_share
+    idle = idle.quantize(Decimal("0.1"))
+    if idle < base.sleep:
+        return None
+    active = (idle * base.active / base.idle).quantize(Decimal("0.1"))
+    return PowerProfile(base.device_class, vendor, model, active, idle, base.sleep, base.off, source[:500],
+                        base.monitors, "override")
+
+
+def parse_boavizta(text: str, base: Catalogue) -> list[PowerProfile]:
+    """Per-model entries from Boavizta's footprint CSV (ODbL; manufacturers' data sheets): the laptops and
+    desktops that give a yearly TEC."""
+    profiles = []
+    for row in csv.DictReader(io.StringIO(text)):
+        device_class = BOAVIZTA_CLASSES.get(row.get("subcategory", ""))
+        try:
+            yearly = Decimal(row.get("yearly_tec") or "")
+        except InvalidOperation:
+            continue
+        if device_class is None or not yearly.is_finite() or yearly <= 0:
+            continue
+        source = (f"idle from the data sheet's TEC {yearly} kWh/year by the ENERGY STAR formula; "
+                  f"Boavizta footprint data (ODbL), {row.get('sources', '').strip()}")
+        profile = from_tec(base.lookup(device_class), row["manufacturer"].strip(), row["name"].strip(), yearly,
+                           source)
+        if profile is not None:
+            profiles.append(profile)
+    return profiles
 
 
 def import_profiles(session: Session, profiles: Iterable[PowerProfile]) -> int:
