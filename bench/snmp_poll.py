@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import resource
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from tempfile import TemporaryDirectory
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +45,7 @@ from tests.controller.snmp.conftest import RECORDINGS, _answers, _free_udp_port 
 from tests.controller.snmp.simulator import SNMPSIM, serving  # noqa: E402
 
 COMMUNITY = "public"
+REPETITIONS = PysnmpClient().max_repetitions  # rows per GETBULK, the same for both
 
 
 def addresses(count: int) -> list[str]:
@@ -88,7 +92,8 @@ def net_snmp_round(hosts: list[str], port: int, concurrency: int, timeout: float
     """Seconds, devices whose every command succeeded, and values printed."""
     script = work / "one-device.sh"
     lines = [f"snmpget -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Lo \"$1:{port}\" {' '.join(gets)}"]
-    lines += [f"snmpbulkwalk -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Cr25 \"$1:{port}\" {w}" for w in walks]
+    lines += [f"snmpbulkwalk -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Cr{REPETITIONS} \"$1:{port}\" {w}"
+              for w in walks]
     script.write_text("set -e\n" + "\n".join(lines) + "\necho DEVICE-OK\n")
     started = time.perf_counter()
     done = subprocess.run(["xargs", "-P", str(concurrency), "-n", "1", "sh", str(script)],
@@ -121,18 +126,34 @@ def main() -> None:
                                           startup_seconds=300))
         print(f"snmpsim: {len(hosts)} endpoints in {-(-len(hosts) // args.per_process)} process(es), "
               f"ready in {time.perf_counter() - started:.1f} s")
+        simulators = psutil.Process().children(recursive=True)
+        cpu, sim_cpu = time.process_time(), _cpu(simulators)
         seconds, ok, values = caretaker_round(hosts, port, args.concurrency, args.timeout)
+        cpu, sim_cpu = time.process_time() - cpu, _cpu(simulators) - sim_cpu
         # The same OIDs for net-snmp: what identification asks, and what the chosen profile GETs and walks.
         profile = next(p for p in profiles.values() if p.name == _profile_of(args.recording))
         gets, walks = plan(profile)
         gets = list(dict.fromkeys(identification_oids(profiles.values()) + gets))
+        children, net_sim_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu(simulators)
         net_seconds, net_ok, net_values = net_snmp_round(hosts, port, args.concurrency, args.timeout, gets, walks,
                                                          Path(running.enter_context(TemporaryDirectory())))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        net_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        net_sim_cpu = _cpu(simulators) - net_sim_cpu
     print(f"recording {args.recording}, profile {profile.name}: {len(gets)} OIDs by GET, {len(walks)} columns walked")
-    print(f"{'':22}{'seconds':>9}{'devices ok':>12}{'values':>9}{'devices/s':>11}")
-    print(f"{'caretaker (pysnmp)':22}{seconds:9.1f}{ok:12d}{values:9d}{ok / seconds:11.1f}")
-    print(f"{'net-snmp (xargs -P)':22}{net_seconds:9.1f}{net_ok:12d}{net_values:9d}{net_ok / net_seconds:11.1f}")
-    print(f"caretaker / net-snmp time: {seconds / net_seconds:.2f}")
+    print(f"{args.devices} devices, {args.concurrency} at once, timeout {args.timeout:g} s, 1 retry, "
+          f"{REPETITIONS} rows per GETBULK")
+    print(f"{'':22}{'seconds':>9}{'devices ok':>12}{'values':>9}{'devices/s':>11}{'client CPU s':>14}"
+          f"{'snmpsim CPU s':>15}")
+    print(f"{'caretaker (pysnmp)':22}{seconds:9.1f}{ok:12d}{values:9d}{ok / seconds:11.1f}{cpu:14.1f}{sim_cpu:15.1f}")
+    print(f"{'net-snmp (xargs -P)':22}{net_seconds:9.1f}{net_ok:12d}{net_values:9d}{net_ok / net_seconds:11.1f}"
+          f"{net_cpu:14.1f}{net_sim_cpu:15.1f}")
+    print(f"caretaker / net-snmp: time {seconds / net_seconds:.2f}, client CPU {cpu / net_cpu:.2f}")
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of the snmpsim processes so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
 
 
 def _profile_of(name: str) -> str:
