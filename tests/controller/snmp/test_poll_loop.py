@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, col, func, select
 
 from controller.db import make_engine
@@ -38,6 +39,7 @@ def metered_total(session: Session, device_id: int) -> tuple[float, float]:
     return joules or 0.0, seconds or 0.0
 
 
+@pytest.mark.slow  # three poll rounds of a real controller, each waiting out the silent address
 def test_the_controller_polls_registered_kit_and_meters_its_energy(database_url, school_subnet, subnet_credentials,
                                                                    tmp_path: Path):
     found = {f["address"]: f for f in discover(database_url, school_subnet, subnet_credentials)}
