@@ -195,8 +195,10 @@ def _changes(session: Session, period: Period) -> list[PolicyChange]:
 
 
 def _what(before: dict | None, after: dict | None) -> str:
-    """The fields that changed, as "mode: observe → enforce"."""
+    """The policy store's own summary of an edit, else the fields that changed ("mode: observe → force")."""
     before, after = before or {}, after or {}
+    if after.get("summary"):
+        return str(after["summary"])
     keys = [k for k in dict.fromkeys([*before, *after]) if before.get(k) != after.get(k)]
     return "; ".join(f"{k}: {before.get(k, '—')} → {after.get(k, '—')}" for k in keys) or "no field changed"
 

@@ -1,5 +1,6 @@
-"""Sums both report kinds share: kWh, pounds and kgCO2e of a set of devices, the carbon factor for a
-period, and the share of energy by method. Pure functions over ``DeviceUsage``.
+"""What both report kinds share: each device's usage over a period (``usage_for``, the one place that
+reads hour lines, through the energy package), and pure sums over it: kWh, pounds and kgCO2e, the
+carbon factor a report names, and the share of energy by method.
 """
 
 from __future__ import annotations

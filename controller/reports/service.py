@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from controller.policy import loader
+from controller.policy import loader, store
 from controller.reports import audit, bursar, render
 from controller.reports.document import Document
 from controller.reports.figures import Inputs
@@ -55,6 +55,12 @@ def load_inputs(policy_dir: Path | None) -> Inputs:
     return Inputs(policy_set.policies, policy_set.calendars)
 
 
+def with_switched_modes(session: Session, inputs: Inputs) -> Inputs:
+    """The policies as in force: the files' modes, except where someone switched one in the console."""
+    active = store.with_switched_modes(session, loader.PolicySet(inputs.policies, inputs.calendars or {}, ()))
+    return Inputs(active.policies, active.calendars)
+
+
 def resolve(session: Session, inputs: Inputs, period: str, site: str | None = None, trust: str | None = None,
             may_see: Callable[[int], bool] | None = None) -> tuple[Scope, Period]:
     if (site is None) == (trust is None):
@@ -84,6 +90,7 @@ def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now
         raise ReportError(f"a {kind} report comes as {', '.join(formats)}, not {fmt!r}")
     if kind == "audit" and trust is None:
         raise ReportError("an audit pack is for a trust or local authority: give its name")
+    inputs = with_switched_modes(session, inputs)
     scope, when = resolve(session, inputs, period, site=site, trust=trust, may_see=may_see)
     report: bursar.BursarReport | audit.AuditPack
     document: Document

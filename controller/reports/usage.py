@@ -90,10 +90,10 @@ class _Hours:
     """Open hours per (policy, local date), worked out once: spans_on is the costly part."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str | None, date], tuple[bool, list[tuple[datetime, datetime]]]] = {}
+        self._cache: dict[tuple[str | None, str, date], tuple[bool, list[tuple[datetime, datetime]]]] = {}
 
     def on(self, ctx: Context | None, tz: ZoneInfo, day: date) -> tuple[bool, list[tuple[datetime, datetime]]]:
-        key = (ctx.winner.name if ctx and ctx.winner else None, day)
+        key = (ctx.winner.name if ctx and ctx.winner else None, tz.key, day)  # no policy: the site's zone
         if key not in self._cache:
             self._cache[key] = _open_hours(ctx, tz, day)
         return self._cache[key]

@@ -99,6 +99,11 @@ def build(session: Session) -> None:
     session.add(ChangeRecord(at=datetime(2025, 11, 12, 9, 30, tzinfo=UTC), actor="user:alice", action="mode",
                              object_type="policy", object_id="oakfield", before={"mode": "observe"},
                              after={"mode": "force"}))
+    # An edit of the file, as the policy store logs it: content hashes and its own one-line summary.
+    session.add(ChangeRecord(at=datetime(2025, 11, 13, 18, tzinfo=UTC), actor="controller:policy-dir",
+                             action="update", object_type="policy", object_id="oakfield",
+                             before={"content_hash": "a1"},
+                             after={"content_hash": "b2", "summary": "school_hours: 08:00-15:30 → 08:00-16:00"}))
     session.add(ChangeRecord(at=datetime(2025, 10, 1, tzinfo=UTC), actor="user:alice", action="create",
                              object_type="policy", object_id="oakfield", after={"mode": "observe"}))
     # The register: the library laptop has every DfE field, its warranty long over; the others have none.

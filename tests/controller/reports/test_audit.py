@@ -87,4 +87,6 @@ def test_the_refresh_forecast_carries_embodied_carbon(pack):
 
 def test_every_policy_change_in_the_period_is_listed_with_who_and_what(pack):
     assert [(c.actor, c.action, c.policy, c.what) for c in pack.policy_changes] == [
-        ("user:alice", "mode", "oakfield", "mode: observe → force")]  # the October creation is outside
+        ("user:alice", "mode", "oakfield", "mode: observe → force"),
+        ("controller:policy-dir", "update", "oakfield", "school_hours: 08:00-15:30 → 08:00-16:00"),
+    ]  # the October creation is outside the period

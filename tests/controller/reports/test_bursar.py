@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from controller.policy.models import PolicyState
 from controller.reports import bursar, sources
 from controller.reports.periods import parse_period
-from controller.reports.service import load_inputs
+from controller.reports.service import load_inputs, with_switched_modes
 from tests.controller.energy.estate import bucket, device, site
 from tests.controller.reports.conftest import NOW
 from tests.controller.reports.estate import FLAT, TRUST, WEEK
@@ -110,6 +111,14 @@ def test_a_site_report_covers_only_that_site(session, inputs):
     assert report.used.kwh == approx(HALL_KWH)
     assert report.outcomes == ()  # every action in the fixture was at Oakfield
     assert [r.room for r in report.recommendations] == ["Hall"]
+
+
+def test_a_mode_switched_in_the_console_counts_as_the_policy_in_force(session, inputs):
+    session.add(PolicyState(name="oakfield", content_hash="-", mode="observe", updated_by="user:nora"))
+    session.commit()
+    scope = sources.resolve_scope(session, site="Oakfield Primary")
+    report = bursar.build(session, scope, parse_period(WEEK), with_switched_modes(session, inputs), NOW)
+    assert report.recommendations[0].action.startswith("switch policy oakfield from observe to enforce")
 
 
 def test_an_observe_mode_room_is_told_to_switch_to_enforce(session, inputs, policy_dir):
