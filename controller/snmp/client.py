@@ -86,3 +86,8 @@ class SnmpClient(Protocol):
     async def walk(self, target: Target, prefix: str, max_rows: int = 5000) -> list[tuple[str, Value]]:
         """Every variable under ``prefix`` in OID order, at most ``max_rows`` of them."""
         ...
+
+    async def walk_many(self, target: Target, prefixes: Sequence[str],
+                        max_rows: int = 5000) -> dict[str, list[tuple[str, Value]]]:
+        """``walk`` of each prefix, in as few requests as the client can manage."""
+        ...

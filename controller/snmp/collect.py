@@ -64,8 +64,9 @@ def plan(profile: Profile) -> tuple[list[str], list[str]]:
 async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Snapshot) -> tuple[Snapshot, list[str]]:
     """Read what the profile needs that ``known`` lacks. Returns the snapshot and what could not be read.
 
-    A timeout ends the collection (the device has gone quiet, and every further request would wait
-    as long again); an agent error loses only the subtree that caused it.
+    The walks go together (``walk_many``). A timeout ends the collection (the device has gone quiet,
+    and every further request would wait as long again); an agent error loses only the subtree that
+    caused it.
     """
     gets, walks = plan(profile)
     values = dict(known.values)
@@ -75,14 +76,19 @@ async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Sna
         if missing:
             values.update(await client.get(target, missing))
         rows: dict[str, Sequence[tuple[str, Value]]] = {}
-        for prefix in walks:
-            try:
-                rows[prefix] = await client.walk(target, prefix)
-            except SnmpTimeout:
-                raise
-            except SnmpError as exc:
-                log.info("snmp %s: walk %s failed: %s", target.host, prefix, exc)
-                problems.append(f"could not walk {prefix}: {exc}")
+        try:
+            rows.update(await client.walk_many(target, walks) if walks else {})
+        except SnmpTimeout:
+            raise
+        except SnmpError:  # one subtree upset the agent: walk them one by one to lose only that one
+            for prefix in walks:
+                try:
+                    rows[prefix] = await client.walk(target, prefix)
+                except SnmpTimeout:
+                    raise
+                except SnmpError as exc:
+                    log.info("snmp %s: walk %s failed: %s", target.host, prefix, exc)
+                    problems.append(f"could not walk {prefix}: {exc}")
     except SnmpTimeout as exc:
         problems.append(f"stopped early: {exc}")
         return Snapshot(known.sys_descr, values, {}), problems

@@ -97,6 +97,11 @@ class MemoryClient:
             rows.append((oid, agent.values[oid]))
         return rows
 
+    async def walk_many(self, target: Target, prefixes: Sequence[str],
+                        max_rows: int = 5000) -> dict[str, list[tuple[str, Value]]]:
+        """One recorded walk per prefix, so tests see (and can fail) each subtree on its own."""
+        return {prefix: await self.walk(target, prefix, max_rows) for prefix in prefixes}
+
     async def _reach(self, target: Target, operation: str, asked: tuple[str, ...]) -> MemoryAgent:
         self.requests.append(Request(target.host, target.port, target.credential.name, operation, asked))
         agent = self.agents.get((target.host, target.port))
