@@ -62,6 +62,23 @@ def test_walk_returns_the_subtree_in_order_over_several_bulk_requests(snmpsim):
     assert len(interfaces) == 60 and all(oid.startswith("1.3.6.1.2.1.2.2.1.") for oid, _ in interfaces)
 
 
+def test_columns_walked_together_read_what_each_walk_reads_alone(snmpsim):
+    supplies = [f"1.3.6.1.2.1.43.11.1.1.{column}" for column in (5, 6, 8, 9)]  # 14 rows each
+    entity = ["1.3.6.1.2.1.47.1.1.1.1.5", "1.3.6.1.2.1.47.1.1.1.1.11"]  # 37 rows each
+
+    async def both(client):
+        sharp, cisco = snmpsim.target("sharp"), snmpsim.target("ciscosb_cbs350")
+        together = {**await client.walk_many(sharp, supplies), **await client.walk_many(cisco, entity)}
+        alone = {p: await client.walk(sharp, p) for p in supplies} | {p: await client.walk(cisco, p) for p in entity}
+        empty = await client.walk_many(sharp, ["1.3.6.1.2.1.105.1.3.1.1.2"])  # no PoE on a printer
+        return together, alone, empty
+
+    together, alone, empty = run(both)
+    assert together == alone
+    assert [len(together[p]) for p in supplies + entity] == [14, 14, 14, 14, 37, 37]
+    assert empty == {"1.3.6.1.2.1.105.1.3.1.1.2": []}
+
+
 def test_snmpv3_authpriv_with_a_context_reads_the_device(snmpsim):
     async def get(client):
         return await client.get(snmpsim.target("apc_ap8853", v3("apc_ap8853")), ["1.3.6.1.4.1.318.1.1.26.4.3.1.5.1"])
