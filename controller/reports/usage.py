@@ -17,23 +17,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agent.protocol import PowerState
 from controller.energy.accounting import Pricer
 from controller.energy.inputs import MEASURED
 from controller.energy.lines import HourLine
+from controller.energy.school_hours import SchoolHours
 from controller.models import Device, Site
-from controller.policy.calendar import Calendar, Nation, bank_holidays
+from controller.policy.calendar import Calendar
 from controller.policy.engine import Context, context, day_of, is_open, spans_on
 from controller.policy.model import Basis, DeviceFacts, Mode, Policy
 from controller.policy.walltime import instant, zone
 
-# Devices no policy powers down: open 08:00-17:00 on weekdays that are not English bank holidays (said in
-# every report's basis).
-DEFAULT_HOURS = (time(8), time(17))
-DEFAULT_HOURS_TEXT = "08:00-17:00 on weekdays other than bank holidays"
+# Devices no policy powers down: the energy package's school day, so its before/after and these agree.
+DEFAULT_HOURS = SchoolHours()
+DEFAULT_HOURS_TEXT = (f"{DEFAULT_HOURS.opens:%H:%M}-{DEFAULT_HOURS.closes:%H:%M} on weekdays other than "
+                      "English bank holidays")
 _OPEN_BASES = (Basis.SCHOOL_HOURS, Basis.WAKE_BEFORE_SCHOOL)
 _HOUR = timedelta(hours=1)
 
@@ -101,10 +102,10 @@ class _Hours:
 
 def _open_hours(ctx: Context | None, tz: ZoneInfo, day: date) -> tuple[bool, list[tuple[datetime, datetime]]]:
     if ctx is None or ctx.winner is None:
-        if day.weekday() >= 5 or day in bank_holidays(Nation.ENGLAND, day.year):
+        if not DEFAULT_HOURS.is_school_day(day):
             return False, []
-        return True, [(instant(day, DEFAULT_HOURS[0], tz).astimezone(UTC), instant(day, DEFAULT_HOURS[1], tz)
-                       .astimezone(UTC))]
+        return True, [(instant(day, DEFAULT_HOURS.opens, tz).astimezone(UTC),
+                       instant(day, DEFAULT_HOURS.closes, tz).astimezone(UTC))]
     spans = [(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in spans_on(ctx, day) if s.basis in _OPEN_BASES]
     # A term's Saturday is a term day to the calendar, but with no school hours it is not a school day.
     return is_open(ctx, day_of(ctx, day)) and bool(spans), spans

@@ -8,7 +8,7 @@ factor is 0.177 kgCO2e/kWh. The arithmetic each test expects is written out in t
 Oakfield Primary (200 pupils) has a force-mode policy with school hours 08:00-16:00 on weekdays:
   OAK-LIB-01 (Library): idle all week at 15 W (model).
   OAK-ICT-01 (ICT Suite): active 08:00-16:00 on weekdays at 25 W, off otherwise at 0.5 W (model).
-Brook Academy (no pupil number) has no policy, so the reports take it as open 08:00-17:00 on weekdays:
+Brook Academy (no pupil number) has no policy, so the reports take it as open 08:00-18:00 on weekdays:
   BRK-HALL-01 (Hall): idle all week at 20 W, measured from its battery.
 """
 

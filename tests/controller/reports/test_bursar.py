@@ -1,7 +1,8 @@
 """The bursar report on the fixture estate (tests/controller/reports/estate.py), against arithmetic by hand.
 
 Hours in the week: 7 × 24 = 168. Oakfield's school hours: 5 weekdays × 8 h (08:00-16:00) = 40 h.
-Brook has no policy, so 5 × 9 h (08:00-17:00) = 45 h. Flat 30 p/kWh; 0.177 kgCO2e/kWh (2025).
+Brook has no policy, so the energy package's school day: 5 × 10 h (08:00-18:00) = 50 h.
+Flat 30 p/kWh; 0.177 kgCO2e/kWh (2025).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ USED_KWH = LIBRARY_KWH + SUITE_KWH + HALL_KWH  # 6.944
 # off all that time: left idle it would have drawn the laptop catalogue's 15 W instead of 0.5 W.
 SAVED_KWH = 5 * 16 * (15 - 0.5) / 1000  # 1.16
 LIBRARY_WASTE = (5 * 16 * 15 / 1000, 2 * 24 * 15 / 1000)  # school days 1.2, weekend 0.72
-HALL_WASTE = (5 * 15 * 20 / 1000, 2 * 24 * 20 / 1000)  # school days 1.5, weekend 0.96
+HALL_WASTE = (5 * 14 * 20 / 1000, 2 * 24 * 20 / 1000)  # school days 1.4, weekend 0.96
 
 
 def approx(value: float):
@@ -69,29 +70,29 @@ def test_the_measured_share_is_the_battery_measured_hall_laptop(trust_report):
 
 def test_out_of_hours_waste_is_idle_energy_outside_each_sites_school_hours(trust_report):
     rooms = [(w.site, w.name, w.waste.kwh) for w in trust_report.top_rooms]
-    # Hall: 168 - 45 = 123 idle hours out of hours × 20 W; Library: 168 - 40 = 128 h × 15 W. The suite is
+    # Hall: 168 - 50 = 118 idle hours out of hours × 20 W; Library: 168 - 40 = 128 h × 15 W. The suite is
     # active in school hours and off otherwise: it wastes nothing and is not listed.
-    assert rooms == [("Brook Academy", "Hall", approx(123 * 20 / 1000)),
+    assert rooms == [("Brook Academy", "Hall", approx(118 * 20 / 1000)),
                      ("Oakfield Primary", "Library", approx(128 * 15 / 1000))]
     assert [w.name for w in trust_report.top_devices] == ["BRK-HALL-01", "OAK-LIB-01"]
-    assert trust_report.wasted.kwh == approx(2.46 + 1.92)
+    assert trust_report.wasted.kwh == approx(2.36 + 1.92)
 
 
 def test_recommendations_annualise_school_day_and_other_day_waste_separately(trust_report):
     hall, library = trust_report.recommendations
-    # Hall: 1.5 kWh over 5 school days × 195 + 0.96 kWh over 2 other days × 170 = 58.5 + 81.6 = 140.1 kWh.
+    # Hall: 1.4 kWh over 5 school days × 195 + 0.96 kWh over 2 other days × 170 = 54.6 + 81.6 = 136.2 kWh.
     hall_kwh = HALL_WASTE[0] / 5 * 195 + HALL_WASTE[1] / 2 * 170
     assert hall.annual.kwh == approx(hall_kwh)
-    assert hall.annual.pounds == approx(hall_kwh * 0.30)  # £42.03
-    assert hall.annual.kg_co2e == approx(hall_kwh * 0.177)  # 24.8 kg
+    assert hall.annual.pounds == approx(hall_kwh * 0.30)  # £40.86
+    assert hall.annual.kg_co2e == approx(hall_kwh * 0.177)  # 24.1 kg
     assert hall.action == "extend power-down to Hall (Brook Academy)"  # no policy powers it down
-    assert hall.sentence() == ("extend power-down to Hall (Brook Academy): about £42 and 25 kgCO2e a year "
-                               "(140 kWh)")
+    assert hall.sentence() == ("extend power-down to Hall (Brook Academy): about £41 and 24 kgCO2e a year "
+                               "(136 kWh)")
     # Library: 1.2 / 5 × 195 + 0.72 / 2 × 170 = 46.8 + 61.2 = 108 kWh; its force-mode policy already acts.
     assert library.annual.kwh == approx(LIBRARY_WASTE[0] / 5 * 195 + LIBRARY_WASTE[1] / 2 * 170)
     assert library.action == "power down idle machines sooner in Library (Oakfield Primary)"
-    assert "1.5 kWh idle out of hours on 5 school days × 195/5" in hall.basis
-    assert "1.0 kWh on 2 other days × 170/2 = 140.1 kWh a year; × 30.0 p/kWh" in hall.basis
+    assert "1.4 kWh idle out of hours on 5 school days × 195/5" in hall.basis
+    assert "1.0 kWh on 2 other days × 170/2 = 136.2 kWh a year; × 30.0 p/kWh" in hall.basis
 
 
 def test_before_and_after_says_why_there_is_no_comparison_without_an_observe_baseline(trust_report):

@@ -104,7 +104,7 @@ def test_the_pdf_prints_the_reports_figures_and_recommendations(reports):
     assert len(pdf.pages) >= 2
     assert "Energy report: Vale Trust" in text
     assert "Vale Trust used 7 kWh (£2, 1 kgCO2e)" in text
-    assert "extend power-down to Hall (Brook Academy): about £42 and 25 kgCO2e a year" in text
+    assert "extend power-down to Hall (Brook Academy): about £41 and 24 kgCO2e a year" in text
     assert "Wake and power-down outcomes" in text and "confirmed" in text
     audit_pdf = PdfReader(io.BytesIO(render.pdf(audit_document(reports[1]))))
     audit_text = " ".join(" ".join(page.extract_text().split()) for page in audit_pdf.pages)

@@ -93,7 +93,7 @@ def test_the_cli_writes_a_pdf_a_bursar_can_read(session, database_url, policy_di
                        "--policies", str(policy_dir), database_url=database_url)
     assert result.returncode == 0, result.stderr
     text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(out).pages)
-    assert "extend power-down to Hall (Brook Academy): about £42 and 25 kgCO2e a year" in text
+    assert "extend power-down to Hall (Brook Academy): about £41 and 24 kgCO2e a year" in text
 
 
 def test_the_cli_writes_an_audit_pack_as_json(session, database_url, policy_dir, tmp_path):
