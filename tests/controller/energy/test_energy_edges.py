@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal as D
 
 import httpx
 import pytest
@@ -115,3 +116,31 @@ def test_the_api_summary_matches_the_hand_computed_estate_and_refuses_bad_input(
     assert refused.status_code == 403
     granted = httpx.get(f"{controller.url}/api/v1/energy/summary", headers=as_auditor, params={"from": FROM, "to": TO})
     assert granted.status_code == 200 and granted.json()["total"]["kwh"] == "0.000"  # Oakfield is not theirs
+
+
+def test_a_tariff_file_and_a_new_carbon_factor_take_effect_from_the_cli(engine, database_url, tmp_path):
+    with Session(engine) as session:
+        fixture_estate(session)
+    tariff = tmp_path / "tariff.yaml"
+    tariff.write_text("name: school 2025\nstanding_pence_per_day: 95\nbands:\n"
+                      "  - {name: night, days: all, start: '00:30', end: '07:30', pence_per_kwh: 10}\n"
+                      "  - {name: day, days: all, start: '00:00', end: '00:00', pence_per_kwh: 30}\n")
+    done = caretaker(database_url, "energy", "tariff", "set", "--site", "Oakfield Primary", "--from", "2025-11-10",
+                     "--file", str(tariff))
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(caretaker(database_url, "energy", "tariff", "show", "--site", "Oakfield Primary",
+                                 "--json").stdout)
+    assert [(b["name"], b["band"], b["pence_per_kwh"]) for b in shown][-2:] == [
+        ("school 2025", "night", "10"), ("school 2025", "day", "30")]
+    assert caretaker(database_url, "energy", "carbon", "set", "2025", "0.2", "--td", "0.02", "--source",
+                     "test: a corrected 2025 figure").returncode == 0
+    summary = caretaker(database_url, "energy", "summary", "--from", FROM, "--to", TO, "--json")
+    total = json.loads(summary.stdout)["total"]
+    # Energy is spread evenly within an hour, so 00:00-01:00 (PC + monitor + laptop + office meter: 152 Wh)
+    # is priced half at 30 p and half at 10 p, 20 p; 01:00-04:00 is all night, 10 p.
+    hour_wh = [D("50") + 25 + 12 + 65, D("25") + D("12.5") + D("0.5") + D("0.15") + D("1.5") + D("10.01") + 25,
+               D("1.3") + D("1.5") + D("1.3"), D("1.3") + D("1.5") + D("1.3")]
+    pence = hour_wh[0] * 20 / 1000 + sum(hour_wh[1:]) * 10 / 1000
+    assert sum(hour_wh) == D("234.86")
+    assert total["cost_gbp"] == str((pence / 100).quantize(D("0.0001")))
+    assert total["kgco2e"] == "0.047" and total["td_kgco2e"] == "0.005"  # 234.86 Wh × 0.2 and × 0.02
