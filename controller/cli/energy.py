@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -10,16 +10,27 @@ import typer
 import yaml
 from sqlmodel import select
 
-from controller.cli.common import AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
+from controller.cli.common import (
+    AsJson,
+    DatabaseUrl,
+    DataDir,
+    fail,
+    open_database,
+    print_json,
+    print_table,
+    settings_for,
+)
 from controller.db import session_scope
 from controller.energy import carbon, catalogue, intensity
 from controller.energy.accounting import GROUPS, AccountingError, EnergyRow, energy_summary, jsonable, restate
 from controller.energy.catalogue import CatalogueError
 from controller.energy.period import PeriodError, resolve
 from controller.energy.savings import SavingsError, before_after, out_of_hours_waste, savings_summary
+from controller.energy.school_hours import SchoolHours
 from controller.energy.tariff import TariffError, set_tariff, tariffs_for
 from controller.enrollment import UnknownSite, site_by_name
 from controller.models import Site
+from controller.reports.service import ReportError, load_inputs
 from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -112,13 +123,24 @@ def savings(site: Sites = None, start: From = ..., end: To = ..., database_url: 
 
 
 @app.command()
-def baseline(site: Annotated[str, typer.Option("--site", help="The site")], database_url: DatabaseUrl = None,
-             data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Out-of-hours kWh per school day: the observe-mode baseline against since the policy acted."""
+def baseline(site: Annotated[str, typer.Option("--site", help="The site")],
+             opens: Annotated[str, typer.Option(help="School day starts (local)")] = "08:00",
+             closes: Annotated[str, typer.Option(help="School day ends (local)")] = "18:00",
+             database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Out-of-hours kWh per school day: the observe-mode baseline against since the policy acted.
+
+    School days come from the term calendars of the site's policies (in the data directory's policies/),
+    else weekdays that are not bank holidays."""
+    try:
+        day = SchoolHours(time.fromisoformat(opens), time.fromisoformat(closes),
+                          tuple(load_inputs(settings_for(database_url, data_dir).resolved_policy_dir())
+                                .site_calendars(site)))
+    except (ValueError, ReportError) as exc:
+        fail(str(exc))
     engine = open_database(database_url, data_dir)
     try:
         with session_scope(engine) as session:
-            result = before_after(session, site_by_name(session, site).id)
+            result = before_after(session, site_by_name(session, site).id, day)
     except ERRORS as exc:
         fail(str(exc))
     if as_json:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlmodel import Session
@@ -116,10 +116,10 @@ class EnergySummary:
 
 
 def jsonable(value: object) -> object:
-    """Decimals as strings (exact, unlike floats), datetimes as ISO 8601."""
+    """Decimals as strings (exact, unlike floats), dates and datetimes as ISO 8601."""
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}

@@ -6,12 +6,15 @@ Tariff: weekdays 07:00-19:00 at 30.2 p/kWh, otherwise 15 p/kWh. Carbon: 2025, 0.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from controller.cli import app
 from controller.energy.savings import SavingsError, before_after, out_of_hours_waste, savings_summary
 from tests.controller.energy.estate import HOUR, MONDAY, action, bucket, device, site
 
@@ -138,3 +141,23 @@ def test_the_devices_left_on_out_of_hours_are_ranked_first(session):
     assert [r.key for r in ranked] == ["Oakfield Primary / OAK-ICT1-PC03", "Birchwood Academy / BIR-PC01"]
     assert ranked[0].awake_kwh == D(14 * 75) / 1000 and ranked[0].awake_hours == 14
     assert ranked[1].awake_kwh == D("0.015")
+
+
+def test_the_cli_baseline_counts_school_days_from_the_sites_term_calendar(engine, database_url, tmp_path):
+    with Session(engine) as session:
+        desktop_week(session)
+    (tmp_path / "policies" / "calendars").mkdir(parents=True)
+    (tmp_path / "policies" / "calendars" / "oak.yaml").write_text(
+        "name: oak-2025-26\nnation: england\nterms:\n  - {name: Autumn term, start: 2025-09-03, end: 2025-12-19}\n"
+        "closures: [{name: Polling station, start: 2025-11-11}]\n")
+    (tmp_path / "policies" / "oak.yaml").write_text(
+        "name: oakfield\napplies_to:\n  sites: [Oakfield Primary]\ncalendar: calendars/oak.yaml\n"
+        "school_hours:\n  weekdays: \"08:00-18:00\"\nidle:\n  minutes_without_input: 20\naction: shutdown\n")
+    result = CliRunner().invoke(app, ["energy", "baseline", "--site", "Oakfield Primary", "--json",
+                                      "--database-url", database_url, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    baseline = json.loads(result.stdout)["baseline"]
+    # Tuesday was a closure: one school day, and all of Tuesday's 24 hours of idle PC + monitor count as
+    # out of hours: 14 × 75 Wh on Monday + 24 × 75 Wh on Tuesday = 2.850 kWh for the one school day.
+    assert (baseline["school_days"], baseline["out_of_hours_kwh"]) == (1, "2.850")
+    assert baseline["kwh_per_school_day"] == "2.850"
