@@ -99,3 +99,18 @@ def test_cli_wakes_a_device_lists_it_and_refuses_an_unknown_one(engine, database
     assert "0 wake(s) queued" in again.output and "not again yet" in again.output
     unknown = runner.invoke(cli, ["wake", "NOPE", "--database-url", database_url])
     assert unknown.exit_code == 2 and "caretaker: error: no device 'NOPE'" in unknown.output
+
+
+def test_cli_sends_one_packet_to_a_given_address_for_testing_a_nic():
+    listener = builders.Listener.open()
+    try:
+        sent = CliRunner().invoke(cli, ["wake", "--mac", "00-1A-2B-3C-4D-5E", "--address", "127.0.0.1",
+                                        "--port", str(listener.port)])
+        assert sent.exit_code == 0, sent.output
+        assert listener.receive() == builders.magic("00:1a:2b:3c:4d:5e")
+    finally:
+        listener.close()
+    bad = CliRunner().invoke(cli, ["wake", "--mac", "00:1a:2b", "--address", "127.0.0.1"])
+    assert bad.exit_code == 2 and "caretaker: error: '00:1a:2b' is not a MAC address" in bad.output
+    both = CliRunner().invoke(cli, ["wake", "PC1", "--mac", "00:1a:2b:3c:4d:5e"])
+    assert both.exit_code == 2 and "--mac sends one packet on its own" in both.output
