@@ -1,10 +1,11 @@
 """The real agent process enforcing a schedule from the real controller process, over verified HTTPS.
 
-The controller loads a policy that powers the site down (all but one minute a day) in force mode. The agent receives the
-schedule with its first ingest reply, judges this machine idle by the policy's criterion (CPU below
-100%), and runs the shutdown command line. Every command goes through ``--power-command-wrapper``: a real
-script that records its argv and exits 0, so this is the only part replaced and the test machine stays
-on. The action comes back with the next report and is in the audit log (`caretaker audit`) once.
+The controller loads a policy that powers the site down (all but one minute a day) in force mode. The
+agent receives the schedule with its first ingest reply, judges this machine idle by the policy's
+criterion (a process that is not running, read from the real process list), and runs the shutdown
+command line. Every command goes through ``--power-command-wrapper``: a real script that records its
+argv and exits 0, so this is the only part replaced and the test machine stays on. The action comes
+back with the next report and is in the audit log (`caretaker audit`) once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from controller import tls
+from controller.db import make_engine
+from controller.models import ActionRecord
 from controller.policy.walltime import zone
 from controller.timeutil import utcnow
 from tests.conftest import BIN, ControllerProcess, start_controller
@@ -34,8 +38,8 @@ school_hours:  # one minute a day, twelve hours from now: it is out of hours for
   weekdays: "{hours}"
   saturday: "{hours}"
   sunday: "{hours}"
-idle:
-  cpu_below_percent: 100
+idle:  # a process no machine runs: idle by this rule whatever the load on the test machine
+  processes_absent: [caretaker-e2e-no-such-process]
 action: shutdown
 mode: force
 """
@@ -92,16 +96,24 @@ def test_the_agent_enforces_the_controllers_schedule_and_the_action_reaches_the_
         schedule = json.loads((state / "power-schedule.json").read_text())["schedule"]
         assert schedule["policy"] == "all-week-off" and (state / "power-schedule.json").stat().st_mode & 0o077 == 0
 
-        def audited() -> list[dict]:
-            out = controller.cli("audit", "--since", f"{since.astimezone():%Y-%m-%d %H:%M}", "--json").stdout
-            return [line for line in json.loads(out) if line["entry"] == "action"]
-
-        (action, *later) = wait_for(audited, what="the action in the audit log")
+        engine = make_engine(controller.database_url)
+        try:
+            wait_for(lambda: _stored_actions(engine), what="the action in the controller's database")
+        finally:
+            engine.dispose()
     finally:
         agent.terminate()
         agent.wait(timeout=15)
+    out = controller.cli("audit", "--since", f"{since.astimezone():%Y-%m-%d %H:%M}", "--json").stdout
+    (action, *later) = [line for line in json.loads(out) if line["entry"] == "action"]
     assert (action["kind"], action["outcome"], action["mode"]) == ("shutdown", "done", "force")
-    assert action["reason"].startswith("shutdown (force): cpu ") and action["actor"].startswith("agent:")
+    assert action["reason"] == "shutdown (force): none of caretaker-e2e-no-such-process"
+    assert action["actor"].startswith("agent:")
     assert action["details"]["until"] is not None and action["site"] == "Hillside Primary"
     # Retry minutes (30) keep it from acting again while the machine "failed" to go off.
     assert all(line["outcome"] == "done" for line in later) and len(later) == 0
+
+
+def _stored_actions(engine) -> int:
+    with Session(engine) as session:
+        return len(session.exec(select(ActionRecord)).all())
