@@ -132,9 +132,11 @@ def estate_lines(session: Session, estate: Estate, start: datetime, end: datetim
         return []
     buckets: dict[int, dict[datetime, list[Bucket]]] = defaultdict(lambda: defaultdict(list))
     seconds_as_decimal: dict[float, Decimal] = {}  # most buckets hold a whole 3600 s: convert each value once
-    rows = session.exec(select(EnergyBucket.device_id, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method,
-                               EnergyBucket.joules, EnergyBucket.seconds).where(
-        col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) >= start, col(EnergyBucket.hour) < end))
+    # Core, not the ORM: plain rows skip the ORM's per-row loading, a third of the time on a big estate.
+    rows = session.connection().execute(select(
+        EnergyBucket.device_id, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method, EnergyBucket.joules,
+        EnergyBucket.seconds).where(col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) >= start,
+                                    col(EnergyBucket.hour) < end)).all()
     for device_id, hour, state, method, joules, seconds in rows:
         exact_seconds = seconds_as_decimal.get(seconds)
         if exact_seconds is None:
