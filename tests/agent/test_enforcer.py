@@ -6,17 +6,20 @@ it, so nothing here powers the test machine off. The per-OS command lines are ch
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.config import AgentConfig
 from agent.enforcer import CommandResult, Enforcer, Reading, judge_idle, write_private
 from agent.platform.power_actions import SessionUser, Verb, for_platform
 from agent.protocol import (
     ActionOutcome,
     AgentSchedule,
+    BatchAck,
     EnforcementMode,
     IdleCriteria,
     PowerActionKind,
@@ -26,6 +29,8 @@ from agent.protocol import (
     from_wire,
     to_wire,
 )
+from agent.runner import Runner
+from agent.spool import Spool
 
 T0 = datetime(2026, 2, 16, 18, 0, tzinfo=UTC)  # Monday of half term, 18:00
 IDLE_RULE = IdleCriteria(minutes_without_input=20, cpu_below_percent=10)
@@ -266,3 +271,40 @@ def test_warning_command_lines_per_os():
     assert for_platform("linux").warning_commands("Caretaker", "Shutting down", 5, ())[-1] == [
         "wall", "Caretaker: Shutting down"]
 
+
+
+class ScheduleController:
+    """The agent endpoints' contract for the runner: answers with a schedule unless the agent holds it."""
+
+    def __init__(self, schedule: AgentSchedule) -> None:
+        self.schedule = schedule
+        self.held: list[str | None] = []
+        self.reports: list[dict] = []
+
+    def enroll(self, token, inventory):  # pragma: no cover - the runner here starts enrolled
+        raise AssertionError("already enrolled")
+
+    def send(self, credentials, reports, schedule_version=None) -> BatchAck:
+        self.held.append(schedule_version)
+        self.reports += [json.loads(text) for text in reports]
+        seqs = tuple(r["seq"] for r in self.reports[-len(reports):])
+        return BatchAck(accepted=seqs, schedule=None if schedule_version == self.schedule.version else self.schedule)
+
+
+def test_the_runner_hands_schedules_to_the_enforcer_and_its_actions_to_the_next_report(tmp_path, clock, machine):
+    from tests.agent.test_runner import CREDS, FakeSampler
+
+    config = AgentConfig(controller="https://controller.school.example", state_dir=tmp_path / "state")
+    controller = ScheduleController(schedule(EnforcementMode.FORCE))
+    enforcer = Enforcer(config.power_state_file, machine.probe, machine.execute, for_platform("linux"), clock)
+    with Spool(config.spool_file, config.spool_max_bytes, clock_ms=lambda: 0) as spool:
+        runner = Runner(config, spool, FakeSampler(), controller, CREDS, enforcer=enforcer)
+        runner.once()  # the first reply brings the schedule
+        assert enforcer.schedule_version == "v-force"
+        enforcer.tick()  # 18:00, idle: shuts down
+        runner.once()
+    assert controller.held == [None, "v-force"]
+    assert controller.reports[0]["actions"] == []
+    (action,) = controller.reports[1]["actions"]
+    assert (action["outcome"], action["kind"], action["mode"]) == ("done", "shutdown", "force")
+    assert machine.ran == [["systemctl", "poweroff"]]
