@@ -135,11 +135,6 @@ class Enforcer:
             self._save()
         return taken
 
-    def restore(self, actions: Sequence[PowerAction]) -> None:
-        """Put drained actions back when the report that should carry them could not be made."""
-        self._state.pending[:0] = actions
-        self._save()
-
     def tick(self) -> None:
         now = self._clock()
         schedule = self._state.schedule
