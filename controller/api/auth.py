@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -66,13 +65,11 @@ async def not_signed_in_response(request: Request, exc: Exception) -> Response:
 
 def _lookup(runtime: Runtime, bearer: str | None, cookie: str | None) -> Principal | None:
     now = utcnow()
-    settings = runtime.settings
     with Session(runtime.engine) as session:
         if bearer is not None:
             principal = token_principal(session, bearer, now)
         else:
-            policy = SessionPolicy(timedelta(minutes=settings.session_idle_minutes),
-                                   timedelta(hours=settings.session_absolute_hours))
+            policy = SessionPolicy.from_settings(runtime.settings)
             principal = session_principal(session, cookie, policy, now) if cookie else None
         session.commit()
     return principal

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from controller import changes
@@ -59,6 +59,10 @@ class Principal:
 class SessionPolicy:
     idle: timedelta
     absolute: timedelta
+
+    @classmethod
+    def from_settings(cls, settings) -> SessionPolicy:
+        return cls(timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_absolute_hours))
 
 
 def _digest(secret: str) -> str:
@@ -160,8 +164,13 @@ def _locked_out(session: Session, user: User) -> bool:
     return failures >= LOCKOUT_FAILURES
 
 
-def open_session(session: Session, user: User) -> tuple[str, WebSession]:
-    """A new session for ``user``: the cookie value (shown to the browser only) and its row."""
+def open_session(session: Session, user: User, policy: SessionPolicy, now: datetime) -> tuple[str, WebSession]:
+    """A new session for ``user``: the cookie value (shown to the browser only) and its row.
+
+    Sessions expired since (abandoned browsers never come back to be turned away) are deleted here.
+    """
+    session.exec(delete(WebSession).where(
+        (col(WebSession.last_seen) < now - policy.idle) | (col(WebSession.created_at) < now - policy.absolute)))
     secret = secrets.token_urlsafe(32)
     row = WebSession(id_hash=_digest(secret), user_id=user.id, csrf_token=secrets.token_urlsafe(32))
     session.add(row)

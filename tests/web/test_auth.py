@@ -210,3 +210,13 @@ def test_a_sign_in_posted_from_another_site_is_refused(client):
     assert forged.status_code == 403 and SESSION_COOKIE not in forged.cookies
     ours = client.post("/signin", data={"name": "nora", "password": PASSWORD}, headers={"Origin": "http://testserver"})
     assert ours.status_code == 303
+
+
+def test_sessions_abandoned_past_their_limits_are_deleted_at_the_next_sign_in(client, engine):
+    sign_in(client, "barry")
+    _age_sessions(engine, created_at=timedelta(hours=13))
+    client.cookies.clear()
+    sign_in(client, "nora")
+    with Session(engine) as session:
+        assert [row.user_id for row in session.exec(select(WebSession)).all()] == [
+            session.exec(select(User.id).where(User.name == "nora")).one()]

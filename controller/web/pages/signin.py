@@ -15,7 +15,8 @@ from sqlmodel import Session
 from controller.api.auth import SESSION_COOKIE, authenticate
 from controller.api.deps import RuntimeDep
 from controller.db import session_scope
-from controller.web.accounts import close_session, open_session, sign_in
+from controller.timeutil import utcnow
+from controller.web.accounts import SessionPolicy, close_session, open_session, sign_in
 from controller.web.pages import Reader
 from controller.web.render import page
 
@@ -50,7 +51,8 @@ def signin(request: Request, runtime: RuntimeDep, name: Annotated[str, Form(max_
     source = request.client.host if request.client else "unknown"
     with session_scope(runtime.engine) as session:
         user = sign_in(session, name.strip(), password, source)
-        secret = open_session(session, user)[0] if user else None
+        policy = SessionPolicy.from_settings(runtime.settings)
+        secret = open_session(session, user, policy, utcnow())[0] if user else None
     if secret is None:
         return page(request, "signin.html", None, status_code=401, error=WRONG, next=_safe_next(next), name=name)
     response = RedirectResponse(_safe_next(next), status_code=303)
