@@ -86,6 +86,11 @@ class Counting:
         self.values += len(rows)
         return rows
 
+    async def walk_many(self, target: Target, prefixes, max_rows: int = 5000):
+        columns = await self.client.walk_many(target, prefixes, max_rows)
+        self.values += sum(len(rows) for rows in columns.values())
+        return columns
+
 
 def net_snmp_round(hosts: list[str], port: int, concurrency: int, timeout: float, gets: list[str],
                    walks: list[str], work: Path) -> tuple[float, int, int]:
