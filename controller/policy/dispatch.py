@@ -12,7 +12,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.engine import Engine
@@ -22,8 +22,8 @@ from agent.protocol import AgentSchedule
 from controller.energy.intensity import cached_for_site
 from controller.models import Device, Site
 from controller.policy.model import DeviceFacts
-from controller.policy.plan import for_agent, plan, stagger_offsets
-from controller.policy.store import PolicyStore
+from controller.policy.plan import Distinctions, context_key, distinctions, for_agent, plan, stagger_offsets
+from controller.policy.store import ActiveSet, PolicyStore
 from controller.policy.walltime import instant, zone
 from controller.timeutil import utcnow
 
@@ -51,6 +51,9 @@ class SchedulePlanner:
         self._lock = threading.Lock()
         self._schedules: dict[int, _Cached] = {}
         self._offsets: dict[tuple[int, str, date], dict[int, int]] = {}
+        self._templates: dict[tuple, AgentSchedule] = {}
+        self._templates_for: tuple[str, date] | None = None
+        self._named: Distinctions | None = None
 
     async def reply(self, device_id: int, held_version: str | None) -> AgentSchedule | None:
         """The schedule to send with an ingest reply; None when the agent already holds it, or when there are
@@ -85,12 +88,27 @@ class SchedulePlanner:
             carbon_aware = any(m.carbon_aware for p in active.policies for m in p.maintenance)
             intensity = {site.name: cached_for_site(session, site.postcode, start, start + timedelta(
                 days=self._days))} if carbon_aware else None
-        compiled = plan(active.policies, active.calendars, [facts], start, self._days, intensity)[facts.device_id]
-        version = f"{active.version}-{start:%Y%m%d}-{offset}"
-        schedule = for_agent(compiled, version, offset)
+        schedule = replace(self._template(active, today, facts, start, intensity),
+                           version=f"{active.version}-{start:%Y%m%d}-{offset}", start_offset_seconds=offset)
         with self._lock:
             self._schedules[device_id] = _Cached(active.version, today, schedule)
         return schedule
+
+    def _template(self, active: ActiveSet, today: date, facts: DeviceFacts, start: datetime,
+                  intensity: dict | None) -> AgentSchedule:
+        """The wire schedule shared by every device of one context (their windows are one tuple in memory).
+
+        Under the lock: compiling is CPU-bound anyway, and a version change must not mix two sets' keys."""
+        with self._lock:
+            if self._templates_for != (active.version, today):
+                self._templates, self._templates_for = {}, (active.version, today)
+                self._named = distinctions(active.policies)
+            key = (start, context_key(facts, self._named), facts.site if intensity else None)
+            template = self._templates.get(key)
+            if template is None:
+                compiled = plan(active.policies, active.calendars, [facts], start, self._days, intensity)
+                template = self._templates[key] = for_agent(compiled[facts.device_id], "", 0)
+            return template
 
     def _offset(self, session: Session, site_id: int, device_id: int, version: str, today: date) -> int:
         key = (site_id, version, today)

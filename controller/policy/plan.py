@@ -89,7 +89,8 @@ def plan(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devices:
     shared: dict[ContextKey, Schedule] = {}
     result: dict[str, Schedule] = {}
     for device in devices:
-        key = context_key(device, named)
+        # A site's carbon forecast places its maintenance windows, so with forecasts the site is part of the context.
+        key = (context_key(device, named), device.site if intensity else None)
         schedule = shared.get(key)
         if schedule is None:
             schedule = shared[key] = compile_schedule(policies, calendars, device, start, days,
