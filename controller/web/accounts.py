@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from controller import changes
 from controller.models import ChangeRecord, Site
+from controller.settings import Settings
 from controller.timeutil import utcnow
 from controller.web.models import ApiToken, ApiTokenSite, User, UserSite, WebSession
 
@@ -61,7 +62,7 @@ class SessionPolicy:
     absolute: timedelta
 
     @classmethod
-    def from_settings(cls, settings) -> SessionPolicy:
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
         return cls(timedelta(minutes=settings.session_idle_minutes), timedelta(hours=settings.session_absolute_hours))
 
 
