@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from ipaddress import IPv4Network
 from typing import Protocol
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, bindparam, func, insert, or_
 from sqlmodel import Session, col, select
 
+from controller.models import ActionRecord
 from controller.power.election import Board
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import broadcast_address, on_any
-from controller.power.wake import WakeConfig, audit, mark_failed, mark_sent
+from controller.power.wake import WakeConfig, audit, audit_values, mark_failed
 
 DIRECT, RELAY, BROADCAST = "direct", "relay", "broadcast"
 BATCH = 500  # wakes looked at per step; a wave at any sane pace needs far fewer per 20 ms
@@ -70,10 +71,10 @@ class SitePacer:
     mid-wave, finds many slots already past; releasing those at once is the inrush waves exist to
     prevent. The pacer keeps each site's next free moment in this process. ``slack`` is how far behind
     a site may fall and still catch up: enough to cover the gap between two dispatcher steps, small
-    enough that catching up is never more than half a second's worth of wakes.
+    enough that catching up is never more than one second's worth of wakes.
     """
 
-    def __init__(self, per_second: float, slack: timedelta = timedelta(seconds=0.5)) -> None:
+    def __init__(self, per_second: float, slack: timedelta = timedelta(seconds=1.0)) -> None:
         self.step = timedelta(seconds=1.0 / per_second)
         self._slack = max(slack, self.step)
         self._next: dict[int, datetime] = {}
@@ -107,49 +108,90 @@ def step(session: Session, now: datetime, board: Board, routing: Routing, config
     sites = session.exec(select(WakeRequest.site_id).distinct().where(
         WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
         col(WakeRequest.due_at) <= now)).all()
+    batch = _Batch()
+    table = WakeRequest.__table__
     for site_id in sorted(sites):
         budget = int((now - pacer.slot(site_id, now)) / pacer.step) + 1
-        due = session.exec(select(WakeRequest).where(
-            WakeRequest.site_id == site_id, WakeRequest.status == WakeStatus.QUEUED,
-            col(WakeRequest.relay_agent_id).is_(None), col(WakeRequest.due_at) <= now)
-            .order_by(WakeRequest.due_at, WakeRequest.id).limit(budget).with_for_update(skip_locked=True)).all()
+        due = session.execute(select(table.c.id, table.c.site_id, table.c.device_id, table.c.mac, table.c.network,
+                                     table.c.attempts).where(
+            table.c.site_id == site_id, table.c.status == WakeStatus.QUEUED.value,
+            table.c.relay_agent_id.is_(None), table.c.due_at <= now)
+            .order_by(table.c.due_at, table.c.id).limit(budget).with_for_update(skip_locked=True)).all()
         for wake in due:
             slot = pacer.slot(site_id, now)
             if slot > now:
                 break
             pacer.take(site_id, slot)
-            _release(session, wake, routing.route(wake.network, board), now, config, sender, result)
+            _release(batch, _Due(*wake), routing.route(wake.network, board), now, config, sender, result)
+    batch.write(session)
     result.next_due = session.exec(select(func.min(WakeRequest.due_at)).where(
         WakeRequest.status == WakeStatus.QUEUED, col(WakeRequest.relay_agent_id).is_(None),
         col(WakeRequest.due_at) > now)).one()
     return result
 
 
-def _release(session: Session, wake: WakeRequest, route: Route | str, now: datetime, config: WakeConfig,
-             sender: Sender, result: StepResult) -> None:
+@dataclass(frozen=True)
+class _Due:
+    id: int
+    site_id: int
+    device_id: int
+    mac: str
+    network: str | None
+    attempts: int
+
+
+@dataclass
+class _Batch:
+    """A step's releases, written as one UPDATE and one INSERT (executemany): per-row ORM work was most
+    of a step's cost, and a loaded controller then could not keep a wave of hundreds a second."""
+
+    updates: list[dict] = field(default_factory=list)
+    audits: list[dict] = field(default_factory=list)
+
+    def add(self, wake: _Due, now: datetime, *, status: str, route: str | None, attempts: int, outcome: str,
+            reason: str, sent_by: str | None = None, relay_agent_id: str | None = None,
+            failure: str | None = None, **details: object) -> None:
+        self.updates.append({"wid": wake.id, "status": status, "route": route, "attempts": attempts,
+                             "sent_by": sent_by, "sent_at": now if status == WakeStatus.SENT else None,
+                             "relay_agent_id": relay_agent_id, "failure": failure,
+                             "failed_at": now if status == WakeStatus.FAILED else None})
+        if outcome:
+            self.audits.append(audit_values(wake.id, wake.site_id, wake.device_id, wake.mac, wake.network, route,
+                                            attempts, outcome, now, reason, sent_by or "controller", details))
+
+    def write(self, session: Session) -> None:
+        table = WakeRequest.__table__
+        if self.updates:
+            session.execute(table.update().where(table.c.id == bindparam("wid")).values(
+                {name: bindparam(name) for name in ("status", "route", "attempts", "sent_by", "sent_at",
+                                                     "relay_agent_id", "failure", "failed_at")}), self.updates)
+        if self.audits:
+            session.execute(insert(ActionRecord.__table__), self.audits)
+
+
+def _release(batch: _Batch, wake: _Due, route: Route | str, now: datetime, config: WakeConfig, sender: Sender,
+             result: StepResult) -> None:
     if isinstance(route, str):
-        mark_failed(session, wake, now, route)
+        batch.add(wake, now, status=WakeStatus.FAILED, route=None, attempts=wake.attempts,
+                  outcome=WakeStatus.FAILED, reason=route, failure=route[:500])
         result.failed += 1
         return
-    wake.route = route.kind
-    if route.kind == RELAY:
-        wake.relay_agent_id = route.relay_agent_id  # handed out with that agent's next reply
-        session.add(wake)
+    if route.kind == RELAY:  # handed out with that agent's next reply; audited then
+        batch.add(wake, now, status=WakeStatus.QUEUED, route=RELAY, attempts=wake.attempts, outcome="",
+                  reason="", relay_agent_id=route.relay_agent_id)
         result.handed_to_relays += 1
-    else:
-        _send(session, wake, route, now, config, sender, result)
-
-
-def _send(session: Session, wake: WakeRequest, route: Route, now: datetime, config: WakeConfig, sender: Sender,
-          result: StepResult) -> None:
-    wake.attempts += 1
+        return
     try:
         sender.send(wake.mac, route.address, config.port)
     except (OSError, ValueError) as exc:
-        mark_failed(session, wake, now, f"sending to {route.address} failed: {exc}")
+        why = f"sending to {route.address} failed: {exc}"
+        batch.add(wake, now, status=WakeStatus.FAILED, route=route.kind, attempts=wake.attempts + 1,
+                  outcome=WakeStatus.FAILED, reason=why, failure=why[:500])
         result.failed += 1
         return
-    mark_sent(session, wake, "controller", now, route.address)
+    batch.add(wake, now, status=WakeStatus.SENT, route=route.kind, attempts=wake.attempts + 1,
+              outcome=WakeStatus.SENT, reason=f"magic packet sent to {route.address} ({route.kind})",
+              sent_by="controller", address=route.address)
     result.sent += 1
 
 

@@ -131,7 +131,7 @@ def request_wakes(session: Session, devices: Sequence[Device], reason: str, requ
     ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                           [row for _, row in wakes]).scalars().all()
     session.execute(insert(ActionRecord.__table__), [
-        _audit_values(wake_id, row["site_id"], row["device_id"], row["mac"], row["network"], None, 0,
+        audit_values(wake_id, row["site_id"], row["device_id"], row["mac"], row["network"], None, 0,
                       WakeStatus.QUEUED, now, f"wake requested: {reason}", requested_by, {})
         for wake_id, (_, row) in zip(ids, wakes, strict=True)])
     return WaveResult([Queued(wake_id, d.id, d.hostname, row["due_at"])
@@ -148,12 +148,13 @@ def _first_free_slot(session: Session, site_id: int, now: datetime, step: timede
 def audit(session: Session, wake: WakeRequest, outcome: str, at: datetime, reason: str, actor: str,
           **details: object) -> None:
     """The wake's step in the audit log; the key makes a step recorded twice (a retried batch) land once."""
-    session.add(ActionRecord(**_audit_values(wake.id, wake.site_id, wake.device_id, wake.mac, wake.network,
+    session.add(ActionRecord(**audit_values(wake.id, wake.site_id, wake.device_id, wake.mac, wake.network,
                                              wake.route, wake.attempts, outcome, at, reason, actor, details)))
 
 
-def _audit_values(wake_id: int, site_id: int, device_id: int, mac: str, network: str | None, route: str | None,
-                  attempts: int, outcome: str, at: datetime, reason: str, actor: str, details: dict) -> dict:
+def audit_values(wake_id: int, site_id: int, device_id: int, mac: str, network: str | None, route: str | None,
+                 attempts: int, outcome: str, at: datetime, reason: str, actor: str, details: dict) -> dict:
+    """An ActionRecord row for one step of a wake, for batched inserts as well as ``audit``."""
     return {"at": at, "site_id": site_id, "device_id": device_id, "kind": "wake", "outcome": str(outcome),
             "mode": None, "reason": reason[:500], "actor": actor[:100],
             "source_key": f"wake:{wake_id}:{attempts}:{outcome}",
