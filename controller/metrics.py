@@ -2,9 +2,11 @@
 
 Two kinds of series:
 
-* the estate (energy, power now, devices by state, agents by age), read from the database at scrape
-  time by ``EstateCollector`` through a cache, so a scrape storm or several Prometheus servers cost
-  one set of queries per ``metrics_cache_seconds``;
+* the estate (power now, devices by state and stage, agents by age, out of hours, wakes) and its
+  all-history counters (energy, carbon, cost, savings), read from the database by ``EstateCollector``
+  through ``Reloading`` caches: a scrape storm or several Prometheus servers cost one set of queries
+  per ``metrics_cache_seconds`` (history: ``metrics_history_seconds``), and after the first scrape no
+  scrape waits for those queries;
 * the process's own ingest (reports by outcome, request latency, writer backlog), kept in memory.
 
 Labels are site, device class, state and method by default. Per-device series (power now) are opt-in
