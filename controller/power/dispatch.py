@@ -71,10 +71,10 @@ class SitePacer:
     mid-wave, finds many slots already past; releasing those at once is the inrush waves exist to
     prevent. The pacer keeps each site's next free moment in this process. ``slack`` is how far behind
     a site may fall and still catch up: enough to cover the gap between two dispatcher steps, small
-    enough that catching up is never more than one second's worth of wakes.
+    enough that catching up is never more than half a second's worth of wakes.
     """
 
-    def __init__(self, per_second: float, slack: timedelta = timedelta(seconds=1.0)) -> None:
+    def __init__(self, per_second: float, slack: timedelta = timedelta(seconds=0.5)) -> None:
         self.step = timedelta(seconds=1.0 / per_second)
         self._slack = max(slack, self.step)
         self._next: dict[int, datetime] = {}
