@@ -28,6 +28,7 @@ from agent.client import (
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, BatchAck, EnrollResponse, Inventory, Report
+from agent.relay import Relay
 from agent.spool import Spool
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class Runner:
     def __init__(self, config: AgentConfig, spool: Spool, sampler: Sampler, transport: Transport,
                  credentials: Credentials | None, *, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] | None = None, backoff: Backoff | None = None,
-                 log: logging.Logger = LOG, enforcer: Enforcer | None = None) -> None:
+                 log: logging.Logger = LOG, enforcer: Enforcer | None = None, relay: Relay | None = None) -> None:
         if credentials is None and not config.token:
             raise ValueError("the agent has no credentials and no enrolment token")
         if credentials is not None and not credentials.issued_to(sampler.inventory()):
@@ -98,6 +99,7 @@ class Runner:
         self._warn = _RateLimitedWarning(log, monotonic)
         self.interval_seconds = _clamp_interval(config.interval_seconds)
         self._enforcer = enforcer  # carries out the controller's power schedule, online or not
+        self._relay = relay or Relay()  # sends the magic packets the controller orders, if elected relay
 
     @property
     def credentials(self) -> Credentials | None:
@@ -113,6 +115,9 @@ class Runner:
         report = self._sampler.report(seq)
         if self._enforcer is not None:
             report = replace(report, actions=self._enforcer.drain())
+        relayed = self._relay.take_sent()
+        if relayed:
+            report = replace(report, relayed_wakes=relayed)
         dropped = self._spool.put(report)
         if dropped:
             self._warn("spool-full", f"spool is full ({self._spool.max_bytes} bytes): dropped the {dropped} "
@@ -252,6 +257,8 @@ class Runner:
             self._set_interval(ack.report_interval_seconds)
             if ack.schedule is not None and self._enforcer is not None:
                 self._enforcer.update(ack.schedule)
+            if ack.wake_orders:
+                self._relay.accept(ack.wake_orders)
             acked = set(ack.accepted) | set(ack.duplicate)
             done = [seq for seq in seqs if seq in acked]
             self._spool.remove(done)
