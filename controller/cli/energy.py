@@ -58,25 +58,44 @@ def _carbon(row: EnergyRow) -> str:
     return "; ".join(f"{p.year}@{p.kg_per_kwh}({p.factor_year})" for p in row.carbon)
 
 
+def _school_hours(site: str | None, opens: str, closes: str, database_url: str | None,
+                  data_dir: Path | None) -> SchoolHours:
+    """School days from the term calendars of the site's policies (the data directory's policies/),
+    else weekdays that are not bank holidays."""
+    try:
+        calendars = load_inputs(settings_for(database_url, data_dir).resolved_policy_dir()).site_calendars(site) \
+            if site else []
+        return SchoolHours(time.fromisoformat(opens), time.fromisoformat(closes), tuple(calendars))
+    except (ValueError, ReportError) as exc:
+        fail(str(exc))
+
+
 @app.command()
 def summary(site: Sites = None, start: From = ..., end: To = ...,
             by: Annotated[str, typer.Option("--by", help=f"Group by: {', '.join(GROUPS)}")] = "site",
+            per_school_day: Annotated[bool, typer.Option(
+                "--per-school-day", help="Also kWh per school day (term calendars of the first --site)")] = False,
             database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """kWh, cost and kgCO2e for a period, with the share of each method behind the figures."""
+    hours = _school_hours(site[0] if site else None, "08:00", "18:00", database_url, data_dir) \
+        if per_school_day else None
     engine = open_database(database_url, data_dir)
     try:
         with session_scope(engine) as session:
             period = resolve(session, site or [], start, end)
-            result = energy_summary(session, period.start, period.end, period.site_ids, by)
+            result = energy_summary(session, period.start, period.end, period.site_ids, by, hours=hours)
     except ERRORS as exc:
         fail(str(exc))
     if as_json:
         print_json(result.to_json())
         return
     rows = [*result.rows, result.total]
-    print_table([by.upper(), "KWH", "COST £", "KGCO2E", "T&D KGCO2E", "UNPRICED KWH", "METHODS", "FACTOR"],
+    headers = [by.upper(), "KWH", "COST £", "KGCO2E", "T&D KGCO2E", "UNPRICED KWH", "METHODS", "FACTOR"]
+    print_table(headers + (["KWH/SCHOOL DAY"] if hours else []),
                 [[r.key, r.kwh, r.cost_gbp, r.kgco2e, r.td_kgco2e, r.unpriced_kwh, _methods(r), _carbon(r)]
-                 for r in rows])
+                 + ([r.kwh_per_school_day] if hours else []) for r in rows])
+    if hours:
+        typer.echo(f"{result.school_days} school day(s) in the period", err=True)
 
 
 @app.command("restate")
@@ -131,12 +150,7 @@ def baseline(site: Annotated[str, typer.Option("--site", help="The site")],
 
     School days come from the term calendars of the site's policies (in the data directory's policies/),
     else weekdays that are not bank holidays."""
-    try:
-        day = SchoolHours(time.fromisoformat(opens), time.fromisoformat(closes),
-                          tuple(load_inputs(settings_for(database_url, data_dir).resolved_policy_dir())
-                                .site_calendars(site)))
-    except (ValueError, ReportError) as exc:
-        fail(str(exc))
+    day = _school_hours(site, opens, closes, database_url, data_dir)
     engine = open_database(database_url, data_dir)
     try:
         with session_scope(engine) as session:

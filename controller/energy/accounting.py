@@ -16,14 +16,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import HourLine, estate_lines
+from controller.energy.school_hours import SchoolHours
 from controller.energy.tariff import mean_rate, tariff_at
 from controller.timeutil import as_utc
 
@@ -101,6 +103,7 @@ class EnergyRow:
     kwh_by_state: dict[str, Decimal]
     carbon: list[CarbonPart]
     devices: int
+    kwh_per_school_day: Decimal | None = None  # when the summary was asked to normalise
 
 
 @dataclass
@@ -110,6 +113,7 @@ class EnergySummary:
     group_by: str
     rows: list[EnergyRow]
     total: EnergyRow
+    school_days: int | None = None  # in the period, when asked: what per-school-day figures divide by
 
     def to_json(self) -> dict[str, object]:
         return jsonable(asdict(self))
@@ -148,7 +152,7 @@ class _Sum:
         self.by_state[state] += wh
         self.by_year.setdefault((factor.year, factor.factor_year), [factor, Decimal(0)])[1] += wh
 
-    def row(self, key: str) -> EnergyRow:
+    def row(self, key: str, school_days: int | None = None) -> EnergyRow:
         parts = []
         for (_, _), (factor, wh) in sorted(self.by_year.items()):
             td = None if factor.td_kg_per_kwh is None else round_half_up(wh * factor.td_kg_per_kwh / 1000, GRAM)
@@ -166,7 +170,8 @@ class _Sum:
             kwh_by_method={m: round_half_up(self.by_method[m] / 1000, WH) for m in METHODS if m in self.by_method},
             method_share=shares,
             kwh_by_state={s: round_half_up(self.by_state[s] / 1000, WH) for s in STATES if s in self.by_state},
-            carbon=parts, devices=len(self.devices))
+            carbon=parts, devices=len(self.devices),
+            kwh_per_school_day=round_half_up(self.wh / 1000 / school_days, WH) if school_days else None)
 
 
 def grouping(estate: Estate, group_by: str) -> Callable[[int], str]:
@@ -187,7 +192,7 @@ def grouping(estate: Estate, group_by: str) -> Callable[[int], str]:
 
 
 def summarise(lines: Iterable[HourLine], estate: Estate, start: datetime, end: datetime, group_by: str = "site",
-              pricer: Pricer | None = None) -> EnergySummary:
+              pricer: Pricer | None = None, school_days: int | None = None) -> EnergySummary:
     """Pure: sum lines into rows by ``group_by`` and an estate-wide total.
 
     Lines are first summed per group, site-hour, method and state, so each site-hour is priced once."""
@@ -206,22 +211,30 @@ def summarise(lines: Iterable[HourLine], estate: Estate, start: datetime, end: d
         rate, factor = pricer.rate(site_id, hour), pricer.factor(site_id, hour)
         groups[group].add(wh, method, state, rate, factor)
         total.add(wh, method, state, rate, factor)
-    rows = [groups[k].row(k) for k in sorted(groups)]
-    return EnergySummary(start, end, group_by, rows, total.row("total"))
+    rows = [groups[k].row(k, school_days) for k in sorted(groups)]
+    return EnergySummary(start, end, group_by, rows, total.row("total", school_days), school_days)
 
 
 def energy_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
                    group_by: str = "site", now: datetime | None = None,
-                   factor_year: int | None = None) -> EnergySummary:
+                   factor_year: int | None = None, hours: SchoolHours | None = None) -> EnergySummary:
     """Energy, cost and carbon over the whole UTC hours covering [start, end), by ``group_by``.
 
-    ``factor_year`` prices all carbon at that year's factor (see ``restate``)."""
+    ``factor_year`` prices all carbon at that year's factor (see ``restate``). With ``hours``, every row
+    also gives kWh per school day: the period's local days (in the first site's zone) that are school
+    days by those calendars."""
     if as_utc(end) <= as_utc(start):
         raise AccountingError("the end of the period must come after its start")
     estate = load_estate(session, site_ids)
     grouping(estate, group_by)
     lines = estate_lines(session, estate, start, end, now)
-    return summarise(lines, estate, start, end, group_by, Pricer(estate, factor_year))
+    school_days = None
+    if hours is not None:
+        zone = next(iter(estate.sites.values())).zone if estate.sites else ZoneInfo("Europe/London")
+        first, last = as_utc(start).astimezone(zone).date(), (as_utc(end) - timedelta(microseconds=1)).astimezone(
+            zone).date()
+        school_days = hours.school_days([first + timedelta(days=i) for i in range((last - first).days + 1)])
+    return summarise(lines, estate, start, end, group_by, Pricer(estate, factor_year), school_days)
 
 
 def restate(session: Session, start: datetime, end: datetime, factor_year: int,

@@ -1,6 +1,7 @@
 """Energy, cost and carbon over HTTP, for the console, reports and scripts (read-only roles).
 
     GET /api/v1/energy/summary?site=…&from=2025-09-01&to=2025-12-19&by=site|room|device|device_class|trust|estate
+                              [&per_school_day=true]   also kWh per school day (the first site's term calendars)
     GET /api/v1/energy/savings?site=…&from=…&to=…
     GET /api/v1/energy/waste?site=…&from=…&to=…&by=device|room&limit=10
 
@@ -21,6 +22,8 @@ from controller.db import session_scope
 from controller.energy.accounting import AccountingError, energy_summary, jsonable
 from controller.energy.period import Period, PeriodError, resolve
 from controller.energy.savings import out_of_hours_waste, savings_summary
+from controller.energy.school_hours import SchoolHours
+from controller.reports.service import ReportError, load_inputs
 
 router = APIRouter(prefix="/api/v1/energy", tags=["energy"])
 Reader = Annotated[Principal, Depends(require(*READERS))]
@@ -46,11 +49,18 @@ def _scope(session, principal: Principal, sites: list[str], start: str, end: str
 
 @router.get("/summary")
 def summary(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Sites = [],  # noqa: B006
-            by: str = "site") -> dict:
+            by: str = "site", per_school_day: bool = False) -> dict:
+    hours = None
+    if per_school_day:
+        try:
+            inputs = load_inputs(runtime.settings.resolved_policy_dir())
+        except ReportError as exc:
+            raise HTTPException(400, str(exc)) from None
+        hours = SchoolHours(calendars=tuple(inputs.site_calendars(site[0]) if site else ()))
     with session_scope(runtime.engine) as session:
         period = _scope(session, principal, site, start, end)
         try:
-            return energy_summary(session, period.start, period.end, period.site_ids, by).to_json()
+            return energy_summary(session, period.start, period.end, period.site_ids, by, hours=hours).to_json()
         except AccountingError as exc:
             raise HTTPException(400, str(exc)) from None
 

@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import Session
 
 from controller.energy.accounting import AccountingError, energy_summary, restate
+from controller.energy.school_hours import SchoolHours
 from tests.controller.energy.estate import HOUR, MONDAY, bucket, device, site
 
 D = Decimal
@@ -124,3 +125,13 @@ def test_restating_prices_a_prior_year_at_the_current_factor(session):
 def test_an_unknown_grouping_is_refused(session):
     with pytest.raises(AccountingError, match="cannot group by 'floor'"):
         energy_summary(session, MONDAY, END, group_by="floor")
+
+
+def test_figures_per_school_day_divide_by_the_school_days_in_the_period(session):
+    fixture_estate(session)
+    week = energy_summary(session, MONDAY, MONDAY + 7 * 24 * HOUR, group_by="site", now=END,
+                          hours=SchoolHours())
+    # Monday 10 to Sunday 16 November 2025: five weekdays, no bank holiday. 234.86 Wh / 5 = 46.972 Wh.
+    assert week.school_days == 5
+    assert week.total.kwh_per_school_day == D("0.047") and week.rows[0].kwh_per_school_day == D("0.047")
+    assert energy_summary(session, MONDAY, END, now=END).total.kwh_per_school_day is None  # only when asked
