@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 from sqlmodel import Session
 
 from controller.lifecycle import embodied, queries
-from controller.lifecycle.recommend import CONSIDERED, Policy, os_end
+from controller.lifecycle.recommend import Policy
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,9 @@ def status_by_site(session: Session, today: date) -> dict[str, RegisterStatus]:
     disposal = queries.disposal_evidence_completeness(session)
     warranty: dict[str, int] = defaultdict(int)
     os_support: dict[str, int] = defaultdict(int)
-    # queries.past_support's rule, over an aware instant: it builds a naive one, which the database refuses.
-    policy = Policy()
-    for facts in queries.device_facts(session, embodied.Factors({}, {}), datetime.combine(today, time(), UTC)):
-        if facts.state in CONSIDERED:
-            warranty[facts.site] += facts.warranty_end is not None and facts.warranty_end < today
-            ended = os_end(facts, policy)
-            os_support[facts.site] += ended is not None and ended < today
+    for gap in queries.past_support(session, today):
+        warranty[gap.site] += gap.warranty_passed
+        os_support[gap.site] += gap.os_support_passed
     sites = {*register, *disposal, *warranty, *os_support}
     return {site: RegisterStatus(_share(register.get(site)), _share(disposal.get(site)), warranty[site],
                                  os_support[site]) for site in sites}
