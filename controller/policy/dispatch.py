@@ -9,6 +9,7 @@ device list from the database, so it runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from controller.policy.plan import Distinctions, context_key, distinctions, for_
 from controller.policy.store import ActiveSet, PolicyStore
 from controller.policy.walltime import instant, zone
 from controller.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,13 @@ class SchedulePlanner:
             return None
         cached = self._schedules.get(device_id)
         if cached is None or cached.day != self._clock().date() or cached.policy_version != active.version:
-            schedule = await asyncio.to_thread(self.schedule_for, device_id)
+            try:
+                schedule = await asyncio.to_thread(self.schedule_for, device_id)
+            except Exception:
+                # The reports are already stored: a schedule problem must never cost the agent its acknowledgement
+                # (it would resend them). It keeps the schedule it holds, and the next reply tries again.
+                log.exception("no power schedule for device %d", device_id)
+                return None
         else:
             schedule = cached.schedule
         return None if schedule.version == held_version else schedule

@@ -3,6 +3,7 @@ gets with its ingest reply, the actions it reports landing once in the audit log
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -168,3 +169,9 @@ def last_sunday_noon():
     while day.weekday() != 6:
         day -= timedelta(days=1)
     return instant(day, time(12, 0), london)
+
+
+def test_a_device_without_a_schedule_still_gets_its_reports_acknowledged(client, engine, caplog):
+    planner = client.app.state.runtime.schedules
+    assert asyncio.run(planner.reply(9999, None)) is None  # no such device: logged, never an error to the agent
+    assert "no power schedule for device 9999" in caplog.text
