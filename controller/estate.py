@@ -34,9 +34,12 @@ A device with no fresh report adds nothing (it is counted as off, asleep or unkn
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Subquery, case, func
@@ -56,6 +59,10 @@ from controller.policy.store import ActiveSet
 from controller.power.models import OPEN_STATUSES, WakeStatus
 from controller.power.wake import wake_outcomes
 from controller.timeutil import as_utc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SECTIONS = ("savings", "lifecycle", "out_of_hours", "wakes")  # the figures other packages work out
 
 FRESH_INTERVALS = 2
 GONE_AFTER = timedelta(days=7)
@@ -103,6 +110,7 @@ class History:
     carbon_grams: dict[SiteClass, float]
     cost_pence: dict[SiteClass, float]  # priced hours only
     saved_joules: dict[SiteClass, float]  # zeros included
+    failed: tuple[str, ...] = ()  # sections that raised (see ``_guarded``)
 
 
 NO_HISTORY = History({}, {}, {}, {})
@@ -122,6 +130,7 @@ class EstateSummary:
     wake_requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, outcome), zeros included
     wakes_open: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, status) in flight
     per_device: PerDevice | None = None  # None unless per-device series are enabled
+    failed: tuple[str, ...] = ()  # sections that raised (see ``_guarded``)
 
 
 def summarise(session: Session, now: datetime, report_interval_seconds: int, per_device_limit: int | None = None,
@@ -133,14 +142,18 @@ def summarise(session: Session, now: datetime, report_interval_seconds: int, per
     seconds = _seconds(session, latest.c.start, latest.c.end)
     site_classes = set(session.exec(select(Site.name, Device.device_class).distinct()
                                     .join(Site, col(Site.id) == col(Device.site_id))).all())
+    failed: list[str] = []
     return EstateSummary(
         **devices_and_power(session, latest, seconds, now, fresh_since, site_classes),
         agents=agents_by_age(session, now),
         history=past if past is not None else history(session, now),
         carbon_factors=carbon_factors(session),
-        lifecycle=devices_by_lifecycle_state(session),
-        out_of_hours=out_of_hours(session, policies, latest, now, fresh_since, site_classes),
-        **wakes_by_outcome(session, {site for site, _ in site_classes}),
+        lifecycle=_guarded(session, "lifecycle", failed, lambda: devices_by_lifecycle_state(session), {}),
+        out_of_hours=_guarded(session, "out_of_hours", failed,
+                              lambda: out_of_hours(session, policies, latest, now, fresh_since, site_classes), {}),
+        **_guarded(session, "wakes", failed, lambda: wakes_by_outcome(session, {site for site, _ in site_classes}),
+                   {"wake_requests": {}, "wakes_open": {}}),
+        failed=tuple(failed),
         per_device=None if per_device_limit is None else per_device_power(session, latest, seconds, fresh_since,
                                                                           per_device_limit),
     )
@@ -150,7 +163,21 @@ def history(session: Session, now: datetime) -> History:
     """Energy, carbon, cost and savings over all history: scans every hourly bucket, so costs seconds on
     a large estate (bench/metrics_scrape.py); the metrics cache refreshes it apart, in the background."""
     energy, grams, pence = energy_carbon_cost(session)
-    return History(energy, grams, pence, saved_by_site(session, now))
+    failed: list[str] = []
+    saved = _guarded(session, "savings", failed, lambda: saved_by_site(session, now), {})
+    return History(energy, grams, pence, saved, tuple(failed))
+
+
+def _guarded(session: Session, section: str, failed: list[str], work: Callable[[], T], fallback: T) -> T:
+    """A section another package works out: if it raises, log it, name it in ``failed`` and show nothing
+    for it, so one package's bug does not take the whole of /metrics (and every other figure) down."""
+    try:
+        return work()
+    except Exception:
+        log.exception("metrics: the %s figures failed; the other series are still served", section)
+        session.rollback()  # PostgreSQL refuses further queries in a failed transaction
+        failed.append(section)
+        return fallback
 
 
 def energy_carbon_cost(session: Session) -> tuple[dict, dict[SiteClass, float], dict[SiteClass, float]]:

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from controller.estate import EstateSummary, History, PerDevice, history, summarise
+from controller.estate import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.ingest import IngestWriter
 from controller.policy.store import PolicyStore
 from controller.settings import Settings
@@ -162,6 +162,10 @@ class EstateCollector(Collector):
         yield _family(GaugeMetricFamily, "caretaker_wake_requests_open",
                       "Wake-on-LAN requests in flight, by status (queued, ordered, sent).",
                       ["site", "status"], s.wakes_open)
+        failed = {*s.failed, *s.history.failed}
+        yield _family(GaugeMetricFamily, "caretaker_metrics_section_failed",
+                      "1 when a section's figures could not be worked out at the last reload (see the log).",
+                      ["section"], {(section,): int(section in failed) for section in SECTIONS})
         if s.per_device is not None:
             yield from _per_device(s.per_device)
 

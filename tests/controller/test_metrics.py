@@ -294,6 +294,27 @@ class TestWakes:
         assert in_flight == {"queued": 1, "sent": 1}
 
 
+class TestAFailingSection:
+    def test_one_packages_failure_hides_its_figures_only_and_says_so(self, client, estate, monkeypatch, caplog):
+        estate.post(estate.enroll(), 1, 1, recent(10))
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("wake table unreadable")
+
+        monkeypatch.setattr("controller.estate.wakes_by_outcome", broken)
+        monkeypatch.setattr("controller.estate.saved_by_site", broken)
+        samples = scrape(client)
+
+        failed = {labels["section"]: value(samples, "caretaker_metrics_section_failed", **labels)
+                  for labels in series(samples, "caretaker_metrics_section_failed")}
+        assert failed == {"savings": 1, "wakes": 1, "lifecycle": 0, "out_of_hours": 0}
+        assert not series(samples, "caretaker_wake_requests_total")
+        assert not series(samples, "caretaker_energy_saved_joules_total")
+        assert value(samples, "caretaker_devices", site="Hillside Primary", device_class="desktop", state="idle") == 1
+        assert series(samples, "caretaker_energy_joules_total")
+        assert "wake table unreadable" in caplog.text
+
+
 class TestLifecycle:
     def test_devices_are_counted_by_their_asset_register_state(self, client, estate, engine):
         for _ in range(3):
@@ -383,7 +404,7 @@ class TestExposition:
         assert len(series(samples, "caretaker_power_watts")) == 1
         label_names = {name for _, labels in samples for name, _ in labels}
         assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "status",
-                               "year", "source", "version", "le"}
+                               "year", "source", "section", "version", "le"}
 
 
 class TestCache:
