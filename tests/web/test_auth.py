@@ -185,6 +185,7 @@ def test_pages_carry_the_security_headers(client):
     assert "<script" not in response.text and "style=" not in response.text
 
 
+@pytest.mark.slow  # eleven argon2 verifications: about 10 s on a loaded two-core machine
 def test_after_ten_failures_in_a_quarter_hour_even_the_right_password_waits(client, engine):
     for _ in range(10):
         assert client.post("/signin", data={"name": "nora", "password": "guess"}).status_code == 401
