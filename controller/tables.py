@@ -1,12 +1,14 @@
 """Every table, imported in one place so Alembic, the migration test and ``SQLModel.metadata`` see them all.
 
-Domain packages keep their own ``models.py`` beside the code that queries it; each adds one import here.
+Domain packages keep their own ``models.py`` beside the code that queries it; each adds itself here.
 """
 
-import controller.energy.models  # noqa: F401
-import controller.lifecycle.models  # noqa: F401
-import controller.models  # noqa: F401
-import controller.policy.models  # noqa: F401
-import controller.power.models  # noqa: F401
-import controller.snmp.models  # noqa: F401
-import controller.web.models  # noqa: F401
+from controller import models as register
+from controller.energy import models as energy
+from controller.lifecycle import models as lifecycle
+from controller.policy import models as policy
+from controller.power import models as power
+from controller.snmp import models as snmp
+from controller.web import models as web
+
+MODULES = (register, energy, lifecycle, policy, power, snmp, web)
