@@ -48,7 +48,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         wake.start()
         snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
         policies = PolicyStore(settings.resolved_policy_dir(), engine)
-        schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute)
+        schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute,
+                                    relays=lambda: wake.board.relay_devices)
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
                                     metrics=build_metrics(engine, writer, settings, policies=policies),
                                     policies=policies,

@@ -31,22 +31,35 @@ from controller.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 
+RELAY_DUTY = "wake-on-LAN relay for its subnet"
+
+
 @dataclass(frozen=True)
 class _Cached:
     policy_version: str
     day: date
+    relay: bool
     schedule: AgentSchedule
 
 
-def device_facts(device: Device, site: Site) -> DeviceFacts:
+def device_facts(device: Device, site: Site, relay: bool = False) -> DeviceFacts:
     return DeviceFacts(device_id=str(device.id), hostname=device.hostname, site=site.name,
-                       device_class=device.device_class, tags=tuple(device.tags or ()), group=device.room)
+                       device_class=device.device_class, tags=tuple(device.tags or ()), group=device.room,
+                       kept_on_by=RELAY_DUTY if relay else None)
+
+
+def _no_relays() -> frozenset[int]:
+    return frozenset()
 
 
 class SchedulePlanner:
     def __init__(self, store: PolicyStore, engine: Engine, hours: int = 48, per_minute: int = 60,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 relays: Callable[[], frozenset[int]] = _no_relays) -> None:
+        """``relays`` names the devices elected to relay wakes: they must stay awake out of hours, or a
+        subnet's wakes would have nobody to send them (the wake service re-elects every few seconds)."""
         self._store = store
+        self._relays = relays
         self._engine = engine
         self._days = max(1, math.ceil(hours / 24)) + 1  # from today's midnight, always ``hours`` ahead
         self._per_minute = per_minute
@@ -67,7 +80,8 @@ class SchedulePlanner:
         if held_version is None and not active.policies:
             return None
         cached = self._schedules.get(device_id)
-        if cached is None or cached.day != self._clock().date() or cached.policy_version != active.version:
+        if (cached is None or cached.day != self._clock().date() or cached.policy_version != active.version
+                or cached.relay != (device_id in self._relays())):
             try:
                 schedule = await asyncio.to_thread(self.schedule_for, device_id)
             except Exception:
@@ -82,15 +96,17 @@ class SchedulePlanner:
     def schedule_for(self, device_id: int) -> AgentSchedule:
         active = self._store.current()
         today = self._clock().date()
+        relay = device_id in self._relays()
         cached = self._schedules.get(device_id)
-        if cached is not None and cached.policy_version == active.version and cached.day == today:
+        if (cached is not None and cached.policy_version == active.version and cached.day == today
+                and cached.relay == relay):
             return cached.schedule
         with Session(self._engine) as session:
             device = session.get(Device, device_id)
             if device is None:
                 raise LookupError(f"device {device_id} is not in the register")
             site = session.get(Site, device.site_id)
-            facts = device_facts(device, site)
+            facts = device_facts(device, site, relay)
             offset = self._offset(session, device.site_id, device_id, active.version, today)
             tz = zone(site.timezone or "Europe/London")
             start = instant(self._clock().astimezone(tz).date(), time(0), tz)
@@ -98,9 +114,10 @@ class SchedulePlanner:
             intensity = {site.name: cached_for_site(session, site.postcode, start, start + timedelta(
                 days=self._days))} if carbon_aware else None
         schedule = replace(self._template(active, today, facts, start, intensity),
-                           version=f"{active.version}-{start:%Y%m%d}-{offset}", start_offset_seconds=offset)
+                           version=f"{active.version}-{start:%Y%m%d}-{offset}{'-relay' if relay else ''}",
+                           start_offset_seconds=offset)
         with self._lock:
-            self._schedules[device_id] = _Cached(active.version, today, schedule)
+            self._schedules[device_id] = _Cached(active.version, today, relay, schedule)
         return schedule
 
     def _template(self, active: ActiveSet, today: date, facts: DeviceFacts, start: datetime,

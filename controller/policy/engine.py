@@ -3,7 +3,8 @@
 No clock, file or database is read here, so the same inputs always give the same decision and the
 schedule compiler can ask about any instant. Precedence (policies/README.md, "Precedence"):
 
-1. a never-power-down entry (servers, signage) from any policy that applies: keep on;
+1. a duty the controller gave the device (an elected wake-on-LAN relay), or a never-power-down entry
+   (servers, signage) from any policy that applies: keep on;
 2. an unexpired override: keep on, or power down (keep on wins when overrides disagree);
 3. an exam window on a school day: keep on, and no maintenance;
 4. a maintenance window: keep on (the schedule wakes the device for it);
@@ -248,6 +249,10 @@ def _base(ctx: Context, local: datetime, spans: list[Span], rules: list[Rule]) -
 
 
 def _never(ctx: Context, local: datetime, spans: list[Span], rules: list[Rule]) -> _Verdict | None:
+    duty = ctx.device.kept_on_by
+    if duty:
+        rules.append(Rule(Step.NEVER_POWER_DOWN, f"kept on as the controller's {duty}, whatever else applies"))
+        return Intent.KEEP_ON, Basis.NEVER_POWER_DOWN, duty, None
     if not ctx.never:
         return None
     selector = ctx.never[0]

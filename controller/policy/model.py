@@ -277,6 +277,8 @@ class DeviceFacts:
     tags: tuple[str, ...] = ()
     group: str | None = None  # room or group, e.g. "ICT Suite"
     activity: Activity | None = None
+    # A duty the controller gives the device that no policy may interrupt, e.g. "wake-on-LAN relay".
+    kept_on_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def context_key(device: DeviceFacts, named: Distinctions) -> ContextKey:
     tags = tuple(sorted({_fold(t) for t in device.tags} & named.tags)) if device.tags and named.tags else ()
     own = tuple(sorted({_fold(device.hostname), _fold(device.device_id)} & named.devices)) if named.devices else ()
     return (site if site in named.sites else None, device_class if device_class in named.device_classes else None,
-            group if group in named.groups else None, tags, own)
+            group if group in named.groups else None, tags, own, device.kept_on_by)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -102,6 +102,19 @@ def test_a_never_power_down_tag_wins_over_force_mode():
     assert all(w.intent is ScheduleIntent.KEEP_ON for w in got.windows)
 
 
+def test_an_elected_wake_relay_stays_on_out_of_hours_while_its_neighbours_power_down():
+    relay = received([SCHOOL], "2026-02-16 00:00", 1, kept_on_by="wake-on-LAN relay for its subnet")
+    neighbour = received([SCHOOL], "2026-02-16 00:00", 1)
+    assert spans(relay) == [("Mon 00:00", "Tue 00:00", "keep_on")]
+    assert "wake-on-LAN relay" in relay.windows[0].reason
+    assert spans(neighbour) == [("Mon 00:00", "Tue 00:00", "power_down")]
+
+
+def test_a_relay_does_not_share_its_neighbours_compiled_schedule():
+    named = distinctions([SCHOOL])
+    assert context_key(device(), named) != context_key(device(kept_on_by="wake-on-LAN relay"), named)
+
+
 def test_devices_alike_share_one_compile_and_get_the_same_windows_as_compiled_alone():
     named = Override("Art", Selector(devices=("HILL-ART-PC03",)), Intent.KEEP_ON, expires=local("2026-02-10 21:00"))
     school = policy(overrides=(named,))
