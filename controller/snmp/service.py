@@ -86,8 +86,8 @@ class SnmpService:
 
 
 async def run(service: SnmpService, interval_seconds: float) -> None:
-    """A round every ``interval_seconds`` until cancelled; a failed round is logged and the next one
-    runs on time."""
+    """Rounds ``interval_seconds`` apart (from the end of one to the start of the next, so a slow round
+    never overlaps the next) until cancelled; a failed round is logged and the next one still runs."""
     while True:
         try:
             await service.poll_round()
