@@ -3,6 +3,7 @@ target is marked without holding up the others, and metered energy reaches the b
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from sqlmodel import Session, col, func, select
 
 from controller.db import make_engine
 from controller.models import Device, EnergyBucket, Site
+from controller.settings import Settings
 from controller.snmp.models import SnmpReading, SnmpTarget
+from controller.snmp.service import start_polling
 from tests.conftest import start_controller
 from tests.controller.snmp.conftest import SCHOOL, SILENT, STALE, discover
 
@@ -75,3 +78,13 @@ def test_the_controller_polls_registered_kit_and_meters_its_energy(database_url,
 
 def _close(got: tuple[float, float], expected: tuple[float, float]) -> bool:
     return all(abs(g - e) <= 1e-6 * max(1.0, abs(e)) for g, e in zip(got, expected, strict=True)) and got[1] > 0
+
+
+def test_polling_stays_off_without_credentials_or_with_a_broken_file(tmp_path: Path, caplog):
+    assert start_polling(Settings(data_dir=tmp_path), engine=None) is None  # no snmp-credentials.yaml
+    (tmp_path / "snmp-credentials.yaml").write_text("credentials: {ro: {version: 2c, community: public}}\n")
+    with caplog.at_level(logging.ERROR):
+        assert start_polling(Settings(data_dir=tmp_path), engine=None) is None
+    assert "snmp polling is off: credentials.ro.community: write secrets as" in caplog.text
+    assert "public" not in caplog.text
+    assert start_polling(Settings(data_dir=tmp_path, snmp_poll_interval_seconds=0), engine=None) is None
