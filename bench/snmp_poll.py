@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -52,22 +53,40 @@ def addresses(count: int) -> list[str]:
     return [f"127.0.{2 + i // 250}.{1 + i % 250}" for i in range(count)]
 
 
-def caretaker_round(hosts: list[str], port: int, concurrency: int, timeout: float) -> tuple[float, int, int]:
-    """Seconds, devices polled without error, and values read (GET values plus walked rows)."""
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    ok: int  # devices polled without error (net-snmp: every command of the device succeeded)
+    values: int  # values read: GET values plus walked rows
+    cpu: float  # the client's CPU seconds
+    snmpsim_cpu: float
+
+    def row(self, name: str) -> str:
+        return (f"{name:24}{self.seconds:9.1f}{self.ok:12d}{self.values:9d}{self.ok / self.seconds:11.1f}"
+                f"{self.cpu:14.1f}{self.snmpsim_cpu:15.1f}")
+
+
+def caretaker_rounds(hosts: list[str], port: int, concurrency: int, timeout: float, rounds: int,
+                     simulators: list[psutil.Process]) -> list[Measured]:
+    """Rounds with one client, as the controller's poll loop keeps one: the first pays pysnmp's
+    set-up for each new device, the later ones are the steady state."""
     credential = CommunityCredential("bench", Secret(COMMUNITY, "env:BENCH"))
     store = CredentialStore({"bench": credential}, (Rule(ipaddress.ip_network("127.0.0.0/8"), None, ("bench",)),))
     settings = PollSettings(timeout=timeout, retries=1, concurrency=concurrency)
 
-    async def run():
+    async def run() -> list[Measured]:
+        measured = []
         async with PysnmpClient() as client:
-            counting = Counting(client)
-            poller = Poller(counting, load_profiles(), store, settings=settings)
-            started = time.perf_counter()
-            polls = await poller.poll_many([(h, port) for h in hosts])
-            return time.perf_counter() - started, polls, counting.values
+            for _ in range(rounds):
+                counting = Counting(client)
+                poller = Poller(counting, load_profiles(), store, settings=settings)
+                cpu, sim_cpu, started = time.process_time(), _cpu(simulators), time.perf_counter()
+                polls = await poller.poll_many([(h, port) for h in hosts])
+                measured.append(Measured(time.perf_counter() - started, sum(p.ok for p in polls), counting.values,
+                                         time.process_time() - cpu, _cpu(simulators) - sim_cpu))
+        return measured
 
-    seconds, polls, values = asyncio.run(run())
-    return seconds, sum(p.ok for p in polls), values
+    return asyncio.run(run())
 
 
 class Counting:
@@ -93,20 +112,21 @@ class Counting:
 
 
 def net_snmp_round(hosts: list[str], port: int, concurrency: int, timeout: float, gets: list[str],
-                   walks: list[str], work: Path) -> tuple[float, int, int]:
-    """Seconds, devices whose every command succeeded, and values printed."""
+                   walks: list[str], work: Path, simulators: list[psutil.Process]) -> Measured:
+    """One shell job per device; its CPU is that of the reaped children (xargs, sh and the tools)."""
     script = work / "one-device.sh"
     lines = [f"snmpget -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Lo \"$1:{port}\" {' '.join(gets)}"]
     lines += [f"snmpbulkwalk -v2c -c {COMMUNITY} -t {timeout} -r 1 -On -Cr{REPETITIONS} \"$1:{port}\" {w}"
               for w in walks]
     script.write_text("set -e\n" + "\n".join(lines) + "\necho DEVICE-OK\n")
-    started = time.perf_counter()
+    before, sim_cpu, started = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu(simulators), time.perf_counter()
     done = subprocess.run(["xargs", "-P", str(concurrency), "-n", "1", "sh", str(script)],
                           input="\n".join(hosts) + "\n", capture_output=True, text=True)
-    seconds = time.perf_counter() - started
+    seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     out = done.stdout.splitlines()
     values = sum(1 for line in out if line.startswith(".") and "No Such" not in line)
-    return seconds, out.count("DEVICE-OK"), values
+    return Measured(seconds, out.count("DEVICE-OK"), values,
+                    after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, _cpu(simulators) - sim_cpu)
 
 
 def main() -> None:
@@ -116,6 +136,7 @@ def main() -> None:
     parser.add_argument("--recording", default="apc_ap8853")
     parser.add_argument("--per-process", type=int, default=250, help="endpoints per snmpsim process")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per request attempt (both sides)")
+    parser.add_argument("--rounds", type=int, default=2, help="caretaker rounds with one client (1: cold only)")
     args = parser.parse_args()
     if not SNMPSIM.exists() or not shutil.which("snmpget"):
         sys.exit("needs snmpsim (.ci/setup-snmpsim.sh) and net-snmp (apt-get install snmp)")
@@ -132,28 +153,24 @@ def main() -> None:
         print(f"snmpsim: {len(hosts)} endpoints in {-(-len(hosts) // args.per_process)} process(es), "
               f"ready in {time.perf_counter() - started:.1f} s")
         simulators = psutil.Process().children(recursive=True)
-        cpu, sim_cpu = time.process_time(), _cpu(simulators)
-        seconds, ok, values = caretaker_round(hosts, port, args.concurrency, args.timeout)
-        cpu, sim_cpu = time.process_time() - cpu, _cpu(simulators) - sim_cpu
+        ours = caretaker_rounds(hosts, port, args.concurrency, args.timeout, args.rounds, simulators)
         # The same OIDs for net-snmp: what identification asks, and what the chosen profile GETs and walks.
         profile = next(p for p in profiles.values() if p.name == _profile_of(args.recording))
         gets, walks = plan(profile)
         gets = list(dict.fromkeys(identification_oids(profiles.values()) + gets))
-        children, net_sim_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu(simulators)
-        net_seconds, net_ok, net_values = net_snmp_round(hosts, port, args.concurrency, args.timeout, gets, walks,
-                                                         Path(running.enter_context(TemporaryDirectory())))
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        net_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-        net_sim_cpu = _cpu(simulators) - net_sim_cpu
+        theirs = net_snmp_round(hosts, port, args.concurrency, args.timeout, gets, walks,
+                                Path(running.enter_context(TemporaryDirectory())), simulators)
     print(f"recording {args.recording}, profile {profile.name}: {len(gets)} OIDs by GET, {len(walks)} columns walked")
     print(f"{args.devices} devices, {args.concurrency} at once, timeout {args.timeout:g} s, 1 retry, "
           f"{REPETITIONS} rows per GETBULK")
-    print(f"{'':22}{'seconds':>9}{'devices ok':>12}{'values':>9}{'devices/s':>11}{'client CPU s':>14}"
+    print(f"{'':24}{'seconds':>9}{'devices ok':>12}{'values':>9}{'devices/s':>11}{'client CPU s':>14}"
           f"{'snmpsim CPU s':>15}")
-    print(f"{'caretaker (pysnmp)':22}{seconds:9.1f}{ok:12d}{values:9d}{ok / seconds:11.1f}{cpu:14.1f}{sim_cpu:15.1f}")
-    print(f"{'net-snmp (xargs -P)':22}{net_seconds:9.1f}{net_ok:12d}{net_values:9d}{net_ok / net_seconds:11.1f}"
-          f"{net_cpu:14.1f}{net_sim_cpu:15.1f}")
-    print(f"caretaker / net-snmp: time {seconds / net_seconds:.2f}, client CPU {cpu / net_cpu:.2f}")
+    for n, measured in enumerate(ours, 1):
+        print(measured.row(f"caretaker round {n}"))
+    print(theirs.row("net-snmp (xargs -P)"))
+    for n, measured in enumerate(ours, 1):
+        print(f"caretaker round {n} / net-snmp: time {measured.seconds / theirs.seconds:.2f}, "
+              f"client CPU {measured.cpu / theirs.cpu:.2f}")
 
 
 def _cpu(processes: list[psutil.Process]) -> float:
