@@ -10,8 +10,6 @@ Readers limited to some sites see only those; a wake of a device outside a calle
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -22,7 +20,17 @@ from controller.api.auth import READERS, Principal, Role, require
 from controller.api.deps import RuntimeDep
 from controller.db import session_scope
 from controller.power.models import WakeStatus
-from controller.power.wake import WakeConfig, WakeRefused, failed_wakes, list_wakes, request_wakes, select_devices
+from controller.power.wake import (
+    FailedWake,
+    WakeConfig,
+    WakeRefused,
+    WakeRow,
+    WaveResult,
+    failed_wakes,
+    list_wakes,
+    request_wakes,
+    select_devices,
+)
 from controller.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/wake", tags=["wake"])
@@ -35,69 +43,20 @@ class WakeIn(BaseModel):
     reason: str = Field(default="requested over the API", max_length=400)
 
 
-class QueuedOut(BaseModel):
-    wake_id: int
-    device_id: int
-    hostname: str
-    due_at: datetime
-
-
-class SkippedOut(BaseModel):
-    device_id: int
-    hostname: str
-    why: str
-
-
-class WaveOut(BaseModel):
-    queued: list[QueuedOut]
-    skipped: list[SkippedOut]
-
-
-class WakeOut(BaseModel):
-    id: int
-    site: str
-    device_id: int
-    hostname: str
-    mac: str
-    network: str | None
-    status: str
-    attempts: int
-    route: str | None
-    sent_by: str | None
-    requested_by: str
-    requested_at: datetime
-    due_at: datetime
-    sent_at: datetime | None
-    confirmed_at: datetime | None
-    failure: str | None
-
-
-class FailureOut(BaseModel):
-    device_id: int
-    hostname: str
-    site: str
-    wake_id: int
-    failed_at: datetime | None
-    failure: str | None
-    cause: str
-
-
-@router.post("", response_model=WaveOut, status_code=202)
+@router.post("", response_model=WaveResult, status_code=202)
 async def wake(body: WakeIn, runtime: RuntimeDep,
-               principal: Annotated[Principal, Depends(require(Role.network_manager))]) -> WaveOut:
+               principal: Annotated[Principal, Depends(require(Role.network_manager))]) -> WaveResult:
     if body.device is not None and (body.site or body.group):
         raise HTTPException(422, "give a device, or a site and/or group, not both")
 
-    def work() -> WaveOut:
+    def work() -> WaveResult:
         with session_scope(runtime.engine) as session:
             devices = select_devices(session, body.device, body.site, body.group)
             hidden = sorted({d.site_id for d in devices if not principal.may_see(d.site_id)})
             if hidden:
                 raise HTTPException(403, "some of these devices are in sites you may not act on")
-            result = request_wakes(session, devices, body.reason, principal.actor, utcnow(),
-                                   WakeConfig.from_settings(runtime.settings))
-        return WaveOut(queued=[QueuedOut(**asdict(q)) for q in result.queued],
-                       skipped=[SkippedOut(**asdict(s)) for s in result.skipped])
+            return request_wakes(session, devices, body.reason, principal.actor, utcnow(),
+                                 WakeConfig.from_settings(runtime.settings))
 
     try:
         return await run_in_threadpool(work)
@@ -105,20 +64,18 @@ async def wake(body: WakeIn, runtime: RuntimeDep,
         raise HTTPException(404, str(exc)) from None
 
 
-@router.get("", response_model=list[WakeOut])
+@router.get("", response_model=list[WakeRow])
 def wakes(runtime: RuntimeDep, principal: Annotated[Principal, Depends(require(*READERS))],
           site: str | None = None, status: WakeStatus | None = None,
-          limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[WakeOut]:
+          limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[WakeRow]:
     with session_scope(runtime.engine) as session:
         rows = list_wakes(session, site, status.value if status else None, limit)
-    return [WakeOut(**{k: v for k, v in asdict(r).items() if k != "site_id"}) for r in rows
-            if principal.may_see(r.site_id)]
+    return [r for r in rows if principal.may_see(r.site_id)]
 
 
-@router.get("/failures", response_model=list[FailureOut])
+@router.get("/failures", response_model=list[FailedWake])
 def failures(runtime: RuntimeDep, principal: Annotated[Principal, Depends(require(*READERS))],
-             site: str | None = None) -> list[FailureOut]:
+             site: str | None = None) -> list[FailedWake]:
     with session_scope(runtime.engine) as session:
         rows = failed_wakes(session, site)
-    return [FailureOut(**{k: v for k, v in asdict(r).items() if k != "site_id"}) for r in rows
-            if principal.may_see(r.site_id)]
+    return [r for r in rows if principal.may_see(r.site_id)]
