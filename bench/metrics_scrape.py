@@ -100,7 +100,7 @@ def build_estate(engine: sqlalchemy.Engine, devices: int, sites: int, hours: int
              "bands": [{"name": "night", "start": "00:30", "end": "07:30", "pence_per_kwh": 15.0},
                        {"name": "day", "start": "07:30", "end": "00:30", "pence_per_kwh": 30.2}],
              "standing_pence_per_day": 0.0, "updated_at": first_hour} for i in site_ids))
-        device_rows = [{"id": n, "site_id": site_ids[n % sites], "hostname": f"PC{n:06d}",
+        device_rows = [{"id": n, "site_id": site_ids[(n // 100) % sites], "hostname": f"PC{n:06d}",
                         "device_class": device_class(n)[0], "first_seen": first_hour, "last_seen": now}
                        for n in range(1, devices + 1)]
         written["device"] = insert(c, Device.__table__, device_rows)
