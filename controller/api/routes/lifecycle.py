@@ -25,7 +25,7 @@ from controller.api.deps import RuntimeDep
 from controller.db import session_scope
 from controller.lifecycle import embodied, queries, service
 from controller.lifecycle.evidence import Evidence, check_method
-from controller.lifecycle.recommend import Policy
+from controller.lifecycle.recommend import Policy, Recommendation
 from controller.lifecycle.states import Refused, parse_outcome, parse_state
 from controller.timeutil import utcnow
 
@@ -53,14 +53,6 @@ class MoveIn(BaseModel):
     batch: str | None = None
 
 
-class MoveOut(BaseModel):
-    device_id: int
-    hostname: str
-    from_state: str
-    to_state: str
-    outcome: str | None
-
-
 class HistoryOut(BaseModel):
     at: str
     actor: str
@@ -68,38 +60,6 @@ class HistoryOut(BaseModel):
     to_state: str
     outcome: str | None
     reason: str
-
-
-class RecommendationOut(BaseModel):
-    device_id: int
-    hostname: str
-    site: str
-    kind: str
-    reason: str
-    avoided_kg_co2e: float | None
-
-
-class ForecastOut(BaseModel):
-    site: str
-    year: int
-    devices: int
-    by_class: dict[str, int]
-    embodied_kg_co2e: float
-    budget_pence: int
-    priced: int
-
-
-class EmbodiedOut(BaseModel):
-    device_id: int
-    hostname: str
-    site: str
-    device_class: str
-    kg_co2e: float
-    basis: str
-    source: str
-    purchase_date: date | None
-    amortised_kg_co2e: float | None
-    purchase_year_kg_co2e: float | None
 
 
 class BatchIn(BaseModel):
@@ -111,18 +71,6 @@ class BatchIn(BaseModel):
     collected_on: date
 
 
-class BatchOut(BaseModel):
-    id: int
-    name: str
-    transfer_note_ref: str
-    carrier: str
-    recycler: str
-    accreditation: str
-    collected_on: date
-    retain_until: date
-    devices: list[int]
-
-
 class DevicesIn(BaseModel):
     devices: list[str] = Field(min_length=1)
 
@@ -131,8 +79,8 @@ def _refused(exc: Exception) -> HTTPException:
     return HTTPException(404 if isinstance(exc, service.NotFound) else 409, str(exc))
 
 
-@router.post("/devices/{device}/moves", response_model=MoveOut)
-def move_device(device: str, body: MoveIn, runtime: RuntimeDep, principal: Manager) -> MoveOut:
+@router.post("/devices/{device}/moves", response_model=service.MoveResult)
+def move_device(device: str, body: MoveIn, runtime: RuntimeDep, principal: Manager) -> service.MoveResult:
     try:
         given = body.evidence.model_dump() if body.evidence else {}
         if given.get("method"):
@@ -143,7 +91,7 @@ def move_device(device: str, body: MoveIn, runtime: RuntimeDep, principal: Manag
                                   body.batch)
     except (Refused, service.NotFound) as exc:
         raise _refused(exc) from None
-    return MoveOut(**asdict(result))
+    return result
 
 
 @router.get("/devices/{device}/history", response_model=list[HistoryOut])
@@ -156,59 +104,59 @@ def device_history(device: str, runtime: RuntimeDep, principal: Reader) -> list[
     return [HistoryOut(**{**asdict(h), "at": h.at.isoformat()}) for h in lines]
 
 
-@router.get("/recommendations", response_model=list[RecommendationOut])
-def recommendations(runtime: RuntimeDep, principal: Reader, site: str | None = None) -> list[RecommendationOut]:
+@router.get("/recommendations", response_model=list[Recommendation])
+def recommendations(runtime: RuntimeDep, principal: Reader, site: str | None = None) -> list[Recommendation]:
     with session_scope(runtime.engine) as session:
         found = queries.recommendations(session, embodied.load(session), Policy(), utcnow(), site,
                                         principal.may_see)
-    return [RecommendationOut(**asdict(r)) for r in found]
+    return found
 
 
-@router.get("/forecast", response_model=list[ForecastOut])
+@router.get("/forecast", response_model=list[queries.ForecastYear])
 def forecast(runtime: RuntimeDep, principal: Reader,
-             years: Annotated[int, Query(ge=1, le=10)] = 5) -> list[ForecastOut]:
+             years: Annotated[int, Query(ge=1, le=10)] = 5) -> list[queries.ForecastYear]:
     with session_scope(runtime.engine) as session:
         rows = queries.refresh_forecast(session, embodied.load(session), Policy(), utcnow().date(), years,
                                         principal.may_see)
-    return [ForecastOut(**asdict(r)) for r in rows]
+    return rows
 
 
-@router.get("/embodied", response_model=list[EmbodiedOut])
+@router.get("/embodied", response_model=list[queries.EmbodiedLine])
 def embodied_carbon(runtime: RuntimeDep, principal: Reader, year: int | None = None,
-                    site: str | None = None) -> list[EmbodiedOut]:
+                    site: str | None = None) -> list[queries.EmbodiedLine]:
     today = utcnow().date()
     with session_scope(runtime.engine) as session:
         lines = queries.embodied_report(session, embodied.load(session), year or today.year, today, site,
                                         principal.may_see)
-    return [EmbodiedOut(**asdict(x)) for x in lines]
+    return lines
 
 
-@router.post("/batches", response_model=BatchOut, status_code=201)
-def create_batch(body: BatchIn, runtime: RuntimeDep, principal: Manager) -> BatchOut:
+@router.post("/batches", response_model=service.BatchView, status_code=201)
+def create_batch(body: BatchIn, runtime: RuntimeDep, principal: Manager) -> service.BatchView:
     try:
         with session_scope(runtime.engine) as session:
             view = service.create_batch(session, body.name, body.transfer_note_ref, body.carrier, body.recycler,
                                         body.accreditation, body.collected_on, principal.actor)
     except Refused as exc:
         raise _refused(exc) from None
-    return BatchOut(**asdict(view))
+    return view
 
 
-@router.post("/batches/{name}/devices", response_model=BatchOut)
-def add_to_batch(name: str, body: DevicesIn, runtime: RuntimeDep, principal: Manager) -> BatchOut:
+@router.post("/batches/{name}/devices", response_model=service.BatchView)
+def add_to_batch(name: str, body: DevicesIn, runtime: RuntimeDep, principal: Manager) -> service.BatchView:
     try:
         with session_scope(runtime.engine) as session:
             view = service.add_to_batch(session, name, body.devices, principal.actor)
     except (Refused, service.NotFound) as exc:
         raise _refused(exc) from None
-    return BatchOut(**asdict(view))
+    return view
 
 
-@router.get("/batches/{name}", response_model=BatchOut, dependencies=[Depends(require(*READERS))])
-def show_batch(name: str, runtime: RuntimeDep) -> BatchOut:
+@router.get("/batches/{name}", response_model=service.BatchView, dependencies=[Depends(require(*READERS))])
+def show_batch(name: str, runtime: RuntimeDep) -> service.BatchView:
     try:
         with session_scope(runtime.engine) as session:
             view = service.batch_view(session, name)
     except service.NotFound as exc:
         raise _refused(exc) from None
-    return BatchOut(**asdict(view))
+    return view
