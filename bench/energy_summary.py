@@ -12,11 +12,16 @@ share of hours silent (agent off), which accounting attributes to off or sleep. 
 
     .venv/bin/python bench/energy_summary.py                       # 1,000 devices, 10 sites, 30 days
     .venv/bin/python bench/energy_summary.py --devices 200 --days 7
+
+With the default estate it also checks the summary against the one the code gave before it was made
+fast (commit bca89bf): the digest of every row's figures must match, to the Wh, penny and gram.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import random
 import statistics
 import tempfile
@@ -34,6 +39,9 @@ from controller.energy.tariff import set_tariff
 from controller.models import Device, EnergyBucket, Site
 
 START = datetime(2025, 11, 3, tzinfo=UTC)  # a Monday in term, GMT
+# sha256 (first 16 hex) of energy_summary(group_by="site").to_json() on the default estate, as printed by
+# the code before the fast paths (commit bca89bf, 9.3 CPU-s): the figures any later code must still give.
+DIGEST_BEFORE = {(1000, 10, 30): "6f2b43e2b2451745"}
 BANDS = [{"name": "day", "days": "weekdays", "start": "07:00", "end": "19:00", "pence_per_kwh": "30.2"},
          {"name": "night", "days": "all", "start": "00:00", "end": "00:00", "pence_per_kwh": "15"}]
 
@@ -117,11 +125,17 @@ def main() -> None:
               f"({device_hours / ours_cpu:,.0f} device-hours per CPU second); total {ours.total.kwh} kWh, "
               f"£{ours.total.cost_gbp}, {ours.total.kgco2e} kgCO2e; methods "
               + ", ".join(f"{m} {s * 100:.1f}%" for m, s in ours.total.method_share.items()))
+        digest = hashlib.sha256(json.dumps(ours.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+        before = DIGEST_BEFORE.get((args.devices, args.sites, args.days))
+        print(f"summary digest {digest}" + ("" if before is None else
+              " (the same figures as before the fast paths)" if digest == before else f" DIFFERS from {before}"))
         print(f"peer SUM(joules) GROUP BY site: {peer_s:.3f} s wall, {peer_cpu:.3f} s CPU; total "
               f"{sum(naive.values()):.3f} kWh (counts metered hours twice, drops silent ones)")
         print(f"ratio caretaker / peer: {ours_s / peer_s:.1f}x wall, {ours_cpu / peer_cpu:.1f}x CPU "
               "(the peer's work is mostly in SQLite, inside this process too)")
         engine.dispose()
+        if before is not None and digest != before:
+            raise SystemExit("the summary's figures changed")
 
 
 def _summary(engine, end: datetime):

@@ -13,7 +13,7 @@ A site-hour before the site's first tariff is counted in ``unpriced_kwh`` rather
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate, load_estate
-from controller.energy.lines import HourLine, estate_lines
+from controller.energy.lines import DeviceHours, iter_device_hours
 from controller.energy.school_hours import SchoolHours
 from controller.energy.tariff import mean_rate, tariff_at
 from controller.timeutil import as_utc
@@ -36,6 +36,7 @@ WH = Decimal("0.001")  # kWh to the Wh
 GRAM = Decimal("0.001")  # kg to the gram
 HUNDREDTH_PENNY = Decimal("0.0001")  # £
 SHARE = Decimal("0.0001")
+_ZERO = Decimal(0)
 
 
 def round_half_up(value: Decimal, exponent: Decimal) -> Decimal:
@@ -191,28 +192,57 @@ def grouping(estate: Estate, group_by: str) -> Callable[[int], str]:
     return key
 
 
-def summarise(lines: Iterable[HourLine], estate: Estate, start: datetime, end: datetime, group_by: str = "site",
-              pricer: Pricer | None = None, school_days: int | None = None) -> EnergySummary:
-    """Pure: sum lines into rows by ``group_by`` and an estate-wide total.
+@dataclass
+class Amounts:
+    """Lines summed per group, site-hour, method and state (so each site-hour is priced once), and the
+    devices each group holds: everything a summary needs from the lines, whichever factor prices them."""
 
-    Lines are first summed per group, site-hour, method and state, so each site-hour is priced once."""
+    wh: dict[tuple[str, int, datetime, str, str], Decimal]
+    devices: dict[str, set[int]]
+
+
+def sum_hours(device_hours: Iterable[DeviceHours], estate: Estate, group_by: str = "site") -> Amounts:
+    """Hours of the same kind at the same site-hour are counted, then their lines added once times the
+    count: the same sums as adding every line, without touching each of a trust's hundreds of millions."""
     key = grouping(estate, group_by)
-    pricer = pricer or Pricer(estate)
-    where = {device_id: (key(device_id), device.site_id) for device_id, device in estate.devices.items()}
-    amounts: dict[tuple[str, int, datetime, str, str], Decimal] = defaultdict(Decimal)
+    counts: dict[tuple[str, int], Counter[tuple[datetime, int]]] = defaultdict(Counter)
+    devices: dict[str, set[int]] = defaultdict(set)
+    templates: list = []
+    for found in device_hours:
+        if found.hours:
+            device = found.device
+            group, templates = key(device.id), found.templates
+            devices[group].add(device.id)
+            counts[group, device.site_id].update(found.hours)
+    amounts: dict[tuple[str, int, datetime, str, str], Decimal] = {}
+    for (group, site_id), kinds in counts.items():
+        for (hour, kind), count in kinds.items():
+            for state, method, _, wh in templates[kind]:
+                k = (group, site_id, hour, method, state)
+                amounts[k] = amounts.get(k, _ZERO) + wh * count
+    return Amounts(amounts, devices)
+
+
+def price(amounts: Amounts, start: datetime, end: datetime, group_by: str, pricer: Pricer,
+          school_days: int | None = None) -> EnergySummary:
+    """Pure: summed lines priced into rows by group and an estate-wide total."""
     groups: dict[str, _Sum] = defaultdict(_Sum)
     total = _Sum()
-    for line in lines:
-        group, site_id = where[line.device_id]
-        amounts[group, site_id, line.hour, line.method, line.state] += line.wh
-        groups[group].devices.add(line.device_id)
-        total.devices.add(line.device_id)
-    for (group, site_id, hour, method, state), wh in amounts.items():
+    for group, members in amounts.devices.items():
+        groups[group].devices |= members
+        total.devices |= members
+    for (group, site_id, hour, method, state), wh in amounts.wh.items():
         rate, factor = pricer.rate(site_id, hour), pricer.factor(site_id, hour)
         groups[group].add(wh, method, state, rate, factor)
         total.add(wh, method, state, rate, factor)
     rows = [groups[k].row(k, school_days) for k in sorted(groups)]
     return EnergySummary(start, end, group_by, rows, total.row("total", school_days), school_days)
+
+
+def _estate_amounts(session: Session, estate: Estate, start: datetime, end: datetime, group_by: str,
+                    now: datetime | None) -> Amounts:
+    """The estate's lines summed a device at a time, never all held at once (a trust's year is billions)."""
+    return sum_hours(iter_device_hours(session, estate, start, end, now), estate, group_by)
 
 
 def energy_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
@@ -227,14 +257,14 @@ def energy_summary(session: Session, start: datetime, end: datetime, site_ids: S
         raise AccountingError("the end of the period must come after its start")
     estate = load_estate(session, site_ids)
     grouping(estate, group_by)
-    lines = estate_lines(session, estate, start, end, now)
+    amounts = _estate_amounts(session, estate, start, end, group_by, now)
     school_days = None
     if hours is not None:
         zone = next(iter(estate.sites.values())).zone if estate.sites else ZoneInfo("Europe/London")
         first, last = as_utc(start).astimezone(zone).date(), (as_utc(end) - timedelta(microseconds=1)).astimezone(
             zone).date()
         school_days = hours.school_days([first + timedelta(days=i) for i in range((last - first).days + 1)])
-    return summarise(lines, estate, start, end, group_by, Pricer(estate, factor_year), school_days)
+    return price(amounts, start, end, group_by, Pricer(estate, factor_year), school_days)
 
 
 def restate(session: Session, start: datetime, end: datetime, factor_year: int,
@@ -243,6 +273,6 @@ def restate(session: Session, start: datetime, end: datetime, factor_year: int,
     """(as reported, restated): a prior period's figures at its own years' factors and at ``factor_year``'s,
     so a change of factor is not mistaken for a real saving (DOMAIN.md, restating)."""
     estate = load_estate(session, site_ids)
-    lines = estate_lines(session, estate, start, end, now)
-    return (summarise(lines, estate, start, end, group_by, Pricer(estate)),
-            summarise(lines, estate, start, end, group_by, Pricer(estate, factor_year)))
+    amounts = _estate_amounts(session, estate, start, end, group_by, now)
+    return (price(amounts, start, end, group_by, Pricer(estate)),
+            price(amounts, start, end, group_by, Pricer(estate, factor_year)))

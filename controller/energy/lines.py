@@ -20,9 +20,12 @@ A device counted with monitors gets a line per monitor per state at the monitor'
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import groupby, repeat
+from operator import itemgetter
 from typing import NamedTuple
 
 from sqlalchemy import func
@@ -39,6 +42,9 @@ AWAKE = ("active", "idle")
 # Reports are spread over hours in floating point; less unreported time than this is rounding, not silence.
 GAP_TOLERANCE_SECONDS = Decimal(1)
 _ZERO = Decimal(0)
+_FULL = Decimal(3600)
+# Devices read and worked out at a time: bounds the buckets held in memory (a year is 8,760 hours each).
+CHUNK = 200
 
 
 class HourLine(NamedTuple):
@@ -52,14 +58,6 @@ class HourLine(NamedTuple):
     wh: Decimal
 
 
-class Bucket(NamedTuple):
-    hour: datetime
-    state: str
-    method: str
-    joules: Decimal
-    seconds: Decimal
-
-
 def hour_ceil(value: datetime) -> datetime:
     floor = hour_floor(value)
     return floor if floor == as_utc(value) else floor + HOUR
@@ -71,89 +69,229 @@ def gap_state(states: Iterable[str]) -> str:
     return "sleep" if "sleep" in heard and "off" not in heard else "off"
 
 
-def keep(rows: list[Bucket], bucket: Bucket) -> None:
-    """Add a bucket to its device-hour's rows, so that once a meter reported the hour only metered rows stay."""
-    if bucket.method == METERED:
-        if rows and rows[0].method != METERED:
-            rows.clear()
-    elif rows and rows[0].method == METERED:
-        return
-    rows.append(bucket)
+# A stored bucket as the driver returns it: (device_id, hour as stored, state, method, joules, seconds).
+Row = tuple[int, object, str, str, float, float]
 
 
-def device_lines(device: DeviceInfo, by_hour: Mapping[datetime, list[Bucket]], first_hour: datetime | None,
-                 last_state: str | None, start: datetime, until: datetime, rapl_factor: Decimal,
-                 monitor_watts: Mapping[str, Decimal]) -> list[HourLine]:
-    """One device's lines for the UTC hours from ``start`` until ``until`` (a partial last hour is
-    attributed only up to ``until``): pure, given its buckets by hour in that range (gathered with
-    ``keep``), the hour it was first heard of and the state it was last heard in before ``start``."""
-    lines: list[HourLine] = []
-    if first_hour is None:
-        return lines
-    device_id, monitors = device.id, device.monitors
-    own_watts = {state: device.profile.watts(state) for state in monitor_watts}
-    full = Decimal(3600)
-    hour = max(start, first_hour)
-    while hour < until:
-        rows = by_hour.get(hour, ())
-        metered = bool(rows) and rows[0].method == METERED
+def trusted(rows: Sequence[Row]) -> Sequence[Row]:
+    """A device-hour's buckets to account: only the metered ones once an outlet meter reported the hour."""
+    metered = [row for row in rows if row[3] == METERED]
+    return metered or rows
+
+
+# An hour's lines bar the device and the hour: (state, method, seconds, wh) each.
+Template = tuple[tuple[str, str, Decimal, Decimal], ...]
+
+
+class _Memo:
+    """Each distinct conversion, product and hour's lines worked out once per query. An estate repeats
+    the same few figures (an hour, a model hour of the same class, a full silent hour, a monitor's hour)
+    millions of times, and Decimal division is most of the cost of a line. A cached result is equal in
+    value to the one the arithmetic would have made afresh (Decimals equal in value may differ in
+    trailing zeros, which no rounded figure shows)."""
+
+    def __init__(self, rapl_factor: Decimal) -> None:
+        self.rapl_factor = rapl_factor
+        self.hours: dict[object, datetime] = {}
+        self.walks: dict[tuple[datetime, datetime], list[datetime]] = {}
+        self.exact: dict[float, Decimal] = {}
+        self.draw: dict[tuple[Decimal, Decimal], Decimal] = {}
+        self.template_ids: dict[Template, int] = {}
+        self.templates: list[Template] = []  # by id, shared by every device of the query
+
+    def hour(self, stored: object) -> datetime:
+        """A stored hour as aware UTC, as the column type would read it (SQLite hands back its text)."""
+        utc = self.hours.get(stored)
+        if utc is None:
+            value = datetime.fromisoformat(stored) if isinstance(stored, str) else stored
+            self.hours[stored] = utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc
+
+    def walk(self, begin: datetime, until: datetime) -> list[datetime]:
+        """The hours from ``begin`` while before ``until``; built once for the many devices sharing them."""
+        hours = self.walks.get((begin, until))
+        if hours is None:
+            hours = self.walks[begin, until] = []
+            while begin < until:
+                hours.append(begin)
+                begin += HOUR
+        return hours
+
+    def decimal(self, value: float) -> Decimal:
+        """repr: the shortest decimal that reads back as the stored float."""
+        exact = self.exact.get(value)
+        if exact is None:
+            self.exact[value] = exact = Decimal(repr(value))
+        return exact
+
+    def draw_wh(self, watts: Decimal, seconds: Decimal) -> Decimal:
+        """Watts drawn for ``seconds``, in Wh."""
+        wh = self.draw.get((watts, seconds))
+        if wh is None:
+            self.draw[watts, seconds] = wh = watts * seconds / 3600
+        return wh
+
+    def template_id(self, template: Template) -> int:
+        found = self.template_ids.get(template)
+        if found is None:
+            self.template_ids[template] = found = len(self.templates)
+            self.templates.append(template)
+        return found
+
+
+@dataclass(frozen=True)
+class DeviceHours:
+    """One device's hours, each as the id of its lines in ``templates``: a device repeats the same few
+    hours (a model hour idle, a silent hour off) all year, so an hour's lines are worked out once per
+    kind and a sum can count hours of a kind instead of adding their lines one by one."""
+
+    device: DeviceInfo
+    hours: list[tuple[datetime, int]]
+    templates: list[Template]
+
+    def lines(self) -> list[HourLine]:
+        new, device_id, templates = tuple.__new__, self.device.id, self.templates
+        return [new(HourLine, (device_id, hour, *line)) for hour, tid in self.hours for line in templates[tid]]
+
+
+class _Device:
+    """Works out one device's hours (see ``device_hours``)."""
+
+    def __init__(self, device: DeviceInfo, monitor_watts: Mapping[str, Decimal], memo: _Memo) -> None:
+        self.memo = memo
+        self.monitors = device.monitors
+        self.own_watts = {state: device.profile.watts(state) for state in monitor_watts}
+        self.screen_watts = {state: device.monitors * watts for state, watts in monitor_watts.items()}
+
+    def hour_lines(self, rows: Sequence[Row], last_state: str | None, span: Decimal) -> tuple[int, str | None]:
+        """The lines of an hour of ``span`` seconds holding ``rows`` after ``last_state`` was heard, and the
+        state heard by its end. The rules themselves: metered wins, RAPL to the wall, screens with the PC
+        (but not on a meter), silence attributed to the last state heard."""
+        memo, lines = self.memo, []
+        found = trusted(rows)
+        screens = self.monitors and not (found and found[0][3] == METERED)
         covered = _ZERO
         heard = []
-        for r in rows:
-            joules = r.joules * rapl_factor if r.method == "rapl" else r.joules
-            lines.append(HourLine(device_id, hour, r.state, r.method, r.seconds, joules / 3600))
-            covered += r.seconds
-            if r.seconds > 0:
-                heard.append(r.state)
-            if monitors and not metered:
-                lines.append(HourLine(device_id, hour, r.state, "model", _ZERO,
-                                      monitors * monitor_watts[r.state] * r.seconds / 3600))
+        for _, _, state, method, joules, stored_seconds in found:
+            seconds, exact = memo.decimal(stored_seconds), memo.decimal(joules)
+            lines.append((state, method, seconds, (exact * memo.rapl_factor if method == "rapl" else exact) / 3600))
+            covered += seconds
+            if seconds > 0:
+                heard.append(state)
+            if screens:
+                lines.append((state, "model", _ZERO, memo.draw_wh(self.screen_watts[state], seconds)))
         if heard:
             last_state = gap_state(heard)
-        silent = (full if until - hour >= HOUR else Decimal(int((until - hour).total_seconds()))) - covered
+        silent = span - covered
         if silent > GAP_TOLERANCE_SECONDS:
             state = last_state or "off"
-            lines.append(HourLine(device_id, hour, state, ATTRIBUTED, silent, own_watts[state] * silent / 3600))
-            if monitors and not metered:
-                lines.append(HourLine(device_id, hour, state, ATTRIBUTED, _ZERO,
-                                      monitors * monitor_watts[state] * silent / 3600))
-        hour += HOUR
-    return lines
+            lines.append((state, ATTRIBUTED, silent, memo.draw_wh(self.own_watts[state], silent)))
+            if screens:
+                lines.append((state, ATTRIBUTED, _ZERO, memo.draw_wh(self.screen_watts[state], silent)))
+        return memo.template_id(tuple(lines)), last_state
+
+
+def device_hours(device: DeviceInfo, rows: Sequence[Row], first_hour: datetime | None, last_state: str | None,
+                 start: datetime, until: datetime, monitor_watts: Mapping[str, Decimal], memo: _Memo) -> DeviceHours:
+    """One device's hours from ``start`` until ``until`` (a partial last hour is attributed only up to
+    ``until``): pure, given its stored buckets in that range in hour order, the hour it was first heard
+    of and the state it was last heard in before ``start``.
+
+    One walk along the hours and the buckets together. A whole hour's lines depend only on its buckets'
+    states, methods and amounts and on the state last heard, so they are worked out once per such kind."""
+    hours: list[tuple[datetime, int]] = []
+    if first_hour is None:
+        return DeviceHours(device, hours, memo.templates)
+    worker, kinds = _Device(device, monitor_watts, memo), {}
+    stored_hour, to_utc, templates, add = memo.hours.get, memo.hour, memo.templates, hours.append
+    walk = memo.walk(max(start, first_hour), until)
+    if not walk:
+        return DeviceHours(device, hours, memo.templates)
+    whole = len(walk) if walk[-1] + HOUR <= until else len(walk) - 1  # the hours before a partial last one
+    i, n, k = 0, len(rows), 0
+    next_hour = (stored_hour(rows[0][1]) or to_utc(rows[0][1])) if rows else None
+    while k < len(walk):
+        hour = walk[k]
+        while next_hour is not None and next_hour < hour:  # not on an hour of the walk: no hour holds it
+            i += 1
+            next_hour = (stored_hour(rows[i][1]) or to_utc(rows[i][1])) if i < n else None
+        if next_hour == hour:
+            j, stored = i + 1, rows[i][1]
+            while j < n and rows[j][1] == stored:
+                j += 1
+            found = rows[i:j]
+            kind = found[0][2:] if j - i == 1 else tuple(row[2:] for row in found)
+            i = j
+            next_hour = (stored_hour(rows[i][1]) or to_utc(rows[i][1])) if i < n else None
+            stop = k + 1
+        else:
+            # Silence until the next report: whole silent hours after the same state are all alike.
+            found, kind = (), None
+            stop = whole if next_hour is None else min(whole, k - (hour - next_hour) // HOUR)
+        if k < whole:
+            known = kinds.get((kind, last_state))
+            if known is None:
+                known = kinds[kind, last_state] = worker.hour_lines(found, last_state, _FULL)
+            tid, last_state = known
+        else:
+            tid, last_state = worker.hour_lines(found, last_state, Decimal(int((until - hour).total_seconds())))
+            stop = k + 1
+        if templates[tid]:
+            if stop == k + 1:
+                add((hour, tid))
+            else:
+                hours.extend(zip(walk[k:stop], repeat(tid)))
+        k = stop
+    return DeviceHours(device, hours, memo.templates)
+
+
+def device_rows(session: Session, ids: list[int], start: datetime, end: datetime) -> dict[int, list[Row]]:
+    """Per device, its stored buckets in [start, end) in hour order.
+
+    Read straight from the driver's cursor, not through SQLAlchemy's rows and column types: the read is
+    most of the cost of a summary, and ``_Memo`` converts each distinct hour and float once instead."""
+    result = session.connection().execute(
+        select(EnergyBucket.device_id, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method,
+               EnergyBucket.joules, EnergyBucket.seconds)
+        .where(col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) >= start, col(EnergyBucket.hour) < end)
+        .order_by(col(EnergyBucket.device_id), col(EnergyBucket.hour), col(EnergyBucket.state),
+                  col(EnergyBucket.method)))
+    rows = result.cursor.fetchall()
+    result.close()
+    return {device_id: list(found) for device_id, found in groupby(rows, itemgetter(0))}
+
+
+def iter_device_hours(session: Session, estate: Estate, start: datetime, end: datetime,
+                      now: datetime | None = None) -> Iterator[DeviceHours]:
+    """Every device's hours over the whole UTC hours covering [start, end), attributing silence only up
+    to ``now`` (the future is not yet silent). Read ``CHUNK`` devices at a time, so that a trust's year
+    can be summed without holding all its buckets or lines at once."""
+    until = min(as_utc(end), as_utc(now or utcnow()))
+    start, end = hour_floor(start), hour_ceil(until)
+    if not estate.devices or start >= until:
+        return
+    monitor = estate.catalogue.monitor()
+    monitor_watts = {s: monitor.watts(s) for s in ("active", "idle", "sleep", "off")}
+    memo = _Memo(estate.catalogue.rapl_wall_factor)
+    devices = list(estate.devices.values())
+    for i in range(0, len(devices), CHUNK):
+        chunk = devices[i:i + CHUNK]
+        ids = [device.id for device in chunk]
+        rows = device_rows(session, ids, start, end)
+        first = dict(session.exec(select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
+                                  .where(col(EnergyBucket.device_id).in_(ids)).group_by(EnergyBucket.device_id)).all())
+        before = _last_heard_before(session, ids, start)
+        for device in chunk:
+            first_hour = first.get(device.id)
+            yield device_hours(device, rows.get(device.id, ()), first_hour and as_utc(first_hour),
+                               before.get(device.id), start, until, monitor_watts, memo)
 
 
 def estate_lines(session: Session, estate: Estate, start: datetime, end: datetime,
                  now: datetime | None = None) -> list[HourLine]:
     """Lines for every device of ``estate`` over the whole UTC hours covering [start, end), attributing
     silence only up to ``now`` (the future is not yet silent)."""
-    until = min(as_utc(end), as_utc(now or utcnow()))
-    start, end = hour_floor(start), hour_ceil(until)
-    ids = list(estate.devices)
-    if not ids or start >= until:
-        return []
-    buckets: dict[int, dict[datetime, list[Bucket]]] = defaultdict(lambda: defaultdict(list))
-    seconds_as_decimal: dict[float, Decimal] = {}  # most buckets hold a whole 3600 s: convert each value once
-    # Core, not the ORM: plain rows skip the ORM's per-row loading, a third of the time on a big estate.
-    rows = session.connection().execute(select(
-        EnergyBucket.device_id, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method, EnergyBucket.joules,
-        EnergyBucket.seconds).where(col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) >= start,
-                                    col(EnergyBucket.hour) < end)).all()
-    for device_id, hour, state, method, joules, seconds in rows:
-        exact_seconds = seconds_as_decimal.get(seconds)
-        if exact_seconds is None:
-            exact_seconds = seconds_as_decimal[seconds] = Decimal(repr(seconds))
-        keep(buckets[device_id][hour], Bucket(hour, state, method, Decimal(repr(joules)), exact_seconds))
-    first = dict(session.exec(select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
-                              .where(col(EnergyBucket.device_id).in_(ids)).group_by(EnergyBucket.device_id)).all())
-    before = _last_heard_before(session, ids, start)
-    monitor = estate.catalogue.monitor()
-    monitor_watts = {s: monitor.watts(s) for s in ("active", "idle", "sleep", "off")}
-    lines: list[HourLine] = []
-    for device_id, device in estate.devices.items():
-        first_hour = first.get(device_id)
-        lines.extend(device_lines(device, buckets.get(device_id, {}), first_hour and as_utc(first_hour),
-                                  before.get(device_id), start, until, estate.catalogue.rapl_wall_factor,
-                                  monitor_watts))
-    return lines
+    return [line for hours in iter_device_hours(session, estate, start, end, now) for line in hours.lines()]
 
 
 def _last_heard_before(session: Session, ids: list[int], start: datetime) -> dict[int, str]:
