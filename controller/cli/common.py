@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from controller import migrate
-from controller.db import make_engine
+from controller.db import make_engine, session_scope
 from controller.settings import Settings
 from controller.timeutil import utcnow
 
@@ -47,6 +49,23 @@ def open_database(database_url: str | None, data_dir: Path | None) -> Engine:
     return engine
 
 
+T = TypeVar("T")
+
+
+def in_session(database_url: str | None, data_dir: Path | None, work: Callable[[Session], T],
+               refused: tuple[type[Exception], ...] = ()) -> T:
+    """Run ``work`` in one transaction; the domain's ``refused`` errors become the one-line CLI error.
+
+    Most commands are exactly this around one domain call, so the pattern lives here once.
+    """
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            return work(session)
+    except refused as exc:
+        fail(str(exc))
+
+
 def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -67,6 +86,18 @@ def print_table(headers: list[str], rows: list[list[object]]) -> None:
     typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in text:
         typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_rows(rows: list[T], as_json: bool, headers: list[str], cells: Callable[[T], list[object]],
+               summary: str | None = None) -> None:
+    """``rows`` as JSON with --json, else a table of ``cells(row)`` and the ``summary`` line on stderr
+    (kept off stdout so the table stays easy to pipe)."""
+    if as_json:
+        print_json(rows)
+        return
+    print_table(headers, [cells(row) for row in rows])
+    if summary is not None:
+        typer.echo(summary, err=True)
 
 
 def age(when: datetime | None) -> str:

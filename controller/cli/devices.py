@@ -11,12 +11,11 @@ from controller.cli.common import (
     DatabaseUrl,
     DataDir,
     age,
-    fail,
-    open_database,
+    in_session,
     print_json,
+    print_rows,
     print_table,
 )
-from controller.db import session_scope
 from controller.register import NotFound, device_detail, list_devices
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -33,32 +32,22 @@ def devices(
     as_json: AsJson = False,
 ) -> None:
     """List the device register."""
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = list_devices(session, site, conflicts)
-    if as_json:
-        print_json(rows)
-        return
+    rows = in_session(database_url, data_dir, lambda s: list_devices(s, site, conflicts))
     if conflicts:
-        print_table(["ID", "SITE", "HOSTNAME", "SERIAL", "CONFLICTS WITH", "WHY"],
-                    [[r.id, r.site, r.hostname, r.serial, r.conflict_with, r.conflict_reason] for r in rows])
+        print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "SERIAL", "CONFLICTS WITH", "WHY"],
+                   lambda r: [r.id, r.site, r.hostname, r.serial, r.conflict_with, r.conflict_reason],
+                   f"{len(rows)} device(s)")
     else:
-        print_table(["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
-                    [[r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, age(r.last_seen)]
-                     for r in rows])
-    typer.echo(f"{len(rows)} device(s)", err=True)
+        print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
+                   lambda r: [r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, age(r.last_seen)],
+                   f"{len(rows)} device(s)")
 
 
 @device_app.command("show")
 def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretaker devices`")],
                 database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Everything the register knows about one device."""
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            detail = device_detail(session, device_id)
-    except NotFound as exc:
-        fail(str(exc))
+    detail = in_session(database_url, data_dir, lambda s: device_detail(s, device_id), (NotFound,))
     if as_json:
         print_json(detail)
         return

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from controller.cli.common import ACTOR, AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
+from controller.cli.common import (
+    ACTOR,
+    AsJson,
+    DatabaseUrl,
+    DataDir,
+    fail,
+    in_session,
+    open_database,
+    print_json,
+    print_rows,
+)
 from controller.db import session_scope
 from controller.lifecycle import embodied, queries, service
 from controller.lifecycle.evidence import Evidence, check_method
@@ -78,18 +88,9 @@ def move(
 def history(device: Annotated[str, typer.Argument(help="ID, asset tag, serial or hostname")],
             database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Every state the device has been in: who moved it, when and why."""
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            lines = service.history(session, device)
-    except (Refused, NotFound) as exc:
-        fail(str(exc))
-    if as_json:
-        print_json(lines)
-        return
-    print_table(["WHEN (UTC)", "WHO", "FROM", "TO", "OUTCOME", "WHY"],
-                [[f"{h.at:%Y-%m-%d %H:%M}", h.actor, h.from_state or "-", h.to_state, h.outcome, h.reason]
-                 for h in lines])
+    lines = in_session(database_url, data_dir, lambda s: service.history(s, device), (Refused, NotFound))
+    print_rows(lines, as_json, ["WHEN (UTC)", "WHO", "FROM", "TO", "OUTCOME", "WHY"],
+               lambda h: [f"{h.at:%Y-%m-%d %H:%M}", h.actor, h.from_state or "-", h.to_state, h.outcome, h.reason])
 
 
 def _policy(refresh_years: list[str] | None, stale_days: int | None, notice_days: int | None) -> Policy:
@@ -118,31 +119,23 @@ def recommend(
 ) -> None:
     """What to refresh, extend, repair, find or redeploy, each with its reason."""
     policy = _policy(refresh_years, stale_days, notice_days)
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        found = queries.recommendations(session, embodied.load(session), policy, utcnow(), site)
-    if as_json:
-        print_json(found)
-        return
-    print_table(["ID", "SITE", "HOSTNAME", "ADVICE", "WHY"],
-                [[r.device_id, r.site, r.hostname, r.kind, r.reason] for r in found])
+    found = in_session(database_url, data_dir,
+                       lambda s: queries.recommendations(s, embodied.load(s), policy, utcnow(), site))
     avoided = sum(r.avoided_kg_co2e or 0 for r in found)
-    typer.echo(f"{len(found)} recommendation(s); extending avoids {avoided:g} kgCO2e", err=True)
+    print_rows(found, as_json, ["ID", "SITE", "HOSTNAME", "ADVICE", "WHY"],
+               lambda r: [r.device_id, r.site, r.hostname, r.kind, r.reason],
+               f"{len(found)} recommendation(s); extending avoids {avoided:g} kgCO2e")
 
 
 @app.command("forecast")
 def forecast(years: Annotated[int, typer.Option(min=1, max=10, help="Calendar years ahead")] = 5,
              database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Devices due for refresh each year, with their replacements' embodied carbon and original prices."""
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = queries.refresh_forecast(session, embodied.load(session), Policy(), utcnow().date(), years)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(["SITE", "YEAR", "DEVICES", "CLASSES", "EMBODIED KGCO2E", "BUDGET £ (PRICED)"],
-                [[r.site, r.year, r.devices, ", ".join(f"{k} {v}" for k, v in sorted(r.by_class.items())),
-                  f"{r.embodied_kg_co2e:g}", f"{r.budget_pence / 100:,.2f} ({r.priced})"] for r in rows])
+    rows = in_session(database_url, data_dir,
+                      lambda s: queries.refresh_forecast(s, embodied.load(s), Policy(), utcnow().date(), years))
+    print_rows(rows, as_json, ["SITE", "YEAR", "DEVICES", "CLASSES", "EMBODIED KGCO2E", "BUDGET £ (PRICED)"],
+               lambda r: [r.site, r.year, r.devices, ", ".join(f"{k} {v}" for k, v in sorted(r.by_class.items())),
+                          f"{r.embodied_kg_co2e:g}", f"{r.budget_pence / 100:,.2f} ({r.priced})"])
 
 
 @app.command("embodied")
@@ -151,17 +144,14 @@ def embodied_report(year: Annotated[int | None, typer.Option(help="Calendar year
                     database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Each device's embodied carbon: amortised over its actual life, and all in its year of purchase."""
     today = utcnow().date()
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        lines = queries.embodied_report(session, embodied.load(session), year or today.year, today, site)
-    if as_json:
-        print_json(lines)
-        return
-    print_table(["ID", "SITE", "HOSTNAME", "CLASS", "KGCO2E", "BASIS", "PURCHASED", "AMORTISED", "PURCHASE YEAR"],
-                [[x.device_id, x.site, x.hostname, x.device_class, f"{x.kg_co2e:g}", x.basis, x.purchase_date,
-                  x.amortised_kg_co2e, x.purchase_year_kg_co2e] for x in lines])
-    typer.echo(f"amortised {sum(x.amortised_kg_co2e or 0 for x in lines):,.1f} kgCO2e; in year of purchase "
-               f"{sum(x.purchase_year_kg_co2e or 0 for x in lines):,.1f} kgCO2e", err=True)
+    lines = in_session(database_url, data_dir,
+                       lambda s: queries.embodied_report(s, embodied.load(s), year or today.year, today, site))
+    print_rows(lines, as_json,
+               ["ID", "SITE", "HOSTNAME", "CLASS", "KGCO2E", "BASIS", "PURCHASED", "AMORTISED", "PURCHASE YEAR"],
+               lambda x: [x.device_id, x.site, x.hostname, x.device_class, f"{x.kg_co2e:g}", x.basis, x.purchase_date,
+                          x.amortised_kg_co2e, x.purchase_year_kg_co2e],
+               f"amortised {sum(x.amortised_kg_co2e or 0 for x in lines):,.1f} kgCO2e; in year of purchase "
+               f"{sum(x.purchase_year_kg_co2e or 0 for x in lines):,.1f} kgCO2e")
 
 
 @app.command("embodied-import")
@@ -175,9 +165,7 @@ def embodied_import(file: Annotated[Path, typer.Argument(help="CSV: device_class
         fail(f"cannot read {file}: {exc.strerror}")
     except Refused as exc:
         fail(f"{file}: {exc}")
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        count = embodied.store_overrides(session, rows)
+    count = in_session(database_url, data_dir, lambda s: embodied.store_overrides(s, rows))
     typer.echo(f"{count} embodied-carbon figure(s) stored")
 
 
@@ -195,13 +183,8 @@ def batch_create(
 ) -> None:
     """Record a collection; its transfer note is kept (and tracked) for two years."""
     when = _date(collected_on, "--collected-on")
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            view = service.create_batch(session, name, transfer_note, carrier, recycler, accreditation, when, ACTOR)
-    except Refused as exc:
-        fail(str(exc))
-    _show_batch(view, as_json)
+    _show_batch(in_session(database_url, data_dir, lambda s: service.create_batch(
+        s, name, transfer_note, carrier, recycler, accreditation, when, ACTOR), (Refused,)), as_json)
 
 
 @batch_app.command("add")
@@ -209,26 +192,15 @@ def batch_add(name: Annotated[str, typer.Argument(help="Batch name")],
               devices: Annotated[list[str], typer.Argument(help="IDs, asset tags, serials or hostnames")],
               database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Put retired devices into a batch (all or none)."""
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            view = service.add_to_batch(session, name, devices, ACTOR)
-    except (Refused, NotFound) as exc:
-        fail(str(exc))
-    _show_batch(view, as_json)
+    _show_batch(in_session(database_url, data_dir, lambda s: service.add_to_batch(s, name, devices, ACTOR),
+                           (Refused, NotFound)), as_json)
 
 
 @batch_app.command("show")
 def batch_show(name: Annotated[str, typer.Argument(help="Batch name")],
                database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """A batch, its transfer note and its devices."""
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            view = service.batch_view(session, name)
-    except NotFound as exc:
-        fail(str(exc))
-    _show_batch(view, as_json)
+    _show_batch(in_session(database_url, data_dir, lambda s: service.batch_view(s, name), (NotFound,)), as_json)
 
 
 def _show_batch(view: service.BatchView, as_json: bool) -> None:

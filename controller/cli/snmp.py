@@ -14,8 +14,10 @@ from controller.cli.common import (
     DataDir,
     age,
     fail,
+    in_session,
     open_database,
     print_json,
+    print_rows,
     print_table,
     settings_for,
 )
@@ -166,19 +168,12 @@ def snmp_targets(
     as_json: AsJson = False,
 ) -> None:
     """List the registered SNMP kit and how each one's last poll went."""
-    from controller.db import session_scope
     from controller.snmp.store import list_targets
 
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = list_targets(session, site)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(["ID", "SITE", "ADDRESS", "DEVICE", "KIND", "CREDENTIAL", "LAST OK", "LAST POLL"],
-                [[r.id, r.site, f"{r.address}:{r.port}", r.hostname, r.kind, r.credential, age(r.last_ok_at),
-                  "never" if r.last_poll_at is None else (f"failed: {r.last_error}" if r.last_error else "ok")]
-                 for r in rows])
+    rows = in_session(database_url, data_dir, lambda s: list_targets(s, site))
+    print_rows(rows, as_json, ["ID", "SITE", "ADDRESS", "DEVICE", "KIND", "CREDENTIAL", "LAST OK", "LAST POLL"],
+               lambda r: [r.id, r.site, f"{r.address}:{r.port}", r.hostname, r.kind, r.credential, age(r.last_ok_at),
+                          "never" if r.last_poll_at is None else (f"failed: {r.last_error}" if r.last_error else "ok")])
 
 
 def _given_credentials(communities: list[str], user: str | None, auth_key: str | None, priv_key: str | None,

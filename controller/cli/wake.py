@@ -20,12 +20,12 @@ from controller.cli.common import (
     DatabaseUrl,
     DataDir,
     fail,
-    open_database,
+    in_session,
     print_json,
+    print_rows,
     print_table,
     settings_for,
 )
-from controller.db import session_scope
 from controller.power.magic import MagicSender
 from controller.power.models import WakeStatus
 from controller.power.wake import WakeConfig, WakeRefused, failed_wakes, list_wakes, request_wakes, select_devices
@@ -66,16 +66,11 @@ def send(
         return
     if device is not None and (site or group):
         fail("give a DEVICE, or --site/--group, not both")
-    engine = open_database(database_url, data_dir)
     config = WakeConfig.from_settings(settings_for(database_url, data_dir))
-    try:
-        with session_scope(engine) as session:
-            devices = select_devices(session, device, site, group)
-            result = request_wakes(session, devices, reason, ACTOR, utcnow(), config)
-    except WakeRefused as exc:
-        fail(str(exc))
+    result = in_session(database_url, data_dir, lambda s: request_wakes(
+        s, select_devices(s, device, site, group), reason, ACTOR, utcnow(), config), (WakeRefused,))
     if as_json:
-        print_json({"queued": [q.__dict__ for q in result.queued], "skipped": [s.__dict__ for s in result.skipped]})
+        print_json(result)
         return
     print_table(["WAKE", "DEVICE", "HOSTNAME", "SLOT"],
                 [[q.wake_id, q.device_id, q.hostname, q.due_at.isoformat(timespec="milliseconds")]
@@ -112,15 +107,11 @@ def list_command(
     as_json: AsJson = False,
 ) -> None:
     """Wake requests, newest first: status, route and who sent each."""
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = list_wakes(session, site, status.value if status else None, limit)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(["WAKE", "SITE", "HOSTNAME", "MAC", "STATUS", "TRIES", "ROUTE", "SENT BY", "REQUESTED", "WHY FAILED"],
-                [[r.id, r.site, r.hostname, r.mac, r.status, r.attempts, r.route, r.sent_by,
-                  r.requested_at.isoformat(timespec="seconds"), r.failure] for r in rows])
+    rows = in_session(database_url, data_dir, lambda s: list_wakes(s, site, status.value if status else None, limit))
+    print_rows(rows, as_json,
+               ["WAKE", "SITE", "HOSTNAME", "MAC", "STATUS", "TRIES", "ROUTE", "SENT BY", "REQUESTED", "WHY FAILED"],
+               lambda r: [r.id, r.site, r.hostname, r.mac, r.status, r.attempts, r.route, r.sent_by,
+                          r.requested_at.isoformat(timespec="seconds"), r.failure])
 
 
 @app.command("failures")
@@ -131,13 +122,8 @@ def failures_command(
     as_json: AsJson = False,
 ) -> None:
     """Devices whose latest wake failed, with the likely cause their agent found when last up."""
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = failed_wakes(session, site)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(["DEVICE", "SITE", "HOSTNAME", "FAILED", "LIKELY CAUSE", "WHAT HAPPENED"],
-                [[r.device_id, r.site, r.hostname, r.failed_at.isoformat(timespec="seconds") if r.failed_at else "",
-                  r.cause, r.failure] for r in rows])
-    typer.echo(f"{len(rows)} device(s) failed to wake", err=True)
+    rows = in_session(database_url, data_dir, lambda s: failed_wakes(s, site))
+    print_rows(rows, as_json, ["DEVICE", "SITE", "HOSTNAME", "FAILED", "LIKELY CAUSE", "WHAT HAPPENED"],
+               lambda r: [r.device_id, r.site, r.hostname,
+                          r.failed_at.isoformat(timespec="seconds") if r.failed_at else "", r.cause, r.failure],
+               f"{len(rows)} device(s) failed to wake")
