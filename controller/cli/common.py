@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -67,7 +67,7 @@ def in_session(database_url: str | None, data_dir: Path | None, work: Callable[[
 
 
 def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # a datetime is a date too
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
