@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
-from controller.cli.common import ACTOR, AsJson, DatabaseUrl, DataDir, fail, open_database, print_json, print_table
-from controller.db import session_scope
+from controller.cli.common import ACTOR, AsJson, DatabaseUrl, DataDir, fail, in_session, print_json, print_rows
 from controller.timeutil import utcnow
 from controller.web.accounts import (
     AccountError,
@@ -49,41 +49,26 @@ def user_add(
 ) -> None:
     """Add a user who signs in to the console; the password is stored as an argon2 hash."""
     password = _password(password_file)
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            user = add_user(session, name, role, password, site or [], ACTOR)
-            user_id = user.id
-    except AccountError as exc:
-        fail(str(exc))
+    user_id = in_session(database_url, data_dir,
+                         lambda s: add_user(s, name, role, password, site or [], ACTOR).id, (AccountError,))
     typer.echo(f"user {user_id} {name.strip()} added as {role.value}")
 
 
 @app.command("list")
 def user_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List users, their roles and the sites auditors may see."""
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = list_users(session)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(["ID", "NAME", "ROLE", "SITES", "STATE", "LAST SIGN-IN"],
-                [[u.id, u.name, u.role, ", ".join(u.sites) or ("none" if u.role == Role.auditor else "all"),
-                  "disabled" if u.disabled else "active",
-                  f"{u.last_sign_in:%Y-%m-%d %H:%M}" if u.last_sign_in else "never"] for u in rows])
+    print_rows(in_session(database_url, data_dir, list_users), as_json,
+               ["ID", "NAME", "ROLE", "SITES", "STATE", "LAST SIGN-IN"],
+               lambda u: [u.id, u.name, u.role, ", ".join(u.sites) or ("none" if u.role == Role.auditor else "all"),
+                          "disabled" if u.disabled else "active",
+                          f"{u.last_sign_in:%Y-%m-%d %H:%M}" if u.last_sign_in else "never"])
 
 
 @app.command("disable")
 def user_disable(name: Annotated[str, typer.Argument(help="The sign-in name")],
                  database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Disable a user: their sessions end at once and they can no longer sign in."""
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            disable_user(session, name, ACTOR)
-    except AccountError as exc:
-        fail(str(exc))
+    in_session(database_url, data_dir, lambda s: disable_user(s, name, ACTOR), (AccountError,))
     typer.echo(f"user {name} disabled")
 
 
@@ -101,13 +86,12 @@ def apitoken_create(
     if days is not None and days < 1:
         fail("--days must be at least 1")
     expires_at = utcnow() + timedelta(days=days) if days else None
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            secret, token = create_token(session, name, role, site or [], expires_at, ACTOR)
-            token_id = token.id
-    except AccountError as exc:
-        fail(str(exc))
+
+    def create(session: Session) -> tuple[str, int]:
+        secret, token = create_token(session, name, role, site or [], expires_at, ACTOR)
+        return secret, token.id
+
+    secret, token_id = in_session(database_url, data_dir, create, (AccountError,))
     if as_json:
         print_json({"id": token_id, "token": secret, "role": role.value, "sites": site or [],
                     "expires_at": expires_at})
@@ -120,29 +104,19 @@ def apitoken_create(
 @tokens_app.command("list")
 def apitoken_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List API tokens (never the tokens themselves)."""
-    engine = open_database(database_url, data_dir)
-    with session_scope(engine) as session:
-        rows = list_tokens(session)
-    if as_json:
-        print_json(rows)
-        return
     now = utcnow()
-    print_table(["ID", "NAME", "TOKEN", "ROLE", "SITES", "STATE", "EXPIRES", "LAST USED"],
-                [[t.id, t.name, t.prefix + "…", t.role, ", ".join(t.sites) or "all",
-                  "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "active"),
-                  f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "never",
-                  f"{t.last_used:%Y-%m-%d %H:%M}" if t.last_used else "never"] for t in rows])
+    print_rows(in_session(database_url, data_dir, list_tokens), as_json,
+               ["ID", "NAME", "TOKEN", "ROLE", "SITES", "STATE", "EXPIRES", "LAST USED"],
+               lambda t: [t.id, t.name, t.prefix + "…", t.role, ", ".join(t.sites) or "all",
+                          "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now
+                                                          else "active"),
+                          f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "never",
+                          f"{t.last_used:%Y-%m-%d %H:%M}" if t.last_used else "never"])
 
 
 @tokens_app.command("revoke")
 def apitoken_revoke(token_id: Annotated[int, typer.Argument(help="ID from `caretaker apitoken list`")],
                     database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Revoke an API token: it is refused from the next request on."""
-    engine = open_database(database_url, data_dir)
-    try:
-        with session_scope(engine) as session:
-            token = revoke_token(session, token_id, ACTOR)
-            prefix = token.prefix
-    except AccountError as exc:
-        fail(str(exc))
+    prefix = in_session(database_url, data_dir, lambda s: revoke_token(s, token_id, ACTOR).prefix, (AccountError,))
     typer.echo(f"API token {token_id} ({prefix}…) revoked")
