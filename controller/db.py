@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -67,3 +68,13 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+T = TypeVar("T")
+IN_LIST_LIMIT = 10_000  # PostgreSQL takes at most 65,535 bind parameters in one statement
+
+
+def in_batches(items: Sequence[T], size: int = IN_LIST_LIMIT) -> Iterator[Sequence[T]]:
+    """``items`` in slices short enough for one ``IN (...)`` list, so a trust of 100,000 devices still queries."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

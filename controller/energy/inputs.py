@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from controller.db import in_batches
 from controller.energy import carbon, catalogue
 from controller.energy.catalogue import Catalogue, PowerProfile
 from controller.energy.tariff import TariffSpec, tariffs_for
@@ -60,11 +61,11 @@ def measured_watts(session: Session, device_ids: Iterable[int], rapl_factor: Dec
     ids = list(device_ids)
     if not ids:
         return {}
-    rows = session.exec(
+    rows = [row for batch in in_batches(ids) for row in session.exec(
         select(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method,
                func.sum(EnergyBucket.joules), func.sum(EnergyBucket.seconds))
-        .where(col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.method).in_(MEASURED))
-        .group_by(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method))
+        .where(col(EnergyBucket.device_id).in_(batch), col(EnergyBucket.method).in_(MEASURED))
+        .group_by(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method))]
     best: dict[tuple[int, str], tuple[int, Decimal]] = {}
     for device_id, state, method, joules, seconds in rows:
         if seconds is None or seconds < CALIBRATION_MIN_SECONDS:

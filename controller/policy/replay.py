@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from controller.db import in_batches
 from controller.energy import catalogue
 from controller.models import Device, Site
 from controller.models import Report as ReportRow
@@ -40,8 +41,8 @@ def estate(session: Session, site: str | None = None) -> tuple[list[DeviceFacts]
 
 def observations(session: Session, device_ids: list[str], start: datetime, end: datetime) -> list[Observation]:
     ids = [int(d) for d in device_ids]
-    rows = session.exec(select(ReportRow).where(ReportRow.device_id.in_(ids), ReportRow.end > start,
-                                                ReportRow.start < end))
+    rows = [row for batch in in_batches(ids) for row in session.exec(
+        select(ReportRow).where(ReportRow.device_id.in_(batch), ReportRow.end > start, ReportRow.start < end))]
     return [Observation(str(r.device_id), r.start, r.end, r.state, r.idle_seconds, r.cpu_percent, r.sessions,
                         r.joules, r.slept_seconds) for r in rows]
 
