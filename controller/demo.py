@@ -9,12 +9,15 @@ carries on where the first stopped.
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +25,8 @@ import httpx
 from controller import tls
 
 BIN = Path(sys.executable).parent
+EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+CONSOLE_USER = "demo"
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,25 @@ def _token(plan: DemoPlan, site: str) -> str:
     return result.stdout.strip()
 
 
+def ensure_policies(plan: DemoPlan) -> None:
+    """The example policies, in observe mode as shipped, so schedules, audit and simulate have something to show.
+    Copied once: edits the user makes in the demo's copy are theirs to keep."""
+    target = plan.data_dir / "policies"
+    if not target.exists() and EXAMPLE_POLICIES.is_dir():
+        shutil.copytree(EXAMPLE_POLICIES, target, ignore=shutil.ignore_patterns("README.md", "schema"))
+
+
+def ensure_console_user(plan: DemoPlan) -> Path:
+    """A network manager for the web console; its password is made once and kept (0600) beside the database."""
+    password = plan.data_dir / "console-password"
+    if not password.exists():
+        password.touch(mode=0o600)
+        password.write_text(secrets.token_urlsafe(12) + "\n")
+        subprocess.run(_caretaker(plan, "user", "add", CONSOLE_USER, "--role", "network_manager",
+                                  "--password-file", str(password)), capture_output=True, text=True, check=True)
+    return password
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -97,6 +121,7 @@ def run(plan: DemoPlan, say=print) -> None:
     logs = plan.data_dir / "logs"
     logs.mkdir(exist_ok=True)
     cert, key = ensure_certificates(plan)
+    ensure_policies(plan)
     children: list[subprocess.Popen] = []
 
     def start(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -113,6 +138,7 @@ def run(plan: DemoPlan, say=print) -> None:
                                                     "--tls-cert", str(cert), "--tls-key", str(key)),
                            env={"CARETAKER_REPORT_INTERVAL_SECONDS": str(plan.agent_interval)})
         _wait_healthy(plan, controller, logs / "controller.log")
+        password = ensure_console_user(plan)
 
         say("Enrolling this machine's agent …")
         agent_dir = plan.data_dir / "agent"
@@ -128,10 +154,15 @@ def run(plan: DemoPlan, say=print) -> None:
                                      "--history", str(plan.history_days),
                                      "--state", str(plan.data_dir / "simulate.json")))
         data = f"--data-dir {plan.data_dir}"
-        say("\nRunning. In another terminal, try:\n"
+        today = date.today()
+        week_ago = today - timedelta(days=7)
+        say(f"\nRunning. The console is {plan.url}/ (sign in as {CONSOLE_USER!r}, password in {password}).\n"
+            "In another terminal, try:\n"
             f"  .venv/bin/caretaker devices {data}\n"
             f"  .venv/bin/caretaker devices --conflicts {data}\n"
             f"  .venv/bin/caretaker device show 1 {data}\n"
+            f"  .venv/bin/caretaker energy summary --by site --from {week_ago} --to {today} {data}\n"
+            f"  .venv/bin/caretaker policy list {data}\n"
             f"  .venv/bin/caretaker-agent collect\n"
             f"Logs are in {logs}. Press Ctrl-C to stop everything.")
         while all(child.poll() is None for child in children[:2]):

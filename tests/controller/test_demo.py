@@ -41,5 +41,11 @@ def test_the_demo_shows_an_estate_and_stops_cleanly(tmp_path):
     assert {d["site"] for d in listed} >= {"Demo Office"}
     assert any(d["conflict_with"] for d in listed), "the simulated estate includes a cloned image"
     assert "Press Ctrl-C" in output and "Stopping" in output
+    password = data_dir / "console-password"
+    assert f"password in {password}" in output and password.stat().st_mode & 0o077 == 0
+    users = subprocess.run([str(BIN / "caretaker"), "user", "list", "--json", "--data-dir", str(data_dir)],
+                           capture_output=True, text=True, timeout=60)
+    assert [(u["name"], u["role"]) for u in json.loads(users.stdout)] == [("demo", "network_manager")]
+    assert (data_dir / "policies" / "primary.yaml").is_file()
     assert demo.returncode == 0
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
