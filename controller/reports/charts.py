@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import io
 
-from matplotlib import rc_context
-from matplotlib.figure import Figure
-
 from controller.reports.document import Chart
 
 COLOURS = ("#1b6ca8", "#e07b00", "#3a9b47", "#b03a48", "#6b4c9a", "#7f7f7f")
@@ -18,6 +15,9 @@ COLOURS = ("#1b6ca8", "#e07b00", "#3a9b47", "#b03a48", "#6b4c9a", "#7f7f7f")
 
 def svg(chart: Chart) -> str:
     """The chart as an ``<svg>`` element (no XML prologue), sized for an A4 column."""
+    from matplotlib import rc_context  # ~0.3 s to import: only reports and charts pay it, not every CLI call
+    from matplotlib.figure import Figure
+
     height = max(2.2, 0.35 * len(chart.labels) + 1.0) if chart.horizontal else 2.6
     with rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9}):
         figure = Figure(figsize=(7.0, height))

@@ -8,6 +8,7 @@ failed sign-in, is written to the change log in the same transaction.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -29,8 +30,13 @@ MIN_PASSWORD_LENGTH = 12
 LOCKOUT_FAILURES = 10
 LOCKOUT_WINDOW = timedelta(minutes=15)
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
+    Made on first use: hashing costs ~0.2 s, which every `caretaker` command would otherwise pay at import."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class Role(enum.StrEnum):
@@ -142,7 +148,7 @@ def sign_in(session: Session, name: str, password: str, source: str) -> User | N
     """
     user = session.exec(select(User).where(User.name == name)).first()
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
         ok = user is not None and not user.disabled and not _locked_out(session, user)
     except (VerificationError, InvalidHashError):
         ok = False
