@@ -78,3 +78,8 @@ def in_batches(items: Sequence[T], size: int = IN_LIST_LIMIT) -> Iterator[Sequen
     """``items`` in slices short enough for one ``IN (...)`` list, so a trust of 100,000 devices still queries."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# Advisory locks are per database: the schema as the second key keeps estates (and tests) that share one
+# database in separate schemas from taking each other's singleton jobs. Bind ``k``.
+ADVISORY_KEY = "(:k, hashtext(current_schema()))"

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from agent.protocol import WakeOrder
-from controller.db import session_scope
+from controller.db import ADVISORY_KEY, session_scope
 from controller.power import dispatch
 from controller.power.election import Board, current_board
 from controller.power.magic import MagicSender
@@ -27,6 +28,49 @@ from controller.timeutil import utcnow
 log = logging.getLogger(__name__)
 MAX_ORDERS_PER_REPLY = 2000
 IDLE_SECONDS = 1.0
+_DISPATCHER_LOCK = 0x77616B65  # "wake"
+
+
+class Leadership:
+    """Which replica dispatches wakes. Each paces its own releases, so two dispatchers would double a site's
+    rate: on PostgreSQL one replica holds a session advisory lock on a connection of its own and dispatches;
+    the others only serve ingest (confirmations, relay orders) until it goes away, and its lock with it.
+    SQLite has one controller, which always leads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._leading = False
+
+    def held(self) -> bool:
+        if self._engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            if self._leading:
+                self._connection.execute(text("SELECT 1"))  # a lost connection has lost the lock too
+            else:
+                self._leading = bool(self._connection.execute(
+                    text(f"SELECT pg_try_advisory_lock{ADVISORY_KEY}"), {"k": _DISPATCHER_LOCK}).scalar())
+            self._connection.commit()
+        except Exception:
+            self.release()
+            raise
+        return self._leading
+
+    def release(self) -> None:
+        """Let another replica lead. Closing only returns a pooled connection, lock and all, so unlock first;
+        a connection that cannot is discarded, which ends its database session and the lock with it."""
+        if self._connection is not None:
+            try:
+                if self._leading:
+                    self._connection.execute(text(f"SELECT pg_advisory_unlock{ADVISORY_KEY}"), {"k": _DISPATCHER_LOCK})
+                    self._connection.commit()
+            except Exception:
+                self._connection.invalidate()
+            self._connection.close()
+        self._connection, self._leading = None, False
 
 
 @dataclass(frozen=True)
@@ -56,6 +100,7 @@ class WakeService:
         self.awaiting: frozenset[int] = frozenset()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wake-dispatcher", daemon=True)
+        self.leadership = Leadership(engine)
 
     def start(self) -> None:
         self._thread.start()
@@ -66,14 +111,18 @@ class WakeService:
             self._thread.join(timeout=10)
         if self._own_sender is not None:
             self._own_sender.close()
+        self.leadership.release()
 
     def tick(self) -> dispatch.StepResult:
-        """Refresh what is due for a refresh, then one dispatcher step, in one transaction."""
+        """Refresh what is due for a refresh, then, on the leading replica, one dispatcher step, in one
+        transaction. The views are refreshed on every replica: each one's ingest confirms wakes and feeds relays."""
         now = self._clock()
         moment = time.monotonic()
         expire = moment - self._expired_at >= 1.0
         with session_scope(self._engine) as session:
             self._refresh_views(session, now)
+            if not self.leadership.held():
+                return dispatch.StepResult()
             result = dispatch.step(session, now, self.board, self._routing, self._config, self._sender,
                                    self._settings.relay_report_interval_seconds, self._pacer, expire)
         if expire:

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from controller.db import session_scope
+from controller.db import ADVISORY_KEY, session_scope
 from controller.settings import Settings
 from controller.snmp.accounting import account
 from controller.snmp.client import SnmpClient
@@ -139,10 +139,10 @@ def _singleton(engine: Engine) -> Iterator[bool]:
         yield True
         return
     with engine.connect() as connection:
-        ours = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY}).scalar())
+        ours = bool(connection.execute(text(f"SELECT pg_try_advisory_lock{ADVISORY_KEY}"), {"k": _LOCK_KEY}).scalar())
         try:
             yield ours
         finally:
             if ours:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+                connection.execute(text(f"SELECT pg_advisory_unlock{ADVISORY_KEY}"), {"k": _LOCK_KEY})
                 connection.commit()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from agent.protocol import PROTOCOL_VERSION, Activity, PowerState, Report, ReportBatch
@@ -66,3 +67,42 @@ def test_a_relay_gets_its_orders_reports_them_sent_and_the_device_confirms_by_re
         wake = session.exec(select(WakeRequest)).one()
     assert (wake.status, wake.sent_by, wake.route) == ("confirmed", "agent:relay-1", "relay")
     assert wake.confirmed_at >= wake.sent_at
+
+
+
+def test_only_one_replica_dispatches_so_a_sites_rate_is_not_doubled(engine, tmp_path: Path):
+    """Two controllers on one PostgreSQL: the first to take the dispatcher lock sends the packets, and the
+    other takes over when it stops. (SQLite has one controller, which always dispatches.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("replicas share PostgreSQL; an SQLite controller is alone")
+    with Session(engine) as session:
+        hill = builders.site(session)
+        pc1, pc2 = (builders.device(session, hill, f"PC{n}", f"00:1a:2b:3c:4d:0{n}", f"198.51.100.{n}", 24)
+                    for n in (1, 2))
+        session.commit()
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), data_dir=tmp_path,
+                        wake_local_networks=["198.51.100.0/24"])
+    first, second = Recorder(), Recorder()
+    def later():  # every paced slot is due
+        return utcnow() + timedelta(seconds=2)
+
+    one = WakeService(engine, settings, sender=first, clock=later, awaiting_refresh_seconds=0)
+    two = WakeService(engine, settings, sender=second, clock=later, awaiting_refresh_seconds=0)
+
+    def wake(device) -> None:
+        with Session(engine) as session:
+            request_wakes(session, [session.merge(device)], "before school", "cli", utcnow(), WakeConfig())
+            session.commit()
+
+    try:
+        wake(pc1)
+        one.tick()
+        wake(pc2)
+        two.tick()
+        assert [mac for mac, _, _ in first.sent] == ["00:1a:2b:3c:4d:01"] and second.sent == []
+        one.stop()
+        two.tick()
+        assert [mac for mac, _, _ in second.sent] == ["00:1a:2b:3c:4d:02"]
+    finally:
+        one.stop()
+        two.stop()
