@@ -70,11 +70,10 @@ def test_a_relay_gets_its_orders_reports_them_sent_and_the_device_confirms_by_re
 
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # an SQLite controller is alone
 def test_only_one_replica_dispatches_so_a_sites_rate_is_not_doubled(engine, tmp_path: Path):
     """Two controllers on one PostgreSQL: the first to take the dispatcher lock sends the packets, and the
-    other takes over when it stops. (SQLite has one controller, which always dispatches.)"""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("replicas share PostgreSQL; an SQLite controller is alone")
+    other takes over when it stops."""
     with Session(engine) as session:
         hill = builders.site(session)
         pc1, pc2 = (builders.device(session, hill, f"PC{n}", f"00:1a:2b:3c:4d:0{n}", f"198.51.100.{n}", 24)
