@@ -40,7 +40,7 @@ from controller.policy.model import (
     PowerRule,
     Selector,
     TimeRange,
-    WarnSettings,
+    WarningSettings,
     WeeklyHours,
 )
 from controller.policy.walltime import instant, zone
@@ -226,7 +226,7 @@ class _PolicyReader:
         calendars = attempt(lambda: self.calendars(fields["calendar"])) if "calendar" in fields else ()
         inset_open = attempt(lambda: _inset_days_open(fields["on_inset_days"])) if "on_inset_days" in fields else True
         wake = attempt(lambda: _wake(fields["wake_before_school"], hours)) if "wake_before_school" in fields else None
-        warning = attempt(lambda: _warning(fields["warning"])) if "warning" in fields else WarnSettings()
+        warning = attempt(lambda: _warning(fields["warning"])) if "warning" in fields else WarningSettings()
         retry = attempt(lambda: _retry(fields["passive"])) if "passive" in fields else 30
         if len(self.problems.items) > before:
             return None
@@ -369,10 +369,10 @@ def _wake(node: Node, hours: WeeklyHours | None) -> time:
     return wake
 
 
-def _warning(node: Node) -> WarnSettings:
+def _warning(node: Node) -> WarningSettings:
     fields = node.mapping(WARNING_KEYS)
-    defaults = WarnSettings()
-    return WarnSettings(
+    defaults = WarningSettings()
+    return WarningSettings(
         countdown_minutes=fields["countdown_minutes"].integer(1, 120) if "countdown_minutes" in fields
         else defaults.countdown_minutes,
         deferral_minutes=fields["deferral_minutes"].integer(1, 240) if "deferral_minutes" in fields

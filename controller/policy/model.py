@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from agent.protocol import WarningSettings  # warn mode's settings are sent to the agent as they are
+
 DEFAULT_TIMEZONE = "Europe/London"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -171,13 +173,6 @@ class IdleRule:
 
 
 @dataclass(frozen=True)
-class WarnSettings:
-    countdown_minutes: int = 10
-    deferral_minutes: int = 10
-    max_deferrals: int = 2
-
-
-@dataclass(frozen=True)
 class PowerRule:
     """The part of a policy that powers devices down. Only the winning policy's rule applies to a device."""
 
@@ -188,7 +183,7 @@ class PowerRule:
     calendars: tuple[str, ...] = ()  # calendar names, in the order the policy lists them
     open_on_inset_days: bool = True  # staff work on INSET days, so by default they keep school hours
     wake_before_school: time | None = None
-    warning: WarnSettings = field(default_factory=WarnSettings)
+    warning: WarningSettings = field(default_factory=WarningSettings)
     retry_minutes: int = 30  # passive mode: how long to wait after finding a user signed in
     sources: Mapping[str, str] = field(default_factory=dict)  # key → "file:line", for explanations
 
@@ -303,7 +298,7 @@ class Decision:
     label: str  # the exception or window that decided, e.g. an override's name
     idle: bool | None  # None: not known here
     rules: tuple[Rule, ...]
-    warning: WarnSettings | None = None  # warn mode only
+    warning: WarningSettings | None = None  # warn mode only
     retry_minutes: int | None = None  # passive mode only
 
     @property

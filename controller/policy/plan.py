@@ -25,7 +25,6 @@ from agent.protocol import (
     PowerActionKind,
     ScheduleIntent,
     ScheduleWindow,
-    WarningSettings,
 )
 from controller.energy.intensity import IntensityPeriod
 from controller.policy.calendar import Calendar
@@ -132,8 +131,7 @@ def for_agent(schedule: Schedule, version: str, offset_seconds: int) -> AgentSch
             reason=(w.basis.value + (f": {w.label}" if w.label else ""))[:255]) for w in schedule.windows),
         idle=IdleCriteria(idle.minutes_without_input, idle.cpu_below_percent, idle.processes_absent,
                           idle.no_signed_in_session) if idle else None,
-        warning=WarningSettings(warning.countdown_minutes, warning.deferral_minutes, warning.max_deferrals)
-        if warning else None,
+        warning=warning,
         retry_minutes=schedule.retry_minutes or 30,
         start_offset_seconds=offset_seconds)
 

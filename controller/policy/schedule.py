@@ -32,7 +32,7 @@ from controller.policy.model import (
     Intent,
     Mode,
     Policy,
-    WarnSettings,
+    WarningSettings,
 )
 from controller.policy.walltime import instant, minutes_after_midnight
 
@@ -74,7 +74,7 @@ class Schedule:
     end: datetime
     policy: str | None
     idle: IdleRule | None  # the agent judges idleness locally with this
-    warning: WarnSettings | None
+    warning: WarningSettings | None
     retry_minutes: int | None
     windows: tuple[Window, ...]  # back to back from start to end
     wakes: tuple[Wake, ...]

@@ -23,7 +23,7 @@ from controller.policy.model import (
     Policy,
     Selector,
     Step,
-    WarnSettings,
+    WarningSettings,
 )
 from tests.conftest import REPO
 from tests.controller.policy.builders import (
@@ -150,9 +150,9 @@ def test_the_mode_decides_what_happens_to_an_idle_device(mode, activity, outcome
 
 
 def test_warn_and_passive_carry_their_settings():
-    warn = decision("2026-02-10 18:30", [policy(power=power(mode=Mode.WARN, warning=WarnSettings(5, 15, 3)))],
+    warn = decision("2026-02-10 18:30", [policy(power=power(mode=Mode.WARN, warning=WarningSettings(5, 15, 3)))],
                     activity=replace(IDLE, sessions=1))
-    assert (warn.warning, warn.retry_minutes) == (WarnSettings(5, 15, 3), None)
+    assert (warn.warning, warn.retry_minutes) == (WarningSettings(5, 15, 3), None)
     assert "warn: 5-minute countdown; the user may defer 3 time(s) by 15 min" in [r.text for r in warn.rules]
     passive = decision("2026-02-10 18:30", [policy(power=power(mode=Mode.PASSIVE, retry_minutes=45))],
                        activity=replace(IDLE, sessions=1))

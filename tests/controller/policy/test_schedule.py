@@ -17,7 +17,7 @@ from controller.policy.model import (
     Override,
     Policy,
     Selector,
-    WarnSettings,
+    WarningSettings,
 )
 from controller.policy.schedule import compile_schedule
 from controller.policy.walltime import instant
@@ -127,9 +127,9 @@ def test_a_never_power_down_device_is_never_woken_or_powered_down():
 
 
 def test_the_schedule_carries_what_the_agent_needs_to_judge_idleness():
-    warn = schedule([policy(power=power(mode=Mode.WARN, warning=WarnSettings(5, 15, 3)))], "2026-02-09 00:00", 1)
+    warn = schedule([policy(power=power(mode=Mode.WARN, warning=WarningSettings(5, 15, 3)))], "2026-02-09 00:00", 1)
     assert (warn.policy, warn.idle, warn.warning, warn.retry_minutes) == (
-        "hillside", SCHOOL.power.idle, WarnSettings(5, 15, 3), None)
+        "hillside", SCHOOL.power.idle, WarningSettings(5, 15, 3), None)
     passive = schedule([policy(power=power(mode=Mode.PASSIVE, retry_minutes=20))], "2026-02-09 00:00", 1)
     assert (passive.warning, passive.retry_minutes) == (None, 20)
     nothing = schedule([], "2026-02-09 00:00", 1)
