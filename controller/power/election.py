@@ -10,6 +10,7 @@ cannot take over at night, which is exactly when wakes are sent.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,11 +49,11 @@ class Board:
         election = self.by_network.get(network)
         return election.primary if election else None
 
-    @property
+    @functools.cached_property  # asked on every ingest reply; a board is replaced, never changed
     def relay_agents(self) -> frozenset[str]:
         return frozenset(c.agent_id for e in self.by_network.values() for c in (e.primary, e.standby) if c)
 
-    @property
+    @functools.cached_property
     def relay_devices(self) -> frozenset[int]:
         return frozenset(c.device_id for e in self.by_network.values() for c in (e.primary, e.standby) if c)
 
