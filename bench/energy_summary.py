@@ -36,7 +36,7 @@ from controller import migrate
 from controller.db import make_engine
 from controller.energy.accounting import energy_summary
 from controller.energy.tariff import set_tariff
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 
 START = datetime(2025, 11, 3, tzinfo=UTC)  # a Monday in term, GMT
 # sha256 (first 16 hex) of energy_summary(group_by="site").to_json() on the default estate, as printed by

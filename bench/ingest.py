@@ -56,8 +56,8 @@ sys.path.insert(0, str(REPO))
 
 from agent.protocol import PROTOCOL_VERSION, to_wire  # noqa: E402
 from controller.db import make_engine  # noqa: E402
-from controller.simulate import TIMEZONE, VirtualDevice, build_estate, is_school_day, report_for  # noqa: E402
-from controller.simulate_run import (  # noqa: E402
+from controller.simulate.estate import TIMEZONE, VirtualDevice, build_estate, is_school_day, report_for  # noqa: E402
+from controller.simulate.run import (  # noqa: E402
     EstateState,
     SimulationConfig,
     issue_site_tokens,

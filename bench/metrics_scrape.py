@@ -21,7 +21,7 @@ Then the real app (``create_app``, its lifespan and the /metrics route) is scrap
 * warm: a scrape inside the cache period (what the other server of a Prometheus pair pays);
 * estate reload: ``metrics_cache_seconds=0``, so the scrape reads the estate now inline: the cost of
   each background reload of the estate (the all-history counters come from their cache);
-* history reload: ``controller.estate.history`` on its own, the background job run every
+* history reload: ``controller.estate.summary.history`` on its own, the background job run every
   ``metrics_history_seconds``;
 * peer: ``generate_latest`` of a plain prometheus_client registry holding the same series with the
   same labels and values, built in the same run: the floor that exposition alone costs.
@@ -52,10 +52,10 @@ from controller import migrate  # noqa: E402
 from controller.api.app import create_app  # noqa: E402
 from controller.db import make_engine  # noqa: E402
 from controller.energy.models import Tariff  # noqa: E402
-from controller.estate import history  # noqa: E402
+from controller.estate.summary import history  # noqa: E402
 from controller.lifecycle.models import Asset  # noqa: E402
-from controller.models import ActionRecord, Agent, Device, EnergyBucket, Report, Site  # noqa: E402
 from controller.power.models import WakeRequest  # noqa: E402
+from controller.register.models import ActionRecord, Agent, Device, EnergyBucket, Report, Site  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 
 CLASSES = (("desktop", 0.55, 45.0), ("laptop", 0.35, 12.0), ("tablet", 0.07, 4.0), ("server", 0.03, 120.0))

@@ -33,7 +33,7 @@ from energy_summary import START, build
 from controller import migrate
 from controller.db import make_engine
 from controller.energy.accounting import energy_summary
-from controller.models import Site
+from controller.register.models import Site
 from controller.reports import audit, bursar, render, sources
 from controller.reports.layout import bursar_document
 from controller.reports.periods import date_range

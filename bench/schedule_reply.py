@@ -24,9 +24,9 @@ import pydantic
 from agent.protocol import BatchAck
 from controller import migrate
 from controller.db import make_engine, session_scope
-from controller.models import Device, Site
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
+from controller.register.models import Device, Site
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -26,10 +26,10 @@ from sqlmodel import Session, select
 
 from controller import migrate
 from controller.db import make_engine
-from controller.models import Device, Site
 from controller.power.magic import MagicSender
 from controller.power.service import WakeService
 from controller.power.wake import WakeConfig, request_wakes
+from controller.register.models import Device, Site
 from controller.settings import Settings
 from controller.timeutil import utcnow
 

@@ -33,9 +33,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from controller.estate import SECTIONS, EstateSummary, History, PerDevice, history, summarise
-from controller.ingest import IngestWriter
+from controller.estate.summary import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.policy.store import PolicyStore
+from controller.register.ingest import IngestWriter
 from controller.settings import Settings
 from controller.timeutil import utcnow
 

@@ -3,11 +3,11 @@
 Domain packages keep their own ``models.py`` beside the code that queries it; each adds itself here.
 """
 
-from controller import models as register
 from controller.energy import models as energy
 from controller.lifecycle import models as lifecycle
 from controller.policy import models as policy
 from controller.power import models as power
+from controller.register import models as register
 from controller.snmp import models as snmp
 from controller.web import models as web
 

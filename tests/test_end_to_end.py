@@ -25,8 +25,8 @@ from sqlmodel import Session, select
 from agent.spool import Spool
 from controller import tls
 from controller.db import make_engine
-from controller.models import EnergyBucket
-from controller.models import Report as ReportRow
+from controller.register.models import EnergyBucket
+from controller.register.models import Report as ReportRow
 from tests.conftest import BIN, ControllerProcess, free_port, start_controller
 from tests.factories import report
 

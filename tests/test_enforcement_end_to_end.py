@@ -23,8 +23,8 @@ from sqlmodel import Session, select
 
 from controller import tls
 from controller.db import make_engine
-from controller.models import ActionRecord
 from controller.policy.walltime import zone
+from controller.register.models import ActionRecord
 from controller.timeutil import utcnow
 from tests.conftest import BIN, ControllerProcess, start_controller
 

@@ -21,9 +21,9 @@ from sqlmodel import Session, select
 
 from controller import tls
 from controller.db import make_engine
-from controller.models import Agent, Device, Site
 from controller.power.models import WakeRequest
 from controller.power.wake import WakeConfig, request_wakes, select_devices
+from controller.register.models import Agent, Device, Site
 from controller.timeutil import utcnow
 from tests.conftest import BIN, ControllerProcess, start_controller
 from tests.controller.power.builders import magic

@@ -27,11 +27,11 @@ from controller.api.routes import (
     wake,
 )
 from controller.db import make_engine
-from controller.ingest import AgentDirectory, IngestWriter
 from controller.metrics import build_metrics
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
 from controller.power.service import WakeService
+from controller.register.ingest import AgentDirectory, IngestWriter
 from controller.settings import Settings
 from controller.snmp.service import start_polling
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.engine import Engine
 
-from controller.ingest import AgentDirectory, AgentIdentity, AuthFailed, IngestWriter
 from controller.metrics import Metrics
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
+from controller.register.ingest import AgentDirectory, AgentIdentity, AuthFailed, IngestWriter
 from controller.settings import Settings
 
 

@@ -16,7 +16,7 @@ from controller.cli.common import (
     print_rows,
     print_table,
 )
-from controller.register import NotFound, device_detail, list_devices
+from controller.register.devices import NotFound, device_detail, list_devices
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 device_app = typer.Typer(no_args_is_help=True, help="One device of the register.")

@@ -28,8 +28,8 @@ from controller.energy.period import PeriodError, resolve
 from controller.energy.savings import SavingsError, before_after, out_of_hours_waste, savings_summary
 from controller.energy.school_hours import SchoolHours
 from controller.energy.tariff import TariffError, set_tariff, tariffs_for
-from controller.enrollment import UnknownSite, site_by_name
-from controller.models import Site
+from controller.register.enrollment import UnknownSite, site_by_name
+from controller.register.models import Site
 from controller.reports.service import ReportError, load_inputs
 from controller.timeutil import utcnow
 

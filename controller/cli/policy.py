@@ -22,7 +22,7 @@ from controller.cli.common import (
 )
 from controller.db import session_scope
 from controller.policy.model import DEFAULT_TIMEZONE
-from controller.register import NotFound
+from controller.register.devices import NotFound
 from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)

@@ -89,7 +89,7 @@ def simulate(
     """
     import asyncio
 
-    from controller import simulate_run
+    from controller.simulate import run as simulate_run
 
     config = simulate_run.SimulationConfig(
         controller=controller, state_file=state, devices=devices, sites=sites, seed=seed, tokens=tuple(token or ()),

@@ -195,8 +195,8 @@ def _site(engine, name: str | None):
     from sqlmodel import select
 
     from controller.db import session_scope
-    from controller.enrollment import ensure_site
-    from controller.models import Site
+    from controller.register.enrollment import ensure_site
+    from controller.register.models import Site
 
     with session_scope(engine) as session:
         if name is not None:

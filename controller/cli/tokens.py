@@ -17,7 +17,7 @@ from controller.cli.common import (
     print_table,
 )
 from controller.db import session_scope
-from controller.enrollment import create_token, list_tokens, revoke_token
+from controller.register.enrollment import create_token, list_tokens, revoke_token
 from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)

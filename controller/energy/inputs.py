@@ -19,7 +19,7 @@ from controller.db import in_batches
 from controller.energy import carbon, catalogue
 from controller.energy.catalogue import Catalogue, PowerProfile
 from controller.energy.tariff import TariffSpec, tariffs_for
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 
 # Measured methods, most trusted first; what calibrates a device's profile.
 MEASURED = ("metered", "rapl", "battery")

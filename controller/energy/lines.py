@@ -32,7 +32,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from controller.energy.inputs import DeviceInfo, Estate
-from controller.models import EnergyBucket
+from controller.register.models import EnergyBucket
 from controller.timeutil import as_utc, hour_floor, utcnow
 
 HOUR = timedelta(hours=1)

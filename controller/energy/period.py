@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from controller.models import Site
+from controller.register.models import Site
 
 DEFAULT_ZONE = ZoneInfo("Europe/London")
 

@@ -29,7 +29,7 @@ from controller.energy.accounting import round_half_up as _round
 from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import HOUR, HourLine, estate_lines
 from controller.energy.school_hours import SchoolHours
-from controller.models import ActionRecord
+from controller.register.models import ActionRecord
 from controller.timeutil import as_utc, hour_floor, utcnow
 
 POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")

@@ -20,7 +20,7 @@ from controller.lifecycle.models import Asset, DisposalBatch, DisposalEvidence
 from controller.lifecycle.recommend import CONSIDERED, DeviceFacts, Policy, Recommendation, os_end, recommend
 from controller.lifecycle.service import evidence_of
 from controller.lifecycle.states import LEAVING, State
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 
 UNDERUSE_WINDOW = timedelta(days=28)
 # The DfE register fields a person must fill (serial comes from the agent or the import).

@@ -18,12 +18,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from controller import changes
 from controller.lifecycle import service
 from controller.lifecycle.evidence import missing_for
 from controller.lifecycle.models import Asset
 from controller.lifecycle.states import Outcome, Refused, State, check_move
-from controller.models import Device, Site
+from controller.register import changes
+from controller.register.models import Device, Site
 from controller.timeutil import utcnow
 
 DEVICE_FIELDS = ("hostname", "device_class", "vendor", "model", "serial")

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
-from controller import changes
 from controller.lifecycle.evidence import Evidence, missing_for, retain_until
 from controller.lifecycle.models import Asset, DisposalBatch, DisposalEvidence, Transition
 from controller.lifecycle.states import LEAVING, Outcome, Refused, State, check_move
-from controller.models import Device, Site
+from controller.register import changes
+from controller.register.models import Device, Site
 from controller.timeutil import utcnow
 
 ENTERED_BY_AGENT = "reported by its agent"

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from sqlmodel import Session, or_, select
 
-from controller.models import ActionRecord, ChangeRecord, Device, Site
 from controller.policy.store import OBJECT_TYPE
+from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 
 
 class UnknownFilter(LookupError):

@@ -21,11 +21,11 @@ from sqlmodel import Session, select
 
 from agent.protocol import AgentSchedule
 from controller.energy.intensity import cached_for_site
-from controller.models import Device, Site
 from controller.policy.model import DeviceFacts
 from controller.policy.plan import Distinctions, context_key, distinctions, for_agent, plan, stagger_offsets
 from controller.policy.store import ActiveSet, PolicyStore
 from controller.policy.walltime import instant, zone
+from controller.register.models import Device, Site
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from controller.policy.engine import context
 from controller.policy.loader import PolicySet
 from controller.policy.model import Activity, Decision, DeviceFacts
 from controller.policy.walltime import instant
-from controller.register import DeviceDetail, NotFound, device_detail, list_devices
+from controller.register.devices import DeviceDetail, NotFound, device_detail, list_devices
 
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?([+-]\d{2}:?\d{2}|Z)?")
 

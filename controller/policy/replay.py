@@ -9,12 +9,12 @@ from sqlmodel import Session, select
 
 from controller.db import in_batches
 from controller.energy import catalogue
-from controller.models import Device, Site
-from controller.models import Report as ReportRow
 from controller.policy.dispatch import device_facts
 from controller.policy.model import Action, DeviceFacts, Mode
 from controller.policy.simulate import Observation, Simulation, simulate
 from controller.policy.store import ActiveSet
+from controller.register.models import Device, Site
+from controller.register.models import Report as ReportRow
 
 
 class UnknownSite(LookupError):

@@ -21,11 +21,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from controller.models import ChangeRecord
 from controller.policy import loader
 from controller.policy.calendar import Calendar
 from controller.policy.model import Mode, Policy
 from controller.policy.models import PolicyState
+from controller.register.models import ChangeRecord
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)

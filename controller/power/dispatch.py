@@ -22,11 +22,11 @@ from typing import Protocol
 from sqlalchemy import and_, bindparam, func, insert, or_
 from sqlmodel import Session, col, select
 
-from controller.models import ActionRecord
 from controller.power.election import Board
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import broadcast_address, on_any
 from controller.power.wake import WakeConfig, audit, audit_values, mark_failed
+from controller.register.models import ActionRecord
 
 DIRECT, RELAY, BROADCAST = "direct", "relay", "broadcast"
 BATCH = 500  # wakes looked at per step; a wave at any sane pace needs far fewer per 20 ms

@@ -19,8 +19,8 @@ from ipaddress import IPv4Network
 
 from sqlmodel import Session, col, select
 
-from controller.models import Agent, Device
 from controller.power.network import attachments
+from controller.register.models import Agent, Device
 
 
 @dataclass(frozen=True)

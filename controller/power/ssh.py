@@ -15,10 +15,10 @@ import paramiko
 from sqlmodel import Session, select
 
 from agent.protocol import Inventory
-from controller.identity import fingerprint_of
-from controller.models import ActionRecord, Device, Site
 from controller.power.ssh_inventory import SCRIPT, parse_inventory
-from controller.register import apply_inventory, create_device, identify
+from controller.register.devices import apply_inventory, create_device, identify
+from controller.register.identity import fingerprint_of
+from controller.register.models import ActionRecord, Device, Site
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 60.0

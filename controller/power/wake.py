@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
-from controller.models import ActionRecord, Device, DeviceMac, Site
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import attachments
+from controller.register.models import ActionRecord, Device, DeviceMac, Site
 
 
 class WakeRefused(ValueError):

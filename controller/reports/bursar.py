@@ -22,9 +22,9 @@ from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate
 from controller.energy.savings import SavingsError, SavingsSummary, before_after, savings_summary
 from controller.energy.school_hours import SchoolHours
-from controller.models import ActionRecord
 from controller.policy.walltime import zone
 from controller.power.models import WakeRequest
+from controller.register.models import ActionRecord
 from controller.reports import sources
 from controller.reports.figures import (
     Figures,

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from controller.models import ActionRecord, ChangeRecord, Device, Site
 from controller.power.models import WakeRequest
+from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 
 
 class ScopeError(LookupError):

@@ -25,11 +25,11 @@ from controller.energy.accounting import Pricer
 from controller.energy.inputs import MEASURED
 from controller.energy.lines import HourLine
 from controller.energy.school_hours import SchoolHours
-from controller.models import Device, Site
 from controller.policy.calendar import Calendar
 from controller.policy.engine import Context, context, day_of, is_open, spans_on
 from controller.policy.model import Basis, DeviceFacts, Mode, Policy
 from controller.policy.walltime import instant, zone
+from controller.register.models import Device, Site
 
 # Devices no policy powers down: the energy package's school day, so its before/after and these agree.
 DEFAULT_HOURS = SchoolHours()

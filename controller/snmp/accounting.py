@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from agent.protocol import PowerMethod, PowerState
 from controller.energy.hourly import BucketSum, hour_shares
-from controller.models import Device, DeviceMac, EnergyBucket
+from controller.register.models import Device, DeviceMac, EnergyBucket
 from controller.snmp.loads import DEVICE, Load, find, from_json
 from controller.snmp.mapping import Feed, MeteredDevice, combine
 from controller.snmp.metering import PowerReading, metered_energy

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from controller.db import session_scope
-from controller.models import Site
+from controller.register.models import Site
 from controller.snmp.poller import Poller
 from controller.snmp.readings import DevicePoll
 from controller.snmp.store import register, save_poll

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from controller import changes
-from controller.models import Device, Site
+from controller.register import changes
+from controller.register.models import Device, Site
 from controller.snmp.credentials import RememberedCredentials
 from controller.snmp.loads import DEVICE, poll_loads, to_json
 from controller.snmp.models import SnmpReading, SnmpTarget

@@ -19,8 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from controller import changes
-from controller.models import ChangeRecord, Site
+from controller.register import changes
+from controller.register.models import ChangeRecord, Site
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from controller.web.models import ApiToken, ApiTokenSite, User, UserSite, WebSession

@@ -13,8 +13,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from controller.energy.savings import savings_summary
-from controller.estate import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
-from controller.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
+from controller.estate.summary import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
+from controller.register.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
 from controller.web.accounts import Principal
 from controller.web.chart import Bar
 

@@ -13,7 +13,7 @@ from controller.lifecycle.evidence import REQUIRED, Evidence, Sanitisation, miss
 from controller.lifecycle.models import Asset, DisposalBatch
 from controller.lifecycle.service import HistoryLine, evidence_of, history
 from controller.lifecycle.states import ALLOWED, Outcome, State
-from controller.models import Device
+from controller.register.models import Device
 
 
 @dataclass(frozen=True)

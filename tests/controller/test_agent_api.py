@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 
 from controller.api.app import create_app
 from controller.db import session_scope
-from controller.enrollment import create_token, revoke_token
-from controller.models import Agent, ChangeRecord, Device, EnergyBucket
-from controller.models import Report as ReportRow
+from controller.register.enrollment import create_token, revoke_token
+from controller.register.models import Agent, ChangeRecord, Device, EnergyBucket
+from controller.register.models import Report as ReportRow
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from tests.factories import T0, batch_json, consecutive, enroll_json, inventory, report

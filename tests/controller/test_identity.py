@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from agent.protocol import Inventory, Nic, OperatingSystem, Smbios
-from controller.identity import (
+from controller.register.identity import (
     MATCH_THRESHOLD,
     Fingerprint,
     FingerprintIndex,

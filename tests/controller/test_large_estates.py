@@ -9,8 +9,8 @@ from decimal import Decimal
 from sqlmodel import Session
 
 from controller.energy.inputs import CALIBRATION_MIN_SECONDS, measured_watts
-from controller.models import Device, EnergyBucket, Site
 from controller.policy.replay import observations
+from controller.register.models import Device, EnergyBucket, Site
 
 MANY = 70_000
 

@@ -28,15 +28,15 @@ from controller.db import session_scope
 from controller.energy import carbon
 from controller.energy.savings import savings_summary
 from controller.energy.tariff import set_tariff
-from controller.enrollment import create_token
-from controller.estate import GONE_AFTER, summarise
-from controller.ingest import AgentIdentity, IngestWriter
+from controller.estate.summary import GONE_AFTER, summarise
 from controller.lifecycle.service import move
 from controller.lifecycle.states import State
 from controller.metrics import BacklogCollector, EstateCache, Reloading
-from controller.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.policy.store import PolicyStore
 from controller.power.models import WakeRequest
+from controller.register.enrollment import create_token
+from controller.register.ingest import AgentIdentity, IngestWriter
+from controller.register.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from tests.conftest import REPO
@@ -301,8 +301,8 @@ class TestAFailingSection:
         def broken(*args, **kwargs):
             raise RuntimeError("wake table unreadable")
 
-        monkeypatch.setattr("controller.estate.wakes_by_outcome", broken)
-        monkeypatch.setattr("controller.estate.saved_by_site", broken)
+        monkeypatch.setattr("controller.estate.summary.wakes_by_outcome", broken)
+        monkeypatch.setattr("controller.estate.summary.saved_by_site", broken)
         samples = scrape(client)
 
         failed = {labels["section"]: value(samples, "caretaker_metrics_section_failed", **labels)

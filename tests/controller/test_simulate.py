@@ -20,9 +20,9 @@ from sqlmodel import Session, select
 
 from agent.protocol import DeviceClass, PowerMethod, PowerState
 from controller.db import make_engine
-from controller.identity import fingerprint_of, ignored_mac_reason, normalise_serial
-from controller.models import Report as ReportRow
-from controller.simulate import (
+from controller.register.identity import fingerprint_of, ignored_mac_reason, normalise_serial
+from controller.register.models import Report as ReportRow
+from controller.simulate.estate import (
     WHITE_BOX,
     Habit,
     Rapl,

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from controller.db import make_engine, session_scope
 from controller.energy.tariff import set_tariff
-from controller.models import Site
+from controller.register.models import Site
 from tests.conftest import BIN, ControllerProcess, start_controller
 from tests.dashboards.promtools import RULE_FILES, running_prometheus
 

@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from controller.db import make_engine
-from controller.models import EnergyBucket
+from controller.register.models import EnergyBucket
 from tests.conftest import ControllerProcess
 from tests.dashboards.promtools import query
 

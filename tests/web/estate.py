@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from controller.db import session_scope
-from controller.models import Device, DeviceMac, EnergyBucket, Site
+from controller.register.models import Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import hour_floor, utcnow
 from controller.web.accounts import Role, add_user
 

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from controller.api.auth import SESSION_COOKIE
 from controller.db import session_scope
-from controller.models import ChangeRecord
+from controller.register.models import ChangeRecord
 from controller.timeutil import utcnow
 from controller.web.accounts import Role, create_token, revoke_token
 from controller.web.models import User, WebSession

@@ -18,8 +18,8 @@ from sqlmodel import Session, select
 from controller import migrate
 from controller.db import make_engine
 from controller.lifecycle.models import Asset, Transition
-from controller.models import ActionRecord
 from controller.power.models import WakeRequest
+from controller.register.models import ActionRecord
 from tests.conftest import REPO, ControllerProcess, start_controller
 from tests.web.estate import PASSWORD, USERS, Estate, seed
 

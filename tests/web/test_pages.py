@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from controller.models import ChangeRecord
 from controller.power.models import WakeRequest
+from controller.register.models import ChangeRecord
 from controller.timeutil import hour_floor, utcnow
 from tests.web.conftest import sign_in
 

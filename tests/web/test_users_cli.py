@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from controller.cli import app
-from controller.models import ChangeRecord, Site
+from controller.register.models import ChangeRecord, Site
 from controller.timeutil import utcnow
 from controller.web.accounts import Role, sign_in, token_principal
 from controller.web.models import User

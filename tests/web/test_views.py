@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 from controller.web.views import daily_energy, week_start
 
 LONDON = ZoneInfo("Europe/London")

@@ -12,8 +12,8 @@ from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
 from controller.api.deps import CurrentAgent, RuntimeDep
 from controller.api.payloads import BadPayload, parse_body
 from controller.db import session_scope
-from controller.enrollment import EnrollmentRefused, enroll
-from controller.ingest import check_times
+from controller.register.enrollment import EnrollmentRefused, enroll
+from controller.register.ingest import check_times
 from controller.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])

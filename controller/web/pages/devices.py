@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from controller.api.deps import RuntimeDep
-from controller.register import NotFound, device_detail
+from controller.register.devices import NotFound, device_detail
 from controller.timeutil import utcnow
 from controller.web.chart import bar_chart
 from controller.web.pages import Reader

@@ -14,7 +14,7 @@ from controller.db import session_scope
 from controller.lifecycle.evidence import Evidence, check_method
 from controller.lifecycle.service import NotFound, add_to_batch, create_batch, move
 from controller.lifecycle.states import Refused, parse_outcome, parse_state
-from controller.models import Device
+from controller.register.models import Device
 from controller.web.pages import Manager, Reader
 from controller.web.render import page
 from controller.web.workflow import batches, leaving, lifecycle_of

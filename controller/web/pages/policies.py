@@ -12,12 +12,12 @@ from sqlmodel import Session
 
 from controller.api.deps import Runtime, RuntimeDep
 from controller.db import session_scope
-from controller.models import Device
 from controller.policy import explain, loader
 from controller.policy.engine import context, decide_in
 from controller.policy.model import Mode
 from controller.policy.store import PolicyStore, UnknownPolicy
-from controller.register import NotFound
+from controller.register.devices import NotFound
+from controller.register.models import Device
 from controller.timeutil import utcnow
 from controller.web.pages import Manager, Reader
 from controller.web.policy_impact import impact

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from controller.energy.tariff import set_tariff
-from controller.models import ActionRecord, Device, EnergyBucket, Site
+from controller.register.models import ActionRecord, Device, EnergyBucket, Site
 
 # Monday 10 November 2025: GMT, so London local time is UTC; a term-time school day.
 MONDAY = datetime(2025, 11, 10, tzinfo=UTC)

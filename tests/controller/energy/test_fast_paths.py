@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from controller.energy.accounting import GROUPS, Amounts, Pricer, energy_summary, grouping, price, restate
 from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import ATTRIBUTED, GAP_TOLERANCE_SECONDS, HourLine, estate_lines, gap_state, hour_ceil
-from controller.models import EnergyBucket
+from controller.register.models import EnergyBucket
 from controller.timeutil import as_utc, hour_floor
 from tests.controller.energy.estate import HOUR, MONDAY, bucket, device, site
 

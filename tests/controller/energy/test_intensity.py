@@ -27,12 +27,12 @@ from controller.energy.intensity import (
     parse_periods,
     store,
 )
-from controller.models import Device, Site
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.loader import load
 from controller.policy.model import DeviceFacts
 from controller.policy.schedule import compile_schedule
 from controller.policy.store import PolicyStore
+from controller.register.models import Device, Site
 from tests.conftest import REPO, free_port
 
 FIXTURES = REPO / "tests" / "fixtures" / "carbon_intensity"

@@ -8,7 +8,7 @@ from sqlmodel import Session
 from controller.db import session_scope
 from controller.lifecycle.models import Asset
 from controller.lifecycle.states import State
-from controller.models import Device, Site
+from controller.register.models import Device, Site
 
 
 def add_device(session: Session, site: Site, hostname: str, state: State = State.DEPLOYED, **device) -> Device:

@@ -9,7 +9,7 @@ import pytest
 
 from controller.db import session_scope
 from controller.lifecycle import registercsv
-from controller.models import Site
+from controller.register.models import Site
 from controller.web.accounts import Role, create_token
 from tests.conftest import BIN, start_controller
 

@@ -10,8 +10,8 @@ from controller.lifecycle import service
 from controller.lifecycle.evidence import Evidence
 from controller.lifecycle.models import Asset, DisposalEvidence, Transition
 from controller.lifecycle.states import ALLOWED, Outcome, Refused, State
-from controller.models import ChangeRecord, Site
-from controller.register import create_device
+from controller.register.devices import create_device
+from controller.register.models import ChangeRecord, Site
 from tests.controller.lifecycle.conftest import add_device
 from tests.factories import inventory
 

@@ -10,7 +10,7 @@ from controller.lifecycle.evidence import Evidence
 from controller.lifecycle.models import Asset
 from controller.lifecycle.recommend import GIB, Policy, Recommendation
 from controller.lifecycle.states import State
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 from tests.controller.lifecycle.conftest import add_device
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

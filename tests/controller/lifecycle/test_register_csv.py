@@ -12,8 +12,8 @@ from controller.lifecycle import mdm, registercsv, service
 from controller.lifecycle.models import Asset, Transition
 from controller.lifecycle.registercsv import ImportResult
 from controller.lifecycle.states import Refused, State
-from controller.models import ChangeRecord, Device, Site
-from controller.register import create_device
+from controller.register.devices import create_device
+from controller.register.models import ChangeRecord, Device, Site
 from tests.factories import inventory
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "assets"

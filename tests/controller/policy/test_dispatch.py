@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlmodel import Session
 
 from agent.protocol import ScheduleIntent
-from controller.models import Device, Site
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
+from controller.register.models import Device, Site
 from tests.conftest import REPO
 
 HALF_TERM_MONDAY = datetime(2026, 2, 16, 9, 0, tzinfo=UTC)  # no school: out of hours all day

@@ -25,9 +25,9 @@ from agent.protocol import (
 )
 from controller.api.app import create_app
 from controller.db import session_scope
-from controller.enrollment import create_token
-from controller.models import ActionRecord, Device
 from controller.policy.walltime import instant, zone
+from controller.register.enrollment import create_token
+from controller.register.models import ActionRecord, Device
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from controller.web.accounts import Role

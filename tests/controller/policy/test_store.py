@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from controller.models import ChangeRecord
 from controller.policy.model import Mode
 from controller.policy.store import PolicyStore, UnknownPolicy, diff_summary
+from controller.register.models import ChangeRecord
 from tests.conftest import REPO
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from agent.protocol import Inventory, Nic, OperatingSystem, WakeReadiness, to_wire
-from controller.models import Agent, Device, DeviceMac, Site
+from controller.register.models import Agent, Device, DeviceMac, Site
 
 MAGIC_HEADER = b"\xff" * 6
 

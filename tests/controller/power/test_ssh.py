@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from controller.cli import app as cli
-from controller.models import ActionRecord, Device, Site
 from controller.power import ssh
+from controller.register.models import ActionRecord, Device, Site
 from controller.timeutil import utcnow
 from tests.conftest import free_port
 from tests.controller.power import sshd as sshd_server

@@ -11,7 +11,6 @@ import pytest
 from sqlmodel import Session, select
 
 from agent.protocol import Activity, PowerState, Report, WakeReadiness
-from controller.models import ActionRecord
 from controller.power import dispatch
 from controller.power.election import Board, Candidate, Election
 from controller.power.magic import MagicSender
@@ -28,6 +27,7 @@ from controller.power.wake import (
     select_devices,
     wake_outcomes,
 )
+from controller.register.models import ActionRecord
 from tests.controller.power import builders
 
 NOW = datetime(2026, 3, 9, 7, 30, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 from sqlmodel import Session, select
 
 from agent.protocol import PROTOCOL_VERSION, Activity, PowerState, Report, ReportBatch
-from controller.ingest import AgentIdentity, IngestWriter
 from controller.power.models import WakeRequest
 from controller.power.service import WakeService
 from controller.power.wake import WakeConfig, request_wakes
+from controller.register.ingest import AgentIdentity, IngestWriter
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from tests.controller.power import builders

@@ -20,8 +20,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from controller.lifecycle.models import Asset
-from controller.models import ActionRecord, ChangeRecord
 from controller.power.models import WakeRequest
+from controller.register.models import ActionRecord, ChangeRecord
 from tests.controller.energy.estate import HOUR, MONDAY, bucket, device, site
 
 FLAT = [{"name": "flat", "days": "all", "start": "00:00", "end": "00:00", "pence_per_kwh": "30"}]

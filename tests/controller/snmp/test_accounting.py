@@ -9,7 +9,7 @@ import yaml
 from sqlmodel import Session, select
 
 from controller.db import session_scope
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 from controller.snmp.accounting import account
 from controller.snmp.client import Kind, Value
 from controller.snmp.mapping import parse_meter_map

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from controller.db import make_engine
-from controller.models import Device, EnergyBucket, Site
+from controller.register.models import Device, EnergyBucket, Site
 from controller.settings import Settings
 from controller.snmp.models import SnmpReading, SnmpTarget
 from controller.snmp.service import start_polling

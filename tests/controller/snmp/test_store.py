@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, select
 
 from controller.db import session_scope
-from controller.models import ChangeRecord, Device, Site
+from controller.register.models import ChangeRecord, Device, Site
 from controller.snmp.models import SnmpReading, SnmpTarget
 from controller.snmp.store import list_targets, register, remembered_credentials, save_poll
 from tests.controller.snmp.conftest import poll

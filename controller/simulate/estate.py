@@ -49,7 +49,7 @@ from agent.protocol import (
     Smbios,
 )
 
-MODELS_FILE = Path(__file__).with_name("simulate_models.json")
+MODELS_FILE = Path(__file__).with_name("models.json")
 TIMEZONE = "Europe/London"
 SLOT = timedelta(minutes=5)
 AGENT_VERSION = "0.1.0-simulated"
@@ -217,7 +217,7 @@ class HardwareModel:
 
 @cache
 def hardware_models() -> tuple[HardwareModel, ...]:
-    """The curated catalogue shipped beside this module (Boavizta, ODbL: see simulate_models.NOTICE.md)."""
+    """The curated catalogue shipped beside this module (Boavizta, ODbL: see models.NOTICE.md)."""
     data = json.loads(MODELS_FILE.read_text())
     return tuple(HardwareModel(m["vendor"], m["model"], DeviceClass(m["class"]), m["chassis_type"], m["weight"])
                  for m in data["models"])

@@ -9,10 +9,10 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, delete, select
 
 from agent.protocol import Inventory, to_wire
-from controller import changes
-from controller.identity import Fingerprint, MatchResult, fingerprint_of, match, normalise_hostname
 from controller.lifecycle.service import enter_register
-from controller.models import Agent, Device, DeviceMac, EnergyBucket, Site
+from controller.register import changes
+from controller.register.identity import Fingerprint, MatchResult, fingerprint_of, match, normalise_hostname
+from controller.register.models import Agent, Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import utcnow
 
 _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", "smbios_uuid",

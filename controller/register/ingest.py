@@ -25,13 +25,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from agent.protocol import BatchAck, Report, ReportBatch, to_wire
-from controller import credentials
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
-from controller.models import ActionRecord, Agent, Device, EnergyBucket
-from controller.models import Report as ReportRow
 from controller.power.relaying import Arrival
 from controller.power.service import WakeService
-from controller.register import apply_inventory
+from controller.register import credentials
+from controller.register.devices import apply_inventory
+from controller.register.models import ActionRecord, Agent, Device, EnergyBucket
+from controller.register.models import Report as ReportRow
 from controller.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select, update
 
 from agent.protocol import EnrollRequest, EnrollResponse
-from controller import changes, credentials
-from controller.identity import fingerprint_of
-from controller.models import Agent, Device, EnrollmentToken, Site
-from controller.register import apply_inventory, create_device, identify
+from controller.register import changes, credentials
+from controller.register.devices import apply_inventory, create_device, identify
+from controller.register.identity import fingerprint_of
+from controller.register.models import Agent, Device, EnrollmentToken, Site
 from controller.timeutil import as_utc
 
 

@@ -52,12 +52,12 @@ from controller.energy.inputs import Estate, SiteInfo
 from controller.energy.savings import savings_summary
 from controller.energy.tariff import tariffs_for
 from controller.lifecycle.models import Asset
-from controller.models import Agent, Device, EnergyBucket, Report, Site
 from controller.policy.compliance import out_of_hours_on
 from controller.policy.model import DeviceFacts
 from controller.policy.store import ActiveSet
 from controller.power.models import OPEN_STATUSES, WakeStatus
 from controller.power.wake import wake_outcomes
+from controller.register.models import Agent, Device, EnergyBucket, Report, Site
 from controller.timeutil import as_utc
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from controller.models import ChangeRecord
+from controller.register.models import ChangeRecord
 
 
 def record(session: Session, actor: str, action: str, obj: Any, before: dict | None = None,

@@ -1,6 +1,6 @@
 """Running a virtual estate against a real controller: enroll, backfill past days, then report live.
 
-The devices and their reports come from :mod:`controller.simulate` (pure); this module does for many
+The devices and their reports come from :mod:`controller.simulate.estate` (pure); this module does for many
 agents at once what one agent's client, spool and timer do: asyncio and httpx, with a bounded number
 of requests in flight. Each agent posts its reports in order, in batches of up to 50, and drops only
 what the controller acknowledged (accepted or duplicate) or refused for good (422).
@@ -41,8 +41,8 @@ from agent.protocol import (
     to_wire,
 )
 from controller.db import session_scope
-from controller.enrollment import create_token
-from controller.simulate import SitePlan, VirtualDevice, build_estate, plan_sites, previous_boundary, report_for
+from controller.register.enrollment import create_token
+from controller.simulate.estate import SitePlan, VirtualDevice, build_estate, plan_sites, previous_boundary, report_for
 from controller.timeutil import utcnow
 
 ENROLL_PATH = "/api/v1/agent/enroll"

@@ -1,0 +1,1 @@
+"""The estate read model: what /metrics and the console show, with every energy figure asked of ``energy``."""

@@ -1,0 +1,1 @@
+"""Virtual agents on the real protocol, for the demo and for load tests."""
