@@ -10,7 +10,7 @@ from controller.energy import catalogue
 from controller.energy.catalogue import CatalogueError
 
 D = Decimal
-# Four rows of Boavizta's footprint data (ODbL), as /work/shared/data/boavizta-data-us.csv has them.
+# Four rows of Boavizta's footprint data (ODbL), as Boavizta's environmental-footprint-data CSV has them.
 BOAVIZTA = """\
 manufacturer,name,category,subcategory,gwp_total,gwp_use_ratio,yearly_tec,lifetime,use_location,report_date,sources
 Dell,Latitude 3510,Workplace,Laptop,340.0,0.142,24.05,4.0,EU,May 2020,https://www.delltechnologies.com/latitude-3510.pdf

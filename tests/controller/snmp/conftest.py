@@ -1,6 +1,6 @@
 """Fixtures for the SNMP tests: the real device recordings, credentials for them, and snmpsim.
 
-snmpsim serves the recordings in ../shared/snmp/ on loopback, one address per recording
+snmpsim serves the real recordings in tests/fixtures/snmp/ (see its NOTICE.md) on loopback, one address per recording
 (127.0.0.10, 127.0.0.11, …, all on one port), so credentials are per address as on a real network.
 It comes from .ci/setup-snmpsim.sh (/opt/snmpsim, or $SNMPSIM_PREFIX). Locally a missing snmpsim
 skips the integration tests; in CI (CI set) it fails them. As root, snmpsim must drop privileges to
@@ -40,7 +40,7 @@ from controller.snmp.readings import DevicePoll
 from tests.conftest import BIN
 from tests.controller.snmp.simulator import SNMPSIM, serving
 
-RECORDINGS = Path(__file__).resolve().parents[3].parent / "shared" / "snmp"
+RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "snmp"
 NAMES = sorted(p.stem for p in RECORDINGS.glob("*.snmprec"))
 V3_USER, V3_AUTH, V3_PRIV = "caretaker", "auth-key-for-tests", "priv-key-for-tests"
 

@@ -1,4 +1,4 @@
-"""The facts a poller must extract from each real device recording (../shared/snmp/MANIFEST.md).
+"""The facts a poller must extract from each real device recording (tests/fixtures/snmp/MANIFEST.md).
 
 Every test runs twice: against the in-memory agent replaying the recording, and against snmpsim
 serving it on loopback to the real pysnmp client. Facts the manifest marks as inferred are checked
