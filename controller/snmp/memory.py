@@ -40,8 +40,10 @@ def parse_snmprec(text: str) -> dict[str, Value]:
             value: int | bytes | str = bytes.fromhex(raw) if hexed else raw.encode()
         elif kind in (Kind.OID, Kind.IPADDRESS):
             value = raw
-        else:
+        elif raw.lstrip("-").isascii() and raw.lstrip("-").isdigit():
             value = int(raw)
+        else:
+            continue  # a number scrubbed into text (okilan_9450g has "6git3159"): snmpsim cannot serve it either
         values[oids.normalize(oid)] = Value(kind, value)
     return values
 
