@@ -42,7 +42,7 @@ from controller.energy.tariff import mean_rate, tariff_at
 from controller.timeutil import as_utc
 
 # What a device is grouped under (one value per device) and what one of its lines is grouped under.
-DEVICE_GROUPS = ("estate", "trust", "site", "room", "device", "device_class")
+DEVICE_GROUPS = ("estate", "trust", "site", "room", "device", "device_class", "device_id")
 LINE_GROUPS = ("day", "hour", "method", "state")
 # ``policy``: the label a ``Classifier`` gives each part of a device-hour (school hours, kept on by policy...).
 GROUPS = (*DEVICE_GROUPS, *LINE_GROUPS, "policy")
@@ -256,6 +256,8 @@ def grouping(estate: Estate, group_by: str | Sequence[str]) -> Callable[[int], t
             return f"{site.name} / {device.room or '(no room)'}"
         if dim == "device":
             return f"{site.name} / {device.hostname}"
+        if dim == "device_id":
+            return str(device.id)
         return device.device_class
 
     return lambda device_id: tuple(value(dim, device_id) for dim in dims)

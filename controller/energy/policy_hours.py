@@ -63,6 +63,12 @@ class Label:
         return cls(Part(part), day == "school_day", reason)
 
 
+def is_waste(label: Label, state: str) -> bool:
+    """What a power-down policy could remove: idle energy out of hours that no policy keeps on (energy
+    while active is somebody working late). The one rule for waste."""
+    return label.part is Part.OUT_OF_HOURS and state == "idle"
+
+
 @dataclass(frozen=True)
 class DevicePolicy:
     """What the policies say about one device that does not depend on the time."""

@@ -39,7 +39,7 @@ from controller.energy.accounting import (
 from controller.energy.accounting import round_half_up as _round
 from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import HOUR, HourLine, estate_lines
-from controller.energy.policy_hours import Label, Part, PolicyHours
+from controller.energy.policy_hours import Label, PolicyHours, is_waste
 from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
@@ -257,14 +257,13 @@ class WasteRow:
 
 
 def waste_by(totals: Totals) -> dict[tuple[str, ...], Total]:
-    """What a power-down policy could remove, by the other keys of ``totals`` (grouped by "policy" and
-    "state" besides them): idle energy out of hours, never what a policy keeps on. The one rule for
-    waste, shared by the waste ranking and the reports."""
+    """What a power-down policy could remove (``is_waste``), by the other keys of ``totals`` (grouped by
+    "policy" and "state" besides them)."""
     dims = totals.dims
     at_policy, at_state = dims.index("policy"), dims.index("state")
     found: dict[tuple[str, ...], Total] = defaultdict(Total)
     for key, total in totals.groups.items():
-        if key[at_state] == "idle" and Label.parse(key[at_policy]).part is Part.OUT_OF_HOURS:
+        if is_waste(Label.parse(key[at_policy]), key[at_state]):
             found[tuple(v for i, v in enumerate(key) if i not in (at_policy, at_state))].merge(total)
     return dict(found)
 
