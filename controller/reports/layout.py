@@ -16,6 +16,27 @@ from controller.reports.document import Chart, Document, Section, Table
 from controller.reports.figures import Figures, MethodShare, stamp
 
 FIGURE_COLUMNS = ("kWh", "£", "kgCO2e")
+_STANDARDS = "https://www.gov.uk/guidance/meeting-digital-and-technology-standards-in-schools-and-colleges"
+_DEVICES = f"{_STANDARDS}/laptop-desktop-and-tablet-standards"
+# Each standards column: the DfE standard it evidences, where it is published, and what it cannot show.
+STANDARDS_EVIDENCE = (
+    ("Powered off automatically %", "Laptop, desktop and tablet standards: devices automatically power off "
+     "when they do not need to be used out of hours", _DEVICES,
+     "that devices are switched off by people when not in use in the day; devices no agent reports"),
+    ("Register complete %", "Laptop, desktop and tablet standards: an asset register with serial, assigned to, "
+     "location, purchase, warranty, support and review dates", _DEVICES,
+     "that the entries are true: a filled field is not a checked one"),
+    ("Disposal evidence complete %", "Laptop, desktop and tablet standards: dispose of devices under WEEE with "
+     "certificates for disposal and destruction of data", _DEVICES,
+     "that data was destroyed as the certificate says; repurposing checked before buying"),
+    ("Past warranty", "Laptop, desktop and tablet standards: a 3-year warranty (2 years for tablets)", _DEVICES,
+     "warranties not recorded in the register"),
+    ("Past OS support", "Cyber security standards: supported software with security updates; devices bought "
+     "with 5 years of support (3 for tablets)", f"{_STANDARDS}/cyber-security-standards",
+     "Linux, Windows Server and releases the shipped data does not list (no date, not counted)"),
+    ("Energy measured %", "Laptop, desktop and tablet standards: energy-efficient devices", _DEVICES,
+     "energy efficiency of servers, switches (Energy-Efficient Ethernet) and kit without an agent or meter"),
+)
 
 
 def _figures(f: Figures) -> tuple[Decimal, Decimal | str, Decimal]:
@@ -146,6 +167,9 @@ def audit_document(pack: AuditPack) -> Document:
         note="Powered off automatically: devices whose winning power policy acts (not observe). Register: the DfE "
              "fields filled for devices in service. Disposal evidence: sanitisation certificate and waste transfer "
              "note fields recorded for devices leaving or gone. Energy measured: share of kWh metered or measured.")
+    evidence = Table("standards_basis", "What each column evidences", (
+        "Column", "DfE digital and technology standard", "GOV.UK", "What it cannot evidence"),
+        tuple(STANDARDS_EVIDENCE))
     value = Table("value", "ICT value for money", (
         "Site", "Device-years", "kWh per device-year", "£ per device-year", "Utilisation %", "Underused devices"),
         tuple((v.site, v.device_years, v.kwh_per_device_year, v.pounds_per_device_year, _pct(v.utilisation),
@@ -169,7 +193,7 @@ def audit_document(pack: AuditPack) -> Document:
                           ((p.prior.label, tuple(s.prior_kwh for s in p.secr)),
                            (p.period.label, tuple(s.kwh for s in p.secr))), "kWh"),)),
         Section("Methodology", paragraphs=(p.methodology,)),
-        Section("Standards", tables=(standards,)),
+        Section("Standards", tables=(standards, evidence)),
         Section("Value for money", tables=(value, underused, refresh), charts=(Chart(
             "Refresh forecast: embodied carbon", tuple(str(r.year) for r in p.refresh),
             (("kgCO2e", tuple(r.embodied_kg for r in p.refresh)),), "kgCO2e"),) if p.refresh else ()),
