@@ -17,10 +17,11 @@ Arithmetic is Decimal from the stored joules onwards and rounded only in the ret
 Wh, kgCO2e to the gram, pounds to a hundredth of a penny), so totals add up to the Wh and the gram.
 A site-hour before the site's first tariff is counted in ``unpriced_kwh`` rather than priced at zero.
 
-Where a rollup would go: ``sum_hours`` turns per-device hours into ``Amounts`` (Wh and seconds by
-device group, site, hour, method, state and policy label) and everything after it is pure. A stored
-rollup of settled whole days, keyed the same way, can hand ``price`` the Amounts of those days and leave
-``iter_device_hours`` the edges of the period alone.
+Where the rollup comes in: ``sum_hours`` turns per-device hours into ``Amounts`` (Wh and seconds by
+device group, site, hour, method, state and policy label) and everything after it is pure. Whole UTC
+days the daily rollup reaches come to it as one line set per device and kind of hour, priced at one of
+those hours (controller.energy.rollup says why that is exact); the edges of the period, days not yet
+rolled and hour-of-day questions come from ``iter_device_hours``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from controller.energy import rollup
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import DeviceInfo, Estate, load_estate
 from controller.energy.lines import DeviceHours, iter_device_hours
@@ -402,8 +404,16 @@ def price(amounts: Amounts, start: datetime, end: datetime, group_by: str | Sequ
 def _estate_amounts(session: Session, estate: Estate, start: datetime, end: datetime,
                     group_by: str | Sequence[str], now: datetime | None,
                     classifier: Classifier | None = None) -> Amounts:
-    """The estate's lines summed a device at a time, never all held at once (a trust's year is billions)."""
-    return sum_hours(iter_device_hours(session, estate, start, end, now), estate, group_by, classifier)
+    """The estate's lines summed a device at a time, never all held at once (a trust's year is billions):
+    whole rolled-up days from the daily rollup, unless the question is about hours of the day (by hour,
+    by local day or by policy part), which only hours answer (controller.energy.rollup)."""
+    dims = dimensions(group_by)
+    if classifier is not None or "day" in dims or "hour" in dims:
+        return sum_hours(iter_device_hours(session, estate, start, end, now), estate, dims, classifier)
+    pricer = Pricer(estate)
+    return sum_hours(rollup.iter_hours(session, estate, start, end, now,
+                                       lambda site_id, hour: (pricer.rate(site_id, hour),
+                                                              pricer.factor(site_id, hour).year)), estate, dims)
 
 
 def energy_totals(session: Session, start: datetime, end: datetime, by: str | Sequence[str] = ("site",),

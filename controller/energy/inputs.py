@@ -18,6 +18,8 @@ from sqlmodel import Session, col, select
 from controller.db import in_batches
 from controller.energy import carbon, catalogue
 from controller.energy.catalogue import Catalogue, PowerProfile
+from controller.energy.models import EnergyDay
+from controller.energy.rolled import day_start, marks, rolled_through
 from controller.energy.tariff import TariffSpec, tariffs_for
 from controller.register.models import Device, EnergyBucket, Site
 
@@ -25,6 +27,8 @@ from controller.register.models import Device, EnergyBucket, Site
 MEASURED = ("metered", "rapl", "battery")
 # An hour of measured time in a state before it replaces the catalogue figure for that state.
 CALIBRATION_MIN_SECONDS = 3600
+# Rolled amounts that are measurements (controller.energy.lines.Kind): reported, or reported and overridden.
+MEASURED_KINDS = ("reported", "overridden")
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,52 @@ class Estate:
     tariffs: Mapping[int, list[TariffSpec]]
 
 
+def _measured_sums(session: Session, ids: list[int]) -> dict[tuple[int, str, str], list[float]]:
+    """Per device, state and measured method, [joules, seconds] over all its history: rolled days from the
+    daily rollup (what a meter overrode included: it is still a measurement), the rest from hours."""
+    through, marked = rolled_through(session), marks(session, ids)
+    sums: dict[tuple[int, str, str], list[float]] = {}
+
+    def add(rows) -> None:
+        for device_id, state, method, joules, seconds in rows:
+            found = sums.setdefault((device_id, state, method), [0.0, 0.0])
+            found[0] += joules or 0.0
+            found[1] += seconds or 0.0
+
+    def hours(where) -> None:
+        add(session.exec(select(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method,
+                                func.sum(EnergyBucket.joules), func.sum(EnergyBucket.seconds))
+                         .where(col(EnergyBucket.method).in_(MEASURED), *where)
+                         .group_by(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method)))
+
+    def days(where) -> None:
+        add(session.exec(select(EnergyDay.device_id, EnergyDay.state, EnergyDay.method,
+                                func.sum(EnergyDay.joules), func.sum(EnergyDay.seconds))
+                         .where(col(EnergyDay.method).in_(MEASURED), col(EnergyDay.kind).in_(MEASURED_KINDS), *where)
+                         .group_by(EnergyDay.device_id, EnergyDay.state, EnergyDay.method)))
+
+    plain = [i for i in ids if i not in marked]
+    for batch in in_batches(plain):
+        if through is None:
+            hours([col(EnergyBucket.device_id).in_(batch)])
+            continue
+        hours([col(EnergyBucket.device_id).in_(batch), col(EnergyBucket.hour) >= day_start(through)])
+        days([col(EnergyDay.device_id).in_(batch), col(EnergyDay.day) < through])
+    for device_id, from_day in marked.items():
+        boundary = from_day if through is None else min(from_day, through)
+        hours([EnergyBucket.device_id == device_id, col(EnergyBucket.hour) >= day_start(boundary)])
+        days([EnergyDay.device_id == device_id, col(EnergyDay.day) < boundary])
+    return sums
+
+
 def measured_watts(session: Session, device_ids: Iterable[int], rapl_factor: Decimal) -> dict[int, dict[str, Decimal]]:
     """Per device and state, the mean watts of its most trusted measured method (RAPL corrected to the wall)."""
     ids = list(device_ids)
     if not ids:
         return {}
-    rows = [row for batch in in_batches(ids) for row in session.exec(
-        select(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method,
-               func.sum(EnergyBucket.joules), func.sum(EnergyBucket.seconds))
-        .where(col(EnergyBucket.device_id).in_(batch), col(EnergyBucket.method).in_(MEASURED))
-        .group_by(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method))]
     best: dict[tuple[int, str], tuple[int, Decimal]] = {}
-    for device_id, state, method, joules, seconds in rows:
-        if seconds is None or seconds < CALIBRATION_MIN_SECONDS:
+    for (device_id, state, method), (joules, seconds) in _measured_sums(session, ids).items():
+        if seconds < CALIBRATION_MIN_SECONDS:
             continue
         watts = Decimal(str(joules)) / Decimal(str(seconds))
         if method == "rapl":

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from itertools import groupby, repeat
 from operator import itemgetter
 from typing import NamedTuple
@@ -83,11 +84,26 @@ def trusted(rows: Sequence[Row]) -> Sequence[Row]:
 Template = tuple[tuple[str, str, Decimal, Decimal], ...]
 
 
-class _Memo:
-    """Each distinct conversion, product and hour's lines worked out once per query. An estate repeats
-    the same few figures (an hour, a model hour of the same class, a full silent hour, a monitor's hour)
-    millions of times, and Decimal division is most of the cost of a line. A cached result is equal in
-    value to the one the arithmetic would have made afresh (Decimals equal in value may differ in
+class Kind(StrEnum):
+    """What an amount is: what was reported, or the silence in between. A rollup keeps amounts, never Wh,
+    so a device's calibration or a catalogue edit reaches its rolled-up days exactly as it reaches hours."""
+
+    REPORTED = "reported"  # a bucket accounted as stored; a monitor line beside it unless metered
+    OVERRIDDEN = "overridden"  # a bucket a meter's reading replaced in its hour: calibration only
+    SILENT = "silent"  # silence attributed to the last state heard, screens with the PC
+    SILENT_METERED = "silent_metered"  # silence in an hour a meter reported: the outlet fed the desk
+
+
+# An hour's amounts, whatever the device: (state, method, kind, seconds, joules as stored) each.
+Amount = tuple[str, str, Kind, Decimal, Decimal]
+Amounts = tuple[Amount, ...]
+
+
+class Memo:
+    """Each distinct conversion, product and hour's amounts and lines worked out once per query. An estate
+    repeats the same few figures (an hour, a model hour of the same class, a full silent hour, a monitor's
+    hour) millions of times, and Decimal division is most of the cost of a line. A cached result is equal
+    in value to the one the arithmetic would have made afresh (Decimals equal in value may differ in
     trailing zeros, which no rounded figure shows)."""
 
     def __init__(self, rapl_factor: Decimal) -> None:
@@ -96,6 +112,9 @@ class _Memo:
         self.walks: dict[tuple[datetime, datetime], list[datetime]] = {}
         self.exact: dict[float, Decimal] = {}
         self.draw: dict[tuple[Decimal, Decimal], Decimal] = {}
+        self.whole: dict[tuple[object, str | None], tuple[int, str | None]] = {}  # a whole hour's kind → amounts
+        self.amount_ids: dict[Amounts, int] = {}
+        self.amounts: list[Amounts] = []  # by id, shared by every device of the query
         self.template_ids: dict[Template, int] = {}
         self.templates: list[Template] = []  # by id, shared by every device of the query
 
@@ -131,6 +150,13 @@ class _Memo:
             self.draw[watts, seconds] = wh = watts * seconds / 3600
         return wh
 
+    def amount_id(self, amounts: Amounts) -> int:
+        found = self.amount_ids.get(amounts)
+        if found is None:
+            self.amount_ids[amounts] = found = len(self.amounts)
+            self.amounts.append(amounts)
+        return found
+
     def template_id(self, template: Template) -> int:
         found = self.template_ids.get(template)
         if found is None:
@@ -154,59 +180,83 @@ class DeviceHours:
         return [new(HourLine, (device_id, hour, *line)) for hour, tid in self.hours for line in templates[tid]]
 
 
-class _Device:
-    """Works out one device's hours (see ``device_hours``)."""
+def hour_amounts(rows: Sequence[Row], last_state: str | None, span: Decimal,
+                 memo: Memo) -> tuple[Amounts, str | None]:
+    """The amounts of an hour of ``span`` seconds holding ``rows`` after ``last_state`` was heard, and the
+    state heard by its end: metered wins (the agent's rows kept for calibration only), and silence is
+    attributed to the last state heard. Pure, and the same for every device."""
+    amounts: list[Amount] = []
+    found = trusted(rows)
+    metered = bool(found) and found[0][3] == METERED
+    covered = _ZERO
+    heard = []
+    for _, _, state, method, joules, stored_seconds in rows:
+        seconds, exact = memo.decimal(stored_seconds), memo.decimal(joules)
+        if metered and method != METERED:
+            amounts.append((state, method, Kind.OVERRIDDEN, seconds, exact))
+            continue
+        amounts.append((state, method, Kind.REPORTED, seconds, exact))
+        covered += seconds
+        if seconds > 0:
+            heard.append(state)
+    if heard:
+        last_state = gap_state(heard)
+    silent = span - covered
+    if silent > GAP_TOLERANCE_SECONDS:
+        amounts.append((last_state or "off", ATTRIBUTED, Kind.SILENT_METERED if metered else Kind.SILENT, silent,
+                        _ZERO))
+    return tuple(amounts), last_state
 
-    def __init__(self, device: DeviceInfo, monitor_watts: Mapping[str, Decimal], memo: _Memo) -> None:
+
+class DeviceLines:
+    """Turns amounts into one device's lines (see ``device_hours``)."""
+
+    def __init__(self, device: DeviceInfo, monitor_watts: Mapping[str, Decimal], memo: Memo) -> None:
         self.memo = memo
         self.monitors = device.monitors
         self.own_watts = {state: device.profile.watts(state) for state in monitor_watts}
         self.screen_watts = {state: device.monitors * watts for state, watts in monitor_watts.items()}
+        self.templates: dict[int, int] = {}  # amounts id → template id
 
-    def hour_lines(self, rows: Sequence[Row], last_state: str | None, span: Decimal) -> tuple[int, str | None]:
-        """The lines of an hour of ``span`` seconds holding ``rows`` after ``last_state`` was heard, and the
-        state heard by its end. The rules themselves: metered wins, RAPL to the wall, screens with the PC
-        (but not on a meter), silence attributed to the last state heard."""
+    def template(self, aid: int) -> int:
+        found = self.templates.get(aid)
+        if found is None:
+            self.templates[aid] = found = self.memo.template_id(self.lines(self.memo.amounts[aid]))
+        return found
+
+    def lines(self, amounts: Iterable[Amount]) -> Template:
+        """The rules that need the device: RAPL to the wall, screens with the PC (but not on a meter), silence
+        at the profile's watts. Linear in seconds and joules, so a sum of amounts gives the sum of lines."""
         memo, lines = self.memo, []
-        found = trusted(rows)
-        screens = self.monitors and not (found and found[0][3] == METERED)
-        covered = _ZERO
-        heard = []
-        for _, _, state, method, joules, stored_seconds in found:
-            seconds, exact = memo.decimal(stored_seconds), memo.decimal(joules)
-            lines.append((state, method, seconds, (exact * memo.rapl_factor if method == "rapl" else exact) / 3600))
-            covered += seconds
-            if seconds > 0:
-                heard.append(state)
-            if screens:
-                lines.append((state, "model", _ZERO, memo.draw_wh(self.screen_watts[state], seconds)))
-        if heard:
-            last_state = gap_state(heard)
-        silent = span - covered
-        if silent > GAP_TOLERANCE_SECONDS:
-            state = last_state or "off"
-            lines.append((state, ATTRIBUTED, silent, memo.draw_wh(self.own_watts[state], silent)))
-            if screens:
-                lines.append((state, ATTRIBUTED, _ZERO, memo.draw_wh(self.screen_watts[state], silent)))
-        return memo.template_id(tuple(lines)), last_state
+        for state, method, kind, seconds, joules in amounts:
+            if kind is Kind.REPORTED:
+                lines.append((state, method, seconds,
+                              (joules * memo.rapl_factor if method == "rapl" else joules) / 3600))
+                if self.monitors and method != METERED:
+                    lines.append((state, "model", _ZERO, memo.draw_wh(self.screen_watts[state], seconds)))
+            elif kind is not Kind.OVERRIDDEN:
+                lines.append((state, ATTRIBUTED, seconds, memo.draw_wh(self.own_watts[state], seconds)))
+                if self.monitors and kind is Kind.SILENT:
+                    lines.append((state, ATTRIBUTED, _ZERO, memo.draw_wh(self.screen_watts[state], seconds)))
+        return tuple(lines)
 
 
-def device_hours(device: DeviceInfo, rows: Sequence[Row], first_hour: datetime | None, last_state: str | None,
-                 start: datetime, until: datetime, monitor_watts: Mapping[str, Decimal], memo: _Memo) -> DeviceHours:
+def walk_hours(rows: Sequence[Row], first_hour: datetime | None, last_state: str | None, start: datetime,
+               until: datetime, memo: Memo) -> list[tuple[datetime, int]]:
     """One device's hours from ``start`` until ``until`` (a partial last hour is attributed only up to
-    ``until``): pure, given its stored buckets in that range in hour order, the hour it was first heard
-    of and the state it was last heard in before ``start``.
+    ``until``), each as the id of its amounts: pure, given its stored buckets in that range in hour order,
+    the hour it was first heard of and the state it was last heard in before ``start``.
 
-    One walk along the hours and the buckets together. A whole hour's lines depend only on its buckets'
+    One walk along the hours and the buckets together. A whole hour's amounts depend only on its buckets'
     states, methods and amounts and on the state last heard, so they are worked out once per such kind."""
     hours: list[tuple[datetime, int]] = []
     if first_hour is None:
-        return DeviceHours(device, hours, memo.templates)
-    worker, kinds = _Device(device, monitor_watts, memo), {}
-    stored_hour, to_utc, templates, add = memo.hours.get, memo.hour, memo.templates, hours.append
+        return hours
+    kinds = memo.whole
+    stored_hour, to_utc, amounts, add = memo.hours.get, memo.hour, memo.amounts, hours.append
     walk = memo.walk(max(start, first_hour), until)
     if not walk:
-        return DeviceHours(device, hours, memo.templates)
+        return hours
     whole = len(walk) if walk[-1] + HOUR <= until else len(walk) - 1  # the hours before a partial last one
     i, n, k = 0, len(rows), 0
     next_hour = (stored_hour(rows[0][1]) or to_utc(rows[0][1])) if rows else None
@@ -231,17 +281,34 @@ def device_hours(device: DeviceInfo, rows: Sequence[Row], first_hour: datetime |
         if k < whole:
             known = kinds.get((kind, last_state))
             if known is None:
-                known = kinds[kind, last_state] = worker.hour_lines(found, last_state, _FULL)
-            tid, last_state = known
+                made, after = hour_amounts(found, last_state, _FULL, memo)
+                known = kinds[kind, last_state] = (memo.amount_id(made), after)
+            aid, last_state = known
         else:
-            tid, last_state = worker.hour_lines(found, last_state, Decimal(int((until - hour).total_seconds())))
+            made, last_state = hour_amounts(found, last_state, Decimal(int((until - hour).total_seconds())), memo)
+            aid = memo.amount_id(made)
             stop = k + 1
-        if templates[tid]:
+        if amounts[aid]:
             if stop == k + 1:
-                add((hour, tid))
+                add((hour, aid))
             else:
-                hours.extend(zip(walk[k:stop], repeat(tid)))
+                hours.extend(zip(walk[k:stop], repeat(aid)))
         k = stop
+    return hours
+
+
+def device_hours(device: DeviceInfo, walked: Sequence[tuple[datetime, int]], monitor_watts: Mapping[str, Decimal],
+                 memo: Memo) -> DeviceHours:
+    """One device's walked hours (see ``walk_hours``) as the ids of its lines: consecutive hours of one
+    kind of amounts share their lines, worked out for the device once per kind."""
+    if not walked:
+        return DeviceHours(device, [], memo.templates)
+    template, hours, previous, tid = DeviceLines(device, monitor_watts, memo).template, [], -1, -1
+    add = hours.append
+    for hour, aid in walked:
+        if aid != previous:
+            previous, tid = aid, template(aid)
+        add((hour, tid))
     return DeviceHours(device, hours, memo.templates)
 
 
@@ -249,7 +316,7 @@ def device_rows(session: Session, ids: list[int], start: datetime, end: datetime
     """Per device, its stored buckets in [start, end) in hour order.
 
     Read straight from the driver's cursor, not through SQLAlchemy's rows and column types: the read is
-    most of the cost of a summary, and ``_Memo`` converts each distinct hour and float once instead."""
+    most of the cost of a summary, and ``Memo`` converts each distinct hour and float once instead."""
     result = session.connection().execute(
         select(EnergyBucket.device_id, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method,
                EnergyBucket.joules, EnergyBucket.seconds)
@@ -261,30 +328,45 @@ def device_rows(session: Session, ids: list[int], start: datetime, end: datetime
     return {device_id: list(found) for device_id, found in groupby(rows, itemgetter(0))}
 
 
-def iter_device_hours(session: Session, estate: Estate, start: datetime, end: datetime,
-                      now: datetime | None = None) -> Iterator[DeviceHours]:
-    """Every device's hours over the whole UTC hours covering [start, end), attributing silence only up
-    to ``now`` (the future is not yet silent). Read ``CHUNK`` devices at a time, so that a trust's year
-    can be summed without holding all its buckets or lines at once."""
-    until = min(as_utc(end), as_utc(now or utcnow()))
-    start, end = hour_floor(start), hour_ceil(until)
-    if not estate.devices or start >= until:
-        return
+def monitor_watts(estate: Estate) -> dict[str, Decimal]:
+    """The catalogue's monitor, by state: what a screen counted with a PC draws."""
     monitor = estate.catalogue.monitor()
-    monitor_watts = {s: monitor.watts(s) for s in ("active", "idle", "sleep", "off")}
-    memo = _Memo(estate.catalogue.rapl_wall_factor)
-    devices = list(estate.devices.values())
-    for i in range(0, len(devices), CHUNK):
-        chunk = devices[i:i + CHUNK]
-        ids = [device.id for device in chunk]
+    return {s: monitor.watts(s) for s in ("active", "idle", "sleep", "off")}
+
+
+def iter_walks(session: Session, device_ids: Sequence[int], start: datetime, until: datetime,
+               memo: Memo) -> Iterator[tuple[int, list[tuple[datetime, int]]]]:
+    """Each device's hours from ``start`` (on the hour) until ``until`` as ids of their amounts (see
+    ``walk_hours``), ``CHUNK`` devices at a time, so that a trust's year is never held at once."""
+    end = hour_ceil(until)
+    for i in range(0, len(device_ids), CHUNK):
+        ids = list(device_ids[i:i + CHUNK])
         rows = device_rows(session, ids, start, end)
         first = dict(session.exec(select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
                                   .where(col(EnergyBucket.device_id).in_(ids)).group_by(EnergyBucket.device_id)).all())
         before = _last_heard_before(session, ids, start)
-        for device in chunk:
-            first_hour = first.get(device.id)
-            yield device_hours(device, rows.get(device.id, ()), first_hour and as_utc(first_hour),
-                               before.get(device.id), start, until, monitor_watts, memo)
+        for device_id in ids:
+            first_hour = first.get(device_id)
+            yield device_id, walk_hours(rows.get(device_id, ()), first_hour and as_utc(first_hour),
+                                        before.get(device_id), start, until, memo)
+
+
+def iter_device_hours(session: Session, estate: Estate, start: datetime, end: datetime,
+                      now: datetime | None = None, memo: Memo | None = None,
+                      devices: Sequence[DeviceInfo] | None = None) -> Iterator[DeviceHours]:
+    """Every device's hours (or ``devices``' only) over the whole UTC hours covering [start, end),
+    attributing silence only up to ``now`` (the future is not yet silent). ``memo``: one shared with
+    other parts of the same sum (controller.energy.rollup), whose lines then share ids with these."""
+    until = min(as_utc(end), as_utc(now or utcnow()))
+    start = hour_floor(start)
+    if not estate.devices or start >= until:
+        return
+    screens = monitor_watts(estate)
+    memo = memo or Memo(estate.catalogue.rapl_wall_factor)
+    chosen = list(estate.devices.values()) if devices is None else list(devices)
+    by_id = {device.id: device for device in chosen}
+    for device_id, walked in iter_walks(session, list(by_id), start, until, memo):
+        yield device_hours(by_id[device_id], walked, screens, memo)
 
 
 def estate_lines(session: Session, estate: Estate, start: datetime, end: datetime,

@@ -6,7 +6,7 @@ overrides one default, so an upgrade that corrects a default still reaches every
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -69,3 +69,40 @@ class CarbonIntensityPeriod(SQLModel, table=True):
     forecast_g_per_kwh: int
     actual_g_per_kwh: int | None = None
     fetched_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EnergyDay(SQLModel, table=True):
+    """One device's amounts over one UTC day (controller.energy.rollup): what its hours hold, summed over the
+    hours in ``hours`` (bit h: the day's UTC hour h), which are hours every figure prices alike."""
+
+    __tablename__ = "energy_day"
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    day: date = Field(primary_key=True)
+    hours: int = Field(primary_key=True)
+    state: str = Field(primary_key=True, max_length=16)
+    method: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(primary_key=True, max_length=16)  # controller.energy.lines.Kind
+    joules: float = 0.0
+    seconds: float = 0.0
+
+
+class RollupMark(SQLModel, table=True):
+    """A device whose buckets changed on a day before today: its days from ``from_day`` are read from hours
+    until the rollup job has rolled them again. ``version`` tells the job a mark that moved while it worked."""
+
+    __tablename__ = "rollup_mark"
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    from_day: date
+    version: int = 1
+
+
+class RollupState(SQLModel, table=True):
+    """How far the daily rollup reaches: every device's days before ``through`` are rolled (bar marks)."""
+
+    __tablename__ = "rollup_state"
+
+    name: str = Field(primary_key=True, max_length=32)
+    through: date
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,145 @@
+"""The rollup job: settled UTC days rolled into ``energy_day`` (the reasoning is in controller.energy.rollup).
+
+A day is settled once its last reports are in: ``FRESH_INTERVALS`` report intervals after midnight UTC,
+as /metrics settles hours. Each run rolls every device's days from the last run's ``through`` up to the
+last settled day, and rolls again the days of the devices a late report marked, from the marked day.
+It runs as a singleton job (controller.jobs), on one replica at a time; it is also safe to run twice,
+since a device's days are replaced, never added to, and the marks it clears are the versions it read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, delete, func, insert, or_
+from sqlmodel import Session, col, select
+
+from controller.energy import carbon, catalogue
+from controller.energy.accounting import Pricer
+from controller.energy.inputs import Estate, SiteInfo
+from controller.energy.lines import CHUNK, Memo, iter_walks
+from controller.energy.models import EnergyDay, RollupMark, RollupState
+from controller.energy.rolled import STATE, day_start, rolled_through
+from controller.energy.rollup import DayPrices, day_of, masks
+from controller.energy.tariff import tariffs_for
+from controller.register.models import Device, EnergyBucket, Site
+from controller.timeutil import as_utc
+
+FRESH_INTERVALS = 2  # as controller.estate.summary settles an hour
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """What one run did: the days it reached, and how many device-days and rows it wrote."""
+
+    through: date | None
+    devices: int
+    device_days: int
+    rows: int
+    remarked: int  # marked devices whose earlier days it rolled again
+
+    def details(self) -> dict:
+        return {"through": self.through.isoformat() if self.through else None, "devices": self.devices,
+                "device_days": self.device_days, "rows": self.rows, "remarked": self.remarked}
+
+
+def settled(now: datetime, report_interval_seconds: int) -> date:
+    """Days before this one are settled: their last reports are in."""
+    return day_of(as_utc(now) - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds))
+
+
+def pricing_estate(session: Session) -> Estate:
+    """What prices an hour (sites' zones, tariffs, carbon factors): all the roll needs besides buckets."""
+    sites = {s.id: SiteInfo(s.id, s.name, ZoneInfo(s.timezone), s.trust, s.postcode)
+             for s in session.exec(select(Site))}
+    return Estate(sites, {}, catalogue.load(session), carbon.load(session), tariffs_for(session, sites))
+
+
+def roll(session: Session, now: datetime, report_interval_seconds: int = 300) -> Rolled:
+    """Roll what is settled and not yet rolled, and what late reports re-opened; the caller commits."""
+    target = settled(now, report_interval_seconds)
+    through = rolled_through(session)
+    if through is None:
+        earliest = session.exec(select(func.min(EnergyBucket.hour))).one()
+        through = target if earliest is None else min(day_of(as_utc(earliest)), target)
+    read_marks = {d: (day, version) for d, day, version in session.exec(
+        select(RollupMark.device_id, RollupMark.from_day, RollupMark.version)).all()}
+    estate = pricing_estate(session)
+    pricer = Pricer(estate)
+    prices = DayPrices(estate, lambda site_id, hour: (pricer.rate(site_id, hour), pricer.factor(site_id, hour).year))
+    spans: dict[date, list[tuple[int, int]]] = defaultdict(list)
+    for device_id, site_id in session.exec(select(Device.id, Device.site_id)).all():
+        marked = read_marks.get(device_id)
+        begin = min(through, marked[0]) if marked else through
+        if begin < target:
+            spans[begin].append((device_id, site_id))
+    devices = device_days = rows = 0
+    for begin, members in sorted(spans.items()):
+        for i in range(0, len(members), CHUNK):
+            chunk = dict(members[i:i + CHUNK])
+            written, days = _roll_devices(session, chunk, begin, target, prices)
+            devices, device_days, rows = devices + len(chunk), device_days + days, rows + written
+    state = session.get(RollupState, STATE) or RollupState(name=STATE, through=target)
+    state.through, state.updated_at = max(target, state.through), as_utc(now)
+    session.add(state)
+    _clear(session, read_marks)
+    remarked = sum(1 for day, _ in read_marks.values() if day < through)
+    return Rolled(target, devices, device_days, rows, remarked)
+
+
+def _roll_devices(session: Session, sites: dict[int, int], begin: date, end: date,
+                  prices: DayPrices) -> tuple[int, int]:
+    """Replace these devices' rows from ``begin`` with their days [begin, end) worked out afresh."""
+    session.execute(delete(EnergyDay).where(col(EnergyDay.device_id).in_(list(sites)), col(EnergyDay.day) >= begin))
+    memo = Memo(Decimal(1))  # amounts only: no line of the roll is priced or converted to Wh
+    hour_masks: dict[tuple[int, date], list[int]] = {}
+    rows: list[dict] = []
+    device_days = 0
+    for device_id, walked in iter_walks(session, list(sites), day_start(begin), day_start(end), memo):
+        site_id = sites[device_id]
+        counted: Counter[tuple[date, int, int]] = Counter()
+        for hour, aid in walked:
+            day = hour.date()
+            of_day = hour_masks.get((site_id, day))
+            if of_day is None:
+                of_day = hour_masks[site_id, day] = _hour_masks(prices.signature(site_id, day))
+            counted[day, of_day[hour.hour], aid] += 1
+        sums: dict[tuple[date, int, str, str, str], list[Decimal]] = {}
+        for (day, mask, aid), n in counted.items():
+            for state, method, kind, seconds, joules in memo.amounts[aid]:
+                found = sums.setdefault((day, mask, state, method, kind.value), [Decimal(0), Decimal(0)])
+                found[0] += joules * n
+                found[1] += seconds * n
+        device_days += len({key[0] for key in sums})
+        rows.extend({"device_id": device_id, "day": day, "hours": mask, "state": state, "method": method,
+                     "kind": kind, "joules": float(joules), "seconds": float(seconds)}
+                    for (day, mask, state, method, kind), (joules, seconds) in sums.items())
+    if rows:
+        session.execute(insert(EnergyDay), rows)
+    return len(rows), device_days
+
+
+def _hour_masks(signature) -> list[int]:
+    """For each of the day's 24 hours, the mask of the hours it prices alike with."""
+    out = [0] * 24
+    for mask in masks(signature):
+        for h in range(24):
+            if mask >> h & 1:
+                out[h] = mask
+    return out
+
+
+def _clear(session: Session, read: dict[int, tuple[date, int]]) -> None:
+    """Remove the marks this run answered: those still at the version read (a moved mark stays)."""
+    items: Iterable[tuple[int, tuple[date, int]]] = sorted(read.items())
+    pairs = list(items)
+    for i in range(0, len(pairs), 500):
+        batch = pairs[i:i + 500]
+        session.execute(delete(RollupMark).where(or_(*(and_(col(RollupMark.device_id) == d,
+                                                             col(RollupMark.version) == v)
+                                                       for d, (_, v) in batch))))

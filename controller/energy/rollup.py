@@ -1,0 +1,215 @@
+"""Daily rollups: a device's settled UTC days summed once, so a year is read as days, not hours.
+
+**What a rollup row holds.** ``energy_day`` keeps, per device, UTC day, state and method, the *amounts*
+of controller.energy.lines (joules as reported and seconds, with their kind: reported, overridden by a
+meter, silence attributed), never Wh. The Wh of silence and of screens follow from the device's profile,
+which its own measurements keep calibrating and a catalogue edit changes; applying those rules to the
+summed amounts when a question is asked (``DeviceLines.lines``, linear in seconds and joules) keeps a
+rolled-up day equal to its hours, and keeps the rules in one place. Metered-wins and the attribution of
+silence (which depend only on what was reported) are applied before the sum.
+
+**Which hours a row holds, and why prices stay exact.** A row sums the hours of its day that price
+alike: the same p/kWh and the same carbon factor year (bit h of ``hours`` is the day's UTC hour h).
+Under a flat tariff that is the whole day; under a day/night tariff two rows, one per band; a band edge
+at half past makes its hour a row of its own (its price is the mean of both bands). A time-of-use band
+is therefore never averaged away: the row's kWh are priced at the one rate all its hours share.
+The grouping is made with the tariffs of roll time, but prices are read with today's: each UTC day's
+24 hours are priced afresh (``DayPrices``), a row is used only when every hour in it still prices
+alike, and otherwise that site's days of that kind are read from hours. So a price change needs no
+re-roll, and a band's times edited after the fact cost speed, never accuracy. Carbon is the factor of
+the hour's local year, part of the same key, so a UTC day across a local New Year splits. Half-hourly
+grid intensity (controller.energy.intensity) places maintenance only and is not in any total; should it
+ever be, it joins the key as a band does.
+
+**Which questions read which level.** Whole UTC days that the rollup reaches are read from it; the
+edges of a period (a local day in summer starts at 23:00 UTC), the days since the last roll, and the
+days a late report re-opened are read from hours, through the same lines. Hour-of-day questions read
+hours throughout: grouping by hour, by local day, or by policy part (school hours, kept on by policy),
+whose labels change within a day. UTC days rather than local ones: a device-day then means the same
+whatever site the device moves to and whatever zone its site is given.
+
+**Late reports.** Ingest (and SNMP metering) call ``reopen`` in the transaction that writes a bucket
+of a day before today: the device is marked from that day, readers take its days from there out of
+hours, and the rollup job (controller.energy.rolling) rolls them again and clears the mark, unless it
+moved meanwhile (``version``). A spool flushed after a week offline re-rolls one device's week.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import bindparam, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from controller.db import in_batches
+from controller.energy.inputs import DeviceInfo, Estate
+from controller.energy.lines import (
+    HOUR,
+    DeviceHours,
+    DeviceLines,
+    Kind,
+    Memo,
+    hour_ceil,
+    iter_device_hours,
+    monitor_watts,
+)
+from controller.energy.models import EnergyDay, RollupMark
+from controller.energy.rolled import day_start, marks, rolled_through
+from controller.energy.tariff import tariff_at
+from controller.timeutil import as_utc, hour_floor, utcnow
+
+DAY = timedelta(days=1)
+# What one hour of a site costs and emits: (p/kWh or None, carbon factor year), from the accounting's Pricer.
+Price = Callable[[int, datetime], Hashable]
+
+
+def day_of(moment: datetime) -> date:
+    return as_utc(moment).date()
+
+
+def bits(mask: int) -> list[int]:
+    return [h for h in range(24) if mask >> h & 1]
+
+
+def masks(signature: Sequence[Hashable]) -> list[int]:
+    """The day's hours grouped by price: one bit mask per distinct price, in the order first met."""
+    found: dict[Hashable, int] = {}
+    for h, price in enumerate(signature):
+        found[price] = found.get(price, 0) | 1 << h
+    return list(found.values())
+
+
+class DayPrices:
+    """Each site's UTC day as the prices of its 24 hours. Worked out once per kind of day: days with the
+    same tariff all day, the same weekday and the same UTC offset and local year at both ends price
+    their hours alike, so a year of a site is a handful of signatures, not 8,760 prices."""
+
+    def __init__(self, estate: Estate, price: Price) -> None:
+        self._estate = estate
+        self._price = price
+        self._kinds: dict[tuple, tuple[Hashable, ...]] = {}
+
+    def signature(self, site_id: int, day: date) -> tuple[Hashable, ...]:
+        start = day_start(day)
+        last = start + 23 * HOUR
+        zone = self._estate.sites[site_id].zone
+        specs = self._estate.tariffs.get(site_id, [])
+        first_spec, last_spec = tariff_at(specs, start), tariff_at(specs, last + HOUR - timedelta(microseconds=1))
+        a, b = start.astimezone(zone), last.astimezone(zone)
+        plain = first_spec is last_spec and a.utcoffset() == b.utcoffset() and a.year == b.year
+        key = (site_id, id(first_spec), a.weekday(), a.utcoffset(), a.year)
+        if plain and key in self._kinds:
+            return self._kinds[key]
+        found = tuple(self._price(site_id, start + h * HOUR) for h in range(24))
+        if plain:
+            self._kinds[key] = found
+        return found
+
+
+def reopen(session: Session, earliest: Mapping[int, datetime], now: datetime) -> None:
+    """In the transaction that changed buckets: mark each device whose earliest changed hour is on a day
+    before today (UTC), so its rolled days from there are read from hours until rolled again."""
+    today = day_of(now)
+    rows = sorted((device_id, day_of(hour)) for device_id, hour in earliest.items() if day_of(hour) < today)
+    if not rows:
+        return
+    table = RollupMark.__table__
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={"from_day": func.least(table.c.from_day, insert.excluded.from_day)
+              if session.get_bind().dialect.name == "postgresql"
+              else func.min(table.c.from_day, insert.excluded.from_day),
+              "version": table.c.version + 1})
+    session.execute(statement, [{"device_id": d, "from_day": day, "version": 1} for d, day in rows])
+
+
+def _uniform(signature: Sequence[Hashable], mask: int) -> bool:
+    hours = bits(mask)
+    return all(signature[h] == signature[hours[0]] for h in hours[1:])
+
+
+def _day_rows(session: Session, ids: list[int], days: list[date]) -> list[tuple]:
+    """Per device and hours mask, the amounts summed over ``days``, by state, method and kind."""
+    table = EnergyDay.__table__
+    statement = (select(table.c.device_id, table.c.hours, table.c.state, table.c.method, table.c.kind,
+                        func.sum(table.c.joules), func.sum(table.c.seconds))
+                 .where(table.c.device_id.in_(bindparam("ids", expanding=True)),
+                        table.c.day.in_(bindparam("days", expanding=True)))
+                 .group_by(table.c.device_id, table.c.hours, table.c.state, table.c.method, table.c.kind))
+    found = []
+    for batch in in_batches(ids):
+        result = session.connection().execute(statement, {"ids": list(batch), "days": days})
+        found.extend(result.cursor.fetchall())
+        result.close()
+    return found
+
+
+def _days_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], first: date, last: date,
+                prices: DayPrices, memo: Memo, now: datetime) -> Iterator[DeviceHours]:
+    """``devices``' whole days [first, last) from the rollup, one site at a time: per kind of day, one
+    summed query, each hours mask a line set priced at one of its hours (all alike, ``_uniform``)."""
+    screens = monitor_watts(estate)
+    by_site: dict[int, list[DeviceInfo]] = defaultdict(list)
+    for device in devices:
+        by_site[device.site_id].append(device)
+    days = [first + timedelta(days=i) for i in range((last - first).days)]
+    for site_id, members in by_site.items():
+        kinds: dict[tuple[Hashable, ...], list[date]] = defaultdict(list)
+        for day in days:
+            kinds[prices.signature(site_id, day)].append(day)
+        workers = {device.id: DeviceLines(device, screens, memo) for device in members}
+        for signature, of_kind in kinds.items():
+            rows = _day_rows(session, list(workers), of_kind)
+            if not all(_uniform(signature, row[1]) for row in rows):
+                for day in of_kind:  # a band's times were edited since the roll: these days from hours
+                    yield from iter_device_hours(session, estate, day_start(day), day_start(day) + DAY, now,
+                                                 memo, members)
+                continue
+            amounts: dict[tuple[int, int], list] = defaultdict(list)
+            for device_id, mask, state, method, kind, joules, seconds in rows:
+                amounts[device_id, mask].append((state, method, Kind(kind), memo.decimal(seconds),
+                                                 memo.decimal(joules)))
+            per_device: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+            base = day_start(of_kind[0])
+            for (device_id, mask), found in amounts.items():
+                tid = memo.template_id(workers[device_id].lines(sorted(found)))
+                per_device[device_id].append((base + bits(mask)[0] * HOUR, tid))
+            for device in members:
+                if device.id in per_device:
+                    yield DeviceHours(device, per_device[device.id], memo.templates)
+
+
+def iter_hours(session: Session, estate: Estate, start: datetime, end: datetime, now: datetime | None,
+               price: Price) -> Iterator[DeviceHours]:
+    """The estate's hours over the whole UTC hours covering [start, end), attributing silence up to
+    ``now``, as ``iter_device_hours`` gives them, with the rolled-up whole days read as days (a summed
+    line set per hours mask): the same sums, read from a row per device-day instead of 24.
+
+    ``price`` names what an hour costs (``Pricer``'s rate and carbon year): hours summed into one line
+    set must share it."""
+    now = as_utc(now or utcnow())
+    until = min(as_utc(end), now)
+    start = hour_floor(start)
+    memo = Memo(estate.catalogue.rapl_wall_factor)
+    through = rolled_through(session) if estate.devices else None
+    first = day_of(start) if start == day_start(day_of(start)) else day_of(start) + DAY
+    last = min(day_of(until), through) if through is not None else first
+    if last <= first:
+        yield from iter_device_hours(session, estate, start, end, now, memo)
+        return
+    marked = marks(session, estate.devices)
+    spans: dict[date, list[DeviceInfo]] = defaultdict(list)
+    for device in estate.devices.values():
+        spans[max(first, min(last, marked.get(device.id, last)))].append(device)
+    prices = DayPrices(estate, price)
+    for stop, devices in spans.items():
+        if start < day_start(first):
+            yield from iter_device_hours(session, estate, start, day_start(first), now, memo, devices)
+        if first < stop:
+            yield from _days_hours(session, estate, devices, first, stop, prices, memo, now)
+        if day_start(stop) < hour_ceil(until):
+            yield from iter_device_hours(session, estate, day_start(stop), end, now, memo, devices)

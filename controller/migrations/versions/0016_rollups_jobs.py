@@ -1,0 +1,65 @@
+"""energy_day (daily rollup), rollup_mark, rollup_state, job_run
+
+Revision ID: 0016
+Revises: 0010
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from controller.db import UTCDateTime
+
+revision: str = '0016'
+down_revision: str | None = '0010'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'energy_day',
+        sa.Column('device_id', sa.Integer(), sa.ForeignKey('device.id'), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('hours', sa.Integer(), nullable=False),
+        sa.Column('state', sa.String(length=16), nullable=False),
+        sa.Column('method', sa.String(length=16), nullable=False),
+        sa.Column('kind', sa.String(length=16), nullable=False),
+        sa.Column('joules', sa.Float(), nullable=False),
+        sa.Column('seconds', sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint('device_id', 'day', 'hours', 'state', 'method', 'kind'),
+    )
+    op.create_table(
+        'rollup_mark',
+        sa.Column('device_id', sa.Integer(), sa.ForeignKey('device.id'), nullable=False),
+        sa.Column('from_day', sa.Date(), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('device_id'),
+    )
+    op.create_table(
+        'rollup_state',
+        sa.Column('name', sa.String(length=32), nullable=False),
+        sa.Column('through', sa.Date(), nullable=False),
+        sa.Column('updated_at', UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('name'),
+    )
+    op.create_table(
+        'job_run',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('job', sa.String(length=32), nullable=False),
+        sa.Column('holder', sa.String(length=100), nullable=False),
+        sa.Column('started_at', UTCDateTime(), nullable=False),
+        sa.Column('finished_at', UTCDateTime(), nullable=True),
+        sa.Column('outcome', sa.String(length=16), nullable=False),
+        sa.Column('details', sa.JSON(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_job_run_job_started', 'job_run', ['job', 'started_at'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_job_run_job_started', table_name='job_run')
+    op.drop_table('job_run')
+    op.drop_table('rollup_state')
+    op.drop_table('rollup_mark')
+    op.drop_table('energy_day')
