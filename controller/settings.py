@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     relay_report_interval_seconds: int = 60  # relays report this often, so wake orders go out promptly
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
     relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
+    # Singleton jobs (one replica at a time, controller.jobs): how often each runs; 0 switches one off.
+    rollup_every_seconds: float = 900.0  # settled days into the daily rollup, and days late reports re-opened
+    retention_every_seconds: float = 3600.0  # old reports (and hourly buckets) dropped
+    partitions_every_seconds: float = 3600.0  # PostgreSQL: the report table's partitions made ahead
+    # Retention: each report is kept this long (its energy stays in the buckets and the rollup), hourly
+    # buckets this many years; the daily rollup is kept for ever.
+    report_retention_days: int = 90
+    hourly_retention_years: int = 7
+
+    def report_age_limit_days(self) -> int:
+        """The oldest report ingest takes: none it could not keep, or a dropped report could come back as new."""
+        return min(self.max_report_age_days, self.report_retention_days)
 
     def resolved_policy_dir(self) -> Path:
         return self.policy_dir or self.data_dir / "policies"

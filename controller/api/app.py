@@ -27,6 +27,8 @@ from controller.api.routes import (
     wake,
 )
 from controller.db import make_engine
+from controller.jobs.estate import JobName, job, jobs
+from controller.jobs.singleton import JobRunner, run_once
 from controller.metrics import build_metrics
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
@@ -42,11 +44,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(engine)
+        run_once(engine, job(settings, JobName.PARTITIONS))  # a report always finds its partition
         wake = WakeService(engine, settings)  # wake-on-LAN dispatcher; ingest confirms wakes and feeds relays
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size, wake=wake)
         writer.start()
         wake.start()
         snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
+        singletons = JobRunner(engine, jobs(settings))  # partitions, rollups, retention: one replica at a time
+        singletons.start()
         policies = PolicyStore(settings.resolved_policy_dir(), engine)
         schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute,
                                     relays=lambda: wake.board.relay_devices)
@@ -63,6 +68,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         finally:
             if snmp is not None:
                 await snmp.stop()
+            singletons.stop()
             wake.stop()
             writer.stop()
 

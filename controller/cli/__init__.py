@@ -11,6 +11,7 @@ import typer
 from controller.cli import (
     assets,
     audit,
+    db,
     devices,
     energy,
     lifecycle,
@@ -41,6 +42,7 @@ app.add_typer(assets.app, name="assets")
 app.add_typer(energy.app, name="energy")
 app.add_typer(wake.app, name="wake")
 app.add_typer(ssh.app, name="ssh")
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:

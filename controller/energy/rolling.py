@@ -66,7 +66,9 @@ def roll(session: Session, now: datetime, report_interval_seconds: int = 300) ->
     through = rolled_through(session)
     if through is None:
         earliest = session.exec(select(func.min(EnergyBucket.hour))).one()
-        through = target if earliest is None else min(day_of(as_utc(earliest)), target)
+        if earliest is None:  # nothing to roll yet: the first roll starts from the first bucket
+            return Rolled(None, 0, 0, 0, 0)
+        through = min(day_of(as_utc(earliest)), target)
     read_marks = {d: (day, version) for d, day, version in session.exec(
         select(RollupMark.device_id, RollupMark.from_day, RollupMark.version)).all()}
     estate = pricing_estate(session)

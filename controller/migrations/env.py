@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import controller.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+from controller.storage import partitions
 
 config = context.config
 
@@ -15,6 +16,7 @@ def run_migrations_online() -> None:
         target_metadata=SQLModel.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=partitions.include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 
 from agent.protocol import BatchAck, Report, ReportBatch, to_wire
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
+from controller.energy.rollup import reopen
 from controller.power.relaying import Arrival
 from controller.power.service import WakeService
 from controller.register import credentials
@@ -195,7 +196,7 @@ class IngestWriter:
         now = self._clock()
         with Session(self._engine, expire_on_commit=False) as session:
             inserted = _insert_reports(session, group, now)
-            _add_energy(session, group, inserted)
+            _add_energy(session, group, inserted, now)
             _touch_agents_and_devices(session, group, inserted, now)
             _apply_inventories(session, group, inserted)
             _record_actions(session, group, inserted)
@@ -245,12 +246,12 @@ def _insert_reports(session: Session, group: list[_Job], now: datetime) -> set[t
     """
     table = ReportRow.__table__
     rows = [_report_row(job.agent, r, now) for job in group for r in job.batch.reports]
-    statement = (_insert(session)(table).on_conflict_do_nothing(index_elements=["agent_id", "seq"])
+    statement = (_insert(session)(table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
                  .returning(table.c.agent_id, table.c.seq))
     return {(a, s) for a, s in session.execute(statement, rows)}
 
 
-def _add_energy(session: Session, group: list[_Job], inserted: set[tuple[str, int]]) -> None:
+def _add_energy(session: Session, group: list[_Job], inserted: set[tuple[str, int]], now: datetime) -> None:
     sums: dict[tuple[int, BucketKey], BucketSum] = {}
     for job in group:
         per_device: dict[BucketKey, BucketSum] = {}
@@ -275,6 +276,11 @@ def _add_energy(session: Session, group: list[_Job], inserted: set[tuple[str, in
         set_={"joules": table.c.joules + statement.excluded.joules,
               "seconds": table.c.seconds + statement.excluded.seconds})
     session.execute(statement, rows)
+    earliest: dict[int, datetime] = {}
+    for (device_id, key) in sums:
+        if device_id not in earliest or key.hour < earliest[device_id]:
+            earliest[device_id] = key.hour
+    reopen(session, earliest, now)  # a late report re-opens the rolled-up days it lands in
 
 
 def _touch_agents_and_devices(session: Session, group: list[_Job], inserted: set[tuple[str, int]],

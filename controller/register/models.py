@@ -88,14 +88,16 @@ class Agent(SQLModel, table=True):
 
 
 class Report(SQLModel, table=True):
-    """Each accepted report, once: (agent_id, seq) is the idempotency key for ingest."""
+    """Each accepted report, once: (agent_id, seq, start) is the idempotency key for ingest (``start`` is in
+    it because PostgreSQL partitions this table by day of start; a replayed report has the same start).
+    Kept ``report_retention_days`` (controller.storage): its energy lives on in the buckets and rollups."""
 
     __table_args__ = (Index("ix_report_device_start", "device_id", "start"),)
 
     agent_id: str = Field(primary_key=True, foreign_key="agent.id", max_length=32)
     seq: int = Field(primary_key=True, sa_type=BigInteger)  # agents number from epoch milliseconds
     device_id: int = Field(foreign_key="device.id")
-    start: datetime = _when()
+    start: datetime = Field(primary_key=True, sa_type=UTCDateTime)
     end: datetime = _when()
     state: str = Field(max_length=16)
     cpu_percent: float

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from agent.protocol import PowerMethod, PowerState
 from controller.energy.hourly import BucketSum, hour_shares
+from controller.energy.rollup import reopen
 from controller.register.models import Device, DeviceMac, EnergyBucket
 from controller.snmp.loads import DEVICE, Load, find, from_json
 from controller.snmp.mapping import Feed, MeteredDevice, combine
@@ -158,6 +159,7 @@ def account(session: Session, start: datetime, end: datetime, entries: Iterable[
     ledger = {(row.device_id, row.hour, row.state): row for row in session.exec(
         select(SnmpMeteredHour).where(SnmpMeteredHour.hour >= first, SnmpMeteredHour.hour <= last))}
     done = Accounted()
+    changed: dict[int, datetime] = {}
     for key in sorted(set(wanted) | set(ledger)):
         new, old = wanted.get(key, BucketSum()), ledger.get(key)
         joules, seconds = new.joules - (old.joules if old else 0.0), new.seconds - (old.seconds if old else 0.0)
@@ -174,6 +176,8 @@ def account(session: Session, start: datetime, end: datetime, entries: Iterable[
             session.add(old)
         done.devices.add(key[0])
         done.joules_added += joules
+        changed[key[0]] = min(changed.get(key[0], key[1]), key[1])
+    reopen(session, changed, end)  # a meter's reading of a rolled-up day re-opens it
     return done
 
 

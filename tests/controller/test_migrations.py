@@ -6,11 +6,12 @@ from sqlmodel import SQLModel
 
 import controller.tables  # noqa: F401  (every table)
 from controller import migrate
+from controller.storage.partitions import include_name
 
 
 def test_migrations_build_the_schema_the_models_describe(engine):
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
         assert compare_metadata(context, SQLModel.metadata) == []
 
 

@@ -45,7 +45,7 @@ async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgen
     try:
         batch = await parse_body(request, ReportBatch)
         settings = runtime.settings
-        rejected = check_times(batch, utcnow(), settings.clock_skew_seconds, settings.max_report_age_days)
+        rejected = check_times(batch, utcnow(), settings.clock_skew_seconds, settings.report_age_limit_days())
         if rejected:
             metrics.rejected.inc(len(rejected))
             raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])

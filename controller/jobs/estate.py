@@ -1,0 +1,45 @@
+"""The controller's singleton jobs, as the app runs them (wake dispatch and SNMP polling lead their own way:
+controller.power.service, controller.snmp.service)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from controller.energy.rolling import roll
+from controller.jobs.singleton import Job
+from controller.settings import Settings
+from controller.storage import partitions, retention
+
+
+class JobName(StrEnum):
+    ROLLUP = "rollup"
+    RETENTION = "retention"
+    PARTITIONS = "partitions"
+
+
+def make_partitions(session: Session, now: datetime, retention_days: int) -> dict:
+    connection = session.connection()
+    if not partitions.partitioned(connection):
+        return {"partitioned": False}
+    return {"partitioned": True, "made": partitions.ensure(connection, now, retention_days + 1)}
+
+
+def jobs(settings: Settings) -> list[Job]:
+    return [
+        Job(JobName.PARTITIONS, settings.partitions_every_seconds,
+            lambda session, now: make_partitions(session, now, settings.report_retention_days)),
+        Job(JobName.ROLLUP, settings.rollup_every_seconds,
+            lambda session, now: roll(session, now, settings.report_interval_seconds).details(),
+            first_after_seconds=60),
+        Job(JobName.RETENTION, settings.retention_every_seconds,
+            lambda session, now: retention.apply(session, now, settings.report_retention_days,
+                                                 settings.hourly_retention_years).details(),
+            first_after_seconds=600),
+    ]
+
+
+def job(settings: Settings, name: JobName) -> Job:
+    return next(j for j in jobs(settings) if j.name == name)
