@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,7 @@ from sqlmodel import Session, col, select
 from controller.db import in_batches
 from controller.energy import carbon, catalogue
 from controller.energy.catalogue import Catalogue, PowerProfile
-from controller.energy.models import EnergyDay
+from controller.energy.models import EnergyDay, EnergyMonth
 from controller.energy.rolled import day_start, marks, rolled_through
 from controller.energy.tariff import TariffSpec, tariffs_for
 from controller.register.models import Device, EnergyBucket, Site
@@ -85,17 +86,30 @@ def _measured_sums(session: Session, ids: list[int]) -> dict[tuple[int, str, str
                          .where(col(EnergyDay.method).in_(MEASURED), col(EnergyDay.kind).in_(MEASURED_KINDS), *where)
                          .group_by(EnergyDay.device_id, EnergyDay.state, EnergyDay.method)))
 
+    def months(where) -> None:
+        add(session.exec(select(EnergyMonth.device_id, EnergyMonth.state, EnergyMonth.method,
+                                func.sum(EnergyMonth.joules), func.sum(EnergyMonth.seconds))
+                         .where(col(EnergyMonth.method).in_(MEASURED), col(EnergyMonth.kind).in_(MEASURED_KINDS),
+                                *where)
+                         .group_by(EnergyMonth.device_id, EnergyMonth.state, EnergyMonth.method)))
+
+    def rolled(device_ids, boundary: date) -> None:
+        """Whole months before ``boundary``'s from the monthly rollup, its month's days from the daily one."""
+        month = boundary.replace(day=1)
+        months([col(EnergyMonth.device_id).in_(device_ids), col(EnergyMonth.month) < month])
+        days([col(EnergyDay.device_id).in_(device_ids), col(EnergyDay.day) >= month, col(EnergyDay.day) < boundary])
+
     plain = [i for i in ids if i not in marked]
     for batch in in_batches(plain):
         if through is None:
             hours([col(EnergyBucket.device_id).in_(batch)])
             continue
         hours([col(EnergyBucket.device_id).in_(batch), col(EnergyBucket.hour) >= day_start(through)])
-        days([col(EnergyDay.device_id).in_(batch), col(EnergyDay.day) < through])
+        rolled(batch, through)
     for device_id, from_day in marked.items():
         boundary = from_day if through is None else min(from_day, through)
         hours([EnergyBucket.device_id == device_id, col(EnergyBucket.hour) >= day_start(boundary)])
-        days([EnergyDay.device_id == device_id, col(EnergyDay.day) < boundary])
+        rolled([device_id], boundary)
     return sums
 
 

@@ -106,3 +106,21 @@ class RollupState(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     through: date
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EnergyMonth(SQLModel, table=True):
+    """A device's rolled days of one calendar month (UTC) summed again: per group of its days that price
+    alike (``days``, bit d-1: day d of the month) and per group of their hours (``hours``), as
+    ``EnergyDay`` rows are per day. A year is then some 100 rows a device instead of 1,000."""
+
+    __tablename__ = "energy_month"
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    month: date = Field(primary_key=True)  # its first day
+    days: int = Field(primary_key=True)
+    hours: int = Field(primary_key=True)
+    state: str = Field(primary_key=True, max_length=16)
+    method: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(primary_key=True, max_length=16)
+    joules: float = 0.0
+    seconds: float = 0.0

@@ -23,9 +23,9 @@ from controller.energy import carbon, catalogue
 from controller.energy.accounting import Pricer
 from controller.energy.inputs import Estate, SiteInfo
 from controller.energy.lines import CHUNK, Memo, iter_walks
-from controller.energy.models import EnergyDay, RollupMark, RollupState
+from controller.energy.models import EnergyDay, EnergyMonth, RollupMark, RollupState
 from controller.energy.rolled import STATE, day_start, rolled_through
-from controller.energy.rollup import DayPrices, day_of, masks
+from controller.energy.rollup import DayPrices, day_of, masks, month_of, next_month
 from controller.energy.tariff import tariffs_for
 from controller.register.models import Device, EnergyBucket, Site
 from controller.timeutil import as_utc
@@ -85,6 +85,7 @@ def roll(session: Session, now: datetime, report_interval_seconds: int = 300) ->
         for i in range(0, len(members), CHUNK):
             chunk = dict(members[i:i + CHUNK])
             written, days = _roll_devices(session, chunk, begin, target, prices)
+            written += roll_months(session, chunk, begin, target, prices)
             devices, device_days, rows = devices + len(chunk), device_days + days, rows + written
     state = session.get(RollupState, STATE) or RollupState(name=STATE, through=target)
     state.through, state.updated_at = max(target, state.through), as_utc(now)
@@ -124,6 +125,49 @@ def _roll_devices(session: Session, sites: dict[int, int], begin: date, end: dat
     if rows:
         session.execute(insert(EnergyDay), rows)
     return len(rows), device_days
+
+
+def roll_months(session: Session, sites: dict[int, int], begin: date, end: date, prices: DayPrices) -> int:
+    """Sum these devices' rolled days again by calendar month, for every whole month that changed: days
+    [begin, end) were rolled, so the months from ``begin``'s up to the last one ending by ``end``. Days of a
+    month that price alike (the same signature) share a row, as hours of a day do."""
+    first, written = month_of(begin), 0
+    months = []
+    while next_month(first) <= end:
+        months.append(first)
+        first = next_month(first)
+    if not months:
+        return 0
+    ids = list(sites)
+    session.execute(delete(EnergyMonth).where(col(EnergyMonth.device_id).in_(ids),
+                                              col(EnergyMonth.month) >= months[0]))
+    day_groups: dict[tuple[int, date], int] = {}  # (site, day) → the mask of its month's days priced alike
+    for site_id in set(sites.values()):
+        for month in months:
+            kinds: dict[tuple, int] = {}
+            for day in (month + timedelta(days=d) for d in range((next_month(month) - month).days)):
+                signature = prices.signature(site_id, day)
+                kinds[signature] = kinds.get(signature, 0) | 1 << (day.day - 1)
+            for day in (month + timedelta(days=d) for d in range((next_month(month) - month).days)):
+                day_groups[site_id, day] = kinds[prices.signature(site_id, day)]
+    table = EnergyDay.__table__
+    result = session.connection().execute(
+        select(table.c.device_id, table.c.day, table.c.hours, table.c.state, table.c.method, table.c.kind,
+               table.c.joules, table.c.seconds)
+        .where(table.c.device_id.in_(ids), table.c.day >= months[0], table.c.day < next_month(months[-1])))
+    sums: dict[tuple, list[float]] = {}
+    for device_id, day, hours, state, method, kind, joules, seconds in result:
+        day = day if isinstance(day, date) else date.fromisoformat(day)
+        key = (device_id, month_of(day), day_groups[sites[device_id], day], hours, state, method, kind)
+        found = sums.setdefault(key, [0.0, 0.0])
+        found[0] += joules
+        found[1] += seconds
+    rows = [{"device_id": k[0], "month": k[1], "days": k[2], "hours": k[3], "state": k[4], "method": k[5],
+             "kind": k[6], "joules": j, "seconds": s} for k, (j, s) in sums.items()]
+    for i in range(0, len(rows), 20_000):
+        session.execute(insert(EnergyMonth), rows[i:i + 20_000])
+        written += len(rows[i:i + 20_000])
+    return written
 
 
 def _hour_masks(signature) -> list[int]:

@@ -37,8 +37,9 @@ moved meanwhile (``version``). A spool flushed after a week offline re-rolls one
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import bindparam, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,7 +57,7 @@ from controller.energy.lines import (
     iter_device_hours,
     monitor_watts,
 )
-from controller.energy.models import EnergyDay, RollupMark
+from controller.energy.models import EnergyDay, EnergyMonth, RollupMark
 from controller.energy.rolled import day_start, marks, rolled_through
 from controller.energy.tariff import tariff_at
 from controller.timeutil import as_utc, hour_floor, utcnow
@@ -148,22 +149,49 @@ def _day_rows(session: Session, ids: list[int], days: list[date]) -> list[tuple]
     return found
 
 
-def _days_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], first: date, last: date,
-                prices: DayPrices, memo: Memo, now: datetime) -> Iterator[DeviceHours]:
-    """``devices``' whole days [first, last) from the rollup, one site at a time: per kind of day, one
-    summed query, each hours mask a line set priced at one of its hours (all alike, ``_uniform``)."""
-    screens = monitor_watts(estate)
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def month_days(month: date, mask: int) -> list[date]:
+    return [month + timedelta(days=d) for d in range(31) if mask >> d & 1]
+
+
+def _by_site(devices: Iterable[DeviceInfo]) -> dict[int, list[DeviceInfo]]:
     by_site: dict[int, list[DeviceInfo]] = defaultdict(list)
     for device in devices:
         by_site[device.site_id].append(device)
-    days = [first + timedelta(days=i) for i in range((last - first).days)]
-    for site_id, members in by_site.items():
+    return by_site
+
+
+def _line_sets(members: Sequence[DeviceInfo], amounts: Mapping[tuple[int, Hashable], list], rep: Mapping,
+               screens: Mapping[str, Decimal], memo: Memo) -> Iterator[DeviceHours]:
+    """Each device's summed amounts as one line set per kind of hour, dated at a representative hour."""
+    workers = {device.id: DeviceLines(device, screens, memo) for device in members}
+    per_device: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for (device_id, key), found in amounts.items():
+        tid = memo.template_id(workers[device_id].lines(sorted(found)))
+        per_device[device_id].append((rep[key], tid))
+    for device in members:
+        if device.id in per_device:
+            yield DeviceHours(device, per_device[device.id], memo.templates)
+
+
+def _days_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], days: Sequence[date],
+                prices: DayPrices, memo: Memo, now: datetime) -> Iterator[DeviceHours]:
+    """``devices``' rolled ``days`` from the daily rollup, one site at a time: per kind of day, one summed
+    query, each hours mask a line set priced at one of its hours (all alike, ``_uniform``)."""
+    screens = monitor_watts(estate)
+    for site_id, members in _by_site(devices).items():
         kinds: dict[tuple[Hashable, ...], list[date]] = defaultdict(list)
         for day in days:
             kinds[prices.signature(site_id, day)].append(day)
-        workers = {device.id: DeviceLines(device, screens, memo) for device in members}
         for signature, of_kind in kinds.items():
-            rows = _day_rows(session, list(workers), of_kind)
+            rows = _day_rows(session, [d.id for d in members], of_kind)
             if not all(_uniform(signature, row[1]) for row in rows):
                 for day in of_kind:  # a band's times were edited since the roll: these days from hours
                     yield from iter_device_hours(session, estate, day_start(day), day_start(day) + DAY, now,
@@ -173,21 +201,93 @@ def _days_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo],
             for device_id, mask, state, method, kind, joules, seconds in rows:
                 amounts[device_id, mask].append((state, method, Kind(kind), memo.decimal(seconds),
                                                  memo.decimal(joules)))
-            per_device: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
             base = day_start(of_kind[0])
-            for (device_id, mask), found in amounts.items():
-                tid = memo.template_id(workers[device_id].lines(sorted(found)))
-                per_device[device_id].append((base + bits(mask)[0] * HOUR, tid))
-            for device in members:
-                if device.id in per_device:
-                    yield DeviceHours(device, per_device[device.id], memo.templates)
+            rep = {mask: base + bits(mask)[0] * HOUR for _, mask in amounts}
+            yield from _line_sets(members, amounts, rep, screens, memo)
+
+
+def _month_rows(session: Session, ids: list[int], first: date, last: date) -> list[tuple]:
+    table = EnergyMonth.__table__
+    statement = (select(table.c.device_id, table.c.month, table.c.days, table.c.hours, table.c.state,
+                        table.c.method, table.c.kind, table.c.joules, table.c.seconds)
+                 .where(table.c.device_id.in_(bindparam("ids", expanding=True)), table.c.month >= first,
+                        table.c.month < last))
+    found, dates = [], {}
+    for batch in in_batches(ids):
+        result = session.connection().execute(statement, {"ids": list(batch)})
+        for row in result.cursor.fetchall():
+            month = row[1]
+            if month not in dates:  # SQLite hands back its text
+                dates[month] = month if isinstance(month, date) else date.fromisoformat(month)
+            found.append((row[0], dates[month], *row[2:]))
+        result.close()
+    return found
+
+
+def _months_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], first: date, last: date,
+                  prices: DayPrices, memo: Memo, now: datetime) -> Iterator[DeviceHours]:
+    """``devices``' whole months [first, last) from the monthly rollup: each row's days must still price
+    alike (one signature) and its hours alike within it; days where they do not are read as days."""
+    screens = monitor_watts(estate)
+    for site_id, members in _by_site(devices).items():
+        rows = _month_rows(session, [d.id for d in members], first, last)
+        groups: dict[tuple[date, int], tuple[Hashable, ...] | None] = {}
+        checked: set[tuple[date, int, int]] = set()
+        for row in rows:
+            key = (row[1], row[2])
+            if key not in groups:
+                signatures = {prices.signature(site_id, day) for day in month_days(*key)}
+                groups[key] = next(iter(signatures)) if len(signatures) == 1 else None
+            if (*key, row[3]) not in checked:
+                checked.add((*key, row[3]))
+                if groups[key] is not None and not _uniform(groups[key], row[3]):
+                    groups[key] = None
+        stale = sorted(day for key, signature in groups.items() if signature is None for day in month_days(*key))
+        sums: dict[tuple[int, Hashable], dict[tuple[str, str, str], list[float]]] = defaultdict(dict)
+        rep: dict[Hashable, datetime] = {}
+        for device_id, month, days, hours, state, method, kind, joules, seconds in rows:
+            signature = groups[month, days]
+            if signature is None:
+                continue
+            key = (signature, hours)
+            if key not in rep:
+                rep[key] = day_start(month_days(month, days)[0]) + bits(hours)[0] * HOUR
+            found = sums[device_id, key].setdefault((state, method, kind), [0.0, 0.0])
+            found[0] += joules
+            found[1] += seconds
+        amounts = {k: [(state, method, Kind(kind), memo.decimal(seconds), memo.decimal(joules))
+                       for (state, method, kind), (joules, seconds) in found.items()] for k, found in sums.items()}
+        yield from _line_sets(members, amounts, rep, screens, memo)
+        if stale:
+            yield from _days_hours(session, estate, members, stale, prices, memo, now)
+
+
+def _rolled_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], first: date, stop: date,
+                  prices: DayPrices, memo: Memo, now: datetime) -> Iterator[DeviceHours]:
+    """Rolled days [first, stop): whole calendar months from the monthly rollup, the days around them
+    from the daily one."""
+    m_first = first if first == month_of(first) else next_month(first)
+    m_last = month_of(stop)
+    if m_first >= m_last:
+        yield from _days_hours(session, estate, devices, _days(first, stop), prices, memo, now)
+        return
+    if first < m_first:
+        yield from _days_hours(session, estate, devices, _days(first, m_first), prices, memo, now)
+    yield from _months_hours(session, estate, devices, m_first, m_last, prices, memo, now)
+    if m_last < stop:
+        yield from _days_hours(session, estate, devices, _days(m_last, stop), prices, memo, now)
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days)]
 
 
 def iter_hours(session: Session, estate: Estate, start: datetime, end: datetime, now: datetime | None,
                price: Price) -> Iterator[DeviceHours]:
     """The estate's hours over the whole UTC hours covering [start, end), attributing silence up to
     ``now``, as ``iter_device_hours`` gives them, with the rolled-up whole days read as days (a summed
-    line set per hours mask): the same sums, read from a row per device-day instead of 24.
+    line set per hours mask) and whole months as months: the same sums, read from a row per device-day
+    or device-month instead of 24 or 720.
 
     ``price`` names what an hour costs (``Pricer``'s rate and carbon year): hours summed into one line
     set must share it."""
@@ -210,6 +310,6 @@ def iter_hours(session: Session, estate: Estate, start: datetime, end: datetime,
         if start < day_start(first):
             yield from iter_device_hours(session, estate, start, day_start(first), now, memo, devices)
         if first < stop:
-            yield from _days_hours(session, estate, devices, first, stop, prices, memo, now)
+            yield from _rolled_hours(session, estate, devices, first, stop, prices, memo, now)
         if day_start(stop) < hour_ceil(until):
             yield from iter_device_hours(session, estate, day_start(stop), end, now, memo, devices)

@@ -1,4 +1,4 @@
-"""energy_day (daily rollup), rollup_mark, rollup_state, job_run
+"""energy_day and energy_month (rollups), rollup_mark, rollup_state, job_run
 
 Revision ID: 0016
 Revises: 0010
@@ -28,6 +28,19 @@ def upgrade() -> None:
         sa.Column('joules', sa.Float(), nullable=False),
         sa.Column('seconds', sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint('device_id', 'day', 'hours', 'state', 'method', 'kind'),
+    )
+    op.create_table(
+        'energy_month',
+        sa.Column('device_id', sa.Integer(), sa.ForeignKey('device.id'), nullable=False),
+        sa.Column('month', sa.Date(), nullable=False),
+        sa.Column('days', sa.Integer(), nullable=False),
+        sa.Column('hours', sa.Integer(), nullable=False),
+        sa.Column('state', sa.String(length=16), nullable=False),
+        sa.Column('method', sa.String(length=16), nullable=False),
+        sa.Column('kind', sa.String(length=16), nullable=False),
+        sa.Column('joules', sa.Float(), nullable=False),
+        sa.Column('seconds', sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint('device_id', 'month', 'days', 'hours', 'state', 'method', 'kind'),
     )
     op.create_table(
         'rollup_mark',
@@ -62,4 +75,5 @@ def downgrade() -> None:
     op.drop_table('job_run')
     op.drop_table('rollup_state')
     op.drop_table('rollup_mark')
+    op.drop_table('energy_month')
     op.drop_table('energy_day')

@@ -11,7 +11,7 @@ New Year falls inside a UTC day.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete
@@ -20,7 +20,7 @@ from sqlmodel import Session, func, select
 from controller.energy.accounting import Pricer, energy_summary, energy_totals, price, restate, sum_hours
 from controller.energy.inputs import load_estate
 from controller.energy.lines import iter_device_hours
-from controller.energy.models import EnergyDay, RollupMark
+from controller.energy.models import EnergyDay, EnergyMonth, RollupMark
 from controller.energy.rolled import rolled_through
 from controller.energy.rolling import roll
 from controller.energy.rollup import reopen
@@ -96,7 +96,24 @@ def test_rolled_days_give_the_figures_of_their_hours(session, base):
     result = roll(session, base + 8 * DAY + timedelta(hours=3))
     session.commit()
     assert rolled_through(session) == (base + 8 * DAY).date()
-    assert result.rows == session.exec(select(func.count()).select_from(EnergyDay)).one() > 200
+    days = session.exec(select(func.count()).select_from(EnergyDay)).one()
+    assert result.rows == days + session.exec(select(func.count()).select_from(EnergyMonth)).one() and days > 200
+    for (p, by), figures in expected.items():
+        assert rolled(session, *p, by) == figures, (p, by)
+
+
+def test_rolled_months_give_the_figures_of_their_hours(session):
+    """Six weeks from 20 October: the October clock change, then the whole of November as a month."""
+    base = datetime(2025, 10, 20, tzinfo=UTC)
+    estate(session, base, days=46)
+    november, december = datetime(2025, 11, 1, tzinfo=UTC), datetime(2025, 12, 1, tzinfo=UTC)
+    asked = [(november, december, december + DAY), (base + 3 * HOUR, december + 2 * HOUR, base + 45 * DAY),
+             (november - timedelta(hours=1), december - timedelta(hours=1), base + 45 * DAY)]
+    expected = {(p, by): hourly(session, *p, by) for p in asked for by in GROUPINGS}
+    roll(session, base + 45 * DAY)
+    session.commit()
+    months = set(session.exec(select(EnergyMonth.month)))
+    assert months == {date(2025, 10, 1), november.date()}  # October: no device was heard before the 18th
     for (p, by), figures in expected.items():
         assert rolled(session, *p, by) == figures, (p, by)
 
