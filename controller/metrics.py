@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from controller.estate import counters
 from controller.estate.summary import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.policy.store import PolicyStore
 from controller.register.ingest import IngestWriter
@@ -49,16 +50,19 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Reloading(Generic[T]):
     """A value recomputed by ``load`` at most once per ``ttl`` seconds, without making readers wait.
 
-    The first ``get`` loads inline (there is nothing to serve yet). After that, a ``get`` that finds the
-    value older than ``ttl`` starts one background reload and returns the previous value at once, so a
-    scrape costs exposition only, however large the estate (bench/metrics_scrape.py); figures lag by up
-    to ``ttl`` plus the reload's own time. ``ttl`` 0 means always current: every ``get`` loads inline.
+    The first ``get`` loads inline (there is nothing to serve yet), unless ``initial`` has a value to serve
+    meanwhile (the counters last exported, kept in the database), which it then reloads at once. After
+    that, a ``get`` that finds the value older than ``ttl`` starts one background reload and returns the
+    previous value at once, so a scrape costs exposition only, however large the estate
+    (bench/metrics_scrape.py); figures lag by up to ``ttl`` plus the reload's own time. ``ttl`` 0 means always current: every ``get`` loads inline.
     A failed reload is logged and the previous value kept; the next stale ``get`` tries again.
     """
 
-    def __init__(self, name: str, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, name: str, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic,
+                 initial: Callable[[], T | None] | None = None):
         self._name = name
         self._load = load
+        self._initial = initial
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
@@ -68,6 +72,9 @@ class Reloading(Generic[T]):
 
     def get(self) -> T:
         with self._lock:
+            if self._value is None and self._ttl > 0 and self._initial is not None:
+                self._value = self._initial()  # served at once, and reloaded in the background below
+                self._loaded = float("-inf")
             if self._value is None or self._ttl <= 0:
                 self._value, self._loaded = self._load(), self._clock()
             elif self._clock() - self._loaded >= self._ttl and not self._reloading:
@@ -99,7 +106,7 @@ class EstateCache:
         self._per_device_limit = per_device_limit
         self._policies = policies
         self._exported: History | None = None  # the counters as last exported: they never go below it
-        self._history = Reloading("metrics-history", self._load_history, history_ttl, clock)
+        self._history = Reloading("metrics-history", self._load_history, history_ttl, clock, self._stored_history)
         self._summary = Reloading("metrics-estate", self._load_summary, ttl, clock)
 
     def get(self) -> EstateSummary:
@@ -108,6 +115,11 @@ class EstateCache:
     def _load_history(self) -> History:
         with Session(self._engine) as session:
             self._exported = history(session, utcnow(), self._interval, self._exported)
+            return self._exported
+
+    def _stored_history(self) -> History | None:
+        with Session(self._engine) as session:
+            self._exported = counters.load(session)
             return self._exported
 
     def _load_summary(self) -> EstateSummary:

@@ -4,6 +4,7 @@ Domain packages keep their own ``models.py`` beside the code that queries it; ea
 """
 
 from controller.energy import models as energy
+from controller.estate import models as estate
 from controller.jobs import models as jobs
 from controller.lifecycle import models as lifecycle
 from controller.policy import models as policy
@@ -12,4 +13,4 @@ from controller.register import models as register
 from controller.snmp import models as snmp
 from controller.web import models as web
 
-MODULES = (register, energy, lifecycle, policy, power, snmp, web, jobs)
+MODULES = (register, energy, lifecycle, policy, power, snmp, web, jobs, estate)

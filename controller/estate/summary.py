@@ -58,6 +58,7 @@ from agent.protocol import PowerState
 from controller.energy import carbon
 from controller.energy.accounting import energy_totals
 from controller.energy.savings import savings_summary
+from controller.estate import counters
 from controller.lifecycle.models import Asset
 from controller.policy.compliance import out_of_hours_on
 from controller.policy.model import DeviceFacts
@@ -174,13 +175,19 @@ def settled_until(now: datetime, report_interval_seconds: int) -> datetime:
 def history(session: Session, now: datetime, report_interval_seconds: int = 300,
             previous: History | None = None) -> History:
     """Energy, carbon, cost and savings over all settled history, never below ``previous`` (the values
-    last exported; see ``ratchet``). Works out every device-hour since the first report: costs seconds on
-    a large estate (bench/metrics_scrape.py); the metrics cache refreshes it apart, in the background."""
+    last exported) nor the values any replica stored (controller.estate.counters; see ``ratchet``), which
+    it then raises to these. Rolled-up days and months are read as such (controller.energy.rollup); still
+    seconds on a large estate (bench/metrics_scrape.py): the metrics cache refreshes it in the background."""
     energy, grams, pence = energy_carbon_cost(session, settled_until(now, report_interval_seconds))
     failed: list[str] = []
     saved = _guarded(session, "savings", failed, lambda: saved_by_site(session, now), {})
     found = History(energy, grams, pence, saved, tuple(failed))
-    return found if previous is None else ratchet(previous, found)
+    for floor in (previous, counters.load(session)):  # what this replica, or any, exported before
+        if floor is not None:
+            found = ratchet(floor, found)
+    counters.store(session, found)
+    session.commit()
+    return found
 
 
 def ratchet(previous: History, found: History) -> History:

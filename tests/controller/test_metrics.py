@@ -29,6 +29,7 @@ from controller.energy import carbon
 from controller.energy.accounting import energy_summary, energy_totals
 from controller.energy.savings import savings_summary
 from controller.energy.tariff import set_tariff
+from controller.estate import counters
 from controller.estate.summary import GONE_AFTER, History, ratchet, settled_until, summarise
 from controller.lifecycle.service import move
 from controller.lifecycle.states import State
@@ -180,6 +181,23 @@ class TestEnergy:
         assert (held.energy_joules[key], held.carbon_grams[key[:2]], held.cost_pence[key[:2]]) == (100.0, 5.0, 3.0)
         grown = ratchet(held, History({key: 130.0}, {}, {}, {}))
         assert grown.energy_joules[key] == 130.0
+
+    def test_a_restarted_replica_serves_the_counters_any_replica_exported(self, engine, tmp_path):
+        """The counters last exported are kept in the database: a controller starting up serves them on its
+        first scrape (working all history out in the background), and never exports below what another
+        replica exported, so Prometheus behind a load balancer never reads a reset."""
+        labels = {"site": "Hillside Primary", "device_class": "desktop", "state": "idle", "method": "model"}
+        with make_client(engine, tmp_path, cache_seconds=0) as first:
+            machines = Estate(first, engine)
+            machines.post(machines.enroll(), 1, 4, T0, watts=45.0)
+            exported = value(scrape(first), "caretaker_energy_joules_total", **labels)
+        assert exported == pytest.approx(4 * 300 * (45.0 + 25.0))
+        with session_scope(engine) as session:  # another replica, a moment later, exported a little more
+            counters.store(session, History({tuple(labels.values()): exported + 500.0}, {}, {}, {}))
+        with make_client(engine, tmp_path, cache_seconds=300) as restarted:
+            assert value(scrape(restarted), "caretaker_energy_joules_total", **labels) == exported + 500.0
+            clock.sleep(0.5)  # the background reload works the history out: it holds at the floor
+            assert value(scrape(restarted), "caretaker_energy_joules_total", **labels) == exported + 500.0
 
 
 class TestPowerNow:

@@ -1,4 +1,4 @@
-"""energy_day and energy_month (rollups), rollup_mark, rollup_state, job_run
+"""energy_day and energy_month (rollups), rollup_mark, rollup_state, job_run, exported_counter
 
 Revision ID: 0016
 Revises: 0010
@@ -68,9 +68,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_job_run_job_started', 'job_run', ['job', 'started_at'])
+    op.create_table(
+        'exported_counter',
+        sa.Column('series', sa.String(length=32), nullable=False),
+        sa.Column('site', sa.String(length=100), nullable=False),
+        sa.Column('device_class', sa.String(length=32), nullable=False),
+        sa.Column('state', sa.String(length=16), nullable=False),
+        sa.Column('method', sa.String(length=16), nullable=False),
+        sa.Column('value', sa.Float(), nullable=False),
+        sa.Column('updated_at', UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('series', 'site', 'device_class', 'state', 'method'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('exported_counter')
     op.drop_index('ix_job_run_job_started', table_name='job_run')
     op.drop_table('job_run')
     op.drop_table('rollup_state')
