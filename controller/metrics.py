@@ -54,7 +54,8 @@ class Reloading(Generic[T]):
     meanwhile (the counters last exported, kept in the database), which it then reloads at once. After
     that, a ``get`` that finds the value older than ``ttl`` starts one background reload and returns the
     previous value at once, so a scrape costs exposition only, however large the estate
-    (bench/metrics_scrape.py); figures lag by up to ``ttl`` plus the reload's own time. ``ttl`` 0 means always current: every ``get`` loads inline.
+    (bench/metrics_scrape.py); figures lag by up to ``ttl`` plus the reload's own time. ``ttl`` 0 means
+    always current: every ``get`` loads inline.
     A failed reload is logged and the previous value kept; the next stale ``get`` tries again.
     """
 

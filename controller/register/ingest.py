@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agent.protocol import BatchAck, Report, ReportBatch, to_wire
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -61,21 +61,34 @@ class AgentDirectory:
 
     A cache hit is answered on the event loop; only a miss goes to a thread. Entries live longer than
     the report interval (an agent reports every few minutes, so a shorter life would make every report
-    a miss). Retiring an agent in this process forgets it at once; another replica notices within
-    ``ttl`` seconds.
+    a miss). Retiring an agent in this process forgets it at once.
+
+    Other replicas hear of a retirement by looking: at most every ``check_seconds`` (before answering a
+    report) each asks the database for the agents retired since it last asked, a short indexed query,
+    and forgets them. A retired credential is therefore refused everywhere within ``check_seconds``
+    plus one query. Chosen over LISTEN/NOTIFY, which PostgreSQL drops for a replica whose listening
+    connection is down at that moment (it would then trust the credential until the entry expires), and
+    over a short cache, which would turn every report into a database read. ``ttl`` still bounds an
+    entry's life, for changes this does not look for.
     """
 
-    def __init__(self, engine: Engine, ttl: float = 900.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, engine: Engine, ttl: float = 900.0, clock: Callable[[], float] = time.monotonic,
+                 check_seconds: float = 10.0, now: Callable[[], datetime] = utcnow):
         self._engine = engine
         self._ttl = ttl
         self._clock = clock
+        self._now = now
+        self._check_seconds = check_seconds
         self._cache: dict[str, _CachedAgent] = {}
+        self._checked: tuple[float, datetime] | None = None  # (clock, database time asked from)
 
     async def authenticate(self, authorization: str | None) -> AgentIdentity:
         scheme, _, value = (authorization or "").partition(" ")
         agent_id, _, secret = value.partition(":")
         if scheme.lower() != "bearer" or not agent_id or not secret:
             raise AuthFailed("expected 'Authorization: Bearer <agent id>:<secret>'")
+        if self._checked is None or self._clock() - self._checked[0] >= self._check_seconds:
+            await asyncio.to_thread(self.forget_retired)
         entry = self._cache.get(agent_id)
         if entry is None or self._clock() - entry.loaded > self._ttl:
             entry = await asyncio.to_thread(self._load, agent_id)
@@ -84,6 +97,18 @@ class AgentDirectory:
         if entry.identity is None:
             raise AuthFailed("this agent was retired when the machine enrolled again; use its new credentials")
         return entry.identity
+
+    def forget_retired(self) -> None:
+        """Forget the cached agents retired (by any replica) since the last look. The look starts a
+        minute before the last one did, so a replica whose clock runs behind is not missed."""
+        began = self._clock()
+        since = self._now() - timedelta(seconds=60) if self._checked is None else self._checked[1]
+        asked_at = self._now() - timedelta(seconds=60)
+        with Session(self._engine) as session:
+            retired = session.exec(select(Agent.id).where(col(Agent.retired_at) >= since)).all()
+        for agent_id in retired:
+            self._cache.pop(agent_id, None)
+        self._checked = (began, asked_at)
 
     def forget_device(self, device_id: int) -> None:
         """Drop the cached agents of a device that has just enrolled again (its old agents are retired)."""

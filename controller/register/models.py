@@ -84,7 +84,7 @@ class Agent(SQLModel, table=True):
     last_seq: int = Field(default=0, sa_type=BigInteger)
     reports: int = 0
     # A re-enrolled machine retires its earlier agent; a retired agent's credentials stop working.
-    retired_at: datetime | None = _when(nullable=True)
+    retired_at: datetime | None = _when(nullable=True, index=True)  # replicas look up recent retirements
 
 
 class Report(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""energy_day and energy_month (rollups), rollup_mark, rollup_state, job_run, exported_counter
+"""energy_day and energy_month (rollups), rollup_mark, rollup_state, job_run, exported_counter, ix_agent_retired_at
 
 Revision ID: 0016
 Revises: 0010
@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_job_run_job_started', 'job_run', ['job', 'started_at'])
+    op.create_index('ix_agent_retired_at', 'agent', ['retired_at'])
     op.create_table(
         'exported_counter',
         sa.Column('series', sa.String(length=32), nullable=False),
@@ -83,6 +84,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('exported_counter')
+    op.drop_index('ix_agent_retired_at', table_name='agent')
     op.drop_index('ix_job_run_job_started', table_name='job_run')
     op.drop_table('job_run')
     op.drop_table('rollup_state')
