@@ -24,7 +24,7 @@ def make_partitions(session: Session, now: datetime, retention_days: int) -> dic
     connection = session.connection()
     if not partitions.partitioned(connection):
         return {"partitioned": False}
-    return {"partitioned": True, "made": partitions.ensure(connection, now, retention_days + 1)}
+    return {"partitioned": True, "made": partitions.ensure(connection, now, retention_days)}
 
 
 def jobs(settings: Settings) -> list[Job]:
@@ -33,11 +33,11 @@ def jobs(settings: Settings) -> list[Job]:
             lambda session, now: make_partitions(session, now, settings.report_retention_days)),
         Job(JobName.ROLLUP, settings.rollup_every_seconds,
             lambda session, now: roll(session, now, settings.report_interval_seconds).details(),
-            first_after_seconds=60),
+            first_after_seconds=min(60.0, settings.rollup_every_seconds)),
         Job(JobName.RETENTION, settings.retention_every_seconds,
             lambda session, now: retention.apply(session, now, settings.report_retention_days,
                                                  settings.hourly_retention_years).details(),
-            first_after_seconds=600),
+            first_after_seconds=min(600.0, settings.retention_every_seconds)),
     ]
 
 

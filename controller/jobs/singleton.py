@@ -78,9 +78,7 @@ def run_once(engine: Engine, job: Job, clock: Callable[[], datetime] = utcnow, h
     with held(engine, job.lock_key) as ours:
         if not ours:
             return Outcome.SKIPPED
-        with session_scope(engine) as session:
-            run = JobRun(job=job.name, holder=holder, started_at=clock())
-            session.add(run)
+        run_id = started(engine, job.name, clock(), holder)
         outcome, details = Outcome.DONE, {}
         try:
             with session_scope(engine) as session:
@@ -88,11 +86,26 @@ def run_once(engine: Engine, job: Job, clock: Callable[[], datetime] = utcnow, h
         except Exception as exc:
             log.exception("job %s failed", job.name)
             outcome, details = Outcome.FAILED, {"error": f"{type(exc).__name__}: {exc}"[:500]}
-        with session_scope(engine) as session:
-            row = session.get_one(JobRun, run.id)
-            row.finished_at, row.outcome, row.details = clock(), outcome.value, details
-            session.add(row)
+        finished(engine, run_id, clock(), outcome, details)
         return outcome
+
+
+def started(engine: Engine, job: str, at: datetime, holder: str = HOLDER) -> int:
+    """Record the start of a run (or of a term as leader) while holding the job's lock; its row's id."""
+    with session_scope(engine) as session:
+        run = JobRun(job=job, holder=holder, started_at=at)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def finished(engine: Engine, run_id: int, at: datetime, outcome: Outcome = Outcome.DONE,
+             details: dict | None = None) -> None:
+    """Complete a run's row, still holding the lock, so the next holder's row starts after it ends."""
+    with session_scope(engine) as session:
+        row = session.get_one(JobRun, run_id)
+        row.finished_at, row.outcome, row.details = at, outcome.value, details or {}
+        session.add(row)
 
 
 class JobRunner:

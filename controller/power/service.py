@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from agent.protocol import WakeOrder
 from controller.db import ADVISORY_KEY, session_scope
+from controller.jobs.singleton import finished, started
 from controller.power import dispatch
 from controller.power.election import Board, current_board
 from controller.power.magic import MagicSender
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_ORDERS_PER_REPLY = 2000
 IDLE_SECONDS = 1.0
 _DISPATCHER_LOCK = 0x77616B65  # "wake"
+WAKE_DISPATCH = "wake-dispatch"  # its JobRun rows: one per term as leader
 
 
 class Leadership:
@@ -41,6 +43,7 @@ class Leadership:
         self._engine = engine
         self._connection: Connection | None = None
         self._leading = False
+        self._term: int | None = None  # this replica's JobRun row while it leads
 
     def held(self) -> bool:
         if self._engine.dialect.name != "postgresql":
@@ -53,6 +56,8 @@ class Leadership:
             else:
                 self._leading = bool(self._connection.execute(
                     text(f"SELECT pg_try_advisory_lock{ADVISORY_KEY}"), {"k": _DISPATCHER_LOCK}).scalar())
+                if self._leading:  # a term as leader is a run of the job: the audit that one leads at a time
+                    self._term = started(self._engine, WAKE_DISPATCH, utcnow())
             self._connection.commit()
         except Exception:
             self.release()
@@ -65,12 +70,14 @@ class Leadership:
         if self._connection is not None:
             try:
                 if self._leading:
+                    if self._term is not None:
+                        finished(self._engine, self._term, utcnow())
                     self._connection.execute(text(f"SELECT pg_advisory_unlock{ADVISORY_KEY}"), {"k": _DISPATCHER_LOCK})
                     self._connection.commit()
             except Exception:
                 self._connection.invalidate()
             self._connection.close()
-        self._connection, self._leading = None, False
+        self._connection, self._leading, self._term = None, False, None
 
 
 @dataclass(frozen=True)

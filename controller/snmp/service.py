@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from controller.db import ADVISORY_KEY, session_scope
+from controller.db import session_scope
+from controller.jobs.singleton import Outcome, finished, held, started
 from controller.settings import Settings
 from controller.snmp.accounting import account
 from controller.snmp.client import SnmpClient
@@ -32,12 +32,14 @@ from controller.snmp.poller import Poller, PollSettings
 from controller.snmp.profiles import Profile, load_profiles
 from controller.snmp.readings import DevicePoll
 from controller.snmp.store import remembered_credentials, save_poll
+from controller.timeutil import utcnow
 
 if TYPE_CHECKING:
     from controller.snmp.pysnmp_client import PysnmpClient
 
 log = logging.getLogger(__name__)
 _LOCK_KEY = 0x534E4D50  # "SNMP"
+SNMP_POLLING = "snmp-polling"  # its JobRun rows: one per round
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,21 @@ class SnmpService:
     max_gap: timedelta = timedelta(minutes=20)  # a longer silence between readings is unknown energy
 
     async def poll_round(self) -> Round:
-        with _singleton(self.engine) as ours:
+        with held(self.engine, _LOCK_KEY) as ours:
             if not ours:
                 return Round(0, 0, 0, 0, skipped=True)
-            targets = await asyncio.to_thread(self._targets)
-            poller = Poller(self.client, self.profiles, self.credentials, remembered_credentials(targets),
-                            self.settings)
-            polls = await poller.poll_many([(t.address, t.port) for t in targets])
-            return await asyncio.to_thread(self.store, targets, polls)
+            run_id = await asyncio.to_thread(started, self.engine, SNMP_POLLING, utcnow())
+            outcome = Outcome.FAILED
+            try:
+                targets = await asyncio.to_thread(self._targets)
+                poller = Poller(self.client, self.profiles, self.credentials, remembered_credentials(targets),
+                                self.settings)
+                polls = await poller.poll_many([(t.address, t.port) for t in targets])
+                done = await asyncio.to_thread(self.store, targets, polls)
+                outcome = Outcome.DONE
+                return done
+            finally:
+                await asyncio.to_thread(finished, self.engine, run_id, utcnow(), outcome)
 
     def _targets(self) -> list[SnmpTarget]:
         with session_scope(self.engine) as session:
@@ -131,18 +140,3 @@ def start_polling(settings: Settings, engine: Engine) -> Polling | None:
     client = PysnmpClient()
     service = SnmpService(engine, client, load_profiles(), store, meter_map)
     return Polling(asyncio.create_task(run(service, settings.snmp_poll_interval_seconds), name="snmp-poll"), client)
-
-
-@contextmanager
-def _singleton(engine: Engine) -> Iterator[bool]:
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    with engine.connect() as connection:
-        ours = bool(connection.execute(text(f"SELECT pg_try_advisory_lock{ADVISORY_KEY}"), {"k": _LOCK_KEY}).scalar())
-        try:
-            yield ours
-        finally:
-            if ours:
-                connection.execute(text(f"SELECT pg_advisory_unlock{ADVISORY_KEY}"), {"k": _LOCK_KEY})
-                connection.commit()

@@ -67,6 +67,8 @@ def ensure(connection: Connection, now: datetime, behind_days: int, ahead_days: 
         day = today + timedelta(days=offset)
         if day in have:
             continue
+        if not made:
+            _lock(connection)
         name = partition_name(day)
         bounds = f"FROM ('{day.isoformat()} 00:00:00+00') TO ('{day + timedelta(days=1)} 00:00:00+00')"
         connection.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} FOR VALUES {bounds}"))
@@ -79,6 +81,19 @@ def drop_before(connection: Connection, cutoff: date) -> list[str]:
     dropped = []
     for day, name in sorted(existing(connection).items()):
         if day < cutoff:
+            if not dropped:
+                _lock(connection)
             connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
             dropped.append(name)
     return dropped
+
+
+def _lock(connection: Connection) -> None:
+    """Take every lock a partition's DDL needs, up front and in the order ingest and enrollment take
+    theirs (reports, then devices, then agents), so the DDL never waits holding one lock for another
+    (a deadlock PostgreSQL would break by failing someone's report or enrollment). A partition copies
+    the parent's foreign keys, which locks the device and agent tables against writes for the few
+    milliseconds until the job commits; lock_timeout makes a busy moment a skipped turn, not a stall."""
+    connection.execute(text("SET LOCAL lock_timeout = '5s'"))
+    connection.execute(text(f"LOCK TABLE {PARENT} IN ACCESS EXCLUSIVE MODE"))
+    connection.execute(text("LOCK TABLE device, agent IN SHARE ROW EXCLUSIVE MODE"))

@@ -95,11 +95,11 @@ def test_partitions_are_made_ahead_and_back_to_the_retention(engine, tmp_path, d
     today = utcnow().date()
     with engine.connect() as connection:
         days = set(partitions.existing(connection))
-    assert {today + timedelta(days=d) for d in range(-21, partitions.AHEAD_DAYS + 1)} <= days
+    assert {today + timedelta(days=d) for d in range(-20, partitions.AHEAD_DAYS + 1)} <= days
     made = caretaker(database_url, "db", "partitions", CARETAKER_REPORT_RETENTION_DAYS="40")
     assert made.returncode == 0, made.stderr
     with engine.connect() as connection:
-        assert min(partitions.existing(connection)) == today - timedelta(days=41)
+        assert min(partitions.existing(connection)) == today - timedelta(days=40)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # an SQLite controller is alone
