@@ -95,15 +95,15 @@ def test_replicas_behind_haproxy_store_each_report_once_and_share_singletons_and
     try:
         simulator = subprocess.Popen(
             [str(BIN / "caretaker"), "simulate", "--controller", f"http://127.0.0.1:{front}", "--devices",
-             str(DEVICES), "--sites", "2", "--interval", "10", "--duration", "25", "--state", str(state),
+             str(DEVICES), "--sites", "2", "--interval", "10", "--duration", "15", "--concurrency", "24", "--state", str(state),
              "--database-url", database_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seen: list[str] = []
         wait_for_line(simulator, "enrolled", 180, seen)
-        time.sleep(6)
+        time.sleep(4)
         killed = replicas[0]
         os.kill(killed.process.pid, signal.SIGKILL)  # mid-run, batches in flight on it
         killed.process.wait()
-        time.sleep(3)
+        time.sleep(2)
         replicas[1].stop()
         replicas[1] = start_controller(database_url, tmp_path, port=ports[1], env=JOBS_EVERY)
         out, _ = simulator.communicate(timeout=240)
