@@ -4,6 +4,13 @@ Target (issue 4): a scrape of /metrics for an estate of 100,000 devices on 50 si
 under 5,000 series with the default settings.
 
     .venv/bin/python bench/metrics_scrape.py [--devices 100000] [--sites 50] [--hours 24] [--database-url URL]
+                                             [--rolled-days 365]
+
+With ``--rolled-days N`` the N days before the hourly buckets are history too, as the rollup job leaves
+it (issue 17): whole months in the monthly rollup, the days around them in the daily one, rolled up to
+the first hourly bucket's day. Then it also times the first scrape after a *restart*: a controller
+whose counters were exported before (kept in the database) serves them at once and works the history
+out in the background; the first scrape of a controller that never exported still works it out inline.
 
 The estate is written straight into a fresh database (SQLite in a temporary directory unless
 ``--database-url`` names an empty PostgreSQL database), as the controller's tables hold it after
@@ -30,6 +37,7 @@ Then the real app (``create_app``, its lifespan and the /metrics route) is scrap
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -51,7 +59,11 @@ sys.path.insert(0, str(REPO))
 from controller import migrate  # noqa: E402
 from controller.api.app import create_app  # noqa: E402
 from controller.db import make_engine  # noqa: E402
-from controller.energy.models import Tariff  # noqa: E402
+from controller.energy.accounting import Pricer  # noqa: E402
+from controller.energy.models import RollupState, Tariff  # noqa: E402
+from controller.energy.rolled import STATE  # noqa: E402
+from controller.energy.rolling import pricing_estate  # noqa: E402
+from controller.energy.rollup import DayPrices, masks  # noqa: E402
 from controller.estate.summary import history  # noqa: E402
 from controller.lifecycle.models import Asset  # noqa: E402
 from controller.power.models import WakeRequest  # noqa: E402
@@ -140,6 +152,80 @@ def _latest_report(device: dict, now: datetime) -> dict:
             "received_at": end}
 
 
+def build_rollups(engine: sqlalchemy.Engine, devices: int, days: int, now: datetime, hours: int) -> int:
+    """Rollup rows for ``days`` days before the hourly buckets: per device and month (or day), each group
+    of days and hours priced alike (as the rollup job groups them), idle on the model by day, off at night."""
+    first_hour = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
+    through = first_hour.date()
+    first = through - timedelta(days=days)
+    with Session(engine) as session:
+        estate = pricing_estate(session)
+    pricer = Pricer(estate)
+    prices = DayPrices(estate, lambda site, hour: (pricer.rate(site, hour), pricer.factor(site, hour).year))
+    site_of = {n: (n // 100) % len(estate.sites) + 1 for n in range(1, devices + 1)}
+    per_site: dict[int, list] = {}  # (table, day or month, days mask, hour masks, days) per site
+    for site_id in estate.sites:
+        rows = []
+        day = first
+        while day < through:
+            month = day.replace(day=1)
+            end = (month + timedelta(days=32)).replace(day=1)
+            if day == month and end <= through:
+                groups: dict[tuple, int] = {}
+                for d in (month + timedelta(days=i) for i in range((end - month).days)):
+                    signature = prices.signature(site_id, d)
+                    groups[signature] = groups.get(signature, 0) | 1 << (d.day - 1)
+                for signature, mask in groups.items():
+                    rows.append(("energy_month", month, mask, masks(signature), bin(mask).count("1")))
+                day = end
+            else:
+                rows.append(("energy_day", day, 0, masks(prices.signature(site_id, day)), 1))
+                day += timedelta(days=1)
+        per_site[site_id] = rows
+    written = 0
+    with engine.begin() as c:
+        for table, columns in (("energy_month", ("device_id", "month", "days", "hours", "state", "method", "kind",
+                                                 "joules", "seconds")),
+                               ("energy_day", ("device_id", "day", "hours", "state", "method", "kind", "joules",
+                                               "seconds"))):
+            def rows_of(table=table):
+                for n in range(1, devices + 1):
+                    watts = device_class(n)[1]
+                    for kind_table, when, days_mask, hour_masks, count in per_site[site_of[n]]:
+                        if kind_table != table:
+                            continue
+                        for hour_mask in hour_masks:
+                            hours_in = bin(hour_mask).count("1") * count
+                            awake = 3600.0 * hours_in * (0.4 if hour_mask >> 12 & 1 else 0.05)
+                            head = (n, when, days_mask) if table == "energy_month" else (n, when)
+                            yield (*head, hour_mask, "idle", "model", "reported", awake * watts, awake)
+                            yield (*head, hour_mask, "off", "attributed", "silent", 0.0, 3600.0 * hours_in - awake)
+            written += _copy(c, table, columns, rows_of())
+        c.execute(sqlalchemy.insert(RollupState.__table__), [{"name": STATE, "through": through, "updated_at": now}])
+    return written
+
+
+def _copy(connection: sqlalchemy.Connection, table: str, columns: tuple[str, ...], rows) -> int:
+    count = 0
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.dbapi_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        return count
+    batch = []
+    for row in rows:
+        batch.append(dict(zip(columns, row, strict=True)))
+        if len(batch) == CHUNK:
+            connection.execute(sqlalchemy.insert(sqlalchemy.table(table, *map(sqlalchemy.column, columns))), batch)
+            count, batch = count + len(batch), []
+    if batch:
+        connection.execute(sqlalchemy.insert(sqlalchemy.table(table, *map(sqlalchemy.column, columns))), batch)
+        count += len(batch)
+    return count
+
+
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
@@ -193,6 +279,7 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24, help="hours of energy buckets per device")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--database-url", default="", help="an empty PostgreSQL database (default: temp SQLite)")
+    parser.add_argument("--rolled-days", type=int, default=0, help="days of rolled-up history before the hours")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="caretaker-bench-metrics-") as tmp:
@@ -202,16 +289,20 @@ def main() -> None:
         now = datetime.now(UTC)
         started = time.perf_counter()
         written = build_estate(engine, args.devices, args.sites, args.hours, now)
+        if args.rolled_days:
+            written["rollups"] = build_rollups(engine, args.devices, args.rolled_days, now, args.hours)
         if engine.dialect.name == "postgresql":
             # Autovacuum would analyze tables this size within a minute of the load; without statistics
             # the planner joins the latest reports by nested loop and one query takes over ten minutes.
             with engine.begin() as connection:
                 connection.execute(sqlalchemy.text("ANALYZE"))
         print(f"estate: {engine.dialect.name}, {args.devices:,} devices on {args.sites} sites, "
-              f"{written['energybucket']:,} energy buckets ({args.hours} h), written in "
-              f"{time.perf_counter() - started:.1f} s")
+              f"{written['energybucket']:,} energy buckets ({args.hours} h), "
+              f"{written.get('rollups', 0):,} rollup rows ({args.rolled_days} days), written in "
+              f"{time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f}")
 
         first, cold, body = scrape_times(engine, Path(tmp), cache_seconds=0, runs=args.runs)
+        restarted, _, _ = scrape_times(engine, Path(tmp), cache_seconds=300, runs=0)  # counters stored above
         _, stale, _ = scrape_times(engine, Path(tmp), cache_seconds=0.001, runs=args.runs)
         _, warm, _ = scrape_times(engine, Path(tmp), cache_seconds=3600, runs=args.runs)
         with Session(engine) as session:
@@ -223,7 +314,8 @@ def main() -> None:
     series = series_count(body)
     print(f"series with default settings: {series:,} (target < 5,000); body {len(body) / 1024:.0f} KiB")
     print(f"{'':34} {'median':>9} {'max':>9}")
-    for label, times in (("first scrape after start", [first]), ("stale scrape (reload starts)", stale),
+    for label, times in (("first scrape, never exported", [first]),
+                         ("first scrape after a restart", [restarted]), ("stale scrape (reload starts)", stale),
                          ("warm scrape (cache hit)", warm), ("estate reload (inline scrape)", cold),
                          ("history reload (background)", reload), ("peer: generate_latest, same series", peer)):
         print(f"{label:34} {statistics.median(times) * 1000:8.0f}ms {max(times) * 1000:8.0f}ms")

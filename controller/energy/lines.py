@@ -29,7 +29,7 @@ from itertools import groupby, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
 
 from controller.energy.inputs import DeviceInfo, Estate
@@ -377,14 +377,18 @@ def estate_lines(session: Session, estate: Estate, start: datetime, end: datetim
 
 
 def _last_heard_before(session: Session, ids: list[int], start: datetime) -> dict[int, str]:
-    """Per device, the gap state implied by the last hour it reported in before ``start``."""
-    latest = (select(EnergyBucket.device_id, func.max(EnergyBucket.hour).label("hour"))
-              .where(col(EnergyBucket.device_id).in_(ids), col(EnergyBucket.hour) < start,
-                     col(EnergyBucket.seconds) > 0)
-              .group_by(EnergyBucket.device_id).subquery())
-    rows = session.exec(select(EnergyBucket.device_id, EnergyBucket.state).join(
-        latest, (EnergyBucket.device_id == latest.c.device_id) & (EnergyBucket.hour == latest.c.hour))
-        .where(col(EnergyBucket.seconds) > 0))
+    """Per device, the gap state implied by the last hour it was heard in before ``start``, as the walk
+    along the hours carries it: the hour's trusted rows (a meter's alone, where one reported) with time
+    in them. So a period starting anywhere attributes silence as the whole history walked would, which
+    lets the rollup read a period as days and hours and add them up."""
+    bucket, metered = EnergyBucket.__table__.alias("b"), EnergyBucket.__table__.alias("m")
+    trusted_row = (bucket.c.seconds > 0) & ((bucket.c.method == METERED) | ~exists().where(
+        metered.c.device_id == bucket.c.device_id, metered.c.hour == bucket.c.hour, metered.c.method == METERED))
+    latest = (select(bucket.c.device_id, func.max(bucket.c.hour).label("hour"))
+              .where(bucket.c.device_id.in_(ids), bucket.c.hour < start, trusted_row)
+              .group_by(bucket.c.device_id).subquery())
+    rows = session.execute(select(bucket.c.device_id, bucket.c.state).join(
+        latest, (bucket.c.device_id == latest.c.device_id) & (bucket.c.hour == latest.c.hour)).where(trusted_row))
     states: dict[int, list[str]] = defaultdict(list)
     for device_id, state in rows:
         states[device_id].append(state)

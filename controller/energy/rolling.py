@@ -25,7 +25,7 @@ from controller.energy.inputs import Estate, SiteInfo
 from controller.energy.lines import CHUNK, Memo, iter_walks
 from controller.energy.models import EnergyDay, EnergyMonth, RollupMark, RollupState
 from controller.energy.rolled import STATE, day_start, rolled_through
-from controller.energy.rollup import DayPrices, day_of, masks, month_of, next_month
+from controller.energy.rollup import DayPrices, day_of, masks, month_days, month_groups, month_of, next_month
 from controller.energy.tariff import tariffs_for
 from controller.register.models import Device, EnergyBucket, Site
 from controller.timeutil import as_utc
@@ -144,12 +144,9 @@ def roll_months(session: Session, sites: dict[int, int], begin: date, end: date,
     day_groups: dict[tuple[int, date], int] = {}  # (site, day) → the mask of its month's days priced alike
     for site_id in set(sites.values()):
         for month in months:
-            kinds: dict[tuple, int] = {}
-            for day in (month + timedelta(days=d) for d in range((next_month(month) - month).days)):
-                signature = prices.signature(site_id, day)
-                kinds[signature] = kinds.get(signature, 0) | 1 << (day.day - 1)
-            for day in (month + timedelta(days=d) for d in range((next_month(month) - month).days)):
-                day_groups[site_id, day] = kinds[prices.signature(site_id, day)]
+            for days in month_groups(prices, site_id, month).values():
+                for day in month_days(month, days):
+                    day_groups[site_id, day] = days
     table = EnergyDay.__table__
     result = session.connection().execute(
         select(table.c.device_id, table.c.day, table.c.hours, table.c.state, table.c.method, table.c.kind,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -206,60 +206,88 @@ def _days_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo],
             yield from _line_sets(members, amounts, rep, screens, memo)
 
 
-def _month_rows(session: Session, ids: list[int], first: date, last: date) -> list[tuple]:
+def month_groups(prices: DayPrices, site_id: int, month: date) -> dict[tuple[Hashable, ...], int]:
+    """The month's days grouped as the rollup job groups them: by the prices of their hours (a mask each)."""
+    groups: dict[tuple[Hashable, ...], int] = {}
+    day = month
+    while day.month == month.month:
+        signature = prices.signature(site_id, day)
+        groups[signature] = groups.get(signature, 0) | 1 << (day.day - 1)
+        day += DAY
+    return groups
+
+
+def _month_rows(session: Session, ids: list[int], first: date, last: date,
+                classes: Mapping[tuple[date, int], int]) -> list[tuple]:
+    """Per device, kind of day (``classes``: its month and days mask; None for a grouping that no longer
+    holds) and hours mask, the amounts of the whole months [first, last), summed in the database."""
     table = EnergyMonth.__table__
-    statement = (select(table.c.device_id, table.c.month, table.c.days, table.c.hours, table.c.state,
-                        table.c.method, table.c.kind, table.c.joules, table.c.seconds)
+    kind_of_day = case(*(((table.c.month == month) & (table.c.days == days), kind)
+                         for (month, days), kind in classes.items()), else_=None)
+    statement = (select(table.c.device_id, kind_of_day, table.c.hours, table.c.state, table.c.method,
+                        table.c.kind, func.sum(table.c.joules), func.sum(table.c.seconds))
                  .where(table.c.device_id.in_(bindparam("ids", expanding=True)), table.c.month >= first,
-                        table.c.month < last))
-    found, dates = [], {}
+                        table.c.month < last)
+                 .group_by(table.c.device_id, kind_of_day, table.c.hours, table.c.state, table.c.method,
+                           table.c.kind))
+    found = []
     for batch in in_batches(ids):
         result = session.connection().execute(statement, {"ids": list(batch)})
-        for row in result.cursor.fetchall():
-            month = row[1]
-            if month not in dates:  # SQLite hands back its text
-                dates[month] = month if isinstance(month, date) else date.fromisoformat(month)
-            found.append((row[0], dates[month], *row[2:]))
+        found.extend(result.cursor.fetchall())
         result.close()
     return found
 
 
+def _unmatched(session: Session, ids: list[int], first: date, last: date,
+               classes: Mapping[tuple[date, int], int]) -> list[date]:
+    """The days of month rows grouped otherwise than today's prices group them (a band's times edited)."""
+    table = EnergyMonth.__table__
+    found = set()
+    for batch in in_batches(ids):
+        for month, days in session.execute(select(table.c.month, table.c.days).distinct().where(
+                table.c.device_id.in_(list(batch)), table.c.month >= first, table.c.month < last)):
+            month = month if isinstance(month, date) else date.fromisoformat(month)
+            if (month, days) not in classes:
+                found.update(month_days(month, days))
+    return sorted(found)
+
+
 def _months_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], first: date, last: date,
                   prices: DayPrices, memo: Memo, now: datetime) -> Iterator[DeviceHours]:
-    """``devices``' whole months [first, last) from the monthly rollup: each row's days must still price
-    alike (one signature) and its hours alike within it; days where they do not are read as days."""
+    """``devices``' whole months [first, last) from the monthly rollup, summed in the database by kind of
+    day: the days of a month that price alike, as the job grouped them, must still do so (checked by
+    regrouping them with today's prices), and each hours mask must still price alike within them; the
+    days where either fails are read as days."""
     screens = monitor_watts(estate)
     for site_id, members in _by_site(devices).items():
-        rows = _month_rows(session, [d.id for d in members], first, last)
-        groups: dict[tuple[date, int], tuple[Hashable, ...] | None] = {}
-        checked: set[tuple[date, int, int]] = set()
-        for row in rows:
-            key = (row[1], row[2])
-            if key not in groups:
-                signatures = {prices.signature(site_id, day) for day in month_days(*key)}
-                groups[key] = next(iter(signatures)) if len(signatures) == 1 else None
-            if (*key, row[3]) not in checked:
-                checked.add((*key, row[3]))
-                if groups[key] is not None and not _uniform(groups[key], row[3]):
-                    groups[key] = None
-        stale = sorted(day for key, signature in groups.items() if signature is None for day in month_days(*key))
-        sums: dict[tuple[int, Hashable], dict[tuple[str, str, str], list[float]]] = defaultdict(dict)
+        signatures: dict[tuple[Hashable, ...], int] = {}
+        classes: dict[tuple[date, int], int] = {}
+        first_day: dict[int, date] = {}
+        month = first
+        while month < last:
+            for signature, days in month_groups(prices, site_id, month).items():
+                kind = signatures.setdefault(signature, len(signatures))
+                classes[month, days] = kind
+                first_day.setdefault(kind, month_days(month, days)[0])
+            month = next_month(month)
+        by_kind = {kind: signature for signature, kind in signatures.items()}
+        ids = [d.id for d in members]
+        rows = _month_rows(session, ids, first, last, classes)
+        spoilt = {kind for _, kind, hours, *_ in rows if kind is not None and not _uniform(by_kind[kind], hours)}
+        stale = [] if all(row[1] is not None for row in rows) else _unmatched(session, ids, first, last, classes)
+        stale += [day for (month, days), kind in classes.items() if kind in spoilt for day in month_days(month, days)]
+        amounts: dict[tuple[int, Hashable], list] = defaultdict(list)
         rep: dict[Hashable, datetime] = {}
-        for device_id, month, days, hours, state, method, kind, joules, seconds in rows:
-            signature = groups[month, days]
-            if signature is None:
+        for device_id, kind, hours, state, method, kind_of_amount, joules, seconds in rows:
+            if kind is None or kind in spoilt:
                 continue
-            key = (signature, hours)
-            if key not in rep:
-                rep[key] = day_start(month_days(month, days)[0]) + bits(hours)[0] * HOUR
-            found = sums[device_id, key].setdefault((state, method, kind), [0.0, 0.0])
-            found[0] += joules
-            found[1] += seconds
-        amounts = {k: [(state, method, Kind(kind), memo.decimal(seconds), memo.decimal(joules))
-                       for (state, method, kind), (joules, seconds) in found.items()] for k, found in sums.items()}
+            if (kind, hours) not in rep:
+                rep[kind, hours] = day_start(first_day[kind]) + bits(hours)[0] * HOUR
+            amounts[device_id, (kind, hours)].append((state, method, Kind(kind_of_amount), memo.decimal(seconds),
+                                                      memo.decimal(joules)))
         yield from _line_sets(members, amounts, rep, screens, memo)
         if stale:
-            yield from _days_hours(session, estate, members, stale, prices, memo, now)
+            yield from _days_hours(session, estate, members, sorted(set(stale)), prices, memo, now)
 
 
 def _rolled_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo], first: date, stop: date,

@@ -24,7 +24,8 @@ from controller.energy.models import EnergyDay, EnergyMonth, RollupMark
 from controller.energy.rolled import rolled_through
 from controller.energy.rolling import roll
 from controller.energy.rollup import reopen
-from controller.register.models import Device, EnergyBucket
+from controller.energy.tariff import set_tariff
+from controller.register.models import Device, EnergyBucket, Site
 from tests.controller.energy.estate import HOUR, bucket, device, site
 
 FLAT = [{"name": "flat", "days": "all", "start": "00:00", "end": "00:00", "pence_per_kwh": "24.5"}]
@@ -201,3 +202,19 @@ def test_rolled_days_answer_after_their_hours_are_gone(session):
     for by in GROUPINGS:
         figures = energy_totals(session, start, end, by, now=now).summary().to_json()
         assert figures["rows"] == expected[by]["rows"], by
+
+
+def test_band_times_edited_after_the_roll_are_priced_exactly(session):
+    """The rollup grouped hours by the bands of roll time; new band times make those days read from hours."""
+    base = datetime(2025, 10, 20, tzinfo=UTC)
+    estate(session, base, days=46)
+    roll(session, base + 45 * DAY)
+    session.commit()
+    oak = session.exec(select(Site).where(Site.name == "Oakfield Primary")).one()
+    set_tariff(session, oak.id, "standard", datetime(2020, 1, 1, tzinfo=UTC), [
+        {"name": "peak", "days": "weekdays", "start": "08:30", "end": "17:30", "pence_per_kwh": "41"},
+        {"name": "off-peak", "days": "all", "start": "00:00", "end": "00:00", "pence_per_kwh": "12.5"}])
+    session.commit()
+    start, end, now = datetime(2025, 10, 25, tzinfo=UTC), datetime(2025, 12, 3, tzinfo=UTC), base + 45 * DAY
+    for by in GROUPINGS:
+        assert rolled(session, start, end, now, by) == hourly(session, start, end, now, by), by
