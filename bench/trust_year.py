@@ -189,14 +189,20 @@ def timed(fn, repeat: int):
     return statistics.median(walls), statistics.median(cpus), result
 
 
-def run(url: str, devices: int, sites: int, hourly_days: int, repeat: int) -> dict[str, float]:
+def run(url: str, devices: int, sites: int, hourly_days: int, repeat: int, reuse: bool = False) -> dict[str, float]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     began = time.perf_counter()
-    rolled, hourly = build(engine, devices, sites, hourly_days)
-    print(f"  built {devices:,} devices on {sites} sites: {rolled:,} rollup rows (days and months), "
-          f"{hourly:,} hourly buckets "
-          f"in {time.perf_counter() - began:.0f} s ({engine.dialect.name})")
+    if reuse:
+        with Session(engine) as session:
+            rolled = session.exec(select(func.count()).select_from(EnergyMonth)).one() + session.exec(
+                select(func.count()).select_from(EnergyDay)).one()
+            hourly = session.exec(select(func.count()).select_from(EnergyBucket)).one()
+        print(f"  reusing the estate built before: {rolled:,} rollup rows, {hourly:,} hourly buckets")
+    else:
+        rolled, hourly = build(engine, devices, sites, hourly_days)
+        print(f"  built {devices:,} devices on {sites} sites: {rolled:,} rollup rows (days and months), "
+              f"{hourly:,} hourly buckets in {time.perf_counter() - began:.0f} s ({engine.dialect.name})")
     end = START + timedelta(days=DAYS)
     now = end + timedelta(hours=1)
 
@@ -230,6 +236,8 @@ def main() -> None:
     parser.add_argument("--hourly-days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database-url", help="an empty database (default: SQLite in a temporary directory)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the estate an earlier run left in --database-url instead of building it")
     parser.add_argument("--growth", action="store_true",
                         help="also run a quarter of --devices (in a second schema or file) and extrapolate "
                              "to 100,000 from the two")
@@ -240,9 +248,9 @@ def main() -> None:
         for n in sizes:
             url = args.database_url or f"sqlite:///{Path(tmp) / f'bench-{n}.db'}"
             if args.database_url and len(sizes) > 1:
-                url = _schema_url(args.database_url, f"bench_{n}")
+                url = _schema_url(args.database_url, f"bench_{n}", keep=args.reuse)
             print(f"{n:,} devices × {DAYS} days:")
-            results[n] = run(url, n, args.sites, args.hourly_days, args.repeat)
+            results[n] = run(url, n, args.sites, args.hourly_days, args.repeat, args.reuse)
     if len(sizes) == 2:
         small, large = (results[n] for n in sizes)
         for key in ("summary", "audit", "peer"):
@@ -251,13 +259,14 @@ def main() -> None:
                   f"(linear in devices from {sizes[0]:,} → {sizes[1]:,}: {per * 1000:.2f} s per 1,000)")
 
 
-def _schema_url(base: str, schema: str) -> str:
+def _schema_url(base: str, schema: str, keep: bool = False) -> str:
     from urllib.parse import quote
 
     engine = make_engine(base)
     with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
+        if not keep:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     engine.dispose()
     return f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
 

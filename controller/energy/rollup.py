@@ -273,7 +273,8 @@ def _months_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo
         by_kind = {kind: signature for signature, kind in signatures.items()}
         ids = [d.id for d in members]
         rows = _month_rows(session, ids, first, last, classes)
-        spoilt = {kind for _, kind, hours, *_ in rows if kind is not None and not _uniform(by_kind[kind], hours)}
+        spoilt = {kind for kind, hours in {(row[1], row[2]) for row in rows}
+                  if kind is not None and not _uniform(by_kind[kind], hours)}
         stale = [] if all(row[1] is not None for row in rows) else _unmatched(session, ids, first, last, classes)
         stale += [day for (month, days), kind in classes.items() if kind in spoilt for day in month_days(month, days)]
         amounts: dict[tuple[int, Hashable], list] = defaultdict(list)
