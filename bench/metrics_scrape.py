@@ -157,7 +157,7 @@ def build_rollups(engine: sqlalchemy.Engine, devices: int, days: int, now: datet
     of days and hours priced alike (as the rollup job groups them), idle on the model by day, off at night."""
     first_hour = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
     through = first_hour.date()
-    first = through - timedelta(days=days)
+    first = (through - timedelta(days=days)).replace(day=1)  # from a month's start, as a long-running estate
     with Session(engine) as session:
         estate = pricing_estate(session)
     pricer = Pricer(estate)
