@@ -35,6 +35,7 @@ from sqlmodel import Session
 
 from controller.estate.summary import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.policy.store import PolicyStore
+from controller.power.service import DispatchCounters
 from controller.register.ingest import IngestWriter
 from controller.settings import Settings
 from controller.timeutil import utcnow
@@ -200,6 +201,23 @@ class BacklogCollector(Collector):
                                 value=self._writer.backlog)
 
 
+class WakeDispatchCollector(Collector):
+    """The wake dispatcher's troubles since start, read from its counters at scrape time."""
+
+    def __init__(self, counters: DispatchCounters):
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        errors = CounterMetricFamily("caretaker_wake_dispatch_errors",
+                                     "Wake dispatcher failures: on one wake (logged with its id; the others carry "
+                                     "on) or on a whole step.", labels=["scope"])
+        errors.add_metric(["wake"], self._counters.errors)
+        errors.add_metric(["step"], self._counters.step_failures)
+        yield errors
+        yield CounterMetricFamily("caretaker_wake_reroutes", "Wakes routed again because their relay did not send "
+                                  "them (gone quiet, or no longer elected).", value=self._counters.rerouted)
+
+
 @dataclass(frozen=True)
 class IngestMetrics:
     """What the report route touches per request: pre-bound children, so it costs an add and an observe."""
@@ -224,7 +242,8 @@ def _version() -> str:
 
 
 def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
-                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None) -> Metrics:
+                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None,
+                  wake: DispatchCounters | None = None) -> Metrics:
     """A registry of this app's collectors; called by the app factory, once per app. ``policies`` (the
     app's active policy set) is what devices on out of hours are judged by; without it none are."""
     registry = CollectorRegistry()
@@ -234,6 +253,8 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))
+    if wake is not None:
+        registry.register(WakeDispatchCollector(wake))
     reports = Counter("caretaker_ingest_reports", "Reports received from agents, by outcome.",
                       labelnames=["outcome"], registry=registry)
     duration = Histogram("caretaker_ingest_request_duration_seconds",
