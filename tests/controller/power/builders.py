@@ -49,8 +49,8 @@ def agent(session: Session, on: Device, agent_id: str, last_seen: datetime, stat
                 last_seq=1, reports=1)
     session.add(row)
     session.flush()
-    session.add(ReportRow(agent_id=agent_id, seq=1, device_id=on.id, start=last_seen - timedelta(seconds=report_seconds),
-                          end=last_seen, state=state.value, cpu_percent=2.0, received_at=last_seen))
+    session.add(ReportRow(agent_id=agent_id, seq=1, device_id=on.id, end=last_seen, state=state.value,
+                          start=last_seen - timedelta(seconds=report_seconds), cpu_percent=2.0, received_at=last_seen))
     session.flush()
     return row
 
