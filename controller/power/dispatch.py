@@ -322,13 +322,16 @@ def _expire(session: Session, now: datetime, board: Board, config: WakeConfig, r
 
 
 def _why_unclaimed(board: Board, agent_id: str, now: datetime) -> str:
-    relay = board.candidates_by_agent.get(agent_id)
+    relay = board.known.get(agent_id)
+    again = "did not pick the order up; routing again without it"
     if relay is None:
-        return (f"relay {board.name(agent_id)} is no longer elected (gone quiet, asleep or about to power down) "
-                "and did not pick the order up; routing again without it")
-    silent = (now - board.heard.get(agent_id, relay.last_seen)).total_seconds()
-    return (f"relay {relay.describe()} has not reported for {silent:.0f} s (relays report every "
-            f"{board.timing.interval.total_seconds():g} s) and did not pick the order up; routing again without it")
+        return f"relay agent {agent_id} has not reported for a long time and {again}"
+    silent = board.silent_for(relay, now)
+    if silent > board.timing.silence:
+        return (f"relay {relay.describe()} has not reported for {silent.total_seconds():.0f} s (relays report every "
+                f"{board.timing.interval.total_seconds():g} s) and {again}")
+    why = "its last report says it is asleep" if not relay.awake else "it powers down soon, or another took over"
+    return f"relay {relay.describe()} is no longer elected ({why}) and {again}"
 
 
 def _unsent(session: Session, wake: WakeRequest, now: datetime, board: Board, config: WakeConfig,

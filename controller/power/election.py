@@ -70,6 +70,8 @@ class Candidate:
     networks: frozenset[IPv4Network]
     last_seen: datetime
     on_relay_interval: bool = False  # its last report was a short one: it was told it relays
+    awake: bool = True  # its last report says it is on (active or idle)
+    quiet: bool = False  # on the relay interval, yet silent for longer than the silence
 
     def describe(self) -> str:
         return f"{self.hostname} (agent {self.agent_id})"
@@ -97,12 +99,12 @@ class Board:
     by_network: dict[IPv4Network, Election] = field(default_factory=dict)
     timing: RelayTiming = RelayTiming(timedelta(seconds=30))
     heard: Mapping[str, datetime] = field(default_factory=dict)
+    known: Mapping[str, Candidate] = field(default_factory=dict)  # every agent looked at, elected or not
 
     def live(self, candidate: Candidate, now: datetime) -> bool:
         """Reporting as a relay should: on the relay interval, and heard from within the silence (one just
         elected is not live until it has taken to the interval, or its orders would wait for its next report)."""
-        heard = self.heard.get(candidate.agent_id, candidate.last_seen)
-        return candidate.on_relay_interval and now - heard <= self.timing.silence
+        return candidate.on_relay_interval and self.silent_for(candidate, now) <= self.timing.silence
 
     def relay_for(self, network: IPv4Network, now: datetime, passed_over: Iterable[str] = (),
                   target_device: int | None = None) -> Candidate | None:
@@ -119,8 +121,11 @@ class Board:
         return replace(self, heard=heard)
 
     def name(self, agent_id: str) -> str:
-        found = self.candidates_by_agent.get(agent_id)
+        found = self.known.get(agent_id)
         return found.describe() if found else f"agent {agent_id}"
+
+    def silent_for(self, candidate: Candidate, now: datetime) -> timedelta:
+        return now - self.heard.get(candidate.agent_id, candidate.last_seen)
 
     @functools.cached_property  # asked on every ingest reply; a board is replaced, never changed
     def relay_agents(self) -> frozenset[str]:
@@ -129,10 +134,6 @@ class Board:
     @functools.cached_property
     def relay_devices(self) -> frozenset[int]:
         return frozenset(c.device_id for e in self.by_network.values() for c in e.relays)
-
-    @functools.cached_property
-    def candidates_by_agent(self) -> dict[str, Candidate]:
-        return {c.agent_id: c for e in self.by_network.values() for c in e.relays}
 
 
 def _rank(network: IPv4Network, candidate: Candidate) -> tuple:
@@ -143,9 +144,13 @@ def _rank(network: IPv4Network, candidate: Candidate) -> tuple:
 
 def elect(candidates: Iterable[Candidate], timing: RelayTiming = RelayTiming(timedelta(seconds=30)),
           powering_down: Callable[[int], bool] = lambda device_id: False) -> Board:
-    """Per subnet, the best two candidates not ``powering_down`` (asked of the best only, best first)."""
+    """Per subnet, the best two candidates awake, not quiet and not ``powering_down`` (asked of the best only,
+    best first)."""
+    candidates = list(candidates)
     per_network: dict[IPv4Network, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
+        if not candidate.awake or candidate.quiet:
+            continue
         for network in candidate.networks:
             per_network[network].append(candidate)
     verdicts: dict[int, bool] = {}
@@ -170,15 +175,13 @@ def elect(candidates: Iterable[Candidate], timing: RelayTiming = RelayTiming(tim
                     break
         if chosen:
             board[network] = Election(network, chosen[0], chosen[1] if len(chosen) > 1 else None)
-    return Board(board, timing)
+    return Board(board, timing, known={c.agent_id: c for c in candidates})
 
 
 def candidates(session: Session, now: datetime, timing: RelayTiming, report_interval_seconds: int) -> list[Candidate]:
-    """Agents that are not retired, whose last report says their machine is on, with their subnets.
-
-    An agent on the relay interval that has been silent for longer than ``timing.silence`` is left out
-    (it has gone quiet); any other is in while its report is fresh by the ordinary interval.
-    """
+    """Agents that are not retired and have reported within ``FRESH_INTERVALS`` ordinary intervals, with
+    their subnets, whether their last report says they are on, and whether they have gone quiet (on the
+    relay interval, but silent for longer than ``timing.silence``)."""
     fresh_since = now - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
     rows = session.exec(
         select(Agent.id, Agent.last_seen, Device.id, Device.hostname, Device.device_class, Device.inventory,
@@ -190,10 +193,9 @@ def candidates(session: Session, now: datetime, timing: RelayTiming, report_inte
     for agent_id, last_seen, device_id, hostname, device_class, inventory, start, end, state in rows:
         networks = frozenset(a.network for a in attachments(inventory))
         short = end - start <= timing.silence
-        if not networks or state not in AWAKE or (short and now - last_seen > timing.silence):
-            continue
-        found.append(Candidate(agent_id, device_id, hostname, device_class, _boot_time(inventory), networks,
-                               last_seen, short))
+        if networks:
+            found.append(Candidate(agent_id, device_id, hostname, device_class, _boot_time(inventory), networks,
+                                   last_seen, short, state in AWAKE, short and now - last_seen > timing.silence))
     return found
 
 

@@ -101,6 +101,9 @@ class WakeService:
         self._refresh = (settings.relay_election_seconds, awaiting_refresh_seconds)
         self._refreshed = (float("-inf"), float("-inf"))
         self._expired_at = float("-inf")
+        # Quiet relays and overdue wakes are looked for this often: a second, or a quarter of a (short) relay
+        # interval, so a silence is acted on within the quarter interval of grace it is given.
+        self._expire_every = min(1.0, self._timing.interval.total_seconds() / 4)
         self.board = Board(timing=self._timing)
         self.awaiting: frozenset[int] = frozenset()
         self.counters = DispatchCounters()
@@ -125,7 +128,7 @@ class WakeService:
         feeds relays."""
         now = self._clock()
         moment = time.monotonic()
-        expire = moment - self._expired_at >= 1.0
+        expire = moment - self._expired_at >= self._expire_every
         with session_scope(self._engine) as session:
             self._refresh_views(session, now, expire)
         if not self.leadership.held():

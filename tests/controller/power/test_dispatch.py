@@ -84,9 +84,12 @@ def relay(agent_id: str, device_id: int, network: str = LAN) -> Candidate:
                      NOW, on_relay_interval=True)
 
 
-def board(*elections: tuple[Candidate, Candidate | None], heard: dict[str, datetime] | None = None) -> Board:
+def board(*elections: tuple[Candidate, Candidate | None], heard: dict[str, datetime] | None = None,
+          also_known: tuple[Candidate, ...] = ()) -> Board:
+    """The elections given; the agents it knows are their relays and ``also_known`` (heard, not elected)."""
     by_network = {net: Election(net, p, s) for p, s in elections for net in p.networks}
-    return Board(by_network, TIMING, heard or {})
+    known = {c.agent_id: c for pair in elections for c in pair if c} | {c.agent_id: c for c in also_known}
+    return Board(by_network, TIMING, heard or {}, known)
 
 
 def wake_of(session: Session, device_id: int) -> WakeRequest:
@@ -231,11 +234,13 @@ class TestFailover:
         [target] = pcs(session, 1, "10.40.0.{n}", 24)
         request(session, [target])
         step(session, NOW, board((relay("p", 91), relay("s", 92))), NOWHERE, Recorder())
-        only_s = board((relay("s", 92), None))  # p's schedule now powers it down soon: not elected
+        only_s = board((relay("s", 92), None), also_known=(relay("p", 91),))  # p now powers down soon
         step(session, NOW + timedelta(seconds=1), only_s, NOWHERE, Recorder())
         wake = wake_of(session, target.id)
         assert (wake.relay_agent_id, wake.passed_over) == ("s", ["p"])
-        assert "relay agent p is no longer elected" in audit_lines(session, wake)[-1][1]
+        assert audit_lines(session, wake)[-1][1] == (
+            "relay HOST-p (agent p) is no longer elected (it powers down soon, or another took over) and did not pick "
+            "the order up; routing again without it")
 
     def test_a_device_is_never_relay_for_its_own_wake(self, session):
         [target] = pcs(session, 1, "10.40.0.{n}", 24)

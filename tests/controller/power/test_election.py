@@ -117,7 +117,7 @@ def test_a_device_never_relays_its_own_wake():
     assert board.relay_for(LAN_A, NOW).agent_id == "a"
 
 
-def test_candidates_are_awake_by_their_last_report_and_a_quiet_relay_drops_out(engine):
+def test_only_agents_awake_by_their_last_report_are_elected_and_a_quiet_relay_drops_out(engine):
     with Session(engine) as session:
         hill = builders.site(session)
         machines = {name: builders.device(session, hill, name, f"00:00:00:00:00:0{i}", f"10.1.0.{i + 2}", 24)
@@ -130,8 +130,9 @@ def test_candidates_are_awake_by_their_last_report_and_a_quiet_relay_drops_out(e
         builders.agent(session, machines["RETIRED"], "retired", NOW).retired_at = NOW
         session.flush()
         found = {c.agent_id: c for c in candidates(session, NOW, TIMING, REPORT_INTERVAL)}
-        assert set(found) == {"relay", "desk"}
+        assert set(found) == {"relay", "desk", "asleep", "quiet"}  # heard from lately; stale and retired are not
         assert found["relay"].on_relay_interval and not found["desk"].on_relay_interval
+        assert [a for a, c in sorted(found.items()) if not c.awake or c.quiet] == ["asleep", "quiet"]
         board = current_board(session, NOW, TIMING, REPORT_INTERVAL)
         assert pair(board, IPv4Network("10.1.0.0/24")) == ("relay", "desk")
         assert board.relay_devices == {machines["RELAY"].id, machines["DESK"].id}  # both are kept awake
