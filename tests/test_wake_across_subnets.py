@@ -141,11 +141,11 @@ class Estate:
             stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_for(self._healthy, 60, "the controller to answer")
         self.token = self.cli("token", "create", "--site", "Hill", "--uses", "20").stdout.strip()
-        sleepers = [self._agent(name, "once") for name in ("SEG2-PC", "SEG3-PC", "SEG4-PC", "SEG5-PC")]
-        for name, process in zip(("SEG2-PC", "SEG3-PC", "SEG4-PC", "SEG5-PC"), sleepers, strict=True):
-            assert process.wait(timeout=60) == 0, f"{name} could not enrol: {self.log_of(name)}"
         for name in ("SEG2-RELAY-A", "SEG2-RELAY-B", "SEG2-RELAY-D", "SEG3-RELAY", "SEG3-SLEEPY"):
             self.start_agent(name)
+        sleepers = {name: self._agent(name, "once") for name in ("SEG2-PC", "SEG3-PC", "SEG4-PC", "SEG5-PC")}
+        for name, process in sleepers.items():
+            assert process.wait(timeout=60) == 0, f"{name} could not enrol: {self.log_of(name)}"
         for name in ("SEG2-RELAY-A", "SEG2-RELAY-B", "SEG3-RELAY"):
             self.wait_relaying(name)
 

@@ -348,8 +348,10 @@ def _unsent(session: Session, wake: WakeRequest, now: datetime, board: Board, co
 
 def _unconfirmed(session: Session, wake: WakeRequest, now: datetime, config: WakeConfig, result: StepResult) -> None:
     if wake.attempts >= config.attempts:
-        mark_failed(session, wake, now, f"no report from the device within {config.confirm_seconds // 60} min "
-                                        f"of the wake, after {wake.attempts} attempt(s)")
+        within = (f"{config.confirm_seconds // 60} min" if config.confirm_seconds % 60 == 0
+                  else f"{config.confirm_seconds} s")
+        mark_failed(session, wake, now, f"no report from the device within {within} of the wake, after "
+                                        f"{wake.attempts} attempt(s)")
         result.failed += 1
         return
     _requeue(wake, now)
