@@ -66,14 +66,22 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """No relay can take the wake this moment, but one is only late: try again in ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Routing:
     local: Sequence[IPv4Network]  # the controller's own subnets
     directed: Sequence[IPv4Network]  # subnets a directed broadcast may be sent to
 
     def route(self, network: str | None, board: Board, now: datetime, passed_over: Iterable[str] = (),
-              target_device: int | None = None) -> Route | str:
-        """The way to reach ``network``, or why there is none. Relays in ``passed_over`` had this wake and did
-        not send it; ``target_device`` is the device being woken, which never relays its own wake."""
+              target_device: int | None = None) -> Route | Hold | str:
+        """The way to reach ``network``, a moment to wait for a late relay, or why there is none. Relays in
+        ``passed_over`` had this wake and did not send it; ``target_device`` is the device being woken, which
+        never relays its own wake."""
         if network is None:
             return "the device's subnet is unknown (its agent never reported an address with a prefix length)"
         target = ipaddress.IPv4Network(network)
@@ -83,6 +91,8 @@ class Routing:
         relay = board.relay_for(target, now, passed_over, target_device)
         if relay is not None:
             return Route(Via.RELAY, address, relay)
+        if board.late(target, now, passed_over, target_device):
+            return Hold(board.timing.interval.total_seconds() / 4)
         if on_any(target, self.directed):
             return Route(Via.BROADCAST, address)
         tried = ", ".join(board.name(a) for a in passed_over)
@@ -122,6 +132,7 @@ class StepResult:
     failed: int = 0
     retried: int = 0
     rerouted: int = 0
+    held: int = 0  # waiting a moment for a relay that is late
     errors: int = 0  # wakes the step failed on (each logged with its id)
     next_due: datetime | None = None  # the earliest slot still waiting, so the dispatcher can sleep till then
 
@@ -143,7 +154,7 @@ def step(session: Session, now: datetime, board: Board, routing: Routing, config
     for site_id in sorted(sites):
         budget = int((now - pacer.slot(site_id, now)) / pacer.step) + 1
         due = session.execute(select(table.c.id, table.c.site_id, table.c.device_id, table.c.mac, table.c.network,
-                                     table.c.attempts, table.c.reroutes, table.c.passed_over).where(
+                                     table.c.attempts, table.c.reroutes, table.c.passed_over, table.c.due_at).where(
             table.c.site_id == site_id, table.c.status == WakeStatus.QUEUED.value,
             table.c.relay_agent_id.is_(None), table.c.due_at <= now)
             .order_by(table.c.due_at, table.c.id).limit(budget).with_for_update(skip_locked=True)).all()
@@ -218,6 +229,7 @@ class _Due:
     attempts: int
     reroutes: int
     passed_over: list | None
+    due_at: datetime
 
 
 @dataclass
@@ -236,10 +248,11 @@ class _Batch:
 
     def add(self, wake: _Due, now: datetime, *, status: str, route: str | None, attempts: int, outcome: str,
             reason: str, sent_by: str | None = None, relay_agent_id: str | None = None,
-            failure: str | None = None, **details: object) -> None:
+            failure: str | None = None, due_at: datetime | None = None, **details: object) -> None:
         update_values = {"wid": wake.id, "status": status, "route": route, "attempts": attempts, "sent_by": sent_by,
                          "sent_at": now if status == WakeStatus.SENT else None, "relay_agent_id": relay_agent_id,
-                         "failure": failure, "failed_at": now if status == WakeStatus.FAILED else None}
+                         "failure": failure, "failed_at": now if status == WakeStatus.FAILED else None,
+                         "due_at": due_at or wake.due_at}
         ref = WakeRef(wake.id, wake.site_id, wake.device_id, wake.mac, wake.network, route, attempts, wake.reroutes)
         row = audit_values(ref, outcome, now, reason, sent_by or "controller", details) if outcome else None
         self.releases[wake.id] = _Release(update_values, row)
@@ -261,12 +274,17 @@ class _Batch:
         table = WakeRequest.__table__
         session.execute(update(table).where(table.c.id == bindparam("wid")).values(
             {name: bindparam(name) for name in ("status", "route", "attempts", "sent_by", "sent_at", "relay_agent_id",
-                                                 "failure", "failed_at")}), [r.update for r in releases])
+                                                 "failure", "failed_at", "due_at")}), [r.update for r in releases])
         insert_audits(session, [r.audit for r in releases if r.audit is not None])
 
 
-def _release(batch: _Batch, wake: _Due, route: Route | str, now: datetime, config: WakeConfig, sender: Sender,
-             result: StepResult) -> None:
+def _release(batch: _Batch, wake: _Due, route: Route | Hold | str, now: datetime, config: WakeConfig,
+             sender: Sender, result: StepResult) -> None:
+    if isinstance(route, Hold):  # its slot is spent; it goes when the relay is heard from, or fails then
+        batch.add(wake, now, status=WakeStatus.QUEUED, route=None, attempts=wake.attempts, outcome="", reason="",
+                  due_at=now + timedelta(seconds=route.seconds))
+        result.held += 1
+        return
     if isinstance(route, str):
         batch.add(wake, now, status=WakeStatus.FAILED, route=None, attempts=wake.attempts,
                   outcome=WakeStatus.FAILED, reason=route, failure=route[:500])

@@ -4,10 +4,12 @@ A device may relay only if its agent's last report says it is on (active or idle
 ``FRESH_INTERVALS`` report intervals, and its compiled schedule powers it down nowhere in the next few
 minutes (``relay_power_down_lookahead_seconds``): a PC about to shut down would take its orders with it.
 
-Elected relays report on the short relay interval (their reply says so). One that has taken to that
-interval (its last report covers no more than ``RelayTiming.silence``) and has then not been heard
-for ``silence`` has gone quiet: it is not a candidate at all, so its standby leads and the next in
-line becomes standby, within about one relay interval and a quarter of its last report.
+Elected relays report on the short relay interval (their reply says so). A relay on that interval
+(its last report covers no more than ``RelayTiming.silence``) is live while it has been heard from
+within ``silence`` (an interval and a quarter): only a live relay is given wakes, and wakes it holds
+move on to the standby once it is not. One not heard from for ``gone`` (two intervals) has gone
+quiet: it is not a candidate at all, so the next in line becomes standby. In between it is late, and
+a new wake waits for it or its standby rather than failing for want of a relay.
 
 Ranked, deterministically, so every controller replica elects the same pair from the same rows:
 1. relays already reporting on the relay interval keep the job (no churn from a newcomer);
@@ -55,6 +57,11 @@ class RelayTiming:
         """One interval, and a quarter of one for a report that is late rather than lost."""
         return self.interval * 1.25
 
+    @property
+    def gone(self) -> timedelta:
+        """Two intervals: a relay silent this long has gone quiet and is no longer a candidate."""
+        return self.interval * 2
+
     @classmethod
     def from_settings(cls, settings) -> RelayTiming:
         return cls(timedelta(seconds=settings.relay_report_interval_seconds))
@@ -71,7 +78,7 @@ class Candidate:
     last_seen: datetime
     on_relay_interval: bool = False  # its last report was a short one: it was told it relays
     awake: bool = True  # its last report says it is on (active or idle)
-    quiet: bool = False  # on the relay interval, yet silent for longer than the silence
+    quiet: bool = False  # on the relay interval, yet silent for ``RelayTiming.gone``
 
     def describe(self) -> str:
         return f"{self.hostname} (agent {self.agent_id})"
@@ -116,6 +123,16 @@ class Board:
         skip = set(passed_over)
         return next((c for c in election.relays if c.agent_id not in skip and c.device_id != target_device
                      and self.live(c, now)), None)
+
+    def late(self, network: IPv4Network, now: datetime, passed_over: Iterable[str] = (),
+             target_device: int | None = None) -> bool:
+        """Whether a relay that could take this wake is only late (on the relay interval, not yet gone quiet):
+        worth waiting a moment for, rather than failing the wake."""
+        election = self.by_network.get(network)
+        skip = set(passed_over)
+        return election is not None and any(
+            c.agent_id not in skip and c.device_id != target_device and c.on_relay_interval
+            and self.silent_for(c, now) <= self.timing.gone for c in election.relays)
 
     def hearing(self, heard: Mapping[str, datetime]) -> Board:
         return replace(self, heard=heard)
@@ -181,7 +198,7 @@ def elect(candidates: Iterable[Candidate], timing: RelayTiming = RelayTiming(tim
 def candidates(session: Session, now: datetime, timing: RelayTiming, report_interval_seconds: int) -> list[Candidate]:
     """Agents that are not retired and have reported within ``FRESH_INTERVALS`` ordinary intervals, with
     their subnets, whether their last report says they are on, and whether they have gone quiet (on the
-    relay interval, but silent for longer than ``timing.silence``)."""
+    relay interval, but silent for ``timing.gone``)."""
     fresh_since = now - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
     rows = session.exec(
         select(Agent.id, Agent.last_seen, Device.id, Device.hostname, Device.device_class, Device.inventory,
@@ -195,7 +212,7 @@ def candidates(session: Session, now: datetime, timing: RelayTiming, report_inte
         short = end - start <= timing.silence
         if networks:
             found.append(Candidate(agent_id, device_id, hostname, device_class, _boot_time(inventory), networks,
-                                   last_seen, short, state in AWAKE, short and now - last_seen > timing.silence))
+                                   last_seen, short, state in AWAKE, short and now - last_seen > timing.gone))
     return found
 
 

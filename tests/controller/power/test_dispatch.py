@@ -242,6 +242,17 @@ class TestFailover:
             "relay HOST-p (agent p) is no longer elected (it powers down soon, or another took over) and did not pick "
             "the order up; routing again without it")
 
+    def test_a_new_wake_waits_for_a_relay_that_is_only_late_rather_than_failing(self, session):
+        [target] = pcs(session, 1, "10.40.0.{n}", 24)
+        request(session, [target])
+        late = board((relay("p", 91), None), heard={"p": NOW - timedelta(seconds=40)})  # past 37.5 s, not 60 s
+        assert step(session, NOW, late, NOWHERE, Recorder()).held == 1
+        wake = wake_of(session, target.id)
+        assert (wake.status, wake.relay_agent_id, wake.due_at) == ("queued", None, NOW + timedelta(seconds=7.5))
+        heard_again = board((relay("p", 91), None), heard={"p": NOW + timedelta(seconds=5)})
+        step(session, NOW + timedelta(seconds=8), heard_again, NOWHERE, Recorder())
+        assert wake_of(session, target.id).relay_agent_id == "p"
+
     def test_a_device_is_never_relay_for_its_own_wake(self, session):
         [target] = pcs(session, 1, "10.40.0.{n}", 24)
         request(session, [target])

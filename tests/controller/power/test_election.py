@@ -105,8 +105,9 @@ def test_a_relay_is_live_only_on_the_relay_interval_and_heard_from_within_its_si
     fresh, newcomer = candidate("fresh", 1, relaying=True), candidate("new", 2, up_hours=1)
     board = elect([fresh, newcomer], TIMING)
     assert board.relay_for(LAN_A, NOW).agent_id == "fresh"
-    quiet = board.hearing({"fresh": NOW - timedelta(seconds=38)})  # 30 s interval: silent past 37.5 s
-    assert quiet.relay_for(LAN_A, NOW) is None  # and the newcomer is not live until it reports as a relay
+    late = board.hearing({"fresh": NOW - timedelta(seconds=38)})  # 30 s interval: silent past 37.5 s
+    assert late.relay_for(LAN_A, NOW) is None  # and the newcomer is not live until it reports as a relay
+    assert late.late(LAN_A, NOW) and not late.late(LAN_A, NOW + timedelta(seconds=23))  # gone after 60 s
     assert board.relay_for(LAN_A, NOW, passed_over=["fresh"]) is None
     assert board.relay_for(LAN_B, NOW) is None
 
@@ -126,7 +127,7 @@ def test_only_agents_awake_by_their_last_report_are_elected_and_a_quiet_relay_dr
         builders.agent(session, machines["DESK"], "desk", NOW - timedelta(minutes=4), report_seconds=300)
         builders.agent(session, machines["ASLEEP"], "asleep", NOW - timedelta(seconds=5), PowerState.SLEEP)
         builders.agent(session, machines["STALE"], "stale", NOW - timedelta(minutes=11), report_seconds=300)
-        builders.agent(session, machines["QUIET"], "quiet", NOW - timedelta(seconds=40))  # a relay, silent 40 s
+        builders.agent(session, machines["QUIET"], "quiet", NOW - timedelta(seconds=61))  # a relay, silent 2 intervals
         builders.agent(session, machines["RETIRED"], "retired", NOW).retired_at = NOW
         session.flush()
         found = {c.agent_id: c for c in candidates(session, NOW, TIMING, REPORT_INTERVAL)}
