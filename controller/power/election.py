@@ -6,10 +6,10 @@ minutes (``relay_power_down_lookahead_seconds``): a PC about to shut down would 
 
 Elected relays report on the short relay interval (their reply says so). A relay on that interval
 (its last report covers no more than ``RelayTiming.silence``) is live while it has been heard from
-within ``silence`` (an interval and a quarter): only a live relay is given wakes, and wakes it holds
-move on to the standby once it is not. One not heard from for ``gone`` (two intervals) has gone
-quiet: it is not a candidate at all, so the next in line becomes standby. In between it is late, and
-a new wake waits for it or its standby rather than failing for want of a relay.
+within ``silence`` (an interval and a quarter, or a second more at least): only a live relay is given
+wakes, and wakes it holds move on to the standby once it is not. One not heard from for ``gone`` (two
+intervals) has gone quiet: it is not a candidate at all, so the next in line becomes standby. In
+between it is late, and a new wake waits for it or its standby rather than failing for want of a relay.
 
 Ranked, deterministically, so every controller replica elects the same pair from the same rows:
 1. relays already reporting on the relay interval keep the job (no churn from a newcomer);
@@ -53,14 +53,21 @@ class RelayTiming:
     interval: timedelta
 
     @property
+    def grace(self) -> timedelta:
+        """How late a report may be and still count as on time: a quarter interval, or a second at least
+        (a busy machine's jitter does not shrink with a short interval)."""
+        return max(self.interval / 4, timedelta(seconds=1))
+
+    @property
     def silence(self) -> timedelta:
-        """One interval, and a quarter of one for a report that is late rather than lost."""
-        return self.interval * 1.25
+        """One interval and its grace: a relay silent longer is given no more wakes."""
+        return self.interval + self.grace
 
     @property
     def gone(self) -> timedelta:
-        """Two intervals: a relay silent this long has gone quiet and is no longer a candidate."""
-        return self.interval * 2
+        """Two intervals (with a grace after the silence at least): a relay silent this long has gone quiet and
+        is no longer a candidate."""
+        return max(self.interval * 2, self.silence + self.grace)
 
     @classmethod
     def from_settings(cls, settings) -> RelayTiming:

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -102,8 +102,11 @@ class WakeService:
         self._refreshed = (float("-inf"), float("-inf"))
         self._expired_at = float("-inf")
         # Quiet relays and overdue wakes are looked for this often: a second, or a quarter of a (short) relay
-        # interval, so a silence is acted on within the quarter interval of grace it is given.
+        # interval, so a silence is acted on soon after the grace it is given.
         self._expire_every = min(1.0, self._timing.interval.total_seconds() / 4)
+        # Relays' orders for one site are spaced at its rate across all its relays, not per relay: a site with
+        # several subnets, or a standby taking over, must not double it.
+        self._relay_pacer = dispatch.SitePacer(self._config.per_second, slack=timedelta(0))
         self.board = Board(timing=self._timing)
         self.awaiting: frozenset[int] = frozenset()
         self.counters = DispatchCounters()
@@ -182,8 +185,8 @@ class WakeService:
         mine = [a.agent_id for a in arrivals if a.agent_id in relays]
         if not mine:
             return {}
-        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY,
-                                 self._config.per_second, board.name)
+        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY, self._relay_pacer,
+                                 board.name)
         interval = self._settings.relay_report_interval_seconds
         return {agent: RelayReply(orders.get(agent, ()), interval) for agent in mine}
 

@@ -204,7 +204,7 @@ class TestFailover:
                         "pick the order up; routing again without it")
 
         # s takes the order, then goes quiet without saying it sent it: directed broadcast, where allowed
-        hand_out_orders(session, ["s"], NOW + timedelta(seconds=40), 9, 100, 100)
+        hand_out_orders(session, ["s"], NOW + timedelta(seconds=40), 9, 100, dispatch.SitePacer(100))
         sender = Recorder()
         both_quiet = board(pair, far, heard={"p": NOW, "s": NOW + timedelta(seconds=40),
                                              "far": NOW + timedelta(seconds=75)})

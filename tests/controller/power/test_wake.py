@@ -63,6 +63,11 @@ def board_with(relay_agent: str, relay_device: int, network: str, heard: datetim
     return Board({IPv4Network(network): Election(IPv4Network(network), candidate, None)}, TIMING)
 
 
+def relay_pacer(per_second: float) -> dispatch.SitePacer:
+    """As the wake service paces relays' orders: per site, across relays, no catching up."""
+    return dispatch.SitePacer(per_second, slack=timedelta(0))
+
+
 def report_ending(at: datetime, relayed: tuple[int, ...] = ()) -> Report:
     return Report(seq=1, start=at - timedelta(minutes=1), end=at, activity=Activity(PowerState.IDLE, 3.0),
                   relayed_wakes=relayed)
@@ -171,12 +176,13 @@ class TestRelay:
 
         step = dispatch.step(session, NOW, board, NOWHERE, config, sender)
         assert step.handed_to_relays == 1 and step.sent == 0
-        assert hand_out_orders(session, ["someone-else"], NOW, 9, 100, 4) == {}
-        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=2), 9, 100, 4)["relay-1"]
+        assert hand_out_orders(session, ["someone-else"], NOW, 9, 100, relay_pacer(4)) == {}
+        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=2), 9, 100, relay_pacer(4))["relay-1"]
         wake = session.exec(select(WakeRequest)).one()
         assert (orders[0].wake_id, orders[0].mac, orders[0].address, orders[0].port) == (wake.id, target.inventory[
             "nics"][0]["mac"], "10.40.0.255", 9)
-        assert hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=3), 9, 100, 4) == {}  # handed once
+        later = NOW + timedelta(seconds=3)
+        assert hand_out_orders(session, ["relay-1"], later, 9, 100, relay_pacer(4)) == {}  # handed out once
 
         note_relayed(session, [Arrival("target-1", target.id, (report_ending(NOW, (wake.id,)),))], NOW, 9)
         assert wake.status == "ordered"  # only the relay it was handed to can say it sent it
@@ -203,8 +209,24 @@ class TestRelay:
         board = board_with("relay-1", relay_pc.id, "10.40.0.0/24")
         for quarter in range(3):
             dispatch.step(session, NOW + timedelta(seconds=quarter / 4), board, NOWHERE, config, sender)
-        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30), 9, 100, 4)["relay-1"]
+        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30), 9, 100, relay_pacer(4))["relay-1"]
         assert [o.delay_seconds for o in orders] == pytest.approx([0.0, 0.25, 0.5])
+
+    def test_two_relays_of_one_site_share_its_rate_rather_than_each_sending_at_it(self, session, sender):
+        hill = builders.site(session)
+        pcs = [builders.device(session, hill, f"PC{i}", f"00:00:00:00:01:0{i}", f"10.4{i % 2}.0.{10 + i}", 24)
+               for i in range(4)]
+        config = WakeConfig(per_second=4)
+        request_wakes(session, pcs, "test", "cli", NOW, config)
+        one, two = (board_with(f"relay-{n}", 90 + n, f"10.4{n}.0.0/24") for n in (0, 1))
+        both = Board({**one.by_network, **two.by_network}, TIMING)
+        for quarter in range(4):
+            dispatch.step(session, NOW + timedelta(seconds=quarter / 4), both, NOWHERE, config, sender)
+        pacer = relay_pacer(4)  # the wake service keeps one for every relay
+        first = hand_out_orders(session, ["relay-0"], NOW + timedelta(seconds=30), 9, 100, pacer)["relay-0"]
+        second = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30.1), 9, 100, pacer)["relay-1"]
+        assert [o.delay_seconds for o in first] == pytest.approx([0.0, 0.25])
+        assert [o.delay_seconds for o in second] == pytest.approx([0.4, 0.65])  # after relay-0's, not alongside
 
 
 class TestRetriesAndFailures:

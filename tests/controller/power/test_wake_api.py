@@ -3,6 +3,7 @@ auditors see only their sites, and bad requests are clear 4xx with nothing writt
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,21 @@ def test_a_network_manager_wakes_a_group_and_every_reader_can_list_it(client, en
     assert [w.requested_by for w in wakes(engine)] == ["token:t-network_manager"] * 2
     listed = client.get("/api/v1/wake", headers=bearer(engine, Role.bursar))
     assert listed.status_code == 200 and {w["hostname"] for w in listed.json()} == {"HILL-1", "HILL-2"}
+
+
+def test_a_waves_own_wakes_say_what_happened_to_them(client, engine):
+    manager = bearer(engine, Role.network_manager)
+    first = client.post("/api/v1/wake", json={"device": "HILL-1"}, headers=manager).json()["queued"][0]["wake_id"]
+    client.post("/api/v1/wake", json={"device": "HILL-2"}, headers=manager)
+
+    def outcome() -> list[str]:
+        return [w["outcome"] for w in client.get(f"/api/v1/wake?wake={first}", headers=manager).json()]
+
+    deadline = time.monotonic() + 10
+    while outcome()[0].startswith("queued") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert outcome() == ["failed: no relay agent on 10.20.0.0/24 is awake and reporting, and directed broadcast is "
+                         "not allowed there"]
 
 
 def test_only_a_network_manager_may_wake(client, engine):
