@@ -225,6 +225,7 @@ class Relayed:
     repeated_packets: int
     wrong: int
     killed_at: float | None
+    reports_refused: int  # woken PCs whose report the controller did not take (they stay unconfirmed)
 
 
 def _targets(engine, wakes: int) -> list[Target]:
@@ -429,7 +430,7 @@ def relayed(wakes: int, rate: float, workdir: Path) -> Relayed:
         sites=[_site_figures(site, listener.packets, by_packet, rate) for site in SITES],
         queued_in=queued_in, took=took, rerouted=sum(1 for w in wake_rows if w.reroutes),
         repeated_packets=sum(n - 1 for n in packets.values()), wrong=listener.wrong,
-        killed_at=killed_at - began if killed_at is not None else None)
+        killed_at=killed_at - began if killed_at is not None else None, reports_refused=booter.failures)
 
 
 def _kill_mid_wave(controller: Controller, listener: Listener, by_packet: dict[bytes, Target],
@@ -481,7 +482,7 @@ def print_relayed(result: Relayed, wakes: int, rate: float, peer: Figures) -> No
     for reason, n in sorted(result.failures.items()):
         print(f"  failed x{n}: {reason}")
     print(f"rerouted wakes: {result.rerouted}; packets received more than once: {result.repeated_packets}; "
-          f"wrong packets: {result.wrong}")
+          f"wrong packets: {result.wrong}; woken PCs' reports that failed to arrive: {result.reports_refused}")
     for site in result.sites:
         print(f"{site.site}: {site.first_packets}/{site.wakes} PCs sent a packet, {site.rate:.1f}/s (first "
               f"packets, first to last), busiest second {site.busiest_second} (every packet), longest gap between "

@@ -328,6 +328,10 @@ def _expire(session: Session, now: datetime, board: Board, config: WakeConfig, r
         WakeRequest.status == WakeStatus.ORDERED, col(WakeRequest.due_at) < now - board.timing.silence)
         .order_by(WakeRequest.id).limit(BATCH).with_for_update(skip_locked=True)).all()
     for wake in unsent:
+        relay = board.known.get(wake.relay_agent_id)
+        if relay is not None and board.live(relay, now) and wake.due_at >= now - board.timing.silence \
+                - board.timing.interval:
+            continue  # still reporting, only behind: one more report to say it sent it (else a duplicate goes out)
         _guarded(session, wake.id, "reroute", now, config, result, lambda w=wake: _unsent(session, w, now, board,
                                                                                            config, result))
     unconfirmed = session.exec(select(WakeRequest).where(
@@ -359,9 +363,9 @@ def _unsent(session: Session, wake: WakeRequest, now: datetime, board: Board, co
         mark_failed(session, wake, now, f"relay {name} never said it sent it, after {wake.attempts} attempt(s)")
         result.failed += 1
         return
-    _reroute(session, wake, now, f"relay {name} took the order but has not said it sent it within "
-                                 f"{board.timing.silence.total_seconds():g} s of its time; routing again without it",
-             result)
+    late = (now - wake.due_at).total_seconds()
+    _reroute(session, wake, now, f"relay {name} took the order but has not said it sent it, {late:.0f} s after its "
+                                 "time; routing again without it", result)
 
 
 def _unconfirmed(session: Session, wake: WakeRequest, now: datetime, config: WakeConfig, result: StepResult) -> None:

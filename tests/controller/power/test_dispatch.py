@@ -242,6 +242,25 @@ class TestFailover:
             "relay HOST-p (agent p) is no longer elected (it powers down soon, or another took over) and did not pick "
             "the order up; routing again without it")
 
+    def test_a_relay_still_reporting_gets_one_more_report_to_say_it_sent_an_order_then_loses_it(self, session):
+        [target] = pcs(session, 1, "10.40.0.{n}", 24)
+        request(session, [target])
+        pair = (relay("p", 91), relay("s", 92))
+        step(session, NOW, board(pair), NOWHERE, Recorder())
+        hand_out_orders(session, ["p"], NOW, 9, 100, dispatch.SitePacer(100))
+
+        def later(seconds: int) -> dispatch.StepResult:
+            reporting = board(pair, heard={"p": NOW + timedelta(seconds=seconds - 5), "s": NOW + timedelta(
+                seconds=seconds - 5)})
+            return step(session, NOW + timedelta(seconds=seconds), reporting, NOWHERE, Recorder())
+
+        assert later(40).rerouted == 0  # past its silence, but p reported 5 s ago: it may be behind
+        assert later(68).rerouted == 1
+        wake = wake_of(session, target.id)
+        assert (wake.relay_agent_id, wake.passed_over) == ("s", ["p"])
+        assert audit_lines(session, wake)[-1][1] == ("relay HOST-p (agent p) took the order but has not said it "
+                                                     "sent it, 68 s after its time; routing again without it")
+
     def test_a_new_wake_waits_for_a_relay_that_is_only_late_rather_than_failing(self, session):
         [target] = pcs(session, 1, "10.40.0.{n}", 24)
         request(session, [target])
