@@ -212,12 +212,11 @@ class WakeDispatchCollector(Collector):
         self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
-        errors = CounterMetricFamily("caretaker_wake_dispatch_errors",
-                                     "Wake dispatcher failures: on one wake (logged with its id; the others carry "
-                                     "on) or on a whole step.", labels=["scope"])
-        errors.add_metric(["wake"], self._counters.errors)
-        errors.add_metric(["step"], self._counters.step_failures)
-        yield errors
+        yield CounterMetricFamily("caretaker_wake_dispatch_errors", "Wake dispatcher steps that failed on one wake "
+                                  "(logged with its id; the other wakes carry on).", value=self._counters.errors)
+        yield CounterMetricFamily("caretaker_wake_dispatch_step_failures", "Wake dispatcher steps that failed as a "
+                                  "whole (the database away, say); tried again a second later.",
+                                  value=self._counters.step_failures)
         yield CounterMetricFamily("caretaker_wake_reroutes", "Wakes routed again because their relay did not send "
                                   "them (gone quiet, or no longer elected).", value=self._counters.rerouted)
 

@@ -302,6 +302,6 @@ def test_the_service_counts_wake_errors_and_reroutes_for_metrics(engine, databas
         service.stop()
     writer = IngestWriter(engine, 300)
     text = generate_latest(build_metrics(engine, writer, settings, wake=service.counters).registry).decode()
-    assert 'caretaker_wake_dispatch_errors_total{scope="wake"} 1.0' in text
-    assert 'caretaker_wake_dispatch_errors_total{scope="step"} 0.0' in text
+    assert "caretaker_wake_dispatch_errors_total 1.0" in text
+    assert "caretaker_wake_dispatch_step_failures_total 0.0" in text
     assert "caretaker_wake_reroutes_total 0.0" in text
