@@ -254,6 +254,7 @@ class Estate:
         wait_for(relaying, 60, f"{name} to report on the relay interval")
 
     def request(self, *names: str) -> None:
+        """What `caretaker wake NAME` does (tested above through the CLI), without a process start."""
         with Session(self.engine) as session:
             devices = [d for name in names for d in select_devices(session, name)]
             config = WakeConfig(rewake_seconds=0)
@@ -378,26 +379,25 @@ def test_the_standby_sends_within_about_two_relay_intervals_when_the_primary_die
     before, _ = estate.last_report("SEG2-RELAY-B")
     wait_for(lambda: estate.last_report("SEG2-RELAY-B")[0] > before, 10, "B to report")
     estate.kill_agent("SEG2-RELAY-B", signal.SIGSTOP)
-    queued = estate.cli("wake", "SEG2-PC", "--wait", "0")
-    assert queued.returncode == 0, queued.stdout + queued.stderr
+    estate.request("SEG2-PC")  # in milliseconds, so it is routed well inside B's silence even on a busy machine
     wake = wait_for(lambda: (w := estate.wake_of("SEG2-PC")).relay_agent_id and w, 5, "the wake to be routed")
     assert wake.relay_agent_id == relay_b, (f"routed to {wake.relay_agent_id}, not B: {estate.audit(wake.id)}; "
                                             f"B's last report {estate.last_report('SEG2-RELAY-B')}")
     handed = time.monotonic()
     estate.kill_agent("SEG2-RELAY-B")
-    estate.request("SEG3-PC", "SEG4-PC")  # as `caretaker wake` does (tested above), in milliseconds
+    estate.request("SEG3-PC", "SEG4-PC")
     requested = time.monotonic()
 
     packet = ears["SEG2-PC"].wait_for(magic(estate.hosts["SEG2-PC"].mac), 20)
     took = packet.at - handed
-    # Two intervals (B's silence noticed, then D's next report), the grace a late report gets, and up to 1.5 s
-    # for the dispatcher's check and the processes here.
-    assert took <= 2 * RELAY_INTERVAL + (SILENCE - RELAY_INTERVAL) + 1.5, f"the standby sent {took:.1f} s after B " \
+    # Two intervals (B's silence noticed, then D's next report), the grace a late report gets, and 2.5 s for the
+    # dispatcher's check and for the processes here on a busy machine.
+    assert took <= 2 * RELAY_INTERVAL + (SILENCE - RELAY_INTERVAL) + 2.5, f"the standby sent {took:.1f} s after B " \
                                                                            "was handed the wake"
     assert packet.source == estate.hosts["SEG2-RELAY-D"].address
     seg4 = ears["SEG4-PC"].wait_for(magic(estate.hosts["SEG4-PC"].mac), 10)
     seg3 = ears["SEG3-PC"].wait_for(magic(estate.hosts["SEG3-PC"].mac), 2 * RELAY_INTERVAL + 2)
-    assert seg4.at < packet.at and seg4.at - requested < 2  # other segments do not wait for segment 2's trouble
+    assert seg4.at < packet.at and seg4.at - requested < 3  # other segments do not wait for segment 2's trouble
     assert seg3.at - requested < RELAY_INTERVAL + 2 and seg3.source == estate.hosts["SEG3-RELAY"].address
 
     wake = estate.wake_of("SEG2-PC")
