@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Agent reports are small (a few kB); anything near this limit is a mistake or an attack.
     max_body_bytes: int = 1024 * 1024
+    # JSON nested deeper than this is refused before it is parsed (a report is 4 levels deep).
+    max_json_depth: int = 32
+    # While the database cannot answer, requests get 503 and this many seconds in Retry-After.
+    retry_after_seconds: int = 30
+    # FastAPI's /docs and /redoc fetch their viewer from a CDN (outside the console's content security
+    # policy), so they are off unless turned on; /openapi.json is always served.
+    api_docs: bool = False
     report_interval_seconds: int = 300
     # Agents' clocks drift; a report ending further in the future than this is refused.
     clock_skew_seconds: int = 600

@@ -35,7 +35,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Public by design: liveness, the agents' own authenticated API (agent secrets, not people), the agent
 # download index, /metrics (its own optional token), the sign-in page and the console's stylesheet.
 PUBLIC_PATHS = frozenset({
-    "/healthz", "/api/v1/agent/enroll", "/api/v1/agent/reports",
+    "/healthz", "/readyz", "/api/v1/agent/enroll", "/api/v1/agent/reports",
     "/api/v1/downloads/agent/simple/", "/api/v1/downloads/agent/simple/{project}/",
     "/api/v1/downloads/agent/files/{filename}", "/metrics",
     "/signin", "/static", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
