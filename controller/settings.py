@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # Console sign-in: a session ends after this long unused, and in any case this long after sign-in.
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
+    # Sign-in throttling (web/throttle.py): failures from one address before each further one doubles
+    # its wait (up to the maximum); failures a minute from all addresses before every attempt is spaced;
+    # passwords checked at once (argon2 is deliberately expensive: the rest of the CPU stays with ingest).
+    signin_free_failures: int = 5
+    signin_max_delay_seconds: float = 900.0
+    signin_failures_per_minute: int = 120
+    signin_hash_slots: int = 1
     # Wake-on-LAN. A wave releases at most this many magic packets per second per site (no inrush).
     wake_per_second: float = 20.0
     wake_port: int = 9

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from controller import migrate, web
-from controller.api.deps import Runtime
 from controller.api import errors
+from controller.api.deps import Runtime
 from controller.api.limits import RequestGuard
 from controller.api.payloads import BadPayload, bad_payload_response
 from controller.api.routes import (
@@ -36,6 +36,7 @@ from controller.power.service import WakeService
 from controller.register.ingest import AgentDirectory, IngestWriter, ReportLimits
 from controller.settings import Settings
 from controller.snmp.service import start_polling
+from controller.web.throttle import SignInThrottle
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -56,7 +57,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
                                     metrics=build_metrics(engine, writer, settings, policies=policies),
                                     policies=policies,
-                                    schedules=schedules)
+                                    schedules=schedules,
+                                    signin=SignInThrottle(settings.signin_free_failures,
+                                                          max_delay=settings.signin_max_delay_seconds,
+                                                          global_failures_per_minute=settings.signin_failures_per_minute,
+                                                          hash_slots=settings.signin_hash_slots))
         # Everything loaded so far (SQLAlchemy, pydantic, FastAPI) lives as long as the process; frozen,
         # full collections stop walking it, which removes ~100 ms stalls from ingest's tail latency.
         gc.collect()

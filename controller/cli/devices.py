@@ -95,5 +95,6 @@ def device_resolve(
     """Settle a conflict: keep-apart (two machines), refuse (retire the newcomer's agents), accept (the
     shared credential's new hardware is this device's) or retire (the shared credential stops working)."""
     outcome = in_session(database_url, data_dir,
-                         lambda s: resolve(s, device_id, resolution, f"cli:{actor}", utcnow()), (NotFound, ConflictError))
+                         lambda s: resolve(s, device_id, resolution, f"cli:{actor}", utcnow()),
+                         (NotFound, ConflictError))
     typer.echo(outcome)

@@ -175,7 +175,8 @@ def load(session: Session) -> Catalogue:
             row.device_class, row.vendor, row.model, Decimal(str(row.active_watts)), Decimal(str(row.idle_watts)),
             Decimal(str(row.sleep_watts)), Decimal(str(row.off_watts)), row.source,
             class_default.monitors if class_default else 0, "override",
-            Decimal(str(row.ceiling_watts)) if row.ceiling_watts is not None else None)
+            Decimal(str(row.ceiling_watts)) if row.ceiling_watts is not None else
+            class_default.ceiling if class_default else None)
     return Catalogue(entries, base.rapl_wall_factor)
 
 

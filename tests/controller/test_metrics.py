@@ -354,7 +354,7 @@ class TestIngest:
         estate.post(machine, 1, 3, T0)
         estate.post(machine, 2, 3, T0 + timedelta(minutes=5))  # 2 and 3 again, 4 new
         future = estate.post(machine, 10, 2, utcnow() + timedelta(days=1))
-        assert "detail" in future
+        assert [r["seq"] for r in future["rejected"]] == [10, 11]
 
         samples = scrape(client)
 
