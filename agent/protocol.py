@@ -170,17 +170,22 @@ class Smbios:
         _count("smbios.chassis_type", self.chassis_type, 255)
 
 
+MAX_BATTERY_WH = 10_000.0
+
+
 @dataclass(frozen=True)
 class Battery:
     name: str
     design_wh: float | None = None
     full_wh: float | None = None  # full-charge capacity now; full/design is the wear figure
+    detail: str = ""  # why a figure is missing, e.g. "design_wh unavailable: 47000000 Wh is out of range"
 
     def __post_init__(self) -> None:
         _text("battery.name", self.name)
+        _text("battery.detail", self.detail)
         for f in ("design_wh", "full_wh"):
             value = getattr(self, f)
-            _require(value is None or 0 <= value <= 10_000, f"battery.{f} is out of range")
+            _require(value is None or 0 <= value <= MAX_BATTERY_WH, f"battery.{f} is out of range")
 
 
 @dataclass(frozen=True)
