@@ -38,8 +38,8 @@ def check_device_reference(value: str) -> str:
     register reads any ``str.isdigit()`` text as one; anything else is a hostname of printable text."""
     if value.isdigit() or value.isdecimal() or value.isnumeric():
         parse_id(value)
-    elif not value.strip() or has_control_characters(value):
-        raise ValueError("a device is named by its id or its hostname")
+    elif value != value.strip() or not value or has_control_characters(value):
+        raise ValueError("a device is named by its id or its hostname, without surrounding spaces")
     return value
 
 

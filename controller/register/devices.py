@@ -11,7 +11,14 @@ from sqlmodel import Session, col, delete, select
 from agent.protocol import Inventory, to_wire
 from controller.lifecycle.service import enter_register
 from controller.register import changes
-from controller.register.identity import Fingerprint, MatchResult, fingerprint_of, match, normalise_hostname
+from controller.register.identity import (
+    Fingerprint,
+    MatchResult,
+    fingerprint_of,
+    match,
+    normalise_hostname,
+    normalise_vendor,
+)
 from controller.register.models import Agent, ConflictKind, Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import utcnow
 
@@ -26,7 +33,8 @@ class NotFound(LookupError):
 def stored_fingerprint(session: Session, device: Device) -> Fingerprint:
     macs = session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id)).all()
     return Fingerprint(uuid=device.smbios_uuid, serial=device.serial, machine_id=device.machine_id,
-                       macs=frozenset(macs), hostname=normalise_hostname(device.hostname), vendor=device.vendor,
+                       macs=frozenset(macs), hostname=normalise_hostname(device.hostname),
+                       vendor=normalise_vendor(device.vendor),
                        model=device.model)
 
 
