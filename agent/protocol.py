@@ -31,8 +31,10 @@ MAX_IDLE_SECONDS = 10 * 366 * 86_400  # ten years without input: beyond that a c
 MAX_WATTS = 100_000.0
 MAX_BATCH_REPORTS = 500
 MAX_WAKE_ORDERS = 10_000
-# Integers are stored as SQL BIGINT: anything beyond a signed 64-bit value cannot be an id or a count.
+# Counts and sequence numbers are stored as SQL BIGINT: nothing beyond a signed 64-bit value fits.
 MAX_INT = 2**63 - 1
+# Row ids (devices, wake orders, tokens…) are SQL INTEGER: nothing beyond a signed 32-bit value is one.
+MAX_ID = 2**31 - 1
 # C0 controls (tab and newline included: every text on the wire is one line), DEL and C1 controls.
 CONTROL_CHARACTERS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
 
@@ -440,7 +442,7 @@ class Report:
     def __post_init__(self) -> None:
         _require(1 <= self.seq <= MAX_INT, f"seq must be a positive integer up to {MAX_INT}")
         _items("relayed_wakes", self.relayed_wakes, MAX_WAKE_ORDERS)
-        _require(all(1 <= w <= MAX_INT for w in self.relayed_wakes), f"relayed wake ids run from 1 to {MAX_INT}")
+        _require(all(1 <= w <= MAX_ID for w in self.relayed_wakes), f"relayed wake ids run from 1 to {MAX_ID}")
         _items("actions", self.actions, MAX_ACTIONS)
         _aware("start", self.start)
         _aware("end", self.end)

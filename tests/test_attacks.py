@@ -250,7 +250,7 @@ def test_numbers_past_the_database_integer_are_refused_not_a_server_error(estate
     seq["reports"][0]["seq"] = 2**63
     assert estate.http.post(REPORTS, json=seq, headers=estate.victim).status_code == 422
     wake = batch_json([report(600, start=T0 + timedelta(hours=7)), report(601, start=T0 + timedelta(hours=8))])
-    wake["reports"][1]["relayed_wakes"] = [2**63 + 5]
+    wake["reports"][1]["relayed_wakes"] = [2**31]  # wake ids are INTEGER ids
     ack = estate.http.post(REPORTS, json=wake, headers=estate.victim).json()
     assert ack["accepted"] == [600] and [r["seq"] for r in ack["rejected"]] == [601]
     assert estate.snapshot()["reports"] == [*before["reports"], 600]

@@ -88,13 +88,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(agent.router)
     app.include_router(downloads.router, responses=errors.NOT_FOUND)
     app.include_router(metrics.router, responses={401: signed_in[401]})
-    app.include_router(energy.router, responses={**signed_in, **errors.BAD_REQUEST})
+    app.include_router(energy.router, responses={**signed_in})
     app.include_router(wake.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(audit.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(policy.router, responses={**signed_in, **errors.NOT_FOUND})
-    app.include_router(reports.router, responses={**signed_in, **errors.BAD_REQUEST, **errors.NOT_FOUND})
+    app.include_router(reports.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(lifecycle.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
-    app.include_router(assets.router, responses={**signed_in, **errors.BAD_REQUEST})
+    app.include_router(assets.router, responses={**signed_in})
     app.include_router(conflicts.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     web.install(app)  # the console's pages; also turns NotSignedIn into 401 or a sign-in redirect
     return app

@@ -27,14 +27,20 @@ class Problem(BaseModel):
     rejected: list[int] | None = None  # a report batch refused whole: the reports that can never be accepted
 
 
+# Inline, not a model: FastAPI would file a model's schema under the route's own media type (text/html for
+# the download index), while every error is JSON whatever the route serves.
+_PROBLEM_JSON = {"application/json": {"schema": Problem.model_json_schema()}}
+
+
 def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description}
+    return {"description": description, "content": _PROBLEM_JSON}
 
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again",
                                 "schema": {"type": "integer"}}}
 # Declared on every route (see app.py): what any request can be answered besides its own successes.
 COMMON: dict[int | str, dict[str, Any]] = {
+    400: _problem("the request cannot be read or carried out as given (the detail says why)"),
     413: _problem("the request body is larger than the controller accepts"),
     422: _problem("the request is malformed: a bad field, a control character, a number out of range"),
     503: {**_problem("the database cannot answer just now; try again after Retry-After seconds"),
@@ -44,7 +50,6 @@ SIGNED_IN: dict[int | str, dict[str, Any]] = {
     401: _problem("no valid session or API token"),
     403: _problem("the caller's role may not do this, or a form's CSRF token is missing"),
 }
-BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: _problem("the request cannot be carried out as given")}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("no such object")}
 REFUSED: dict[int | str, dict[str, Any]] = {409: _problem("the rules refuse this change; the detail says why")}
 

@@ -20,8 +20,7 @@ from controller.timeutil import utcnow
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 REPORTS_PATH = "/api/v1/agent/reports"
 _JSON_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
-_REFUSED = {401: {"model": Problem, "description": "unknown, expired, revoked or used-up token or credentials"},
-            400: {"model": Problem, "description": "the body is not JSON"}}
+_REFUSED = {401: {"model": Problem, "description": "unknown, expired, revoked or used-up token or credentials"}}
 
 
 @router.post("/enroll", response_model=EnrollResponse, status_code=status.HTTP_201_CREATED,
