@@ -1,7 +1,7 @@
 """enrollment conflicts, one machine per credential, report overlap and power ceilings
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 import controller.db
 
 revision: str = '0011'
-down_revision: str | None = '0008'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
