@@ -460,7 +460,7 @@ class TestExposition:
         assert len(series(samples, "caretaker_power_watts")) == 1
         label_names = {name for _, labels in samples for name, _ in labels}
         assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "status",
-                               "year", "source", "section", "version", "le"}
+                               "year", "source", "section", "version", "le", "kind", "reason"}
 
 
 class TestCache:
