@@ -1,5 +1,12 @@
 """Taking agent reports into the register: authenticate, check, and store each (agent, seq) once.
 
+Every report is judged on its own before it is stored (energy must be physically possible): it must not
+end in the future or start too long ago, must not overlap a report of the same agent already stored or
+accepted with it, and must not claim more average power than the power catalogue's ``ceiling_watts`` for
+its device's class. A report that fails is answered in the batch's ``rejected`` list with the reason; the
+rest of the batch is stored. Inventory from other hardware than the agent's credential was issued to is
+kept on the agent, not applied, and the agent is marked shared (conflicts.py).
+
 Writes go through one ``IngestWriter`` per process, which commits the batches that arrive together in
 a single transaction (group commit). A commit is the expensive part of a small write, on SQLite and
 PostgreSQL alike; sharing it is what lets one controller take thousands of reports a second. The
@@ -221,6 +228,7 @@ class IngestWriter:
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._catalogue: tuple[float, Catalogue] | None = None
+        self._ceiling_of: dict[tuple[str, str | None, str | None], float] = {}
         self._unavailable = RepeatedError(log, "the database cannot take reports")
         self.committed_reports = 0
         self.rejected_reports = 0
@@ -286,11 +294,21 @@ class IngestWriter:
             else:
                 job.future.set_result(outcome)
 
-    def _ceilings(self, session: Session) -> Catalogue:
-        """The power catalogue, reloaded at most once a minute (an import takes effect within that)."""
+    def _ceilings(self, session: Session) -> Callable[[str, str | None, str | None], float]:
+        """Watts by (class, vendor, model) from the power catalogue, reloaded at most once a minute (an import
+        takes effect within that), each answer remembered until then: a lookup may scan the catalogue."""
         if self._catalogue is None or time.monotonic() - self._catalogue[0] > CATALOGUE_SECONDS:
             self._catalogue = (time.monotonic(), catalogue.load(session))
-        return self._catalogue[1]
+            self._ceiling_of.clear()
+        loaded = self._catalogue[1]
+
+        def ceiling(device_class: str, vendor: str | None, model: str | None) -> float:
+            key = (device_class, vendor, model)
+            if key not in self._ceiling_of:
+                self._ceiling_of[key] = float(loaded.ceiling(device_class, vendor, model))
+            return self._ceiling_of[key]
+
+        return ceiling
 
     def _store(self, group: list[_Job]) -> list[BatchAck | Exception]:
         now = self._clock()
@@ -353,14 +371,15 @@ class IngestWriter:
         return verdict
 
 
-def _agent_states(session: Session, group: list[_Job], ceilings: Catalogue) -> dict[str, _AgentState]:
+def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, str | None, str | None], float]
+                  ) -> dict[str, _AgentState]:
     ids = sorted({job.agent.agent_id for job in group})
     rows = session.execute(
         select(Agent.id, Agent.device_id, Agent.last_end, Agent.retired_at, Agent.shared_since,
                Device.device_class, Device.vendor, Device.model)
         .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(ids))).all()
     return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, retired is not None,
-                                  shared is not None, float(ceilings.ceiling(device_class, vendor, model)),
+                                  shared is not None, ceiling(device_class, vendor, model),
                                   device_class)
             for agent_id, device_id, last_end, retired, shared, device_class, vendor, model in rows}
 
