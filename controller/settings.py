@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # Subnets a router forwards directed broadcasts to: the fallback when no relay agent is on them.
     wake_directed_broadcast_networks: list[str] = []
     # Elected relays (a primary and a standby per subnet) report this often, so they pick wake orders up
-    # promptly; one silent for a quarter of an interval past its report is passed over for its standby.
+    # promptly; one silent for an interval and a quarter is passed over for its standby (election.RelayTiming).
     relay_report_interval_seconds: int = 30
     # A device whose schedule powers it down within this long is not elected relay (it is about to go).
     relay_power_down_lookahead_seconds: int = 300
