@@ -84,10 +84,11 @@ class AgentDirectory:
     Other replicas hear of a retirement by looking: at most every ``check_seconds`` (before answering a
     report) each asks the database for the agents retired since it last asked, a short indexed query,
     and forgets them. A retired credential is therefore refused everywhere within ``check_seconds``
-    plus one query (and its reports at once: the writer reads each agent's state in its transaction). Chosen over LISTEN/NOTIFY, which PostgreSQL drops for a replica whose listening
-    connection is down at that moment (it would then trust the credential until the entry expires), and
-    over a short cache, which would turn every report into a database read. ``ttl`` still bounds an
-    entry's life, for changes this does not look for.
+    plus one query (and its reports at once: the writer reads each agent's state in its transaction).
+    Chosen over LISTEN/NOTIFY, which PostgreSQL drops for a replica whose listening connection is down
+    at that moment (it would then trust the credential until the entry expires), and over a short
+    cache, which would turn every report into a database read. ``ttl`` still bounds an entry's life,
+    for changes this does not look for.
     """
 
     def __init__(self, engine: Engine, ttl: float = 900.0, clock: Callable[[], float] = time.monotonic,

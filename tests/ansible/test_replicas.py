@@ -96,7 +96,8 @@ def test_replicas_behind_haproxy_store_each_report_once_and_share_singletons_and
         simulator = subprocess.Popen(
             [str(BIN / "caretaker"), "simulate", "--controller", f"http://127.0.0.1:{front}", "--devices",
              str(DEVICES), "--sites", "2", "--interval", "10", "--duration", "15", "--concurrency", "24",
-             "--state", str(state), "--database-url", database_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             "--state", str(state), "--database-url", database_url],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seen: list[str] = []
         wait_for_line(simulator, "enrolled", 180, seen)
         time.sleep(4)
