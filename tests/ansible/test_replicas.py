@@ -43,8 +43,6 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 DEVICES = 2000
 JOBS_EVERY = {"CARETAKER_ROLLUP_EVERY_SECONDS": "1", "CARETAKER_RETENTION_EVERY_SECONDS": "1",
               "CARETAKER_PARTITIONS_EVERY_SECONDS": "1"}
-# The controller's readiness check comes with issue 13; until then the balancer checks /healthz.
-HEALTH_PATH = "/healthz"
 
 
 def haproxy(ansible: Ansible, replicas: list[str], port: int, workdir: Path) -> subprocess.Popen:
@@ -54,7 +52,6 @@ def haproxy(ansible: Ansible, replicas: list[str], port: int, workdir: Path) -> 
                          "-e", f"out={workdir}", "-e", json.dumps({
                              "caretaker_balancer_servers": replicas, "caretaker_balancer_port": port,
                              "caretaker_balancer_bind": "127.0.0.1", "caretaker_balancer_tls": False,
-                             "caretaker_balancer_health_path": HEALTH_PATH,
                              "caretaker_balancer_check_interval": "500ms", "caretaker_balancer_max_connections": 2000}))
     assert result.returncode == 0, result.stdout + result.stderr
     config = workdir / "haproxy.cfg"
