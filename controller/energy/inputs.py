@@ -28,6 +28,9 @@ from controller.register.models import Device, EnergyBucket, Site
 MEASURED = ("metered", "rapl", "battery")
 # An hour of measured time in a state before it replaces the catalogue figure for that state.
 CALIBRATION_MIN_SECONDS = 3600
+# Calibrated watts are kept to the nanowatt: the database adds a device's measurements as floats, and the
+# rollup and the hours add them in different orders, which would part in the fifteenth digit.
+NANOWATT = Decimal("0.000000001")
 # Rolled amounts that are measurements (controller.energy.lines.Kind): reported, or reported and overridden.
 MEASURED_KINDS = ("reported", "overridden")
 
@@ -71,8 +74,8 @@ def _measured_sums(session: Session, ids: list[int]) -> dict[tuple[int, str, str
     def add(rows) -> None:
         for device_id, state, method, joules, seconds in rows:
             found = sums.setdefault((device_id, state, method), [0.0, 0.0])
-            found[0] += joules or 0.0
-            found[1] += seconds or 0.0
+            found[0] += float(joules or 0.0)
+            found[1] += float(seconds or 0.0)
 
     def hours(where) -> None:
         add(session.exec(select(EnergyBucket.device_id, EnergyBucket.state, EnergyBucket.method,
@@ -122,7 +125,7 @@ def measured_watts(session: Session, device_ids: Iterable[int], rapl_factor: Dec
     for (device_id, state, method), (joules, seconds) in _measured_sums(session, ids).items():
         if seconds < CALIBRATION_MIN_SECONDS:
             continue
-        watts = Decimal(str(joules)) / Decimal(str(seconds))
+        watts = (Decimal(str(joules)) / Decimal(str(seconds))).quantize(NANOWATT)
         if method == "rapl":
             watts *= rapl_factor
         rank = MEASURED.index(method)

@@ -7,8 +7,9 @@ overrides one default, so an upgrade that corrects a default still reaches every
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from controller.db import UTCDateTime
@@ -84,8 +85,9 @@ class EnergyDay(SQLModel, table=True):
     state: str = Field(primary_key=True, max_length=16)
     method: str = Field(primary_key=True, max_length=16)
     kind: str = Field(primary_key=True, max_length=16)  # controller.energy.lines.Kind
-    joules: float = 0.0
-    seconds: float = 0.0
+    # Exact decimals (PostgreSQL sums them exactly; SQLite keeps a float): a rolled sum is the sum of the hours.
+    joules: Decimal = Field(default=Decimal(0), sa_type=Numeric)
+    seconds: Decimal = Field(default=Decimal(0), sa_type=Numeric)
 
 
 class RollupMark(SQLModel, table=True):
@@ -123,5 +125,5 @@ class EnergyMonth(SQLModel, table=True):
     state: str = Field(primary_key=True, max_length=16)
     method: str = Field(primary_key=True, max_length=16)
     kind: str = Field(primary_key=True, max_length=16)
-    joules: float = 0.0
-    seconds: float = 0.0
+    joules: Decimal = Field(default=Decimal(0), sa_type=Numeric)
+    seconds: Decimal = Field(default=Decimal(0), sa_type=Numeric)

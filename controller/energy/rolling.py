@@ -100,6 +100,7 @@ def _roll_devices(session: Session, sites: dict[int, int], begin: date, end: dat
     """Replace these devices' rows from ``begin`` with their days [begin, end) worked out afresh."""
     session.execute(delete(EnergyDay).where(col(EnergyDay.device_id).in_(list(sites)), col(EnergyDay.day) >= begin))
     memo = Memo(Decimal(1))  # amounts only: no line of the roll is priced or converted to Wh
+    exact = session.get_bind().dialect.name == "postgresql"
     hour_masks: dict[tuple[int, date], list[int]] = {}
     rows: list[dict] = []
     device_days = 0
@@ -120,7 +121,7 @@ def _roll_devices(session: Session, sites: dict[int, int], begin: date, end: dat
                 found[1] += seconds * n
         device_days += len({key[0] for key in sums})
         rows.extend({"device_id": device_id, "day": day, "hours": mask, "state": state, "method": method,
-                     "kind": kind, "joules": float(joules), "seconds": float(seconds)}
+                     "kind": kind, "joules": stored(joules, exact), "seconds": stored(seconds, exact)}
                     for (day, mask, state, method, kind), (joules, seconds) in sums.items())
     if rows:
         session.execute(insert(EnergyDay), rows)
@@ -152,19 +153,25 @@ def roll_months(session: Session, sites: dict[int, int], begin: date, end: date,
         select(table.c.device_id, table.c.day, table.c.hours, table.c.state, table.c.method, table.c.kind,
                table.c.joules, table.c.seconds)
         .where(table.c.device_id.in_(ids), table.c.day >= months[0], table.c.day < next_month(months[-1])))
-    sums: dict[tuple, list[float]] = {}
+    sums: dict[tuple, list] = {}
     for device_id, day, hours, state, method, kind, joules, seconds in result:
         day = day if isinstance(day, date) else date.fromisoformat(day)
         key = (device_id, month_of(day), day_groups[sites[device_id], day], hours, state, method, kind)
-        found = sums.setdefault(key, [0.0, 0.0])
-        found[0] += joules
-        found[1] += seconds
+        found = sums.setdefault(key, [Decimal(0), Decimal(0)])
+        found[0] += joules if isinstance(joules, Decimal) else Decimal(repr(joules))
+        found[1] += seconds if isinstance(seconds, Decimal) else Decimal(repr(seconds))
+    exact = session.get_bind().dialect.name == "postgresql"
     rows = [{"device_id": k[0], "month": k[1], "days": k[2], "hours": k[3], "state": k[4], "method": k[5],
-             "kind": k[6], "joules": j, "seconds": s} for k, (j, s) in sums.items()]
+             "kind": k[6], "joules": stored(j, exact), "seconds": stored(s, exact)} for k, (j, s) in sums.items()]
     for i in range(0, len(rows), 20_000):
         session.execute(insert(EnergyMonth), rows[i:i + 20_000])
         written += len(rows[i:i + 20_000])
     return written
+
+
+def stored(value: Decimal, exact: bool) -> Decimal | float:
+    """What the amount columns take: the exact Decimal (PostgreSQL NUMERIC), or a float (SQLite has none)."""
+    return value if exact else float(value)
 
 
 def _hour_masks(signature) -> list[int]:

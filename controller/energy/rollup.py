@@ -128,6 +128,12 @@ def reopen(session: Session, earliest: Mapping[int, datetime], now: datetime) ->
     session.execute(statement, [{"device_id": d, "from_day": day, "version": 1} for d, day in rows])
 
 
+def summed(value: float | Decimal, memo: Memo) -> Decimal:
+    """A rolled sum as a Decimal: PostgreSQL's NUMERIC sum is exact already (the sum of the hours' exact
+    decimals, to the last digit); SQLite's is a float, read as its shortest decimal, as a bucket is."""
+    return value if isinstance(value, Decimal) else memo.decimal(value)
+
+
 def _uniform(signature: Sequence[Hashable], mask: int) -> bool:
     hours = bits(mask)
     return all(signature[h] == signature[hours[0]] for h in hours[1:])
@@ -199,8 +205,8 @@ def _days_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo],
                 continue
             amounts: dict[tuple[int, int], list] = defaultdict(list)
             for device_id, mask, state, method, kind, joules, seconds in rows:
-                amounts[device_id, mask].append((state, method, Kind(kind), memo.decimal(seconds),
-                                                 memo.decimal(joules)))
+                amounts[device_id, mask].append((state, method, Kind(kind), summed(seconds, memo),
+                                                 summed(joules, memo)))
             base = day_start(of_kind[0])
             rep = {mask: base + bits(mask)[0] * HOUR for _, mask in amounts}
             yield from _line_sets(members, amounts, rep, screens, memo)
@@ -284,8 +290,8 @@ def _months_hours(session: Session, estate: Estate, devices: Sequence[DeviceInfo
                 continue
             if (kind, hours) not in rep:
                 rep[kind, hours] = day_start(first_day[kind]) + bits(hours)[0] * HOUR
-            amounts[device_id, (kind, hours)].append((state, method, Kind(kind_of_amount), memo.decimal(seconds),
-                                                      memo.decimal(joules)))
+            amounts[device_id, (kind, hours)].append((state, method, Kind(kind_of_amount), summed(seconds, memo),
+                                                      summed(joules, memo)))
         yield from _line_sets(members, amounts, rep, screens, memo)
         if stale:
             yield from _days_hours(session, estate, members, sorted(set(stale)), prices, memo, now)

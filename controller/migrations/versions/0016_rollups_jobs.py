@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column('state', sa.String(length=16), nullable=False),
         sa.Column('method', sa.String(length=16), nullable=False),
         sa.Column('kind', sa.String(length=16), nullable=False),
-        sa.Column('joules', sa.Float(), nullable=False),
-        sa.Column('seconds', sa.Float(), nullable=False),
+        sa.Column('joules', sa.Numeric(), nullable=False),
+        sa.Column('seconds', sa.Numeric(), nullable=False),
         sa.PrimaryKeyConstraint('device_id', 'day', 'hours', 'state', 'method', 'kind'),
     )
     op.create_table(
@@ -38,8 +38,8 @@ def upgrade() -> None:
         sa.Column('state', sa.String(length=16), nullable=False),
         sa.Column('method', sa.String(length=16), nullable=False),
         sa.Column('kind', sa.String(length=16), nullable=False),
-        sa.Column('joules', sa.Float(), nullable=False),
-        sa.Column('seconds', sa.Float(), nullable=False),
+        sa.Column('joules', sa.Numeric(), nullable=False),
+        sa.Column('seconds', sa.Numeric(), nullable=False),
         sa.PrimaryKeyConstraint('device_id', 'month', 'days', 'hours', 'state', 'method', 'kind'),
     )
     op.create_table(
