@@ -223,7 +223,7 @@ def run(url: str, devices: int, sites: int, hourly_days: int, repeat: int, reuse
           f"{total.kgco2e:,} kgCO2e")
     print(f"  audit figures by site and method: {a_wall:.2f} s wall, {a_cpu:.2f} s CPU")
     print(f"  peer SUM over the rollup rows by site: {p_wall:.2f} s wall, {p_cpu:.2f} s CPU; "
-          f"{sum(j for j, _ in plain.values()) / 3.6e6:,.3f} kWh reported (no attributed watts, no monitors)")
+          f"{float(sum(j for j, _ in plain.values())) / 3.6e6:,.3f} kWh reported (no attributed watts, no monitors)")
     print(f"  ratio summary / peer: {s_wall / p_wall:.1f}x wall; load average {load:.2f}")
     engine.dispose()
     return {"summary": s_wall, "audit": a_wall, "peer": p_wall, "rows": rolled}
