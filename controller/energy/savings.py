@@ -68,8 +68,9 @@ class ActionSaving:
     counterfactual_kwh: Decimal
     actual_kwh: Decimal
     saved_kwh: Decimal
-    saved_gbp: Decimal
+    saved_gbp: Decimal | None  # None: no tariff covers any of the hours (unpriced, never £0)
     saved_kgco2e: Decimal
+    unpriced_kwh: Decimal = Decimal(0)  # saved in hours no tariff covers, left out of ``saved_gbp``
 
 
 @dataclass
@@ -78,9 +79,10 @@ class SavingsSummary:
     end: datetime
     actions: list[ActionSaving]
     saved_kwh: Decimal
-    saved_gbp: Decimal
+    saved_gbp: Decimal | None  # None: none of the saved energy had a tariff (the figure says "unpriced")
     saved_kgco2e: Decimal
     skipped: list[str]  # actions that could not be claimed, and why
+    unpriced_kwh: Decimal = Decimal(0)  # saved in hours no tariff covers, left out of ``saved_gbp``
 
     def to_json(self) -> dict[str, object]:
         return jsonable(asdict(self))
@@ -141,17 +143,20 @@ def savings_summary(session: Session, start: datetime, end: datetime, site_ids: 
 
 def summarise_claims(claims: Sequence[_Claim], lines: Sequence[HourLine], estate: Estate, start: datetime,
                      end: datetime, skipped: list[str]) -> SavingsSummary:
+    """Each claim's saved Wh hour by hour, priced and weighed as ``energy_totals`` prices used energy (a
+    ``Total``), so an hour no tariff covers is unpriced here too, never £0."""
     low: dict[tuple[int, datetime], list[HourLine]] = defaultdict(list)
     for line in lines:
         if line.state in LOW_STATES:
             low[line.device_id, line.hour].append(line)
     pricer = Pricer(estate)
     monitor = estate.catalogue.monitor()
-    results, total_wh, total_pence, total_g = [], Decimal(0), Decimal(0), Decimal(0)
+    results, everything = [], Total()
     for claim in claims:
         device = estate.devices[claim.action.device_id]
         idle_watts = device.profile.idle + device.monitors * monitor.sleep
-        counterfactual_wh = actual_wh = pence = grams = Decimal(0)
+        counterfactual_wh = actual_wh = Decimal(0)
+        saved = Total()
         hour = hour_floor(claim.start)
         while hour < claim.end:
             overlap = Decimal(int((min(hour + HOUR, claim.end) - max(hour, claim.start)).total_seconds()))
@@ -162,18 +167,23 @@ def summarise_claims(claims: Sequence[_Claim], lines: Sequence[HourLine], estate
                 would = idle_watts * low_seconds * ratio / 3600
                 drew = sum((line.wh for line in found), Decimal(0)) * ratio
                 counterfactual_wh, actual_wh = counterfactual_wh + would, actual_wh + drew
-                rate = pricer.rate(device.site_id, hour)
-                pence += (would - drew) * (rate or 0) / 1000
-                grams += (would - drew) * pricer.factor(device.site_id, hour).kg_per_kwh
+                saved.add(would - drew, low_seconds * ratio, "saved", "off", pricer.rate(device.site_id, hour),
+                          pricer.factor(device.site_id, hour))
             hour += HOUR
-        saved_wh = counterfactual_wh - actual_wh
-        total_wh, total_pence, total_g = total_wh + saved_wh, total_pence + pence, total_g + grams
+        everything.merge(saved)
         results.append(ActionSaving(
             claim.action.id, device.id, device.hostname, claim.action.kind, claim.start, claim.end, idle_watts,
-            _round(counterfactual_wh / 1000, WH), _round(actual_wh / 1000, WH), _round(saved_wh / 1000, WH),
-            _round(pence / 100, HUNDREDTH_PENNY), _round(grams / 1000, GRAM)))
-    return SavingsSummary(start, end, results, _round(total_wh / 1000, WH), _round(total_pence / 100, HUNDREDTH_PENNY),
-                          _round(total_g / 1000, GRAM), skipped)
+            _round(counterfactual_wh / 1000, WH), _round(actual_wh / 1000, WH), _round(saved.wh / 1000, WH),
+            _pounds(saved), _round(saved.grams / 1000, GRAM), _round(saved.unpriced_wh / 1000, WH)))
+    return SavingsSummary(start, end, results, _round(everything.wh / 1000, WH), _pounds(everything),
+                          _round(everything.grams / 1000, GRAM), skipped, _round(everything.unpriced_wh / 1000, WH))
+
+
+def _pounds(total: Total) -> Decimal | None:
+    """The priced hours' pounds, or None when no hour had a tariff (the energy package's rule for used)."""
+    if total.wh and total.unpriced_wh == total.wh:
+        return None
+    return _round(total.pence / 100, HUNDREDTH_PENNY)
 
 
 @dataclass

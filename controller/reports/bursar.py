@@ -32,7 +32,13 @@ from controller import formatting as fmt
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate
 from controller.energy.policy_hours import PolicyHours
-from controller.energy.savings import SavingsError, SavingsSummary, before_after, savings_summary
+from controller.energy.savings import (
+    ActionSaving,
+    SavingsError,
+    SavingsSummary,
+    before_after,
+    savings_summary,
+)
 from controller.energy.school_hours import SchoolHours
 from controller.policy.calendar import Calendar
 from controller.power.models import WakeRequest
@@ -155,7 +161,8 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
     usages = accounted.usages
     used = used_figures(usages)
     savings = savings_summary(session, period.start_utc, period.end_utc, scope.site_ids, now)
-    saved = Figures(float(savings.saved_kwh), float(savings.saved_gbp), float(savings.saved_kgco2e))
+    saved = Figures(float(savings.saved_kwh), None if savings.saved_gbp is None else float(savings.saved_gbp),
+                    float(savings.saved_kgco2e))
     methods = method_shares(usages)
     observed = observed_days(session, scope, period, now)
     return BursarReport(
@@ -224,10 +231,15 @@ def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], savings: Sa
     for site in scope.sites:
         mine = [u for u in usages if u.site.id == site.id]
         claims = [a for a in savings.actions if site_of.get(a.device_id) == site.id]
-        saved = Figures(float(sum(a.saved_kwh for a in claims)), float(sum(a.saved_gbp for a in claims)),
-                        float(sum(a.saved_kgco2e for a in claims)))
-        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved))
+        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved_figures(claims)))
     return lines
+
+
+def saved_figures(claims: Sequence[ActionSaving]) -> Figures:
+    """What power-downs saved; the pounds are None (unpriced, not £0) when no claim had a tariff."""
+    priced = [a.saved_gbp for a in claims if a.saved_gbp is not None]
+    return Figures(float(sum(a.saved_kwh for a in claims)), float(sum(priced)) if priced or not claims else None,
+                   float(sum(a.saved_kgco2e for a in claims)))
 
 
 def _kept_on(usages: Sequence[DeviceUsage]) -> list[KeptOnLine]:

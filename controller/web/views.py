@@ -43,7 +43,7 @@ class SiteLine:
     watts: float = 0.0
     week_kwh: float = 0.0
     saved_kwh: float = 0.0  # this week, by the power-downs policies carried out (controller.energy.savings)
-    saved_gbp: float = 0.0
+    saved_gbp: float | None = 0.0  # None: no tariff covers the hours saved (unpriced, never £0)
     saved_kgco2e: float = 0.0
 
     @property
@@ -56,8 +56,10 @@ class Overview:
     sites: list[SiteLine]
     states: tuple[str, ...] = DEVICE_STATES
 
-    def total(self, attribute: str) -> float:
-        return sum(getattr(s, attribute) for s in self.sites)
+    def total(self, attribute: str) -> float | None:
+        """The sites' sum; None when every site's figure is None (money nobody's tariff prices)."""
+        known = [v for v in (getattr(s, attribute) for s in self.sites) if v is not None]
+        return sum(known) if known or not self.sites else None
 
     def devices(self, state: str) -> int:
         return sum(s.devices[state] for s in self.sites)
@@ -78,7 +80,8 @@ def overview(session: Session, principal: Principal, now: datetime, report_inter
         week = energy_totals(session, week_start(now, zones[site_id]), now, ("site",), site_ids=[site_id], now=now)
         line.week_kwh = float(week.total.wh) / 1000
         saved = savings_summary(session, week_start(now, zones[site_id]), now, [site_id], now=now)
-        line.saved_kwh, line.saved_gbp = float(saved.saved_kwh), float(saved.saved_gbp)
+        line.saved_kwh = float(saved.saved_kwh)
+        line.saved_gbp = None if saved.saved_gbp is None else float(saved.saved_gbp)
         line.saved_kgco2e = float(saved.saved_kgco2e)
     return Overview(list(lines.values()))
 
