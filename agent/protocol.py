@@ -432,8 +432,12 @@ class ReportBatch:
     protocol_version: int
     reports: tuple[Report, ...]
     schedule_version: str | None = None  # the power schedule the agent holds; the reply omits an unchanged one
+    # The instant the agent's schedule should start from, when that is not now: a replay of past days (the
+    # simulator building history) asks for the day its reports reach. Real agents leave it out.
+    schedule_from: datetime | None = None
 
     def __post_init__(self) -> None:
+        _aware("schedule_from", self.schedule_from)
         _require(self.protocol_version == PROTOCOL_VERSION,
                  f"protocol version {self.protocol_version} is not supported; this side speaks {PROTOCOL_VERSION}")
         _require(1 <= len(self.reports) <= MAX_BATCH_REPORTS, f"a batch holds 1 to {MAX_BATCH_REPORTS} reports")

@@ -3,8 +3,9 @@
 **Counterfactual per action.** A device a policy shut down, slept or hibernated (ActionRecord outcome
 ``done``) saves what it would have drawn idle from the action until ``details["until"]`` (when it is
 next needed), minus what it drew asleep or off in that time. Hour by hour, only the time the device
-was actually asleep or off inside that window is claimed: a machine someone switched back on early
-saves nothing from then on. The counterfactual idle draw is the device's own (calibrated) idle watts
+was actually asleep or off inside that window is claimed, and only until it was next awake (its
+agent's next report): a machine someone switched back on early saves nothing from then on, even
+once they switch it off again. The counterfactual idle draw is the device's own (calibrated) idle watts
 with its monitor asleep, so a screen that would have blanked anyway is not claimed. Devices that went
 off with no policy action (a teacher switching off) are natural shutdowns and never claimed, and
 overlapping actions on one device claim each second once.
@@ -17,11 +18,12 @@ the policy first acted.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from controller.energy.accounting import (
@@ -43,7 +45,7 @@ from controller.energy.policy_hours import Label, PolicyHours, is_waste
 from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
-from controller.register.models import ActionRecord
+from controller.register.models import ActionRecord, Report
 from controller.timeutil import as_utc, hour_floor, utcnow
 
 POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")
@@ -104,8 +106,11 @@ def _until(action: ActionRecord) -> datetime | None:
     return as_utc(until) if until is not None and until.tzinfo is not None else None
 
 
-def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, skipped: list[str]) -> list[_Claim]:
-    """Each action's window, clipped to [start, end) and to what earlier actions on the device claimed."""
+def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, skipped: list[str],
+            back_on: Callable[[ActionRecord, datetime], datetime | None] = lambda action, until: None) -> list[_Claim]:
+    """Each action's window, clipped to [start, end), to the moment the device was next awake (``back_on``:
+    whatever it did after someone switched it back on, switching it off again included, was not the policy's
+    doing) and to what earlier actions on the device claimed."""
     claims = []
     claimed_to: dict[int, datetime] = {}
     for action in sorted(actions, key=lambda a: (a.device_id, as_utc(a.at))):
@@ -116,10 +121,18 @@ def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, ski
         at = as_utc(action.at)
         window_start = max(at, start, claimed_to.get(action.device_id, at))
         window_end = min(until, at + MAX_CLAIM, end)
+        window_end = min(window_end, back_on(action, window_end) or window_end)
         if window_end > window_start:
             claims.append(_Claim(action, window_start, window_end))
             claimed_to[action.device_id] = window_end
     return claims
+
+
+def _back_on(session: Session, action: ActionRecord, until: datetime) -> datetime | None:
+    """When the device was next awake after ``action`` (its agent's next report starts then), if before ``until``."""
+    back = session.exec(select(func.min(Report.start)).where(
+        Report.device_id == action.device_id, col(Report.start) > action.at, col(Report.start) < until)).one()
+    return None if back is None else as_utc(back)
 
 
 def savings_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
@@ -132,7 +145,7 @@ def savings_summary(session: Session, start: datetime, end: datetime, site_ids: 
     if site_ids is not None:
         query = query.where(col(ActionRecord.site_id).in_(list(site_ids)))
     skipped: list[str] = []
-    claims = _claims(list(session.exec(query)), start, end, skipped)
+    claims = _claims(list(session.exec(query)), start, end, skipped, lambda a, until: _back_on(session, a, until))
     if not claims:
         return SavingsSummary(start, end, [], Decimal(0), Decimal(0), Decimal(0), skipped)
     estate = load_estate(session, {c.action.site_id for c in claims})

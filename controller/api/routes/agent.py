@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request, status
 
@@ -14,7 +15,7 @@ from controller.api.payloads import BadPayload, parse_body
 from controller.db import session_scope
 from controller.register.enrollment import EnrollmentRefused, enroll
 from controller.register.ingest import check_times
-from controller.timeutil import utcnow
+from controller.timeutil import as_utc, utcnow
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -37,6 +38,16 @@ async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
     return answer
 
 
+def _schedule_day(batch: ReportBatch, max_age_days: int) -> datetime | None:
+    """The instant a replaying agent asks its schedule from, if it is one reports may come from (the past
+    the controller still takes reports for); anything else gets today's schedule."""
+    wanted = batch.schedule_from
+    now = utcnow()
+    if wanted is None or not now - timedelta(days=max_age_days) <= as_utc(wanted) <= now:
+        return None
+    return as_utc(wanted)
+
+
 @router.post("/reports", response_model=BatchAck,
              openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
 async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent) -> BatchAck:
@@ -51,7 +62,8 @@ async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgen
             raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])
         ack = await asyncio.wrap_future(runtime.writer.submit(agent, batch))
         if runtime.schedules is not None:
-            schedule = await runtime.schedules.reply(agent.device_id, batch.schedule_version)
+            schedule = await runtime.schedules.reply(agent.device_id, batch.schedule_version,
+                                                     _schedule_day(batch, settings.max_report_age_days))
             if schedule is not None:
                 ack = replace(ack, schedule=schedule)
         metrics.accepted.inc(len(ack.accepted))
