@@ -6,6 +6,7 @@ SVG text is kept as text (``svg.fonttype: none``) so a PDF made from the page is
 
 from __future__ import annotations
 
+import base64
 import io
 
 from controller.reports.document import Chart
@@ -51,3 +52,9 @@ def svg(chart: Chart) -> str:
         figure.savefig(out, format="svg")
     text = out.getvalue()
     return text[text.index("<svg"):]
+
+
+def svg_uri(chart: Chart) -> str:
+    """The chart as a ``data:`` URI for an ``<img>``: a page whose policy refuses inline styles may still
+    show it (matplotlib styles its SVG inline, and an image runs nothing)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg(chart).encode()).decode()

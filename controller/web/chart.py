@@ -6,11 +6,10 @@ rightly refuses in the page itself but which is harmless inside an image (images
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.reports.charts import svg
+from controller.reports.charts import svg_uri
 from controller.reports.document import Chart
 
 
@@ -24,4 +23,4 @@ class Bar:
 def bar_chart(bars: Sequence[Bar], unit: str, title: str) -> str:
     """A ``data:image/svg+xml`` URI of one bar per label."""
     chart = Chart(title, tuple(b.short for b in bars), ((unit, tuple(b.value for b in bars)),), unit)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg(chart).encode()).decode()
+    return svg_uri(chart)

@@ -105,13 +105,17 @@ def test_a_short_password_is_refused_with_a_message_and_nothing_is_added(client)
     assert ">sam<" not in client.get("/users").text
 
 
-def test_a_signed_in_bursar_downloads_a_report_and_an_auditor_only_for_granted_sites(client):
+def test_a_signed_in_bursar_reads_a_report_and_an_auditor_only_for_granted_sites(client):
     sign_in(client, "barry")
-    assert 'action="/api/v1/reports/bursar"' in client.get("/reports").text
-    csv = client.get("/api/v1/reports/bursar", params={"site": "Hillside Primary", "period": "2025-26",
-                                                       "format": "csv"})
+    assert 'action="/reports/bursar"' in client.get("/reports").text
+    shown = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26"})
+    assert shown.status_code == 200 and shown.headers["content-disposition"] == "inline"
+    assert "Energy report: Hillside Primary" in shown.text and 'href="/reports/report.css"' in shown.text
+    csv = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26",
+                                                "format": "csv"})
     assert csv.status_code == 200 and csv.headers["content-disposition"].startswith("attachment;")
     client.cookies.clear()
     sign_in(client, "audrey")
-    refused = client.get("/api/v1/reports/bursar", params={"site": "Hillside Primary", "period": "2025-26"})
-    assert refused.status_code == 403
+    refused = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26"})
+    assert refused.status_code == 403 and "You may not see Hillside Primary" in refused.text
+    assert 'role="alert"' in refused.text and "<form" in refused.text  # the form again, to choose another
