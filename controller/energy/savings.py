@@ -136,51 +136,65 @@ def _back_on(session: Session, action: ActionRecord, until: datetime) -> datetim
 
 
 def savings_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
-                    now: datetime | None = None) -> SavingsSummary:
-    """Counterfactual savings of the policy actions whose windows fall in [start, end), up to now."""
+                    now: datetime | None = None, observed: bool = False) -> SavingsSummary:
+    """Counterfactual savings of the policy actions whose windows fall in [start, end), up to now.
+
+    ``observed``: what observe-mode policies would have saved had they acted, from the actions they only
+    recorded: the energy the device drew awake in each window, less what it would have drawn off (the
+    figure that says why savings are still zero, and what switching to enforce is worth)."""
     start, end = as_utc(start), min(as_utc(end), as_utc(now or utcnow()))
-    query = select(ActionRecord).where(col(ActionRecord.kind).in_(POWER_DOWN_KINDS), ActionRecord.outcome == "done",
+    query = select(ActionRecord).where(col(ActionRecord.kind).in_(POWER_DOWN_KINDS),
+                                       ActionRecord.outcome == ("observed" if observed else "done"),
                                        col(ActionRecord.device_id).is_not(None), col(ActionRecord.at) < end,
                                        col(ActionRecord.at) >= start - MAX_CLAIM)
     if site_ids is not None:
         query = query.where(col(ActionRecord.site_id).in_(list(site_ids)))
     skipped: list[str] = []
-    claims = _claims(list(session.exec(query)), start, end, skipped, lambda a, until: _back_on(session, a, until))
+    back_on = (lambda a, until: None) if observed else (lambda a, until: _back_on(session, a, until))
+    claims = _claims(list(session.exec(query)), start, end, skipped, back_on)
     if not claims:
         return SavingsSummary(start, end, [], Decimal(0), Decimal(0), Decimal(0), skipped)
     estate = load_estate(session, {c.action.site_id for c in claims})
     estate = replace(estate, devices={c.action.device_id: estate.devices[c.action.device_id] for c in claims})
     lines = estate_lines(session, estate, min(c.start for c in claims), max(c.end for c in claims), now=end)
-    return summarise_claims(claims, lines, estate, start, end, skipped)
+    return summarise_claims(claims, lines, estate, start, end, skipped, observed)
 
 
 def summarise_claims(claims: Sequence[_Claim], lines: Sequence[HourLine], estate: Estate, start: datetime,
-                     end: datetime, skipped: list[str]) -> SavingsSummary:
+                     end: datetime, skipped: list[str], observed: bool = False) -> SavingsSummary:
     """Each claim's saved Wh hour by hour, priced and weighed as ``energy_totals`` prices used energy (a
-    ``Total``), so an hour no tariff covers is unpriced here too, never £0."""
-    low: dict[tuple[int, datetime], list[HourLine]] = defaultdict(list)
+    ``Total``), so an hour no tariff covers is unpriced here too, never £0.
+
+    A power-down saves, for the time the device was off or asleep in its window, its idle draw (screen
+    asleep) less what it drew; an observed one would have saved, for the time it stayed awake, what it drew
+    less its draw when off."""
+    counted: dict[tuple[int, datetime], list[HourLine]] = defaultdict(list)
     for line in lines:
-        if line.state in LOW_STATES:
-            low[line.device_id, line.hour].append(line)
+        if (line.state in LOW_STATES) != observed:
+            counted[line.device_id, line.hour].append(line)
     pricer = Pricer(estate)
     monitor = estate.catalogue.monitor()
     results, everything = [], Total()
     for claim in claims:
         device = estate.devices[claim.action.device_id]
         idle_watts = device.profile.idle + device.monitors * monitor.sleep
+        off_watts = device.profile.off + device.monitors * monitor.off
         counterfactual_wh = actual_wh = Decimal(0)
         saved = Total()
         hour = hour_floor(claim.start)
         while hour < claim.end:
             overlap = Decimal(int((min(hour + HOUR, claim.end) - max(hour, claim.start)).total_seconds()))
-            found = low.get((device.id, hour), [])
-            low_seconds = sum((line.seconds for line in found), Decimal(0))
-            if low_seconds > 0:
-                ratio = min(Decimal(1), overlap / low_seconds)
-                would = idle_watts * low_seconds * ratio / 3600
+            found = counted.get((device.id, hour), [])
+            seconds = sum((line.seconds for line in found), Decimal(0))
+            if seconds > 0:
+                ratio = min(Decimal(1), overlap / seconds)
                 drew = sum((line.wh for line in found), Decimal(0)) * ratio
+                if observed:  # it drew ``drew`` awake; off, it would have drawn its off watts
+                    would, drew = drew, off_watts * seconds * ratio / 3600
+                else:  # it drew ``drew`` off; left on, it would have drawn its idle watts
+                    would = idle_watts * seconds * ratio / 3600
                 counterfactual_wh, actual_wh = counterfactual_wh + would, actual_wh + drew
-                saved.add(would - drew, low_seconds * ratio, "saved", "off", pricer.rate(device.site_id, hour),
+                saved.add(would - drew, seconds * ratio, "saved", "off", pricer.rate(device.site_id, hour),
                           pricer.factor(device.site_id, hour))
             hour += HOUR
         everything.merge(saved)

@@ -1,5 +1,6 @@
 """A document to bytes: HTML (Jinja2, matplotlib charts inline), PDF (WeasyPrint from that same HTML),
-CSV (a zip holding one CSV per table), and JSON (the report's own dataclasses, for the audit pack).
+CSV (a zip holding one CSV per table, each UTF-8 with a byte order mark for Excel), and JSON (the
+report's own dataclasses, for the audit pack).
 
 WeasyPrint rather than headless Chromium: it is a library, so the CLI and the API print without starting
 a browser, and it honours print CSS (page size, running footer, no table row split across pages).
@@ -82,7 +83,8 @@ def csv_zip(document: Document) -> bytes:
             writer.writerows(table.rows)
             if table.total is not None:
                 writer.writerow(table.total)
-            archive.writestr(f"{table.key}.csv", text.getvalue())  # in the order the report prints them
+            # With a byte order mark, so Excel reads the file as UTF-8 and "£" survives; in the order printed.
+            archive.writestr(f"{table.key}.csv", text.getvalue().encode("utf-8-sig"))
     return out.getvalue()
 
 

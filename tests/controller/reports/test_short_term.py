@@ -33,7 +33,9 @@ hours; its calendar ends on Friday 7 November (`covers` stops there), so 10-14 N
 days, which the engine treats as school days: 10 school days and 2 other days again, and the report
 names the calendar's end. No calendar covers 2025-26, so the year has 195 school days, 170 others.
 - DL-HALL-01 (Hall) idle at 15 W all term, measured by its battery: used 4.320 kWh, unpriced; waste
-  3.120 kWh (2.400 on school days, 0.720 at the weekend). Its policy only observed.
+  3.120 kWh (2.400 on school days, 0.720 at the weekend). Its policy only observed, at 16:00 each
+  weekday (the same 200 h of windows as the ICT suite's): had it acted, the laptop would have drawn
+  its 0.5 W off instead of 15 W idle: (15 - 0.5) × 200 h = 2.900 kWh, unpriced, 0.5133 kg.
 
 Totals:
   used      4.320 + 2.104 + 34.560 + 4.320 = 45.304 kWh; £ (Hilltop only) 91.8 + 61.86 + 734.4 =
@@ -42,6 +44,7 @@ Totals:
   baseline  45.304 + 2.900 = 48.204 kWh, £8.8806 + £0.5198 = £9.4004, 8.018808 + 0.5133 = 8.532108 kg.
   waste     3.120 + 3.120 = 6.240 kWh, 55.8 p priced (Hilltop's half), 6.240 × 0.177 = 1.10448 kg.
   kept on   24.960 kWh, £4.464, 24.960 × 0.177 = 4.41792 kg.
+Coverage: every site's devices reported from Monday 3 November, on all 10 school days.
 Recommendations (annual value from the days observed):
   Library   2.400 / 10 × 10 + 0.720 / 2 × 355 = 2.4 + 127.8 = 130.2 kWh a year; at the waste's own
             17.885 p/kWh, 130.2 × 55.8 / 3.12 = 2328.58 p = £23.29; 130.2 × 0.177 = 23.0454 kg.
@@ -158,8 +161,13 @@ def test_used_saved_baseline_waste_and_kept_on_match_the_hand_arithmetic(report)
         ("HT-SRV-01", "never powered down", 24.96)]
 
 
-def test_each_site_line_prices_only_what_a_tariff_covers(report):
+def test_each_site_line_prices_only_what_a_tariff_covers_and_says_why_a_saving_is_zero(report):
     lines = {s.site: s for s in report.sites}
+    assert lines["Dale Infant"].savings_note == ("no savings yet: observe mode; it would have saved 2.9 kWh "
+                                                 "(unpriced: no tariff set, 0.5 kgCO2e)")
+    assert lines["Hilltop Primary"].savings_note == ""
+    would = report.would_have_saved
+    assert (exact(would.kwh, 3), would.pounds, exact(would.kg_co2e, 3)) == (2.9, None, 0.513)
     assert (exact(lines["Hilltop Primary"].used.kwh, 3), exact(lines["Hilltop Primary"].used.pounds, 4)) == (
         40.984, 8.8806)
     assert (exact(lines["Dale Infant"].used.kwh, 3), lines["Dale Infant"].used.pounds) == (4.32, None)
@@ -186,6 +194,14 @@ def test_recommendations_are_annualised_from_the_days_observed_with_their_basis(
                                "unpriced: no tariff set and 19.1 kgCO2e a year (108.0 kWh)")
 
 
+def test_the_data_behind_the_figures_is_every_school_day_of_the_term(report):
+    assert [(c.site, c.first_report.isoformat(), c.school_days, c.observed_school_days, c.complete)
+            for c in report.coverage] == [("Dale Infant", "2025-11-03", 10, 10, True),
+                                          ("Hilltop Primary", "2025-11-03", 10, 10, True)]
+    assert report.coverage[0].sentence() == ("Dale Infant: devices reporting since 3 Nov 2025: data on 10 of 10 "
+                                             "school days")
+
+
 def test_the_calendar_that_ends_inside_the_term_is_named(report):
     assert report.calendar_notes == (
         "Dale Infant: term dates end on 07 November 2025; later days were treated as school days",)
@@ -199,6 +215,7 @@ def test_the_html_and_csv_say_the_same_rounded_figures_and_unpriced_where_there_
     assert "4.3 kWh fell in hours no tariff covers and is not priced" in page
     assert "£0.00" not in page and "£0 " not in page
     tables = zipfile.ZipFile(io.BytesIO(csv_zip(document)))
+    assert all(tables.read(name).startswith(b"\xef\xbb\xbf") for name in tables.namelist())  # Excel reads £
     summary = list(csv.reader(io.StringIO(tables.read("summary.csv").decode("utf-8-sig"))))
     assert summary == [["Figure", "kWh", "£", "kgCO2e"],
                        ["Used", "45.3", "8.88", "8.0"],
@@ -208,3 +225,8 @@ def test_the_html_and_csv_say_the_same_rounded_figures_and_unpriced_where_there_
                        ["Kept on by policy out of hours (not waste)", "25.0", "4.46", "4.4"]]
     sites = list(csv.reader(io.StringIO(tables.read("sites.csv").decode("utf-8-sig"))))
     assert sites[1][:5] == ["Dale Infant", "1", "4.3", "unpriced: no tariff set", "0.8"]
+    methods = list(csv.reader(io.StringIO(tables.read("methods.csv").decode("utf-8-sig"))))
+    assert methods[1:] == [["model", "estimated from the machine's power model and what it was doing",
+                            "no (estimated)", "41.0", "90.5"],
+                           ["battery", "measured from the laptop's battery as it ran on it", "yes", "4.3", "9.5"],
+                           ["Total", "", "", "45.3", "100.0"]]
