@@ -118,7 +118,7 @@ def test_a_disabled_user_cannot_sign_in_and_loses_open_sessions(client, engine):
     csrf = sign_in(client, "nora")
     barry = client.__class__(client.app, follow_redirects=False)
     sign_in(barry, "barry")
-    assert client.post("/users/barry/disable", data={"csrf_token": csrf}).status_code == 303
+    assert client.post("/users/barry/disable", data={"csrf_token": csrf, "confirmed": "yes"}).status_code == 303
     assert barry.get("/").status_code == 303
     assert barry.post("/signin", data={"name": "barry", "password": PASSWORD}).status_code == 401
 

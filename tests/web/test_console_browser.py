@@ -126,6 +126,8 @@ def test_a_network_manager_wakes_a_device_from_its_page(page, console):
     page.get_by_role("link", name="HILL-LIB-PC01").click()
     page.get_by_label("Reason to wake").fill("library open evening")
     page.get_by_role("button", name="Wake this device").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Wake this device?"  # one press asks first
+    page.get_by_role("button", name="Wake it").click()
     assert page.get_by_role("status").inner_text().startswith("Wake requested")
     shot(page, "wake-device")
     device_id = estate.devices["HILL-LIB-PC01"]

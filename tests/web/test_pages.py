@@ -80,10 +80,15 @@ def test_validate_and_explain_read_the_policies_without_changing_them(client):
     assert hidden.status_code == 400 and "no device" in hidden.text  # not one of the auditor's sites
 
 
-def test_waking_a_room_queues_one_wake_per_device_in_it(client, engine):
+def test_waking_a_room_asks_first_then_queues_one_wake_per_device_in_it(client, engine):
     csrf = sign_in(client, "nora")
-    response = client.post("/wake/room", data={"csrf_token": csrf, "site": "Hillside Primary", "room": "R12",
-                                               "reason": "lesson at 09:00"})
+    form = {"csrf_token": csrf, "site": "Hillside Primary", "room": "R12", "reason": "lesson at 09:00"}
+    asked = client.post("/wake/room", data=form)
+    assert asked.status_code == 200 and "Wake every device in R12?" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text and 'value="lesson at 09:00"' in asked.text
+    with Session(engine) as session:
+        assert session.exec(select(WakeRequest)).all() == []  # one press woke nothing
+    response = client.post("/wake/room", data={**form, "confirmed": "yes"})
     assert response.status_code == 200 and "2 wake(s) queued in R12" in response.text
     with Session(engine) as session:
         wakes = session.exec(select(WakeRequest).order_by(WakeRequest.device_id)).all()
@@ -121,3 +126,19 @@ def test_a_signed_in_bursar_reads_a_report_and_an_auditor_only_for_granted_sites
     refused = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26"})
     assert refused.status_code == 403 and "You may not see Hillside Primary" in refused.text
     assert 'role="alert"' in refused.text and "<form" in refused.text  # the form again, to choose another
+
+
+def test_disabling_a_user_and_revoking_a_token_ask_first(client, engine):
+    csrf = sign_in(client, "nora")
+    asked = client.post("/users/barry/disable", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Disable barry?" in asked.text and 'href="/users"' in asked.text
+    assert "active" in re.search(r"<td>barry</td>.*?</tr>", client.get("/users").text, re.S).group(0)
+    created = client.post("/apitokens", data={"csrf_token": csrf, "name": "finance-export", "role": "bursar"}).text
+    token = re.search(r'value="(ct_[^"]+)"', created).group(1)
+    token_id = re.search(r'action="/apitokens/(\d+)/revoke"', client.get("/users").text).group(1)
+    asked = client.post(f"/apitokens/{token_id}/revoke", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Revoke this API token?" in asked.text
+    assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    done = client.post(f"/apitokens/{token_id}/revoke", data={"csrf_token": csrf, "confirmed": "yes"})
+    assert done.status_code == 303
+    assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 401
