@@ -20,8 +20,8 @@ def svg(chart: Chart) -> str:
     from matplotlib.figure import Figure
 
     height = max(2.2, 0.35 * len(chart.labels) + 1.0) if chart.horizontal else 2.6
-    with rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 9}):
-        figure = Figure(figsize=(7.0, height))
+    with rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": chart.font_size}):
+        figure = Figure(figsize=(chart.inches, height))
         axes = figure.add_subplot()
         positions = list(range(len(chart.labels)))
         width = 0.8 if chart.stacked or len(chart.series) == 1 else 0.8 / len(chart.series)
@@ -43,6 +43,9 @@ def svg(chart: Chart) -> str:
         else:
             axes.set_xticks(positions, chart.labels)
             axes.set_ylabel(chart.unit)
+        for index in chart.missing:  # a day with nothing reported is not a day that used nothing
+            axes.text(index, 0, "no data", rotation=90, ha="center", va="bottom", color="#4a4a4a",
+                      fontsize=chart.font_size * 0.85)
         axes.set_title(chart.title)
         axes.spines[["top", "right"]].set_visible(False)
         if len(chart.series) > 1:

@@ -16,11 +16,14 @@ from controller.reports.document import Chart
 @dataclass(frozen=True)
 class Bar:
     label: str  # in the table of figures: "Mon 16 Nov"
-    short: str  # under the bar, where fourteen must fit: "16"
+    short: str  # under the bar, where fourteen must fit: "16", with the month where it starts: "16\nNov"
     value: float
+    has_data: bool = True  # False: nothing was reported that day (the chart says "no data", not 0)
 
 
 def bar_chart(bars: Sequence[Bar], unit: str, title: str) -> str:
-    """A ``data:image/svg+xml`` URI of one bar per label."""
-    chart = Chart(title, tuple(b.short for b in bars), ((unit, tuple(b.value for b in bars)),), unit)
+    """A ``data:image/svg+xml`` URI of one bar per label, drawn narrow with large type so that it stays
+    legible scaled down to a phone's width."""
+    chart = Chart(title, tuple(b.short for b in bars), ((unit, tuple(b.value for b in bars)),), unit,
+                  missing=tuple(i for i, b in enumerate(bars) if not b.has_data), inches=5.0, font_size=11)
     return svg_uri(chart)

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from controller import formatting as fmt
 from controller.energy.accounting import energy_totals
 from controller.energy.coverage import Coverage, coverage, days_until, first_reports, observed_days
+from controller.energy.lines import ATTRIBUTED
 from controller.energy.savings import SavingsSummary, savings_summary
 from controller.energy.school_hours import SchoolHours
 from controller.estate.summary import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
@@ -193,16 +194,27 @@ def filter_choices(session: Session, principal: Principal) -> FilterChoices:
 
 
 def daily_energy(session: Session, device_id: int, zone: ZoneInfo, now: datetime, days: int = 14) -> list[Bar]:
-    """The device's kWh per local day over the last ``days`` days, oldest first, empty days as zero: the
-    energy package's one total by day, so the chart and `caretaker energy summary --by day` agree."""
+    """The device's kWh per local day over the last ``days`` days, oldest first: the energy package's one
+    total by day, so the chart and `caretaker energy summary --by day` agree. A day it never reported on
+    (only attributed silence, or nothing) is marked as having no data; the month is named under the first
+    day and where a new month starts."""
     today = now.astimezone(zone).date()
     first = today - timedelta(days=days - 1)
     site_id = session.exec(select(Device.site_id).where(Device.id == device_id)).one()
-    found = energy_totals(session, datetime.combine(first, time(), zone), now, ("day",), site_ids=[site_id],
-                          device_ids=[device_id], now=now).groups
-    totals = {date.fromisoformat(day): float(total.wh) / 1000 for (day,), total in found.items()}
-    return [Bar(f"{day:%a %d %b}", str(day.day), round(totals.get(day, 0.0), 4))
-            for day in (first + timedelta(days=i) for i in range(days))]
+    found = energy_totals(session, datetime.combine(first, time(), zone), now, ("day", "method"),
+                          site_ids=[site_id], device_ids=[device_id], now=now).groups
+    totals: dict[date, float] = {}
+    reported: set[date] = set()
+    for (day, method), total in found.items():
+        when = date.fromisoformat(day)
+        totals[when] = totals.get(when, 0.0) + float(total.wh) / 1000
+        if method != ATTRIBUTED and total.wh > 0:
+            reported.add(when)
+    bars = []
+    for day in (first + timedelta(days=i) for i in range(days)):
+        short = f"{day.day}\n{day:%b}" if day == first or day.day == 1 else str(day.day)
+        bars.append(Bar(f"{day:%a %d %b}", short, round(totals.get(day, 0.0), 4), day in reported))
+    return bars
 
 
 def device_changes(session: Session, device_id: int, limit: int = 50) -> list[ChangeRecord]:
