@@ -8,6 +8,7 @@ carries on where the first stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,10 @@ from controller import tls
 BIN = Path(sys.executable).parent
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 CONSOLE_USER = "demo"
+OBSERVE_DAYS = 14  # the baseline: every policy only records what it would do
+HISTORY_INTERVAL = 900  # seconds between a simulated device's reports while the history is built
+LIVE_INTERVAL = 300
+POLICY_RELOAD_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,34 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def power_policies(plan: DemoPlan) -> list[dict]:
+    """The demo's power policies as `caretaker policy list` shows them (name, mode, file mode)."""
+    listed = subprocess.run(_caretaker(plan, "policy", "list", "--json"), capture_output=True, text=True, check=True)
+    return [p for p in json.loads(listed.stdout) if p["file_mode"]]
+
+
+def enforcing_mode(policy: dict) -> str:
+    """The mode a policy enforces in after its baseline: its file's, or warn where the file only observes."""
+    return "warn" if policy["file_mode"] == "observe" else policy["file_mode"]
+
+
+def switch_modes(plan: DemoPlan, modes: dict[str, str]) -> None:
+    for name, mode in modes.items():
+        subprocess.run(_caretaker(plan, "policy", "mode", name, mode, "--actor", "demo"), capture_output=True,
+                       text=True, check=True)
+    time.sleep(POLICY_RELOAD_SECONDS)  # the controller re-reads switched modes every 2 s
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the demo as Ctrl-C does: every process it started is stopped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(plan: DemoPlan, say=print) -> None:
-    """Start everything, tell the user what to look at, and stop it all on Ctrl-C."""
+    """Start everything, build the history, tell the user what to look at, and stop it all on Ctrl-C."""
     if not _port_is_free(plan.port):
         raise RuntimeError(f"port {plan.port} is already in use; choose another with --port")
     plan.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +154,7 @@ def run(plan: DemoPlan, say=print) -> None:
     cert, key = ensure_certificates(plan)
     ensure_policies(plan)
     children: list[subprocess.Popen] = []
+    _stop_on_sigterm()
 
     def start(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = logs / f"{name}.log"
@@ -130,6 +162,18 @@ def run(plan: DemoPlan, say=print) -> None:
                                  env={**os.environ, **(env or {})})
         children.append(child)
         return child
+
+    def simulate(name: str, *args: str) -> subprocess.Popen:
+        return start(name, _caretaker(plan, "simulate", "--devices", str(plan.devices), "--sites", str(plan.sites),
+                                      "--controller", plan.url, "--ca-file", str(plan.ca),
+                                      "--state", str(plan.data_dir / "simulate.json"), *args))
+
+    def backfill(until: datetime | None) -> None:
+        """History up to ``until`` (now when None) at the backfill's coarser interval, in the foreground."""
+        child = simulate("history", "--history", str(plan.history_days), "--interval", str(HISTORY_INTERVAL),
+                         "--duration", "0", *(("--until", until.isoformat()) if until else ()))
+        if child.wait() != 0:
+            raise RuntimeError(f"building the history failed; see {logs / 'history.log'}")
 
     try:
         say(f"Starting the controller on {plan.url} (SQLite in {plan.data_dir}) …")
@@ -148,20 +192,30 @@ def run(plan: DemoPlan, say=print) -> None:
             agent_args += ["--token", _token(plan, "Demo Office")]
         start("agent", agent_args)
 
-        say(f"Simulating {plan.devices} devices on {plan.sites} sites with {plan.history_days} days of history …")
-        start("simulate", _caretaker(plan, "simulate", "--devices", str(plan.devices), "--sites", str(plan.sites),
-                                     "--controller", plan.url, "--ca-file", str(plan.ca),
-                                     "--history", str(plan.history_days),
-                                     "--state", str(plan.data_dir / "simulate.json")))
-        data = f"--data-dir {plan.data_dir}"
+        fresh = not (plan.data_dir / "simulate.json").exists()
+        if fresh:
+            policies = power_policies(plan)
+            observe_days = min(OBSERVE_DAYS, plan.history_days)
+            say(f"Building {plan.history_days} days of history for {plan.devices} simulated devices on {plan.sites} "
+                f"sites: {observe_days} days with every policy observing (the baseline), then enforcing …")
+            switch_modes(plan, {p["name"]: "observe" for p in policies})
+            backfill(datetime.now(UTC) - timedelta(days=plan.history_days - observe_days))
+            switch_modes(plan, {p["name"]: enforcing_mode(p) for p in policies})
+        else:
+            say("Catching the simulated estate up to now …")
+        backfill(None)
+        simulate("simulate", "--interval", str(LIVE_INTERVAL))
         today = date.today()
         week_ago = today - timedelta(days=7)
+        data = f"--data-dir {plan.data_dir}"
         say(f"\nRunning. The console is {plan.url}/ (sign in as {CONSOLE_USER!r}, password in {password}).\n"
             "In another terminal, try:\n"
             f"  .venv/bin/caretaker devices {data}\n"
             f"  .venv/bin/caretaker devices --conflicts {data}\n"
             f"  .venv/bin/caretaker device show 1 {data}\n"
             f"  .venv/bin/caretaker energy summary --by site --from {week_ago} --to {today} {data}\n"
+            f"  .venv/bin/caretaker energy savings --from {today - timedelta(days=plan.history_days)} --to {today} "
+            f"{data}\n"
             f"  .venv/bin/caretaker policy list {data}\n"
             f"  .venv/bin/caretaker-agent collect\n"
             f"Logs are in {logs}. Press Ctrl-C to stop everything.")
@@ -171,6 +225,7 @@ def run(plan: DemoPlan, say=print) -> None:
     except KeyboardInterrupt:
         say("\nStopping …")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

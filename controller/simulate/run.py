@@ -77,6 +77,7 @@ class SimulationConfig:
     ca_file: Path | None = None
     progress_seconds: float = 10.0
     batch_size: int = 50
+    until: datetime | None = None  # backfill only up to here, then stop (no live reporting)
 
 
 # --- State between runs -----------------------------------------------------------------------------
@@ -298,9 +299,13 @@ class Simulation:
 
     # --- reporting ---
 
-    async def _report(self) -> None:
+    def _now(self) -> datetime:
+        """The simulation's present: the clock, or the moment a partial backfill stops at."""
         now = self.clock()
-        start = now - timedelta(days=self.config.history_days)
+        return now if self.config.until is None else min(now, self.config.until)
+
+    async def _report(self) -> None:
+        start = self.clock() - timedelta(days=self.config.history_days)
         for agent in self.agents:
             if agent.until is None or agent.until < start:
                 agent.until = previous_boundary(agent.device, start, self.config.interval)
@@ -317,7 +322,7 @@ class Simulation:
             await self._drained()
             if self.config.history_days > 0:
                 self.echo(f"backfill done: {self.tally.line()}")
-            if not self.stop.is_set() and self.config.duration != 0:
+            if not self.stop.is_set() and self.config.duration != 0 and self.config.until is None:
                 await self._live()
         finally:
             self.stop.set()
@@ -382,7 +387,7 @@ class Simulation:
 
     async def _flush(self, agent: _Agent) -> None:
         """Post the agent's spool, refilling it with the intervals up to now, until it is empty or a post fails."""
-        up_to = previous_boundary(agent.device, self.clock(), self.config.interval)
+        up_to = previous_boundary(agent.device, self._now(), self.config.interval)
         while not self.stop.is_set():
             self._fill(agent, up_to)
             if not agent.spool:
