@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from controller.api.deps import RuntimeDep
+from controller.api.ids import Id
 from controller.db import session_scope
 from controller.timeutil import utcnow
 from controller.web.accounts import (
@@ -91,7 +92,7 @@ def new_token(request: Request, runtime: RuntimeDep, principal: Manager, name: A
 
 
 @router.post("/apitokens/{token_id}/revoke")
-def revoke(request: Request, runtime: RuntimeDep, principal: Manager, token_id: int,
+def revoke(request: Request, runtime: RuntimeDep, principal: Manager, token_id: Id,
            confirmed: Confirmed = "") -> Response:
     if confirmed != "yes":
         return confirm(request, principal, "Revoke this API token?", "Scripts using it will be refused from now on; "
