@@ -8,7 +8,7 @@ carries on where the first stopped.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import secrets
 import shutil
@@ -17,18 +17,23 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import Engine
 
 from controller import tls
+from controller.db import make_engine, session_scope
+from controller.policy.model import Mode
+from controller.policy.store import PolicyLine, PolicyStore
+from controller.settings import Settings
 
 BIN = Path(sys.executable).parent
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 CONSOLE_USER = "demo"
-OBSERVE_DAYS = 14  # the baseline: every policy only records what it would do
 HISTORY_INTERVAL = 900  # seconds between a simulated device's reports while the history is built
 LIVE_INTERVAL = 300
 POLICY_RELOAD_SECONDS = 3
@@ -42,6 +47,7 @@ class DemoPlan:
     sites: int
     history_days: int
     agent_interval: int
+    observe_days: int = 14  # the first days of the history every policy only observes (the savings baseline)
 
     @property
     def url(self) -> str:
@@ -118,22 +124,37 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def power_policies(plan: DemoPlan) -> list[dict]:
+def power_policies(plan: DemoPlan) -> list[PolicyLine]:
     """The demo's power policies as `caretaker policy list` shows them (name, mode, file mode)."""
-    listed = subprocess.run(_caretaker(plan, "policy", "list", "--json"), capture_output=True, text=True, check=True)
-    return [p for p in json.loads(listed.stdout) if p["file_mode"]]
+    with _policies(plan) as (store, _engine):
+        return [p for p in store.list_policies() if p.file_mode]
 
 
-def enforcing_mode(policy: dict) -> str:
+def enforcing_mode(policy: PolicyLine) -> str:
     """The mode a policy enforces in after its baseline: its file's, or warn where the file only observes."""
-    return "warn" if policy["file_mode"] == "observe" else policy["file_mode"]
+    return "warn" if policy.file_mode == "observe" else str(policy.file_mode)
 
 
 def switch_modes(plan: DemoPlan, modes: dict[str, str]) -> None:
-    for name, mode in modes.items():
-        subprocess.run(_caretaker(plan, "policy", "mode", name, mode, "--actor", "demo"), capture_output=True,
-                       text=True, check=True)
+    """As `caretaker policy mode NAME MODE --actor demo` switches each (in this process: starting the CLI for
+    each takes seconds on a busy machine)."""
+    with _policies(plan) as (store, engine), session_scope(engine) as session:
+        for name, mode in modes.items():
+            store.set_mode(session, name, Mode(mode), "demo")
     time.sleep(POLICY_RELOAD_SECONDS)  # the controller re-reads switched modes every 2 s
+
+
+@contextlib.contextmanager
+def _policies(plan: DemoPlan) -> Iterator[tuple[PolicyStore, Engine]]:
+    """The controller's policy store over the demo's directory and database, as the CLI opens it."""
+    settings = Settings(data_dir=plan.data_dir)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        store = PolicyStore(settings.resolved_policy_dir(), engine)
+        store.current()
+        yield store, engine
+    finally:
+        engine.dispose()
 
 
 def _stop_on_sigterm() -> None:
@@ -195,12 +216,12 @@ def run(plan: DemoPlan, say=print) -> None:
         fresh = not (plan.data_dir / "simulate.json").exists()
         if fresh:
             policies = power_policies(plan)
-            observe_days = min(OBSERVE_DAYS, plan.history_days)
+            observe_days = min(plan.observe_days, plan.history_days)
             say(f"Building {plan.history_days} days of history for {plan.devices} simulated devices on {plan.sites} "
                 f"sites: {observe_days} days with every policy observing (the baseline), then enforcing …")
-            switch_modes(plan, {p["name"]: "observe" for p in policies})
+            switch_modes(plan, {p.name: "observe" for p in policies})
             backfill(datetime.now(UTC) - timedelta(days=plan.history_days - observe_days))
-            switch_modes(plan, {p["name"]: enforcing_mode(p) for p in policies})
+            switch_modes(plan, {p.name: enforcing_mode(p) for p in policies})
         else:
             say("Catching the simulated estate up to now …")
         backfill(None)

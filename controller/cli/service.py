@@ -57,15 +57,16 @@ def demo(
     port: Annotated[int, typer.Option(help="HTTPS port for the controller")] = 8443,
     devices: Annotated[int, typer.Option(help="Simulated devices")] = 300,
     sites: Annotated[int, typer.Option(help="Simulated sites")] = 3,
-    history: Annotated[int, typer.Option(help="Days of simulated history to build: the first 14 observing, then "
-                                                "enforcing (a half term)")] = 42,
+    history: Annotated[int, typer.Option(help="Days of simulated history to build (a half term)")] = 42,
+    observe_days: Annotated[int, typer.Option(help="Of them, the first days with every policy observing (the "
+                                                   "baseline); enforcing after")] = 14,
 ) -> None:
     """Run a controller, this machine's agent and a simulated estate, with data to look at."""
     from controller.demo import DemoPlan, run
 
     try:
         run(DemoPlan(data_dir=data_dir.resolve(), port=port, devices=devices, sites=sites, history_days=history,
-                     agent_interval=60))
+                     agent_interval=60, observe_days=observe_days))
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         fail(str(exc))
 
