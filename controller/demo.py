@@ -9,6 +9,7 @@ carries on where the first stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -21,18 +22,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
+import yaml
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from controller import tls
 from controller.db import make_engine, session_scope
+from controller.energy.tariff import set_tariff
 from controller.policy.model import Mode
 from controller.policy.store import PolicyLine, PolicyStore
+from controller.register.models import Site
 from controller.settings import Settings
 
 BIN = Path(sys.executable).parent
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+DEMO_DATA = Path(__file__).resolve().parent / "demodata"  # what the demo's schools enter about themselves
 CONSOLE_USER = "demo"
 HISTORY_INTERVAL = 900  # seconds between a simulated device's reports while the history is built
 LIVE_INTERVAL = 300
@@ -157,6 +164,26 @@ def _policies(plan: DemoPlan) -> Iterator[tuple[PolicyStore, Engine]]:
         engine.dispose()
 
 
+def describe_estate(plan: DemoPlan, since: date) -> list[str]:
+    """What a school would enter about itself, for each simulated site: its tariff (demodata/tariff.yaml, as
+    `caretaker energy tariff set --site S --from DATE --file tariff.yaml` enters it) in force from ``since``."""
+    state = json.loads((plan.data_dir / "simulate.json").read_text())
+    names = [site["name"] for site in state["sites"]]
+    tariff = yaml.safe_load((DEMO_DATA / "tariff.yaml").read_text())
+    settings = Settings(data_dir=plan.data_dir)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with session_scope(engine) as session:
+            for name in names:
+                site = session.exec(select(Site).where(Site.name == name)).one()
+                start = datetime.combine(since, datetime.min.time(), ZoneInfo(site.timezone))
+                set_tariff(session, site.id, tariff["name"], start, tariff["bands"],
+                           float(tariff["standing_pence_per_day"]))
+    finally:
+        engine.dispose()
+    return names
+
+
 def _stop_on_sigterm() -> None:
     """SIGTERM ends the demo as Ctrl-C does: every process it started is stopped."""
     def interrupt(signum, frame):
@@ -222,6 +249,7 @@ def run(plan: DemoPlan, say=print) -> None:
             switch_modes(plan, {p.name: "observe" for p in policies})
             backfill(datetime.now(UTC) - timedelta(days=plan.history_days - observe_days))
             switch_modes(plan, {p.name: enforcing_mode(p) for p in policies})
+            describe_estate(plan, date.today() - timedelta(days=plan.history_days + 1))
         else:
             say("Catching the simulated estate up to now …")
         backfill(None)

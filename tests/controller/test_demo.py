@@ -2,7 +2,8 @@
 
 A small demo (24 simulated devices on two sites, three days: one observing, two enforcing) against its
 own controller: when it prints "Running" the history is in, the policies enforced after their
-baseline, so `caretaker energy savings` claims something and the bursar PDF says so with its basis.
+baseline, so `caretaker energy savings` claims something, priced at the demo's day/night tariff, and the
+bursar PDF says so with its basis.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def test_the_demo_says_running_once_its_history_is_in_and_stops_every_process_on
         savings = caretaker(data_dir, "energy", "savings", "--from", str(today - timedelta(days=3)), "--to",
                             str(today), "--json")
         assert savings.returncode == 0, savings.stderr
-        assert float(json.loads(savings.stdout)["saved_kwh"]) > 0  # the history was in when it said Running
+        saved = json.loads(savings.stdout)
+        assert float(saved["saved_kwh"]) > 0  # the history was in when it said Running
+        assert float(saved["saved_gbp"]) > 0  # at the demo's day/night tariff (demodata/tariff.yaml)
         modes = {p["name"]: p["mode"] for p in json.loads(caretaker(data_dir, "policy", "list", "--json").stdout)}
         assert modes["hillside-primary"] == "warn" and modes["northgate-academy"] == "warn"
         listed = json.loads(caretaker(data_dir, "devices", "--json").stdout)
