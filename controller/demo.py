@@ -41,7 +41,7 @@ BIN = Path(sys.executable).parent
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 DEMO_DATA = Path(__file__).resolve().parent / "demodata"  # what the demo's schools enter about themselves
 CONSOLE_USER = "demo"
-HISTORY_INTERVAL = 900  # seconds between a simulated device's reports while the history is built
+HISTORY_INTERVAL = 1800  # seconds between a simulated device's reports while the history is built (hourly buckets)
 LIVE_INTERVAL = 300
 POLICY_RELOAD_SECONDS = 3
 
