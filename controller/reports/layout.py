@@ -92,8 +92,8 @@ def bursar_document(report: BursarReport) -> Document:
     counts = {(o.kind, o.outcome): o.count for o in r.outcomes}
     before_after = Table("before_after", "Before and after: out-of-hours kWh per school day", (
         "Site", "Observe-mode baseline", "Since power-down acted", "Change %", "Days compared"),
-        tuple((b.site, b.baseline_kwh_per_school_day, b.after_kwh_per_school_day, b.change_percent, b.note)
-              for b in r.before_after))
+        tuple((b.site, _kwh_or_none(b.baseline_kwh_per_school_day), _kwh_or_none(b.after_kwh_per_school_day),
+               None if b.change_percent is None else fmt.kwh(b.change_percent), b.note) for b in r.before_after))
     sections = [
         Section("Summary", paragraphs=(
             f"{r.scope} used {fmt.kwh_text(r.used.kwh)} ({fmt.money_text(r.used.pounds)}, "
@@ -151,6 +151,10 @@ def bursar_document(report: BursarReport) -> Document:
     ]
     return Document("bursar", f"Energy report: {r.scope}", r.period.describe(), stamp(r.generated_at),
                     tuple(sections))
+
+
+def _kwh_or_none(value: float | None) -> Decimal | None:
+    return None if value is None else fmt.kwh(value)
 
 
 def _savings_reason(r: BursarReport) -> tuple[str, ...]:
