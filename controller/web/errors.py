@@ -45,16 +45,26 @@ def error_page(request: Request, status: int, message: str) -> Response:
                 title=title, message=sentence(message), back=back_link(request))
 
 
+MACHINE_PATHS = ("/metrics", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
+
+
+def for_a_person(request: Request) -> bool:
+    """A console page, asked for by a browser: not the API, a script with a token, or a scraper."""
+    return wants_page(request) and not request.url.path.startswith(MACHINE_PATHS)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if not wants_page(request) or exc.status_code < 400:
+    if not for_a_person(request) or exc.status_code < 400:
         return await http_exception_handler(request, exc)
-    return error_page(request, exc.status_code, str(exc.detail))
+    response = error_page(request, exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    if not wants_page(request):
+    if not for_a_person(request):
         return await request_validation_exception_handler(request, exc)
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
     return error_page(request, 422, problems or "the form was not filled in as expected")
