@@ -49,10 +49,13 @@ def test_a_device_page_charts_its_daily_energy(client, estate):
     drawn = re.search(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)"', page)
     svg = base64.b64decode(drawn.group(1)).decode()
     assert svg.startswith("<svg") and "energy per day" in svg  # matplotlib keeps the title as text
-    assert "3.60 kWh in all" in drawn.group(2)  # 48 h × (0.05 kWh + its monitor's 0.025 kWh)
+    assert "3.6 kWh in all" in drawn.group(2)  # 48 h × (0.05 kWh + its monitor's 0.025 kWh)
     daily = [float(v) for v in re.findall(r'<td class="num">([\d.]+)</td>', page)]
-    # Every seeded hour once, and this hour's silence (off at 1 W + its monitor at 0.3 W) so far.
-    assert len(daily) == 14 and 48 * 0.075 <= sum(daily) <= 48 * 0.075 + 0.0014
+    missing = re.findall(r'<td class="num">no data</td>', page)
+    # Every seeded hour once, and this hour's silence (off at 1 W + its monitor at 0.3 W) so far; the days
+    # before the seed are marked as having no data, in the table and the chart's description.
+    assert len(daily) + len(missing) == 14 and 48 * 0.075 <= sum(daily) <= 48 * 0.075 + 0.0014
+    assert f"with {len(missing)} day(s) without data" in drawn.group(2) and "no data" in svg
 
 
 def test_a_mode_switch_shows_its_projected_impact_then_switches_and_is_logged(client, engine):
