@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 
 from controller.reports.document import Chart
 
+SCREEN_INCHES, SCREEN_FONT = 5.0, 11.0
 COLOURS = ("#1b6ca8", "#e07b00", "#3a9b47", "#b03a48", "#6b4c9a", "#7f7f7f")
 
 
@@ -61,3 +63,9 @@ def svg_uri(chart: Chart) -> str:
     """The chart as a ``data:`` URI for an ``<img>``: a page whose policy refuses inline styles may still
     show it (matplotlib styles its SVG inline, and an image runs nothing)."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg(chart).encode()).decode()
+
+
+def screen_uri(chart: Chart) -> str:
+    """``svg_uri`` drawn for a screen that may be a phone's: narrower, with larger type, so the labels stay
+    legible when the image is scaled to 390 pixels."""
+    return svg_uri(replace(chart, inches=SCREEN_INCHES, font_size=SCREEN_FONT))

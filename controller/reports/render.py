@@ -39,7 +39,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["cell"] = shown
     env.filters["svg"] = charts.svg
-    env.filters["svg_uri"] = charts.svg_uri
+    env.filters["screen_uri"] = charts.screen_uri
     return env
 
 

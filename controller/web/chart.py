@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.reports.charts import svg_uri
+from controller.reports.charts import screen_uri
 from controller.reports.document import Chart
 
 
@@ -22,8 +22,7 @@ class Bar:
 
 
 def bar_chart(bars: Sequence[Bar], unit: str, title: str) -> str:
-    """A ``data:image/svg+xml`` URI of one bar per label, drawn narrow with large type so that it stays
-    legible scaled down to a phone's width."""
+    """A ``data:image/svg+xml`` URI of one bar per label, drawn for a screen (legible on a phone)."""
     chart = Chart(title, tuple(b.short for b in bars), ((unit, tuple(b.value for b in bars)),), unit,
-                  missing=tuple(i for i, b in enumerate(bars) if not b.has_data), inches=5.0, font_size=11)
-    return svg_uri(chart)
+                  missing=tuple(i for i, b in enumerate(bars) if not b.has_data))
+    return screen_uri(chart)
