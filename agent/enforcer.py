@@ -30,6 +30,7 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.platform.power_actions import PowerActions, SessionUser, for_platform
+from agent.processes import running
 from agent.protocol import (
     ActionOutcome,
     AgentSchedule,
@@ -115,6 +116,12 @@ class Enforcer:
     @property
     def schedule_version(self) -> str | None:
         return self._state.schedule.version if self._state.schedule else None
+
+    @property
+    def watched_processes(self) -> tuple[str, ...]:
+        """The process names the schedule's idle criteria wait on; reports say which of them run."""
+        schedule = self._state.schedule
+        return schedule.idle.processes_absent if schedule is not None and schedule.idle is not None else ()
 
     def update(self, schedule: AgentSchedule) -> None:
         """A new schedule from the controller replaces the one held (and any countdown of a window it changed)."""
@@ -352,7 +359,7 @@ def live_probe(root: Path) -> Probe:
         names = sorted({u.name for u in psutil.users()})
         processes = None
         if criteria is not None and criteria.processes_absent:
-            processes = tuple(p.info["name"] or "" for p in psutil.process_iter(["name"]))
+            processes = running(criteria.processes_absent)
         return Reading(idle_seconds=idle.seconds, cpu_percent=psutil.cpu_percent(interval=None),
                        sessions=len(psutil.users()), users=tuple(SessionUser(n, _uid(n)) for n in names),
                        processes=processes)
