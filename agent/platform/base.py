@@ -92,6 +92,10 @@ class Backend(Protocol):
         """The package and DRAM counters; None where the machine or the OS exposes no RAPL."""
         ...
 
+    def has_rapl(self, root: Path) -> bool:
+        """Whether ``rapl`` has counters to read, found without reading them."""
+        ...
+
     def has_battery(self, root: Path) -> bool: ...
 
     def battery_draw(self, root: Path) -> BatteryDraw | None:

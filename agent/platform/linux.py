@@ -162,6 +162,10 @@ def rapl(root: Path) -> RaplReading | None:
     return linux_power.rapl(root)
 
 
+def has_rapl(root: Path) -> bool:
+    return linux_power.has_rapl(root)
+
+
 def has_battery(root: Path) -> bool:
     return linux_power.has_battery(root)
 

@@ -231,6 +231,11 @@ def rapl(root: Path) -> RaplReading | None:
     return None  # macOS offers package power only through powermetrics, which needs root and samples for seconds
 
 
+def has_rapl(root: Path) -> bool:
+    return False
+
+
+
 def has_battery(root: Path) -> bool:
     return parse_smart_battery(_smart_battery()) is not None
 

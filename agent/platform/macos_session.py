@@ -55,7 +55,7 @@ def parse_console_users(data: bytes, uid: int) -> tuple[bool, bool] | None:
     """(on the console, locked) for ``uid``'s GUI session, from ``ioreg -a -d 1 -n Root``; None without one."""
     try:
         root = plistlib.loads(data)
-    except (plistlib.InvalidFileException, ValueError):
+    except Exception:  # plistlib raises ExpatError, ValueError or InvalidFileException on a garbled answer
         return None
     for entry in (root.get("IOConsoleUsers") or []) if isinstance(root, dict) else []:
         if isinstance(entry, dict) and entry.get("kCGSSessionUserIDKey") == uid:

@@ -223,6 +223,11 @@ def rapl(root: Path) -> RaplReading | None:
     return None  # Windows exposes no RAPL counters without a third-party kernel driver
 
 
+def has_rapl(root: Path) -> bool:
+    return False
+
+
+
 def has_battery(root: Path) -> bool:
     status = _power_status()
     return status is not None and battery_present(status.BatteryFlag)
