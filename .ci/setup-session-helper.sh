@@ -3,9 +3,10 @@
 #
 # The helper runs as plain local users with the system's own Python (stdlib only, as on a school PC),
 # and draws its warning window with tkinter (python3-tk); its idle time comes from a real X server
-# (xvfb, installed by .ci/run), and who is signed in from a utmp read back with `who` (coreutils).
+# (xvfb, installed by .ci/run), and who is signed in from a utmp read back with `who` (coreutils). The
+# Ansible role's autostart entry is checked with desktop-file-validate (desktop-file-utils).
 set -euo pipefail
-PACKAGES=(python3 python3-tk)
+PACKAGES=(python3 python3-tk desktop-file-utils)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
