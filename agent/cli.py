@@ -39,7 +39,7 @@ EXIT_USAGE = 2
 # once and collect measure this long before reporting: over the few milliseconds after start-up, CPU
 # load says more about Python starting than about the machine.
 SAMPLE_SECONDS = 1.0
-HELPER_EVERY_SECONDS = 15
+HELPER_EVERY_SECONDS = 30
 
 
 class UsageError(Exception):
@@ -69,7 +69,7 @@ def run(config: AgentConfig) -> int:
     """Report every interval until SIGTERM or SIGINT."""
     config, creds, client = _connect(config)
     address = config.session_address or platform.session_side().DEFAULT_ADDRESS
-    # Helpers report as often as the enforcer looks (every minute, or each interval if shorter), at least every 15 s.
+    # Helpers report every 30 s, or each interval if shorter: twice per look of the enforcer (every minute).
     desk = sessions.for_machine(config.root, address, min(HELPER_EVERY_SECONDS, ENFORCE_EVERY_SECONDS,
                                                           max(1, config.interval_seconds)))
     desk.start()

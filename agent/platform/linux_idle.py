@@ -27,6 +27,7 @@ UTMP_FILES = (Path("run/utmp"), Path("var/run/utmp"))
 UTMP = struct.Struct("=hxxi32s4s32s256shhi2i4i20s")
 USER_PROCESS = 7
 LOGIND_PROPERTIES = ("Id", "Class", "IdleHint", "IdleSinceHintMonotonic")
+LOGIND_SESSIONS = Path("run/systemd/sessions")
 
 
 def _text(raw: bytes) -> str:
@@ -57,11 +58,6 @@ def signed_in(root: Path) -> tuple[SignedIn, ...]:
     return ()
 
 
-def parse_session_ids(text: str) -> tuple[str, ...]:
-    """Session ids from ``loginctl list-sessions --no-legend`` (the first column, whatever the version)."""
-    return tuple(line.split()[0] for line in text.splitlines() if line.strip())
-
-
 def greeter_idle_seconds(sessions: Iterable[Mapping[str, str]], now_monotonic_us: int) -> float | None:
     """Idle seconds of the least idle greeter (sign-in screen) session; None without one that can say.
 
@@ -81,10 +77,31 @@ def greeter_idle_seconds(sessions: Iterable[Mapping[str, str]], now_monotonic_us
     return min(idle) if idle else None
 
 
+def greeter_session_ids(root: Path) -> tuple[str, ...]:
+    """The greeter sessions logind keeps state files for (``/run/systemd/sessions/<id>``, CLASS=greeter)."""
+    base = root / LOGIND_SESSIONS
+    try:
+        files = sorted(base.iterdir())
+    except OSError:
+        return ()
+    found = []
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        if "CLASS=greeter" in lines:
+            found.append(path.name)
+    return tuple(found)
+
+
 def system_idle(root: Path) -> SystemIdle:
-    """The sign-in screen's idle time from logind; unknown without logind or a graphical greeter."""
-    listing = command.run(["loginctl", "list-sessions", "--no-legend"])
-    ids = parse_session_ids(listing or "")
+    """The sign-in screen's idle time from logind; unknown without logind or a graphical greeter.
+
+    logind's own state files say whether a greeter runs, so a machine without one (a server, a text
+    console, no systemd) costs no ``loginctl`` at all, and one with a greeter a single call.
+    """
+    ids = greeter_session_ids(root)
     if not ids:
         return SystemIdle(None, "logind")
     properties = [arg for name in LOGIND_PROPERTIES for arg in ("-p", name)]

@@ -28,14 +28,23 @@ def sessions(machine: str) -> list[dict[str, str]]:
     return linux_session.parse_show_session((LOGINCTL / machine / "show-session.txt").read_text())
 
 
-@pytest.mark.parametrize(("machine", "ids"), [
-    ("gnome-desktop-idle", ("2", "c1")),
-    ("lab-pc-in-use", ("3", "17")),
-    ("systemd-256-two-idle-users", ("4", "9", "c2")),
-    ("login-screen", ("c1",)),
-])
-def test_session_ids_from_list_sessions_of_any_systemd_version(machine: str, ids: tuple[str, ...]) -> None:
-    assert linux_idle.parse_session_ids((LOGINCTL / machine / "list-sessions.txt").read_text()) == ids
+def test_greeters_are_found_from_loginds_own_state_files(tmp_path: Path) -> None:
+    sessions = tmp_path / "run" / "systemd" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "c1").write_text("# This is private data. Do not parse.\nUID=120\nUSER=gdm\nACTIVE=1\n"
+                                 "IS_DISPLAY=1\nSTATE=active\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\nSEAT=seat0\n")
+    (sessions / "4").write_text("UID=1000\nUSER=pupil\nACTIVE=0\nSTATE=online\nTYPE=wayland\nCLASS=user\n")
+    (sessions / "4.ref").write_text("")
+
+    assert linux_idle.greeter_session_ids(tmp_path) == ("c1",)
+    assert linux_idle.greeter_session_ids(tmp_path / "no-logind") == ()
+
+
+def test_without_a_greeter_the_sign_in_screen_asks_loginctl_nothing(tmp_path: Path, monkeypatch) -> None:
+    asked: list[list[str]] = []
+    monkeypatch.setattr(linux_idle.command, "run", lambda argv, **_: asked.append(argv))
+    assert linux_idle.system_idle(tmp_path) == linux_idle.SystemIdle(None, "logind")
+    assert asked == []
 
 
 @pytest.mark.parametrize(("machine", "idle_seconds"), [
