@@ -26,12 +26,11 @@ from agent.client import Client, ClientError
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
 from agent.enforcer import enforcer_for
-from agent.entry import HELPER
+from agent.entry import HELPER, helper_options
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, ProtocolError, to_wire
 from agent.runner import ENFORCE_EVERY_SECONDS, LOG, DeliveryFailed, Runner
 from agent.sampler import Sampler
 from agent.session import desk as sessions
-from agent.session import helper as session_helper
 from agent.spool import Spool
 
 EXIT_FAILED = 1
@@ -49,7 +48,9 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == [HELPER]:
-        return session_helper.main(given[1:])
+        from agent.session import helper
+
+        return helper.main(given[1:])
     args = _parser().parse_args(given)
     logging.basicConfig(level=logging.INFO if args.command == "run" else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s caretaker-agent %(levelname)s %(message)s",
@@ -195,6 +196,6 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", parents=[common], help="enrol if needed, then report every interval")
     commands.add_parser("once", parents=[common], help="collect and send one report, then exit")
     commands.add_parser("collect", parents=[common], help="print the report that would be sent, as JSON")
-    commands.add_parser(HELPER, parents=[session_helper.options()],
+    commands.add_parser(HELPER, parents=[helper_options()],
                         help="run in a user's session: tell the agent its idle time, show its warnings")
     return parser

@@ -7,10 +7,23 @@ and psutil. Every other command is agent.cli's.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
 HELPER = "session-helper"
+
+
+def helper_options() -> argparse.ArgumentParser:
+    """The helper's options, here so that ``caretaker-agent --help`` (agent.cli) lists them without
+    importing the helper, and the helper parses them without importing agent.cli."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--session-address", metavar="ADDRESS",
+                        help="the agent's session channel (default: this OS's, e.g. /run/caretaker-agent/session.sock)")
+    parser.add_argument("--dialog-command", metavar="CMD",
+                        help="show warnings with CMD (given --title, --message, --seconds and --postpone-label; "
+                             "it prints 'postpone' if the person chose to) instead of the built-in window")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from functools import cache
 from types import ModuleType
-from typing import TYPE_CHECKING, cast
 
-if TYPE_CHECKING:  # not at run time: the session helper imports this package and must stay small
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the session helper imports this package
+if TYPE_CHECKING:
     from agent.platform.base import Backend
 
 
@@ -30,7 +30,7 @@ def current() -> Backend:
         from agent.platform import macos as backend
     else:
         raise UnsupportedPlatform(f"no Caretaker backend for {sys.platform!r}")
-    return cast("Backend", backend)
+    return backend  # type: ignore[return-value]  # the module is the Backend
 
 
 def session_side() -> ModuleType:

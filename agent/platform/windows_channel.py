@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the helper imports this module
 
 DEFAULT_ADDRESS = r"\\.\pipe\caretaker-agent-session"
 # SYSTEM and Administrators: full control. Interactive users: FILE_GENERIC_READ (0x120089) with
@@ -32,32 +33,35 @@ CLIENT_ACCESS = 0x0012018B  # what a helper asks for when it opens the pipe: exa
 SERVICE_SESSION = 0
 
 
-class PipeApi(Protocol):
-    def create(self, name: str, sddl: str, first: bool) -> int:
-        """A new server instance of the pipe; ``first`` fails if the name exists already."""
-        ...
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def accept(self, handle: int) -> None:
-        """Block until a client connects to this instance."""
-        ...
+    class PipeApi(Protocol):
+        def create(self, name: str, sddl: str, first: bool) -> int:
+            """A new server instance of the pipe; ``first`` fails if the name exists already."""
+            ...
 
-    def open(self, name: str) -> int:
-        """The client end, with CLIENT_ACCESS."""
-        ...
+        def accept(self, handle: int) -> None:
+            """Block until a client connects to this instance."""
+            ...
 
-    def client_session(self, handle: int) -> int: ...
+        def open(self, name: str) -> int:
+            """The client end, with CLIENT_ACCESS."""
+            ...
 
-    def client_pid(self, handle: int) -> int: ...
+        def client_session(self, handle: int) -> int: ...
 
-    def server_session(self, handle: int) -> int: ...
+        def client_pid(self, handle: int) -> int: ...
 
-    def read(self, handle: int, size: int) -> bytes:
-        """Up to ``size`` bytes; b"" once the other end has closed."""
-        ...
+        def server_session(self, handle: int) -> int: ...
 
-    def write(self, handle: int, data: bytes) -> None: ...
+        def read(self, handle: int, size: int) -> bytes:
+            """Up to ``size`` bytes; b"" once the other end has closed."""
+            ...
 
-    def close(self, handle: int) -> None: ...
+        def write(self, handle: int, data: bytes) -> None: ...
+
+        def close(self, handle: int) -> None: ...
 
 
 class PipePeer:

@@ -23,22 +23,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from agent.entry import helper_options
 from agent.session import wire
 
 RETRY_SECONDS = (2, 5, 10, 30, 60)
 HELLO_TIMEOUT_SECONDS = 10.0
 DIALOG_COMMAND = (sys.executable, "-m", "agent.session.dialog")
-
-
-def options() -> argparse.ArgumentParser:
-    """The helper's options, shared with ``caretaker-agent --help`` (agent.cli)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--session-address", metavar="ADDRESS",
-                        help="the agent's session channel (default: this OS's, e.g. /run/caretaker-agent/session.sock)")
-    parser.add_argument("--dialog-command", metavar="CMD",
-                        help="show warnings with CMD (given --title, --message, --seconds and --postpone-label; "
-                             "it prints 'postpone' if the person chose to) instead of the built-in window")
-    return parser
 
 
 def say(message: str) -> None:
@@ -184,7 +174,7 @@ class Helper:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="caretaker-agent session-helper", parents=[options()],
+    parser = argparse.ArgumentParser(prog="caretaker-agent session-helper", parents=[helper_options()],
                                      description="Tell the Caretaker agent about this session and show its "
                                                  "power-down warnings. Started at sign-in; runs as the user.")
     args = parser.parse_args(argv)
