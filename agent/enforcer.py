@@ -72,6 +72,7 @@ class Reading:
     sessions: int | None
     processes: tuple[str, ...] | None = None  # which of the criteria's processes_absent names run
     unanswered: tuple[str, ...] = ()  # signed-in sessions no session helper answers for, e.g. "alice (tty7)"
+    locked: bool = False  # every signed-in session's screen is locked (its idle counts from the lock)
 
 
 class Warnings(Protocol):
@@ -394,6 +395,8 @@ def judge_idle(criteria: IdleCriteria | None, reading: Reading) -> tuple[bool, s
     if criteria.no_signed_in_session:
         idle &= reading.sessions == 0
         facts.append(f"{'unknown' if reading.sessions is None else reading.sessions} signed in")
+    if reading.locked:
+        facts.append("screen locked")
     return idle, ", ".join(facts) or "no idle criteria"
 
 
@@ -428,6 +431,6 @@ def live_probe(desk: SessionDesk) -> Probe:
         if criteria is not None and criteria.processes_absent:
             processes = running(criteria.processes_absent)
         return Reading(idle_seconds=view.idle_seconds, cpu_percent=psutil.cpu_percent(interval=None),
-                       sessions=view.sessions, processes=processes, unanswered=view.unanswered)
+                       sessions=view.sessions, processes=processes, unanswered=view.unanswered, locked=view.locked)
 
     return probe

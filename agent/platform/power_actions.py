@@ -1,8 +1,8 @@
 """What every OS's power-action module provides: a pure function from an action to the argv that does it.
 
 Nothing here runs a command: the enforcer hands the argv to an injected runner, so tests assert the
-exact command lines and the test machine is never powered off. Warnings are not commands any more:
-the session helper in each user's session shows them (agent.session).
+exact command lines and the test machine is never powered off. Warnings are shown by the session
+helper in each user's session (agent.session), not by commands.
 """
 
 from __future__ import annotations

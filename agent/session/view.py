@@ -65,11 +65,6 @@ class SessionView:
     source: str  # what idle_seconds comes from, or UNANSWERED_SOURCE
     unanswered: tuple[str, ...] = ()  # signed-in sessions no helper answers for, e.g. "alice (tty7)"
     locked: bool = False  # every signed-in session is locked
-    users: tuple[str, ...] = ()
-
-    @property
-    def why_unknown(self) -> str:
-        return f"{', '.join(self.unanswered)} signed in and no session helper answers" if self.unanswered else ""
 
 
 def judge(signed_in: tuple[SignedIn, ...], answers: tuple[Answer, ...], system: SystemIdle,
@@ -79,7 +74,6 @@ def judge(signed_in: tuple[SignedIn, ...], answers: tuple[Answer, ...], system: 
         if system.seconds is not None and system.seconds <= since_sign_out:
             return SessionView(0, system.seconds, system.source)
         return SessionView(0, since_sign_out, SIGN_OUT_SOURCE)
-    users = tuple(sorted({s.user for s in signed_in}))
     idle: list[float] = []
     unanswered: list[str] = []
     locked = True
@@ -94,8 +88,8 @@ def judge(signed_in: tuple[SignedIn, ...], answers: tuple[Answer, ...], system: 
         locked &= all(a.locked_seconds is not None for a in covering)
         idle.append(seconds)
     if unanswered:
-        return SessionView(len(signed_in), None, UNANSWERED_SOURCE, tuple(unanswered), False, users)
-    return SessionView(len(signed_in), min(idle), HELPER_SOURCE, (), locked, users)
+        return SessionView(len(signed_in), None, UNANSWERED_SOURCE, tuple(unanswered))
+    return SessionView(len(signed_in), min(idle), HELPER_SOURCE, (), locked)
 
 
 def _effective(answer: Answer) -> float:

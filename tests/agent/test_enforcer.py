@@ -475,7 +475,7 @@ def test_a_locked_screen_is_idle_from_the_moment_it_was_locked_whatever_nudges_t
     at_desk.tick()
     assert machine.ran == [["systemctl", "poweroff"]]
     assert outcomes(at_desk.drain())[0] == (
-        "warned", "warned the signed-in user (1 session(s)): shutdown in 10 min (idle 30 min)")
+        "warned", "warned the signed-in user (1 session(s)): shutdown in 10 min (idle 30 min, screen locked)")
 
 
 def test_at_the_sign_in_screen_the_systems_own_idle_measure_decides_without_a_warning(

@@ -122,7 +122,7 @@ def test_the_kernel_names_the_helper_and_it_speaks_for_its_users_sessions(bench)
     assert (peer.user, peer.uid) == (ME, os.geteuid())
     assert helper.hello == {"type": "hello", "version": 1, "every_seconds": 15}
     view = bench.desk.view()
-    assert (view.idle_seconds, view.source, view.users) == (42, "session helper", (ME,))
+    assert (view.sessions, view.idle_seconds, view.source, view.locked) == (1, 42, "session helper", False)
 
 
 def test_the_socket_is_open_to_every_local_user_in_a_directory_only_the_service_writes(bench):
