@@ -108,6 +108,7 @@ class SessionDesk:
         self._notice_deadline = 0.0
         self._pressed: str | None = None
         self.received = 0  # messages taken in from helpers, valid or not: a test waits on it
+        self._closing = False
 
     # --- the service's questions -------------------------------------------------------------------
 
@@ -156,6 +157,7 @@ class SessionDesk:
             threading.Thread(target=self._accept, name="session-channel", daemon=True).start()
 
     def close(self) -> None:
+        self._closing = True
         if self._listener is not None:
             self._listener.close()
         for link in self._current_links():
@@ -166,8 +168,13 @@ class SessionDesk:
         while True:
             try:
                 connection, peer = self._listener.accept()
-            except OSError:
-                return  # closed
+            except OSError as exc:
+                if self._closing:
+                    return
+                # Out of file handles, a pipe instance Windows would not create: the channel stays open.
+                self._log.warning("session channel: %s; accepting helpers again in a second", exc)
+                time.sleep(1.0)
+                continue
             refusal = self._refusal(peer)
             if refusal:
                 self._log.warning("refused a session helper of %s: %s", peer.user, refusal)

@@ -224,3 +224,39 @@ def test_nobody_signed_in_and_no_helpers_the_machine_is_idle_since_the_agent_sta
     bench.signed_in = ()
     clock.advance(minutes=2)
     assert bench.desk.view().idle_seconds == 120
+
+
+class FlakyListener:
+    """A listener that fails once (out of file handles, say), then hands over one connection."""
+
+    def __init__(self, connection, peer) -> None:
+        self.calls = 0
+        self.connection, self.peer = connection, peer
+        self.closed = False
+
+    def accept(self):
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError(24, "Too many open files")
+        if self.calls == 2:
+            return self.connection, self.peer
+        wait_for(lambda: self.closed, seconds=30)
+        raise OSError("closed")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failure_to_accept_one_helper_does_not_close_the_channel(clock, caplog):
+    from agent.session.desk import SessionDesk
+
+    ours, theirs = posix_channel.socket.socketpair()
+    listener = FlakyListener(posix_channel.SocketConnection(ours), posix_channel.Peer(ME, 0, 1))
+    desk = SessionDesk(lambda: (), lambda: SystemIdle(None, ""), listener, 15, clock=clock.monotonic, wall=clock)
+    desk.start()
+    try:
+        wait_for(lambda: desk.connected(), seconds=10)
+        assert "Too many open files" in caplog.text
+    finally:
+        desk.close()
+        theirs.close()
