@@ -43,6 +43,7 @@ from agent.protocol import (
 INVENTORY_REFRESH = timedelta(hours=24)
 VOLATILE_INVENTORY_FIELDS = ("user_count", "user_names")
 MAX_DETAIL = 128
+MIN_ADVANCE_SECONDS = 1.0  # a RAPL counter ticks every millisecond or so: over a second it must have moved
 
 T = TypeVar("T")
 
@@ -137,14 +138,26 @@ def rapl_sample(previous: RaplReading | None, current: RaplReading, seconds: flo
     if current.status != "ok":
         return unavailable(current.status)
     before = {counter.zone: counter for counter in previous.counters} if previous and previous.status == "ok" else {}
-    if not current.counters or set(before) != {counter.zone for counter in current.counters}:
+    # Zones readable at both ends count; one that could not be read at either end is named, not summed.
+    counters = [counter for counter in current.counters if counter.zone in before]
+    if not counters:
         return unavailable("unavailable: first reading")
-    if slept and any(counter.energy_uj < before[counter.zone].energy_uj for counter in current.counters):
+    if slept and any(counter.energy_uj < before[counter.zone].energy_uj for counter in counters):
         # Some firmware zeroes the counters on resume; reading that as a wrap would invent energy.
         return unavailable("unavailable: counter reset by suspend")
-    microjoules = sum(energy_between(before[counter.zone], counter) for counter in current.counters)
-    return _measured(PowerMethod.RAPL, state, seconds, microjoules / 1e6,
-                     "+".join(counter.name for counter in current.counters)[:MAX_DETAIL])
+    # A powered package or DIMM always uses some energy: a counter that stood still is broken, not 0 J.
+    frozen = [c for c in counters if c.energy_uj == before[c.zone].energy_uj] if seconds >= MIN_ADVANCE_SECONDS else []
+    if len(frozen) == len(counters):
+        return EnergySample(method=PowerMethod.RAPL, state=state, seconds=seconds,
+                            status="unavailable: counter not advancing",
+                            detail="+".join(c.name for c in frozen)[:MAX_DETAIL])
+    counters = [c for c in counters if c not in frozen]
+    microjoules = sum(energy_between(before[counter.zone], counter) for counter in counters)
+    left_out = [*current.unreadable, *(f"{c.name} ({c.zone}): unreadable at the start"
+                                       for c in current.counters if c.zone not in before),
+                *(f"{c.name} ({c.zone}): counter not advancing" for c in frozen)]
+    detail = "+".join(counter.name for counter in counters) + (f"; left out {', '.join(left_out)}" if left_out else "")
+    return _measured(PowerMethod.RAPL, state, seconds, microjoules / 1e6, detail[:MAX_DETAIL])
 
 
 def battery_sample(previous: BatteryDraw | None, current: BatteryDraw, seconds: float,

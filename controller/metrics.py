@@ -35,6 +35,7 @@ from sqlmodel import Session
 
 from controller.estate.summary import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.policy.store import PolicyStore
+from controller.register.conflicts import count_conflicts
 from controller.register.ingest import IngestWriter
 from controller.settings import Settings
 from controller.timeutil import utcnow
@@ -204,6 +205,30 @@ class BacklogCollector(Collector):
                                 value=self._writer.backlog)
 
 
+class ConflictCollector:
+    """``caretaker_conflicts{kind}``: devices kept apart and shared credentials waiting for a person
+    (register/conflicts.py), read at most once per ``ttl`` seconds."""
+
+    KINDS = ("clone", "elsewhere", "shared")
+
+    def __init__(self, engine: Engine, ttl: float):
+        self._counts = Reloading("conflicts", lambda: _count_conflicts(engine), ttl)
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts.get()
+        family = GaugeMetricFamily("caretaker_conflicts", "Unresolved conflicts a network manager must settle, "
+                                   "by kind (clone, elsewhere: enrolled from another site, shared credential).",
+                                   labels=["kind"])
+        for kind in self.KINDS:
+            family.add_metric([kind], counts.get(kind, 0))
+        yield family
+
+
+def _count_conflicts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return dict(count_conflicts(session))
+
+
 @dataclass(frozen=True)
 class IngestMetrics:
     """What the report route touches per request: pre-bound children, so it costs an add and an observe."""
@@ -218,6 +243,7 @@ class IngestMetrics:
 class Metrics:
     registry: CollectorRegistry
     ingest: IngestMetrics
+    signin_refused: Counter  # by reason: wrong (name or password), throttled, busy
 
 
 def _version() -> str:
@@ -245,4 +271,10 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
                          buckets=LATENCY_BUCKETS, registry=registry)
     ingest = IngestMetrics(accepted=reports.labels("accepted"), duplicate=reports.labels("duplicate"),
                            rejected=reports.labels("rejected"), duration=duration)
-    return Metrics(registry, ingest)
+    registry.register(ConflictCollector(engine, settings.metrics_cache_seconds))
+    refused = Counter("caretaker_signin_refused", "Console sign-ins refused, by reason (wrong: name or "
+                      "password; throttled: too many failures from the address or overall; busy: too many at once).",
+                      labelnames=["reason"], registry=registry)
+    for reason in ("wrong", "throttled", "busy"):
+        refused.labels(reason)
+    return Metrics(registry, ingest, refused)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from agent.platform import linux_idle, linux_power, posix_channel
-from agent.platform.base import BatteryDraw, HostFacts, RaplReading, text_or_none
+from agent.platform.base import BatteryDraw, HostFacts, RaplReading, chassis_type, text_or_none
 from agent.platform.edid import parse_edid
 from agent.platform.sysfs import read, read_int
 from agent.protocol import MAX_ITEMS, Disk, Monitor, OperatingSystem, Smbios
@@ -22,6 +22,7 @@ DMI = Path("sys/class/dmi/id")
 BLOCK = Path("sys/block")
 NET = Path("sys/class/net")
 DRM = Path("sys/class/drm")
+MAX_LINK_MBPS = 10_000_000  # the protocol's bound: a bigger "speed" is a driver's placeholder
 SECTOR_BYTES = 512  # /sys/block/*/size is always in 512-byte sectors, whatever the device's own
 MACHINE_ID_FILES = (Path("etc/machine-id"), Path("var/lib/dbus/machine-id"))
 
@@ -74,7 +75,7 @@ def smbios(root: Path) -> Smbios:
         model = version  # Lenovo puts the machine type code in product_name and the model name here
     uuid = text_or_none(read(dmi / "product_uuid"))
     return Smbios(vendor=vendor, model=model, serial=text_or_none(read(dmi / "product_serial")),
-                  uuid=uuid.lower() if uuid else None, chassis_type=read_int(dmi / "chassis_type"))
+                  uuid=uuid.lower() if uuid else None, chassis_type=chassis_type(read_int(dmi / "chassis_type")))
 
 
 def disks(root: Path) -> tuple[Disk, ...]:
@@ -99,7 +100,7 @@ def link_speeds(root: Path) -> tuple[tuple[str, int], ...]:
     if not base.is_dir():
         return ()
     speeds = ((nic.name, read_int(nic / "speed")) for nic in sorted(base.iterdir()))
-    return tuple((name, speed) for name, speed in speeds if speed and speed > 0)
+    return tuple((name, speed) for name, speed in speeds if speed and 0 < speed <= MAX_LINK_MBPS)
 
 
 def physical_nics(root: Path) -> tuple[str, ...] | None:

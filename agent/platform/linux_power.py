@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.platform.base import BatteryDraw, RaplCounter, RaplReading
+from agent.platform.base import BatteryDraw, RaplCounter, RaplReading, battery
 from agent.platform.sysfs import read, read_int
 from agent.protocol import Battery
 
@@ -51,16 +51,26 @@ def rapl(root: Path) -> RaplReading | None:
     if not counted:
         return None
     counters = []
+    unreadable: list[tuple[str, str]] = []  # (zone description, why)
     for zone, name in counted:
         try:
             energy = int((base / zone / "energy_uj").read_text())
             max_range = int((base / zone / "max_energy_range_uj").read_text())
         except PermissionError:
-            return RaplReading(status="unavailable: permission")
+            unreadable.append((f"{name} ({zone})", "permission"))
+            continue
         except (OSError, ValueError):
-            return RaplReading(status="unavailable: unreadable counter")
+            unreadable.append((f"{name} ({zone})", "unreadable counter"))
+            continue
+        if not 0 <= energy <= max_range:
+            unreadable.append((f"{name} ({zone})", "counter outside its range"))
+            continue
         counters.append(RaplCounter(zone=zone, name=name, energy_uj=energy, max_energy_range_uj=max_range))
-    return RaplReading(counters=tuple(counters))
+    if not counters:  # every zone refused: one status says why (permission wins: it has a fix)
+        reasons = {why for _, why in unreadable}
+        return RaplReading(status=f"unavailable: {'permission' if 'permission' in reasons else sorted(reasons)[0]}")
+    # One unreadable zone costs that zone, named, not the readable ones beside it.
+    return RaplReading(counters=tuple(counters), unreadable=tuple(f"{zone}: {why}" for zone, why in unreadable))
 
 
 def _system_batteries(root: Path) -> list[Path]:
@@ -84,8 +94,8 @@ def batteries(root: Path) -> tuple[Battery, ...]:
     found = []
     for supply in _system_batteries(root):
         design_voltage = read_int(supply / "voltage_min_design")
-        found.append(Battery(
-            name=supply.name,
+        found.append(battery(
+            supply.name,
             design_wh=capacity_wh(read_int(supply / "energy_full_design"),
                                   read_int(supply / "charge_full_design"), design_voltage),
             full_wh=capacity_wh(read_int(supply / "energy_full"), read_int(supply / "charge_full"),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.platform import command, posix_channel
-from agent.platform.base import BatteryDraw, HostFacts, RaplReading, text_or_none
+from agent.platform.base import BatteryDraw, HostFacts, RaplReading, battery, text_or_none
 from agent.platform.edid import pnp_id
 from agent.platform.macos_session import ioreg_int, parse_hid_idle, parse_ioreg
 from agent.protocol import MAX_ITEMS, Battery, Disk, Monitor, OperatingSystem, Smbios
@@ -101,7 +101,7 @@ def parse_smart_battery(text: str) -> Battery | None:
                 or ioreg_int(properties.get("NominalChargeCapacity")))
     cells = _cell_count(battery_data)
     volts = cells * NOMINAL_CELL_VOLTS if cells else None
-    return Battery(name="InternalBattery-0",
+    return battery("InternalBattery-0",
                    design_wh=round(design_mah * volts / 1000, 3) if design_mah and volts else None,
                    full_wh=round(full_mah * volts / 1000, 3) if full_mah and volts else None)
 

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.platform import command, windows_channel, windows_wts
-from agent.platform.base import BatteryDraw, HostFacts, RaplReading, text_or_none
+from agent.platform.base import (
+    BatteryDraw,
+    HostFacts,
+    RaplReading,
+    battery,
+    chassis_type,
+    text_or_none,
+)
 from agent.protocol import MAX_ITEMS, Battery, Disk, Monitor, OperatingSystem, Smbios
 from agent.session.view import SignedIn, SystemIdle
 
@@ -90,7 +97,7 @@ def _smbios(product: dict[str, Any], enclosure: dict[str, Any]) -> Smbios:
     uuid = text_or_none(product.get("UUID"))
     chassis = _as_list(enclosure.get("ChassisTypes"))
     return Smbios(vendor=vendor, model=model, serial=text_or_none(product.get("IdentifyingNumber")),
-                  uuid=uuid.lower() if uuid else None, chassis_type=_int(chassis[0]) if chassis else None)
+                  uuid=uuid.lower() if uuid else None, chassis_type=chassis_type(_int(chassis[0]) if chassis else None))
 
 
 def _disks(entries: Iterable[Any]) -> tuple[Disk, ...]:
@@ -113,7 +120,7 @@ def _batteries(static: Iterable[Any], full: Iterable[Any]) -> tuple[Battery, ...
         name = text_or_none(entry.get("InstanceName")) or "battery"
         design = _int(entry.get("DesignedCapacity"))
         full_mwh = full_by_name.get(entry.get("InstanceName"))
-        found.append(Battery(name=name, design_wh=design / 1000 if design else None,
+        found.append(battery(name, design_wh=design / 1000 if design else None,
                              full_wh=full_mwh / 1000 if full_mwh else None))
     return tuple(found[:MAX_ITEMS])
 

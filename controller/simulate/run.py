@@ -407,7 +407,10 @@ class Simulation:
                 return self._failed(f"an answer that is not a BatchAck: {exc}")
             self.tally.accepted += len(ack.accepted)
             self.tally.duplicate += len(ack.duplicate)
-            self._drop(agent, set(ack.accepted) | set(ack.duplicate))
+            if ack.rejected:  # never accepted, however often sent: dropped, like a real agent drops them
+                self.tally.rejected += len(ack.rejected)
+                self.tally.last_error = ack.rejected[-1].reason
+            self._drop(agent, set(ack.accepted) | set(ack.duplicate) | {r.seq for r in ack.rejected})
             if ack.schedule is not None:
                 agent.watched = ack.schedule.idle.processes_absent if ack.schedule.idle else ()
             return True

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import READERS, Principal, Role, require
 from controller.api.deps import RuntimeDep
+from controller.api.ids import DeviceRef
 from controller.db import session_scope
 from controller.power.models import WakeStatus
 from controller.power.wake import (
@@ -37,7 +38,7 @@ router = APIRouter(prefix="/api/v1/wake", tags=["wake"])
 
 
 class WakeIn(BaseModel):
-    device: str | None = Field(default=None, max_length=255, description="device id or hostname")
+    device: DeviceRef | None = Field(default=None, description="device id or hostname")
     site: str | None = Field(default=None, max_length=100)
     group: str | None = Field(default=None, max_length=100, description="room or group")
     reason: str = Field(default="requested over the API", max_length=400)

@@ -28,9 +28,14 @@ class Recorder:
         self.sent.append((mac, address, port))
 
 
+_previous_end = [utcnow() - timedelta(seconds=30)]
+
+
 def batch(seq: int, relayed: tuple[int, ...] = ()) -> ReportBatch:
-    end = utcnow()
-    return ReportBatch(PROTOCOL_VERSION, (Report(seq=seq, start=end - timedelta(seconds=30), end=end,
+    """A report up to now from where the last one ended: an agent's intervals never overlap."""
+    start, end = _previous_end[0], utcnow()
+    _previous_end[0] = end
+    return ReportBatch(PROTOCOL_VERSION, (Report(seq=seq, start=start, end=end,
                                                  activity=Activity(PowerState.IDLE, 2.0), relayed_wakes=relayed),))
 
 
