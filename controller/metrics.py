@@ -35,6 +35,7 @@ from sqlmodel import Session
 
 from controller.estate.summary import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.policy.store import PolicyStore
+from controller.power.service import DispatchCounters
 from controller.register.conflicts import count_conflicts
 from controller.register.ingest import IngestWriter
 from controller.settings import Settings
@@ -205,6 +206,22 @@ class BacklogCollector(Collector):
                                 value=self._writer.backlog)
 
 
+class WakeDispatchCollector(Collector):
+    """The wake dispatcher's troubles since start, read from its counters at scrape time."""
+
+    def __init__(self, counters: DispatchCounters):
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("caretaker_wake_dispatch_errors", "Wake dispatcher steps that failed on one wake "
+                                  "(logged with its id; the other wakes carry on).", value=self._counters.errors)
+        yield CounterMetricFamily("caretaker_wake_dispatch_step_failures", "Wake dispatcher steps that failed as a "
+                                  "whole (the database away, say); tried again a second later.",
+                                  value=self._counters.step_failures)
+        yield CounterMetricFamily("caretaker_wake_reroutes", "Wakes routed again because their relay did not send "
+                                  "them (gone quiet, or no longer elected).", value=self._counters.rerouted)
+
+
 class ConflictCollector:
     """``caretaker_conflicts{kind}``: devices kept apart and shared credentials waiting for a person
     (register/conflicts.py), read at most once per ``ttl`` seconds."""
@@ -254,7 +271,8 @@ def _version() -> str:
 
 
 def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
-                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None) -> Metrics:
+                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None,
+                  wake: DispatchCounters | None = None) -> Metrics:
     """A registry of this app's collectors; called by the app factory, once per app. ``policies`` (the
     app's active policy set) is what devices on out of hours are judged by; without it none are."""
     registry = CollectorRegistry()
@@ -264,6 +282,8 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))
+    if wake is not None:
+        registry.register(WakeDispatchCollector(wake))
     reports = Counter("caretaker_ingest_reports", "Reports received from agents, by outcome.",
                       labelnames=["outcome"], registry=registry)
     duration = Histogram("caretaker_ingest_request_duration_seconds",

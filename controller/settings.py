@@ -73,8 +73,11 @@ class Settings(BaseSettings):
     wake_local_networks: list[str] = []
     # Subnets a router forwards directed broadcasts to: the fallback when no relay agent is on them.
     wake_directed_broadcast_networks: list[str] = []
-    relay_silence_seconds: int = 900  # a relay not heard from for this long hands over to its standby
-    relay_report_interval_seconds: int = 60  # relays report this often, so wake orders go out promptly
+    # Elected relays (a primary and a standby per subnet) report this often, so they pick wake orders up
+    # promptly; one silent for an interval and a quarter is passed over for its standby (election.RelayTiming).
+    relay_report_interval_seconds: int = 30
+    # A device whose schedule powers it down within this long is not elected relay (it is about to go).
+    relay_power_down_lookahead_seconds: int = 300
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
     relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
 

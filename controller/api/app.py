@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
@@ -32,6 +33,7 @@ from controller.db import make_engine
 from controller.metrics import build_metrics
 from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
+from controller.power.election import powers_down_soon
 from controller.power.service import WakeService
 from controller.register.ingest import AgentDirectory, IngestWriter, ReportLimits
 from controller.settings import Settings
@@ -45,17 +47,25 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(engine)
-        wake = WakeService(engine, settings)  # wake-on-LAN dispatcher; ingest confirms wakes and feeds relays
+        policies = PolicyStore(settings.resolved_policy_dir(), engine)
+        lookahead = timedelta(seconds=settings.relay_power_down_lookahead_seconds)
+
+        def powering_down(device_id: int, now: datetime) -> bool:  # a relay must not be about to power down
+            return bool(policies.current().policies) and powers_down_soon(schedules.schedule_for(device_id), now,
+                                                                          lookahead)
+
+        # The wake-on-LAN dispatcher; ingest confirms wakes and feeds relays, which stay awake out of hours.
+        wake = WakeService(engine, settings, powering_down=powering_down)
+        schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute,
+                                    relays=lambda: wake.board.relay_devices)
         writer = IngestWriter(engine, settings.report_interval_seconds, settings.ingest_group_size, wake=wake,
                               limits=ReportLimits(settings.clock_skew_seconds, settings.max_report_age_days))
         writer.start()
         wake.start()
         snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
-        policies = PolicyStore(settings.resolved_policy_dir(), engine)
-        schedules = SchedulePlanner(policies, engine, settings.schedule_hours, settings.power_downs_per_minute,
-                                    relays=lambda: wake.board.relay_devices)
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
-                                    metrics=build_metrics(engine, writer, settings, policies=policies),
+                                    metrics=build_metrics(engine, writer, settings, policies=policies,
+                                                          wake=wake.counters),
                                     policies=policies,
                                     schedules=schedules,
                                     signin=SignInThrottle(settings.signin_free_failures,

@@ -1,7 +1,7 @@
 """report: the processes_absent names an agent watched and found running
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 """
 from collections.abc import Sequence
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0014'
-down_revision: str | None = '0011'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
