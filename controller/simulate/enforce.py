@@ -38,7 +38,7 @@ from agent.protocol import (
     ScheduleIntent,
     ScheduleWindow,
 )
-from controller.simulate.estate import Behaviour, Segment, day_plan, segments_between, since_input
+from controller.simulate.estate import Behaviour, Segment, day_plan, left_running, segments_between, since_input
 
 TICK = timedelta(minutes=1)  # the real enforcer looks every minute
 SIGNED_IN_WITHIN = timedelta(hours=2)  # a session stays signed in this long after the last input (estate.py)
@@ -203,6 +203,8 @@ def _idle(b: Behaviour, criteria: IdleCriteria | None, state: PowerState, at: da
             reasons.append(f"cpu below {criteria.cpu_below_percent:g}%")
         if criteria.no_signed_in_session and _signed_in(b, at):
             return False, "user signed in"
+        if criteria.processes_absent and (running := left_running(b, criteria.processes_absent, at)):
+            return False, f"{running[0]} running"
     return True, ", ".join(reasons)
 
 

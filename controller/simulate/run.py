@@ -202,6 +202,11 @@ class _Agent:
     enforcer: EnforcerState = field(default_factory=EnforcerState)
     relayed: tuple[int, ...] = ()  # wake orders sent as a relay, for the next report
 
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """The processes its schedule waits on, which a real agent reports as running or not."""
+        return self.schedule.idle.processes_absent if self.schedule and self.schedule.idle else ()
+
 
 class Simulation:
     """One run over an estate. ``site_tokens`` is asked for {site: token} only if a device needs enrolling."""
@@ -409,7 +414,7 @@ class Simulation:
             # Inventory rides on the first report after a start (boot, wake, or a fresh agent).
             fresh = agent.last_end is None or (start - agent.last_end) >= self.step
             report = report_for(agent.device, agent.next_seq, start, end, with_inventory=fresh, pieces=pieces,
-                                actions=agent.enforcer.pending)
+                                actions=agent.enforcer.pending, watched=agent.watched)
             agent.until = end
             if report is not None:
                 if agent.relayed:

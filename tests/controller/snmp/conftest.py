@@ -135,7 +135,7 @@ def snmpsim() -> Iterator[Snmpsim]:
 
 
 #: A school's subnet: five devices answering one community, one address silent.
-SUBNET, SCHOOL = "127.0.1.0/29", "school"
+SUBNET, SCHOOL = "127.0.1.0/29", "hillside-ro-2026"  # the community; the credential is named "school"
 SUBNET_NAMES = ("apc_ap8853", "advantech_eki-7712g-4fp", "konica_c250i", "sentry4", "XMG1915-10EP")
 SILENT = "127.0.1.6"
 
