@@ -9,6 +9,8 @@ carries on where the first stopped.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import secrets
@@ -27,14 +29,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import yaml
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from controller import tls
 from controller.db import make_engine, session_scope
 from controller.energy.tariff import set_tariff
+from controller.lifecycle.registercsv import COLUMNS as REGISTER_COLUMNS
+from controller.lifecycle.registercsv import import_rows, parse_register
 from controller.policy.model import Mode
 from controller.policy.store import PolicyLine, PolicyStore
-from controller.register.models import Site
+from controller.register.models import Device, Site
 from controller.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -164,11 +168,12 @@ def _policies(plan: DemoPlan) -> Iterator[tuple[PolicyStore, Engine]]:
         engine.dispose()
 
 
-def describe_estate(plan: DemoPlan, since: date) -> list[str]:
-    """What a school would enter about itself, for each simulated site: its tariff (demodata/tariff.yaml, as
-    `caretaker energy tariff set --site S --from DATE --file tariff.yaml` enters it) in force from ``since``."""
-    state = json.loads((plan.data_dir / "simulate.json").read_text())
-    names = [site["name"] for site in state["sites"]]
+def describe_estate(plan: DemoPlan, since: date) -> str:
+    """What a school would enter about itself, for each simulated site, entered as its commands enter it:
+    the tariff (demodata/tariff.yaml, as `caretaker energy tariff set --site S --from DATE --file` does), in
+    force from ``since``, and the asset register (demodata/register.csv, as `caretaker assets import` does:
+    the rows of the devices simulated, and the columns this register knows). Returns what it entered."""
+    names = [site["name"] for site in json.loads((plan.data_dir / "simulate.json").read_text())["sites"]]
     tariff = yaml.safe_load((DEMO_DATA / "tariff.yaml").read_text())
     settings = Settings(data_dir=plan.data_dir)
     engine = make_engine(settings.resolved_database_url())
@@ -179,9 +184,26 @@ def describe_estate(plan: DemoPlan, since: date) -> list[str]:
                 start = datetime.combine(since, datetime.min.time(), ZoneInfo(site.timezone))
                 set_tariff(session, site.id, tariff["name"], start, tariff["bands"],
                            float(tariff["standing_pence_per_day"]))
+            simulated = set(session.exec(select(Device.serial).join(Site, col(Site.id) == col(Device.site_id))
+                                         .where(col(Site.name).in_(names))).all())
+            rows = parse_register(_register_rows(simulated))
+            result = import_rows(session, rows, "demo", "demodata/register.csv")
     finally:
         engine.dispose()
-    return names
+    return (f"tariff {tariff['name']!r} for {len(names)} sites; asset register: {result.updated} devices "
+            f"described")
+
+
+def _register_rows(serials: set[str]) -> str:
+    """demodata/register.csv cut to the rows of devices simulated and the columns the register knows."""
+    with (DEMO_DATA / "register.csv").open(newline="", encoding="utf-8") as source:
+        reader = csv.DictReader(source)
+        columns = [c for c in reader.fieldnames or () if c in REGISTER_COLUMNS]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row for row in reader if row["serial"] in serials)
+    return out.getvalue()
 
 
 def _stop_on_sigterm() -> None:
@@ -249,7 +271,8 @@ def run(plan: DemoPlan, say=print) -> None:
             switch_modes(plan, {p.name: "observe" for p in policies})
             backfill(datetime.now(UTC) - timedelta(days=plan.history_days - observe_days))
             switch_modes(plan, {p.name: enforcing_mode(p) for p in policies})
-            describe_estate(plan, date.today() - timedelta(days=plan.history_days + 1))
+            entered = describe_estate(plan, date.today() - timedelta(days=plan.history_days + 1))
+            say(f"Described the schools: {entered}")
         else:
             say("Catching the simulated estate up to now …")
         backfill(None)

@@ -39,6 +39,7 @@ def test_the_demo_says_running_once_its_history_is_in_and_stops_every_process_on
             if line.startswith("Running.") or time.monotonic() > deadline:
                 break
         assert "Running." in output, output
+        assert "Described the schools: tariff 'demo day/night' for 2 sites" in output
         print(f"Running after {time.monotonic() - began:.1f} s")
         today = date.today()
         period = f"{today - timedelta(days=3)}..{today}"
