@@ -1,4 +1,4 @@
-"""The small interface every SNMP client offers: GET some OIDs, WALK a subtree.
+"""The small interface every SNMP client offers: GET some OIDs, GETNEXT past some, WALK a subtree.
 
 The poller talks only to this protocol, so unit tests pass an in-memory agent
 (``controller.snmp.memory``) and production passes the pysnmp implementation
@@ -81,6 +81,11 @@ class SnmpAuthError(SnmpError):
 class SnmpClient(Protocol):
     async def get(self, target: Target, oids: Sequence[str]) -> dict[str, Value]:
         """The OIDs the agent has a value for; absent ones (noSuchObject/noSuchInstance) are left out."""
+        ...
+
+    async def next(self, target: Target, oids: Sequence[str]) -> dict[str, tuple[str, Value]]:
+        """For each OID asked, the first variable after it (any subtree), keyed by the OID asked; one
+        past the end of the agent's MIB is left out. Which subtrees a device has costs one request."""
         ...
 
     async def walk(self, target: Target, prefix: str, max_rows: int = 5000) -> list[tuple[str, Value]]:

@@ -7,6 +7,7 @@ the answers (a Snapshot) into measured field values, so every rule can be tested
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -50,14 +51,18 @@ def plan(profile: Profile) -> tuple[list[str], list[str]]:
     gets: dict[str, None] = {}
     walks: dict[str, None] = {}
     sources = [s for section in profile.scalars.values() for chain in section.values() for s in chain]
-    sources += [s for table in profile.tables.values() for s in table.values()]
+    sources += [s for table in profile.tables.values() for chain in table.values() for s in chain]
     for source in sources:
         if source.get:
             gets[source.get] = None
+            if source.decimals:
+                gets[source.decimals] = None
         if source.walk:
             walks[source.walk] = None
-        if source.where:
-            walks[source.where[0]] = None
+            if source.decimals:
+                walks[source.decimals] = None
+        for column, _ in source.where:
+            walks[column] = None
     return list(gets), list(walks)
 
 
@@ -124,16 +129,13 @@ def _one(source: Source, unit: str, snapshot: Snapshot) -> Measured | None:
         return convert(source, unit, Value(Kind.OCTETS, found.group(1).encode())) if found else None
     if source.get is not None:
         value = snapshot.values.get(source.get)
-        return convert(source, unit, value) if value is not None else None
-    rows = _column(source.walk or "", snapshot)
-    if source.where is not None:
-        column, equals = source.where
-        keep = {index for index, value in _column(column, snapshot).items() if _raw_text(value) == equals}
-        rows = {index: value for index, value in rows.items() if index in keep}
+        places = snapshot.values.get(source.decimals) if source.decimals else None
+        return convert(source, unit, value, places) if value is not None else None
+    rows = _rows(source, snapshot)
     if source.reduce == "count":
-        counted = sum(1 for v in rows.values() if _raw_text(v) not in source.invalid)
+        counted = sum(1 for v, _ in rows.values() if _raw_text(v) not in source.invalid)
         return Measured(counted) if counted else None  # no matching row is no evidence, not "zero processors"
-    measured = [m for m in (convert(source, unit, v) for v in rows.values()) if m is not None]
+    measured = [m for m in (convert(source, unit, v, places) for v, places in rows.values()) if m is not None]
     if not measured:
         return None
     if source.reduce == "first":
@@ -142,14 +144,30 @@ def _one(source: Source, unit: str, snapshot: Snapshot) -> Measured | None:
     return Measured(_tidy({"sum": sum, "max": max, "min": min}[source.reduce](numbers)), step=source.scale)
 
 
-def _table(columns: Mapping[str, Source], section: str, snapshot: Snapshot) -> dict[str, Row]:
+def _table(columns: Mapping[str, Sequence[Source]], section: str, snapshot: Snapshot) -> dict[str, Row]:
     table: dict[str, Row] = {}
-    for name, source in columns.items():
-        for index, value in _column(source.walk or "", snapshot).items():
-            measured = convert(source, fields.TABLES[section][name], value)
-            if measured is not None:
-                table.setdefault(index, {})[name] = measured
+    for name, chain in columns.items():
+        for source in chain:
+            for index, (value, places) in _rows(source, snapshot).items():
+                measured = convert(source, fields.TABLES[section][name], value, places)
+                if measured is not None and name not in table.get(index, {}):
+                    table.setdefault(index, {})[name] = measured
     return dict(sorted(table.items(), key=lambda item: oids.key(item[0])))
+
+
+def _rows(source: Source, snapshot: Snapshot) -> dict[str, tuple[Value, Value | None]]:
+    """A walked column's rows by index, each with its decimal places where the source names them:
+    filtered by ``where``, and by ``suffix`` (which the index then loses)."""
+    rows = _column(source.walk or "", snapshot)
+    for column, equals in source.where:
+        keep = {index for index, value in _column(column, snapshot).items() if _raw_text(value) == equals}
+        rows = {index: value for index, value in rows.items() if index in keep}
+    places = _column(source.decimals, snapshot) if source.decimals else {}
+    found = {index: (value, places.get(index)) for index, value in rows.items()}
+    if source.suffix is not None:
+        tail = "." + source.suffix
+        found = {index.removesuffix(tail): row for index, row in found.items() if index.endswith(tail)}
+    return found
 
 
 def _column(prefix: str, snapshot: Snapshot) -> dict[str, Value]:
@@ -160,8 +178,9 @@ def _raw_text(value: Value) -> str:
     return value.text() if isinstance(value.raw, bytes) else str(value.raw)
 
 
-def convert(source: Source, unit: str, value: Value) -> Measured | None:
-    """One raw value as the field's value, or None when it is missing, invalid or meaningless."""
+def convert(source: Source, unit: str, value: Value, places: Value | None = None) -> Measured | None:
+    """One raw value as the field's value, or None when it is missing, invalid or meaningless.
+    ``places`` is the value's number of decimal places, where the device says it apart."""
     raw = _raw_text(value)
     if raw in source.invalid:
         return None
@@ -173,18 +192,50 @@ def convert(source: Source, unit: str, value: Value) -> Measured | None:
         mapped = source.map.get(raw)
         return Measured(mapped) if mapped is not None else None
     if unit == fields.TEXT:
+        raw = readable(raw)
         if source.pattern is not None:
             found = source.pattern.search(raw)
             raw = found.group(1).strip() if found else ""
         raw = raw.removeprefix(source.strip_prefix) if source.strip_prefix else raw
         return Measured(raw) if raw else None
     number = value.raw if isinstance(value.raw, int) else _number(raw)
-    if number is None:
+    if number is None or (number < 0 and unit in fields.NOT_NEGATIVE):
         return None
     if unit == fields.COUNT:
         return Measured(int(number))
+    scale = source.scale
+    if places is not None and isinstance(places.raw, int) and 0 <= places.raw <= 9:
+        scale *= 10.0 ** -places.raw
     wraps = WRAPS_AT.get(value.kind)
-    return Measured(_tidy(number * source.scale), wraps * source.scale if wraps else None, source.scale)
+    return Measured(_tidy(number * scale), wraps * scale if wraps else None, scale)
+
+
+#: A line of two-digit hex pairs: how some agents (and tools that recorded them) continue an octet
+#: string that held a byte they could not print ("Black Cartridge \n38 32 37 41 00").
+_HEX_LINE = re.compile(r"[0-9A-Fa-f]{2}( [0-9A-Fa-f]{2})* ?")
+
+
+def readable(text: str) -> str:
+    """Text as a person should read it: hex-dump lines decoded back into the characters they encode
+    (kept as they are unless they decode to printable text), control characters and runs of spaces
+    as one space."""
+    lines = text.split("\n")
+    if len(lines) > 1 or (_HEX_LINE.fullmatch(text.strip()) and len(text.strip()) > 8):
+        decoded = [lines[0] if len(lines) > 1 else _unhex(lines[0])]
+        decoded += [_unhex(line) for line in lines[1:]]
+        text = "".join(decoded) if all(part is not None for part in decoded) else text
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _unhex(line: str) -> str | None:
+    if not _HEX_LINE.fullmatch(line):
+        return None
+    decoded = bytes.fromhex(line.replace(" ", "")).rstrip(b"\x00")
+    try:
+        text = decoded.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() else None
 
 
 def _tidy(number: float) -> float:

@@ -90,6 +90,15 @@ class MemoryClient:
         agent = await self._reach(target, "get", tuple(oid_list))
         return {o: agent.values[o] for o in oid_list if o in agent.values}
 
+    async def next(self, target: Target, oid_list: Sequence[str]) -> dict[str, tuple[str, Value]]:
+        agent = await self._reach(target, "next", tuple(oid_list))
+        found = {}
+        for oid in oid_list:
+            following = agent.after(oid)
+            if following:
+                found[oid] = (following[0], agent.values[following[0]])
+        return found
+
     async def walk(self, target: Target, prefix: str, max_rows: int = 5000) -> list[tuple[str, Value]]:
         agent = await self._reach(target, "walk", (prefix,))
         rows = []

@@ -1,4 +1,4 @@
-"""Polling: find a credential that works, choose the profile, read it, and build the readings.
+"""Polling: find a credential that works, identify the device, read its profile, build the readings.
 
 Every step is bounded. Each request waits at most (retries + 1) × timeout; each device has a
 wall-clock deadline covering all its credentials and walks; and devices are polled concurrently up
@@ -23,7 +23,8 @@ from controller.snmp.credentials import (
     RememberedCredentials,
     in_trial_order,
 )
-from controller.snmp.identify import choose, identification_oids, system_identity
+from controller.snmp.explain import explain, survey, vendor_subtrees
+from controller.snmp.identify import PROBE_ROWS, Evidence, choose, questions, system_identity
 from controller.snmp.profiles import Profile
 from controller.snmp.readings import DevicePoll, build
 from controller.timeutil import utcnow
@@ -37,6 +38,7 @@ class PollSettings:
     retries: int = 1
     concurrency: int = 32  # devices polled at once
     device_deadline: float = 60.0  # seconds for one device, every credential and walk included
+    survey: bool = False  # step through the device's MIB too, to say what no profile interpreted
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.device_deadline <= 0:
@@ -53,7 +55,10 @@ class Poller:
         self.memory = memory if memory is not None else RememberedCredentials()
         self.settings = settings or PollSettings()
         self.clock = clock
-        self._identification = identification_oids(self.profiles.values())
+        self._questions = questions(self.profiles.values())
+        self._evidence_of: dict[str, list[str]] = {}
+        for profile in self.profiles.values():
+            self._evidence_of.setdefault(profile.kind, []).extend(a.oid for a in profile.match.answers)
 
     async def poll_many(self, addresses: Iterable[str | tuple[str, int]]) -> list[DevicePoll]:
         """Poll every address, at most ``concurrency`` at once; results in the order given."""
@@ -85,18 +90,36 @@ class Poller:
         if isinstance(answered, str):
             return DevicePoll(address, port, at, error=answered)
         target, values = answered
-        profile = choose(self.profiles.values(), values)
+        evidence, problems = await self._evidence(target, values)
+        profile = choose(self.profiles.values(), evidence).profile
         if profile is None:
             return DevicePoll(address, port, at, credential=target.credential.name,
                               error="no profile matches this device (is the generic profile missing?)")
         system = system_identity(values)
         log.info("snmp %s:%d: credential %s, profile %s", address, port, target.credential.name, profile.name)
-        snapshot, problems = await fetch(self.client, target, profile, Snapshot(system.sys_descr or "", values))
-        found = build(evaluate(profile, snapshot), system)
+        snapshot, more = await fetch(self.client, target, profile, Snapshot(system.sys_descr or "", values))
+        seen = list(evidence.seen())
+        found = build(evaluate(profile, snapshot), system, vendor_subtrees(seen))
+        if self.settings.survey:
+            seen += await survey(self.client, target)
         return DevicePoll(address, port, at, profile=profile.name, kind=profile.kind,
-                          credential=target.credential.name, identity=found.identity, power=found.power,
-                          outlets=found.outlets, printer=found.printer, poe=found.poe, ups=found.ups, host=found.host,
-                          notes=found.notes + tuple(problems))
+                          credential=target.credential.name, identity=found.identity, chassis=found.chassis,
+                          power=found.power, outlets=found.outlets, printer=found.printer, poe=found.poe, ups=found.ups,
+                          host=found.host, notes=found.notes + tuple(problems + more),
+                          unexplained=explain(profile, found.identity, seen, self._evidence_of[profile.kind]))
+
+    async def _evidence(self, target: Target, values: dict[str, Value]) -> tuple[Evidence, list[str]]:
+        """Which probed subtrees the device answers in (one GETNEXT of them all), with the columns
+        walked that a profile able to win needs to be sure of."""
+        try:
+            evidence = Evidence(values, await self.client.next(target, self._questions.nexts))
+            walked: set[str] = set()
+            while walk := [c for c in choose(self.profiles.values(), evidence).walk if c not in walked]:
+                walked.update(walk)
+                evidence = evidence.with_columns(await self.client.walk_many(target, walk, PROBE_ROWS))
+        except SnmpError as exc:  # identified on what it said before: the system group at least
+            return Evidence(values), [f"could not ask which MIBs it answers: {exc}"]
+        return evidence, []
 
     async def _first_answer(self, address: str, port: int,
                             candidates: tuple[Credential, ...]) -> tuple[Target, dict[str, Value]] | str:
@@ -105,7 +128,7 @@ class Poller:
         for credential in candidates:
             target = Target(address, credential, port, self.settings.timeout, self.settings.retries)
             try:
-                values = await self.client.get(target, self._identification)
+                values = await self.client.get(target, self._questions.gets)
             except SnmpError as exc:
                 log.info("snmp %s:%d: credential %s: %s", address, port, credential.name, exc)
                 failures.append(f"{credential.name}: {exc}")
