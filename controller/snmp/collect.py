@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from controller.snmp import fields, oids
@@ -25,6 +25,7 @@ class Snapshot:
     sys_descr: str = ""
     values: Mapping[str, Value] = field(default_factory=dict)
     walks: Mapping[str, Sequence[tuple[str, Value]]] = field(default_factory=dict)
+    asked: frozenset[str] = frozenset()  # OIDs already asked by GET, answered or not
 
 
 @dataclass(frozen=True)
@@ -66,21 +67,27 @@ def plan(profile: Profile) -> tuple[list[str], list[str]]:
     return list(gets), list(walks)
 
 
-async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Snapshot) -> tuple[Snapshot, list[str]]:
+async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Snapshot,
+                absent: Collection[str] = ()) -> tuple[Snapshot, list[str]]:
     """Read what the profile needs that ``known`` lacks. Returns the snapshot and what could not be read.
 
-    The walks go together (``walk_many``). A timeout ends the collection (the device has gone quiet,
+    The walks go together (``walk_many``), except those under a subtree identification found empty
+    (``absent``): a PDU without ENTITY-MIB is not asked for its chassis. A column read only at the
+    rows another column picks (``where``: a stack's chassis among its 200 entities) is read by GET
+    of those rows once that column is in. A timeout ends the collection (the device has gone quiet,
     and every further request would wait as long again); an agent error loses only the subtree that
     caused it.
     """
     gets, walks = plan(profile)
+    picked = picked_columns(profile)
+    walks = [w for w in walks if w not in picked and not any(w == a or oids.is_under(w, a) for a in absent)]
     values = dict(known.values)
     problems: list[str] = []
-    missing = [o for o in gets if o not in values]
+    missing = [o for o in gets if o not in values and o not in known.asked]
+    rows: dict[str, Sequence[tuple[str, Value]]] = {}
     try:
         if missing:
             values.update(await client.get(target, missing))
-        rows: dict[str, Sequence[tuple[str, Value]]] = {}
         try:
             rows.update(await client.walk_many(target, walks) if walks else {})
         except SnmpTimeout:
@@ -94,10 +101,45 @@ async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Sna
                 except SnmpError as exc:
                     log.info("snmp %s: walk %s failed: %s", target.host, prefix, exc)
                     problems.append(f"could not walk {prefix}: {exc}")
+        rows.update(await _picked_rows(client, target, picked, Snapshot(walks=rows)))
     except SnmpTimeout as exc:
         problems.append(f"stopped early: {exc}")
-        return Snapshot(known.sys_descr, values, {}), problems
-    return Snapshot(known.sys_descr, values, rows), problems
+        return Snapshot(known.sys_descr, values, rows, known.asked), problems
+    except SnmpError as exc:
+        problems.append(f"could not read the rows picked from a table: {exc}")
+    return Snapshot(known.sys_descr, values, rows, known.asked), problems
+
+
+def picked_columns(profile: Profile) -> dict[str, list[tuple[tuple[str, str], ...]]]:
+    """Columns every source reads only at rows picked by ``where``, with the conditions that pick them."""
+    sources = [s for section in profile.scalars.values() for chain in section.values() for s in chain]
+    sources += [s for table in profile.tables.values() for chain in table.values() for s in chain]
+    picked: dict[str, list[tuple[tuple[str, str], ...]]] = {}
+    whole = {s.walk for s in sources if s.walk and not s.where} | {c for s in sources for c, _ in s.where}
+    whole |= {s.decimals for s in sources if s.decimals and s.walk}
+    for source in sources:
+        if source.walk and source.where and source.walk not in whole:
+            picked.setdefault(source.walk, []).append(source.where)
+    return picked
+
+
+async def _picked_rows(client: SnmpClient, target: Target, picked: Mapping[str, list[tuple[tuple[str, str], ...]]],
+                       walked: Snapshot) -> dict[str, list[tuple[str, Value]]]:
+    wanted: dict[str, list[str]] = {}
+    for column, conditions in picked.items():
+        indices = {index for where in conditions for index in _matching(where, walked)}
+        wanted[column] = sorted(indices, key=oids.key)
+    asked = [f"{column}.{index}" for column, indices in wanted.items() for index in indices]
+    found = await client.get(target, asked) if asked else {}
+    return {column: [(f"{column}.{i}", found[f"{column}.{i}"]) for i in indices if f"{column}.{i}" in found]
+            for column, indices in wanted.items()}
+
+
+def _matching(where: Sequence[tuple[str, str]], snapshot: Snapshot) -> set[str]:
+    """The row indices at which every condition holds."""
+    sets = [{index for index, value in _column(column, snapshot).items() if _raw_text(value) == equals}
+            for column, equals in where]
+    return set.intersection(*sets) if sets else set()
 
 
 def evaluate(profile: Profile, snapshot: Snapshot) -> Evaluation:
@@ -159,8 +201,8 @@ def _rows(source: Source, snapshot: Snapshot) -> dict[str, tuple[Value, Value | 
     """A walked column's rows by index, each with its decimal places where the source names them:
     filtered by ``where``, and by ``suffix`` (which the index then loses)."""
     rows = _column(source.walk or "", snapshot)
-    for column, equals in source.where:
-        keep = {index for index, value in _column(column, snapshot).items() if _raw_text(value) == equals}
+    if source.where:
+        keep = _matching(source.where, snapshot)
         rows = {index: value for index, value in rows.items() if index in keep}
     places = _column(source.decimals, snapshot) if source.decimals else {}
     found = {index: (value, places.get(index)) for index, value in rows.items()}

@@ -10,7 +10,7 @@ every agent has (interfaces, IP, SNMP itself) are left out: they say nothing abo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from controller.snmp import oids
 from controller.snmp.client import SnmpClient, SnmpError, Target
@@ -19,7 +19,7 @@ from controller.snmp.enterprises import ENTERPRISES, enterprise_of, number_of
 from controller.snmp.profiles import DeviceKind, Profile
 from controller.snmp.readings import Identity, Subtree, Unexplained
 
-MIB_2 = "1.3.6.1.2.1"
+MIB_2 = oids.MIB_2
 #: Standard MIBs under mib-2 by arc, for naming what a device answered.
 STANDARD_MIBS = {
     "1": "SNMPv2-MIB system", "2": "IF-MIB interfaces", "4": "IP-MIB", "5": "ICMP", "6": "TCP-MIB", "7": "UDP-MIB",
@@ -94,11 +94,6 @@ def explain(profile: Profile, identity: Identity, seen: Iterable[str],
 def guess_kind(sys_descr: str) -> str:
     """What sysDescr's words suggest; ``host`` when they suggest nothing."""
     return next((kind for kind, pattern in _HINTS if re.search(pattern, sys_descr, re.IGNORECASE)), DeviceKind.HOST)
-
-
-def vendor_subtrees(seen: Sequence[str]) -> list[str]:
-    """The seen subtrees under a registered enterprise, in the order seen."""
-    return [s for s in seen if number_of(s) is not None]
 
 
 def _common(subtree: str) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from controller.snmp import oids
 from controller.snmp.client import Value
+from controller.snmp.collect import plan
 from controller.snmp.profiles import Answer, Profile
 from controller.snmp.readings import Identity
 
@@ -36,13 +37,22 @@ class Questions:
 
 
 def questions(profiles: Iterable[Profile]) -> Questions:
-    """The system group plus every probe, each once: two requests answer the whole question."""
+    """The system group plus every probe, each once: two requests answer the whole question. The
+    GETNEXT also asks past the standard MIB tables profiles walk (ENTITY-MIB, HOST-RESOURCES…), so
+    those a device lacks are not walked."""
     gets = dict.fromkeys(SYSTEM)
     nexts: dict[str, None] = {}
     for profile in profiles:
         gets.update(dict.fromkeys(p.oid for p in profile.match.present))
         nexts.update(dict.fromkeys(a.oid for a in profile.match.answers))
+    for profile in profiles:
+        nexts.update(dict.fromkeys(_root(w) for w in plan(profile)[1] if oids.is_under(w, oids.MIB_2)))
     return Questions(list(gets), list(nexts))
+
+
+def _root(oid: str) -> str:
+    """The group a standard column belongs to: mib-2 and two arcs (1.3.6.1.2.1.47.1, entityPhysical)."""
+    return ".".join(oid.split(".")[:8])
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Evidence:
     values: Mapping[str, Value] = field(default_factory=dict)
     following: Mapping[str, tuple[str, Value]] = field(default_factory=dict)
     columns: Mapping[str, Sequence[Value]] = field(default_factory=dict)
+    asked: Sequence[str] = ()  # the OIDs the GETNEXT asked past
 
     def holds(self, answer: Answer) -> bool | None:
         """Whether the device shows this evidence; None when only walking the column can tell."""
@@ -65,12 +76,46 @@ class Evidence:
             return any(_raw(v) == answer.equals for v in self.columns[answer.oid])
         return True if _raw(found[1]) == answer.equals else None
 
+    def absent(self) -> list[str]:
+        """Each probed OID the device has nothing under."""
+        seen = self.seen()
+        return [asked for asked in self.asked if asked not in seen]
+
     def seen(self) -> dict[str, str]:
         """Each probed subtree the device answered in, with the first object found there."""
         return {asked: oid for asked, (oid, _) in self.following.items() if oids.is_under(oid, asked)}
 
     def with_columns(self, walked: Mapping[str, Sequence[tuple[str, Value]]]) -> Evidence:
         return replace(self, columns={**self.columns, **{c: [v for _, v in rows] for c, rows in walked.items()}})
+
+
+class Identifications:
+    """Which profile each address was identified as, and under which sysObjectID: a later poll that
+    finds the same sysObjectID (and the profile's exact objects still there) skips the GETNEXT of
+    every probe. A device replaced at an address, or re-flashed, is identified afresh."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, int], tuple[str | None, str, tuple[str, ...]]] = {}
+
+    def recall(self, address: str, port: int, values: Mapping[str, Value],
+               profiles: Mapping[str, Profile]) -> tuple[Profile, tuple[str, ...]] | None:
+        """The profile the address was identified as, with the subtrees it was found to lack."""
+        known = self._known.get((address, port))
+        if known is None or known[0] != system_identity(values).sys_object_id or known[1] not in profiles:
+            return None
+        profile = profiles[known[1]]
+        present = all(v is not None and _raw(v) not in p.unless
+                      for p in profile.match.present for v in [values.get(p.oid)])
+        return (profile, known[2]) if present else None
+
+    def expected(self, address: str, port: int, profiles: Mapping[str, Profile]) -> Profile | None:
+        """The profile the address was last identified as, before asking it anything."""
+        known = self._known.get((address, port))
+        return profiles.get(known[1]) if known else None
+
+    def remember(self, address: str, port: int, values: Mapping[str, Value], profile: Profile,
+                 absent: Sequence[str]) -> None:
+        self._known[(address, port)] = (system_identity(values).sys_object_id, profile.name, tuple(absent))
 
 
 def system_identity(values: Mapping[str, Value]) -> Identity:

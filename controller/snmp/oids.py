@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _OID = re.compile(r"^\d+(\.\d+)+$")
+MIB_2 = "1.3.6.1.2.1"  # the standard MIBs
 
 
 def normalize(oid: str) -> str:

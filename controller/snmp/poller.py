@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.snmp.client import SnmpClient, SnmpError, Target, Value
-from controller.snmp.collect import Snapshot, evaluate, fetch
+from controller.snmp.collect import Snapshot, evaluate, fetch, plan
 from controller.snmp.credentials import (
     Credential,
     CredentialMemory,
@@ -23,8 +23,8 @@ from controller.snmp.credentials import (
     RememberedCredentials,
     in_trial_order,
 )
-from controller.snmp.explain import explain, survey, vendor_subtrees
-from controller.snmp.identify import PROBE_ROWS, Evidence, choose, questions, system_identity
+from controller.snmp.explain import explain, survey
+from controller.snmp.identify import PROBE_ROWS, Evidence, Identifications, choose, questions, system_identity
 from controller.snmp.profiles import Profile
 from controller.snmp.readings import DevicePoll, build
 from controller.timeutil import utcnow
@@ -48,11 +48,12 @@ class PollSettings:
 class Poller:
     def __init__(self, client: SnmpClient, profiles: Mapping[str, Profile], credentials: CredentialStore,
                  memory: CredentialMemory | None = None, settings: PollSettings | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, identifications: Identifications | None = None) -> None:
         self.client = client
         self.profiles = dict(profiles)
         self.credentials = credentials
         self.memory = memory if memory is not None else RememberedCredentials()
+        self.identifications = identifications if identifications is not None else Identifications()
         self.settings = settings or PollSettings()
         self.clock = clock
         self._questions = questions(self.profiles.values())
@@ -86,20 +87,31 @@ class Poller:
                               error=f"gave up after {self.settings.device_deadline:g} s without a complete answer")
 
     async def _poll(self, address: str, port: int, at: datetime, candidates: tuple[Credential, ...]) -> DevicePoll:
-        answered = await self._first_answer(address, port, candidates)
+        # A device identified before is asked its profile's GETs with the system group: one request.
+        expected = self.identifications.expected(address, port, self.profiles)
+        gets = list(dict.fromkeys(self._questions.gets + (plan(expected)[0] if expected else [])))
+        answered = await self._first_answer(address, port, candidates, gets)
         if isinstance(answered, str):
             return DevicePoll(address, port, at, error=answered)
         target, values = answered
-        evidence, problems = await self._evidence(target, values)
-        profile = choose(self.profiles.values(), evidence).profile
-        if profile is None:
-            return DevicePoll(address, port, at, credential=target.credential.name,
-                              error="no profile matches this device (is the generic profile missing?)")
+        known = None if self.settings.survey else self.identifications.recall(address, port, values, self.profiles)
+        evidence, problems = Evidence(values), []
+        if known is not None:
+            profile, absent = known
+        else:
+            evidence, problems = await self._evidence(target, values)
+            profile, absent = choose(self.profiles.values(), evidence).profile, tuple(evidence.absent())
+            if profile is None:
+                return DevicePoll(address, port, at, credential=target.credential.name,
+                                  error="no profile matches this device (is the generic profile missing?)")
+            if not problems:
+                self.identifications.remember(address, port, values, profile, absent)
         system = system_identity(values)
         log.info("snmp %s:%d: credential %s, profile %s", address, port, target.credential.name, profile.name)
-        snapshot, more = await fetch(self.client, target, profile, Snapshot(system.sys_descr or "", values))
+        snapshot, more = await fetch(self.client, target, profile,
+                                     Snapshot(system.sys_descr or "", values, asked=frozenset(gets)), absent)
         seen = list(evidence.seen())
-        found = build(evaluate(profile, snapshot), system, vendor_subtrees(seen))
+        found = build(evaluate(profile, snapshot), system, [a.oid for a in profile.match.answers])
         if self.settings.survey:
             seen += await survey(self.client, target)
         return DevicePoll(address, port, at, profile=profile.name, kind=profile.kind,
@@ -112,7 +124,8 @@ class Poller:
         """Which probed subtrees the device answers in (one GETNEXT of them all), with the columns
         walked that a profile able to win needs to be sure of."""
         try:
-            evidence = Evidence(values, await self.client.next(target, self._questions.nexts))
+            nexts = self._questions.nexts
+            evidence = Evidence(values, await self.client.next(target, nexts), asked=nexts)
             walked: set[str] = set()
             while walk := [c for c in choose(self.profiles.values(), evidence).walk if c not in walked]:
                 walked.update(walk)
@@ -121,14 +134,14 @@ class Poller:
             return Evidence(values), [f"could not ask which MIBs it answers: {exc}"]
         return evidence, []
 
-    async def _first_answer(self, address: str, port: int,
-                            candidates: tuple[Credential, ...]) -> tuple[Target, dict[str, Value]] | str:
-        """The first credential the device answers, with its identification; or why none did."""
+    async def _first_answer(self, address: str, port: int, candidates: tuple[Credential, ...],
+                            gets: list[str]) -> tuple[Target, dict[str, Value]] | str:
+        """The first credential the device answers, with what it said to ``gets``; or why none did."""
         failures = []
         for credential in candidates:
             target = Target(address, credential, port, self.settings.timeout, self.settings.retries)
             try:
-                values = await self.client.get(target, self._questions.gets)
+                values = await self.client.get(target, gets)
             except SnmpError as exc:
                 log.info("snmp %s:%d: credential %s: %s", address, port, credential.name, exc)
                 failures.append(f"{credential.name}: {exc}")

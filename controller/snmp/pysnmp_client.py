@@ -69,6 +69,7 @@ _KINDS = {rfc1902.Integer32.tagSet: Kind.INTEGER, rfc1902.OctetString.tagSet: Ki
           rfc1902.Counter64.tagSet: Kind.COUNTER64}
 _ABSENT = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)
 _GET, _NEXT, _BULK = "get", "next", "bulk"
+_TOO_BIG = 1  # SNMP error status
 Answer = tuple[object, object, object, list]  # error indication, status, index, variable bindings
 
 
@@ -76,10 +77,15 @@ class PysnmpClient:
     # Most columns a profile walks hold 0-14 rows (outlets, supplies, phases): 10 per GETBULK answers
     # them in one request without decoding dozens of rows past the column's end (bench/snmp_poll.py:
     # a third less CPU on both sides than 25).
-    def __init__(self, max_repetitions: int = 10, oids_per_get: int = 16, oids_per_next: int = 32) -> None:
+    def __init__(self, max_repetitions: int = 10, oids_per_get: int = 48, oids_per_next: int = 48,
+                 rows_per_answer: int = 100) -> None:
         self.max_repetitions = max_repetitions
         self.oids_per_get = oids_per_get
         self.oids_per_next = oids_per_next
+        self.rows_per_answer = rows_per_answer
+        # Rows each column of each device had at its last walk: a device is walked every round, and
+        # its tables rarely change length, so the next walk asks for as many rows as it will find.
+        self._rows_seen: dict[tuple[str, int, str], int] = {}
         self._engines: dict[str, SnmpEngine] = {}
         self._dispatcher: SnmpDispatcher | None = None
         # A round asks every device for the same OIDs and each device many times: pysnmp resolves an
@@ -106,7 +112,7 @@ class PysnmpClient:
     async def get(self, target: Target, oid_list: Sequence[str]) -> dict[str, Value]:
         found: dict[str, Value] = {}
         for start in range(0, len(oid_list), self.oids_per_get):
-            for name, value in await self._ask(target, _GET, oid_list[start:start + self.oids_per_get]):
+            for _, (name, value) in await self._ask_fitting(target, _GET, oid_list[start:start + self.oids_per_get]):
                 converted = _value(value)
                 if converted is not None:
                     found[str(name)] = converted
@@ -116,11 +122,23 @@ class PysnmpClient:
         found: dict[str, tuple[str, Value]] = {}
         for start in range(0, len(oid_list), self.oids_per_next):
             chunk = oid_list[start:start + self.oids_per_next]
-            for asked, (name, value) in zip(chunk, await self._ask(target, _NEXT, chunk), strict=False):
+            for asked, (name, value) in await self._ask_fitting(target, _NEXT, chunk):
                 converted = _value(value)
                 if converted is not None:
                     found[asked] = (str(name), converted)
         return found
+
+    async def _ask_fitting(self, target: Target, operation: str, asked: Sequence[str]) -> list[tuple[str, tuple]]:
+        """(OID asked, variable binding) for each; an agent that answers tooBig (a GET or GETNEXT whose
+        answer would not fit its buffer: many small agents stop near 1,500 bytes) is asked in halves."""
+        try:
+            return list(zip(asked, await self._ask(target, operation, asked), strict=False))
+        except _TooBig:
+            if len(asked) == 1:
+                raise SnmpError(f"{target.host}:{target.port}: the answer to {asked[0]} is too big to send") from None
+            half = len(asked) // 2
+            return (await self._ask_fitting(target, operation, asked[:half])
+                    + await self._ask_fitting(target, operation, asked[half:]))
 
     async def walk(self, target: Target, prefix: str, max_rows: int = 5000) -> list[tuple[str, Value]]:
         return (await self.walk_many(target, [prefix], max_rows))[prefix]
@@ -134,9 +152,7 @@ class PysnmpClient:
         last = {p: p for p in rows}
         still_open = list(rows)
         while still_open:
-            columns = still_open[:self.oids_per_get]
-            # At least two rows each, so a one-row column is seen to end in the same answer.
-            repetitions = min(max(2, -(-self.max_repetitions // len(columns))), max_rows)
+            columns, repetitions = self._batch(target, still_open, rows, max_rows)
             var_binds = await self._ask(target, _BULK, [last[c] for c in columns], repetitions)
             ended: set[str] = set()
             moved = False
@@ -159,7 +175,27 @@ class PysnmpClient:
             if not moved:  # an empty answer, or one with nothing new: the walk is over
                 ended.update(columns)
             still_open = [c for c in still_open if c not in ended]
+        self._rows_seen.update({(target.host, target.port, p): len(found) for p, found in rows.items()})
         return rows
+
+    def _batch(self, target: Target, still_open: list[str], rows: dict[str, list],
+               max_rows: int) -> tuple[list[str], int]:
+        """The columns to ask next and how many rows of each. Columns walked before are asked for the
+        rows they had then, plus one to see them end, the shortest together; new ones ten rows a
+        request between them, at least two each so a one-row column is seen to end at once."""
+        expected = {c: max(0, seen - len(rows[c])) + 1 for c in still_open
+                    if (seen := self._rows_seen.get((target.host, target.port, c))) is not None}
+        new = [c for c in still_open if c not in expected]
+        if new:
+            columns = new[:self.oids_per_get]
+            return columns, min(max(2, -(-self.max_repetitions // len(columns))), max_rows)
+        columns: list[str] = []
+        for column in sorted(still_open, key=lambda c: expected[c]):
+            if columns and (len(columns) >= self.oids_per_get
+                            or (len(columns) + 1) * expected[column] > self.rows_per_answer):
+                break
+            columns.append(column)
+        return columns, min(max(2, max(expected[c] for c in columns)), max_rows)
 
     async def _ask(self, target: Target, operation: str, asked: Sequence[str], repetitions: int = 0) -> list:
         """One request; its variable bindings, or the error as SnmpError."""
@@ -261,6 +297,10 @@ async def _transport(kind: type, target: Target):
         raise SnmpError(f"cannot resolve {target.host}: {exc}") from None
 
 
+class _TooBig(SnmpError):
+    """The agent's answer would not fit in one message (SNMP error status tooBig)."""
+
+
 def _check(target: Target, indication: object, status: object, index: object, asked: Sequence[str]) -> None:
     where = f"{target.host}:{target.port}"
     if isinstance(indication, errind.RequestTimedOut):
@@ -269,6 +309,8 @@ def _check(target: Target, indication: object, status: object, index: object, as
         raise SnmpAuthError(f"{where} refused credential {target.credential.name}: {indication}")
     if indication:
         raise SnmpError(f"{where}: {indication}")
+    if status and int(status) == _TOO_BIG:
+        raise _TooBig(f"{where} answered tooBig")
     if status and int(status):
         position = int(index or 0)
         at = f" at {asked[position - 1]}" if 0 < position <= len(asked) else ""

@@ -234,7 +234,7 @@ class Sections:
 
 def build(evaluation: Evaluation, system: Identity, answered: Sequence[str] = ()) -> Sections:
     """Readings from an evaluated profile; ``system`` carries what identification read (sysDescr…),
-    ``answered`` the vendor subtrees the device answered in (the maker of last resort).
+    ``answered`` the subtrees the profile recognised the device by (a vendor's: the maker of last resort).
 
     A section the device said nothing about is None, so "no power data" never looks like 0 W.
     """
@@ -305,7 +305,7 @@ def _kept(verdict: tuple[str | None, str | None], notes: list[str]) -> str | Non
 
 def _registered_vendor(sys_object_id: str | None, answered: Sequence[str]) -> tuple[str | None, str | None]:
     """The maker by enterprise number: the sysObjectID's, unless that is agent software (net-snmp),
-    then the first vendor subtree the device answered in."""
+    then that of the first vendor subtree the device was recognised by."""
     for oid, where in ((sys_object_id, "sysObjectID"), *((a, "its answers") for a in answered)):
         found = enterprise_of(oid)
         if found is not None and not found.agent:
