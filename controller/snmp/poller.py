@@ -9,6 +9,7 @@ configured for an address are tried there, the one that worked last time first.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,11 +26,19 @@ from controller.snmp.credentials import (
 )
 from controller.snmp.explain import explain, survey
 from controller.snmp.identify import PROBE_ROWS, Evidence, Identifications, choose, questions, system_identity
-from controller.snmp.profiles import Profile
+from controller.snmp.profiles import DeviceKind, Profile
 from controller.snmp.readings import DevicePoll, build
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+
+class Survey(enum.StrEnum):
+    """Which devices to step through the MIB of, to say what no profile interpreted (explain.py)."""
+
+    NONE = "none"  # the controller's rounds: what identification saw is enough
+    HOSTS = "hosts"  # discovery: the devices no profile recognised
+    ALL = "all"  # `caretaker snmp poll`: an operator looking at one device
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class PollSettings:
     retries: int = 1
     concurrency: int = 32  # devices polled at once
     device_deadline: float = 60.0  # seconds for one device, every credential and walk included
-    survey: bool = False  # step through the device's MIB too, to say what no profile interpreted
+    survey: Survey = Survey.NONE
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.device_deadline <= 0:
@@ -94,7 +103,8 @@ class Poller:
         if isinstance(answered, str):
             return DevicePoll(address, port, at, error=answered)
         target, values = answered
-        known = None if self.settings.survey else self.identifications.recall(address, port, values, self.profiles)
+        fresh = self.settings.survey == Survey.ALL
+        known = None if fresh else self.identifications.recall(address, port, values, self.profiles)
         evidence, problems = Evidence(values), []
         if known is not None:
             profile, absent = known
@@ -112,7 +122,8 @@ class Poller:
                                      Snapshot(system.sys_descr or "", values, asked=frozenset(gets)), absent)
         seen = list(evidence.seen())
         found = build(evaluate(profile, snapshot), system, [a.oid for a in profile.match.answers])
-        if self.settings.survey:
+        host = profile.kind == DeviceKind.HOST
+        if self.settings.survey == Survey.ALL or (self.settings.survey == Survey.HOSTS and host):
             seen += await survey(self.client, target)
         return DevicePoll(address, port, at, profile=profile.name, kind=profile.kind,
                           credential=target.credential.name, identity=found.identity, chassis=found.chassis,

@@ -211,8 +211,8 @@ class DevicePoll:
     ups: Ups | None = None
     host: Host | None = None
     notes: tuple[str, ...] = ()
-    unexplained: Unexplained | None = None
     error: str | None = None
+    unexplained: Unexplained | None = None  # last, as the command line shows it
 
     @property
     def ok(self) -> bool:
