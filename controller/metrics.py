@@ -234,6 +234,9 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))
+    from controller.snmp.metrics import SnmpCollector  # imports this module: loaded once it is
+
+    registry.register(SnmpCollector(engine, settings.metrics_cache_seconds))
     reports = Counter("caretaker_ingest_reports", "Reports received from agents, by outcome.",
                       labelnames=["outcome"], registry=registry)
     duration = Histogram("caretaker_ingest_request_duration_seconds",

@@ -7,12 +7,12 @@ here because they are about meaning, not about any vendor:
 - identity: a serial or name that is a placeholder is absent, by the register's own rule
   (``controller.register.identity``), and the note says why; a device no profile names the maker of
   gets the vendor its enterprise number is registered to (``enterprises.py``), and says so;
-- a UPS that reports 0 W output under a real load has not measured its output; a UPS's load
+- a UPS that reports 0 W or 0 A of output under a real load has not measured it; a UPS's load
   percentage becomes watts only with its rating, and only as a figure labelled derived (it is not
-  metered energy);
+  metered energy); a PDU that answers SNMP while reporting 0 V has not measured its power either;
 - PoE consumption: where the standard POWER-ETHERNET-MIB and a vendor MIB both report it and
   disagree, the standard's figure is the consumption (RFC 3621 defines it as measured usage; vendor
-  figures such as Cisco's used power can count power allocated to a port's class) and the vendor's
+  figures such as a switch maker's "used power" can count power allocated to a port's class) and the vendor's
   is kept beside it; a vendor figure alone is the consumption, and per-port watts alone add up to it;
 - a Printer-MIB supply level of -1, -2 or -3 is a named state (other, unknown, some remaining),
   never a number; so is a capacity of -1 or -2.
@@ -242,7 +242,7 @@ def build(evaluation: Evaluation, system: Identity, answered: Sequence[str] = ()
     s, t = evaluation.scalars, evaluation.tables
     power = printer = poe = host = ups = None
     if s.get("power"):
-        power = Power(**_pick(Power, s["power"]), energy=_energy(s["power"]))
+        power = _power(Power(**_pick(Power, s["power"]), energy=_energy(s["power"])), notes)
     outlets = tuple(Outlet(index, **_pick(Outlet, row), energy=_energy(row))
                     for index, row in t.get("outlets", {}).items())
     if s.get("printer") or t.get("supplies"):
@@ -286,11 +286,11 @@ def _identity(measured: Mapping[str, Measured], system: Identity, answered: Sequ
     for name in ("vendor", "model", "firmware"):
         value = measured.get(name)
         values[name] = _kept(name_verdict(name, str(value.value)) if value is not None else (None, None), notes)
-    serial = measured.get("serial")
-    values["serial"] = _kept(serial_verdict(str(serial.value), values["vendor"]) if serial else (None, None), notes)
     vendor_from = None
     if values["vendor"] is None:
         values["vendor"], vendor_from = _registered_vendor(system.sys_object_id, answered)
+    serial = measured.get("serial")
+    values["serial"] = _kept(serial_verdict(str(serial.value), values["vendor"]) if serial else (None, None), notes)
     sys_name = name_verdict("sysName", system.sys_name)[0]
     return Identity(**values, sys_object_id=system.sys_object_id, sys_descr=system.sys_descr, sys_name=sys_name,
                     vendor_from=vendor_from)
@@ -350,6 +350,14 @@ def _poe(measured: Mapping[str, Measured], groups: Mapping[str, Row], ports: Map
     return poe
 
 
+def _power(power: Power, notes: list[str]) -> Power:
+    if power.voltage_volts != 0:
+        return power
+    notes.append("PDU reports 0 V while it answers: its voltage, current and power treated as not measured")
+    return dataclasses.replace(power, voltage_volts=None, current_amps=power.current_amps or None,
+                               watts=power.watts or None, apparent_va=power.apparent_va or None)
+
+
 def _ups(measured: Mapping[str, Measured], table: Mapping[str, Row], notes: list[str]) -> Ups:
     outputs = [UpsOutput(index, **_pick(UpsOutput, row)) for index, row in table.items()]
     ups = Ups(**_pick(Ups, measured), outputs=tuple(outputs))
@@ -360,6 +368,9 @@ def _ups(measured: Mapping[str, Measured], table: Mapping[str, Row], notes: list
         notes.append(f"UPS reports 0 W output at {ups.load_percent:g}% load: output power treated as not measured")
         ups = dataclasses.replace(ups, output_watts=None, outputs=tuple(
             dataclasses.replace(o, watts=o.watts or None) for o in outputs))
+    if ups.output_current_amps == 0 and ups.load_percent:
+        notes.append(f"UPS reports 0 A output at {ups.load_percent:g}% load: output current treated as not measured")
+        ups = dataclasses.replace(ups, output_current_amps=None)
     if ups.output_watts is None and ups.load_percent is not None and ups.rated_watts:
         ups = dataclasses.replace(ups, derived_watts=round(ups.load_percent * ups.rated_watts / 100, 1))
         notes.append(f"UPS output {ups.derived_watts:g} W derived from {ups.load_percent:g}% load of its "

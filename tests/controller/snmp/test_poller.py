@@ -116,9 +116,9 @@ def test_no_more_devices_are_polled_at_once_than_configured():
 def test_a_device_that_answers_too_slowly_is_given_up_at_its_deadline():
     slow = MemoryAgent(recording("sharp").values, frozenset({"sharp"}), delay=0.2)
     store = store_for(("10.0.0.7", [community("sharp")]))
+    polling = poller(MemoryClient({("10.0.0.7", 161): slow}), store, settings=PollSettings(device_deadline=0.5))
     started = time.monotonic()
-    result = asyncio.run(poller(MemoryClient({("10.0.0.7", 161): slow}), store,
-                                settings=PollSettings(device_deadline=0.5)).poll("10.0.0.7"))
+    result = asyncio.run(polling.poll("10.0.0.7"))
     assert result.error == "gave up after 0.5 s without a complete answer"
     assert time.monotonic() - started < 0.7
 

@@ -34,7 +34,7 @@ def test_poll_prints_what_the_device_reports_without_its_community(snmpsim, cred
                        "--credentials", str(credentials), "--json")
     assert polled.returncode == 0, polled.stderr
     result = json.loads(polled.stdout)
-    assert (result["profile"], result["credential"]) == ("printer", "printers")
+    assert (result["kind"], result["profile"], result["credential"]) == ("printer", "konica-printer", "printers")
     assert (result["identity"]["serial"], result["printer"]["life_count"]) == ("AA2M021115700", 33810)
     assert COMMUNITY not in polled.stdout + polled.stderr
 
