@@ -37,6 +37,7 @@ V3AuthKey = Annotated[str | None, typer.Option(help="its authentication key, as 
 V3PrivKey = Annotated[str | None, typer.Option(help="its privacy key, as env:NAME or file:PATH")]
 V3AuthProtocol = Annotated[str, typer.Option(help="MD5 SHA SHA224 SHA256 SHA384 SHA512")]
 V3PrivProtocol = Annotated[str, typer.Option(help="DES AES AES192 AES256")]
+V3Context = Annotated[str, typer.Option(help="its SNMPv3 context name, where the agent needs one")]
 
 
 @app.command("poll")
@@ -49,6 +50,7 @@ def snmp_poll(
     v3_priv_key: V3PrivKey = None,
     v3_auth_protocol: V3AuthProtocol = "SHA256",
     v3_priv_protocol: V3PrivProtocol = "AES",
+    v3_context: V3Context = "",
     credentials: Credentials = None,
     timeout: Timeout = 2.0,
     retries: Retries = 1,
@@ -68,7 +70,7 @@ def snmp_poll(
     from controller.snmp.profiles import load_profiles
 
     given = _given_credentials(community or [], v3_user, v3_auth_key, v3_priv_key, v3_auth_protocol,
-                               v3_priv_protocol)
+                               v3_priv_protocol, v3_context)
     store = _store(given, {"address": address}, credentials, data_dir)
     try:
         settings = PollSettings(timeout=timeout, retries=retries, survey=Survey.ALL)
@@ -117,6 +119,7 @@ def snmp_discover(
     v3_priv_key: V3PrivKey = None,
     v3_auth_protocol: V3AuthProtocol = "SHA256",
     v3_priv_protocol: V3PrivProtocol = "AES",
+    v3_context: V3Context = "",
     credentials: Credentials = None,
     site: Site = None,
     timeout: Timeout = 1.0,
@@ -138,7 +141,7 @@ def snmp_discover(
     from controller.snmp.pysnmp_client import PysnmpClient
 
     given = _given_credentials(community or [], v3_user, v3_auth_key, v3_priv_key, v3_auth_protocol,
-                               v3_priv_protocol)
+                               v3_priv_protocol, v3_context)
     try:
         hosts = addresses(subnet)
         settings = PollSettings(timeout=timeout, retries=retries, concurrency=concurrency,
@@ -212,14 +215,14 @@ def _store(given: dict[str, dict], where: dict[str, str], credentials: Path | No
 
 
 def _given_credentials(communities: list[str], user: str | None, auth_key: str | None, priv_key: str | None,
-                       auth_protocol: str, priv_protocol: str) -> dict[str, dict]:
+                       auth_protocol: str, priv_protocol: str, context: str) -> dict[str, dict]:
     """Credentials from the command line, in the credentials file's form (so they are checked the same
     way, and secrets are references, never typed where ``ps`` shows them)."""
     given: dict[str, dict] = {f"community-{i}": {"version": "2c", "community": c}
                               for i, c in enumerate(communities, 1)}
     if user is not None:
         given[f"v3-{user}"] = {"version": "3", "user": user, "auth_protocol": auth_protocol, "auth_key": auth_key,
-                               "priv_protocol": priv_protocol, "priv_key": priv_key}
+                               "priv_protocol": priv_protocol, "priv_key": priv_key, "context": context}
     elif auth_key or priv_key:
         fail("--v3-auth-key and --v3-priv-key need --v3-user")
     return given

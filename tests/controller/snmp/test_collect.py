@@ -12,7 +12,8 @@ from controller.snmp.readings import Identity, build, supply_percent
 
 
 def profile(**sections):
-    return parse_profile({"name": "t", "kind": "pdu", "match": {"sys_object_id": ["1.3.6.1.4.1.9"]}, **sections}, "t.yaml")
+    return parse_profile({"name": "t", "kind": "pdu", "match": {"sys_object_id": ["1.3.6.1.4.1.9"]}, **sections},
+                         "t.yaml")
 
 
 def integer(n: int) -> Value:
