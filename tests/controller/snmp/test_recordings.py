@@ -1,5 +1,5 @@
 """Every fact in tests/fixtures/snmp/MANIFEST.md and MANIFEST-MORE.md, read from the 57 real device
-recordings by the poller: kind, vendor, model, serial (or "absent"), page count (or "none"), supplies
+recordings (and a Sentry3 recording the manifests lack, see NOTICE.md) by the poller: kind, vendor, model, serial (or "absent"), page count (or "none"), supplies
 with their levels, watts, energy, load, PoE budget, consumption and per-port power.
 
 Each recording is polled once per module through snmpsim on loopback with the real pysnmp client
@@ -174,6 +174,9 @@ FACTS: dict[str, dict] = {
     "raritan-pdu_px2": dict(kind="pdu", vendor="Raritan", model="PX2 030004", serial="absent", watts=138,
                             energy_kwh="absent", power=dict(current_amps=0.68, voltage_volts=233, frequency_hz=50),
                             metered_outlets=tuple((f"1.{i}", {3: 68, 10: 35, 11: 35}.get(i, 0)) for i in range(1, 13))),
+    "sentry3": dict(kind="pdu", vendor="Server Technology", model="CW-24V2C458C1", serial="ADLH0001862",
+                    firmware="7.1a", watts="absent",  # this firmware reports no infeed power
+                    power=dict(current_amps=5.02, voltage_volts=209.3)),  # not in the manifests: NOTICE.md
     "sentry4_switched8i": dict(kind="pdu", vendor="Server Technology", model=None, serial="absent", watts=806 + 856,
                                energy_kwh=3472.0 + 3700.8,
                                power=dict(apparent_va=856 + 899, power_factor=0.95, current_amps=4.27)),
