@@ -98,6 +98,7 @@ class EstateCache:
         self._interval = report_interval_seconds
         self._per_device_limit = per_device_limit
         self._policies = policies
+        self._exported: History | None = None  # the counters as last exported: they never go below it
         self._history = Reloading("metrics-history", self._load_history, history_ttl, clock)
         self._summary = Reloading("metrics-estate", self._load_summary, ttl, clock)
 
@@ -106,7 +107,8 @@ class EstateCache:
 
     def _load_history(self) -> History:
         with Session(self._engine) as session:
-            return history(session, utcnow())
+            self._exported = history(session, utcnow(), self._interval, self._exported)
+            return self._exported
 
     def _load_summary(self) -> EstateSummary:
         policies = self._policies.current() if self._policies is not None else None
@@ -131,7 +133,9 @@ class EstateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         s = self._cache.get()
         site_class = ["site", "device_class"]
-        yield _family(CounterMetricFamily, "caretaker_energy_joules", "Energy accounted from agent reports.",
+        yield _family(CounterMetricFamily, "caretaker_energy_joules",
+                      "Energy of settled hours, as caretaker energy summary counts it: one method per device-hour "
+                      "(metered wins), so the method series add up without double counting.",
                       [*site_class, "state", "method"], s.history.energy_joules, unit="joules")
         yield _family(GaugeMetricFamily, "caretaker_power_watts",
                       "Estate power now: devices whose latest report is fresh, joules over seconds.",

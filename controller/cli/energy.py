@@ -10,6 +10,7 @@ import typer
 import yaml
 from sqlmodel import select
 
+from controller import formatting as fmt
 from controller.cli.common import (
     AsJson,
     DatabaseUrl,
@@ -90,9 +91,11 @@ def summary(site: Sites = None, start: From = ..., end: To = ...,
         print_json(result.to_json())
         return
     rows = [*result.rows, result.total]
-    headers = [by.upper(), "KWH", "COST £", "KGCO2E", "T&D KGCO2E", "UNPRICED KWH", "METHODS", "FACTOR"]
+    headers = [by.upper(), "KWH", "COST", "KGCO2E", "T&D KGCO2E", "UNPRICED KWH", "METHODS", "FACTOR"]
     print_table(headers + (["KWH/SCHOOL DAY"] if hours else []),
-                [[r.key, r.kwh, r.cost_gbp, r.kgco2e, r.td_kgco2e, r.unpriced_kwh, _methods(r), _carbon(r)]
+                [[r.key, fmt.kwh(r.kwh), fmt.money_text(r.cost_gbp), fmt.kg(r.kgco2e),
+                  "no T&D factor" if r.td_kgco2e is None else fmt.kg(r.td_kgco2e), fmt.kwh(r.unpriced_kwh),
+                  _methods(r), _carbon(r)]
                  + ([r.kwh_per_school_day] if hours else []) for r in rows])
     if hours:
         typer.echo(f"{result.school_days} school day(s) in the period", err=True)
@@ -132,11 +135,12 @@ def savings(site: Sites = None, start: From = ..., end: To = ..., database_url: 
     if as_json:
         print_json(result.to_json())
         return
-    print_table(["ACTION", "DEVICE", "KIND", "FROM", "UNTIL", "SAVED KWH", "SAVED £", "SAVED KGCO2E"],
+    print_table(["ACTION", "DEVICE", "KIND", "FROM", "UNTIL", "SAVED KWH", "SAVED", "SAVED KGCO2E"],
                 [[a.action_id, a.hostname, a.kind, a.at.isoformat(timespec="minutes"),
-                  a.until.isoformat(timespec="minutes"), a.saved_kwh, a.saved_gbp, a.saved_kgco2e]
-                 for a in result.actions])
-    typer.echo(f"saved {result.saved_kwh} kWh, £{result.saved_gbp}, {result.saved_kgco2e} kgCO2e", err=True)
+                  a.until.isoformat(timespec="minutes"), fmt.kwh(a.saved_kwh), fmt.money_text(a.saved_gbp),
+                  fmt.kg(a.saved_kgco2e)] for a in result.actions])
+    typer.echo(f"saved {fmt.kwh_text(result.saved_kwh)}, {fmt.money_text(result.saved_gbp)}, "
+               f"{fmt.kg_text(result.saved_kgco2e)}", err=True)
     for reason in result.skipped:
         typer.echo(f"not claimed: {reason}", err=True)
 
@@ -171,19 +175,23 @@ def waste(site: Sites = None, start: From = ..., end: To = ...,
           by: Annotated[str, typer.Option("--by", help="device or room")] = "device",
           limit: Annotated[int, typer.Option(min=1, max=1000)] = 10, database_url: DatabaseUrl = None,
           data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """The devices or rooms drawing most while awake out of hours."""
+    """The devices or rooms drawing most while idle out of hours, by each device's power policy (the data
+    directory's policies/); what a policy keeps on (servers, maintenance, exams) is never waste."""
     engine = open_database(database_url, data_dir)
     try:
+        inputs = load_inputs(settings_for(database_url, data_dir).resolved_policy_dir())
         with session_scope(engine) as session:
             period = resolve(session, site or [], start, end)
-            rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit)
-    except ERRORS as exc:
+            rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit,
+                                      inputs.policies, inputs.calendars)
+    except (*ERRORS, ReportError) as exc:
         fail(str(exc))
     if as_json:
         print_json(jsonable([vars(r) for r in rows]))
         return
-    print_table([by.upper(), "AWAKE KWH", "COST £", "KGCO2E", "AWAKE HOURS"],
-                [[r.key, r.awake_kwh, r.cost_gbp, r.kgco2e, r.awake_hours] for r in rows])
+    print_table([by.upper(), "IDLE KWH", "COST", "KGCO2E", "IDLE HOURS"],
+                [[r.key, fmt.kwh(r.idle_kwh), fmt.money_text(r.cost_gbp), fmt.kg(r.kgco2e), r.idle_hours]
+                 for r in rows])
 
 
 @catalogue_app.command("import")

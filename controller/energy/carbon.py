@@ -78,8 +78,9 @@ def shipped() -> CarbonFactors:
     years = {}
     for year, entry in data["years"].items():
         td = entry.get("td")
+        source = "; ".join(str(part) for part in (data["source"], entry.get("edition"), entry.get("url")) if part)
         years[int(year)] = YearFactor(int(year), _factor(entry["generation"], f"{year} generation"),
-                                      None if td is None else _factor(td, f"{year} td"), data["source"])
+                                      None if td is None else _factor(td, f"{year} td"), source)
     return CarbonFactors(years)
 
 

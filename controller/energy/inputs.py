@@ -45,6 +45,7 @@ class DeviceInfo:
     room: str | None
     profile: PowerProfile  # calibrated from the device's measurements where it has them
     monitors: int  # monitors counted with it (a desktop's screen), drawn from the catalogue's monitor entry
+    tags: tuple[str, ...] = ()  # what policies select devices by, besides site, room and class
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,18 @@ def measured_watts(session: Session, device_ids: Iterable[int], rapl_factor: Dec
     return found
 
 
-def load_estate(session: Session, site_ids: Iterable[int] | None = None) -> Estate:
+def load_estate(session: Session, site_ids: Iterable[int] | None = None,
+                device_ids: Iterable[int] | None = None) -> Estate:
+    """The sites ``site_ids`` (all when None) and their devices, only ``device_ids`` of them when given."""
     site_query = select(Site)
     if site_ids is not None:
         site_query = site_query.where(col(Site.id).in_(list(site_ids)))
     sites = {s.id: SiteInfo(s.id, s.name, ZoneInfo(s.timezone), s.trust, s.postcode) for s in session.exec(site_query)}
     cat = catalogue.load(session)
-    rows = list(session.exec(select(Device).where(col(Device.site_id).in_(list(sites)))))
+    device_query = select(Device).where(col(Device.site_id).in_(list(sites)))
+    if device_ids is not None:
+        device_query = device_query.where(col(Device.id).in_(list(device_ids)))
+    rows = list(session.exec(device_query))
     measured = measured_watts(session, (d.id for d in rows), cat.rapl_wall_factor)
     devices = {}
     for d in rows:
@@ -96,5 +102,5 @@ def load_estate(session: Session, site_ids: Iterable[int] | None = None) -> Esta
         profile = catalogue.with_measured(base, measured.get(d.id, {}),
                                           f"calibrated from this device's measured power; else {base.source}")
         devices[d.id] = DeviceInfo(d.id, d.site_id, d.hostname, d.device_class or catalogue.UNKNOWN, d.room,
-                                   profile, base.monitors)
+                                   profile, base.monitors, tuple(d.tags or ()))
     return Estate(sites, devices, cat, carbon.load(session), tariffs_for(session, sites))

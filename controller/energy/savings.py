@@ -17,18 +17,32 @@ the policy first acted.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
-from controller.energy.accounting import GRAM, HUNDREDTH_PENNY, WH, Pricer, grouping, jsonable
+from controller.energy.accounting import (
+    DEVICE_GROUPS,
+    GRAM,
+    HUNDREDTH_PENNY,
+    WH,
+    AccountingError,
+    Pricer,
+    Total,
+    Totals,
+    energy_totals,
+    jsonable,
+)
 from controller.energy.accounting import round_half_up as _round
 from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import HOUR, HourLine, estate_lines
-from controller.energy.school_hours import SchoolHours
+from controller.energy.policy_hours import Label, PolicyHours, is_waste
+from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
+from controller.policy.calendar import Calendar
+from controller.policy.model import Policy
 from controller.register.models import ActionRecord
 from controller.timeutil import as_utc, hour_floor, utcnow
 
@@ -190,10 +204,10 @@ def _local_midnight(day: date, estate: Estate, site_id: int) -> datetime:
 def out_of_hours_period(session: Session, estate: Estate, site_id: int, first: date, last: date,
                         hours: SchoolHours, now: datetime | None = None) -> Period:
     """Out-of-hours kWh of a site over whole local days ``first``..``last``, per school day in them."""
-    zone = estate.sites[site_id].zone
     start, end = _local_midnight(first, estate, site_id), _local_midnight(last + timedelta(days=1), estate, site_id)
-    lines = estate_lines(session, estate, start, end, now)
-    wh = sum((ln.wh for ln in lines if hours.out_of_hours(ln.hour.astimezone(zone))), Decimal(0))
+    totals = energy_totals(session, start, end, ("policy",), estate=estate, now=now,
+                           classifier=hours.classifier(estate))
+    wh = sum((t.wh for (label,), t in totals.groups.items() if label == OUT_OF_HOURS), Decimal(0))
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     school_days = hours.school_days(days)
     per_day = _round(wh / 1000 / school_days, WH) if school_days else None
@@ -236,33 +250,36 @@ def before_after(session: Session, site_id: int, hours: SchoolHours | None = Non
 @dataclass
 class WasteRow:
     key: str
-    awake_kwh: Decimal  # active or idle out of hours
-    cost_gbp: Decimal
+    idle_kwh: Decimal  # idle out of hours, outside anything a policy keeps on
+    cost_gbp: Decimal | None  # None: no tariff covers these hours
     kgco2e: Decimal
-    awake_hours: Decimal
+    idle_hours: Decimal
+
+
+def waste_by(totals: Totals) -> dict[tuple[str, ...], Total]:
+    """What a power-down policy could remove (``is_waste``), by the other keys of ``totals`` (grouped by
+    "policy" and "state" besides them)."""
+    dims = totals.dims
+    at_policy, at_state = dims.index("policy"), dims.index("state")
+    found: dict[tuple[str, ...], Total] = defaultdict(Total)
+    for key, total in totals.groups.items():
+        if is_waste(Label.parse(key[at_policy]), key[at_state]):
+            found[tuple(v for i, v in enumerate(key) if i not in (at_policy, at_state))].merge(total)
+    return dict(found)
 
 
 def out_of_hours_waste(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
-                       by: str = "device", limit: int = 10, hours: SchoolHours | None = None,
-                       now: datetime | None = None) -> list[WasteRow]:
-    """The devices (or rooms) that drew most while awake out of hours: where a policy would save most."""
-    hours = hours or SchoolHours()
+                       by: str = "device", limit: int = 10, policies: Sequence[Policy] = (),
+                       calendars: Mapping[str, Calendar] | None = None, now: datetime | None = None) -> list[WasteRow]:
+    """The devices (or rooms) that drew most while idle out of hours, where no policy keeps them on: where
+    a power-down policy would save most. Hours are each device's policy's (controller.energy.policy_hours)."""
+    if by not in DEVICE_GROUPS:
+        raise AccountingError(f"cannot rank waste by {by!r}; choose one of {', '.join(DEVICE_GROUPS)}")
     estate = load_estate(session, site_ids)
-    key = grouping(estate, by)
-    pricer = Pricer(estate)
-    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 4)
-    for line in estate_lines(session, estate, start, end, now):
-        if line.state not in ("active", "idle"):
-            continue
-        site_id = estate.devices[line.device_id].site_id
-        if not hours.out_of_hours(line.hour.astimezone(estate.sites[site_id].zone)):
-            continue
-        row = sums[key(line.device_id)]
-        row[0] += line.wh
-        row[1] += line.wh * (pricer.rate(site_id, line.hour) or 0) / 1000
-        row[2] += line.wh * pricer.factor(site_id, line.hour).kg_per_kwh
-        row[3] += line.seconds
-    ranked = sorted(sums.items(), key=lambda item: item[1][0], reverse=True)[:limit]
-    return [WasteRow(k, _round(wh / 1000, WH), _round(p / 100, HUNDREDTH_PENNY), _round(g / 1000, GRAM),
-                     _round(s / 3600, Decimal("0.01"))) for k, (wh, p, g, s) in ranked]
-
+    hours = PolicyHours(estate, policies, calendars)
+    totals = energy_totals(session, start, end, (by, "policy", "state"), estate=estate, now=now,
+                           classifier=hours.classifier)
+    ranked = sorted(waste_by(totals).items(), key=lambda item: (-item[1].wh, item[0]))[:limit]
+    return [WasteRow(key, _round(t.wh / 1000, WH), _round(t.pence / 100, HUNDREDTH_PENNY) if t.priced else None,
+                     _round(t.grams / 1000, GRAM), _round(t.seconds_by_state["idle"] / 3600, Decimal("0.01")))
+            for (key,), t in ranked]

@@ -10,8 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from controller.policy.calendar import Calendar, Nation, bank_holidays, classify
+
+if TYPE_CHECKING:
+    from controller.energy.accounting import Classifier
+    from controller.energy.inputs import Estate
+
+OUT_OF_HOURS = "out_of_hours"
+SCHOOL_HOURS = "school_hours"
+_WHOLE = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -33,3 +43,13 @@ class SchoolHours:
 
     def school_days(self, days: Sequence[date]) -> int:
         return sum(1 for day in days if self.is_school_day(day))
+
+    def classifier(self, estate: Estate) -> Classifier:
+        """Labels each device-hour ``out_of_hours`` or ``school_hours`` by these hours, in its site's zone."""
+        zones = {site_id: site.zone for site_id, site in estate.sites.items()}
+
+        def classify(device, hour: datetime) -> tuple[tuple[str, Decimal], ...]:
+            local = hour.astimezone(zones[device.site_id])
+            return ((OUT_OF_HOURS if self.out_of_hours(local) else SCHOOL_HOURS, _WHOLE),)
+
+        return classify

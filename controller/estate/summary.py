@@ -9,10 +9,19 @@ The figures other packages own are asked of them, not recomputed here: carbon fa
 (controller.energy), policy savings (controller.energy.savings), devices on out of hours
 (controller.policy.compliance), wake outcomes (controller.power.wake), register states (lifecycle).
 
-Energy, carbon and cost are the stored hourly buckets as reported, by method: the monitoring view.
-The bursar's figures (``caretaker energy summary``) go further: metered hours replace the agent's rows,
-RAPL is corrected to the wall, monitors are added and silence is attributed. Carbon is each hour's
-joules at the factor for the hour's local year; cost is each site-hour at the tariff band(s) in force.
+Energy, carbon and cost are the energy package's one total (``energy_totals``), the same figures as
+``caretaker energy summary``, the web API and the reports: metered hours replace the agent's rows, RAPL
+is corrected to the wall, monitors are added and silence is attributed, so summing the method series
+never counts a device-hour twice. Carbon is each hour's energy at the factor for the hour's local year;
+cost is each site-hour at the tariff band(s) in force, unpriced hours left out.
+
+Counters count **settled hours** only: whole UTC hours that ended at least ``FRESH_INTERVALS`` report
+intervals ago, so the reports that straddle an hour's end are in before it is counted, and a counter
+never has to take back the hour it is in. An hour can still change after it settled (a spool flushed
+after a week offline replaces attributed silence; a meter's late reading replaces the agent's rows).
+Each counter is therefore held at the highest value it was exported with (``ratchet``): Prometheus
+never sees it go down (which it would read as a reset and count the whole total again), and it rejoins
+the energy package's figure as soon as that passes it again.
 
 Energy is grouped by each device's *current* site and class. A device moved to another site takes its
 history with it: the old site's counters go down (Prometheus reads that as a counter reset) and the new
@@ -39,18 +48,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Subquery, case, func
 from sqlmodel import Session, col, select
 
 from agent.protocol import PowerState
-from controller.energy import carbon, catalogue
-from controller.energy.accounting import Pricer
-from controller.energy.inputs import Estate, SiteInfo
+from controller.energy import carbon
+from controller.energy.accounting import energy_totals
 from controller.energy.savings import savings_summary
-from controller.energy.tariff import tariffs_for
 from controller.lifecycle.models import Asset
 from controller.policy.compliance import out_of_hours_on
 from controller.policy.model import DeviceFacts
@@ -58,7 +65,7 @@ from controller.policy.store import ActiveSet
 from controller.power.models import OPEN_STATUSES, WakeStatus
 from controller.power.wake import wake_outcomes
 from controller.register.models import Agent, Device, EnergyBucket, Report, Site
-from controller.timeutil import as_utc
+from controller.timeutil import as_utc, hour_floor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,7 +153,7 @@ def summarise(session: Session, now: datetime, report_interval_seconds: int, per
     return EstateSummary(
         **devices_and_power(session, latest, seconds, now, fresh_since, site_classes),
         agents=agents_by_age(session, now),
-        history=past if past is not None else history(session, now),
+        history=past if past is not None else history(session, now, report_interval_seconds),
         carbon_factors=carbon_factors(session),
         lifecycle=_guarded(session, "lifecycle", failed, lambda: devices_by_lifecycle_state(session), {}),
         out_of_hours=_guarded(session, "out_of_hours", failed,
@@ -159,13 +166,31 @@ def summarise(session: Session, now: datetime, report_interval_seconds: int, per
     )
 
 
-def history(session: Session, now: datetime) -> History:
-    """Energy, carbon, cost and savings over all history: scans every hourly bucket, so costs seconds on
+def settled_until(now: datetime, report_interval_seconds: int) -> datetime:
+    """The end of the last settled hour: its last reports (``FRESH_INTERVALS`` intervals late) are in."""
+    return hour_floor(now - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds))
+
+
+def history(session: Session, now: datetime, report_interval_seconds: int = 300,
+            previous: History | None = None) -> History:
+    """Energy, carbon, cost and savings over all settled history, never below ``previous`` (the values
+    last exported; see ``ratchet``). Works out every device-hour since the first report: costs seconds on
     a large estate (bench/metrics_scrape.py); the metrics cache refreshes it apart, in the background."""
-    energy, grams, pence = energy_carbon_cost(session)
+    energy, grams, pence = energy_carbon_cost(session, settled_until(now, report_interval_seconds))
     failed: list[str] = []
     saved = _guarded(session, "savings", failed, lambda: saved_by_site(session, now), {})
-    return History(energy, grams, pence, saved, tuple(failed))
+    found = History(energy, grams, pence, saved, tuple(failed))
+    return found if previous is None else ratchet(previous, found)
+
+
+def ratchet(previous: History, found: History) -> History:
+    """Each counter at the higher of its last exported value and its new one: counters never go down."""
+    def higher(old: dict, new: dict) -> dict:
+        return {key: max(value, old.get(key, value)) for key, value in {**old, **new}.items()}
+
+    return History(higher(previous.energy_joules, found.energy_joules),
+                   higher(previous.carbon_grams, found.carbon_grams), higher(previous.cost_pence, found.cost_pence),
+                   higher(previous.saved_joules, found.saved_joules), found.failed)
 
 
 def _guarded(session: Session, section: str, failed: list[str], work: Callable[[], T], fallback: T) -> T:
@@ -180,37 +205,22 @@ def _guarded(session: Session, section: str, failed: list[str], work: Callable[[
         return fallback
 
 
-def energy_carbon_cost(session: Session) -> tuple[dict, dict[SiteClass, float], dict[SiteClass, float]]:
-    """All energy ever accounted, by site, class, state and method (a counter: it only grows), with its
-    carbon and cost by site and class. One query grouped by site-hour: each hour gets its own factor and
-    tariff, and the rows are few (sites x classes x hours), however many devices there are."""
-    rows = session.exec(
-        select(Site.id, Site.name, Device.device_class, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method,
-               func.sum(EnergyBucket.joules))
-        .join(Device, col(Device.id) == col(EnergyBucket.device_id))
-        .join(Site, col(Site.id) == col(Device.site_id))
-        .group_by(Site.id, Site.name, Device.device_class, EnergyBucket.hour, EnergyBucket.state, EnergyBucket.method)
-    ).all()
-    pricer = _pricer(session)
-    energy: dict[tuple[str, str, str, str], float] = defaultdict(float)
-    grams: dict[SiteClass, float] = defaultdict(float)
-    pence: dict[SiteClass, float] = defaultdict(float)
-    for site_id, site, device_class, hour, state, method, joules in rows:
-        joules = float(joules or 0.0)
-        energy[(site, device_class, state, method)] += joules
-        kwh = joules / JOULES_PER_KWH
-        grams[(site, device_class)] += kwh * float(pricer.factor(site_id, hour).kg_per_kwh) * 1000
-        rate = pricer.rate(site_id, hour)
-        if rate is not None:  # energy before the site's first tariff is unpriced, not free
-            pence[(site, device_class)] += kwh * float(rate)
-    return dict(energy), dict(grams), dict(pence)
-
-
-def _pricer(session: Session) -> Pricer:
-    """The energy package's per-site-hour rates and factors, over the sites alone (no device profiles)."""
-    sites = {s.id: SiteInfo(s.id, s.name, ZoneInfo(s.timezone), s.trust, s.postcode)
-             for s in session.exec(select(Site))}
-    return Pricer(Estate(sites, {}, catalogue.load(session), carbon.load(session), tariffs_for(session, sites)))
+def energy_carbon_cost(session: Session, until: datetime) -> tuple[dict, dict[SiteClass, float],
+                                                                  dict[SiteClass, float]]:
+    """All energy accounted before ``until``, by site, class, state and method, with its carbon and cost
+    by site and class: the energy package's one total, grouped by the labels the metrics carry."""
+    earliest = session.exec(select(func.min(EnergyBucket.hour))).one()
+    if earliest is None or as_utc(earliest) >= until:
+        return {}, {}, {}
+    totals = energy_totals(session, as_utc(earliest), until, ("site", "device_class", "state", "method"), now=until)
+    energy: dict[tuple[str, str, str, str], float] = {}
+    grams: dict[SiteClass, Decimal] = defaultdict(Decimal)
+    pence: dict[SiteClass, Decimal] = defaultdict(Decimal)
+    for (site, device_class, state, method), total in totals.groups.items():
+        energy[(site, device_class, state, method)] = float(total.wh * 3600)
+        grams[(site, device_class)] += total.grams
+        pence[(site, device_class)] += total.pence  # energy before the site's first tariff is unpriced, not free
+    return energy, {k: float(v) for k, v in grams.items()}, {k: float(v) for k, v in pence.items()}
 
 
 def carbon_factors(session: Session) -> dict[tuple[str, str], float]:

@@ -31,6 +31,8 @@ class Asset(SQLModel, table=True):
     funding: str | None = Field(default=None, max_length=100)  # e.g. "devolved capital", "donation"
     warranty_end: date | None = None
     os_end_of_support: date | None = None
+    # Enrolled in Extended Security Updates: its OS's support ends at the ESU date (controller/lifecycle/os_support.py)
+    os_esu: bool | None = None
     review_date: date | None = None  # the annual register review
     disposed_on: date | None = None  # date securely disposed
     batch_id: int | None = Field(default=None, foreign_key="disposalbatch.id", index=True)

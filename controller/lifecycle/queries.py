@@ -78,7 +78,7 @@ def device_facts(session: Session, factors: Factors, now: datetime, site: str | 
             purchase_date=asset.purchase_date if asset else None,
             warranty_end=asset.warranty_end if asset else None,
             os_end_of_support=asset.os_end_of_support if asset else None,
-            os_name=device.os_name, os_version=device.os_version,
+            os_name=device.os_name, os_version=device.os_version, os_esu=bool(asset and asset.os_esu),
             cpu_model=(inventory.get("cpu") or {}).get("model"), memory_bytes=inventory.get("memory_bytes"),
             has_ssd=True if True in disks else (False if disks and all(d is False for d in disks) else None),
             battery_health=min(healths) if healths else None,
@@ -156,7 +156,8 @@ def past_support(session: Session, today: date, policy: Policy | None = None) ->
     for d in device_facts(session, Factors({}, {}), datetime.combine(today, time(12), tzinfo=UTC)):
         if d.state not in CONSIDERED:
             continue
-        os_date = os_end(d, policy)
+        support = os_end(d)
+        os_date = support.ends if support is not None else None
         warranty = d.warranty_end is not None and d.warranty_end < today
         os_passed = os_date is not None and os_date < today
         if warranty or os_passed:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from controller.lifecycle.embodied import Figure
+from controller.lifecycle.os_support import SupportEnd, describe, support_end
 from controller.lifecycle.states import State
 
 GIB = 2**30
@@ -45,8 +46,7 @@ class Policy:
     min_memory_gib: float = 4.0
     upgrade_memory_gib: float = 8.0
     extension_years: float = 2.0
-    # Published end of support where the register has no date of its own.
-    os_end_of_support: Mapping[str, date] = field(default_factory=lambda: {"Windows 10": date(2025, 10, 14)})
+    os_notice_days: int = 183  # an OS upgrade or ESU takes a term to plan: warn six months ahead
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class DeviceFacts:
     os_end_of_support: date | None = None
     os_name: str | None = None
     os_version: str | None = None
+    os_esu: bool = False  # enrolled in Extended Security Updates
     cpu_model: str | None = None
     memory_bytes: int | None = None
     has_ssd: bool | None = None  # None: no disk reported, or the OS did not say
@@ -99,9 +100,11 @@ def _rules(d: DeviceFacts, policy: Policy, today: date, now: datetime) -> list[t
     spec_problems = below_spec(d, policy)
     if age := _refresh_age(d, policy, today):
         found.append(_refresh_or_extend(d, policy, age, spec_problems))
-    found += _dated(d.warranty_end, "warranty", Kind.WARRANTY_ENDED, Kind.WARRANTY_ENDING, policy, today)
-    found += _dated(os_end(d, policy), "operating-system support", Kind.OS_SUPPORT_ENDED, Kind.OS_SUPPORT_ENDING,
-                    policy, today)
+    found += _dated(d.warranty_end, "warranty", Kind.WARRANTY_ENDED, Kind.WARRANTY_ENDING, policy.notice_days, today)
+    support = os_end(d)
+    if support is not None:
+        found += _dated(support.ends, f"{support.what} security support", Kind.OS_SUPPORT_ENDED,
+                        Kind.OS_SUPPORT_ENDING, policy.os_notice_days, today, f" ({support.source})")
     if d.battery_health is not None and d.battery_health < policy.battery_min_health:
         found.append((Kind.BATTERY_WORN, f"battery holds {d.battery_health:.0%} of its design capacity "
                       f"(replace below {policy.battery_min_health:.0%})", None))
@@ -150,26 +153,24 @@ def _only_memory(problems: list[str]) -> bool:
     return all(p.startswith("RAM") for p in problems)
 
 
-def _dated(end: date | None, what: str, ended: Kind, ending: Kind, policy: Policy,
-           today: date) -> list[tuple[Kind, str, None]]:
+def _dated(end: date | None, what: str, ended: Kind, ending: Kind, notice_days: int,
+           today: date, source: str = "") -> list[tuple[Kind, str, None]]:
     if end is None:
         return []
     if end < today:
-        return [(ended, f"{what} ended on {end.isoformat()}", None)]
-    if (end - today).days <= policy.notice_days:
-        return [(ending, f"{what} ends on {end.isoformat()}, in {(end - today).days} days", None)]
+        return [(ended, f"{what} ended on {end.isoformat()}{source}", None)]
+    if (end - today).days <= notice_days:
+        return [(ending, f"{what} ends on {end.isoformat()}, in {(end - today).days} days{source}", None)]
     return []
 
 
-def os_end(d: DeviceFacts, policy: Policy) -> date | None:
+def os_end(d: DeviceFacts) -> SupportEnd | None:
+    """When the device's OS stops getting security updates: its register entry's date if it has one (a
+    Chromebook's auto-update expiry from the Google Admin import), else the shipped data for what its
+    agent reports, at its ESU date when the device is enrolled."""
     if d.os_end_of_support is not None:
-        return d.os_end_of_support
-    return policy.os_end_of_support.get(_os_family(d))
-
-
-def _os_family(d: DeviceFacts) -> str:
-    first = (d.os_version or "").split(" ")[0]
-    return f"{d.os_name} {first}" if d.os_name == "Windows" and first in ("10", "11") else (d.os_name or "")
+        return SupportEnd(d.os_end_of_support, "operating-system", "the device's register entry")
+    return support_end(d.os_name, d.os_version, d.os_esu)
 
 
 def below_spec(d: DeviceFacts, policy: Policy) -> list[str]:
@@ -177,7 +178,7 @@ def below_spec(d: DeviceFacts, policy: Policy) -> list[str]:
     problems = []
     if d.memory_bytes is not None and d.memory_bytes < policy.min_memory_gib * GIB:
         problems.append(f"RAM {d.memory_bytes / GIB:g} GiB, below the {policy.min_memory_gib:g} GiB minimum")
-    if _os_family(d) == "Windows 10" and windows11_cpu(d.cpu_model) is False:
+    if describe(d.os_name, d.os_version).family == "Windows 10" and windows11_cpu(d.cpu_model) is False:
         problems.append(f"CPU {d.cpu_model} cannot run Windows 11 (needs Intel 8th generation or AMD Zen+)")
     return problems
 

@@ -28,7 +28,8 @@ from controller.timeutil import utcnow
 
 DEVICE_FIELDS = ("hostname", "device_class", "vendor", "model", "serial")
 ASSET_FIELDS = ("asset_tag", "assigned_to", "location", "purchase_date", "purchase_price", "supplier",
-                "procurement_route", "funding", "warranty_end", "os_end_of_support", "review_date", "disposed_on")
+                "procurement_route", "funding", "warranty_end", "os_end_of_support", "os_esu", "review_date",
+                "disposed_on")
 COLUMNS = ("site", *DEVICE_FIELDS, "state", "outcome", *ASSET_FIELDS)
 DATES = ("purchase_date", "warranty_end", "os_end_of_support", "review_date", "disposed_on")
 MAX_LENGTH = {"site": 100, "hostname": 255, "device_class": 32, "vendor": 255, "model": 255, "serial": 255,
@@ -70,6 +71,8 @@ def format_pounds(pence: int) -> str:
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
@@ -113,6 +116,10 @@ def parse_value(column: str, text: str | None) -> Any:
             raise Refused(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
     if column == "purchase_price":
         return parse_pounds(text)
+    if column == "os_esu":
+        if text.lower() not in ("yes", "no", "true", "false"):
+            raise Refused(f"os_esu {text!r} is not yes or no")
+        return text.lower() in ("yes", "true")
     if column == "state":
         return _parse(State, column, text)
     if column == "outcome":

@@ -169,11 +169,12 @@ def _value(scope: sources.Scope, usages: Sequence[DeviceUsage], period: Period) 
     for site, mine in _per_site(scope, usages):
         device_years = len(mine) * years
         figures = used_figures(mine)
-        active = sum(u.seconds["active"] for u in mine)
+        active = sum(u.seconds("active") for u in mine)
         powered = sum(u.powered_seconds for u in mine)
         lines.append(ValueLine(site.name, device_years,
                                figures.kwh / device_years if device_years else None,
-                               figures.pounds / device_years if device_years else None,
+                               figures.pounds / device_years if device_years and figures.pounds is not None
+                               else None,
                                active / powered if powered else None,
                                sum(1 for u in mine if _underused(u))))
     return lines
@@ -185,7 +186,7 @@ def _underused(usage: DeviceUsage) -> bool:
 
 def underused(usages: Sequence[DeviceUsage]) -> list[UnderusedDevice]:
     found = [UnderusedDevice(u.site.name, u.device.hostname, u.device.room, u.powered_seconds / 3600,
-                             u.seconds["active"] / 3600, u.utilisation or 0.0) for u in usages if _underused(u)]
+                             u.seconds("active") / 3600, u.utilisation or 0.0) for u in usages if _underused(u)]
     return sorted(found, key=lambda d: (d.utilisation, d.site, d.hostname))
 
 

@@ -1,11 +1,21 @@
 """The bursar report: what a site or trust used and saved over a period, in kWh, pounds and kgCO2e, where
-the out-of-hours waste is, what the power actions did, and three things to do next with their annual value.
+the out-of-hours waste is, what policies keep on on purpose, what the power actions did, and three things
+to do next with their annual value.
 
-Recommendations annualise each room's out-of-hours idle energy separately over school days and other
-days, because a room that wastes on weekends wastes on 170 days a year, not 195:
+Waste counts only what a policy could remove (the energy package's ``is_waste``): what a policy keeps on
+(never-power-down servers and signage, maintenance and exam windows, keep-on overrides) is reported apart
+as "kept on by policy", with its kWh, and is never recommended away.
 
-    annual kWh = waste on school days / school days in period × 195
-               + waste on other days / other days in period × 170
+Recommendations annualise each room's waste from the days actually observed, separately for school
+days and other days, because a room that wastes on weekends wastes on 170 days a year, not 195:
+
+    annual kWh = waste on school days / school days observed × school days in the year
+               + waste on other days / other days observed × other days in the year
+
+A day is observed when the site's devices reported on it (not a day yet to come, nor one of silence).
+School days in the year come from the term calendar that covers the academic year, else the English
+norm of 195 (190 pupil days and 5 INSET days). Under ``PROVISIONAL_BELOW`` school days observed, the
+estimate says it is provisional.
 """
 
 from __future__ import annotations
@@ -13,24 +23,27 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from controller import formatting as fmt
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate
+from controller.energy.policy_hours import PolicyHours
 from controller.energy.savings import SavingsError, SavingsSummary, before_after, savings_summary
 from controller.energy.school_hours import SchoolHours
-from controller.policy.walltime import zone
+from controller.policy.calendar import Calendar
 from controller.power.models import WakeRequest
-from controller.register.models import ActionRecord
+from controller.register.models import ActionRecord, Device, EnergyBucket
 from controller.reports import sources
 from controller.reports.figures import (
     Figures,
     Inputs,
     MethodShare,
     carbon_factor,
+    kept_on,
     measured_share,
     method_shares,
     unpriced_kwh,
@@ -39,12 +52,14 @@ from controller.reports.figures import (
 from controller.reports.figures import used as used_figures
 from controller.reports.figures import wasted as wasted_figures
 from controller.reports.periods import Period
-from controller.reports.usage import DeviceUsage, day_counts
+from controller.reports.usage import DeviceUsage, merged
 
 SCHOOL_DAYS_PER_YEAR = 195  # 190 pupil days and 5 INSET days (DOMAIN.md)
-OTHER_DAYS_PER_YEAR = 365 - SCHOOL_DAYS_PER_YEAR
+PROVISIONAL_BELOW = 10  # school days observed
 TOP = 10
 NO_ROOM = "(no room)"
+KEPT_ON_WORDS = {"never_power_down": "never powered down", "maintenance": "maintenance window",
+                 "exam_window": "exam window", "override": "keep-on override"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,17 @@ class WasteLine:
 
 
 @dataclass(frozen=True)
+class KeptOnLine:
+    """A device a policy keeps on on purpose, and what it drew out of hours because of it."""
+
+    site: str
+    name: str
+    room: str | None
+    why: str  # "never powered down; maintenance window"
+    kept_on: Figures
+
+
+@dataclass(frozen=True)
 class OutcomeCount:
     kind: str
     outcome: str
@@ -91,9 +117,11 @@ class Recommendation:
     annual: Figures
     basis: str  # the arithmetic, in words a bursar can check
 
+    provisional: bool = False  # fewer school days observed than PROVISIONAL_BELOW
+
     def sentence(self) -> str:
-        return (f"{self.action}: about £{self.annual.pounds:,.0f} and {self.annual.kg_co2e:,.0f} kgCO2e a year "
-                f"({self.annual.kwh:,.0f} kWh)")
+        return (f"{self.action}: about {fmt.money_text(self.annual.pounds)} and {fmt.kg_text(self.annual.kg_co2e)} "
+                f"a year ({fmt.kwh_text(self.annual.kwh)})" + (", provisional" if self.provisional else ""))
 
 
 @dataclass(frozen=True)
@@ -110,6 +138,9 @@ class BursarReport:
     before_after: tuple[BeforeAfterLine, ...]
     unclaimed: tuple[str, ...]  # power-downs no saving was claimed for, and why
     wasted: Figures
+    kept_on: Figures  # out of hours while a policy keeps devices on on purpose: never waste
+    kept_on_devices: tuple[KeptOnLine, ...]
+    calendar_notes: tuple[str, ...]  # calendars that end inside the period, or sites without one
     methods: tuple[MethodShare, ...]
     measured_share: float
     sites: tuple[SiteLine, ...]
@@ -126,20 +157,56 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
     savings = savings_summary(session, period.start_utc, period.end_utc, scope.site_ids, now)
     saved = Figures(float(savings.saved_kwh), float(savings.saved_gbp), float(savings.saved_kgco2e))
     methods = method_shares(usages)
+    observed = observed_days(session, scope, period, now)
     return BursarReport(
         scope=scope.label, period=period, generated_at=now, factor=carbon_factor(accounted, period),
         tariffs=describe_tariffs(scope, accounted.estate), unpriced_kwh=unpriced_kwh(usages),
-        used=used, saved=saved, baseline=Figures(used.kwh + saved.kwh, used.pounds + saved.pounds,
-                                                 used.kg_co2e + saved.kg_co2e),
-        wasted=wasted_figures(usages), methods=tuple(methods), measured_share=measured_share(methods),
+        used=used, saved=saved, baseline=used.plus(saved),
+        wasted=wasted_figures(usages), kept_on=kept_on(usages), kept_on_devices=tuple(_kept_on(usages)),
+        calendar_notes=tuple(calendar_notes(scope, period, inputs)),
+        methods=tuple(methods), measured_share=measured_share(methods),
         sites=tuple(_site_lines(scope, usages, savings)),
         before_after=tuple(_before_after(session, scope, inputs, now)), unclaimed=tuple(savings.skipped),
         top_devices=tuple(_top(_by_device(usages))),
         top_rooms=tuple(_top(_by_room(usages))),
         outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc),
                                       sources.wake_requests(session, scope, period.start_utc, period.end_utc))),
-        recommendations=tuple(recommendations(usages, period)[:3]),
+        recommendations=tuple(recommendations(usages, period, accounted.hours, observed)[:3]),
     )
+
+
+def calendar_notes(scope: sources.Scope, period: Period, inputs: Inputs) -> list[str]:
+    """Where the school days behind the figures were guessed: a site without a term calendar, or whose
+    calendars end inside the period (the days after are unknown, which the policy engine treats as
+    school days so as never to switch a lesson off)."""
+    notes = []
+    for site in scope.sites:
+        calendars = inputs.site_calendars(site.name)
+        if not calendars:
+            notes.append(f"{site.name} has no term calendar: weekdays other than bank holidays were treated as "
+                         "school days")
+            continue
+        last = max(c.covers.last for c in calendars)
+        if last < period.last:
+            notes.append(f"{site.name}: term dates end on {last:%d %B %Y}; later days were treated as school days")
+    return notes
+
+
+def observed_days(session: Session, scope: sources.Scope, period: Period, now: datetime) -> dict[int, set[date]]:
+    """Per site, the local days of the period (up to now) on which its devices reported: the days an
+    annual figure can be extrapolated from. Silence is attributed, not observed."""
+    until = min(period.end_utc, now.astimezone(UTC))
+    rows = session.exec(select(Device.site_id, EnergyBucket.hour).distinct()
+                        .join(Device, col(Device.id) == col(EnergyBucket.device_id))
+                        .where(col(Device.site_id).in_(scope.site_ids), col(EnergyBucket.hour) >= period.start_utc,
+                               col(EnergyBucket.hour) < until, col(EnergyBucket.seconds) > 0)).all()
+    zones = {site.id: period.start.tzinfo for site in scope.sites}
+    found: dict[int, set[date]] = defaultdict(set)
+    for site_id, hour in rows:
+        stored = datetime.fromisoformat(hour) if isinstance(hour, str) else hour
+        stored = stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored
+        found[site_id].add(stored.astimezone(zones[site_id]).date())
+    return found
 
 
 def describe_tariffs(scope: sources.Scope, estate: Estate) -> str:
@@ -161,6 +228,13 @@ def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], savings: Sa
                         float(sum(a.saved_kgco2e for a in claims)))
         lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved))
     return lines
+
+
+def _kept_on(usages: Sequence[DeviceUsage]) -> list[KeptOnLine]:
+    found = [KeptOnLine(u.site.name, u.device.hostname, u.device.room,
+                        "; ".join(KEPT_ON_WORDS.get(r, r) for r in sorted(u.kept_on_by)), Figures.of(u.kept_on))
+             for u in usages if u.kept_on.wh > 0]
+    return sorted(found, key=lambda line: (-line.kept_on.kwh, line.site, line.name))
 
 
 def _before_after(session: Session, scope: sources.Scope, inputs: Inputs, now: datetime) -> list[BeforeAfterLine]:
@@ -211,29 +285,63 @@ def outcome_counts(actions: Sequence[ActionRecord], wakes: Sequence[WakeRequest]
     return [OutcomeCount(kind, outcome, n) for (kind, outcome), n in sorted(counts.items())]
 
 
-def recommendations(usages: Sequence[DeviceUsage], period: Period) -> list[Recommendation]:
+@dataclass(frozen=True)
+class SchoolYear:
+    school_days: int
+    other_days: int
+    basis: str  # where the number of school days comes from
+
+
+def school_year(hours: PolicyHours, usage: DeviceUsage, period: Period) -> SchoolYear:
+    """School days in the academic year (September to August) holding the period's start, by the device's
+    own policy and the calendars that cover that whole year; else the English norm."""
+    first_year = period.first.year if period.first.month >= 9 else period.first.year - 1
+    start, end = date(first_year, 9, 1), date(first_year + 1, 8, 31)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    said = hours.device(usage.device)
+    calendars: tuple[Calendar, ...] = said.context.calendars if said.context is not None else ()
+    if calendars and min(c.covers.first for c in calendars) <= start and max(c.covers.last for c in calendars) >= end:
+        school = sum(1 for day in days if hours.school_day(usage.device, day))
+        names = ", ".join(c.name for c in calendars)
+        return SchoolYear(school, len(days) - school, f"{school} in {first_year}-{(first_year + 1) % 100:02d} by "
+                                                          f"term calendar {names}")
+    return SchoolYear(SCHOOL_DAYS_PER_YEAR, len(days) - SCHOOL_DAYS_PER_YEAR,
+                      f"{SCHOOL_DAYS_PER_YEAR} in a typical English school year (no term calendar covers "
+                      f"{first_year}-{(first_year + 1) % 100:02d})")
+
+
+def recommendations(usages: Sequence[DeviceUsage], period: Period, hours: PolicyHours,
+                    observed: dict[int, set[date]]) -> list[Recommendation]:
     """Every room that wastes energy out of hours, best annual value first."""
     found = []
-    days = period.days()
     for (site, room), mine in _rooms(usages).items():
-        school_kwh = sum(u.waste_kwh_school_days for u in mine)
-        other_kwh = sum(u.waste_kwh_other_days for u in mine)
+        school_total, other_total = merged([u.waste_school_days for u in mine]), merged([u.waste_other_days
+                                                                                         for u in mine])
+        school_kwh, other_kwh = float(school_total.wh) / 1000, float(other_total.wh) / 1000
         if school_kwh + other_kwh <= 0:
             continue
-        counts = day_counts(days, mine[0].ctx, zone(mine[0].site.timezone))
-        annual_kwh = ((school_kwh / counts.school_days * SCHOOL_DAYS_PER_YEAR if counts.school_days else 0.0)
-                      + (other_kwh / counts.other_days * OTHER_DAYS_PER_YEAR if counts.other_days else 0.0))
-        waste_kwh = school_kwh + other_kwh
-        pence_per_kwh = sum(u.waste_pence for u in mine) / waste_kwh
-        kg_per_kwh = sum(u.waste_kg for u in mine) / waste_kwh
-        annual = Figures(annual_kwh, annual_kwh * pence_per_kwh / 100, annual_kwh * kg_per_kwh)
-        basis = (f"{school_kwh:.1f} kWh idle out of hours on {counts.school_days} school days "
-                 f"× {SCHOOL_DAYS_PER_YEAR}/{counts.school_days or '-'} + {other_kwh:.1f} kWh on "
-                 f"{counts.other_days} other days × {OTHER_DAYS_PER_YEAR}/{counts.other_days or '-'} "
-                 f"= {annual_kwh:.1f} kWh a year; × {pence_per_kwh:.1f} p/kWh; "
-                 f"× {kg_per_kwh:.5f} kgCO2e/kWh")
-        found.append(Recommendation(_action(mine, site, room), site, room, annual, basis))
-    return sorted(found, key=lambda r: (-r.annual.pounds, r.site, r.room))
+        first = mine[0]
+        seen = observed.get(first.site.id, set())
+        seen_school = sum(1 for day in seen if hours.school_day(first.device, day))
+        seen_other = len(seen) - seen_school
+        year = school_year(hours, first, period)
+        annual_kwh = ((school_kwh / seen_school * year.school_days if seen_school else 0.0)
+                      + (other_kwh / seen_other * year.other_days if seen_other else 0.0))
+        waste = merged([school_total, other_total])
+        waste_figures = Figures.of(waste)
+        pence_per_kwh = None if waste_figures.pounds is None else waste_figures.pounds * 100 / waste_figures.kwh
+        kg_per_kwh = waste_figures.kg_co2e / waste_figures.kwh
+        annual = Figures(annual_kwh, None if pence_per_kwh is None else annual_kwh * pence_per_kwh / 100,
+                         annual_kwh * kg_per_kwh)
+        provisional = seen_school < PROVISIONAL_BELOW
+        price = "no tariff set, so unpriced" if pence_per_kwh is None else f"× {pence_per_kwh:.1f} p/kWh"
+        basis = (f"from {seen_school} school days observed of {year.basis}: "
+                 f"{school_kwh:.1f} kWh idle out of hours ÷ {seen_school or '-'} × {year.school_days} "
+                 f"+ {other_kwh:.1f} kWh on {seen_other} other days observed ÷ {seen_other or '-'} × "
+                 f"{year.other_days} = {annual_kwh:.1f} kWh a year; {price}; × {kg_per_kwh:.5f} kgCO2e/kWh"
+                 + (f"; provisional: fewer than {PROVISIONAL_BELOW} school days observed" if provisional else ""))
+        found.append(Recommendation(_action(mine, site, room), site, room, annual, basis, provisional))
+    return sorted(found, key=lambda r: (-(r.annual.pounds or 0.0), -r.annual.kwh, r.site, r.room))
 
 
 def _action(mine: Sequence[DeviceUsage], site: str, room: str) -> str:

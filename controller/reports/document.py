@@ -2,14 +2,16 @@
 
 Each report kind builds its figures once (bursar.py, audit.py) and lays them out as a ``Document``;
 HTML, PDF and CSV are all rendered from that one document, so a total cannot differ between formats.
-Cells are plain values (str, int, float or None); formatting is the renderer's job.
+Cells are plain values (str, int, float, a Decimal already rounded by controller/formatting.py, or None).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-Cell = str | int | float | None
+# A Decimal is a figure already rounded as every surface shows it (controller/formatting.py).
+Cell = str | int | float | Decimal | None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""What both report kinds share: each device's usage over a period (``usage_for``, the one place that
-reads hour lines, through the energy package), and pure sums over it: kWh, pounds and kgCO2e, the
-carbon factor a report names, and the share of energy by method.
+"""What both report kinds share: each device's usage over a period (``usage_for``: the energy package's
+one total, labelled by the policy engine), and pure sums over it: kWh, pounds and kgCO2e, the carbon
+factor a report names, and the share of energy by method.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from controller.energy.accounting import Pricer
+from controller.energy.accounting import Total
 from controller.energy.carbon import AppliedFactor
 from controller.energy.inputs import Estate, load_estate
-from controller.energy.lines import estate_lines
+from controller.energy.policy_hours import PolicyHours
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.reports import sources
 from controller.reports.periods import Period
-from controller.reports.usage import DeviceUsage, account, measured
+from controller.reports.usage import DeviceUsage, measured, merged
+from controller.reports.usage import usage_for as device_usages
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,28 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Accounted:
-    """A period's device figures and the estate (factors, tariffs) they were priced with."""
+    """A period's device figures, the estate (factors, tariffs) they were priced with, and the policy
+    engine's view of each device (its winning policy, its school days)."""
 
     usages: list[DeviceUsage]
     estate: Estate
+    hours: PolicyHours
 
 
 @dataclass(frozen=True)
 class Figures:
     kwh: float
-    pounds: float
+    pounds: float | None  # None: none of the energy had a tariff (not £0)
     kg_co2e: float
+
+    @classmethod
+    def of(cls, total: Total) -> Figures:
+        unpriced = total.wh > 0 and total.unpriced_wh == total.wh
+        return cls(float(total.wh) / 1000, None if unpriced else float(total.pence) / 100, float(total.grams) / 1000)
+
+    def plus(self, other: Figures) -> Figures:
+        pounds = None if self.pounds is None and other.pounds is None else (self.pounds or 0.0) + (other.pounds or 0.0)
+        return Figures(self.kwh + other.kwh, pounds, self.kg_co2e + other.kg_co2e)
 
 
 @dataclass(frozen=True)
@@ -63,10 +75,10 @@ class MethodShare:
 
 def usage_for(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> Accounted:
     estate = load_estate(session, scope.site_ids)
-    lines = estate_lines(session, estate, period.start_utc, period.end_utc, now)
-    usages = account(sources.devices(session, scope), {s.id: s for s in scope.sites}, lines, Pricer(estate),
-                     inputs.policies, inputs.calendars)
-    return Accounted(usages, estate)
+    hours = PolicyHours(estate, inputs.policies, inputs.calendars)
+    usages = device_usages(session, estate, hours, {s.id: s for s in scope.sites}, period.start_utc,
+                           period.end_utc, now)
+    return Accounted(usages, estate, hours)
 
 
 def carbon_factor(accounted: Accounted, period: Period) -> AppliedFactor:
@@ -90,19 +102,19 @@ def _most_days_year(period: Period) -> int:
 
 
 def used(usages: Iterable[DeviceUsage]) -> Figures:
-    usages = list(usages)
-    return Figures(sum(u.total_kwh for u in usages), sum(u.pence for u in usages) / 100,
-                   sum(u.kg_co2e for u in usages))
+    return Figures.of(merged([u.used for u in usages]))
 
 
 def wasted(usages: Iterable[DeviceUsage]) -> Figures:
-    usages = list(usages)
-    return Figures(sum(u.waste_kwh for u in usages), sum(u.waste_pence for u in usages) / 100,
-                   sum(u.waste_kg for u in usages))
+    return Figures.of(merged([u.waste for u in usages]))
+
+
+def kept_on(usages: Iterable[DeviceUsage]) -> Figures:
+    return Figures.of(merged([u.kept_on for u in usages]))
 
 
 def unpriced_kwh(usages: Iterable[DeviceUsage]) -> float:
-    return sum(u.unpriced_kwh for u in usages)
+    return float(sum((u.used.unpriced_wh for u in usages), 0)) / 1000
 
 
 def method_shares(usages: Sequence[DeviceUsage]) -> list[MethodShare]:

@@ -1,26 +1,54 @@
 """Bursar reports and audit packs laid out as documents: which tables and charts, in which order, with
-which words. Numbers are kept unrounded here; the HTML rounds them for reading and the CSV keeps them.
+which words. kWh, pounds and kgCO2e are rounded here by controller/formatting.py, the one rule every
+surface writes them by, so the HTML, the PDF and the CSV show the same figures; a figure without a
+tariff says so instead of £0.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from controller import formatting as fmt
+from controller.energy.policy_hours import DEFAULT_HOURS_TEXT
 from controller.reports.audit import AuditPack, restated_tonnes
-from controller.reports.bursar import BursarReport, WasteLine
+from controller.reports.bursar import PROVISIONAL_BELOW, BursarReport, WasteLine
 from controller.reports.document import Chart, Document, Section, Table
 from controller.reports.figures import Figures, MethodShare, stamp
-from controller.reports.usage import DEFAULT_HOURS_TEXT
 
 FIGURE_COLUMNS = ("kWh", "£", "kgCO2e")
+_STANDARDS = "https://www.gov.uk/guidance/meeting-digital-and-technology-standards-in-schools-and-colleges"
+_DEVICES = f"{_STANDARDS}/laptop-desktop-and-tablet-standards"
+# Each standards column: the DfE standard it evidences, where it is published, and what it cannot show.
+STANDARDS_EVIDENCE = (
+    ("Powered off automatically %", "Laptop, desktop and tablet standards: devices automatically power off "
+     "when they do not need to be used out of hours", _DEVICES,
+     "that devices are switched off by people when not in use in the day; devices no agent reports"),
+    ("Register complete %", "Laptop, desktop and tablet standards: an asset register with serial, assigned to, "
+     "location, purchase, warranty, support and review dates", _DEVICES,
+     "that the entries are true: a filled field is not a checked one"),
+    ("Disposal evidence complete %", "Laptop, desktop and tablet standards: dispose of devices under WEEE with "
+     "certificates for disposal and destruction of data", _DEVICES,
+     "that data was destroyed as the certificate says; repurposing checked before buying"),
+    ("Past warranty", "Laptop, desktop and tablet standards: a 3-year warranty (2 years for tablets)", _DEVICES,
+     "warranties not recorded in the register"),
+    ("Past OS support", "Cyber security standards: supported software with security updates; devices bought "
+     "with 5 years of support (3 for tablets)", f"{_STANDARDS}/cyber-security-standards",
+     "Linux, Windows Server and releases the shipped data does not list (no date, not counted)"),
+    ("Energy measured %", "Laptop, desktop and tablet standards: energy-efficient devices", _DEVICES,
+     "energy efficiency of servers, switches (Energy-Efficient Ethernet) and kit without an agent or meter"),
+)
 
 
-def _figures(f: Figures) -> tuple[float, float, float]:
-    return (f.kwh, f.pounds, f.kg_co2e)
+def _figures(f: Figures) -> tuple[Decimal, Decimal | str, Decimal]:
+    pounds = fmt.pounds(f.pounds)
+    return (fmt.kwh(f.kwh), fmt.NO_TARIFF if pounds is None else pounds, fmt.kg(f.kg_co2e))
 
 
 def _methods_table(methods: tuple[MethodShare, ...]) -> Table:
     return Table("methods", "Energy by method", ("Method", "Measured", "kWh", "Share %"),
-                 tuple((m.method, "yes" if m.measured else "no (estimated)", m.kwh, m.share * 100) for m in methods),
-                 total=("Total", "", sum(m.kwh for m in methods), 100.0 if methods else 0.0))
+                 tuple((m.method, "yes" if m.measured else "no (estimated)", fmt.kwh(m.kwh), m.share * 100)
+                       for m in methods),
+                 total=("Total", "", fmt.kwh(sum(m.kwh for m in methods)), 100.0 if methods else 0.0))
 
 
 def _waste_table(key: str, title: str, first: str, lines: tuple[WasteLine, ...]) -> Table:
@@ -35,7 +63,12 @@ def bursar_document(report: BursarReport) -> Document:
         ("Saved by power management", *_figures(r.saved)),
         ("Baseline (without power management)", *_figures(r.baseline)),
         ("Idle out of hours (waste)", *_figures(r.wasted)),
+        ("Kept on by policy out of hours (not waste)", *_figures(r.kept_on)),
     ))
+    kept = Table("kept_on", "Kept on by policy", ("Site", "Device", "Room", "Why", *FIGURE_COLUMNS),
+                 tuple((k.site, k.name, k.room, k.why, *_figures(k.kept_on)) for k in r.kept_on_devices),
+                 note="Out of school hours while a policy keeps the device on on purpose (never-power-down, "
+                      "maintenance and exam windows, keep-on overrides): not waste, and never recommended away.")
     sites = Table("sites", "By site", ("Site", "Devices", "kWh used", "£ used", "kgCO2e used", "kWh saved",
                                        "£ saved", "kgCO2e saved"),
                   tuple((s.site, s.devices, *_figures(s.used), *_figures(s.saved)) for s in r.sites),
@@ -56,10 +89,12 @@ def bursar_document(report: BursarReport) -> Document:
               for b in r.before_after))
     sections = [
         Section("Summary", paragraphs=(
-            f"{r.scope} used {r.used.kwh:,.0f} kWh (£{r.used.pounds:,.0f}, {r.used.kg_co2e:,.0f} kgCO2e) in "
-            f"{r.period.describe()}. Power management saved {r.saved.kwh:,.0f} kWh (£{r.saved.pounds:,.0f}, "
-            f"{r.saved.kg_co2e:,.0f} kgCO2e) against the baseline.",
+            f"{r.scope} used {fmt.kwh_text(r.used.kwh)} ({fmt.money_text(r.used.pounds)}, "
+            f"{fmt.kg_text(r.used.kg_co2e)}) in {r.period.describe()}. Power management saved "
+            f"{fmt.kwh_text(r.saved.kwh)} ({fmt.money_text(r.saved.pounds)}, {fmt.kg_text(r.saved.kg_co2e)}) "
+            "against the baseline.",
             f"{r.measured_share:.0%} of the energy was measured; the rest was estimated from power models.",
+            *r.calendar_notes,
         ), tables=(summary, before_after), charts=(Chart("Before and after", ("Baseline", "Actual"),
                                               (("kWh", (r.baseline.kwh, r.used.kwh)),), "kWh"),)),
         Section("Sites", tables=(sites,), charts=(Chart(
@@ -70,9 +105,11 @@ def bursar_document(report: BursarReport) -> Document:
             "Energy by method", tuple(m.method for m in r.methods), (("kWh", tuple(m.kwh for m in r.methods)),),
             "kWh", horizontal=True),) if r.methods else ()),
         Section("Out-of-hours waste", paragraphs=(
-            "Energy drawn by idle machines outside school hours: what automatic power-down removes.",),
+            "Energy drawn by idle machines outside school hours: what automatic power-down removes. What a "
+            "policy keeps on on purpose is listed apart and is not waste.",),
             tables=(_waste_table("waste_rooms", "Rooms wasting most out of hours", "Room", r.top_rooms),
-                    _waste_table("waste_devices", "Devices wasting most out of hours", "Device", r.top_devices)),
+                    _waste_table("waste_devices", "Devices wasting most out of hours", "Device", r.top_devices),
+                    kept),
             charts=(Chart("Out-of-hours waste by room", tuple(f"{w.name} ({w.site})" for w in r.top_rooms),
                           (("kWh", tuple(w.waste.kwh for w in r.top_rooms)),), "kWh", horizontal=True),)
             if r.top_rooms else ()),
@@ -96,9 +133,11 @@ def bursar_document(report: BursarReport) -> Document:
                if r.unclaimed else ""),
             f"School hours are those of each device's power policy and school calendar; devices no policy "
             f"powers down are taken as open {DEFAULT_HOURS_TEXT}.",
-            "Annual values: waste on school days ÷ school days in the period × 195, plus waste on other days "
-            "÷ other days × 170; priced at the average price of that waste; power-down's own sleep draw is "
-            "not deducted.",
+            "Annual values: waste on school days ÷ school days observed (days the site's devices reported) × "
+            "school days in the academic year (by the term calendar where it covers the year, else 195), plus "
+            "waste on other days ÷ other days observed × the year's other days; priced at the average price of "
+            f"that waste; power-down's own sleep draw is not deducted. Below {PROVISIONAL_BELOW} school days "
+            "observed an estimate is provisional.",
         )),
     ]
     return Document("bursar", f"Energy report: {r.scope}", r.period.describe(), stamp(r.generated_at),
@@ -110,10 +149,11 @@ def audit_document(pack: AuditPack) -> Document:
     secr = Table("secr", "Streamlined energy and carbon reporting: electricity", (
         "Site", "Pupils", "Devices", "kWh", "tCO2e", "kWh per pupil", "kgCO2e per pupil", "kWh per device",
         "kWh prior year", "tCO2e prior year restated"),
-        tuple((s.site, s.pupils, s.devices, s.kwh, s.t_co2e, s.kwh_per_pupil, s.kg_per_pupil, s.kwh_per_device,
-               s.prior_kwh, s.prior_t_co2e_restated) for s in p.secr),
-        total=("Total", sum(s.pupils or 0 for s in p.secr), sum(s.devices for s in p.secr), p.used.kwh,
-               p.used.kg_co2e / 1000, None, None, None, p.prior_kwh, restated_tonnes(p.prior_kwh, p.factor)),
+        tuple((s.site, s.pupils, s.devices, fmt.kwh(s.kwh), s.t_co2e, s.kwh_per_pupil, s.kg_per_pupil,
+               s.kwh_per_device, fmt.kwh(s.prior_kwh), s.prior_t_co2e_restated) for s in p.secr),
+        total=("Total", sum(s.pupils or 0 for s in p.secr), sum(s.devices for s in p.secr), fmt.kwh(p.used.kwh),
+               p.used.kg_co2e / 1000, None, None, None, fmt.kwh(p.prior_kwh),
+               restated_tonnes(p.prior_kwh, p.factor)),
         note=f"Prior year: {p.prior.describe()}. "
              f"Factor {p.factor.kg_per_kwh} kgCO2e/kWh for {p.factor.year} (published for {p.factor.factor_year}; "
              f"{p.factor.source}). {p.prior.label} as first reported, at its own factors: "
@@ -127,6 +167,9 @@ def audit_document(pack: AuditPack) -> Document:
         note="Powered off automatically: devices whose winning power policy acts (not observe). Register: the DfE "
              "fields filled for devices in service. Disposal evidence: sanitisation certificate and waste transfer "
              "note fields recorded for devices leaving or gone. Energy measured: share of kWh metered or measured.")
+    evidence = Table("standards_basis", "What each column evidences", (
+        "Column", "DfE digital and technology standard", "GOV.UK", "What it cannot evidence"),
+        tuple(STANDARDS_EVIDENCE))
     value = Table("value", "ICT value for money", (
         "Site", "Device-years", "kWh per device-year", "£ per device-year", "Utilisation %", "Underused devices"),
         tuple((v.site, v.device_years, v.kwh_per_device_year, v.pounds_per_device_year, _pct(v.utilisation),
@@ -150,7 +193,7 @@ def audit_document(pack: AuditPack) -> Document:
                           ((p.prior.label, tuple(s.prior_kwh for s in p.secr)),
                            (p.period.label, tuple(s.kwh for s in p.secr))), "kWh"),)),
         Section("Methodology", paragraphs=(p.methodology,)),
-        Section("Standards", tables=(standards,)),
+        Section("Standards", tables=(standards, evidence)),
         Section("Value for money", tables=(value, underused, refresh), charts=(Chart(
             "Refresh forecast: embodied carbon", tuple(str(r.year) for r in p.refresh),
             (("kgCO2e", tuple(r.embodied_kg for r in p.refresh)),), "kgCO2e"),) if p.refresh else ()),

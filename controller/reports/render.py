@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from controller import formatting as fmt
 from controller.reports import charts
 from controller.reports.document import Cell, Document
 
@@ -48,6 +49,8 @@ def shown(value: Cell) -> str:
         return value
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, Decimal):
+        return fmt.grouped(value)
     return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}" if abs(value) < 100 else f"{value:,.1f}"
 
 

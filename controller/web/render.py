@@ -9,10 +9,15 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from controller import formatting as fmt
 from controller.web.accounts import Principal, Role
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["Role"] = Role
+# Figures as every surface writes them (controller/formatting.py): kWh and kgCO2e to 1 dp, £ to the penny.
+templates.env.filters["kwh"] = fmt.kwh_text
+templates.env.filters["kg"] = fmt.kg_text
+templates.env.filters["money"] = fmt.money_text
 
 
 def page(request: Request, template: str, principal: Principal | None, status_code: int = 200,

@@ -4,21 +4,19 @@ the principal may see. Plain functions over a database session; the page routes 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from controller.energy.accounting import energy_totals
 from controller.energy.savings import savings_summary
 from controller.estate.summary import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
-from controller.register.models import ActionRecord, ChangeRecord, Device, EnergyBucket, Site
+from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 from controller.web.accounts import Principal
 from controller.web.chart import Bar
-
-JOULES_PER_KWH = 3.6e6
 
 
 def visible_sites(session: Session, principal: Principal) -> list[Site]:
@@ -77,10 +75,8 @@ def overview(session: Session, principal: Principal, now: datetime, report_inter
         lines[site_id].devices[device_state(report, now, report_interval_seconds)] += 1
         lines[site_id].watts += power_now(report, now, fresh) or 0.0
     for site_id, line in lines.items():
-        joules = session.exec(
-            select(func.sum(EnergyBucket.joules)).join(Device, col(Device.id) == col(EnergyBucket.device_id))
-            .where(Device.site_id == site_id, EnergyBucket.hour >= week_start(now, zones[site_id]))).one()
-        line.week_kwh = float(joules or 0.0) / JOULES_PER_KWH
+        week = energy_totals(session, week_start(now, zones[site_id]), now, ("site",), site_ids=[site_id], now=now)
+        line.week_kwh = float(week.total.wh) / 1000
         saved = savings_summary(session, week_start(now, zones[site_id]), now, [site_id], now=now)
         line.saved_kwh, line.saved_gbp = float(saved.saved_kwh), float(saved.saved_gbp)
         line.saved_kgco2e = float(saved.saved_kgco2e)
@@ -155,16 +151,15 @@ def filter_choices(session: Session, principal: Principal) -> FilterChoices:
 
 
 def daily_energy(session: Session, device_id: int, zone: ZoneInfo, now: datetime, days: int = 14) -> list[Bar]:
-    """The device's kWh per local day over the last ``days`` days, oldest first, empty days as zero."""
+    """The device's kWh per local day over the last ``days`` days, oldest first, empty days as zero: the
+    energy package's one total by day, so the chart and `caretaker energy summary --by day` agree."""
     today = now.astimezone(zone).date()
     first = today - timedelta(days=days - 1)
-    totals: dict[date, float] = defaultdict(float)
-    since = datetime.combine(first, time(), zone)
-    rows = session.exec(select(EnergyBucket.hour, EnergyBucket.joules)
-                        .where(EnergyBucket.device_id == device_id, EnergyBucket.hour >= since)).all()
-    for hour, joules in rows:
-        totals[hour.astimezone(zone).date()] += joules / JOULES_PER_KWH
-    return [Bar(f"{day:%a %d %b}", str(day.day), round(totals[day], 4))
+    site_id = session.exec(select(Device.site_id).where(Device.id == device_id)).one()
+    found = energy_totals(session, datetime.combine(first, time(), zone), now, ("day",), site_ids=[site_id],
+                          device_ids=[device_id], now=now).groups
+    totals = {date.fromisoformat(day): float(total.wh) / 1000 for (day,), total in found.items()}
+    return [Bar(f"{day:%a %d %b}", str(day.day), round(totals.get(day, 0.0), 4))
             for day in (first + timedelta(days=i) for i in range(days))]
 
 

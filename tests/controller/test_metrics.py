@@ -11,6 +11,7 @@ import threading
 import time as clock
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from importlib.metadata import version
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -26,9 +26,10 @@ from agent.protocol import PROTOCOL_VERSION, DeviceClass, PowerState, ReportBatc
 from controller.api.app import create_app
 from controller.db import session_scope
 from controller.energy import carbon
+from controller.energy.accounting import energy_summary, energy_totals
 from controller.energy.savings import savings_summary
 from controller.energy.tariff import set_tariff
-from controller.estate.summary import GONE_AFTER, summarise
+from controller.estate.summary import GONE_AFTER, History, ratchet, settled_until, summarise
 from controller.lifecycle.service import move
 from controller.lifecycle.states import State
 from controller.metrics import BacklogCollector, EstateCache, Reloading
@@ -120,15 +121,40 @@ class TestEnergy:
         samples = scrape(client)
 
         name = "caretaker_energy_joules_total"
+        # A desktop is counted with its monitor (the catalogue's 25 W on); a laptop's screen is its own.
         assert value(samples, name, site="Hillside Primary", device_class="desktop", state="idle",
-                     method="model") == pytest.approx(4 * 300 * 45.0)
+                     method="model") == pytest.approx(4 * 300 * (45.0 + 25.0))
         assert value(samples, name, site="Hillside Primary", device_class="desktop", state="active",
-                     method="model") == pytest.approx(2 * 300 * 60.0)
+                     method="model") == pytest.approx(2 * 300 * (60.0 + 25.0))
         assert value(samples, name, site="Northgate Academy", device_class="laptop", state="idle",
                      method="model") == pytest.approx(3 * 300 * 12.0)
+        # Since then they were silent, so off: attributed at the catalogue's off watts.
+        assert value(samples, name, site="Northgate Academy", device_class="laptop", state="off",
+                     method="attributed") > 0
         with Session(engine) as session:
-            stored = session.exec(select(func.sum(EnergyBucket.joules))).one()
-        assert sum(value(samples, name, **labels) for labels in series(samples, name)) == pytest.approx(stored)
+            settled = settled_until(utcnow(), Settings().report_interval_seconds)
+            total = energy_totals(session, T0, settled, ("estate",), now=settled).total
+        assert sum(value(samples, name, **labels) for labels in series(samples, name)) == pytest.approx(
+            float(total.wh) * 3600)
+
+    def test_a_metered_hour_counts_once_however_many_methods_reported_it(self, client, estate, engine):
+        """The same device-hour from an outlet meter and from the agent's model: the meter wins it, in the
+        method series and in their sum, as in `caretaker energy summary`."""
+        estate.post(estate.enroll(), 1, 12, T0, watts=45.0)  # the agent's hour: 45 W on its model
+        with session_scope(engine) as session:
+            device_id = session.exec(select(Device.id)).one()
+            session.add(EnergyBucket(device_id=device_id, hour=T0, state="idle", method="metered",
+                                     joules=50.0 * 3600, seconds=3600.0))
+
+        samples = scrape(client)
+
+        name = "caretaker_energy_joules_total"
+        labels = {"site": "Hillside Primary", "device_class": "desktop", "state": "idle"}
+        assert value(samples, name, method="metered", **labels) == pytest.approx(50.0 * 3600)
+        assert value(samples, name, method="model", **labels) == 0.0  # not 45 W + 25 W on top
+        with Session(engine) as session:
+            summary = energy_summary(session, T0, T0 + timedelta(hours=1), group_by="estate", now=utcnow())
+        assert summary.total.kwh == Decimal("0.050")  # 50 W for an hour, once
 
     def test_a_replayed_batch_adds_no_energy(self, client, estate):
         machine = estate.enroll()
@@ -138,7 +164,22 @@ class TestEnergy:
         after = scrape(client)
         labels = {"site": "Hillside Primary", "device_class": "desktop", "state": "idle", "method": "model"}
         assert value(after, "caretaker_energy_joules_total", **labels) == value(
-            before, "caretaker_energy_joules_total", **labels) == pytest.approx(3 * 300 * 45.0)
+            before, "caretaker_energy_joules_total", **labels) == pytest.approx(3 * 300 * (45.0 + 25.0))
+
+    def test_the_hour_in_progress_is_not_counted_until_it_has_settled(self, client, estate):
+        estate.post(estate.enroll(), 1, 1, recent(5))
+        assert not series(scrape(client), "caretaker_energy_joules_total")
+
+    def test_a_counter_is_never_exported_below_its_last_value(self):
+        """A settled hour revised down (a late report replacing attributed silence) holds the counter
+        where it was until the total passes it again: Prometheus would read a fall as a reset."""
+        key = ("Hillside Primary", "desktop", "off", "attributed")
+        first = History({key: 100.0}, {key[:2]: 5.0}, {key[:2]: 2.0}, {key[:2]: 0.0})
+        revised = History({key: 90.0}, {key[:2]: 4.0}, {key[:2]: 3.0}, {key[:2]: 0.0})
+        held = ratchet(first, revised)
+        assert (held.energy_joules[key], held.carbon_grams[key[:2]], held.cost_pence[key[:2]]) == (100.0, 5.0, 3.0)
+        grown = ratchet(held, History({key: 130.0}, {}, {}, {}))
+        assert grown.energy_joules[key] == 130.0
 
 
 class TestPowerNow:
@@ -192,9 +233,13 @@ class TestCarbonAndCost:
 
         samples = scrape(client)
 
-        # T0 falls in 2026, which has no published factor yet: the latest earlier one (2025) applies.
+        # T0 falls in 2026, which has no published factor yet: the latest earlier one (2025) applies to
+        # every hour, the reported one and the silence attributed since.
+        joules = sum(value(samples, "caretaker_energy_joules_total", **labels)
+                     for labels in series(samples, "caretaker_energy_joules_total"))
+        assert joules > 4 * 300 * 45.0
         assert value(samples, "caretaker_carbon_grams_total", site="Hillside Primary",
-                     device_class="desktop") == pytest.approx(0.015 * 177.0)
+                     device_class="desktop") == pytest.approx(joules / 3.6e6 * 177.0)
         assert value(samples, "caretaker_carbon_factor_grams_per_kwh", year="2025",
                      source=carbon.shipped().years[2025].source) == pytest.approx(177.0)
 
@@ -215,8 +260,12 @@ class TestCarbonAndCost:
 
         samples = scrape(client)
 
+        with Session(engine) as session:
+            settled = settled_until(utcnow(), Settings().report_interval_seconds)
+            total = energy_totals(session, night - timedelta(hours=24), settled, ("site",), now=settled).total
+        assert total.unpriced_wh > 0 and total.pence > 0
         assert value(samples, "caretaker_cost_pence_total", site="Hillside Primary",
-                     device_class="desktop") == pytest.approx(0.015 * 15.0 + 0.030 * 30.2)
+                     device_class="desktop") == pytest.approx(float(total.pence))
 
 
 class TestSavings:
@@ -296,7 +345,9 @@ class TestWakes:
 
 class TestAFailingSection:
     def test_one_packages_failure_hides_its_figures_only_and_says_so(self, client, estate, monkeypatch, caplog):
-        estate.post(estate.enroll(), 1, 1, recent(10))
+        machine = estate.enroll()
+        estate.post(machine, 1, 1, T0)
+        estate.post(machine, 2, 1, recent(10))
 
         def broken(*args, **kwargs):
             raise RuntimeError("wake table unreadable")
@@ -376,7 +427,9 @@ class TestIngest:
 
 class TestExposition:
     def test_openmetrics_is_served_when_asked_for_with_the_same_figures(self, client, estate):
-        estate.post(estate.enroll(), 1, 3, recent(20))
+        machine = estate.enroll()
+        estate.post(machine, 1, 3, T0)
+        estate.post(machine, 4, 3, recent(20))
         plain = client.get("/metrics")
         openmetrics = client.get("/metrics", headers={"Accept": OPENMETRICS})
         assert plain.headers["content-type"].startswith("text/plain")
@@ -395,12 +448,15 @@ class TestExposition:
 
     def test_series_stay_few_however_many_devices_report(self, client, estate):
         for _ in range(25):
-            estate.post(estate.enroll(), 1, 1, recent(10))
+            machine = estate.enroll()
+            estate.post(machine, 1, 1, T0)
+            estate.post(machine, 2, 1, recent(10))
 
         samples = scrape(client)
 
         assert len(series(samples, "caretaker_devices")) == 5
-        assert len(series(samples, "caretaker_energy_joules_total")) == 1
+        # Idle on the model as reported, and off (attributed) for the silence since.
+        assert len(series(samples, "caretaker_energy_joules_total")) == 2
         assert len(series(samples, "caretaker_power_watts")) == 1
         label_names = {name for _, labels in samples for name, _ in labels}
         assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "status",
@@ -419,7 +475,7 @@ class TestCache:
 
         labels = {"site": "Hillside Primary", "device_class": "desktop", "state": "idle", "method": "model"}
         assert value(second, "caretaker_energy_joules_total", **labels) == value(
-            first, "caretaker_energy_joules_total", **labels) == pytest.approx(300 * 45.0)
+            first, "caretaker_energy_joules_total", **labels) == pytest.approx(300 * (45.0 + 25.0))
         # The process's own counters are live, not cached.
         assert value(second, "caretaker_ingest_reports_total", outcome="accepted") == 2
 

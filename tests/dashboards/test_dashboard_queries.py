@@ -75,7 +75,7 @@ class TestTheCommittedDashboards:
         board = json.loads(path.read_text())
         variables = {v["name"]: v for v in board["templating"]["list"]}
         assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-        assert variables["site"]["definition"].startswith("label_values(")
+        assert variables["site"]["query"].startswith("label_values(")
         assert variables["site"]["multi"] and variables["site"]["includeAll"]
         for panel in board["panels"]:
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]

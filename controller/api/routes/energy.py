@@ -1,6 +1,7 @@
 """Energy, cost and carbon over HTTP, for the console, reports and scripts (read-only roles).
 
     GET /api/v1/energy/summary?site=…&from=2025-09-01&to=2025-12-19&by=site|room|device|device_class|trust|estate
+                              (or several joined by commas, with day|hour|method|state: by=site,method)
                               [&per_school_day=true]   also kWh per school day (the first site's term calendars)
     GET /api/v1/energy/savings?site=…&from=…&to=…
     GET /api/v1/energy/waste?site=…&from=…&to=…&by=device|room&limit=10
@@ -75,10 +76,15 @@ def savings(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: 
 @router.get("/waste")
 def waste(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Sites = [],  # noqa: B006
           by: str = "device", limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> list:
+    try:
+        inputs = load_inputs(runtime.settings.resolved_policy_dir())
+    except ReportError as exc:
+        raise HTTPException(400, str(exc)) from None
     with session_scope(runtime.engine) as session:
         period = _scope(session, principal, site, start, end)
         try:
-            rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit)
+            rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit,
+                                      inputs.policies, inputs.calendars)
         except AccountingError as exc:
             raise HTTPException(400, str(exc)) from None
         return jsonable([vars(r) for r in rows])

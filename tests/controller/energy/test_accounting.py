@@ -2,7 +2,7 @@
 
 Every expected figure is written as the arithmetic from the watts and seconds in the fixture, the
 catalogue's shipped watts (desktop off 1 W, laptop sleep 1.5 W, monitor on 25 W / off 0.3 W, RAPL to
-wall ×1.54) and the published factors (2025: 0.17700 kgCO2e/kWh generation; T&D from 2023: 0.01792).
+wall ×1.54) and the published factors (2025: 0.17700 kgCO2e/kWh generation; T&D 2025: 0.01853).
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ def test_the_fixture_estate_adds_up_to_the_wh_and_the_gram(session):
     assert total.kwh == (total_wh / 1000).quantize(D("0.001")) == D("0.235")
     # Night rate all four hours: 234.86 Wh × 15 p/kWh = 3.5229 p.
     assert total.cost_gbp == D("0.0352")
-    # 234.86 Wh × 0.177 kg/kWh = 41.570 g; T&D at 2023's 0.01792 (2025's is not recorded) = 4.209 g.
+    # 234.86 Wh × 0.177 kg/kWh = 41.570 g; T&D at 2025's 0.01853 = 4.352 g.
     assert total.kgco2e == D("0.042")
     assert total.td_kgco2e == D("0.004")
     (part,) = total.carbon
-    assert (part.year, part.factor_year, part.kg_per_kwh, part.td_year) == (2025, 2025, D("0.177"), 2023)
+    assert (part.year, part.factor_year, part.kg_per_kwh, part.td_year) == (2025, 2025, D("0.177"), 2025)
     assert total.devices == 3
 
 

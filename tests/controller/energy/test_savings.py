@@ -139,8 +139,8 @@ def test_the_devices_left_on_out_of_hours_are_ranked_first(session):
     session.commit()
     ranked = out_of_hours_waste(session, MONDAY, MONDAY + 24 * HOUR, now=MONDAY + 2 * 24 * HOUR)
     assert [r.key for r in ranked] == ["Oakfield Primary / OAK-ICT1-PC03", "Birchwood Academy / BIR-PC01"]
-    assert ranked[0].awake_kwh == D(14 * 75) / 1000 and ranked[0].awake_hours == 14
-    assert ranked[1].awake_kwh == D("0.015")
+    assert ranked[0].idle_kwh == D(14 * 75) / 1000 and ranked[0].idle_hours == 14
+    assert ranked[1].idle_kwh == D("0.015")
 
 
 def test_the_cli_baseline_counts_school_days_from_the_sites_term_calendar(engine, database_url, tmp_path):

@@ -75,14 +75,24 @@ def test_energy_before_the_first_tariff_is_unpriced_not_free(session):
     bucket(session, pc, MONDAY, "idle", "battery", 10)
     session.commit()
     summary = energy_summary(session, MONDAY, MONDAY + HOUR, now=MONDAY + HOUR)
-    assert (summary.total.cost_gbp, summary.total.unpriced_kwh) == (0, D("0.010"))
+    assert (summary.total.cost_gbp, summary.total.unpriced_kwh) == (None, D("0.010"))  # unpriced, not £0
 
 
 def test_a_year_without_a_published_factor_uses_the_latest_earlier_one_and_says_so():
     factors = carbon.shipped()
     applied = factors.for_year(2026)
     assert (applied.year, applied.factor_year, applied.kg_per_kwh) == (2026, 2025, D("0.177"))
-    assert (applied.td_year, applied.td_kg_per_kwh) == (2023, D("0.01792"))
+    assert (applied.td_year, applied.td_kg_per_kwh) == (2025, D("0.01853"))
+
+
+def test_each_shipped_year_has_its_transmission_and_distribution_factor_and_names_its_edition():
+    factors = carbon.shipped()
+    assert {y: f.td for y, f in factors.years.items()} == {
+        2022: D("0.01769"), 2023: D("0.01792"), 2024: D("0.01830"), 2025: D("0.01853")}
+    assert factors.years[2024].generation == D("0.20705")  # kg CO2e; 0.20493 is the kg CO2 column alone
+    assert "Conversion factors 2024, condensed set" in factors.years[2024].source
+    assert factors.years[2025].source.endswith(
+        "https://www.gov.uk/government/publications/greenhouse-gas-reporting-conversion-factors-2025")
     assert factors.for_year(2022).kg_per_kwh == D("0.19338") and factors.for_year(2022).td_year == 2022
     assert factors.for_year(2019).factor_year == 2022  # before the data: the earliest there is
 

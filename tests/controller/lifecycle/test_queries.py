@@ -35,7 +35,7 @@ def estate(engine):
         session.flush()
         seen = {"first_seen": LONG_AGO, "last_seen": NOW - timedelta(hours=1)}
         pc = add_device(session, hill, "HILL-D01", device_class="desktop", vendor="Dell Inc.", model="OptiPlex 3050",
-                        os_name="Windows", os_version="10 Pro 22H2", serial="SN-D01",
+                        os_name="Windows", os_version="Microsoft Windows 10 Pro 10.0.19045", serial="SN-D01",
                         inventory=windows_pc("Intel(R) Core(TM) i5-7500 CPU @ 3.40GHz", ssd=False), **seen)
         good = add_device(session, hill, "HILL-L01", device_class="laptop", vendor="Dell Inc.", model="Latitude 5400",
                           serial="SN-L01", inventory=laptop(30.0), **seen)
@@ -73,7 +73,8 @@ def test_recommendations_for_the_estate_read_from_the_database(engine, estate):
         Recommendation(estate["pc"], "HILL-D01", hill, "refresh_due", "6.2 years old (desktop refresh at 5)"),
         Recommendation(estate["pc"], "HILL-D01", hill, "warranty_ended", "warranty ended on 2023-09-01"),
         Recommendation(estate["pc"], "HILL-D01", hill, "os_support_ended",
-                       "operating-system support ended on 2025-10-14"),
+                       ("Windows 10 22H2 (Pro) security support ended on 2025-10-14 "
+                                              "(https://learn.microsoft.com/lifecycle/products/windows-10-enterprise-and-education)")),
         Recommendation(estate["pc"], "HILL-D01", hill, "below_spec", "CPU Intel(R) Core(TM) i5-7500 CPU @ 3.40GHz "
                        "cannot run Windows 11 (needs Intel 8th generation or AMD Zen+)"),
         Recommendation(estate["good"], "HILL-L01", hill, "warranty_ended", "warranty ended on 2026-09-04"),

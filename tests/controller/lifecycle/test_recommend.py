@@ -8,6 +8,8 @@ from controller.lifecycle.embodied import Figure
 from controller.lifecycle.recommend import GIB, DeviceFacts, Policy, Recommendation, recommend, windows11_cpu
 
 TODAY = date(2026, 11, 23)
+W10_ENDED = ("Windows 10 22H2 (Pro) security support ended on 2025-10-14 "
+             "(https://learn.microsoft.com/lifecycle/products/windows-10-enterprise-and-education)")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RECENT = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
 DESKTOP = Figure(280.0, 5.0, "test", "class")
@@ -20,10 +22,12 @@ def facts(device_id: int, hostname: str, device_class: str, **kw) -> DeviceFacts
 
 ESTATE = [
     # Six years old and its CPU cannot run Windows 11: replace, and its Windows 10 support has ended.
-    facts(1, "HILL-D01", "desktop", purchase_date=date(2020, 9, 1), os_name="Windows", os_version="10 Pro 22H2",
+    facts(1, "HILL-D01", "desktop", purchase_date=date(2020, 9, 1), os_name="Windows",
+          os_version="Microsoft Windows 10 Pro 10.0.19045",
           cpu_model="Intel(R) Core(TM) i5-7500 CPU @ 3.40GHz", has_ssd=False, embodied=DESKTOP),
     # Five and a half years old but a 10th-generation CPU on Windows 11: extend with RAM and an SSD.
-    facts(2, "HILL-D02", "desktop", purchase_date=date(2021, 6, 1), os_name="Windows", os_version="11 Education",
+    facts(2, "HILL-D02", "desktop", purchase_date=date(2021, 6, 1), os_name="Windows",
+          os_version="Microsoft Windows 10 Education 10.0.26100",
           cpu_model="Intel(R) Core(TM) i5-10500 CPU @ 3.10GHz", memory_bytes=4 * GIB, has_ssd=False,
           embodied=DESKTOP),
     # Old enough, but nobody knows its specification.
@@ -52,7 +56,7 @@ def test_the_fixture_estate_gets_exactly_these_recommendations():
     site = "Hill Primary"
     assert got == [
         Recommendation(1, "HILL-D01", site, "refresh_due", "6.2 years old (desktop refresh at 5)"),
-        Recommendation(1, "HILL-D01", site, "os_support_ended", "operating-system support ended on 2025-10-14"),
+        Recommendation(1, "HILL-D01", site, "os_support_ended", W10_ENDED),
         Recommendation(1, "HILL-D01", site, "below_spec", "CPU Intel(R) Core(TM) i5-7500 CPU @ 3.40GHz cannot run "
                        "Windows 11 (needs Intel 8th generation or AMD Zen+)"),
         Recommendation(2, "HILL-D02", site, "extend", "5.5 years old (desktop refresh at 5) but fit for 2 more "

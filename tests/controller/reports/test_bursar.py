@@ -86,13 +86,17 @@ def test_recommendations_annualise_school_day_and_other_day_waste_separately(tru
     assert hall.annual.pounds == approx(hall_kwh * 0.30)  # £40.86
     assert hall.annual.kg_co2e == approx(hall_kwh * 0.177)  # 24.1 kg
     assert hall.action == "extend power-down to Hall (Brook Academy)"  # no policy powers it down
-    assert hall.sentence() == ("extend power-down to Hall (Brook Academy): about £41 and 24 kgCO2e a year "
-                               "(136 kWh)")
-    # Library: 1.2 / 5 × 195 + 0.72 / 2 × 170 = 46.8 + 61.2 = 108 kWh; its force-mode policy already acts.
-    assert library.annual.kwh == approx(LIBRARY_WASTE[0] / 5 * 195 + LIBRARY_WASTE[1] / 2 * 170)
+    assert hall.sentence() == ("extend power-down to Hall (Brook Academy): about £40.86 and 24.1 kgCO2e a year "
+                               "(136.2 kWh), provisional")  # a week: 5 school days observed, under 10
+    # Library: Oakfield's calendar covers 2025-26 with its autumn term (3 Sep-19 Dec, 78 weekdays less a
+    # 5-day half term: 73) and spring term (5 Jan-27 Mar: 60): 133 school days, 365 - 133 = 232 others.
+    # 1.2 / 5 × 133 + 0.72 / 2 × 232 = 31.92 + 83.52 = 115.44 kWh; its force-mode policy already acts.
+    assert library.annual.kwh == approx(LIBRARY_WASTE[0] / 5 * 133 + LIBRARY_WASTE[1] / 2 * 232)
+    assert library.basis.startswith("from 5 school days observed of 133 in 2025-26 by term calendar oakfield-2025-26")
     assert library.action == "power down idle machines sooner in Library (Oakfield Primary)"
-    assert "1.4 kWh idle out of hours on 5 school days × 195/5" in hall.basis
-    assert "1.0 kWh on 2 other days × 170/2 = 136.2 kWh a year; × 30.0 p/kWh" in hall.basis
+    assert hall.basis.startswith("from 5 school days observed of 195 in a typical English school year (no term "
+                                 "calendar covers 2025-26): 1.4 kWh idle out of hours ÷ 5 × 195")
+    assert "1.0 kWh on 2 other days observed ÷ 2 × 170 = 136.2 kWh a year; × 30.0 p/kWh" in hall.basis
 
 
 def test_before_and_after_says_why_there_is_no_comparison_without_an_observe_baseline(trust_report):

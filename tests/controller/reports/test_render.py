@@ -93,8 +93,10 @@ def test_the_csv_site_totals_are_the_hand_computed_kwh(reports):
     archive = zipfile.ZipFile(io.BytesIO(render.csv_zip(bursar_document(reports[0]))))
     rows = list(csv.DictReader(io.StringIO(archive.read("sites.csv").decode())))
     assert [r["Site"] for r in rows] == ["Brook Academy", "Oakfield Primary", "Total"]
-    assert float(rows[-1]["kWh used"]) == pytest.approx(2.52 + 1.064 + 3.36)
-    assert sum(float(r["kWh used"]) for r in rows[:-1]) == pytest.approx(float(rows[-1]["kWh used"]))
+    # 2.52 + 1.064 + 3.36 = 6.944 kWh, written as every surface writes kWh: to 1 decimal place.
+    assert rows[-1]["kWh used"] == "6.9"
+    assert [r["kWh used"] for r in rows[:-1]] == ["3.4", "3.6"]  # 3.36; 2.52 + 1.064 = 3.584
+    assert rows[-1]["£ used"] == "2.08"  # 6.944 kWh × 30 p
 
 
 @pytest.mark.slow
@@ -103,8 +105,8 @@ def test_the_pdf_prints_the_reports_figures_and_recommendations(reports):
     text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
     assert len(pdf.pages) >= 2
     assert "Energy report: Vale Trust" in text
-    assert "Vale Trust used 7 kWh (£2, 1 kgCO2e)" in text
-    assert "extend power-down to Hall (Brook Academy): about £41 and 24 kgCO2e a year" in text
+    assert "Vale Trust used 6.9 kWh (£2.08, 1.2 kgCO2e)" in text
+    assert "extend power-down to Hall (Brook Academy): about £40.86 and 24.1 kgCO2e a year" in text
     assert "Wake and power-down outcomes" in text and "confirmed" in text
     audit_pdf = PdfReader(io.BytesIO(render.pdf(audit_document(reports[1]))))
     audit_text = " ".join(" ".join(page.extract_text().split()) for page in audit_pdf.pages)

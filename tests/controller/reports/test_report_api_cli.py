@@ -58,7 +58,7 @@ def test_reports_download_by_role_and_granted_site(served, database_url):
     assert 'filename="caretaker-bursar-brook-academy-2025-11-10-to-2025-11-16.zip"' in csv.headers[
         "content-disposition"]
     sites = zipfile.ZipFile(io.BytesIO(csv.content)).read("sites.csv").decode().splitlines()
-    assert sites[-1].startswith("Total,1,3.36")  # 168 h × 20 W
+    assert sites[-1].startswith("Total,1,3.4,1.01,0.6")  # 168 h × 20 W = 3.36 kWh; × 30 p; × 0.177 kg
 
     pack = get(served, "audit", manager, trust=TRUST, period=WEEK, format="json")
     assert pack.status_code == 200, pack.text
@@ -93,7 +93,7 @@ def test_the_cli_writes_a_pdf_a_bursar_can_read(session, database_url, policy_di
                        "--policies", str(policy_dir), database_url=database_url)
     assert result.returncode == 0, result.stderr
     text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(out).pages)
-    assert "extend power-down to Hall (Brook Academy): about £41 and 24 kgCO2e a year" in text
+    assert "extend power-down to Hall (Brook Academy): about £40.86 and 24.1 kgCO2e a year" in text
 
 
 def test_the_cli_writes_an_audit_pack_as_json(session, database_url, policy_dir, tmp_path):
