@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.snmp.client import SnmpClient, SnmpError, Target, Value
+from controller.snmp.client import SnmpClient, SnmpError, SnmpTimeout, Target, Value
 from controller.snmp.collect import Snapshot, evaluate, fetch, plan
 from controller.snmp.credentials import (
     Credential,
@@ -109,7 +109,11 @@ class Poller:
         if known is not None:
             profile, absent = known
         else:
-            evidence, problems = await self._evidence(target, values)
+            try:
+                evidence, problems = await self._evidence(target, values)
+            except SnmpTimeout as exc:
+                return DevicePoll(address, port, at, credential=target.credential.name,
+                                  error=f"stopped answering while being identified: {exc}")
             profile, absent = choose(self.profiles.values(), evidence).profile, tuple(evidence.absent())
             if profile is None:
                 return DevicePoll(address, port, at, credential=target.credential.name,
@@ -141,7 +145,9 @@ class Poller:
             while walk := [c for c in choose(self.profiles.values(), evidence).walk if c not in walked]:
                 walked.update(walk)
                 evidence = evidence.with_columns(await self.client.walk_many(target, walk, PROBE_ROWS))
-        except SnmpError as exc:  # identified on what it said before: the system group at least
+        except SnmpTimeout:
+            raise  # gone quiet mid-poll: better no answer than a printer taken for a host
+        except SnmpError as exc:  # an agent that refuses GETNEXT: identified on its system group
             return Evidence(values), [f"could not ask which MIBs it answers: {exc}"]
         return evidence, []
 

@@ -81,8 +81,8 @@ def test_a_stack_is_one_target_whose_every_chassis_is_a_device_of_its_own(databa
     assert [models[i] for i in first["units"]] == ["C9200L-48P-4X", "C9200L-48P-4X", "C9200L-48P-4G"]
 
 
-def test_discover_lists_the_devices_kept_as_host_with_what_they_answered(database_url, school_subnet,
-                                                                         subnet_credentials):
+def test_discover_lists_the_devices_kept_as_host_with_what_they_answered(school_subnet, subnet_credentials, tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'caretaker.db'}"  # what is printed does not depend on the database
     found = caretaker(database_url, "discover", SUBNET, "--port", str(school_subnet.port), "--credentials",
                       str(subnet_credentials), "--site", "Hillside", "--timeout", "0.3", "--retries", "0")
     assert found.returncode == 0, found.stderr

@@ -131,6 +131,20 @@ class GoesQuiet(MemoryClient):
         raise SnmpTimeout(f"no answer from {target.host}")
 
 
+class QuietWhenProbed(MemoryClient):
+    """Answers the system group, then nothing: a device going down as it is identified."""
+
+    async def next(self, target, oid_list):
+        raise SnmpTimeout(f"no answer from {target.host}")
+
+
+def test_a_device_that_goes_quiet_while_being_identified_is_not_taken_for_a_host():
+    client = QuietWhenProbed({("10.0.0.8", 161): recording("sharp")})
+    result = asyncio.run(poller(client, store_for(("10.0.0.8", [community("sharp")]))).poll("10.0.0.8"))
+    assert (result.ok, result.kind) == (False, None)
+    assert result.error == "stopped answering while being identified: no answer from 10.0.0.8"
+
+
 def test_a_device_that_goes_quiet_mid_poll_keeps_what_was_read_and_says_it_stopped():
     client = GoesQuiet({("10.0.0.8", 161): recording("apc_ap7900b")})
     result = asyncio.run(poller(client, store_for(("10.0.0.8", [community("apc_ap7900b")]))).poll("10.0.0.8"))

@@ -1,5 +1,6 @@
 """Every fact in tests/fixtures/snmp/MANIFEST.md and MANIFEST-MORE.md, read from the 57 real device
-recordings (and a Sentry3 recording the manifests lack, see NOTICE.md) by the poller: kind, vendor, model, serial (or "absent"), page count (or "none"), supplies
+recordings (and a Sentry3 recording the manifests lack, see NOTICE.md) by the poller: kind, vendor,
+model, serial (or "absent"), page count (or "none"), supplies
 with their levels, watts, energy, load, PoE budget, consumption and per-port power.
 
 Each recording is polled once per module through snmpsim on loopback with the real pysnmp client
