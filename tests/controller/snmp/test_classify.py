@@ -134,3 +134,16 @@ def test_when_the_standard_and_vendor_poe_figures_disagree_the_standard_is_used_
     assert poll_loads(found)[DEVICE].watts == 52
     assert ("PoE consumption: POWER-ETHERNET-MIB says 52 W, the vendor MIB 168 W; the standard's measured figure "
             "is used and the vendor's kept beside it") in found.notes
+
+
+def test_a_linksys_switch_reports_per_port_poe_from_its_vendor_table():
+    """The Cisco CBS250 recording with its RADLAN PoE table moved under Linksys' enterprise number and a
+    Linksys sysObjectID: the same MIB, which Linksys ships under 3955 (no Linksys recording exists)."""
+    cisco, linksys = "1.3.6.1.4.1.9.6.1.101.108", "1.3.6.1.4.1.3955.1000.201.108"
+    moved = {o.replace(cisco, linksys, 1): v for o, v in recording("ciscosb_cbs250-24p-4x-v3").values.items()}
+    values = {o: v for o, v in moved.items() if not o.startswith("1.3.6.1.4.1.9.")}
+    values["1.3.6.1.2.1.1.2.0"] = oid("1.3.6.1.4.1.3955.1000.201.1")
+    found = poll(values, "ciscosb_cbs250-24p-4x-v3")
+    assert (found.kind, found.profile, found.identity.vendor) == ("switch", "linksys-poe", "Linksys")
+    assert [(p.index, p.watts) for p in found.poe.ports][:2] == [("1.13", 10.767), ("1.14", 8.607)]
+    assert found.poe.consumption_watts == 38.61
