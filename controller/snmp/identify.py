@@ -32,8 +32,19 @@ PROBE_ROWS = 256
 
 @dataclass(frozen=True)
 class Questions:
-    gets: list[str]
-    nexts: list[str]
+    gets: list[str]  # the system group and the exact objects profiles look for
+    nexts: list[str]  # the subtrees and columns profiles look for, and the standard tables they walk
+
+    @property
+    def next_for(self) -> dict[str, str]:
+        """Each exact object by the OID whose GETNEXT answers it: its parent for a scalar (x.0), the
+        previous row for a table cell, so one GETNEXT asks for everything identification needs."""
+        return {_before(oid): oid for oid in self.gets}
+
+
+def _before(oid: str) -> str:
+    head, _, last = oid.rpartition(".")
+    return head if last == "0" else f"{head}.{int(last) - 1}"
 
 
 def questions(profiles: Iterable[Profile]) -> Questions:

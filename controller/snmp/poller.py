@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.snmp.client import SnmpClient, SnmpError, SnmpTimeout, Target, Value
+from controller.snmp.client import SnmpAuthError, SnmpClient, SnmpError, SnmpTimeout, Target, Value
 from controller.snmp.collect import Snapshot, evaluate, fetch, plan
 from controller.snmp.credentials import (
     Credential,
@@ -96,21 +96,26 @@ class Poller:
                               error=f"gave up after {self.settings.device_deadline:g} s without a complete answer")
 
     async def _poll(self, address: str, port: int, at: datetime, candidates: tuple[Credential, ...]) -> DevicePoll:
-        # A device identified before is asked its profile's GETs with the system group: one request.
-        expected = self.identifications.expected(address, port, self.profiles)
-        gets = list(dict.fromkeys(self._questions.gets + (plan(expected)[0] if expected else [])))
-        answered = await self._first_answer(address, port, candidates, gets)
+        fresh = self.settings.survey == Survey.ALL
+        expected = None if fresh else self.identifications.expected(address, port, self.profiles)
+        if expected is not None:  # known: its profile's GETs with the system group, one request
+            gets = list(dict.fromkeys(self._questions.gets + plan(expected)[0]))
+            answered = await self._first_answer(address, port, candidates, lambda t: self._values(t, gets))
+        else:  # new: the system group and every probe in one GETNEXT
+            gets = list(self._questions.gets)
+            answered = await self._first_answer(address, port, candidates, self._identify)
         if isinstance(answered, str):
             return DevicePoll(address, port, at, error=answered)
-        target, values = answered
-        fresh = self.settings.survey == Survey.ALL
-        known = None if fresh else self.identifications.recall(address, port, values, self.profiles)
-        evidence, problems = Evidence(values), []
+        target, evidence, problems = answered
+        values = dict(evidence.values)
+        known = self.identifications.recall(address, port, values, self.profiles) if expected else None
         if known is not None:
             profile, absent = known
         else:
             try:
-                evidence, problems = await self._evidence(target, values)
+                if not evidence.asked:  # known once, now answering with another sysObjectID
+                    evidence, problems = await self._evidence(target, values)
+                evidence = await self._walk_undecided(target, evidence)
             except SnmpTimeout as exc:
                 return DevicePoll(address, port, at, credential=target.credential.name,
                                   error=f"stopped answering while being identified: {exc}")
@@ -135,36 +140,65 @@ class Poller:
                           host=found.host, notes=found.notes + tuple(problems + more),
                           unexplained=explain(profile, found.identity, seen, self._evidence_of[profile.kind]))
 
+    async def _values(self, target: Target, gets: list[str]) -> tuple[Evidence, list[str]]:
+        return Evidence(await self.client.get(target, gets)), []
+
+    async def _identify(self, target: Target) -> tuple[Evidence, list[str]]:
+        """The system group, the exact objects profiles look for and every probe, in one GETNEXT: each
+        exact object is asked as its predecessor's next (``Questions.next_for``) and kept only if the
+        answer is that object. An agent that refuses it is identified on its system group alone."""
+        asked = self._questions.next_for
+        nexts = self._questions.nexts
+        try:
+            following = await self.client.next(target, [*asked, *nexts])
+        except (SnmpTimeout, SnmpAuthError):
+            raise
+        except SnmpError:
+            return await self._evidence(target, await self.client.get(target, self._questions.gets))
+        values = {wanted: following[before][1] for before, wanted in asked.items()
+                  if before in following and following[before][0] == wanted}
+        return Evidence(values, {o: following[o] for o in nexts if o in following}, asked=nexts), []
+
     async def _evidence(self, target: Target, values: dict[str, Value]) -> tuple[Evidence, list[str]]:
-        """Which probed subtrees the device answers in (one GETNEXT of them all), with the columns
-        walked that a profile able to win needs to be sure of."""
+        """Which probed subtrees the device answers in (one GETNEXT of them all)."""
         try:
             nexts = self._questions.nexts
-            evidence = Evidence(values, await self.client.next(target, nexts), asked=nexts)
-            walked: set[str] = set()
-            while walk := [c for c in choose(self.profiles.values(), evidence).walk if c not in walked]:
-                walked.update(walk)
-                evidence = evidence.with_columns(await self.client.walk_many(target, walk, PROBE_ROWS))
+            return Evidence(values, await self.client.next(target, nexts), asked=nexts), []
         except SnmpTimeout:
             raise  # gone quiet mid-poll: better no answer than a printer taken for a host
         except SnmpError as exc:  # an agent that refuses GETNEXT: identified on its system group
             return Evidence(values), [f"could not ask which MIBs it answers: {exc}"]
-        return evidence, []
+
+    async def _walk_undecided(self, target: Target, evidence: Evidence) -> Evidence:
+        """The columns a profile able to win needs walked to be sure of (an ENTITY chassis not first).
+        A column the agent will not walk is taken as not there."""
+        walked: set[str] = set()
+        while walk := [c for c in choose(self.profiles.values(), evidence).walk if c not in walked]:
+            walked.update(walk)
+            try:
+                rows = await self.client.walk_many(target, walk, PROBE_ROWS)
+            except SnmpTimeout:
+                raise
+            except SnmpError:
+                rows = {column: [] for column in walk}
+            evidence = evidence.with_columns(rows)
+        return evidence
 
     async def _first_answer(self, address: str, port: int, candidates: tuple[Credential, ...],
-                            gets: list[str]) -> tuple[Target, dict[str, Value]] | str:
-        """The first credential the device answers, with what it said to ``gets``; or why none did."""
+                            ask: Callable[[Target], Awaitable[tuple[Evidence, list[str]]]]
+                            ) -> tuple[Target, Evidence, list[str]] | str:
+        """The first credential the device answers ``ask`` with, and what it said; or why none did."""
         failures = []
         for credential in candidates:
             target = Target(address, credential, port, self.settings.timeout, self.settings.retries)
             try:
-                values = await self.client.get(target, gets)
+                evidence, problems = await ask(target)
             except SnmpError as exc:
                 log.info("snmp %s:%d: credential %s: %s", address, port, credential.name, exc)
                 failures.append(f"{credential.name}: {exc}")
                 continue
             self.memory.remember(address, credential.name)
-            return target, values
+            return target, evidence, problems
         return "no answer with any configured credential (" + "; ".join(failures) + ")"
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from controller.snmp.client import SnmpTimeout
+from controller.snmp.client import Kind, SnmpTimeout, Value
 from controller.snmp.credentials import CommunityCredential, RememberedCredentials, Secret
 from controller.snmp.memory import MemoryAgent, MemoryClient
 from controller.snmp.poller import Poller, PollSettings
@@ -131,16 +131,24 @@ class GoesQuiet(MemoryClient):
         raise SnmpTimeout(f"no answer from {target.host}")
 
 
-class QuietWhenProbed(MemoryClient):
-    """Answers the system group, then nothing: a device going down as it is identified."""
+class QuietWhenProbedAgain(MemoryClient):
+    """Answers its first identification; later, only GETs: a device going down as it is identified."""
 
     async def next(self, target, oid_list):
-        raise SnmpTimeout(f"no answer from {target.host}")
+        if any(r.operation == "next" for r in self.requests):
+            raise SnmpTimeout(f"no answer from {target.host}")
+        return await super().next(target, oid_list)
 
 
 def test_a_device_that_goes_quiet_while_being_identified_is_not_taken_for_a_host():
-    client = QuietWhenProbed({("10.0.0.8", 161): recording("sharp")})
-    result = asyncio.run(poller(client, store_for(("10.0.0.8", [community("sharp")]))).poll("10.0.0.8"))
+    """Identified once; then it answers with another sysObjectID (so it is identified again) and
+    stops answering: an error, not a host."""
+    client = QuietWhenProbedAgain({("10.0.0.8", 161): recording("sharp")})
+    polling = poller(client, store_for(("10.0.0.8", [community("sharp")])))
+    assert asyncio.run(polling.poll("10.0.0.8")).kind == "printer"
+    values = {**recording("sharp").values, "1.3.6.1.2.1.1.2.0": Value(Kind.OID, "1.3.6.1.4.1.2385.9")}
+    client.agents[("10.0.0.8", 161)] = MemoryAgent(values, frozenset({"sharp"}))
+    result = asyncio.run(polling.poll("10.0.0.8"))
     assert (result.ok, result.kind) == (False, None)
     assert result.error == "stopped answering while being identified: no answer from 10.0.0.8"
 
