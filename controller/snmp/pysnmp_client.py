@@ -17,6 +17,7 @@ speak numeric OIDs.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from collections.abc import Awaitable, Sequence
 from types import TracebackType
@@ -291,10 +292,22 @@ def _context(credential: Credential) -> ContextData:
 
 
 async def _transport(kind: type, target: Target):
+    if _is_ipv4(target.host):  # as create() builds it, without a resolver thread per device
+        transport = kind.__new__(kind)
+        transport.transport_address = (target.host, target.port)
+        transport.__init__(timeout=target.timeout, retries=target.retries)
+        return transport
     try:
         return await kind.create((target.host, target.port), timeout=target.timeout, retries=target.retries)
     except PySnmpError as exc:  # how pysnmp reports a name that does not resolve
         raise SnmpError(f"cannot resolve {target.host}: {exc}") from None
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 class _TooBig(SnmpError):
