@@ -147,3 +147,22 @@ def test_a_linksys_switch_reports_per_port_poe_from_its_vendor_table():
     assert (found.kind, found.profile, found.identity.vendor) == ("switch", "linksys-poe", "Linksys")
     assert [(p.index, p.watts) for p in found.poe.ports][:2] == [("1.13", 10.767), ("1.14", 8.607)]
     assert found.poe.consumption_watts == 38.61
+
+
+def test_an_eaton_g3_epdu_chain_reads_its_input_power_and_each_unit_is_an_asset():
+    """Built from EATON-EPDU-MIB as Network UPS Tools reads it (no recording exists): two daisy-chained
+    units, input power per unit in watts, phase voltage in millivolts and current in milliamps."""
+    epdu = "1.3.6.1.4.1.534.6.6.7"
+    text = lambda s: Value(Kind.OCTETS, s.encode())  # noqa: E731
+    values = {"1.3.6.1.2.1.1.2.0": oid(f"{epdu}"), "1.3.6.1.2.1.1.1.0": text("Eaton ePDU"),
+              f"{epdu}.1.2.1.2.0": text("EMAB03"), f"{epdu}.1.2.1.4.0": text("G358L00123"),
+              f"{epdu}.1.2.1.2.1": text("EMAB03"), f"{epdu}.1.2.1.4.1": text("G358L00456"),
+              f"{epdu}.3.5.1.4.0.1": integer(512), f"{epdu}.3.5.1.4.1.1": integer(488),
+              f"{epdu}.3.2.1.3.0.1.1": integer(230100), f"{epdu}.3.3.1.4.0.1.1": integer(2230),
+              f"{epdu}.6.1.1.3.0.1": text("Server A"), f"{epdu}.6.5.1.3.0.1": integer(210)}
+    found = poll(values)
+    assert (found.kind, found.profile, found.identity.vendor, found.identity.serial) == (
+        "pdu", "eaton-epdu", "Eaton", "G358L00123")
+    assert (found.power.watts, found.power.voltage_volts, found.power.current_amps) == (1000, 230.1, 2.23)
+    assert [(c.model, c.serial) for c in found.chassis] == [("EMAB03", "G358L00123"), ("EMAB03", "G358L00456")]
+    assert [(o.index, o.name, o.watts) for o in found.outlets] == [("0.1", "Server A", 210)]
