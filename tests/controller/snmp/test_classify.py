@@ -42,6 +42,10 @@ def integer(n: int) -> Value:
     return Value(Kind.INTEGER, n)
 
 
+def text(s: str) -> Value:
+    return Value(Kind.OCTETS, s.encode())
+
+
 def test_a_printer_without_page_counter_or_serial_is_still_a_printer_with_its_supplies():
     """The Sharp recording without prtMarkerLifeCount's table and prtGeneralSerialNumber."""
     values = without("sharp", "1.3.6.1.2.1.43.10", "1.3.6.1.2.1.43.5")
@@ -153,7 +157,6 @@ def test_an_eaton_g3_epdu_chain_reads_its_input_power_and_each_unit_is_an_asset(
     """Built from EATON-EPDU-MIB as Network UPS Tools reads it (no recording exists): two daisy-chained
     units, input power per unit in watts, phase voltage in millivolts and current in milliamps."""
     epdu = "1.3.6.1.4.1.534.6.6.7"
-    text = lambda s: Value(Kind.OCTETS, s.encode())  # noqa: E731
     values = {"1.3.6.1.2.1.1.2.0": oid(f"{epdu}"), "1.3.6.1.2.1.1.1.0": text("Eaton ePDU"),
               f"{epdu}.1.2.1.2.0": text("EMAB03"), f"{epdu}.1.2.1.4.0": text("G358L00123"),
               f"{epdu}.1.2.1.2.1": text("EMAB03"), f"{epdu}.1.2.1.4.1": text("G358L00456"),
