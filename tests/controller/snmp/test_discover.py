@@ -26,6 +26,7 @@ def test_discover_registers_each_device_on_the_subnet_with_the_credential_that_a
     konica = by_address[school_subnet.addresses["konica_c250i"]]
     assert (konica["kind"], konica["serial"]) == ("printer", "AA2M021115700")
     assert len({f["device"] for f in found}) == len(SUBNET_NAMES)
+    assert {a for a, f in by_address.items() if f["unexplained"]} == {school_subnet.addresses["aix_net-snmp"]}
     listed = caretaker(database_url, "targets")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[0].split() == ["ID", "SITE", "ADDRESS", "DEVICE", "KIND", "CREDENTIAL",
@@ -35,14 +36,21 @@ def test_discover_registers_each_device_on_the_subnet_with_the_credential_that_a
 
 
 def test_discovering_again_finds_the_same_devices_and_targets(database_url, school_subnet, subnet_credentials):
+    """Every chassis of the three-switch stack is a device of its own, found again by its place in the
+    stack (none reports a serial); the stack stays one target, so its readings stay one."""
     first = discover(database_url, school_subnet, subnet_credentials)
     again = discover(database_url, school_subnet, subnet_credentials)
-    assert sorted((f["target"], f["device"]) for f in again) == sorted((f["target"], f["device"]) for f in first)
+    assert sorted((f["target"], f["units"]) for f in again) == sorted((f["target"], f["units"]) for f in first)
     listed = caretaker(database_url, "targets", "--json")
     assert listed.returncode == 0, listed.stderr
     targets = json.loads(listed.stdout)
     assert len(targets) == len(SUBNET_NAMES)
     assert all(t["credential"] == "school" and t["last_error"] is None and t["site"] == "Hillside" for t in targets)
+    (stack,) = [f for f in first if f["address"] == school_subnet.addresses["iosxe_c9200l"]]
+    assert stack["kind"] == "switch" and len(set(stack["units"])) == 3 and stack["units"][0] == stack["device"]
+    models = {d["id"]: d["model"] for d in json.loads(subprocess_cli(database_url, "devices", "--json"))}
+    assert [models[i] for i in stack["units"]] == ["C9200L-48P-4X", "C9200L-48P-4X", "C9200L-48P-4G"]
+    assert len(models) == len(SUBNET_NAMES) + 2
 
 
 def test_a_community_given_on_the_command_line_is_a_reference_not_the_secret(database_url, school_subnet):
@@ -67,20 +75,6 @@ def test_discover_refuses_what_it_cannot_do_in_one_line(database_url, subnet_cre
     assert message in refused.stderr and len(refused.stderr.splitlines()) == 1
 
 
-def test_a_stack_is_one_target_whose_every_chassis_is_a_device_of_its_own(database_url, school_subnet,
-                                                                           subnet_credentials):
-    stack = school_subnet.addresses["iosxe_c9200l"]
-    (first,) = [f for f in discover(database_url, school_subnet, subnet_credentials) if f["address"] == stack]
-    assert first["kind"] == "switch" and len(set(first["units"])) == 3 and first["units"][0] == first["device"]
-    (again,) = [f for f in discover(database_url, school_subnet, subnet_credentials) if f["address"] == stack]
-    assert again["units"] == first["units"]  # found again by their place in the stack: none has a serial
-    listed = json.loads(caretaker(database_url, "targets", "--json").stdout)
-    assert sum(t["address"] == stack for t in listed) == 1  # one target: its readings stay one
-    devices = json.loads(subprocess_cli(database_url, "devices", "--json"))
-    models = {d["id"]: d["model"] for d in devices}
-    assert [models[i] for i in first["units"]] == ["C9200L-48P-4X", "C9200L-48P-4X", "C9200L-48P-4G"]
-
-
 def test_discover_lists_the_devices_kept_as_host_with_what_they_answered(school_subnet, subnet_credentials, tmp_path):
     database_url = f"sqlite:///{tmp_path / 'caretaker.db'}"  # what is printed does not depend on the database
     found = caretaker(database_url, "discover", SUBNET, "--port", str(school_subnet.port), "--credentials",
@@ -95,10 +89,6 @@ def test_discover_lists_the_devices_kept_as_host_with_what_they_answered(school_
         "  answered under 1.3.6.1.4.1.2021.4 (UCD-SNMP), which no profile reads",
         "  answered under 1.3.6.1.4.1.2021.10.1 (UCD-SNMP), which no profile reads",
         "  answered under 1.3.6.1.4.1.2021.11 (UCD-SNMP), which no profile reads"]
-    as_json = json.loads(caretaker(database_url, "discover", SUBNET, "--port", str(school_subnet.port),
-                                   "--credentials", str(subnet_credentials), "--site", "Hillside", "--timeout", "0.5",
-                                   "--retries", "1", "--json").stdout)
-    assert {f["address"] for f in as_json if f["unexplained"]} == {server}
 
 
 def test_metrics_count_the_snmp_targets_by_kind_and_those_kept_as_host(database_url, school_subnet,
