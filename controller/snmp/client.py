@@ -96,3 +96,8 @@ class SnmpClient(Protocol):
                         max_rows: int = 5000) -> dict[str, list[tuple[str, Value]]]:
         """``walk`` of each prefix, in as few requests as the client can manage."""
         ...
+
+    async def get_and_walk(self, target: Target, oids: Sequence[str],
+                           prefixes: Sequence[str]) -> tuple[dict[str, Value], dict[str, list[tuple[str, Value]]]]:
+        """``get`` of ``oids`` and ``walk_many`` of ``prefixes``, in as few requests as the client can manage."""
+        ...

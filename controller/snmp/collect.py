@@ -71,28 +71,28 @@ async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Sna
                 absent: Collection[str] = ()) -> tuple[Snapshot, list[str]]:
     """Read what the profile needs that ``known`` lacks. Returns the snapshot and what could not be read.
 
-    The walks go together (``walk_many``), except those under a subtree identification found empty
-    (``absent``): a PDU without ENTITY-MIB is not asked for its chassis. A column read only at the
+    The GETs and walks go together (``get_and_walk``), except walks under a subtree identification
+    found empty (``absent``): a PDU without ENTITY-MIB is not asked for its chassis. A column read only at the
     rows another column picks (``where``: a stack's chassis among its 200 entities) is read by GET
     of those rows once that column is in. A timeout ends the collection (the device has gone quiet,
     and every further request would wait as long again); an agent error loses only the subtree that
     caused it.
     """
-    gets, walks = plan(profile)
-    picked = picked_columns(profile)
-    walks = [w for w in walks if w not in picked and not any(w == a or oids.is_under(w, a) for a in absent)]
+    gets, picked = plan(profile)[0], picked_columns(profile)
+    walks = [w for w in walks_to_fetch(profile, absent) if w not in known.walks]
     values = dict(known.values)
     problems: list[str] = []
     missing = [o for o in gets if o not in values and o not in known.asked]
-    rows: dict[str, Sequence[tuple[str, Value]]] = {}
+    rows: dict[str, Sequence[tuple[str, Value]]] = dict(known.walks)
     try:
-        if missing:
-            values.update(await client.get(target, missing))
         try:
-            rows.update(await client.walk_many(target, walks) if walks else {})
+            found, walked = await client.get_and_walk(target, missing, walks)
+            values.update(found)
+            rows.update(walked)
         except SnmpTimeout:
             raise
-        except SnmpError:  # one subtree upset the agent: walk them one by one to lose only that one
+        except SnmpError:  # one subtree upset the agent: ask again apart to lose only that one
+            values.update(await client.get(target, missing) if missing else {})
             for prefix in walks:
                 try:
                     rows[prefix] = await client.walk(target, prefix)
@@ -104,10 +104,15 @@ async def fetch(client: SnmpClient, target: Target, profile: Profile, known: Sna
         rows.update(await _picked_rows(client, target, picked, Snapshot(walks=rows)))
     except SnmpTimeout as exc:
         problems.append(f"stopped early: {exc}")
-        return Snapshot(known.sys_descr, values, rows, known.asked), problems
     except SnmpError as exc:
         problems.append(f"could not read the rows picked from a table: {exc}")
     return Snapshot(known.sys_descr, values, rows, known.asked), problems
+
+
+def walks_to_fetch(profile: Profile, absent: Collection[str] = ()) -> list[str]:
+    """The columns ``fetch`` walks for ``profile`` on a device lacking ``absent``."""
+    picked = picked_columns(profile)
+    return [w for w in plan(profile)[1] if w not in picked and not any(w == a or oids.is_under(w, a) for a in absent)]
 
 
 def picked_columns(profile: Profile) -> dict[str, list[tuple[tuple[str, str], ...]]]:

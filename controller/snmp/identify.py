@@ -39,12 +39,7 @@ class Questions:
     def next_for(self) -> dict[str, str]:
         """Each exact object by the OID whose GETNEXT answers it: its parent for a scalar (x.0), the
         previous row for a table cell, so one GETNEXT asks for everything identification needs."""
-        return {_before(oid): oid for oid in self.gets}
-
-
-def _before(oid: str) -> str:
-    head, _, last = oid.rpartition(".")
-    return head if last == "0" else f"{head}.{int(last) - 1}"
+        return {oids.before(oid): oid for oid in self.gets}
 
 
 def questions(profiles: Iterable[Profile]) -> Questions:
@@ -119,10 +114,12 @@ class Identifications:
                       for p in profile.match.present for v in [values.get(p.oid)])
         return (profile, known[2]) if present else None
 
-    def expected(self, address: str, port: int, profiles: Mapping[str, Profile]) -> Profile | None:
-        """The profile the address was last identified as, before asking it anything."""
+    def expected(self, address: str, port: int,
+                 profiles: Mapping[str, Profile]) -> tuple[Profile, tuple[str, ...]] | None:
+        """The profile the address was last identified as, and the subtrees it lacked, before asking it
+        anything."""
         known = self._known.get((address, port))
-        return profiles.get(known[1]) if known else None
+        return (profiles[known[1]], known[2]) if known and known[1] in profiles else None
 
     def remember(self, address: str, port: int, values: Mapping[str, Value], profile: Profile,
                  absent: Sequence[str]) -> None:

@@ -113,6 +113,11 @@ class MemoryClient:
         """One recorded walk per prefix, so tests see (and can fail) each subtree on its own."""
         return {prefix: await self.walk(target, prefix, max_rows) for prefix in prefixes}
 
+    async def get_and_walk(self, target: Target, oid_list: Sequence[str],
+                           prefixes: Sequence[str]) -> tuple[dict[str, Value], dict[str, list[tuple[str, Value]]]]:
+        values = await self.get(target, oid_list) if oid_list else {}
+        return values, (await self.walk_many(target, prefixes) if prefixes else {})
+
     async def _reach(self, target: Target, operation: str, asked: tuple[str, ...]) -> MemoryAgent:
         self.requests.append(Request(target.host, target.port, target.credential.name, operation, asked))
         agent = self.agents.get((target.host, target.port))

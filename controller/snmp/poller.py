@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.snmp.client import SnmpAuthError, SnmpClient, SnmpError, SnmpTimeout, Target, Value
-from controller.snmp.collect import Snapshot, evaluate, fetch, plan
+from controller.snmp.collect import Snapshot, evaluate, fetch, plan, walks_to_fetch
 from controller.snmp.credentials import (
     Credential,
     CredentialMemory,
@@ -98,9 +98,12 @@ class Poller:
     async def _poll(self, address: str, port: int, at: datetime, candidates: tuple[Credential, ...]) -> DevicePoll:
         fresh = self.settings.survey == Survey.ALL
         expected = None if fresh else self.identifications.expected(address, port, self.profiles)
-        if expected is not None:  # known: its profile's GETs with the system group, one request
-            gets = list(dict.fromkeys(self._questions.gets + plan(expected)[0]))
-            answered = await self._first_answer(address, port, candidates, lambda t: self._values(t, gets))
+        walked: dict[str, list] = {}
+        if expected is not None:  # known: the system group, its profile's GETs and tables, one request
+            gets = list(dict.fromkeys(self._questions.gets + plan(expected[0])[0]))
+            walks = walks_to_fetch(*expected)
+            answered = await self._first_answer(address, port, candidates,
+                                                lambda t: self._values(t, gets, walks, walked))
         else:  # new: the system group and every probe in one GETNEXT
             gets = list(self._questions.gets)
             answered = await self._first_answer(address, port, candidates, self._identify)
@@ -112,6 +115,7 @@ class Poller:
         if known is not None:
             profile, absent = known
         else:
+            walked.clear()  # read for the profile it was, not the one it is now
             try:
                 if not evidence.asked:  # known once, now answering with another sysObjectID
                     evidence, problems = await self._evidence(target, values)
@@ -128,7 +132,7 @@ class Poller:
         system = system_identity(values)
         log.info("snmp %s:%d: credential %s, profile %s", address, port, target.credential.name, profile.name)
         snapshot, more = await fetch(self.client, target, profile,
-                                     Snapshot(system.sys_descr or "", values, asked=frozenset(gets)), absent)
+                                     Snapshot(system.sys_descr or "", values, walked, frozenset(gets)), absent)
         seen = list(evidence.seen())
         found = build(evaluate(profile, snapshot), system, [a.oid for a in profile.match.answers])
         host = profile.kind == DeviceKind.HOST
@@ -140,8 +144,12 @@ class Poller:
                           host=found.host, notes=found.notes + tuple(problems + more),
                           unexplained=explain(profile, found.identity, seen, self._evidence_of[profile.kind]))
 
-    async def _values(self, target: Target, gets: list[str]) -> tuple[Evidence, list[str]]:
-        return Evidence(await self.client.get(target, gets)), []
+    async def _values(self, target: Target, gets: list[str], walks: list[str],
+                      walked: dict[str, list]) -> tuple[Evidence, list[str]]:
+        """A known device's GETs and walks at once; the walks land in ``walked``."""
+        values, rows = await self.client.get_and_walk(target, gets, walks)
+        walked.update(rows)
+        return Evidence(values), []
 
     async def _identify(self, target: Target) -> tuple[Evidence, list[str]]:
         """The system group, the exact objects profiles look for and every probe, in one GETNEXT: each

@@ -149,12 +149,33 @@ class PysnmpClient:
         """Several subtrees in lockstep: each GETBULK asks for the next rows of every one still open, so
         a profile's seven short columns cost one request, not seven. Answers come row by row, so the
         n-th variable belongs to the (n mod columns)-th column asked."""
+        return await self._walk(target, prefixes, max_rows, (), {})
+
+    async def get_and_walk(self, target: Target, oid_list: Sequence[str],
+                           prefixes: Sequence[str]) -> tuple[dict[str, Value], dict[str, list[tuple[str, Value]]]]:
+        """The GETs ride in the first GETBULK as its non-repeaters, each asked as the next of the OID
+        before it (``oids.before``) and kept only if the answer is the object asked: a device is asked
+        its scalars and its tables in one request where they fit."""
+        if not oid_list or not prefixes or len(oid_list) > self.oids_per_get:
+            values = await self.get(target, oid_list) if oid_list else {}
+            return values, (await self.walk_many(target, prefixes) if prefixes else {})
+        values: dict[str, Value] = {}
+        return values, await self._walk(target, prefixes, 5000, oid_list, values)
+
+    async def _walk(self, target: Target, prefixes: Sequence[str], max_rows: int, gets: Sequence[str],
+                    values: dict[str, Value]) -> dict[str, list[tuple[str, Value]]]:
         rows: dict[str, list[tuple[str, Value]]] = {p: [] for p in prefixes}
         last = {p: p for p in rows}
         still_open = list(rows)
         while still_open:
             columns, repetitions = self._batch(target, still_open, rows, max_rows)
-            var_binds = await self._ask(target, _BULK, [last[c] for c in columns], repetitions)
+            asked = [oids.before(g) for g in gets] + [last[c] for c in columns]
+            var_binds = await self._ask(target, _BULK, asked, repetitions, non_repeaters=len(gets))
+            for wanted, (name, value) in zip(gets, var_binds[:len(gets)], strict=False):
+                converted = _value(value)
+                if str(name) == wanted and converted is not None:
+                    values[wanted] = converted
+            var_binds, gets = var_binds[len(gets):], ()
             ended: set[str] = set()
             moved = False
             for position, (name, value) in enumerate(var_binds):
@@ -198,22 +219,24 @@ class PysnmpClient:
             columns.append(column)
         return columns, min(max(2, max(expected[c] for c in columns)), max_rows)
 
-    async def _ask(self, target: Target, operation: str, asked: Sequence[str], repetitions: int = 0) -> list:
+    async def _ask(self, target: Target, operation: str, asked: Sequence[str], repetitions: int = 0,
+                   non_repeaters: int = 0) -> list:
         """One request; its variable bindings, or the error as SnmpError."""
         if isinstance(target.credential, CommunityCredential):
-            answer = await self._ask_by_message(target, operation, asked, repetitions)
+            answer = await self._ask_by_message(target, operation, asked, repetitions, non_repeaters)
         else:
-            answer = await self._ask_by_engine(target, operation, asked, repetitions)
+            answer = await self._ask_by_engine(target, operation, asked, repetitions, non_repeaters)
         _check(target, answer[0], answer[1], answer[2], asked)
         return list(answer[3])
 
-    async def _ask_by_message(self, target: Target, operation: str, asked: Sequence[str], repetitions: int) -> Answer:
+    async def _ask_by_message(self, target: Target, operation: str, asked: Sequence[str], repetitions: int,
+                              non_repeaters: int) -> Answer:
         if self._dispatcher is None:
             self._dispatcher = SnmpDispatcher()
         pdu = {_GET: v2c.GetRequestPDU, _NEXT: v2c.GetNextRequestPDU, _BULK: v2c.GetBulkRequestPDU}[operation]()
         v2c.apiPDU.set_defaults(pdu)
         if operation == _BULK:
-            v2c.apiBulkPDU.set_non_repeaters(pdu, 0)
+            v2c.apiBulkPDU.set_non_repeaters(pdu, non_repeaters)
             v2c.apiBulkPDU.set_max_repetitions(pdu, repetitions)
         v2c.apiPDU.set_varbinds(pdu, [(rfc1902.ObjectName(oid), v2c.null) for oid in asked])
         answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
@@ -235,11 +258,12 @@ class PysnmpClient:
         except (PySnmpError, PyAsn1Error, OSError) as exc:
             raise SnmpError(f"{target.host}:{target.port}: {exc}") from None
 
-    async def _ask_by_engine(self, target: Target, operation: str, asked: Sequence[str], repetitions: int) -> Answer:
+    async def _ask_by_engine(self, target: Target, operation: str, asked: Sequence[str], repetitions: int,
+                             non_repeaters: int) -> Answer:
         engine, auth = self._engine(target.credential), _auth(target.credential)
         transport, context = await self._transport(target), _context(target.credential)
         if operation == _BULK:
-            request = bulk_cmd(engine, auth, transport, context, 0, repetitions,
+            request = bulk_cmd(engine, auth, transport, context, non_repeaters, repetitions,
                                *(self._name(o) for o in asked), lookupMib=False)
         else:
             command = get_cmd if operation == _GET else next_cmd

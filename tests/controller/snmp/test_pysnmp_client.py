@@ -179,11 +179,11 @@ class SmallAgentBuffer(PysnmpClient):
         super().__init__()
         self.sizes: list[int] = []
 
-    async def _ask(self, target, operation, asked, repetitions=0):
+    async def _ask(self, target, operation, asked, repetitions=0, non_repeaters=0):
         self.sizes.append(len(asked))
         if operation != "bulk" and len(asked) > 3:
             raise _TooBig(f"{target.host} answered tooBig")
-        return await super()._ask(target, operation, asked, repetitions)
+        return await super()._ask(target, operation, asked, repetitions, non_repeaters)
 
 
 def test_an_agent_that_answers_too_big_is_asked_in_halves(snmpsim):

@@ -277,7 +277,9 @@ def polls(request: pytest.FixtureRequest) -> dict[str, DevicePoll]:
     store = store_for(*((address_of(n), [community(n)]) for n in NAMES))
 
     async def poll_all(client, port: int) -> list[DevicePoll]:
-        poller = Poller(client, load_profiles(), store, settings=PollSettings(timeout=1.0, retries=1))
+        # One snmpsim answers all 58, one request at a time: few at once, so none waits past its timeout
+        # on a loaded machine.
+        poller = Poller(client, load_profiles(), store, settings=PollSettings(timeout=3.0, retries=1, concurrency=8))
         return await poller.poll_many([(address_of(n), port) for n in NAMES])
 
     async def with_snmpsim(port: int) -> list[DevicePoll]:
