@@ -7,13 +7,14 @@ community, so each address is asked with its recording's name, as a school's kit
 with its site's community.
 
 Caretaker polls them all as the controller's round does: the first round identifies every device
-(one GET of the system group, one GETNEXT past every profile's probes, the columns some need) and
-reads its profile; later rounds, with the same client and the poller's memory of what each address
-is, skip the GETNEXT when the sysObjectID has not changed. net-snmp's tools then fetch the same OIDs
-from the same devices with the same concurrency (``xargs -P``): one ``snmpget`` of the system group
-and probes, one ``snmpgetnext`` of the identification probes, one ``snmpget`` of what the device's
-profile GETs, one ``snmpbulkwalk`` per column it walks; that is the first round's work, so it is
-compared with both. Both sides' value counts are printed, so the work is seen to be alike.
+(one GETNEXT of the system group and every profile's probes, and the columns some need walked) and
+reads its profile (its GETs riding in the first GETBULK of its walks); later rounds, with the same
+client and the poller's memory of what each address is, read a known device's system group, GETs
+and tables together, asking each table for the rows it had last time. net-snmp's tools then fetch
+the same OIDs from the same devices with the same concurrency (``xargs -P``): one ``snmpgetnext``
+for identification, one ``snmpget`` of what the profile GETs, one ``snmpbulkwalk`` per column it
+walks; that is the first round's work, so it is compared with every round. Both sides' value counts
+are printed, so the work is seen to be alike.
 
     .venv/bin/python bench/snmp_poll.py                  # 1,000 devices, concurrency 64
     .venv/bin/python bench/snmp_poll.py --devices 100    # a smoke run
@@ -131,6 +132,11 @@ class Counting:
         columns = await self.client.walk_many(target, prefixes, max_rows)
         self.values += sum(len(rows) for rows in columns.values())
         return columns
+
+    async def get_and_walk(self, target: Target, oids, prefixes):
+        found, columns = await self.client.get_and_walk(target, oids, prefixes)
+        self.values += len(found) + sum(len(rows) for rows in columns.values())
+        return found, columns
 
 
 def first_round_requests(name: str) -> list[tuple[str, list[str]]]:

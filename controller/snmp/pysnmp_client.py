@@ -203,8 +203,9 @@ class PysnmpClient:
     def _batch(self, target: Target, still_open: list[str], rows: dict[str, list],
                max_rows: int) -> tuple[list[str], int]:
         """The columns to ask next and how many rows of each. Columns walked before are asked for the
-        rows they had then, plus one to see them end, the shortest together; new ones ten rows a
-        request between them, at least two each so a one-row column is seen to end at once."""
+        rows they had then, plus one to see them end, the shortest together, at most
+        ``rows_per_answer`` rows a request; new ones ten rows a request between them, at least two
+        each so a one-row column is seen to end at once."""
         expected = {c: max(0, seen - len(rows[c])) + 1 for c in still_open
                     if (seen := self._rows_seen.get((target.host, target.port, c))) is not None}
         new = [c for c in still_open if c not in expected]
@@ -217,7 +218,8 @@ class PysnmpClient:
                             or (len(columns) + 1) * expected[column] > self.rows_per_answer):
                 break
             columns.append(column)
-        return columns, min(max(2, max(expected[c] for c in columns)), max_rows)
+        rows_each = min(max(expected[c] for c in columns), self.rows_per_answer // len(columns))
+        return columns, min(max(2, rows_each), max_rows)
 
     async def _ask(self, target: Target, operation: str, asked: Sequence[str], repetitions: int = 0,
                    non_repeaters: int = 0) -> list:
