@@ -50,7 +50,12 @@ class ClientError(Exception):
 
 
 class ControllerUnavailable(ClientError):
-    """Unreachable, overloaded (5xx, 429) or answering nonsense: try again later."""
+    """Unreachable, overloaded (5xx, 429) or answering nonsense: try again later, and not before
+    ``retry_after`` seconds when the controller said so (503 while its database is away)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class CertificateRejected(ControllerUnavailable):
@@ -108,6 +113,11 @@ class Backoff:
         ceiling = min(self.cap, self.base * 2 ** min(self._failures, 64))
         self._failures += 1
         return ceiling * self._random()
+
+    def at_least(self, seconds: float) -> float:
+        """A delay after one more failure of no less than ``seconds`` (a controller's Retry-After), spread
+        over up to half as much again so a school's agents do not all return in the same second."""
+        return max(self.next_delay(), min(self.cap, seconds) * (1 + self._random() / 2))
 
     def reset(self) -> None:
         """The controller answered: start again from ``base``."""
@@ -186,7 +196,7 @@ class Client:
         if status == 422 and rejected:
             return ReportsRejected(message, rejected)
         if status == 429 or status >= 500:
-            return ControllerUnavailable(message)
+            return ControllerUnavailable(message, _retry_after(headers.get("Retry-After")))
         if 300 <= status < 400:
             return RequestRefused(f"{self.controller} redirects to {headers.get('Location')}; "
                                   "use that URL as --controller",
@@ -215,6 +225,15 @@ def _parse_error(payload: bytes) -> tuple[str, tuple[int, ...]]:
     seqs = tuple(s for s in rejected if isinstance(s, int) and not isinstance(s, bool)) \
         if isinstance(rejected, list) else ()
     return _one_line(detail if isinstance(detail, str) else json.dumps(detail)), seqs
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; the HTTP-date form is not worth a clock comparison here."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 86_400 else None
 
 
 def _one_line(text: str) -> str:

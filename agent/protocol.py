@@ -27,9 +27,16 @@ PROTOCOL_VERSION = 1
 MAX_TEXT = 255
 MAX_ITEMS = 64
 MAX_INTERVAL_SECONDS = 86_400
+MAX_IDLE_SECONDS = 10 * 366 * 86_400  # ten years without input: beyond that a clock is wrong
 MAX_WATTS = 100_000.0
 MAX_BATCH_REPORTS = 500
 MAX_WAKE_ORDERS = 10_000
+# Counts and sequence numbers are stored as SQL BIGINT: nothing beyond a signed 64-bit value fits.
+MAX_INT = 2**63 - 1
+# Row ids (devices, wake orders, tokens…) are SQL INTEGER: nothing beyond a signed 32-bit value is one.
+MAX_ID = 2**31 - 1
+# C0 controls (tab and newline included: every text on the wire is one line), DEL and C1 controls.
+CONTROL_CHARACTERS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
 
 
 class PowerMethod(enum.StrEnum):
@@ -73,9 +80,20 @@ def _aware(name: str, value: datetime | None) -> None:
                  f"{name} must carry a UTC offset, e.g. 2026-02-16T18:30:00+00:00")
 
 
+def has_control_characters(value: str) -> bool:
+    """Whether ``value`` holds a control character: a NUL ends a C string, PostgreSQL refuses to store one,
+    and the rest forge lines in logs, CSV exports and terminals."""
+    return not CONTROL_CHARACTERS.isdisjoint(value)
+
+
 def _text(name: str, value: str | None, limit: int = MAX_TEXT) -> None:
     if value is not None:
         _require(len(value) <= limit, f"{name} is longer than {limit} characters")
+        _require(not has_control_characters(value), f"{name} contains a control character")
+
+
+def _count(name: str, value: int | None, limit: int = MAX_INT) -> None:
+    _require(value is None or 0 <= value <= limit, f"{name} must be between 0 and {limit}")
 
 
 def _items(name: str, values: tuple, limit: int = MAX_ITEMS) -> None:
@@ -113,7 +131,7 @@ class Disk:
 
     def __post_init__(self) -> None:
         _text("disk.name", self.name)
-        _require(self.size_bytes >= 0, "disk.size_bytes must not be negative")
+        _count("disk.size_bytes", self.size_bytes)
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,9 @@ class Nic:
         _text("nic.name", self.name)
         _text("nic.mac", self.mac, 64)
         _items("nic.ipv4", self.ipv4)
+        for address in (*self.ipv4, *self.ipv6):
+            _text("nic address", address, 64)
+        _count("nic.speed_mbps", self.speed_mbps, 10_000_000)
         _require(not self.ipv4_prefixes or len(self.ipv4_prefixes) == len(self.ipv4),
                  "nic.ipv4_prefixes must give one prefix length per ipv4 address")
         _require(all(0 <= p <= 32 for p in self.ipv4_prefixes), "nic.ipv4_prefixes must be between 0 and 32")
@@ -148,6 +169,10 @@ class Smbios:
     def __post_init__(self) -> None:
         for f in ("vendor", "model", "serial", "uuid"):
             _text(f"smbios.{f}", getattr(self, f))
+        _count("smbios.chassis_type", self.chassis_type, 255)
+
+
+MAX_BATTERY_WH = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -155,12 +180,14 @@ class Battery:
     name: str
     design_wh: float | None = None
     full_wh: float | None = None  # full-charge capacity now; full/design is the wear figure
+    detail: str = ""  # why a figure is missing, e.g. "design_wh unavailable: 47000000 Wh is out of range"
 
     def __post_init__(self) -> None:
         _text("battery.name", self.name)
+        _text("battery.detail", self.detail)
         for f in ("design_wh", "full_wh"):
             value = getattr(self, f)
-            _require(value is None or 0 <= value <= 10_000, f"battery.{f} is out of range")
+            _require(value is None or 0 <= value <= MAX_BATTERY_WH, f"battery.{f} is out of range")
 
 
 @dataclass(frozen=True)
@@ -217,7 +244,9 @@ class Inventory:
         _require(bool(self.hostname.strip()), "hostname must not be empty")
         _text("machine_id", self.machine_id)
         _text("agent_version", self.agent_version)
-        _require(self.memory_bytes is None or self.memory_bytes >= 0, "memory_bytes must not be negative")
+        _count("memory_bytes", self.memory_bytes)
+        for user in self.user_names:
+            _text("user_names", user)
         _require(0 <= self.user_count <= 10_000, "user_count is out of range")
         for name in ("disks", "nics", "batteries", "monitors", "user_names"):
             _items(name, getattr(self, name))
@@ -234,13 +263,26 @@ class Activity:
     idle_source: str = ""  # "logind", "x11", "tty", "GetLastInputInfo", "HIDIdleTime"
     sessions: int = 0  # signed-in user sessions at the end of the interval
     slept_seconds: float = 0.0  # time inside the interval the machine spent suspended
+    # The names of the schedule's ``processes_absent`` criterion the agent looked for at the end of the
+    # interval, and which of them were running. Only these names leave the machine, never its process
+    # list. Nothing watched (older agents, or no such criterion): the controller cannot say.
+    processes_watched: tuple[str, ...] = ()
+    processes_running: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.cpu_percent <= 100.0, "cpu_percent must be between 0 and 100")
-        _require(self.idle_seconds is None or self.idle_seconds >= 0, "idle_seconds must not be negative")
+        _require(self.idle_seconds is None or 0 <= self.idle_seconds <= MAX_IDLE_SECONDS,
+                 f"idle_seconds must be between 0 and {MAX_IDLE_SECONDS}")
         _require(0 <= self.sessions <= 10_000, "sessions is out of range")
         _require(0 <= self.slept_seconds <= MAX_INTERVAL_SECONDS, "slept_seconds is out of range")
         _text("idle_source", self.idle_source, 32)
+        for name in ("processes_watched", "processes_running"):
+            _items(f"activity.{name}", getattr(self, name))
+            for process in getattr(self, name):
+                _text(f"activity.{name}[]", process)
+        watched = {name.casefold() for name in self.processes_watched}
+        _require(all(name.casefold() in watched for name in self.processes_running),
+                 "activity.processes_running names a process that is not in processes_watched")
 
 
 @dataclass(frozen=True)
@@ -410,8 +452,9 @@ class Report:
     relayed_wakes: tuple[int, ...] = ()  # ids of wake orders this agent sent as a relay since its last report
 
     def __post_init__(self) -> None:
-        _require(self.seq >= 1, "seq must be a positive integer")
+        _require(1 <= self.seq <= MAX_INT, f"seq must be a positive integer up to {MAX_INT}")
         _items("relayed_wakes", self.relayed_wakes, MAX_WAKE_ORDERS)
+        _require(all(1 <= w <= MAX_ID for w in self.relayed_wakes), f"relayed wake ids run from 1 to {MAX_ID}")
         _items("actions", self.actions, MAX_ACTIONS)
         _aware("start", self.start)
         _aware("end", self.end)
@@ -460,14 +503,25 @@ class WakeOrder:
 
 
 @dataclass(frozen=True)
+class RejectedReport:
+    """A report the controller will never accept (it overlaps one already stored, draws more than any
+    machine of its class can, ends in the future…), and why. Retrying it cannot help."""
+
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class BatchAck:
-    """The controller's answer: every seq in ``accepted`` or ``duplicate`` is safe to delete."""
+    """The controller's answer: every seq in ``accepted``, ``duplicate`` or ``rejected`` is settled and safe
+    to delete; one rejected report never holds back the others in its batch."""
 
     accepted: tuple[int, ...] = ()
     duplicate: tuple[int, ...] = ()
     report_interval_seconds: int = 300
     wake_orders: tuple[WakeOrder, ...] = ()  # only for an agent elected wake relay of its subnet
     schedule: AgentSchedule | None = None  # None: no change (older controllers never send one)
+    rejected: tuple[RejectedReport, ...] = ()  # older controllers refused a whole batch with 422 instead
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from agent.client import (
 )
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
+from agent.processes import running
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, BatchAck, EnrollResponse, Inventory, Report
 from agent.relay import Relay
 from agent.spool import Spool
@@ -115,6 +116,10 @@ class Runner:
         report = self._sampler.report(seq)
         if self._enforcer is not None:
             report = replace(report, actions=self._enforcer.drain())
+            watched = self._enforcer.watched_processes
+            if watched:
+                report = replace(report, activity=replace(report.activity, processes_watched=watched,
+                                                          processes_running=running(watched)))
         relayed = self._relay.take_sent()
         if relayed:
             report = replace(report, relayed_wakes=relayed)
@@ -198,7 +203,8 @@ class Runner:
                 self._warn.clear()
             self._backoff.reset()
             return None
-        delay = self._backoff.next_delay()
+        retry_after = getattr(outcome.error, "retry_after", None)
+        delay = self._backoff.next_delay() if retry_after is None else self._backoff.at_least(retry_after)
         self._warn(type(outcome.error).__name__,
                    f"{outcome.reason}; {self._spool.stats().pending} report(s) spooled, "
                    f"next try in {delay:.0f} s")
@@ -263,7 +269,11 @@ class Runner:
             done = [seq for seq in seqs if seq in acked]
             self._spool.remove(done)
             delivered += done
-            if len(done) < len(seqs):
+            refused = [r for r in ack.rejected if r.seq in seqs and r.seq not in acked]
+            if refused:
+                reasons = "; ".join(r.reason for r in refused[:3]) + (" …" if len(refused) > 3 else "")
+                rejected += self._reject([r.seq for r in refused], ClientError(reasons))
+            if len(done) + len(refused) < len(seqs):
                 return outcome(ControllerUnavailable(
                     f"the controller acknowledged only {len(done)} of {len(seqs)} reports sent"))
         return outcome()

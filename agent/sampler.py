@@ -11,7 +11,6 @@ names of signed-in users change all day and do not count as a change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -44,6 +43,7 @@ from agent.protocol import (
 INVENTORY_REFRESH = timedelta(hours=24)
 VOLATILE_INVENTORY_FIELDS = ("user_count", "user_names")
 MAX_DETAIL = 128
+MIN_ADVANCE_SECONDS = 1.0  # a RAPL counter ticks every millisecond or so: over a second it must have moved
 
 T = TypeVar("T")
 
@@ -138,14 +138,26 @@ def rapl_sample(previous: RaplReading | None, current: RaplReading, seconds: flo
     if current.status != "ok":
         return unavailable(current.status)
     before = {counter.zone: counter for counter in previous.counters} if previous and previous.status == "ok" else {}
-    if not current.counters or set(before) != {counter.zone for counter in current.counters}:
+    # Zones readable at both ends count; one that could not be read at either end is named, not summed.
+    counters = [counter for counter in current.counters if counter.zone in before]
+    if not counters:
         return unavailable("unavailable: first reading")
-    if slept and any(counter.energy_uj < before[counter.zone].energy_uj for counter in current.counters):
+    if slept and any(counter.energy_uj < before[counter.zone].energy_uj for counter in counters):
         # Some firmware zeroes the counters on resume; reading that as a wrap would invent energy.
         return unavailable("unavailable: counter reset by suspend")
-    microjoules = sum(energy_between(before[counter.zone], counter) for counter in current.counters)
-    return _measured(PowerMethod.RAPL, state, seconds, microjoules / 1e6,
-                     "+".join(counter.name for counter in current.counters)[:MAX_DETAIL])
+    # A powered package or DIMM always uses some energy: a counter that stood still is broken, not 0 J.
+    frozen = [c for c in counters if c.energy_uj == before[c.zone].energy_uj] if seconds >= MIN_ADVANCE_SECONDS else []
+    if len(frozen) == len(counters):
+        return EnergySample(method=PowerMethod.RAPL, state=state, seconds=seconds,
+                            status="unavailable: counter not advancing",
+                            detail="+".join(c.name for c in frozen)[:MAX_DETAIL])
+    counters = [c for c in counters if c not in frozen]
+    microjoules = sum(energy_between(before[counter.zone], counter) for counter in counters)
+    left_out = [*current.unreadable, *(f"{c.name} ({c.zone}): unreadable at the start"
+                                       for c in current.counters if c.zone not in before),
+                *(f"{c.name} ({c.zone}): counter not advancing" for c in frozen)]
+    detail = "+".join(counter.name for counter in counters) + (f"; left out {', '.join(left_out)}" if left_out else "")
+    return _measured(PowerMethod.RAPL, state, seconds, microjoules / 1e6, detail[:MAX_DETAIL])
 
 
 def battery_sample(previous: BatteryDraw | None, current: BatteryDraw, seconds: float,
@@ -183,11 +195,15 @@ def model_samples(model: PowerModel, device_class: DeviceClass, cpu_percent: flo
 
 
 def inventory_fingerprint(inventory: Inventory) -> str:
-    """A stable hash of what the machine is, leaving out who happens to be signed in."""
+    """What the machine is, as canonical JSON, leaving out who happens to be signed in.
+
+    Compared only with the one the sampler last sent, in this process, so the text itself serves: a
+    hash would need hashlib, whose OpenSSL binding costs the agent half a MiB of memory.
+    """
     wire = to_wire(inventory)
     for name in VOLATILE_INVENTORY_FIELDS:
         wire.pop(name, None)
-    return hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
+    return json.dumps(wire, sort_keys=True, separators=(",", ":"))
 
 
 # --- the sampler ---------------------------------------------------------------------------------------

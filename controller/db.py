@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
@@ -44,7 +45,14 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # A database that stops answering must turn into 503s within seconds, not a TCP timeout later.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
+                         connect_args={"connect_timeout": 5})
+
+
+# What the database raises when it cannot answer at all (down, unreachable, locked for longer than the
+# busy timeout, no connection free): try again later, rather than a fault in the request.
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

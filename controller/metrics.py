@@ -35,6 +35,8 @@ from sqlmodel import Session
 
 from controller.estate.summary import SECTIONS, EstateSummary, History, PerDevice, history, summarise
 from controller.policy.store import PolicyStore
+from controller.power.service import DispatchCounters
+from controller.register.conflicts import count_conflicts
 from controller.register.ingest import IngestWriter
 from controller.settings import Settings
 from controller.timeutil import utcnow
@@ -204,6 +206,46 @@ class BacklogCollector(Collector):
                                 value=self._writer.backlog)
 
 
+class WakeDispatchCollector(Collector):
+    """The wake dispatcher's troubles since start, read from its counters at scrape time."""
+
+    def __init__(self, counters: DispatchCounters):
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("caretaker_wake_dispatch_errors", "Wake dispatcher steps that failed on one wake "
+                                  "(logged with its id; the other wakes carry on).", value=self._counters.errors)
+        yield CounterMetricFamily("caretaker_wake_dispatch_step_failures", "Wake dispatcher steps that failed as a "
+                                  "whole (the database away, say); tried again a second later.",
+                                  value=self._counters.step_failures)
+        yield CounterMetricFamily("caretaker_wake_reroutes", "Wakes routed again because their relay did not send "
+                                  "them (gone quiet, or no longer elected).", value=self._counters.rerouted)
+
+
+class ConflictCollector:
+    """``caretaker_conflicts{kind}``: devices kept apart and shared credentials waiting for a person
+    (register/conflicts.py), read at most once per ``ttl`` seconds."""
+
+    KINDS = ("clone", "elsewhere", "shared")
+
+    def __init__(self, engine: Engine, ttl: float):
+        self._counts = Reloading("conflicts", lambda: _count_conflicts(engine), ttl)
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts.get()
+        family = GaugeMetricFamily("caretaker_conflicts", "Unresolved conflicts a network manager must settle, "
+                                   "by kind (clone, elsewhere: enrolled from another site, shared credential).",
+                                   labels=["kind"])
+        for kind in self.KINDS:
+            family.add_metric([kind], counts.get(kind, 0))
+        yield family
+
+
+def _count_conflicts(engine: Engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return dict(count_conflicts(session))
+
+
 @dataclass(frozen=True)
 class IngestMetrics:
     """What the report route touches per request: pre-bound children, so it costs an add and an observe."""
@@ -218,6 +260,7 @@ class IngestMetrics:
 class Metrics:
     registry: CollectorRegistry
     ingest: IngestMetrics
+    signin_refused: Counter  # by reason: wrong (name or password), throttled, busy
 
 
 def _version() -> str:
@@ -228,7 +271,8 @@ def _version() -> str:
 
 
 def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
-                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None) -> Metrics:
+                  clock: Callable[[], float] = time.monotonic, policies: PolicyStore | None = None,
+                  wake: DispatchCounters | None = None) -> Metrics:
     """A registry of this app's collectors; called by the app factory, once per app. ``policies`` (the
     app's active policy set) is what devices on out of hours are judged by; without it none are."""
     registry = CollectorRegistry()
@@ -238,6 +282,8 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
     registry.register(EstateCollector(cache))
     registry.register(BuildInfoCollector(_version()))
     registry.register(BacklogCollector(writer))
+    if wake is not None:
+        registry.register(WakeDispatchCollector(wake))
     from controller.snmp.metrics import SnmpCollector  # imports this module: loaded once it is
 
     registry.register(SnmpCollector(engine, settings.metrics_cache_seconds))
@@ -248,4 +294,10 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
                          buckets=LATENCY_BUCKETS, registry=registry)
     ingest = IngestMetrics(accepted=reports.labels("accepted"), duplicate=reports.labels("duplicate"),
                            rejected=reports.labels("rejected"), duration=duration)
-    return Metrics(registry, ingest)
+    registry.register(ConflictCollector(engine, settings.metrics_cache_seconds))
+    refused = Counter("caretaker_signin_refused", "Console sign-ins refused, by reason (wrong: name or "
+                      "password; throttled: too many failures from the address or overall; busy: too many at once).",
+                      labelnames=["reason"], registry=registry)
+    for reason in ("wrong", "throttled", "busy"):
+        refused.labels(reason)
+    return Metrics(registry, ingest, refused)

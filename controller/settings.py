@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Agent reports are small (a few kB); anything near this limit is a mistake or an attack.
     max_body_bytes: int = 1024 * 1024
+    # JSON nested deeper than this is refused before it is parsed (a report is 4 levels deep).
+    max_json_depth: int = 32
+    # While the database cannot answer, requests get 503 and this many seconds in Retry-After.
+    retry_after_seconds: int = 30
+    # FastAPI's /docs and /redoc fetch their viewer from a CDN (outside the console's content security
+    # policy), so they are off unless turned on; /openapi.json is always served.
+    api_docs: bool = False
     report_interval_seconds: int = 300
     # Agents' clocks drift; a report ending further in the future than this is refused.
     clock_skew_seconds: int = 600
@@ -49,6 +56,13 @@ class Settings(BaseSettings):
     # Console sign-in: a session ends after this long unused, and in any case this long after sign-in.
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
+    # Sign-in throttling (web/throttle.py): failures from one address before each further one doubles
+    # its wait (up to the maximum); failures a minute from all addresses before every attempt is spaced;
+    # passwords checked at once (argon2 is deliberately expensive: the rest of the CPU stays with ingest).
+    signin_free_failures: int = 5
+    signin_max_delay_seconds: float = 900.0
+    signin_failures_per_minute: int = 120
+    signin_hash_slots: int = 1
     # Wake-on-LAN. A wave releases at most this many magic packets per second per site (no inrush).
     wake_per_second: float = 20.0
     wake_port: int = 9
@@ -59,8 +73,11 @@ class Settings(BaseSettings):
     wake_local_networks: list[str] = []
     # Subnets a router forwards directed broadcasts to: the fallback when no relay agent is on them.
     wake_directed_broadcast_networks: list[str] = []
-    relay_silence_seconds: int = 900  # a relay not heard from for this long hands over to its standby
-    relay_report_interval_seconds: int = 60  # relays report this often, so wake orders go out promptly
+    # Elected relays (a primary and a standby per subnet) report this often, so they pick wake orders up
+    # promptly; one silent for an interval and a quarter is passed over for its standby (election.RelayTiming).
+    relay_report_interval_seconds: int = 30
+    # A device whose schedule powers it down within this long is not elected relay (it is about to go).
+    relay_power_down_lookahead_seconds: int = 300
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
     relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
 

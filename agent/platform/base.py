@@ -12,9 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from agent.protocol import MAX_TEXT, Battery, Disk, Monitor, OperatingSystem, Smbios
+from agent.protocol import (
+    CONTROL_CHARACTERS,
+    MAX_BATTERY_WH,
+    MAX_TEXT,
+    Battery,
+    Disk,
+    Monitor,
+    OperatingSystem,
+    Smbios,
+)
+from agent.session.view import SignedIn, SystemIdle
+
+if TYPE_CHECKING:
+    from agent.session.desk import Listener
 
 
 @dataclass(frozen=True)
@@ -35,14 +48,6 @@ class HostFacts:
 
 
 @dataclass(frozen=True)
-class InputIdle:
-    """Seconds since the last keyboard or mouse input, and which mechanism said so."""
-
-    seconds: float | None = None  # None: nothing on this machine could tell
-    source: str = ""
-
-
-@dataclass(frozen=True)
 class RaplCounter:
     """One RAPL energy counter as the kernel exposes it; it wraps at ``max_energy_range_uj``."""
 
@@ -55,7 +60,8 @@ class RaplCounter:
 @dataclass(frozen=True)
 class RaplReading:
     counters: tuple[RaplCounter, ...] = ()
-    status: str = "ok"  # or why the counters could not be read, e.g. "unavailable: permission"
+    status: str = "ok"  # or why no counter could be read, e.g. "unavailable: permission"
+    unreadable: tuple[str, ...] = ()  # zones left out, each with why: "dram (intel-rapl:0:2): permission"
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,17 @@ class Backend(Protocol):
 
     def host_facts(self, root: Path) -> HostFacts: ...
 
-    def input_idle(self, root: Path) -> InputIdle: ...
+    def signed_in(self, root: Path) -> tuple[SignedIn, ...]:
+        """The users signed in now, one entry per session, as the OS lists them."""
+        ...
+
+    def system_idle(self, root: Path) -> SystemIdle:
+        """The OS's own measure of input idle at the sign-in screen; asked only while nobody is signed in."""
+        ...
+
+    def session_listener(self, address: str) -> Listener:
+        """The service's end of the channel session helpers connect to (agent.session.desk)."""
+        ...
 
     def slept_seconds(self) -> float:
         """Seconds spent suspended since boot: a counter that only moves while the machine sleeps."""
@@ -86,6 +102,10 @@ class Backend(Protocol):
         """The package and DRAM counters; None where the machine or the OS exposes no RAPL."""
         ...
 
+    def has_rapl(self, root: Path) -> bool:
+        """Whether ``rapl`` has counters to read, found without reading them."""
+        ...
+
     def has_battery(self, root: Path) -> bool: ...
 
     def battery_draw(self, root: Path) -> BatteryDraw | None:
@@ -93,13 +113,35 @@ class Backend(Protocol):
         ...
 
 
-def text_or_none(value: object, limit: int = MAX_TEXT) -> str | None:
-    """An OS-reported string made safe for the wire: stripped, None when blank, cut to ``limit``.
+_CONTROLS = str.maketrans(dict.fromkeys(CONTROL_CHARACTERS))
 
-    Firmware strings are unbounded and often padded; the protocol refuses anything longer than
-    ``MAX_TEXT``, and one oversized vendor string must not cost the whole inventory.
+
+def text_or_none(value: object, limit: int = MAX_TEXT) -> str | None:
+    """An OS-reported string made safe for the wire: control characters removed, stripped, None when
+    blank, cut to ``limit``.
+
+    Firmware strings are unbounded, often padded, and sometimes carry NULs and other control bytes; the
+    protocol refuses those and anything longer than ``MAX_TEXT``, and one bad vendor string must not
+    cost the whole inventory.
     """
     if value is None:
         return None
-    text = str(value).strip().strip("\x00").strip()
+    text = str(value).translate(_CONTROLS).strip()
     return text[:limit] if text else None
+
+
+def battery(name: str, design_wh: float | None, full_wh: float | None) -> Battery:
+    """A battery whose impossible figures are left out, each with the reason: a driver reporting in the
+    wrong unit (4.7e13 µWh) costs that figure, never the inventory or the report it rides on."""
+    figures: dict[str, float | None] = {"design_wh": design_wh, "full_wh": full_wh}
+    notes = []
+    for label, value in figures.items():
+        if value is not None and not 0 <= value <= MAX_BATTERY_WH:
+            figures[label] = None
+            notes.append(f"{label} unavailable: {value:g} Wh is out of range")
+    return Battery(name=text_or_none(name) or "battery", **figures, detail="; ".join(notes)[:MAX_TEXT])
+
+
+def chassis_type(code: int | None) -> int | None:
+    """An SMBIOS chassis type code (one byte), or None for anything firmware could not have meant."""
+    return code if code is not None and 0 <= code <= 255 else None

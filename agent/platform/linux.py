@@ -1,4 +1,4 @@
-"""The Linux backend: everything is a file under ``root`` (sysfs, procfs, /etc) except idle and sleep.
+"""The Linux backend: everything is a file under ``root`` (sysfs, procfs, /etc, utmp) except sleep and logind.
 
 Root-only attributes (the DMI serial and UUID, RAPL counters) are normal to find unreadable when
 the agent runs unprivileged; they come back as None or as a status, never as an error.
@@ -11,16 +11,18 @@ import shlex
 import time
 from pathlib import Path
 
-from agent.platform import linux_idle, linux_power
-from agent.platform.base import BatteryDraw, HostFacts, InputIdle, RaplReading, text_or_none
+from agent.platform import linux_idle, linux_power, posix_channel
+from agent.platform.base import BatteryDraw, HostFacts, RaplReading, chassis_type, text_or_none
 from agent.platform.edid import parse_edid
 from agent.platform.sysfs import read, read_int
 from agent.protocol import MAX_ITEMS, Disk, Monitor, OperatingSystem, Smbios
+from agent.session.view import SignedIn, SystemIdle
 
 DMI = Path("sys/class/dmi/id")
 BLOCK = Path("sys/block")
 NET = Path("sys/class/net")
 DRM = Path("sys/class/drm")
+MAX_LINK_MBPS = 10_000_000  # the protocol's bound: a bigger "speed" is a driver's placeholder
 SECTOR_BYTES = 512  # /sys/block/*/size is always in 512-byte sectors, whatever the device's own
 MACHINE_ID_FILES = (Path("etc/machine-id"), Path("var/lib/dbus/machine-id"))
 
@@ -73,7 +75,7 @@ def smbios(root: Path) -> Smbios:
         model = version  # Lenovo puts the machine type code in product_name and the model name here
     uuid = text_or_none(read(dmi / "product_uuid"))
     return Smbios(vendor=vendor, model=model, serial=text_or_none(read(dmi / "product_serial")),
-                  uuid=uuid.lower() if uuid else None, chassis_type=read_int(dmi / "chassis_type"))
+                  uuid=uuid.lower() if uuid else None, chassis_type=chassis_type(read_int(dmi / "chassis_type")))
 
 
 def disks(root: Path) -> tuple[Disk, ...]:
@@ -98,7 +100,7 @@ def link_speeds(root: Path) -> tuple[tuple[str, int], ...]:
     if not base.is_dir():
         return ()
     speeds = ((nic.name, read_int(nic / "speed")) for nic in sorted(base.iterdir()))
-    return tuple((name, speed) for name, speed in speeds if speed and speed > 0)
+    return tuple((name, speed) for name, speed in speeds if speed and 0 < speed <= MAX_LINK_MBPS)
 
 
 def physical_nics(root: Path) -> tuple[str, ...] | None:
@@ -140,8 +142,16 @@ def host_facts(root: Path) -> HostFacts:
     )
 
 
-def input_idle(root: Path) -> InputIdle:
-    return linux_idle.input_idle(root)
+def signed_in(root: Path) -> tuple[SignedIn, ...]:
+    return linux_idle.signed_in(root)
+
+
+def system_idle(root: Path) -> SystemIdle:
+    return linux_idle.system_idle(root)
+
+
+def session_listener(address: str) -> posix_channel.UnixListener:
+    return posix_channel.UnixListener(Path(address))
 
 
 def slept_seconds() -> float:
@@ -151,6 +161,10 @@ def slept_seconds() -> float:
 
 def rapl(root: Path) -> RaplReading | None:
     return linux_power.rapl(root)
+
+
+def has_rapl(root: Path) -> bool:
+    return linux_power.has_rapl(root)
 
 
 def has_battery(root: Path) -> bool:

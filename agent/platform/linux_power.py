@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.platform.base import BatteryDraw, RaplCounter, RaplReading
+from agent.platform.base import BatteryDraw, RaplCounter, RaplReading, battery
 from agent.platform.sysfs import read, read_int
 from agent.protocol import Battery
 
@@ -32,26 +32,45 @@ def counted_zone(zone: str, name: str) -> bool:
     return (top_level and name.startswith("package")) or name == "dram"
 
 
-def rapl(root: Path) -> RaplReading | None:
+def _counted_zones(root: Path) -> list[tuple[str, str]]:
     base = root / POWERCAP
     if not base.is_dir():
-        return None
+        return []
     zones = [(entry.name, read(entry / "name") or "") for entry in sorted(base.iterdir())
              if RAPL_ZONE.match(entry.name)]
-    counted = [(zone, name) for zone, name in zones if counted_zone(zone, name)]
+    return [(zone, name) for zone, name in zones if counted_zone(zone, name)]
+
+
+def has_rapl(root: Path) -> bool:
+    return bool(_counted_zones(root))
+
+
+def rapl(root: Path) -> RaplReading | None:
+    base = root / POWERCAP
+    counted = _counted_zones(root)
     if not counted:
         return None
     counters = []
+    unreadable: list[tuple[str, str]] = []  # (zone description, why)
     for zone, name in counted:
         try:
             energy = int((base / zone / "energy_uj").read_text())
             max_range = int((base / zone / "max_energy_range_uj").read_text())
         except PermissionError:
-            return RaplReading(status="unavailable: permission")
+            unreadable.append((f"{name} ({zone})", "permission"))
+            continue
         except (OSError, ValueError):
-            return RaplReading(status="unavailable: unreadable counter")
+            unreadable.append((f"{name} ({zone})", "unreadable counter"))
+            continue
+        if not 0 <= energy <= max_range:
+            unreadable.append((f"{name} ({zone})", "counter outside its range"))
+            continue
         counters.append(RaplCounter(zone=zone, name=name, energy_uj=energy, max_energy_range_uj=max_range))
-    return RaplReading(counters=tuple(counters))
+    if not counters:  # every zone refused: one status says why (permission wins: it has a fix)
+        reasons = {why for _, why in unreadable}
+        return RaplReading(status=f"unavailable: {'permission' if 'permission' in reasons else sorted(reasons)[0]}")
+    # One unreadable zone costs that zone, named, not the readable ones beside it.
+    return RaplReading(counters=tuple(counters), unreadable=tuple(f"{zone}: {why}" for zone, why in unreadable))
 
 
 def _system_batteries(root: Path) -> list[Path]:
@@ -75,8 +94,8 @@ def batteries(root: Path) -> tuple[Battery, ...]:
     found = []
     for supply in _system_batteries(root):
         design_voltage = read_int(supply / "voltage_min_design")
-        found.append(Battery(
-            name=supply.name,
+        found.append(battery(
+            supply.name,
             design_wh=capacity_wh(read_int(supply / "energy_full_design"),
                                   read_int(supply / "charge_full_design"), design_voltage),
             full_wh=capacity_wh(read_int(supply / "energy_full"), read_int(supply / "charge_full"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -13,6 +13,7 @@ from controller.policy.dispatch import SchedulePlanner
 from controller.policy.store import PolicyStore
 from controller.register.ingest import AgentDirectory, AgentIdentity, AuthFailed, IngestWriter
 from controller.settings import Settings
+from controller.web.throttle import SignInThrottle
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Runtime:
     metrics: Metrics
     policies: PolicyStore | None = None  # the active power policies (policy/store.py)
     schedules: SchedulePlanner | None = None  # each agent's schedule, sent with its ingest reply
+    signin: SignInThrottle = field(default_factory=SignInThrottle)  # console sign-in attempts
 
 
 # The dependencies are ``async def`` so FastAPI runs them on the event loop: a plain ``def`` would cost

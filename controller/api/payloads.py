@@ -1,7 +1,9 @@
 """Turning request bodies into protocol objects, with errors a person (or an agent) can act on.
 
-A 422 answer names each bad field and, for a report batch, lists the ``rejected`` seqs, so an agent
-can drop the reports that can never be accepted and resend the rest instead of wedging its queue.
+A 422 answer names each bad field. A report batch is judged report by report: a report that fails
+validation is answered in the batch's ``rejected`` list with its reason and the rest are stored, so one
+poisoned report never holds back the good ones; only a batch whose envelope is wrong (or whose bad report
+has no usable seq to name) is refused whole, with 422.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
+
+from agent.protocol import MAX_INT, RejectedReport, ReportBatch
 
 T = TypeVar("T")
 _MAX_ERRORS = 5
@@ -52,6 +56,41 @@ async def parse_body(request: Request, model: type[T]) -> T:
         raise _unprocessable(exc, raw) from None
 
 
+async def parse_batch(request: Request) -> tuple[ReportBatch | None, tuple[RejectedReport, ...]]:
+    """The batch's valid reports (None if there are none) and, for each invalid one, its seq and why.
+
+    The whole body is validated at once first (the common case costs one parse); only a failing batch
+    is taken apart, each report validated on its own.
+    """
+    body = await request.body()
+    adapter = _adapter(ReportBatch)
+    try:
+        return adapter.validate_json(body, strict=True), ()
+    except ValidationError as exc:
+        failure = exc
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as json_error:
+        raise BadPayload(400, f"request body is not valid JSON: {json_error}") from None
+    bad: dict[int, list[str]] = {}
+    for error in failure.errors():
+        loc = error["loc"]
+        seq = _seq_at(raw, loc)
+        if seq is None:  # the envelope is wrong, or a bad report cannot be named: refuse it all
+            raise _unprocessable(failure, raw) from None
+        where = _path(loc[2:]) if len(loc) > 2 else "report"
+        bad.setdefault(loc[1], []).append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    rejected = tuple(RejectedReport(raw["reports"][i]["seq"], f"report {raw['reports'][i]['seq']} is invalid: "
+                                    + "; ".join(problems[:_MAX_ERRORS])[:400]) for i, problems in bad.items())
+    good = [report for i, report in enumerate(raw["reports"]) if i not in bad]
+    if not good:
+        return None, rejected
+    try:
+        return adapter.validate_json(json.dumps({**raw, "reports": good}), strict=True), rejected
+    except ValidationError as again:
+        raise _unprocessable(again, raw) from None
+
+
 def _unprocessable(exc: ValidationError, raw: Any) -> BadPayload:
     errors = exc.errors()
     problems = []
@@ -80,5 +119,5 @@ def _seq_at(raw: Any, loc: tuple) -> int | None:
             seq = raw["reports"][loc[1]]["seq"]
         except (KeyError, IndexError, TypeError):
             return None
-        return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_INT else None
     return None

@@ -16,7 +16,9 @@ from controller.cli.common import (
     print_rows,
     print_table,
 )
+from controller.register.conflicts import ConflictError, Resolution, list_conflicts, resolve
 from controller.register.devices import NotFound, device_detail, list_devices
+from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 device_app = typer.Typer(no_args_is_help=True, help="One device of the register.")
@@ -26,21 +28,24 @@ app.add_typer(device_app, name="device")
 @app.command()
 def devices(
     site: Annotated[str | None, typer.Option(help="Only this site")] = None,
-    conflicts: Annotated[bool, typer.Option("--conflicts", help="Only devices kept apart as possible clones")] = False,
+    conflicts: Annotated[bool, typer.Option("--conflicts", help="Only conflicts to resolve: devices kept apart "
+                                             "(clones, enrolled from another site) and shared credentials")] = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
     """List the device register."""
-    rows = in_session(database_url, data_dir, lambda s: list_devices(s, site, conflicts))
     if conflicts:
-        print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "SERIAL", "CONFLICTS WITH", "WHY"],
-                   lambda r: [r.id, r.site, r.hostname, r.serial, r.conflict_with, r.conflict_reason],
-                   f"{len(rows)} device(s)")
-    else:
-        print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
-                   lambda r: [r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, age(r.last_seen)],
-                   f"{len(rows)} device(s)")
+        lines = in_session(database_url, data_dir, lambda s: list_conflicts(s, site))
+        print_rows(lines, as_json, ["ID", "SITE", "HOSTNAME", "SERIAL", "KIND", "CONFLICTS WITH", "AGENT", "WHY"],
+                   lambda r: [r.id, r.site, r.hostname, r.serial, r.kind, r.conflict_with, r.agent_id,
+                              r.conflict_reason],
+                   f"{len(lines)} conflict(s); settle each with `caretaker device resolve ID RESOLUTION`")
+        return
+    rows = in_session(database_url, data_dir, lambda s: list_devices(s, site))
+    print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
+               lambda r: [r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, age(r.last_seen)],
+               f"{len(rows)} device(s)")
 
 
 @device_app.command("show")
@@ -77,3 +82,19 @@ def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretake
                 [[e.state, e.method, f"{e.kwh:.3f}", f"{e.hours:.2f}"] for e in detail.energy_last_24h])
 
 
+
+
+@device_app.command("resolve")
+def device_resolve(
+    device_id: Annotated[int, typer.Argument(help="ID from `caretaker devices --conflicts`")],
+    resolution: Annotated[Resolution, typer.Argument(
+        help="keep-apart or refuse a device kept apart; accept or retire a shared credential")],
+    actor: Annotated[str, typer.Option(help="Who resolves it, for the change log")] = "cli",
+    database_url: DatabaseUrl = None, data_dir: DataDir = None,
+) -> None:
+    """Settle a conflict: keep-apart (two machines), refuse (retire the newcomer's agents), accept (the
+    shared credential's new hardware is this device's) or retire (the shared credential stops working)."""
+    outcome = in_session(database_url, data_dir,
+                         lambda s: resolve(s, device_id, resolution, f"cli:{actor}", utcnow()),
+                         (NotFound, ConflictError))
+    typer.echo(outcome)

@@ -32,6 +32,7 @@ def serve(
     """Run the controller (HTTPS when given a certificate and key; see `caretaker tls`)."""
     import uvicorn
 
+    from controller import logs
     from controller.api.app import create_app
 
     if (tls_cert is None) != (tls_key is None):
@@ -41,9 +42,11 @@ def serve(
             fail(f"{path} does not exist")
     settings = settings_for(database_url, data_dir)
     engine = open_database(database_url, data_dir)
-    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level=log_level,
-                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None,
-                access_log=log_level == "debug")
+    config = uvicorn.Config(create_app(settings, engine), host=host, port=port, log_level=log_level,
+                            ssl_certfile=str(tls_cert) if tls_cert else None,
+                            ssl_keyfile=str(tls_key) if tls_key else None, access_log=log_level == "debug")
+    logs.install()  # after uvicorn has set up its loggers: a repeated error is logged once a minute, with a count
+    uvicorn.Server(config).run()
 
 
 @app.command()

@@ -2,16 +2,21 @@
 
 `caretaker wake DEVICE|--site S|--group G` queues the wakes; the running controller sends them at
 wake_per_second per site, directly or through a relay agent, and confirms each when the device
-reports in. `caretaker wake --mac MAC --address ADDR --port PORT` sends one packet now, from here
+reports in. The command waits while the controller routes them and says what became of each.
+`caretaker wake --mac MAC --address ADDR --port PORT` sends one packet now, from here
 (for testing a NIC), and records nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections import Counter
 from typing import Annotated
 
 import click
 import typer
+from sqlalchemy.engine import Engine
 from typer.core import TyperGroup
 
 from controller.cli.common import (
@@ -21,14 +26,25 @@ from controller.cli.common import (
     DataDir,
     fail,
     in_session,
+    open_database,
     print_json,
     print_rows,
     print_table,
     settings_for,
 )
+from controller.db import session_scope
 from controller.power.magic import MagicSender
 from controller.power.models import WakeStatus
-from controller.power.wake import WakeConfig, WakeRefused, failed_wakes, list_wakes, request_wakes, select_devices
+from controller.power.wake import (
+    WakeConfig,
+    WakeRefused,
+    WakeRow,
+    failed_wakes,
+    list_wakes,
+    request_wakes,
+    select_devices,
+    settled,
+)
 from controller.timeutil import utcnow
 
 DEFAULT_COMMAND = "send"
@@ -46,12 +62,16 @@ class _WakeGroup(TyperGroup):
 app = typer.Typer(cls=_WakeGroup, no_args_is_help=True, help=__doc__.splitlines()[0])
 
 
-@app.command(DEFAULT_COMMAND, help="Queue wakes (the default: `caretaker wake DEVICE` means this).")
+@app.command(DEFAULT_COMMAND, help="Wake devices and say what happened to each (the default: `caretaker wake DEVICE` "
+                                    "means this).")
 def send(
     device: Annotated[str | None, typer.Argument(help="Device id or hostname")] = None,
     site: Annotated[str | None, typer.Option(help="Every device of this site")] = None,
     group: Annotated[str | None, typer.Option(help="Every device in this room or group")] = None,
     reason: Annotated[str, typer.Option(help="Why, for the audit log")] = "requested from the command line",
+    wait: Annotated[float | None, typer.Option(
+        min=0, max=3600, help="Seconds to wait for the controller to route the wakes (default: the wave's length "
+                              "and 5 s, at most 60; 0: only queue them)")] = None,
     mac: Annotated[str | None, typer.Option(help="Send one packet to this MAC now, from here; records nothing")] = None,
     address: Annotated[str, typer.Option(help="With --mac: where to send it")] = "255.255.255.255",
     port: Annotated[int, typer.Option(help="With --mac: UDP port")] = 9,
@@ -59,6 +79,9 @@ def send(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
+    """Queue the wakes, then wait while the running controller routes them, and print each one's outcome:
+    sent direct, ordered via relay X, sent (unconfirmed) by directed broadcast, or failed with the reason.
+    Exit status 1 when any wake failed."""
     if mac is not None:
         if device or site or group:
             fail("--mac sends one packet on its own; leave out DEVICE, --site and --group")
@@ -67,19 +90,56 @@ def send(
     if device is not None and (site or group):
         fail("give a DEVICE, or --site/--group, not both")
     config = WakeConfig.from_settings(settings_for(database_url, data_dir))
-    result = in_session(database_url, data_dir, lambda s: request_wakes(
-        s, select_devices(s, device, site, group), reason, ACTOR, utcnow(), config), (WakeRefused,))
+    engine = open_database(database_url, data_dir)
+    try:
+        with session_scope(engine) as session:
+            result = request_wakes(session, select_devices(session, device, site, group), reason, ACTOR, utcnow(),
+                                   config)
+    except WakeRefused as exc:
+        fail(str(exc))
+    if wait is None:
+        last = max((q.due_at for q in result.queued), default=utcnow())
+        wait = min(MAX_DEFAULT_WAIT, max(0.0, (last - utcnow()).total_seconds()) + 5)
+    rows = _routed(engine, [q.wake_id for q in result.queued], wait)
     if as_json:
-        print_json(result)
-        return
-    print_table(["WAKE", "DEVICE", "HOSTNAME", "SLOT"],
-                [[q.wake_id, q.device_id, q.hostname, q.due_at.isoformat(timespec="milliseconds")]
-                 for q in result.queued])
-    for skipped in result.skipped:
-        typer.echo(f"skipped {skipped.hostname} (device {skipped.device_id}): {skipped.why}", err=True)
-    typer.echo(f"{len(result.queued)} wake(s) queued at {config.per_second:g} per second per site, "
-               f"{len(result.skipped)} skipped; the controller sends them and confirms each when the device "
-               "reports in", err=True)
+        print_json({"wakes": [dataclasses.asdict(r) for r in rows],
+                    "skipped": [dataclasses.asdict(s) for s in result.skipped]})
+    else:
+        print_table(["WAKE", "DEVICE", "HOSTNAME", "OUTCOME"], [[r.id, r.device_id, r.hostname, r.outcome]
+                                                               for r in rows])
+        for skipped in result.skipped:
+            typer.echo(f"skipped {skipped.hostname} (device {skipped.device_id}): {skipped.why}", err=True)
+        counts = Counter(_tally(r) for r in rows)
+        typer.echo(f"{len(rows)} wake(s) requested at {config.per_second:g} per second per site, "
+                   f"{len(result.skipped)} skipped: " + ", ".join(f"{counts[t]} {t}" for t in TALLIES), err=True)
+        if counts["not yet routed"]:
+            typer.echo("wakes not yet routed are sent by the running controller (`caretaker serve`) at their "
+                       "slot; see `caretaker wake list`", err=True)
+    if any(r.status == WakeStatus.FAILED for r in rows):
+        raise typer.Exit(1)
+
+
+MAX_DEFAULT_WAIT = 60.0
+TALLIES = ("sent", "ordered via a relay", "failed", "not yet routed")
+
+
+def _tally(row: WakeRow) -> str:
+    if row.status == WakeStatus.FAILED:
+        return "failed"
+    if row.status in (WakeStatus.SENT, WakeStatus.CONFIRMED):
+        return "sent"
+    return "ordered via a relay" if row.relay else "not yet routed"
+
+
+def _routed(engine: Engine, ids: list[int], wait: float) -> list[WakeRow]:
+    """The wakes, once the controller has routed every one, or as they are when ``wait`` runs out."""
+    deadline = time.monotonic() + wait
+    while True:
+        with session_scope(engine) as session:
+            rows = sorted(list_wakes(session, ids=ids, limit=max(len(ids), 1)), key=lambda r: r.id) if ids else []
+        if all(settled(r) for r in rows) or time.monotonic() >= deadline:
+            return rows
+        time.sleep(0.2)
 
 
 def _send_one(mac: str, address: str, port: int) -> None:
@@ -106,12 +166,11 @@ def list_command(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Wake requests, newest first: status, route and who sent each."""
+    """Wake requests, newest first: status, tries and what happened (route, relay, address, or why it failed)."""
     rows = in_session(database_url, data_dir, lambda s: list_wakes(s, site, status.value if status else None, limit))
-    print_rows(rows, as_json,
-               ["WAKE", "SITE", "HOSTNAME", "MAC", "STATUS", "TRIES", "ROUTE", "SENT BY", "REQUESTED", "WHY FAILED"],
-               lambda r: [r.id, r.site, r.hostname, r.mac, r.status, r.attempts, r.route, r.sent_by,
-                          r.requested_at.isoformat(timespec="seconds"), r.failure])
+    print_rows(rows, as_json, ["WAKE", "SITE", "HOSTNAME", "MAC", "STATUS", "TRIES", "REQUESTED", "OUTCOME"],
+               lambda r: [r.id, r.site, r.hostname, r.mac, r.status, r.attempts,
+                          r.requested_at.isoformat(timespec="seconds"), r.outcome])
 
 
 @app.command("failures")

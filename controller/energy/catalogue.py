@@ -26,6 +26,8 @@ from controller.timeutil import utcnow
 SHIPPED = Path(__file__).with_name("data") / "power_catalogue.yaml"
 STATES = ("active", "idle", "sleep", "off")
 FIELDS = ("device_class", "vendor", "model", "active_watts", "idle_watts", "sleep_watts", "off_watts", "source")
+# Optional in an import (an entry without it keeps its class's ceiling), always in an export.
+CEILING = "ceiling_watts"
 MONITOR = "monitor"
 UNKNOWN = "unknown"
 
@@ -48,6 +50,7 @@ class PowerProfile:
     source: str
     monitors: int = 0
     origin: str = "shipped"
+    ceiling: Decimal | None = None  # the most average power a report may claim; None: the class's
 
     def watts(self, state: str) -> Decimal:
         return {"active": self.active, "idle": self.idle, "sleep": self.sleep, "off": self.off}[state]
@@ -56,7 +59,7 @@ class PowerProfile:
         return {"device_class": self.device_class, "vendor": self.vendor, "model": self.model,
                 "active_watts": float(self.active), "idle_watts": float(self.idle),
                 "sleep_watts": float(self.sleep), "off_watts": float(self.off), "source": self.source,
-                "origin": self.origin}
+                CEILING: float(self.ceiling) if self.ceiling is not None else None, "origin": self.origin}
 
 
 # SMBIOS vendor strings and data-sheet manufacturer names for the same maker.
@@ -97,6 +100,13 @@ class Catalogue:
         added = {_key(p.device_class, p.vendor, p.model): p for p in profiles}
         return Catalogue({**self.entries, **added}, self.rapl_wall_factor)
 
+    def ceiling(self, device_class: str | None, vendor: str | None = None, model: str | None = None) -> Decimal:
+        """The most average power a device may report: its model's ceiling, else its class's, else unknown's."""
+        for profile in (self.lookup(device_class, vendor, model), self.lookup(device_class), self.lookup(UNKNOWN)):
+            if profile.ceiling is not None:
+                return profile.ceiling
+        raise CatalogueError("the unknown class has no ceiling_watts")
+
     def monitor(self) -> PowerProfile:
         return self.lookup(MONITOR)
 
@@ -130,9 +140,15 @@ def profile_from(entry: Mapping[str, object], where: str, origin: str) -> PowerP
     if not watts["off"] <= watts["sleep"] <= watts["idle"] <= watts["active"]:
         raise CatalogueError(f"{where}: watts must not fall from off to sleep to idle to active "
                              f"(got {', '.join(f'{s} {w}' for s, w in watts.items())})")
+    ceiling = None
+    if entry.get(CEILING) not in (None, ""):
+        ceiling = _decimal(entry, CEILING, where)
+        if ceiling < watts["active"]:
+            raise CatalogueError(f"{where}: {CEILING} ({ceiling}) is below active_watts ({watts['active']}): "
+                                 "reports of what such a device really draws would be rejected")
     monitors = int(str(entry.get("monitors") or 0))
     return PowerProfile(device_class.casefold(), vendor, model, watts["active"], watts["idle"], watts["sleep"],
-                        watts["off"], source[:500], monitors, origin)
+                        watts["off"], source[:500], monitors, origin, ceiling)
 
 
 @cache
@@ -158,7 +174,9 @@ def load(session: Session) -> Catalogue:
         entries[key] = PowerProfile(
             row.device_class, row.vendor, row.model, Decimal(str(row.active_watts)), Decimal(str(row.idle_watts)),
             Decimal(str(row.sleep_watts)), Decimal(str(row.off_watts)), row.source,
-            class_default.monitors if class_default else 0, "override")
+            class_default.monitors if class_default else 0, "override",
+            Decimal(str(row.ceiling_watts)) if row.ceiling_watts is not None else
+            class_default.ceiling if class_default else None)
     return Catalogue(entries, base.rapl_wall_factor)
 
 
@@ -237,6 +255,7 @@ def import_profiles(session: Session, profiles: Iterable[PowerProfile]) -> int:
             active_watts=0, idle_watts=0, sleep_watts=0, off_watts=0, source="")
         row.active_watts, row.idle_watts = float(profile.active), float(profile.idle)
         row.sleep_watts, row.off_watts = float(profile.sleep), float(profile.off)
+        row.ceiling_watts = float(profile.ceiling) if profile.ceiling is not None else None
         row.source, row.updated_at = profile.source, utcnow()
         session.add(row)
         existing[_key(profile.device_class, profile.vendor, profile.model)] = row
@@ -246,7 +265,7 @@ def import_profiles(session: Session, profiles: Iterable[PowerProfile]) -> int:
 
 def export_csv(catalogue: Catalogue) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*FIELDS, "origin"], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=[*FIELDS, CEILING, "origin"], lineterminator="\n")
     writer.writeheader()
     for profile in catalogue.profiles():
         writer.writerow(profile.row())

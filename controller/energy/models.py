@@ -28,6 +28,7 @@ class PowerCatalogueOverride(SQLModel, table=True):
     idle_watts: float
     sleep_watts: float
     off_watts: float
+    ceiling_watts: float | None = None  # most average power a report may claim; None: the shipped class figure
     source: str = Field(max_length=500)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from controller.db import UTCDateTime
@@ -13,8 +13,8 @@ from controller.timeutil import utcnow
 
 
 class WakeStatus(enum.StrEnum):
-    QUEUED = "queued"  # waiting for its slot in the site's wave
-    ORDERED = "ordered"  # handed to a relay agent, which has not yet said it sent the packet
+    QUEUED = "queued"  # waiting for its slot in the site's wave, or for its relay to pick it up
+    ORDERED = "ordered"  # picked up by a relay agent, which has not yet said it sent the packet
     SENT = "sent"  # a magic packet went out (by the controller or a relay); waiting for the device
     CONFIRMED = "confirmed"  # the device reported in after the packet was sent
     FAILED = "failed"  # no route, or no report after every attempt
@@ -38,7 +38,11 @@ class WakeRequest(SQLModel, table=True):
     requested_by: str = Field(max_length=100)
     requested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     due_at: datetime = Field(sa_type=UTCDateTime)  # its slot in the wave (and, on retry, when to try again)
-    attempts: int = 0
+    attempts: int = 0  # packets sent (or ordered from a relay)
+    reroutes: int = 0  # times routed again because its relay did not send it
+    # Relay agents that were given it and did not send it: never given it again.
+    passed_over: list | None = Field(default=None, sa_column=Column(JSON))
+    errors: int = 0  # dispatcher steps that failed on this wake; at ``WakeConfig.attempts`` it fails
     route: str | None = Field(default=None, max_length=16)  # direct, relay, broadcast
     sent_by: str | None = Field(default=None, max_length=100)  # "controller" or "agent:<id>"
     relay_agent_id: str | None = Field(default=None, max_length=32, index=True)

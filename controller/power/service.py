@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -18,7 +18,7 @@ from sqlmodel import Session
 from agent.protocol import WakeOrder
 from controller.db import ADVISORY_KEY, session_scope
 from controller.power import dispatch
-from controller.power.election import Board, current_board
+from controller.power.election import Board, RelayTiming, current_board, last_heard
 from controller.power.magic import MagicSender
 from controller.power.network import interface_networks, parse_networks
 from controller.power.relaying import Arrival, confirm_arrivals, hand_out_orders, note_relayed
@@ -83,10 +83,15 @@ class RelayReply:
 
 class WakeService:
     def __init__(self, engine: Engine, settings, sender: dispatch.Sender | None = None,
-                 clock: Callable[[], datetime] = utcnow, awaiting_refresh_seconds: float = 1.0) -> None:
+                 clock: Callable[[], datetime] = utcnow, awaiting_refresh_seconds: float = 1.0,
+                 powering_down: Callable[[int, datetime], bool] | None = None) -> None:
+        """``powering_down(device_id, now)`` says whether a device's compiled schedule powers it down soon
+        (the app factory asks the schedule planner): such a device is not elected relay."""
         self._engine = engine
         self._settings = settings
         self._config = WakeConfig.from_settings(settings)
+        self._timing = RelayTiming.from_settings(settings)
+        self._powering_down = powering_down or (lambda device_id, now: False)
         self._own_sender = MagicSender() if sender is None else None
         self._sender = sender or self._own_sender
         self._clock = clock
@@ -96,8 +101,15 @@ class WakeService:
         self._refresh = (settings.relay_election_seconds, awaiting_refresh_seconds)
         self._refreshed = (float("-inf"), float("-inf"))
         self._expired_at = float("-inf")
-        self.board = Board()
+        # Quiet relays and overdue wakes are looked for this often: a second, or a quarter of a (short) relay
+        # interval, so a silence is acted on soon after the grace it is given.
+        self._expire_every = min(1.0, self._timing.interval.total_seconds() / 4)
+        # Relays' orders for one site are spaced at its rate across all its relays, not per relay: a site with
+        # several subnets, or a standby taking over, must not double it.
+        self._relay_pacer = dispatch.SitePacer(self._config.per_second, slack=timedelta(0))
+        self.board = Board(timing=self._timing)
         self.awaiting: frozenset[int] = frozenset()
+        self.counters = DispatchCounters()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wake-dispatcher", daemon=True)
         self.leadership = Leadership(engine)
@@ -115,26 +127,32 @@ class WakeService:
 
     def tick(self) -> dispatch.StepResult:
         """Refresh what is due for a refresh, then, on the leading replica, one dispatcher step, in one
-        transaction. The views are refreshed on every replica: each one's ingest confirms wakes and feeds relays."""
+        transaction of its own. The views are refreshed on every replica: each one's ingest confirms wakes and
+        feeds relays."""
         now = self._clock()
         moment = time.monotonic()
-        expire = moment - self._expired_at >= 1.0
+        expire = moment - self._expired_at >= self._expire_every
         with session_scope(self._engine) as session:
-            self._refresh_views(session, now)
-            if not self.leadership.held():
-                return dispatch.StepResult()
+            self._refresh_views(session, now, expire)
+        if not self.leadership.held():
+            return dispatch.StepResult()
+        with session_scope(self._engine) as session:
             result = dispatch.step(session, now, self.board, self._routing, self._config, self._sender,
-                                   self._settings.relay_report_interval_seconds, self._pacer, expire)
+                                   self._pacer, expire)
         if expire:
             self._expired_at = moment
+        self.counters.add(result)
         return result
 
-    def _refresh_views(self, session: Session, now: datetime) -> None:
+    def _refresh_views(self, session: Session, now: datetime, hear: bool) -> None:
         board_at, awaiting_at = self._refreshed
         moment = time.monotonic()
         if moment - board_at >= self._refresh[0]:
-            self.board = current_board(session, now, self._settings.relay_silence_seconds)
+            self.board = current_board(session, now, self._timing, self._settings.report_interval_seconds,
+                                       lambda device_id: self._powering_down(device_id, now))
             board_at = moment
+        elif hear:  # between elections, when each relay was last heard from: a silence shows within a second
+            self.board = self.board.hearing(last_heard(session, self.board.relay_agents))
         if moment - awaiting_at >= self._refresh[1]:
             self.awaiting = open_device_ids(session)
             awaiting_at = moment
@@ -150,22 +168,37 @@ class WakeService:
                 result = self.tick()
                 if result.next_due is not None:
                     pause = (result.next_due - self._clock()).total_seconds()
-                if result.sent or result.handed_to_relays or result.retried:
+                if result.sent or result.handed_to_relays or result.retried or result.rerouted:
                     pause = tick
             except Exception:
+                self.counters.step_failures += 1
                 log.exception("the wake dispatcher step failed; trying again")
             self._stopping.wait(min(max(pause, tick), IDLE_SECONDS))
 
     def on_reports(self, session: Session, arrivals: Iterable[Arrival], now: datetime) -> dict[str, RelayReply]:
         """Called by ingest inside its transaction, with the reports it has just stored."""
         arrivals = list(arrivals)
-        note_relayed(session, arrivals, now)
+        board = self.board
+        note_relayed(session, arrivals, now, self._config.port, board.name)
         confirm_arrivals(session, arrivals, self.awaiting, now)
-        relays = self.board.relay_agents
+        relays = board.relay_agents
         mine = [a.agent_id for a in arrivals if a.agent_id in relays]
         if not mine:
             return {}
-        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY,
-                                 self._config.per_second)
+        orders = hand_out_orders(session, mine, now, self._config.port, MAX_ORDERS_PER_REPLY, self._relay_pacer,
+                                 board.name)
         interval = self._settings.relay_report_interval_seconds
         return {agent: RelayReply(orders.get(agent, ()), interval) for agent in mine}
+
+
+@dataclass
+class DispatchCounters:
+    """What the dispatcher has been through since this process started, for /metrics."""
+
+    errors: int = 0  # wakes a step failed on (each logged with its id)
+    step_failures: int = 0  # whole steps that failed (the database away, say)
+    rerouted: int = 0  # wakes routed again because their relay did not send them
+
+    def add(self, result: dispatch.StepResult) -> None:
+        self.errors += result.errors
+        self.rerouted += result.rerouted

@@ -6,16 +6,19 @@ No clock is read here: callers pass ``now``.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from controller.power.models import WakeRequest, WakeStatus
-from controller.power.network import attachments
-from controller.register.models import ActionRecord, Device, DeviceMac, Site
+from controller.power.network import attachments, broadcast_address
+from controller.register.models import ActionRecord, Agent, Device, DeviceMac, Site
 
 
 class WakeRefused(ValueError):
@@ -130,9 +133,9 @@ def request_wakes(session: Session, devices: Sequence[Device], reason: str, requ
     table = WakeRequest.__table__
     ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                           [row for _, row in wakes]).scalars().all()
-    session.execute(insert(ActionRecord.__table__), [
-        audit_values(wake_id, row["site_id"], row["device_id"], row["mac"], row["network"], None, 0,
-                      WakeStatus.QUEUED, now, f"wake requested: {reason}", requested_by, {})
+    insert_audits(session, [
+        audit_values(WakeRef(wake_id, row["site_id"], row["device_id"], row["mac"], row["network"]),
+                     WakeStatus.QUEUED, now, f"wake requested: {reason}", requested_by, {})
         for wake_id, (_, row) in zip(ids, wakes, strict=True)])
     return WaveResult([Queued(wake_id, d.id, d.hostname, row["due_at"])
                        for wake_id, (d, row) in zip(ids, wakes, strict=True)], skipped)
@@ -145,29 +148,57 @@ def _first_free_slot(session: Session, site_id: int, now: datetime, step: timede
     return max(now, last + step) if last is not None else now
 
 
-def audit(session: Session, wake: WakeRequest, outcome: str, at: datetime, reason: str, actor: str,
+@dataclass(frozen=True)
+class WakeRef:
+    """What an audit line needs to know about a wake: the row itself, or a step's copy of its columns."""
+
+    id: int
+    site_id: int
+    device_id: int
+    mac: str
+    network: str | None
+    route: str | None = None
+    attempts: int = 0
+    reroutes: int = 0
+
+    @classmethod
+    def of(cls, wake: WakeRequest) -> WakeRef:
+        return cls(wake.id, wake.site_id, wake.device_id, wake.mac, wake.network, wake.route, wake.attempts,
+                   wake.reroutes)
+
+
+def audit(session: Session, wake: WakeRequest | WakeRef, outcome: str, at: datetime, reason: str, actor: str,
           **details: object) -> None:
-    """The wake's step in the audit log; the key makes a step recorded twice (a retried batch) land once."""
-    session.add(ActionRecord(**audit_values(wake.id, wake.site_id, wake.device_id, wake.mac, wake.network,
-                                             wake.route, wake.attempts, outcome, at, reason, actor, details)))
+    """The wake's step in the audit log, written once however often the step is tried (see ``insert_audits``)."""
+    ref = wake if isinstance(wake, WakeRef) else WakeRef.of(wake)
+    insert_audits(session, [audit_values(ref, outcome, at, reason, actor, details)])
 
 
-def audit_values(wake_id: int, site_id: int, device_id: int, mac: str, network: str | None, route: str | None,
-                 attempts: int, outcome: str, at: datetime, reason: str, actor: str, details: dict) -> dict:
-    """An ActionRecord row for one step of a wake, for batched inserts as well as ``audit``."""
-    return {"at": at, "site_id": site_id, "device_id": device_id, "kind": "wake", "outcome": str(outcome),
+def audit_values(wake: WakeRef, outcome: str, at: datetime, reason: str, actor: str, details: dict) -> dict:
+    """An ActionRecord row for one step of a wake. The key names the attempt and the reroute, so each real
+    step has a key of its own and the same step recorded twice (a retried step, a replayed batch) has one."""
+    return {"at": at, "site_id": wake.site_id, "device_id": wake.device_id, "kind": "wake", "outcome": str(outcome),
             "mode": None, "reason": reason[:500], "actor": actor[:100],
-            "source_key": f"wake:{wake_id}:{attempts}:{outcome}",
-            "details": {"wake_id": wake_id, "mac": mac, "network": network, "route": route, "attempt": attempts,
-                        **details}}
+            "source_key": f"wake:{wake.id}:{wake.attempts}:{wake.reroutes}:{outcome}",
+            "details": {"wake_id": wake.id, "mac": wake.mac, "network": wake.network, "route": wake.route,
+                        "attempt": wake.attempts, "reroute": wake.reroutes, **details}}
 
 
-def mark_sent(session: Session, wake: WakeRequest, by: str, at: datetime, address: str) -> None:
+def insert_audits(session: Session, rows: list[dict]) -> None:
+    """Insert-or-ignore on ``source_key``: a step that is tried again must never fail on its own audit line."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(ActionRecord.__table__).on_conflict_do_nothing(index_elements=["source_key"]),
+                    rows)
+
+
+def mark_sent(session: Session, wake: WakeRequest, by: str, at: datetime, reason: str, **details: object) -> None:
     wake.status = WakeStatus.SENT
     wake.sent_by = by
     wake.sent_at = at
     session.add(wake)
-    audit(session, wake, WakeStatus.SENT, at, f"magic packet sent to {address} ({wake.route})", by, address=address)
+    audit(session, wake, WakeStatus.SENT, at, reason, by, **details)
 
 
 def mark_failed(session: Session, wake: WakeRequest, at: datetime, why: str) -> None:
@@ -208,20 +239,60 @@ class WakeRow:
     sent_at: datetime | None
     confirmed_at: datetime | None
     failure: str | None
+    relay: str | None  # the relay agent it was given to: "HOSTNAME (agent id)"
+    reroutes: int
+    outcome: str  # what happened, in words (``describe``)
 
 
-def list_wakes(session: Session, site: str | None = None, status: str | None = None,
-               limit: int = 200) -> list[WakeRow]:
-    query = (select(WakeRequest, Site.name, Device.hostname).join(Site, col(Site.id) == WakeRequest.site_id)
-             .join(Device, col(Device.id) == WakeRequest.device_id))
+def list_wakes(session: Session, site: str | None = None, status: str | None = None, limit: int = 200,
+               ids: Sequence[int] | None = None) -> list[WakeRow]:
+    relay_device = aliased(Device)
+    query = (select(WakeRequest, Site.name, Device.hostname, relay_device.hostname)
+             .join(Site, col(Site.id) == WakeRequest.site_id)
+             .join(Device, col(Device.id) == WakeRequest.device_id)
+             .outerjoin(Agent, col(Agent.id) == WakeRequest.relay_agent_id)
+             .outerjoin(relay_device, col(relay_device.id) == Agent.device_id))
     if site is not None:
         query = query.where(Site.name == site)
     if status is not None:
         query = query.where(WakeRequest.status == status)
+    if ids is not None:
+        query = query.where(col(WakeRequest.id).in_(list(ids)))
     rows = session.exec(query.order_by(col(WakeRequest.id).desc()).limit(limit)).all()
-    return [WakeRow(w.id, w.site_id, site_name, w.device_id, hostname, w.mac, w.network, w.status, w.attempts, w.route,
-                    w.sent_by, w.requested_by, w.requested_at, w.due_at, w.sent_at, w.confirmed_at, w.failure)
-            for w, site_name, hostname in rows]
+    found = []
+    for w, site_name, hostname, relay_host in rows:
+        relay = f"{relay_host or '?'} (agent {w.relay_agent_id})" if w.relay_agent_id else None
+        found.append(WakeRow(w.id, w.site_id, site_name, w.device_id, hostname, w.mac, w.network, w.status, w.attempts,
+                             w.route, w.sent_by, w.requested_by, w.requested_at, w.due_at, w.sent_at, w.confirmed_at,
+                             w.failure, relay, w.reroutes, describe(w, relay)))
+    return found
+
+
+def describe(wake: WakeRequest, relay: str | None) -> str:
+    """What happened to a wake, in the words every surface uses (CLI, API, console)."""
+    address = broadcast_address(ipaddress.IPv4Network(wake.network)) if wake.network else "?"
+    how = {"direct": f"direct to {address}", "relay": f"via relay {relay} to {address}",
+           "broadcast": f"by directed broadcast to {address}"}.get(wake.route or "", "")
+    match wake.status:
+        case WakeStatus.FAILED:
+            return f"failed: {wake.failure}"
+        case WakeStatus.CONFIRMED:
+            return f"confirmed: the device reported in (sent {how})"
+        case WakeStatus.SENT if wake.route == "broadcast":
+            return f"sent, unconfirmed: directed broadcast to {address}; only the device reporting in confirms it"
+        case WakeStatus.SENT:
+            return f"sent {how}; waiting for the device to report in"
+        case WakeStatus.ORDERED:
+            return f"ordered via relay {relay}, which sends it to {address}"
+        case WakeStatus.QUEUED if relay:
+            return f"ordered via relay {relay}: it picks the order up with its next report"
+        case _:
+            return f"queued for {wake.due_at.isoformat(timespec='seconds')}"
+
+
+def settled(row: WakeRow) -> bool:
+    """Whether the controller has done its part of the wake yet (routed it: sent, ordered or failed)."""
+    return row.status != WakeStatus.QUEUED or row.relay is not None
 
 
 CAUSE_FAST_STARTUP = "Windows Fast Startup enabled"

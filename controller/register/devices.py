@@ -11,8 +11,15 @@ from sqlmodel import Session, col, delete, select
 from agent.protocol import Inventory, to_wire
 from controller.lifecycle.service import enter_register
 from controller.register import changes
-from controller.register.identity import Fingerprint, MatchResult, fingerprint_of, match, normalise_hostname
-from controller.register.models import Agent, Device, DeviceMac, EnergyBucket, Site
+from controller.register.identity import (
+    Fingerprint,
+    MatchResult,
+    fingerprint_of,
+    match,
+    normalise_hostname,
+    normalise_vendor,
+)
+from controller.register.models import Agent, ConflictKind, Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import utcnow
 
 _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", "smbios_uuid",
@@ -26,12 +33,18 @@ class NotFound(LookupError):
 def stored_fingerprint(session: Session, device: Device) -> Fingerprint:
     macs = session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id)).all()
     return Fingerprint(uuid=device.smbios_uuid, serial=device.serial, machine_id=device.machine_id,
-                       macs=frozenset(macs), hostname=normalise_hostname(device.hostname), vendor=device.vendor,
+                       macs=frozenset(macs), hostname=normalise_hostname(device.hostname),
+                       vendor=normalise_vendor(device.vendor),
                        model=device.model)
 
 
 def identify(session: Session, fingerprint: Fingerprint) -> MatchResult:
     """Score the devices that share any identifier with ``fingerprint``; none share one → new device."""
+    return match(fingerprint, [(d.id, f) for d, f in candidates(session, fingerprint)])
+
+
+def candidates(session: Session, fingerprint: Fingerprint) -> list[tuple[Device, Fingerprint]]:
+    """The devices that share any identifier with ``fingerprint``, each with its stored fingerprint."""
     clauses = []
     if fingerprint.uuid:
         clauses.append(Device.smbios_uuid == fingerprint.uuid)
@@ -42,8 +55,8 @@ def identify(session: Session, fingerprint: Fingerprint) -> MatchResult:
     if fingerprint.macs:
         by_mac = select(DeviceMac.device_id).where(col(DeviceMac.mac).in_(sorted(fingerprint.macs)))
         clauses.append(col(Device.id).in_(by_mac))
-    candidates = session.exec(select(Device).where(or_(*clauses))).all() if clauses else []
-    return match(fingerprint, [(d.id, stored_fingerprint(session, d)) for d in candidates])
+    found = session.exec(select(Device).where(or_(*clauses)).order_by(Device.id)).all() if clauses else []
+    return [(d, stored_fingerprint(session, d)) for d in found]
 
 
 def create_device(session: Session, site: Site, inventory: Inventory, actor: str,
@@ -52,6 +65,7 @@ def create_device(session: Session, site: Site, inventory: Inventory, actor: str
     if result is not None and result.conflict is not None:
         device.conflict_with = result.conflict.device_id
         device.conflict_reason = result.conflict.reason
+        device.conflict_kind = ConflictKind.CLONE
     session.add(device)
     session.flush()
     apply_inventory(session, device, inventory, actor, created=True)

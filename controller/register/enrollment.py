@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,10 +10,12 @@ from sqlmodel import Session, col, select, update
 
 from agent.protocol import EnrollRequest, EnrollResponse
 from controller.register import changes, credentials
-from controller.register.devices import apply_inventory, create_device, identify
-from controller.register.identity import fingerprint_of
-from controller.register.models import Agent, Device, EnrollmentToken, Site
+from controller.register.devices import apply_inventory, candidates, create_device
+from controller.register.identity import MatchResult, fingerprint_of, fingerprint_to_json, match
+from controller.register.models import Agent, ConflictKind, Device, EnrollmentToken, Site
 from controller.timeutil import as_utc
+
+log = logging.getLogger(__name__)
 
 
 class EnrollmentRefused(PermissionError):
@@ -96,33 +99,57 @@ def _usable_token(session: Session, token: str, now: datetime) -> EnrollmentToke
 def enroll(session: Session, request: EnrollRequest, now: datetime, report_interval_seconds: int) -> EnrollResponse:
     """Give the machine an agent identity, attached to the device it is (or a new one).
 
-    A re-imaged or re-installed machine is recognised by its hardware and keeps its history; its
-    earlier agents are retired. A cloned disk image (same machine-id or UUID, different hardware) gets
-    a device of its own, marked as a conflict for a person to look at.
+    Enrollment is scoped to the token's site. Identity evidence may match a device of that site only:
+    a re-imaged or re-installed machine is recognised by its hardware and keeps its history, and its
+    earlier agents are retired. Evidence that matches a device of any other site (of the same trust
+    too) never moves or claims it: the machine gets a new device in the token's site, flagged as a
+    conflict for a network manager to resolve (register/conflicts.py), and the other device, its
+    history and its agent are left exactly as they were. A cloned disk image (same machine-id or UUID,
+    different hardware) gets a device of its own, flagged likewise.
     """
     token = _usable_token(session, request.token, now)
     site = session.get(Site, token.site_id)
     token.uses += 1
-    result = identify(session, fingerprint_of(request.inventory))
+    fingerprint = fingerprint_of(request.inventory)
+    found = candidates(session, fingerprint)
+    here = match(fingerprint, [(d.id, f) for d, f in found if d.site_id == site.id])
     agent_id = credentials.new_agent_id()
     actor = f"agent:{agent_id}"
-    if result.device_id is not None:
-        device = session.get(Device, result.device_id)
-        if device.site_id != site.id:
-            device.site_id = site.id
+    if here.device_id is not None:
+        device = session.get(Device, here.device_id)
         apply_inventory(session, device, request.inventory, actor)
         session.exec(update(Agent).where(col(Agent.device_id) == device.id, col(Agent.retired_at).is_(None))
                      .values(retired_at=now))
     else:
-        device = create_device(session, site, request.inventory, actor, result)
+        elsewhere = match(fingerprint, [(d.id, f) for d, f in found if d.site_id != site.id])
+        device = create_device(session, site, request.inventory, actor, here if here.conflict else elsewhere)
+        if elsewhere.device_id is not None:
+            _keep_apart(session, device, elsewhere, site, actor)
     device.last_seen = now
     secret = credentials.new_secret()
     agent = Agent(id=agent_id, device_id=device.id, site_id=site.id, token_id=token.id,
-                  secret_hash=credentials.digest(secret), enrolled_at=now)
+                  secret_hash=credentials.digest(secret), enrolled_at=now,
+                  fingerprint=fingerprint_to_json(fingerprint))
     session.add(agent)
     session.flush()
     changes.record(session, actor, "enroll", agent,
                    after={"device_id": device.id, "site": site.name, "token": token.prefix,
-                          "evidence": list(result.evidence)})
+                          "evidence": list(here.evidence)})
     return EnrollResponse(agent_id=agent_id, secret=secret, device_id=device.id, site=site.name,
                           report_interval_seconds=report_interval_seconds)
+
+
+def _keep_apart(session: Session, device: Device, elsewhere: MatchResult, site: Site, actor: str) -> None:
+    """Flag a new device whose evidence matches a device of another site: a person decides, not a token."""
+    other = session.get(Device, elsewhere.device_id)
+    other_site = session.get(Site, other.site_id)
+    device.conflict_with = other.id
+    device.conflict_kind = ConflictKind.ELSEWHERE
+    device.conflict_reason = (f"matches device {other.id} ({other.hostname}) of {other_site.name} "
+                              f"({'; '.join(elsewhere.evidence)}) but enrolled with a token for {site.name}: "
+                              "kept apart, nothing moved")[:500]
+    changes.record(session, actor, "conflict", device,
+                   after={"conflict_with": other.id, "kind": ConflictKind.ELSEWHERE.value,
+                          "reason": device.conflict_reason})
+    log.warning("enrollment for site %s matched device %d of site %s: new device %d kept apart as a conflict",
+                site.name, other.id, other_site.name, device.id)

@@ -496,6 +496,38 @@ def _score(candidate: Fingerprint, known: Fingerprint) -> tuple[int, list[str]]:
     return score, evidence
 
 
+def other_hardware(enrolled: Fingerprint, reported: Fingerprint) -> str | None:
+    """Why ``reported`` must be a different machine from the one a credential was ``enrolled`` on, or None.
+
+    Only contradictions count, never missing facts: a re-imaged machine (new machine-id), a renamed one,
+    a swapped NIC or an agent that lost root (no serial or UUID) is still the machine it was. A
+    different SMBIOS UUID or serial from the same maker is other hardware; with neither to go on,
+    MAC sets with nothing in common are.
+    """
+    if enrolled.uuid and reported.uuid and enrolled.uuid != reported.uuid:
+        return f"SMBIOS UUID {reported.uuid}, not {enrolled.uuid}"
+    if _serials_comparable(enrolled, reported) and enrolled.serial != reported.serial:
+        return f"serial {reported.serial}, not {enrolled.serial}"
+    firmware_agrees = (enrolled.uuid is not None and enrolled.uuid == reported.uuid) or (
+        _serials_comparable(enrolled, reported) and enrolled.serial == reported.serial)
+    if not firmware_agrees and enrolled.macs and reported.macs and enrolled.macs.isdisjoint(reported.macs):
+        return f"MACs {', '.join(sorted(reported.macs))}, none of {', '.join(sorted(enrolled.macs))}"
+    return None
+
+
+def fingerprint_to_json(fingerprint: Fingerprint) -> dict[str, object]:
+    """What is stored of a fingerprint (the notes are explanation, not identity)."""
+    return {"uuid": fingerprint.uuid, "serial": fingerprint.serial, "machine_id": fingerprint.machine_id,
+            "macs": sorted(fingerprint.macs), "hostname": fingerprint.hostname, "vendor": fingerprint.vendor,
+            "model": fingerprint.model}
+
+
+def fingerprint_from_json(data: dict) -> Fingerprint:
+    return Fingerprint(uuid=data.get("uuid"), serial=data.get("serial"), machine_id=data.get("machine_id"),
+                       macs=frozenset(data.get("macs") or ()), hostname=data.get("hostname"),
+                       vendor=data.get("vendor"), model=data.get("model"))
+
+
 def match(candidate: Fingerprint, known: Iterable[tuple[int, Fingerprint]]) -> MatchResult:
     """Decide which known device ``candidate`` is, if any.
 

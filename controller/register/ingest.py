@@ -1,5 +1,12 @@
 """Taking agent reports into the register: authenticate, check, and store each (agent, seq) once.
 
+Every report is judged on its own before it is stored (energy must be physically possible): it must not
+end in the future or start too long ago, must not overlap a report of the same agent already stored or
+accepted with it, and must not claim more average power than the power catalogue's ``ceiling_watts`` for
+its device's class. A report that fails is answered in the batch's ``rejected`` list with the reason; the
+rest of the batch is stored. Inventory from other hardware than the agent's credential was issued to is
+kept on the agent, not applied, and the agent is marked shared (conflicts.py).
+
 Writes go through one ``IngestWriter`` per process, which commits the batches that arrive together in
 a single transaction (group commit). A commit is the expensive part of a small write, on SQLite and
 PostgreSQL alike; sharing it is what lets one controller take thousands of reports a second. The
@@ -9,6 +16,7 @@ answer to an agent is sent only after its batch is committed, so an acknowledged
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import queue
 import threading
@@ -16,25 +24,35 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col
 
-from agent.protocol import BatchAck, Report, ReportBatch, to_wire
+from agent.protocol import MAX_INTERVAL_SECONDS, BatchAck, RejectedReport, Report, ReportBatch, to_wire
+from controller.db import UNAVAILABLE
+from controller.energy import catalogue
+from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
+from controller.logs import RepeatedError
 from controller.power.relaying import Arrival
-from controller.power.service import WakeService
-from controller.register import credentials
+from controller.power.service import RelayReply, WakeService
+from controller.register import conflicts, credentials
 from controller.register.devices import apply_inventory
+from controller.register.identity import fingerprint_from_json, fingerprint_of, fingerprint_to_json, other_hardware
 from controller.register.models import ActionRecord, Agent, Device, EnergyBucket
 from controller.register.models import Report as ReportRow
 from controller.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
+CATALOGUE_SECONDS = 60.0  # how stale the power ceilings may be
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not take the batch: nothing of it was stored; the agent should try again later."""
 
 
 class AuthFailed(PermissionError):
@@ -103,45 +121,117 @@ class AgentDirectory:
 
 
 @dataclass(frozen=True)
-class Rejection:
+class ReportLimits:
+    """What a report may claim about time: clocks drift, but not by days, and history is not rewritten."""
+
+    clock_skew_seconds: int = 600
+    max_age_days: int = 400
+
+
+def time_problem(report: Report, now: datetime, limits: ReportLimits) -> str | None:
+    """Why no honest clock could have produced ``report`` (ending in the future, or too old), or None."""
+    if as_utc(report.end) > now + timedelta(seconds=limits.clock_skew_seconds):
+        return f"ends at {report.end.isoformat()}, in the future (controller time {now.isoformat()})"
+    if as_utc(report.start) < now - timedelta(days=limits.max_age_days):
+        return f"starts more than {limits.max_age_days} days ago"
+    return None
+
+
+def power_problem(report: Report, ceiling_watts: float, device_class: str) -> str | None:
+    """Why ``report`` claims more average power than any device of its class can draw, or None."""
+    for sample in report.energy:
+        if sample.joules is not None and sample.joules > ceiling_watts * sample.seconds * (1 + 1e-9) + 1e-6:
+            watts = sample.joules / sample.seconds if sample.seconds else float("inf")
+            return (f"{sample.method.value} energy averages {watts:,.0f} W over {sample.seconds:g} s, above the "
+                    f"{ceiling_watts:,.0f} W a {device_class} can draw (the power catalogue's ceiling_watts)")
+    return None
+
+
+@dataclass(frozen=True)
+class _Interval:
+    start: datetime
+    end: datetime
     seq: int
-    reason: str
 
 
-def check_times(batch: ReportBatch, now: datetime, clock_skew_seconds: int, max_age_days: int) -> list[Rejection]:
-    """Reports no clock could have produced: ending in the future, or older than anyone reports on."""
-    latest = now + timedelta(seconds=clock_skew_seconds)
-    earliest = now - timedelta(days=max_age_days)
-    rejected = []
-    for report in batch.reports:
-        if as_utc(report.end) > latest:
-            rejected.append(Rejection(report.seq, f"report {report.seq} ends at {report.end.isoformat()}, "
-                                                  f"in the future (controller time {now.isoformat()})"))
-        elif as_utc(report.start) < earliest:
-            rejected.append(Rejection(report.seq, f"report {report.seq} starts more than {max_age_days} days ago"))
-    return rejected
+class _Timeline:
+    """One agent's stored and newly accepted report intervals, to refuse a report that overlaps any.
+
+    Accepted intervals never overlap one another, so sorted by start their ends are sorted too and
+    the one interval that can overlap a new one is the last that starts before the new one ends.
+    """
+
+    def __init__(self, stored: list[_Interval]):
+        self._intervals = sorted(stored, key=lambda i: (i.start, i.seq))
+        self._starts = [i.start for i in self._intervals]
+        self.seqs = {i.seq for i in stored}
+
+    def clash(self, report: Report) -> _Interval | None:
+        start, end = as_utc(report.start), as_utc(report.end)
+        at = bisect.bisect_left(self._starts, end)
+        for interval in self._intervals[max(0, at - 2):at]:  # two back: stored rows from before the check
+            if interval.end > start:
+                return interval
+        return None
+
+    def add(self, report: Report) -> None:
+        interval = _Interval(as_utc(report.start), as_utc(report.end), report.seq)
+        at = bisect.bisect_left(self._starts, interval.start)
+        self._starts.insert(at, interval.start)
+        self._intervals.insert(at, interval)
+        self.seqs.add(report.seq)
+
+
+@dataclass
+class _AgentState:
+    """What the writer needs to know about one agent to judge its reports (loaded once per group)."""
+
+    device_id: int
+    last_end: datetime | None
+    retired: bool
+    shared: bool
+    ceiling_watts: float
+    device_class: str
+    timeline: _Timeline | None = None
 
 
 @dataclass(frozen=True)
 class _Job:
     agent: AgentIdentity
-    batch: ReportBatch
+    batch: ReportBatch | None  # None: every report of the request was refused while parsing
     future: Future
+    rejected: tuple[RejectedReport, ...] = ()
+
+
+@dataclass
+class _Verdict:
+    """A job after screening: the reports to store, those refused with why, or the whole job refused."""
+
+    job: _Job
+    keep: list[Report] = field(default_factory=list)
+    rejected: list[RejectedReport] = field(default_factory=list)
+    refused: Exception | None = None
 
 
 class IngestWriter:
     """The single writer thread of a controller process (see the module docstring)."""
 
     def __init__(self, engine: Engine, report_interval_seconds: int, group_size: int = 200,
-                 clock: Callable[[], datetime] = utcnow, wake: WakeService | None = None):
+                 clock: Callable[[], datetime] = utcnow, wake: WakeService | None = None,
+                 limits: ReportLimits = ReportLimits()):
         self._engine = engine
         self._wake = wake  # relays' sent notes, wake confirmations and relay orders, in the same transaction
         self._interval = report_interval_seconds
         self._group_size = group_size
         self._clock = clock
+        self._limits = limits
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._catalogue: tuple[float, Catalogue] | None = None
+        self._ceiling_of: dict[tuple[str, str | None, str | None], float] = {}
+        self._unavailable = RepeatedError(log, "the database cannot take reports")
         self.committed_reports = 0
+        self.rejected_reports = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -154,9 +244,12 @@ class IngestWriter:
     def backlog(self) -> int:
         return self._jobs.qsize()
 
-    def submit(self, agent: AgentIdentity, batch: ReportBatch) -> Future:
+    def submit(self, agent: AgentIdentity, batch: ReportBatch | None,
+               rejected: tuple[RejectedReport, ...] = ()) -> Future:
+        """Queue a batch; the future gives its BatchAck once committed, or raises AuthFailed (a retired
+        agent) or StoreUnavailable (the database cannot take it: nothing was stored, try later)."""
         future: Future = Future()
-        self._jobs.put(_Job(agent, batch, future))
+        self._jobs.put(_Job(agent, batch, future, rejected))
         return future
 
     def _run(self) -> None:
@@ -178,7 +271,13 @@ class IngestWriter:
 
     def _commit(self, group: list[_Job]) -> None:
         try:
-            acks = self._store(group)
+            outcomes = self._store(group)
+        except UNAVAILABLE as exc:
+            # Nothing was stored; retrying each batch on its own would only hammer a database that is away.
+            self._unavailable.occurred(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            for job in group:
+                job.future.set_exception(StoreUnavailable("the database cannot take reports just now"))
+            return
         except Exception:
             if len(group) == 1:
                 log.exception("storing a report batch failed")
@@ -188,36 +287,122 @@ class IngestWriter:
             for job in group:
                 self._commit([job])
             return
-        for job, ack in zip(group, acks, strict=True):
-            job.future.set_result(ack)
+        self._unavailable.recovered()
+        for job, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
 
-    def _store(self, group: list[_Job]) -> list[BatchAck]:
+    def _ceilings(self, session: Session) -> Callable[[str, str | None, str | None], float]:
+        """Watts by (class, vendor, model) from the power catalogue, reloaded at most once a minute (an import
+        takes effect within that), each answer remembered until then: a lookup may scan the catalogue."""
+        if self._catalogue is None or time.monotonic() - self._catalogue[0] > CATALOGUE_SECONDS:
+            self._catalogue = (time.monotonic(), catalogue.load(session))
+            self._ceiling_of.clear()
+        loaded = self._catalogue[1]
+
+        def ceiling(device_class: str, vendor: str | None, model: str | None) -> float:
+            key = (device_class, vendor, model)
+            if key not in self._ceiling_of:
+                self._ceiling_of[key] = float(loaded.ceiling(device_class, vendor, model))
+            return self._ceiling_of[key]
+
+        return ceiling
+
+    def _store(self, group: list[_Job]) -> list[BatchAck | Exception]:
         now = self._clock()
         with Session(self._engine, expire_on_commit=False) as session:
-            inserted = _insert_reports(session, group, now)
-            _add_energy(session, group, inserted)
-            _touch_agents_and_devices(session, group, inserted, now)
-            _apply_inventories(session, group, inserted)
-            _record_actions(session, group, inserted)
-            relay_replies = self._wake.on_reports(session, _arrivals(group, inserted), now) if self._wake else {}
+            states = _agent_states(session, group, self._ceilings(session))
+            verdicts = [self._screen(session, job, states, now) for job in group]
+            kept = [v for v in verdicts if v.refused is None]
+            inserted = _insert_reports(session, kept, now)
+            _add_energy(session, kept, inserted)
+            _touch_agents_and_devices(session, kept, inserted, states, now)
+            _apply_inventories(session, kept, inserted, states, now)
+            _record_actions(session, kept, inserted)
+            relay_replies = self._wake.on_reports(session, _arrivals(kept, inserted), now) if self._wake else {}
             session.commit()
         self.committed_reports += len(inserted)
-        acks = []
-        for job in group:
-            seqs = [r.seq for r in job.batch.reports]
-            accepted = tuple(s for s in seqs if (job.agent.agent_id, s) in inserted)
-            duplicate = tuple(s for s in seqs if (job.agent.agent_id, s) not in inserted)
-            relay = relay_replies.get(job.agent.agent_id)
-            acks.append(BatchAck(accepted=accepted, duplicate=duplicate, report_interval_seconds=self._interval)
-                        if relay is None else
-                        BatchAck(accepted=accepted, duplicate=duplicate, wake_orders=relay.orders,
-                                 report_interval_seconds=min(self._interval, relay.report_interval_seconds)))
-        return acks
+        outcomes: list[BatchAck | Exception] = []
+        for verdict in verdicts:
+            if verdict.refused is not None:
+                outcomes.append(verdict.refused)
+                continue
+            self.rejected_reports += len(verdict.rejected)
+            outcomes.append(self._ack(verdict, inserted, relay_replies.get(verdict.job.agent.agent_id)))
+        return outcomes
+
+    def _ack(self, verdict: _Verdict, inserted: set[tuple[str, int]], relay: RelayReply | None) -> BatchAck:
+        agent_id = verdict.job.agent.agent_id
+        seqs = [r.seq for r in verdict.keep]
+        accepted = tuple(s for s in seqs if (agent_id, s) in inserted)
+        duplicate = tuple(s for s in seqs if (agent_id, s) not in inserted)
+        interval = self._interval if relay is None else min(self._interval, relay.report_interval_seconds)
+        return BatchAck(accepted=accepted, duplicate=duplicate, report_interval_seconds=interval,
+                        wake_orders=relay.orders if relay else (), rejected=tuple(verdict.rejected))
+
+    def _screen(self, session: Session, job: _Job, states: dict[str, _AgentState], now: datetime) -> _Verdict:
+        """Split a job's reports into those to store and those no honest agent could have sent, with why."""
+        verdict = _Verdict(job, rejected=list(job.rejected))
+        state = states.get(job.agent.agent_id)
+        if state is None or state.retired:
+            verdict.refused = AuthFailed("this agent was retired; enroll again with a site token")
+            return verdict
+        if job.batch is None:
+            return verdict
+        if state.timeline is None:
+            state.timeline = _Timeline(_stored_intervals(session, job.agent.agent_id, state, job.batch.reports))
+        timeline = state.timeline
+        for report in sorted(job.batch.reports, key=lambda r: (r.start, r.seq)):
+            if report.seq in timeline.seqs:
+                verdict.keep.append(report)  # a replay: stored once, acknowledged as a duplicate
+                continue
+            problem = time_problem(report, now, self._limits) or power_problem(
+                report, state.ceiling_watts, state.device_class)
+            if problem is None and (clash := timeline.clash(report)) is not None:
+                problem = (f"overlaps report {clash.seq} ({clash.start.isoformat()} to {clash.end.isoformat()}) "
+                           "already counted: an agent's intervals never overlap")
+            if problem is None:
+                timeline.add(report)
+                verdict.keep.append(report)
+            else:
+                verdict.rejected.append(RejectedReport(report.seq, f"report {report.seq} {problem}"))
+        return verdict
 
 
-def _arrivals(group: list[_Job], inserted: set[tuple[str, int]]) -> list[Arrival]:
-    return [Arrival(job.agent.agent_id, job.agent.device_id,
-                    tuple(r for r in job.batch.reports if (job.agent.agent_id, r.seq) in inserted)) for job in group]
+def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, str | None, str | None], float]
+                  ) -> dict[str, _AgentState]:
+    ids = sorted({job.agent.agent_id for job in group})
+    rows = session.execute(
+        select(Agent.id, Agent.device_id, Agent.last_end, Agent.retired_at, Agent.shared_since,
+               Device.device_class, Device.vendor, Device.model)
+        .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(ids))).all()
+    return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, retired is not None,
+                                  shared is not None, ceiling(device_class, vendor, model),
+                                  device_class)
+            for agent_id, device_id, last_end, retired, shared, device_class, vendor, model in rows}
+
+
+def _stored_intervals(session: Session, agent_id: str, state: _AgentState, reports: tuple[Report, ...]
+                      ) -> list[_Interval]:
+    """The agent's stored reports that the batch's could overlap or repeat. Agents send in order, so
+    usually every report starts after the last one stored and nothing needs reading."""
+    early = [r for r in reports if state.last_end is not None and as_utc(r.start) < state.last_end]
+    if not early:
+        return []
+    # A stored report overlapping [start, end) started less than the longest interval before ``start``.
+    since = min(as_utc(r.start) for r in early) - timedelta(seconds=MAX_INTERVAL_SECONDS)
+    until = max(as_utc(r.end) for r in early)
+    rows = session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
+        ReportRow.device_id == state.device_id, ReportRow.agent_id == agent_id,
+        col(ReportRow.start) >= since, col(ReportRow.start) < until)).all()
+    return [_Interval(as_utc(start), as_utc(end), seq) for seq, start, end in rows]
+
+
+def _arrivals(verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[Arrival]:
+    return [Arrival(v.job.agent.agent_id, v.job.agent.device_id,
+                    tuple(r for r in v.keep if (v.job.agent.agent_id, r.seq) in inserted)) for v in verdicts]
 
 
 def _insert(session: Session):
@@ -233,32 +418,37 @@ def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
         "sessions": report.activity.sessions, "slept_seconds": report.activity.slept_seconds,
         "method": awake.method.value if awake else None, "joules": awake.joules if awake else None,
         "samples": to_wire(report.energy), "received_at": now,
+        "processes_watched": list(report.activity.processes_watched) or None,
+        "processes_running": list(report.activity.processes_running) if report.activity.processes_watched else None,
     }
 
 
-def _insert_reports(session: Session, group: list[_Job], now: datetime) -> set[tuple[str, int]]:
+def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -> set[tuple[str, int]]:
     """Insert every new (agent, seq); return those that were new. Replays insert nothing.
 
     Rows go as executemany parameters, never inlined, so the statement is compiled once per process
     and cached (SQLAlchemy batches them into multi-row VALUES itself): compiling a fresh statement per
     group was half of the writer's time.
     """
+    rows = [_report_row(v.job.agent, r, now) for v in verdicts for r in v.keep]
+    if not rows:
+        return set()
     table = ReportRow.__table__
-    rows = [_report_row(job.agent, r, now) for job in group for r in job.batch.reports]
     statement = (_insert(session)(table).on_conflict_do_nothing(index_elements=["agent_id", "seq"])
                  .returning(table.c.agent_id, table.c.seq))
     return {(a, s) for a, s in session.execute(statement, rows)}
 
 
-def _add_energy(session: Session, group: list[_Job], inserted: set[tuple[str, int]]) -> None:
+def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
     sums: dict[tuple[int, BucketKey], BucketSum] = {}
-    for job in group:
+    for verdict in verdicts:
+        agent = verdict.job.agent
         per_device: dict[BucketKey, BucketSum] = {}
-        for report in job.batch.reports:
-            if (job.agent.agent_id, report.seq) in inserted:
+        for report in verdict.keep:
+            if (agent.agent_id, report.seq) in inserted:
                 add_report(report, per_device)
         for key, value in per_device.items():
-            total = sums.setdefault((job.agent.device_id, key), BucketSum())
+            total = sums.setdefault((agent.device_id, key), BucketSum())
             total.joules += value.joules
             total.seconds += value.seconds
     if not sums:
@@ -277,54 +467,77 @@ def _add_energy(session: Session, group: list[_Job], inserted: set[tuple[str, in
     session.execute(statement, rows)
 
 
-def _touch_agents_and_devices(session: Session, group: list[_Job], inserted: set[tuple[str, int]],
-                              now: datetime) -> None:
+def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
+                              states: dict[str, _AgentState], now: datetime) -> None:
     counts: dict[str, int] = defaultdict(int)
     top: dict[str, int] = defaultdict(int)
+    ends: dict[str, datetime | None] = {}
     devices: set[int] = set()
-    for job in group:
-        devices.add(job.agent.device_id)
-        counts.setdefault(job.agent.agent_id, 0)
-        for report in job.batch.reports:
-            if (job.agent.agent_id, report.seq) in inserted:
-                counts[job.agent.agent_id] += 1
-                top[job.agent.agent_id] = max(top[job.agent.agent_id], report.seq)
+    for verdict in verdicts:
+        agent_id = verdict.job.agent.agent_id
+        if not states[agent_id].shared:  # a shared credential no longer speaks for its device
+            devices.add(verdict.job.agent.device_id)
+        counts.setdefault(agent_id, 0)
+        ends.setdefault(agent_id, states[agent_id].last_end)
+        for report in verdict.keep:
+            if (agent_id, report.seq) in inserted:
+                counts[agent_id] += 1
+                top[agent_id] = max(top[agent_id], report.seq)
+                end = ends[agent_id]
+                ends[agent_id] = as_utc(report.end) if end is None else max(end, as_utc(report.end))
+    for agent_id, end in ends.items():
+        states[agent_id].last_end = end
     agents = Agent.__table__
     session.execute(
         agents.update().where(agents.c.id == bindparam("aid")).values(
-            last_seen=now, reports=agents.c.reports + bindparam("n"),
+            last_seen=now, reports=agents.c.reports + bindparam("n"), last_end=bindparam("end"),
             last_seq=case((agents.c.last_seq < bindparam("top"), bindparam("top")), else_=agents.c.last_seq)),
-        [{"aid": a, "n": n, "top": top[a]} for a, n in sorted(counts.items())],
+        [{"aid": a, "n": n, "top": top[a], "end": ends[a]} for a, n in sorted(counts.items())],
     )
-    table = Device.__table__
-    session.execute(table.update().where(table.c.id == bindparam("did")).values(last_seen=now),
-                    [{"did": d} for d in sorted(devices)])
+    if devices:
+        table = Device.__table__
+        session.execute(table.update().where(table.c.id == bindparam("did")).values(last_seen=now),
+                        [{"did": d} for d in sorted(devices)])
 
 
-def _apply_inventories(session: Session, group: list[_Job], inserted: set[tuple[str, int]]) -> None:
-    """Inventory rides on a few reports only (at start, on change, daily); apply the newest per device."""
-    newest: dict[int, tuple[int, Report, str]] = {}
-    for job in group:
-        for report in job.batch.reports:
-            if report.inventory is None or (job.agent.agent_id, report.seq) not in inserted:
+def _apply_inventories(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
+                       states: dict[str, _AgentState], now: datetime) -> None:
+    """Inventory rides on a few reports only (at start, on change, daily); apply the newest per agent,
+    unless it comes from other hardware than the credential was issued to (see conflicts.mark_shared)."""
+    newest: dict[str, Report] = {}
+    for verdict in verdicts:
+        agent_id = verdict.job.agent.agent_id
+        for report in verdict.keep:
+            if report.inventory is None or (agent_id, report.seq) not in inserted:
                 continue
-            current = newest.get(job.agent.device_id)
-            if current is None or report.seq > current[0]:
-                newest[job.agent.device_id] = (report.seq, report, job.agent.agent_id)
-    for device_id, (_seq, report, agent_id) in newest.items():
-        device = session.exec(select(Device).where(Device.id == device_id)).one()
+            if agent_id not in newest or report.seq > newest[agent_id].seq:
+                newest[agent_id] = report
+    for agent_id, report in sorted(newest.items()):
+        agent = session.get(Agent, agent_id)
+        reported = fingerprint_of(report.inventory)
+        if agent.shared_since is not None:
+            agent.shared_inventory = to_wire(report.inventory)  # kept for whoever resolves it
+            continue
+        if agent.fingerprint is None:  # enrolled before credentials were tied to hardware
+            agent.fingerprint = fingerprint_to_json(reported)
+        reason = other_hardware(fingerprint_from_json(agent.fingerprint), reported)
+        if reason is not None:
+            conflicts.mark_shared(session, agent, reason, report.inventory, now)
+            states[agent_id].shared = True
+            continue
+        device = session.get(Device, agent.device_id)
         apply_inventory(session, device, report.inventory, f"agent:{agent_id}")
 
 
-def _record_actions(session: Session, group: list[_Job], inserted: set[tuple[str, int]]) -> None:
+def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
     """The power actions agents report go to the audit log once: only newly accepted reports count, and
     ``source_key`` (agent, seq, index) makes a retried or replayed report insert nothing."""
-    rows = [{"at": action.at, "site_id": job.agent.site_id, "device_id": job.agent.device_id,
+    rows = [{"at": action.at, "site_id": v.job.agent.site_id, "device_id": v.job.agent.device_id,
              "kind": action.kind.value, "outcome": action.outcome.value, "mode": action.mode.value,
-             "reason": action.reason, "actor": f"agent:{job.agent.agent_id}",
-             "source_key": f"{job.agent.agent_id}:{report.seq}:{index}",
+             "reason": action.reason, "actor": f"agent:{v.job.agent.agent_id}",
+             "source_key": f"{v.job.agent.agent_id}:{report.seq}:{index}",
              "details": {"until": action.until.isoformat() if action.until else None, "policy": action.policy}}
-            for job in group for report in job.batch.reports if (job.agent.agent_id, report.seq) in inserted
+            for v in verdicts for report in v.keep if (v.job.agent.agent_id, report.seq) in inserted
             for index, action in enumerate(report.actions)]
     if rows:
         session.execute(_insert(session)(ActionRecord.__table__).on_conflict_do_nothing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index
@@ -14,6 +15,13 @@ from controller.timeutil import utcnow
 
 def _when(nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class ConflictKind(StrEnum):
+    """Why a device was kept apart from another it might be (``Device.conflict_kind``)."""
+
+    CLONE = "clone"  # shares a machine-id or SMBIOS UUID with other hardware: a cloned image
+    ELSEWHERE = "elsewhere"  # its evidence matches a device of another site than its token's
 
 
 class Site(SQLModel, table=True):
@@ -59,9 +67,12 @@ class Device(SQLModel, table=True):
     inventory: dict | None = Field(default=None, sa_column=Column(JSON))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True, index=True)
-    # Set when this device was kept apart from another that shares its machine-id or UUID.
+    # Set when this device was kept apart from another it might be: a cloned image (shares its machine-id
+    # or UUID) or a machine enrolled with another site's token (register/conflicts.py); cleared when a
+    # network manager resolves it.
     conflict_with: int | None = Field(default=None, foreign_key="device.id")
     conflict_reason: str | None = Field(default=None, max_length=500)
+    conflict_kind: str | None = Field(default=None, max_length=16)
 
 
 class DeviceMac(SQLModel, table=True):
@@ -85,6 +96,15 @@ class Agent(SQLModel, table=True):
     reports: int = 0
     # A re-enrolled machine retires its earlier agent; a retired agent's credentials stop working.
     retired_at: datetime | None = _when(nullable=True)
+    # End of the latest report stored: a later report starting before it must not overlap a stored one.
+    last_end: datetime | None = _when(nullable=True)
+    # The hardware the credential was issued to (identity.Fingerprint as JSON). A credential is one
+    # machine: reports from other hardware mark it shared (a copied credential file, a cloned disk)
+    # and it stops changing the device until a network manager resolves it.
+    fingerprint: dict | None = Field(default=None, sa_column=Column(JSON))
+    shared_since: datetime | None = _when(nullable=True)
+    shared_reason: str | None = Field(default=None, max_length=500)
+    shared_inventory: dict | None = Field(default=None, sa_column=Column(JSON))  # the other machine's, kept
 
 
 class Report(SQLModel, table=True):
@@ -105,6 +125,9 @@ class Report(SQLModel, table=True):
     method: str | None = Field(default=None, max_length=16)  # the method accounted for the awake time
     joules: float | None = None
     samples: list | None = Field(default=None, sa_column=Column(JSON))  # every method, for calibration
+    # The policy's processes_absent names the agent looked for, and those it found running (None: none watched).
+    processes_watched: list | None = Field(default=None, sa_column=Column(JSON))
+    processes_running: list | None = Field(default=None, sa_column=Column(JSON))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -622,9 +622,22 @@ def _since_input(b: Behaviour, at: datetime) -> float:
     return float(_INPUT_LOOKBACK.total_seconds())
 
 
+LEFT_RUNNING_CHANCE = 0.05  # of a device, on a given day, having a watched process (a render, a recording) running
+
+
+def left_running(device: VirtualDevice, watched: tuple[str, ...], at: datetime) -> tuple[str, ...]:
+    """Which of the schedule's ``processes_absent`` names run on the device at ``at``: now and then one of
+    them is left running for the whole day (a student's overnight render), the same all day."""
+    day = at.astimezone(ZoneInfo(device.behaviour.timezone)).date()
+    return tuple(name for name in watched
+                 if random.Random(f"{device.behaviour.key}|{day}|{name}").random() < LEFT_RUNNING_CHANCE)
+
+
 def report_for(device: VirtualDevice, seq: int, start: datetime, end: datetime,
-               with_inventory: bool = False) -> Report | None:
-    """The report the device's agent sends for [start, end), or None when it was off or asleep throughout."""
+               with_inventory: bool = False, watched: tuple[str, ...] = ()) -> Report | None:
+    """The report the device's agent sends for [start, end), or None when it was off or asleep throughout.
+
+    ``watched`` are the process names the device's schedule waits on; the report says which of them run."""
     b = device.behaviour
     use = usage(b, start, end)
     if use is None:
@@ -653,7 +666,8 @@ def report_for(device: VirtualDevice, seq: int, start: datetime, end: datetime,
         seq=seq, start=use.start, end=use.end,
         activity=Activity(state=state, cpu_percent=round(cpu, 1), idle_seconds=round(use.since_input, 1),
                           idle_source=device.idle_source, sessions=1 if signed_in else 0,
-                          slept_seconds=use.slept_seconds),
+                          slept_seconds=use.slept_seconds, processes_watched=watched,
+                          processes_running=left_running(device, watched, use.end)),
         energy=tuple(energy), inventory=device.inventory() if with_inventory else None,
     )
 

@@ -189,6 +189,7 @@ class _Agent:
     last_end: datetime | None = None  # end of the last report, to tell a fresh start (send inventory)
     queued: bool = False
     refused: bool = False  # 401: the controller no longer knows this agent
+    watched: tuple[str, ...] = ()  # the processes its latest schedule waits on, as a real agent reports them
 
 
 class Simulation:
@@ -383,7 +384,7 @@ class Simulation:
             start, end = agent.until, agent.until + self.step
             # Inventory rides on the first report after a start (boot, wake, or a fresh agent).
             fresh = agent.last_end is None or (start - agent.last_end) >= self.step
-            report = report_for(agent.device, agent.next_seq, start, end, with_inventory=fresh)
+            report = report_for(agent.device, agent.next_seq, start, end, with_inventory=fresh, watched=agent.watched)
             agent.until = end
             if report is not None:
                 agent.spool.append((end, report))
@@ -406,7 +407,12 @@ class Simulation:
                 return self._failed(f"an answer that is not a BatchAck: {exc}")
             self.tally.accepted += len(ack.accepted)
             self.tally.duplicate += len(ack.duplicate)
-            self._drop(agent, set(ack.accepted) | set(ack.duplicate))
+            if ack.rejected:  # never accepted, however often sent: dropped, like a real agent drops them
+                self.tally.rejected += len(ack.rejected)
+                self.tally.last_error = ack.rejected[-1].reason
+            self._drop(agent, set(ack.accepted) | set(ack.duplicate) | {r.seq for r in ack.rejected})
+            if ack.schedule is not None:
+                agent.watched = ack.schedule.idle.processes_absent if ack.schedule.idle else ()
             return True
         if answer.status_code == 422:
             rejected = _rejected(answer) or {r.seq for _, r in batch}

@@ -8,11 +8,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from controller.api.auth import NotSignedIn, not_signed_in_response
-from controller.web.pages import devices, lifecycle, overview, policies, reports, signin, users, wake
+from controller.web.pages import conflicts, devices, lifecycle, overview, policies, reports, signin, users, wake
 from controller.web.security import SecurityHeaders
 
 ROUTERS = (signin.router, overview.router, devices.router, policies.router, wake.router, lifecycle.router,
-           reports.router, users.router)
+           reports.router, users.router, conflicts.router)
 
 
 def install(app: FastAPI) -> None:

@@ -21,6 +21,6 @@ templates.env.filters["money"] = fmt.money_text
 
 
 def page(request: Request, template: str, principal: Principal | None, status_code: int = 200,
-         **context: Any) -> Response:
+         headers: dict[str, str] | None = None, **context: Any) -> Response:
     return templates.TemplateResponse(request, template, {"principal": principal, **context},
-                                      status_code=status_code)
+                                      status_code=status_code, headers=headers)

@@ -1,7 +1,9 @@
 """Response headers that keep the console's pages from being framed, sniffed or fed foreign scripts.
 
 The console has no inline script or style, so the content security policy allows only its own origin.
-FastAPI's /docs and /redoc load their viewers from a CDN; they keep the other headers but not the CSP.
+Over HTTPS, Strict-Transport-Security tells browsers never to use plain HTTP for it again. FastAPI's
+/docs and /redoc (off unless the ``api_docs`` setting turns them on) load their viewers from a CDN;
+they keep the other headers but not the CSP.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"same-origin")]
 NO_CSP_PATHS = ("/docs", "/redoc")
+HSTS = (b"strict-transport-security", b"max-age=31536000")  # a year; not includeSubDomains: not ours to say
 
 
 class SecurityHeaders:
@@ -24,6 +27,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         extra = list(HEADERS)
+        if scope.get("scheme") == "https":
+            extra.append(HSTS)
         if not scope["path"].startswith(NO_CSP_PATHS):
             extra.append((b"content-security-policy", CSP.encode()))
 

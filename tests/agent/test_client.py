@@ -308,6 +308,17 @@ def test_a_422_naming_reports_says_which_ones(controller: FakeController, pki: P
     assert "cpu_percent out of range" in str(caught.value)
 
 
+def test_a_503_says_how_long_to_wait(controller: FakeController, pki: Pki) -> None:
+    controller.respond = lambda _seen: Answer(503, {"detail": "the database cannot answer just now"},
+                                              {"Retry-After": "30"})
+
+    with pytest.raises(ControllerUnavailable) as caught:
+        Client(controller.url, ca_file=pki.ca_file).send(CREDS, [report_json(1)])
+
+    assert caught.value.retry_after == 30
+    assert Backoff(base=2.0, cap=300.0, random=lambda: 0.0).at_least(30) == 30
+
+
 def test_a_redirect_is_not_followed_so_the_credentials_stay_put(controller: FakeController, pki: Pki) -> None:
     controller.respond = lambda _seen: Answer(307, None, {"Location": controller.url + "/elsewhere"})
 

@@ -31,6 +31,7 @@ from agent.protocol import (
     Inventory,
     OperatingSystem,
     PowerState,
+    RejectedReport,
     Report,
     Smbios,
 )
@@ -74,6 +75,8 @@ class FakeController:
         self.too_large: set[int] = set()  # a batch holding any of these gets 413
         self.invalid: set[int] = set()  # named in a 422
         self.ignore: set[int] = set()  # silently left out of the ack
+        self.refused: set[int] = set()  # answered in the ack's rejected list
+        self.retry_after: float | None = None  # while down, answer 503 with this Retry-After
         self.received: list[int] = []  # every report stored, in arrival order
         self.batches: list[list[int]] = []  # every batch attempted, answered or not
         self.attempts_while_down = 0
@@ -94,17 +97,19 @@ class FakeController:
         self.batches.append(seqs)
         if not self.up:
             self.attempts_while_down += 1
-            raise ControllerUnavailable("cannot reach the controller")
+            raise ControllerUnavailable("cannot reach the controller", self.retry_after)
         if creds.secret not in self.secrets:
             raise Unauthorized("answered 401: unknown agent")
         if (self.max_batch is not None and len(seqs) > self.max_batch) or self.too_large & set(seqs):
             raise PayloadTooLarge("answered 413")
         if self.invalid & set(seqs):
             raise ReportsRejected("answered 422: invalid report", tuple(sorted(self.invalid & set(seqs))))
-        fresh = [s for s in seqs if s not in self.received and s not in self.ignore]
+        fresh = [s for s in seqs if s not in self.received and s not in self.ignore | self.refused]
         self.received += fresh
         return BatchAck(accepted=tuple(fresh), report_interval_seconds=self.interval,
-                        duplicate=tuple(s for s in seqs if s not in fresh and s not in self.ignore))
+                        duplicate=tuple(s for s in seqs if s not in fresh and s not in self.ignore | self.refused),
+                        rejected=tuple(RejectedReport(s, f"report {s} overlaps one already counted")
+                                       for s in seqs if s in self.refused))
 
 
 class FakeTime:
@@ -267,6 +272,35 @@ def test_an_outage_builds_a_backlog_that_drains_in_order_exactly_once(config: Ag
     assert controller.received == list(range(1, collected + 1))
     assert pending(spool) == []
     assert 10 <= controller.attempts_while_down <= 25, "it kept trying, spaced out by the backoff"
+
+
+def test_reports_rejected_in_an_ack_are_dropped_and_the_rest_of_the_batch_delivered(
+        config: AgentConfig, spool: Spool) -> None:
+    controller = FakeController()
+    controller.refused = {2}
+    runner = make_runner(config, spool, controller)
+    for _ in range(3):
+        runner.collect()
+
+    outcome = runner.deliver()
+
+    assert outcome.error is None
+    assert (outcome.delivered, outcome.rejected) == ((1, 3), (2,))
+    assert controller.batches == [[1, 2, 3]], "one request: nothing was sent twice"
+    assert pending(spool) == []
+
+
+def test_a_503_with_retry_after_is_waited_out_not_hammered(config: AgentConfig, spool: Spool) -> None:
+    controller = FakeController()
+    controller.retry_after = 120
+    clock = FakeTime()
+    runner = make_runner(config, spool, controller, clock)
+    clock.at(1, lambda: setattr(controller, "up", False))
+    clock.at(1200, runner.stop)
+
+    runner.run()
+
+    assert 1 <= controller.attempts_while_down <= 1200 // 120, "no try sooner than Retry-After"
 
 
 def test_delivery_resumes_within_the_backoff_cap_of_the_controller_returning(

@@ -15,6 +15,7 @@ import pytest
 from agent.collectors import battery, inventory, rapl
 from agent.collectors.activity import ActivityReading
 from agent.config import AgentConfig
+from agent.platform import facts
 from agent.platform.base import BatteryDraw, RaplCounter, RaplReading
 from agent.protocol import MAX_INTERVAL_SECONDS, DeviceClass, EnergySample, Inventory, PowerMethod, PowerState
 from agent.sampler import (
@@ -206,13 +207,31 @@ def test_rapl_counter_wrapping_inside_an_interval_is_still_counted(
     (package / "energy_uj").write_text(f"{top - 7_000_000}\n")
     s = sampler(root, clock, activity)
     (package / "energy_uj").write_text("3000000\n")
+    for zone in ("intel-rapl:0:0", "intel-rapl:1", "intel-rapl:1:0"):  # the other zones count on: +1 J each
+        counter = root / "sys/class/powercap" / zone / "energy_uj"
+        counter.write_text(f"{int(counter.read_text()) + 1_000_000}\n")
     clock.advance(300)
     activity.work(cpu_percent=10)
 
     sample = by_method(s.report(1).energy)[PowerMethod.RAPL, PowerState.IDLE]
 
-    assert sample.joules == pytest.approx(10.0)  # 7 J to the top, 3 J after; the other zones did not move
+    assert sample.joules == pytest.approx(13.0)  # 7 J to the top and 3 J after, 3 J elsewhere
     assert sample.detail == "package-0+dram+package-1+dram"
+
+
+def test_one_frozen_counter_is_left_out_by_name_and_the_moving_ones_count(
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+    root = machine(tmp_path, "poweredge-r740")
+    s = sampler(root, clock, activity)
+    for zone in ("intel-rapl:0", "intel-rapl:0:0", "intel-rapl:1"):  # package-1's DRAM stands still
+        counter = root / "sys/class/powercap" / zone / "energy_uj"
+        counter.write_text(f"{int(counter.read_text()) + 2_000_000}\n")
+    clock.advance(300)
+
+    sample = by_method(s.report(1).energy)[PowerMethod.RAPL, PowerState.IDLE]
+
+    assert (sample.status, sample.joules) == ("ok", pytest.approx(6.0))
+    assert sample.detail == "package-0+dram+package-1; left out dram (intel-rapl:1:0): counter not advancing"
 
 
 def test_charging_laptop_says_its_battery_is_no_measurement(
@@ -244,6 +263,8 @@ def package(energy_uj: int) -> RaplReading:
     pytest.param(package(9_000_000_000), package(2_000_000), True, "unavailable: counter reset by suspend", None,
                  id="counter went back across a suspend"),
     pytest.param(package(262_143_328_850 - 1_000_000), package(2_000_000), False, "ok", 3.0, id="wrapped"),
+    pytest.param(package(5_000_000), package(5_000_000), False, "unavailable: counter not advancing", None,
+                 id="frozen counter"),
 ])
 def test_rapl_sample(previous: RaplReading | None, current: RaplReading, slept: bool, status: str,
                      joules: float | None) -> None:
@@ -270,6 +291,69 @@ def test_a_battery_rate_no_machine_could_draw_costs_that_figure_not_the_report()
     sample = battery_sample(absurd, absurd, 300, PowerState.IDLE)
 
     assert (sample.status, sample.joules) == ("unavailable: implausible reading", None)
+
+
+# --- bad readings: each costs its own figure, never the report ------------------------------------------
+# Copies of the real captures in tests/fixtures/linux/sysfs with one value made bad, as broken drivers and
+# firmware make them (the bad values are ours; everything else is the captured machine).
+
+
+def test_a_battery_capacity_in_the_wrong_unit_costs_that_figure_and_the_machine_still_reports(
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+    root = machine(tmp_path, "thinkpad-t14")
+    (root / "sys/class/power_supply/BAT0/energy_full_design").write_text("47000000000000000\n")  # 4.7e13 Wh
+    s = sampler(root, clock, activity)
+    clock.advance(300)
+
+    report = s.report(1)
+
+    (bat0,) = report.inventory.batteries
+    assert (bat0.design_wh, bat0.full_wh) == (None, 45.21)
+    assert bat0.detail == "design_wh unavailable: 4.7e+10 Wh is out of range"
+    assert {sample.method for sample in report.energy} >= {PowerMethod.MODEL, PowerMethod.BATTERY}
+
+
+def test_a_rapl_counter_that_does_not_move_is_unavailable_not_zero_joules(
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+    root = machine(tmp_path, "thinkpad-t14")  # nothing advances the captured counters between readings
+    s = sampler(root, clock, activity)
+    clock.advance(300)
+    activity.work(cpu_percent=40)
+
+    rapl_energy = by_method(s.report(1).energy)[PowerMethod.RAPL, PowerState.ACTIVE]
+
+    assert (rapl_energy.status, rapl_energy.joules) == ("unavailable: counter not advancing", None)
+    assert rapl_energy.detail == "package-0+dram"
+
+
+def test_an_unreadable_dram_zone_is_named_and_the_package_still_counts(
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+    root = machine(tmp_path, "thinkpad-t14")
+    powercap = root / "sys/class/powercap"
+    (powercap / "intel-rapl:0:2/energy_uj").write_text("\n")  # the driver returned nothing
+    s = sampler(root, clock, activity)
+    (powercap / "intel-rapl:0/energy_uj").write_text(f"{48215342917 + 1_500_000_000}\n")
+    clock.advance(300)
+
+    rapl_energy = by_method(s.report(1).energy)[PowerMethod.RAPL, PowerState.IDLE]
+
+    assert (rapl_energy.status, rapl_energy.joules) == ("ok", pytest.approx(1500.0))
+    assert rapl_energy.detail == "package-0; left out dram (intel-rapl:0:2): unreadable counter"
+
+
+def test_control_characters_from_firmware_strings_are_stripped_from_the_inventory(
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+    root = machine(tmp_path, "thinkpad-t14")
+    dmi = root / "sys/class/dmi/id"
+    (dmi / "product_version").write_text("ThinkPad\x00 T14\x1b[2J Gen 1\x07\n")
+    (dmi / "product_serial").write_text("PF2\tABCDE\x85\n")
+    (dmi / "chassis_type").write_text("4096\n")  # not a one-byte SMBIOS code
+    s = sampler(root, clock, activity)
+    clock.advance(300)
+
+    smbios = s.report(1).inventory.smbios
+
+    assert (smbios.model, smbios.serial, smbios.chassis_type) == ("ThinkPad T14[2J Gen 1", "PF2ABCDE", None)
 
 
 # --- sleep ---------------------------------------------------------------------------------------------
@@ -308,7 +392,9 @@ def test_measured_methods_cover_only_the_time_awake(clock: FakeClock, activity: 
 # --- inventory ----------------------------------------------------------------------------------------
 
 def test_inventory_rides_on_the_first_report_then_on_changes_then_daily(
-        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Host facts are read again hourly (agent.platform.facts), by the same clock as the reports.
+    monkeypatch.setattr(facts, "HOST_FACTS", facts.FactsCache(facts._read, lambda: (clock() - T0).total_seconds()))
     root = machine(tmp_path, "optiplex-7070")
     s = sampler(root, clock, activity)
 
@@ -321,12 +407,13 @@ def test_inventory_rides_on_the_first_report_then_on_changes_then_daily(
     unchanged = next_report(2)
     drm = root / "sys/class/drm"
     (drm / "card0-HDMI-A-1/edid").write_bytes((drm / "card0-DP-1/edid").read_bytes())  # a second monitor
-    changed = next_report(3)
-    settled = next_report(4)
-    daily = next_report(5, seconds=24 * 3600)
+    not_yet_read = next_report(3)
+    changed = next_report(4, seconds=3600)  # the hourly reading of the host facts finds it
+    settled = next_report(5)
+    daily = next_report(6, seconds=24 * 3600)
 
     assert first is not None and len(first.monitors) == 1
-    assert unchanged is None
+    assert unchanged is None and not_yet_read is None
     assert changed is not None and len(changed.monitors) == 2
     assert settled is None
     assert daily is not None and daily.monitors == changed.monitors

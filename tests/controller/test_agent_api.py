@@ -194,13 +194,6 @@ class TestBadInput:
     def test_invalid_json(self, client, engine, auth):
         assert "not valid JSON" in self.refused(client, engine, auth, b'{"reports": [', 400)["detail"]
 
-    def test_wrong_types(self, client, engine, auth):
-        body = batch_json([report(1)])
-        body["reports"][0]["activity"]["cpu_percent"] = "4.0"
-        detail = self.refused(client, engine, auth, body, 422)
-        assert "reports[0].activity.cpu_percent" in detail["detail"]
-        assert detail["rejected"] == [1]
-
     def test_unknown_protocol_version(self, client, engine, auth):
         body = batch_json([report(1)])
         body["protocol_version"] = 99
@@ -210,21 +203,71 @@ class TestBadInput:
         body = batch_json(consecutive(1, 400))
         assert "larger than" in self.refused(client, engine, auth, body, 413)["detail"]
 
-    def test_negative_energy_names_the_report_so_the_agent_can_drop_it(self, client, engine, auth):
+
+class TestOneBadReport:
+    """A report that can never be accepted is answered in ``rejected`` with its reason; the rest of its
+    batch is stored, so one poisoned report never holds back the good ones."""
+
+    @pytest.fixture
+    def auth(self, client, engine) -> dict[str, str]:
+        return enrolled(client, engine)
+
+    def answered(self, client, engine, auth, body: dict, stored_seqs: list[int]) -> dict[int, str]:
+        answer = client.post(REPORTS, json=body, headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert sorted(r.seq for r in stored(engine, ReportRow)) == stored_seqs
+        assert answer.json()["accepted"] == stored_seqs
+        return {r["seq"]: r["reason"] for r in answer.json()["rejected"]}
+
+    def test_wrong_types(self, client, engine, auth):
+        body = batch_json(consecutive(1, 2))
+        body["reports"][0]["activity"]["cpu_percent"] = "4.0"
+        assert "activity.cpu_percent" in self.answered(client, engine, auth, body, [2])[1]
+
+    def test_negative_energy(self, client, engine, auth):
         body = batch_json(consecutive(1, 3))
         body["reports"][1]["energy"][0]["joules"] = -5.0
-        detail = self.refused(client, engine, auth, body, 422)
-        assert detail["rejected"] == [2] and "energy must not be negative" in detail["detail"]
+        assert "energy must not be negative" in self.answered(client, engine, auth, body, [1, 3])[2]
+        assert total_joules(engine) == pytest.approx(2 * 300 * 45.0)
 
     def test_a_timestamp_far_in_the_future(self, client, engine, auth):
         future = datetime.now(UTC) + timedelta(days=30)
-        detail = self.refused(client, engine, auth, batch_json([report(1), report(2, start=future)]), 422)
-        assert detail["rejected"] == [2] and "in the future" in detail["detail"]
+        assert "in the future" in self.answered(client, engine, auth, batch_json([report(1), report(2, start=future)]),
+                                                [1])[2]
 
     def test_a_naive_timestamp(self, client, engine, auth):
-        body = batch_json([report(1)])
-        body["reports"][0]["start"] = "2026-02-16T18:00:00"
-        assert "UTC offset" in self.refused(client, engine, auth, body, 422)["detail"]
+        body = batch_json(consecutive(1, 2))
+        body["reports"][1]["start"] = "2026-02-16T18:00:00"
+        assert "UTC offset" in self.answered(client, engine, auth, body, [1])[2]
+
+    def test_a_control_character_in_an_inventory_string(self, client, engine, auth):
+        body = batch_json([report(1, with_inventory=inventory()), *consecutive(2, 1, start=T0 + timedelta(minutes=5))])
+        body["reports"][0]["inventory"]["hostname"] = "HILL\x00PC"
+        assert "control character" in self.answered(client, engine, auth, body, [2])[1]
+        (device,) = stored(engine, Device)
+        assert device.hostname == "HILL-R12-PC07"
+
+    def test_a_seq_or_wake_id_beyond_the_database_integer(self, client, engine, auth):
+        body = batch_json(consecutive(1, 2))
+        body["reports"][1]["relayed_wakes"] = [2**63]
+        assert "relayed wake ids" in self.answered(client, engine, auth, body, [1])[2]
+        body = batch_json(consecutive(3, 1, start=T0 + timedelta(hours=1)))
+        body["reports"][0]["seq"] = 2**63  # cannot be named: the batch is refused whole, nothing stored
+        answer = client.post(REPORTS, json=body, headers=auth)
+        assert answer.status_code == 422 and "seq" in answer.json()["detail"]
+        assert sorted(r.seq for r in stored(engine, ReportRow)) == [1]
+
+    def test_every_report_bad_is_still_an_answer(self, client, engine, auth):
+        body = batch_json(consecutive(1, 2))
+        for r in body["reports"]:
+            r["activity"]["cpu_percent"] = 400.0
+        assert set(self.answered(client, engine, auth, body, [])) == {1, 2}
+
+
+class TestAuthentication:
+    @pytest.fixture
+    def auth(self, client, engine) -> dict[str, str]:
+        return enrolled(client, engine)
 
     @pytest.mark.parametrize("header", [None, "Bearer nonsense", "Bearer abc:def", "Basic dXNlcjpwYXNz"])
     def test_missing_or_wrong_credentials(self, client, engine, auth, header):

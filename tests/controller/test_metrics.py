@@ -405,7 +405,7 @@ class TestIngest:
         estate.post(machine, 1, 3, T0)
         estate.post(machine, 2, 3, T0 + timedelta(minutes=5))  # 2 and 3 again, 4 new
         future = estate.post(machine, 10, 2, utcnow() + timedelta(days=1))
-        assert "detail" in future
+        assert [r["seq"] for r in future["rejected"]] == [10, 11]
 
         samples = scrape(client)
 
@@ -460,7 +460,7 @@ class TestExposition:
         assert len(series(samples, "caretaker_power_watts")) == 1
         label_names = {name for _, labels in samples for name, _ in labels}
         assert label_names <= {"site", "device_class", "state", "method", "last_seen", "outcome", "stage", "status",
-                               "year", "source", "section", "version", "le"}
+                               "year", "source", "section", "version", "le", "kind", "reason"}
 
 
 class TestCache:

@@ -83,9 +83,9 @@ def db(console) -> Session:
 
 
 MENUS = {
-    "network_manager": ["Overview", "Devices", "Policies", "Wake", "Lifecycle", "Reports", "Users"],
-    "bursar": ["Overview", "Devices", "Policies", "Lifecycle", "Reports"],
-    "auditor": ["Overview", "Devices", "Policies", "Lifecycle", "Reports"],
+    "network_manager": ["Overview", "Devices", "Policies", "Wake", "Conflicts", "Lifecycle", "Reports", "Users"],
+    "bursar": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Reports"],
+    "auditor": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Reports"],
 }
 
 

@@ -6,21 +6,25 @@ import asyncio
 import time
 from dataclasses import replace
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 
-from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
+from agent.protocol import BatchAck, EnrollRequest, EnrollResponse
 from controller.api.deps import CurrentAgent, RuntimeDep
-from controller.api.payloads import BadPayload, parse_body
+from controller.api.errors import Problem
+from controller.api.payloads import BadPayload, parse_batch, parse_body
 from controller.db import session_scope
 from controller.register.enrollment import EnrollmentRefused, enroll
-from controller.register.ingest import check_times
+from controller.register.ingest import AuthFailed
 from controller.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+REPORTS_PATH = "/api/v1/agent/reports"
+_JSON_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+_REFUSED = {401: {"model": Problem, "description": "unknown, expired, revoked or used-up token or credentials"}}
 
 
 @router.post("/enroll", response_model=EnrollResponse, status_code=status.HTTP_201_CREATED,
-             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+             openapi_extra=_JSON_BODY, responses=_REFUSED)
 async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
     payload = await parse_body(request, EnrollRequest)
     settings = runtime.settings
@@ -37,26 +41,28 @@ async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
     return answer
 
 
-@router.post("/reports", response_model=BatchAck,
-             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+@router.post("/reports", response_model=BatchAck, openapi_extra=_JSON_BODY, responses=_REFUSED)
 async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent) -> BatchAck:
+    """Store a batch. Each report is answered on its own: ``accepted``, ``duplicate`` (stored before) or
+    ``rejected`` with the reason (invalid, overlapping one already stored, more power than its class can
+    draw, from the future or too old); a rejected report never holds back the others."""
     began = time.perf_counter()
     metrics = runtime.metrics.ingest
     try:
-        batch = await parse_body(request, ReportBatch)
-        settings = runtime.settings
-        rejected = check_times(batch, utcnow(), settings.clock_skew_seconds, settings.max_report_age_days)
-        if rejected:
-            metrics.rejected.inc(len(rejected))
-            raise BadPayload(422, "; ".join(r.reason for r in rejected), [r.seq for r in rejected])
-        ack = await asyncio.wrap_future(runtime.writer.submit(agent, batch))
-        if runtime.schedules is not None:
+        batch, invalid = await parse_batch(request)
+        try:
+            ack = await asyncio.wrap_future(runtime.writer.submit(agent, batch, invalid))
+        except AuthFailed as exc:
+            raise HTTPException(status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        if runtime.schedules is not None and batch is not None:
             schedule = await runtime.schedules.reply(agent.device_id, batch.schedule_version)
             if schedule is not None:
                 ack = replace(ack, schedule=schedule)
         metrics.accepted.inc(len(ack.accepted))
         if ack.duplicate:  # replays are rare: the common request pays one increment
             metrics.duplicate.inc(len(ack.duplicate))
+        if ack.rejected:
+            metrics.rejected.inc(len(ack.rejected))
         return ack
     finally:
         metrics.duration.observe(time.perf_counter() - began)

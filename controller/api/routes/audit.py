@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from controller.api.auth import READERS, CurrentPrincipal, require
 from controller.api.deps import RuntimeDep
+from controller.api.ids import Id
 from controller.policy.audit import AuditLine, UnknownFilter, audit_log
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 async def get_audit(runtime: RuntimeDep, principal: CurrentPrincipal,
                     since: Annotated[datetime, Query(description="ISO 8601 with an offset")],
                     until: Annotated[datetime | None, Query()] = None,
-                    device: Annotated[int | None, Query()] = None,
+                    device: Annotated[Id | None, Query()] = None,
                     site: Annotated[str | None, Query()] = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[AuditLine]:
     for name, value in (("since", since), ("until", until)):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from controller.api.auth import READERS, Principal, Role, require
 from controller.api.deps import RuntimeDep
+from controller.api.ids import DeviceRef
 from controller.db import session_scope
 from controller.lifecycle import embodied, queries, service
 from controller.lifecycle.evidence import Evidence, check_method
@@ -72,7 +73,7 @@ class BatchIn(BaseModel):
 
 
 class DevicesIn(BaseModel):
-    devices: list[str] = Field(min_length=1)
+    devices: list[DeviceRef] = Field(min_length=1, max_length=10_000)
 
 
 def _refused(exc: Exception) -> HTTPException:
@@ -80,7 +81,7 @@ def _refused(exc: Exception) -> HTTPException:
 
 
 @router.post("/devices/{device}/moves", response_model=service.MoveResult)
-def move_device(device: str, body: MoveIn, runtime: RuntimeDep, principal: Manager) -> service.MoveResult:
+def move_device(device: DeviceRef, body: MoveIn, runtime: RuntimeDep, principal: Manager) -> service.MoveResult:
     try:
         given = body.evidence.model_dump() if body.evidence else {}
         if given.get("method"):
@@ -95,7 +96,7 @@ def move_device(device: str, body: MoveIn, runtime: RuntimeDep, principal: Manag
 
 
 @router.get("/devices/{device}/history", response_model=list[HistoryOut])
-def device_history(device: str, runtime: RuntimeDep, principal: Reader) -> list[HistoryOut]:
+def device_history(device: DeviceRef, runtime: RuntimeDep, principal: Reader) -> list[HistoryOut]:
     try:
         with session_scope(runtime.engine) as session:
             lines = service.history(session, device, principal.may_see)
@@ -122,7 +123,7 @@ def forecast(runtime: RuntimeDep, principal: Reader,
 
 
 @router.get("/embodied", response_model=list[queries.EmbodiedLine])
-def embodied_carbon(runtime: RuntimeDep, principal: Reader, year: int | None = None,
+def embodied_carbon(runtime: RuntimeDep, principal: Reader, year: Annotated[int | None, Query(ge=1990, le=2200)] = None,
                     site: str | None = None) -> list[queries.EmbodiedLine]:
     today = utcnow().date()
     with session_scope(runtime.engine) as session:

@@ -2,7 +2,8 @@
 
     POST /api/v1/wake            {"device": "HILL-R12-PC07"} or {"site": "Hill"} or {"site":…, "group": "ICT 2"}:
                                  queue a paced wave (network managers); 404 unknown target, 422 bad body
-    GET  /api/v1/wake            wake requests, newest first (?site=&status=&limit=), every reader
+    GET  /api/v1/wake            wake requests, newest first, each with what happened to it in words
+                                 (?site=&status=&limit=&wake=<id>&wake=<id>: a wave's own), every reader
     GET  /api/v1/wake/failures   devices whose latest wake failed, with the likely cause (?site=)
 
 Readers limited to some sites see only those; a wake of a device outside a caller's sites is refused.
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import READERS, Principal, Role, require
 from controller.api.deps import RuntimeDep
+from controller.api.ids import DeviceRef
 from controller.db import session_scope
 from controller.power.models import WakeStatus
 from controller.power.wake import (
@@ -37,7 +39,7 @@ router = APIRouter(prefix="/api/v1/wake", tags=["wake"])
 
 
 class WakeIn(BaseModel):
-    device: str | None = Field(default=None, max_length=255, description="device id or hostname")
+    device: DeviceRef | None = Field(default=None, description="device id or hostname")
     site: str | None = Field(default=None, max_length=100)
     group: str | None = Field(default=None, max_length=100, description="room or group")
     reason: str = Field(default="requested over the API", max_length=400)
@@ -67,9 +69,11 @@ async def wake(body: WakeIn, runtime: RuntimeDep,
 @router.get("", response_model=list[WakeRow])
 def wakes(runtime: RuntimeDep, principal: Annotated[Principal, Depends(require(*READERS))],
           site: str | None = None, status: WakeStatus | None = None,
-          limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[WakeRow]:
+          limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+          wake: Annotated[list[int] | None, Query(max_length=10_000, description="only these wake ids")] = None,
+          ) -> list[WakeRow]:
     with session_scope(runtime.engine) as session:
-        rows = list_wakes(session, site, status.value if status else None, limit)
+        rows = list_wakes(session, site, status.value if status else None, limit, wake)
     return [r for r in rows if principal.may_see(r.site_id)]
 
 

@@ -1,7 +1,7 @@
 """snmp units: the further chassis of a stack, each a device of its own
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0014
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0013'
-down_revision: str | None = '0010'
+down_revision: str | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

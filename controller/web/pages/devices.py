@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from controller.api.deps import RuntimeDep
+from controller.api.ids import Id
 from controller.register.devices import NotFound, device_detail
 from controller.timeutil import utcnow
 from controller.web.chart import bar_chart
@@ -40,7 +41,7 @@ def devices(request: Request, runtime: RuntimeDep, principal: Reader, q: str = "
 
 
 @router.get("/devices/{device_id}")
-def device(request: Request, runtime: RuntimeDep, principal: Reader, device_id: int, done: str = "") -> Response:
+def device(request: Request, runtime: RuntimeDep, principal: Reader, device_id: Id, done: str = "") -> Response:
     with Session(runtime.engine) as session:
         try:
             detail = device_detail(session, device_id)

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from controller.api.deps import RuntimeDep
+from controller.api.ids import Id
 from controller.db import session_scope
 from controller.lifecycle.evidence import Evidence, check_method
 from controller.lifecycle.service import NotFound, add_to_batch, create_batch, move
@@ -41,13 +42,13 @@ def _move_page(request: Request, session: Session, principal, device_id: int, st
 
 
 @router.get("/lifecycle/devices/{device_id}")
-def move_form(request: Request, runtime: RuntimeDep, principal: Manager, device_id: int) -> Response:
+def move_form(request: Request, runtime: RuntimeDep, principal: Manager, device_id: Id) -> Response:
     with Session(runtime.engine) as session:
         return _move_page(request, session, principal, device_id)
 
 
 @router.post("/lifecycle/devices/{device_id}")
-def move_device(request: Request, runtime: RuntimeDep, principal: Manager, device_id: int,
+def move_device(request: Request, runtime: RuntimeDep, principal: Manager, device_id: Id,
                 target: Text, reason: Text, outcome: Text = "", method: Text = "", certificate_ref: Text = "",
                 sanitised_on: Text = "", transfer_note_ref: Text = "", carrier: Text = "", recycler: Text = "",
                 accreditation: Text = "", collected_on: Text = "", batch: Text = "") -> Response:

@@ -4,13 +4,14 @@ and switching a policy's mode, behind a confirmation page that shows what the sw
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from controller.api.deps import Runtime, RuntimeDep
+from controller.api.ids import DeviceRef
 from controller.db import session_scope
 from controller.policy import explain, loader
 from controller.policy.engine import context, decide_in
@@ -53,7 +54,7 @@ def validate(request: Request, runtime: RuntimeDep, principal: Reader) -> Respon
 
 
 @router.get("/policies/explain")
-def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, device: str = "",
+def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, device: DeviceRef | Literal[""] = "",
                      at: str = "") -> Response:
     lines: list[str] = []
     error = None
@@ -65,9 +66,11 @@ def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, d
                 row = session.get(Device, detail.device.id)
                 if not principal.may_see(row.site_id):
                     raise NotFound(f"no device with id or hostname {device!r}")
-                facts = explain.facts(detail, tuple(row.tags or ()), row.room)
+                reported = explain.reported_processes(session, str(row.id))
+                facts = explain.facts(detail, tuple(row.tags or ()), row.room,
+                                      explain.activity(None, None, None, None, reported))
                 ctx = context(active.policies, active.calendars, facts)
-                lines = explain.render(decide_in(ctx, explain.parse_moment(at, ctx.tz)), facts)
+                lines = explain.render(decide_in(ctx, explain.parse_moment(at, ctx.tz)), facts, reported)
             except (NotFound, ValueError) as exc:
                 error = str(exc)
     return page(request, "explain.html", principal, status_code=400 if error else 200, nav="policies",

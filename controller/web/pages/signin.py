@@ -1,9 +1,13 @@
 """Signing in and out. A failed sign-in says the same thing, at the same speed, whether or not the name
-exists; it is logged with the address it came from.
+exists; it is logged with the address it came from and counted (``caretaker_signin_refused_total``).
+Guessing is slowed per source address and overall, never by locking the named account (web/throttle.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -19,8 +23,10 @@ from controller.timeutil import utcnow
 from controller.web.accounts import SessionPolicy, close_session, open_session, sign_in
 from controller.web.pages import Reader
 from controller.web.render import page
+from controller.web.throttle import Busy
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 WRONG = "That name and password do not match an account that may sign in."
 
 
@@ -44,22 +50,48 @@ async def signin_form(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/signin")
-def signin(request: Request, runtime: RuntimeDep, name: Annotated[str, Form(max_length=100)],
-           password: Annotated[str, Form(max_length=1000)], next: Annotated[str, Form()] = "/") -> Response:
+async def signin(request: Request, runtime: RuntimeDep, name: Annotated[str, Form(max_length=100)],
+                 password: Annotated[str, Form(max_length=1000)], next: Annotated[str, Form()] = "/") -> Response:
     if not _same_origin(request):
         raise HTTPException(status_code=403, detail="sign in from the console's own sign-in page")
     source = request.client.host if request.client else "unknown"
-    with session_scope(runtime.engine) as session:
-        user = sign_in(session, name.strip(), password, source)
-        policy = SessionPolicy.from_settings(runtime.settings)
-        secret = open_session(session, user, policy, utcnow())[0] if user else None
+    throttle, refused = runtime.signin, runtime.metrics.signin_refused
+    wait = throttle.wait(source)
+    if wait > 0:
+        refused.labels("throttled").inc()
+        log.warning("sign-in from %s refused: too many failed sign-ins, %.0f s to wait", source, wait)
+        return page(request, "signin.html", None, status_code=429, error=_wait_message(wait), next=_safe_next(next),
+                    name=name, headers={"Retry-After": str(math.ceil(wait))})
+
+    def check() -> str | None:
+        with session_scope(runtime.engine) as session:
+            user = sign_in(session, name.strip(), password, source)
+            policy = SessionPolicy.from_settings(runtime.settings)
+            return open_session(session, user, policy, utcnow())[0] if user else None
+
+    try:
+        async with throttle.hashing():
+            secret = await asyncio.to_thread(check)
+    except Busy:
+        refused.labels("busy").inc()
+        log.warning("sign-in from %s refused: too many sign-ins being checked at once", source)
+        return page(request, "signin.html", None, status_code=429, error=_wait_message(1), next=_safe_next(next),
+                    name=name, headers={"Retry-After": "1"})
     if secret is None:
+        throttle.failed(source)
+        refused.labels("wrong").inc()
+        log.warning("sign-in from %s refused: wrong name or password", source)
         return page(request, "signin.html", None, status_code=401, error=WRONG, next=_safe_next(next), name=name)
+    throttle.succeeded(source)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https",
                         max_age=int(timedelta(hours=runtime.settings.session_absolute_hours).total_seconds()))
     return response
+
+
+def _wait_message(seconds: float) -> str:
+    return f"Too many sign-in attempts. Try again in {math.ceil(seconds)} s."
 
 
 @router.post("/signout")

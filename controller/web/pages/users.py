@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from controller.api.deps import RuntimeDep
+from controller.api.ids import Id
 from controller.db import session_scope
 from controller.timeutil import utcnow
 from controller.web.accounts import (
@@ -84,7 +85,7 @@ def new_token(request: Request, runtime: RuntimeDep, principal: Manager, name: A
 
 
 @router.post("/apitokens/{token_id}/revoke")
-def revoke(request: Request, runtime: RuntimeDep, principal: Manager, token_id: int) -> Response:
+def revoke(request: Request, runtime: RuntimeDep, principal: Manager, token_id: Id) -> Response:
     try:
         with session_scope(runtime.engine) as session:
             revoke_token(session, token_id, principal.actor)

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from controller.api.deps import RuntimeDep
+from controller.api.ids import Id
 from controller.db import session_scope
 from controller.power.wake import WakeConfig, WakeRefused, WaveResult, list_wakes, request_wakes, select_devices
 from controller.timeutil import utcnow
@@ -39,7 +40,7 @@ def wake_home(request: Request, runtime: RuntimeDep, principal: Manager) -> Resp
 
 
 @router.post("/wake/device/{device_id}")
-def wake_device(request: Request, runtime: RuntimeDep, principal: Manager, device_id: int,
+def wake_device(request: Request, runtime: RuntimeDep, principal: Manager, device_id: Id,
                 reason: Reason) -> Response:
     try:
         result = _wave(runtime, principal.actor, reason, device=str(device_id))

@@ -63,14 +63,36 @@ def test_counter_that_wrapped_between_readings_gives_the_true_energy(machine: Ca
     assert rapl.energy_between(before.counters[0], after.counters[0]) == 4_000_000
 
 
-def test_root_only_counter_is_reported_as_a_permission_problem_not_zero(
+def test_root_only_counters_are_reported_as_a_permission_problem_not_zero(
         unprivileged_machine: Callable[[str, list[str]], Path], run_unprivileged: Callable[..., Any]) -> None:
-    root = unprivileged_machine("thinkpad-t14", ["sys/class/powercap/intel-rapl:0/energy_uj"])
+    root = unprivileged_machine("thinkpad-t14", ["sys/class/powercap/intel-rapl:0/energy_uj",
+                                                 "sys/class/powercap/intel-rapl:0:2/energy_uj"])
 
     reading = run_unprivileged(rapl.collect, root)
 
     assert reading.status == "unavailable: permission"
     assert reading.counters == ()
+
+
+def test_one_unreadable_zone_is_named_and_the_readable_package_still_counts(
+        unprivileged_machine: Callable[[str, list[str]], Path], run_unprivileged: Callable[..., Any]) -> None:
+    root = unprivileged_machine("thinkpad-t14", ["sys/class/powercap/intel-rapl:0:2/energy_uj"])
+
+    reading = run_unprivileged(rapl.collect, root)
+
+    assert reading.status == "ok"
+    assert [(c.zone, c.name) for c in reading.counters] == [("intel-rapl:0", "package-0")]
+    assert reading.unreadable == ("dram (intel-rapl:0:2): permission",)
+
+
+def test_a_zone_that_reads_garbage_is_left_out_by_name(machine: Callable[[str], Path]) -> None:
+    root = machine("poweredge-r740")  # a copy of the real capture, one counter overwritten
+    (root / "sys/class/powercap/intel-rapl:1/energy_uj").write_text("not a number\n")
+
+    reading = rapl.collect(root)
+
+    assert [c.name for c in reading.counters] == ["package-0", "dram", "dram"]
+    assert reading.unreadable == ("package-1 (intel-rapl:1): unreadable counter",)
 
 
 def test_unprivileged_agent_reads_counters_it_is_allowed_to(

@@ -74,7 +74,7 @@ def test_catalogue_edits_round_trip_and_change_attributed_energy(engine, databas
                      "laptop,,,25,15,3,0.5,measured with a plug meter in ICT 1\n")
     assert caretaker(database_url, "energy", "catalogue", "import", str(edits)).returncode == 0
     exported = caretaker(database_url, "energy", "catalogue", "export", "--format", "csv").stdout
-    assert "laptop,,,25.0,15.0,3.0,0.5,measured with a plug meter in ICT 1,override" in exported
+    assert "laptop,,,25.0,15.0,3.0,0.5,measured with a plug meter in ICT 1,250.0,override" in exported
     done = caretaker(database_url, "energy", "summary", "--from", FROM, "--to", TO, "--by", "device", "--json")
     laptop = next(r for r in json.loads(done.stdout)["rows"] if r["key"].endswith("LT01"))
     assert laptop["kwh_by_method"]["attributed"] == "0.006"  # two silent hours asleep at 3 W now

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from agent.protocol import Inventory, Nic, OperatingSystem, WakeReadiness, to_wire
+from agent.protocol import Inventory, Nic, OperatingSystem, PowerState, WakeReadiness, to_wire
 from controller.register.models import Agent, Device, DeviceMac, Site
+from controller.register.models import Report as ReportRow
 
 MAGIC_HEADER = b"\xff" * 6
 
@@ -40,9 +41,16 @@ def device(session: Session, at: Site, hostname: str, mac: str, address: str | N
     return row
 
 
-def agent(session: Session, on: Device, agent_id: str, last_seen: datetime) -> Agent:
-    row = Agent(id=agent_id, device_id=on.id, site_id=on.site_id, secret_hash="0" * 64, last_seen=last_seen)
+def agent(session: Session, on: Device, agent_id: str, last_seen: datetime, state: PowerState = PowerState.IDLE,
+          report_seconds: float = 30.0) -> Agent:
+    """An agent that last reported at ``last_seen``, a report of ``report_seconds`` saying ``state``, as
+    ingest stores it (a relay's reports are as long as the relay interval; others', the ordinary one)."""
+    row = Agent(id=agent_id, device_id=on.id, site_id=on.site_id, secret_hash="0" * 64, last_seen=last_seen,
+                last_seq=1, reports=1)
     session.add(row)
+    session.flush()
+    session.add(ReportRow(agent_id=agent_id, seq=1, device_id=on.id, end=last_seen, state=state.value,
+                          start=last_seen - timedelta(seconds=report_seconds), cpu_percent=2.0, received_at=last_seen))
     session.flush()
     return row
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from agent.protocol import Activity, PowerState, Report, WakeReadiness
 from controller.power import dispatch
-from controller.power.election import Board, Candidate, Election
+from controller.power.election import Board, Candidate, Election, RelayTiming
 from controller.power.magic import MagicSender
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.relaying import Arrival, confirm_arrivals, hand_out_orders, note_relayed
@@ -31,7 +31,7 @@ from controller.register.models import ActionRecord
 from tests.controller.power import builders
 
 NOW = datetime(2026, 3, 9, 7, 30, tzinfo=UTC)
-RELAY_INTERVAL = 30
+TIMING = RelayTiming(timedelta(seconds=30))
 LOOPBACK = dispatch.Routing(local=[IPv4Network("127.0.0.0/8")], directed=[])
 NOWHERE = dispatch.Routing(local=[], directed=[])
 
@@ -56,9 +56,16 @@ def sender() -> Iterator[MagicSender]:
     sending.close()
 
 
-def board_with(relay_agent: str, relay_device: int, network: str) -> Board:
-    candidate = Candidate(relay_agent, relay_device, True, None, frozenset({IPv4Network(network)}))
-    return Board({IPv4Network(network): Election(IPv4Network(network), candidate, None)})
+def board_with(relay_agent: str, relay_device: int, network: str, heard: datetime = NOW) -> Board:
+    """``relay_agent`` elected alone on ``network``, reporting on the relay interval, last heard ``heard``."""
+    candidate = Candidate(relay_agent, relay_device, f"HOST-{relay_agent}", "server", None,
+                          frozenset({IPv4Network(network)}), heard, on_relay_interval=True)
+    return Board({IPv4Network(network): Election(IPv4Network(network), candidate, None)}, TIMING)
+
+
+def relay_pacer(per_second: float) -> dispatch.SitePacer:
+    """As the wake service paces relays' orders: per site, across relays, no catching up."""
+    return dispatch.SitePacer(per_second, slack=timedelta(0))
 
 
 def report_ending(at: datetime, relayed: tuple[int, ...] = ()) -> Report:
@@ -124,7 +131,7 @@ class TestDirect:
         pc = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", address="127.0.0.9", prefix=8)
         config = WakeConfig(port=listener.port)
         request_wakes(session, [pc], "test", "cli", NOW, config)
-        result = dispatch.step(session, NOW, Board(), LOOPBACK, config, sender, RELAY_INTERVAL)
+        result = dispatch.step(session, NOW, Board(), LOOPBACK, config, sender)
         assert result.sent == 1
         assert listener.receive() == builders.magic("00:1a:2b:3c:4d:5e")
         wake = session.exec(select(WakeRequest)).one()
@@ -136,7 +143,7 @@ class TestDirect:
         pcs = [builders.device(session, hill, f"PC{i}", f"00:00:00:00:00:0{i}", "127.0.0.9", 8) for i in range(4)]
         config = WakeConfig(per_second=2, port=listener.port)
         request_wakes(session, pcs, "test", "cli", NOW, config)
-        sent = [dispatch.step(session, NOW + timedelta(seconds=s), Board(), LOOPBACK, config, sender, 0).sent
+        sent = [dispatch.step(session, NOW + timedelta(seconds=s), Board(), LOOPBACK, config, sender).sent
                 for s in (0.0, 0.2, 0.5, 1.0, 1.5)]
         assert sent == [1, 0, 1, 1, 1]
         assert {listener.receive() for _ in range(4)} == {builders.magic(f"00:00:00:00:00:0{i}") for i in range(4)}
@@ -145,13 +152,13 @@ class TestDirect:
         hill = builders.site(session)
         pc = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", address="10.30.0.7", prefix=24)
         routing = dispatch.Routing(local=[], directed=[IPv4Network("10.30.0.0/24")])
-        assert routing.route("10.30.0.0/24", Board()) == dispatch.Route("broadcast", "10.30.0.255")
-        assert isinstance(NOWHERE.route("10.30.0.0/24", Board()), str)
+        assert routing.route("10.30.0.0/24", Board(), NOW) == dispatch.Route("broadcast", "10.30.0.255")
+        assert isinstance(NOWHERE.route("10.30.0.0/24", Board(), NOW), str)
         request_wakes(session, [pc], "test", "cli", NOW, WakeConfig())
-        dispatch.step(session, NOW, Board(), NOWHERE, WakeConfig(), sender, RELAY_INTERVAL)
+        dispatch.step(session, NOW, Board(), NOWHERE, WakeConfig(), sender)
         wake = session.exec(select(WakeRequest)).one()
         assert wake.status == "failed"
-        assert wake.failure == ("no relay agent has reported recently from 10.30.0.0/24, and directed broadcast "
+        assert wake.failure == ("no relay agent on 10.30.0.0/24 is awake and reporting, and directed broadcast "
                                 "is not allowed there")
 
 
@@ -167,19 +174,20 @@ class TestRelay:
         request_wakes(session, [target], "test", "cli", NOW, config)
         board = board_with("relay-1", relay_pc.id, "10.40.0.0/24")
 
-        step = dispatch.step(session, NOW, board, NOWHERE, config, sender, RELAY_INTERVAL)
+        step = dispatch.step(session, NOW, board, NOWHERE, config, sender)
         assert step.handed_to_relays == 1 and step.sent == 0
-        assert hand_out_orders(session, ["someone-else"], NOW, 9, 100, 4) == {}
-        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=2), 9, 100, 4)["relay-1"]
+        assert hand_out_orders(session, ["someone-else"], NOW, 9, 100, relay_pacer(4)) == {}
+        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=2), 9, 100, relay_pacer(4))["relay-1"]
         wake = session.exec(select(WakeRequest)).one()
         assert (orders[0].wake_id, orders[0].mac, orders[0].address, orders[0].port) == (wake.id, target.inventory[
             "nics"][0]["mac"], "10.40.0.255", 9)
-        assert hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=3), 9, 100, 4) == {}  # handed once
+        later = NOW + timedelta(seconds=3)
+        assert hand_out_orders(session, ["relay-1"], later, 9, 100, relay_pacer(4)) == {}  # handed out once
 
-        note_relayed(session, [Arrival("target-1", target.id, (report_ending(NOW, (wake.id,)),))], NOW)
+        note_relayed(session, [Arrival("target-1", target.id, (report_ending(NOW, (wake.id,)),))], NOW, 9)
         assert wake.status == "ordered"  # only the relay it was handed to can say it sent it
         relay_says = report_ending(NOW + timedelta(seconds=12), (wake.id,))
-        note_relayed(session, [Arrival("relay-1", relay_pc.id, (relay_says,))], NOW + timedelta(seconds=12))
+        note_relayed(session, [Arrival("relay-1", relay_pc.id, (relay_says,))], NOW + timedelta(seconds=12), 9)
         assert (wake.status, wake.sent_by) == ("sent", "agent:relay-1")
         assert open_device_ids(session) == {target.id}
 
@@ -191,21 +199,6 @@ class TestRelay:
         assert wake.status == "confirmed"
         assert [o for _, o in actions(session)] == ["queued", "ordered", "sent", "confirmed"]
 
-    def test_an_order_the_relay_never_confirms_is_routed_again_to_whoever_is_relay_now(self, session, sender):
-        hill = builders.site(session)
-        primary = builders.device(session, hill, "SRV1", "00:00:00:00:00:aa", "10.40.0.2", 24)
-        standby = builders.device(session, hill, "SRV2", "00:00:00:00:00:bb", "10.40.0.3", 24)
-        target = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", "10.40.0.77", 24)
-        request_wakes(session, [target], "test", "cli", NOW, WakeConfig())
-        dispatch.step(session, NOW, board_with("p", primary.id, "10.40.0.0/24"), NOWHERE, WakeConfig(), sender, 30)
-        hand_out_orders(session, ["p"], NOW, 9, 100, 20)
-        later = NOW + timedelta(seconds=3 * 30 + 6)
-        now_standby = board_with("s", standby.id, "10.40.0.0/24")
-        step = dispatch.step(session, later, now_standby, NOWHERE, WakeConfig(), sender, 30)
-        wake = session.exec(select(WakeRequest)).one()
-        assert step.retried == 1 and wake.relay_agent_id == "s" and wake.status == "queued"
-        assert hand_out_orders(session, ["s"], later, 9, 100, 20)["s"][0].wake_id == wake.id
-
     def test_orders_gathered_between_two_reports_are_spaced_at_the_sites_rate_again(self, session, sender):
         hill = builders.site(session)
         relay_pc = builders.device(session, hill, "SRV1", "00:00:00:00:00:aa", "10.40.0.2", 24)
@@ -215,9 +208,25 @@ class TestRelay:
         request_wakes(session, pcs, "test", "cli", NOW, config)
         board = board_with("relay-1", relay_pc.id, "10.40.0.0/24")
         for quarter in range(3):
-            dispatch.step(session, NOW + timedelta(seconds=quarter / 4), board, NOWHERE, config, sender, 30)
-        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30), 9, 100, 4)["relay-1"]
+            dispatch.step(session, NOW + timedelta(seconds=quarter / 4), board, NOWHERE, config, sender)
+        orders = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30), 9, 100, relay_pacer(4))["relay-1"]
         assert [o.delay_seconds for o in orders] == pytest.approx([0.0, 0.25, 0.5])
+
+    def test_two_relays_of_one_site_share_its_rate_rather_than_each_sending_at_it(self, session, sender):
+        hill = builders.site(session)
+        pcs = [builders.device(session, hill, f"PC{i}", f"00:00:00:00:01:0{i}", f"10.4{i % 2}.0.{10 + i}", 24)
+               for i in range(4)]
+        config = WakeConfig(per_second=4)
+        request_wakes(session, pcs, "test", "cli", NOW, config)
+        one, two = (board_with(f"relay-{n}", 90 + n, f"10.4{n}.0.0/24") for n in (0, 1))
+        both = Board({**one.by_network, **two.by_network}, TIMING)
+        for quarter in range(4):
+            dispatch.step(session, NOW + timedelta(seconds=quarter / 4), both, NOWHERE, config, sender)
+        pacer = relay_pacer(4)  # the wake service keeps one for every relay
+        first = hand_out_orders(session, ["relay-0"], NOW + timedelta(seconds=30), 9, 100, pacer)["relay-0"]
+        second = hand_out_orders(session, ["relay-1"], NOW + timedelta(seconds=30.1), 9, 100, pacer)["relay-1"]
+        assert [o.delay_seconds for o in first] == pytest.approx([0.0, 0.25])
+        assert [o.delay_seconds for o in second] == pytest.approx([0.4, 0.65])  # after relay-0's, not alongside
 
 
 class TestRetriesAndFailures:
@@ -229,7 +238,7 @@ class TestRetriesAndFailures:
         config = WakeConfig(port=listener.port, confirm_seconds=60, attempts=2)
         request_wakes(session, [pc], "test", "cli", NOW, config)
         for minutes in (0, 2, 4):
-            dispatch.step(session, NOW + timedelta(minutes=minutes), Board(), LOOPBACK, config, sender, 30)
+            dispatch.step(session, NOW + timedelta(minutes=minutes), Board(), LOOPBACK, config, sender)
             if minutes < 4:
                 assert listener.receive() == builders.magic("00:1a:2b:3c:4d:5e")
         wake = session.exec(select(WakeRequest)).one()
@@ -238,7 +247,7 @@ class TestRetriesAndFailures:
         [failure] = failed_wakes(session)
         assert (failure.hostname, failure.cause, failure.failed_at) == ("PC1", CAUSE_FAST_STARTUP,
                                                                        NOW + timedelta(minutes=4))
-        assert [o for _, o in actions(session)] == ["queued", "sent", "queued", "sent", "failed"]
+        assert [o for _, o in actions(session)] == ["queued", "sent", "retried", "sent", "failed"]
 
     @pytest.mark.parametrize(("readiness", "cause"), [
         (WakeReadiness(nic_armed=False), CAUSE_NIC_NOT_ARMED),
@@ -249,7 +258,7 @@ class TestRetriesAndFailures:
         hill = builders.site(session)
         pc = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", "10.9.9.9", 24, wake=readiness)
         request_wakes(session, [pc], "test", "cli", NOW, WakeConfig())
-        dispatch.step(session, NOW, Board(), NOWHERE, WakeConfig(), sender, 30)
+        dispatch.step(session, NOW, Board(), NOWHERE, WakeConfig(), sender)
         assert [f.cause for f in failed_wakes(session, "Hill Primary")] == [cause]
         assert failed_wakes(session, "Elsewhere") == []
 
@@ -257,7 +266,7 @@ class TestRetriesAndFailures:
         hill = builders.site(session)
         pc = builders.device(session, hill, "PC1", "00:1a:2b:3c:4d:5e", "10.9.9.9", 24)
         request_wakes(session, [pc], "test", "cli", NOW, WakeConfig())
-        dispatch.step(session, NOW, Board(), NOWHERE, WakeConfig(), sender, 30)
+        dispatch.step(session, NOW, Board(), NOWHERE, WakeConfig(), sender)
         assert len(failed_wakes(session)) == 1
         request_wakes(session, [pc], "again", "cli", NOW + timedelta(hours=1), WakeConfig())
         session.exec(select(WakeRequest).where(WakeRequest.status == "queued")).one().status = WakeStatus.CONFIRMED

@@ -28,9 +28,14 @@ class Recorder:
         self.sent.append((mac, address, port))
 
 
+_previous_end = [utcnow() - timedelta(seconds=30)]
+
+
 def batch(seq: int, relayed: tuple[int, ...] = ()) -> ReportBatch:
-    end = utcnow()
-    return ReportBatch(PROTOCOL_VERSION, (Report(seq=seq, start=end - timedelta(seconds=30), end=end,
+    """A report up to now from where the last one ended: an agent's intervals never overlap."""
+    start, end = _previous_end[0], utcnow()
+    _previous_end[0] = end
+    return ReportBatch(PROTOCOL_VERSION, (Report(seq=seq, start=start, end=end,
                                                  activity=Activity(PowerState.IDLE, 2.0), relayed_wakes=relayed),))
 
 
@@ -54,13 +59,13 @@ def test_a_relay_gets_its_orders_reports_them_sent_and_the_device_confirms_by_re
     writer.start()
     try:
         assert service.tick().handed_to_relays == 1 and recorder.sent == []  # not on-link: the relay's job
-        ack = writer.submit(relay, batch(1)).result(timeout=30)
+        ack = writer.submit(relay, batch(2)).result(timeout=30)  # its first report, seq 1, made it relay
         [order] = ack.wake_orders
         assert (order.mac, order.address, ack.report_interval_seconds) == ("00:1a:2b:3c:4d:5e", "10.40.0.255", 60)
-        assert writer.submit(relay, batch(2)).result(timeout=30).wake_orders == ()  # handed out once
-        writer.submit(relay, batch(3, relayed=(order.wake_id,))).result(timeout=30)
+        assert writer.submit(relay, batch(3)).result(timeout=30).wake_orders == ()  # handed out once
+        writer.submit(relay, batch(4, relayed=(order.wake_id,))).result(timeout=30)
         service.tick()  # learns that PC1 now has a wake in flight
-        assert writer.submit(woken, batch(1)).result(timeout=30).report_interval_seconds == 300
+        assert writer.submit(woken, batch(2)).result(timeout=30).report_interval_seconds == 300
     finally:
         writer.stop()
     with Session(engine) as session:

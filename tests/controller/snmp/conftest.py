@@ -136,7 +136,7 @@ def snmpsim() -> Iterator[Snmpsim]:
 
 #: A school's subnet: seven devices answering one community (a server no profile knows more of than
 #: that it is a host, and a three-switch stack among them), the other seven addresses silent.
-SUBNET, SCHOOL = "127.0.1.0/28", "school"
+SUBNET, SCHOOL = "127.0.1.0/28", "hillside-ro-2026"  # the community; the credential is named "school"
 SUBNET_NAMES = ("apc_ap8853", "advantech_eki-7712g-4fp", "konica_c250i", "sentry4", "XMG1915-10EP", "aix_net-snmp",
                 "iosxe_c9200l")
 SILENT = "127.0.1.8"
