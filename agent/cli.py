@@ -1,5 +1,6 @@
-"""``caretaker-agent``: run (enrol once, then report every interval), once (one report, then exit) and
-collect (print the report that would be sent, touching nothing).
+"""``caretaker-agent``: run (enrol once, then report every interval), once (one report, then exit),
+collect (print the report that would be sent, touching nothing) and session-helper (run in a user's
+session for the service; agent.entry starts it without this module's imports).
 
 argparse rather than typer, to keep the agent's memory small. Exit codes: 0 done; 1 the controller or
 this machine let us down (the reason is one line on stderr, and any report stays spooled); 2 the
@@ -20,14 +21,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from agent import credentials
+from agent import credentials, platform
 from agent.client import Client, ClientError
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
 from agent.enforcer import enforcer_for
+from agent.entry import HELPER, helper_options
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, ProtocolError, to_wire
-from agent.runner import LOG, DeliveryFailed, Runner
+from agent.runner import ENFORCE_EVERY_SECONDS, LOG, DeliveryFailed, Runner
 from agent.sampler import Sampler
+from agent.session import desk as sessions
 from agent.spool import Spool
 
 EXIT_FAILED = 1
@@ -35,6 +38,7 @@ EXIT_USAGE = 2
 # once and collect measure this long before reporting: over the few milliseconds after start-up, CPU
 # load says more about Python starting than about the machine.
 SAMPLE_SECONDS = 1.0
+HELPER_EVERY_SECONDS = 30
 
 
 class UsageError(Exception):
@@ -42,7 +46,12 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == [HELPER]:
+        from agent.session import helper
+
+        return helper.main(given[1:])
+    args = _parser().parse_args(given)
     logging.basicConfig(level=logging.INFO if args.command == "run" else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s caretaker-agent %(levelname)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S%z")
@@ -60,14 +69,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(config: AgentConfig) -> int:
     """Report every interval until SIGTERM or SIGINT."""
     config, creds, client = _connect(config)
-    with Spool(config.spool_file, config.spool_max_bytes) as spool:
-        runner = Runner(config, spool, Sampler(config), client, creds, enforcer=enforcer_for(config))
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda _signum, _frame: runner.stop())
-        LOG.info("reporting to %s every %d s; state in %s", config.controller, runner.interval_seconds,
-                 config.state_dir)
-        runner.run()
-        LOG.info("stopped; %d report(s) spooled", spool.stats().pending)
+    address = config.session_address or platform.session_side().DEFAULT_ADDRESS
+    # Helpers report every 30 s, or each interval if shorter: twice per look of the enforcer (every minute).
+    desk = sessions.for_machine(config.root, address, min(HELPER_EVERY_SECONDS, ENFORCE_EVERY_SECONDS,
+                                                          max(1, config.interval_seconds)))
+    desk.start()
+    sessions.install(desk)
+    try:
+        with Spool(config.spool_file, config.spool_max_bytes) as spool:
+            runner = Runner(config, spool, Sampler(config), client, creds, enforcer=enforcer_for(config, desk))
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda _signum, _frame: runner.stop())
+            LOG.info("reporting to %s every %d s; state in %s; session helpers at %s", config.controller,
+                     runner.interval_seconds, config.state_dir, address)
+            runner.run()
+            LOG.info("stopped; %d report(s) spooled", spool.stats().pending)
+    finally:
+        desk.close()
     return 0
 
 
@@ -134,7 +152,7 @@ def _config(args: argparse.Namespace) -> AgentConfig:
              "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
              "batch_size": args.batch_size, "inventory_overlay": args.inventory_overlay,
              "power_command_wrapper": tuple(shlex.split(args.power_command_wrapper))
-             if args.power_command_wrapper else None}
+             if args.power_command_wrapper else None, "session_address": args.session_address}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -164,7 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--batch-size", type=_bounded(1, MAX_BATCH_REPORTS), metavar="N",
                         help="reports sent per request at most")
     common.add_argument("--power-command-wrapper", metavar="CMD",
-                        help="run power and warning commands through CMD (e.g. a site's logging script)")
+                        help="run power commands through CMD (e.g. a site's logging script)")
+    common.add_argument("--session-address", metavar="ADDRESS",
+                        help="where session helpers reach the agent: a Unix socket path, or a named pipe on Windows "
+                             "(default: this OS's, e.g. /run/caretaker-agent/session.sock)")
     common.add_argument("--inventory-overlay", type=Path, metavar="JSON",
                         help="JSON object whose fields replace the collected inventory's (testing several agents "
                              "on one machine as separate devices on separate subnets)")
@@ -175,4 +196,6 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", parents=[common], help="enrol if needed, then report every interval")
     commands.add_parser("once", parents=[common], help="collect and send one report, then exit")
     commands.add_parser("collect", parents=[common], help="print the report that would be sent, as JSON")
+    commands.add_parser(HELPER, parents=[helper_options()],
+                        help="run in a user's session: tell the agent its idle time, show its warnings")
     return parser

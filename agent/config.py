@@ -26,8 +26,10 @@ class AgentConfig:
     power_models_file: Path | None = None  # overrides agent/power_models.json
     send_user_names: bool = False  # user names never leave the device unless the site says so
     inventory_overlay: Path | None = None  # JSON fields replacing the collected inventory's (see sampler)
-    # Every power and warning command runs as [*wrapper, *argv] when set, e.g. a site's own audit script.
+    # Every power command runs as [*wrapper, *argv] when set, e.g. a site's own audit script.
     power_command_wrapper: tuple[str, ...] = ()
+    # Where session helpers reach the service: a Unix socket path, or a named pipe on Windows; "": the OS's default.
+    session_address: str = ""
 
     @property
     def credentials_file(self) -> Path:

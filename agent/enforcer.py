@@ -6,9 +6,16 @@ criteria say, the window's mode decides:
 
 - observe: record that it would act (once per window), never act;
 - passive: skip while a user is signed in and look again after ``retry_minutes``; act otherwise;
-- warn: with nobody signed in, act; otherwise warn the user and count down. Input during the
-  countdown defers it by ``deferral_minutes``, up to ``max_deferrals`` times; then it acts;
+- warn: with nobody signed in, act; otherwise warn every signed-in session, through its session
+  helper, and count down. Pressing Postpone, or using the machine, during the countdown defers it by
+  ``deferral_minutes``, up to ``max_deferrals`` times; then it acts;
 - force: act.
+
+Idle and sessions come from the session desk (agent.session). When someone is signed in and no
+session helper answers for them, their idle time is unknown, never guessed: a power-down that waits
+for input idle, or that must warn them, keeps the machine on, records why, and looks again after
+``retry_minutes`` (passive behaviour). A helper that stops answering during a countdown ends it the
+same way: nobody could postpone any more.
 
 Each of these is a PowerAction with its reason, kept in the state file until the runner puts it on a
 report. The state file (schedule, pending actions, the countdown) lives beside the credentials,
@@ -27,25 +34,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from agent.config import AgentConfig
-from agent.platform.power_actions import PowerActions, SessionUser, for_platform
+from agent.platform.power_actions import PowerActions, for_platform
+from agent.processes import running
 from agent.protocol import (
     ActionOutcome,
     AgentSchedule,
     EnforcementMode,
     IdleCriteria,
     PowerAction,
+    PowerActionKind,
     ScheduleIntent,
     ScheduleWindow,
     from_wire,
     to_wire,
 )
+from agent.session.desk import Notice, SessionDesk
 
 LOG = logging.getLogger("caretaker.agent.enforcer")
 TICK_SECONDS = 60.0
 TITLE = "Caretaker"
 MAX_PENDING = 500  # a machine offline for weeks keeps its latest actions, not an ever-growing file
+
+
+VERBS = {PowerActionKind.SHUTDOWN: "shut down", PowerActionKind.SLEEP: "go to sleep",
+         PowerActionKind.HIBERNATE: "hibernate"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,32 @@ class Reading:
     idle_seconds: float | None
     cpu_percent: float | None
     sessions: int | None
-    users: tuple[SessionUser, ...] = ()
-    processes: tuple[str, ...] | None = None
+    processes: tuple[str, ...] | None = None  # which of the criteria's processes_absent names run
+    unanswered: tuple[str, ...] = ()  # signed-in sessions no session helper answers for, e.g. "alice (tty7)"
+    locked: bool = False  # every signed-in session's screen is locked (its idle counts from the lock)
+
+
+class Warnings(Protocol):
+    """Where warnings go and Postpone comes back from: the session desk (agent.session.desk)."""
+
+    def warn(self, notice: Notice) -> int: ...
+
+    def withdraw(self) -> None: ...
+
+    def postponed(self, notice_id: str) -> str | None: ...
+
+
+class _NoSessions:
+    """Warnings with no session desk: they reach nobody."""
+
+    def warn(self, notice: Notice) -> int:
+        return 0
+
+    def withdraw(self) -> None:
+        pass
+
+    def postponed(self, notice_id: str) -> str | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -86,6 +125,11 @@ class _Countdown:
     deadline: datetime
     deferrals: int = 0
 
+    @property
+    def notice(self) -> str:
+        """The id of the warning on screen: Postpone on an earlier one (before a deferral) does not count."""
+        return f"{self.window}#{self.deferrals}"
+
 
 @dataclass
 class _State:
@@ -99,13 +143,14 @@ class _State:
 class Enforcer:
     def __init__(self, state_file: Path, probe: Probe, execute: Executor = run_command,
                  actions: PowerActions | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 log: logging.Logger = LOG) -> None:
+                 log: logging.Logger = LOG, warnings: Warnings | None = None) -> None:
         self._file = state_file
         self._probe = probe
         self._execute = execute
         self._actions = actions or for_platform()
         self._clock = clock
         self._log = log
+        self._warnings = warnings or _NoSessions()
         self._state = self._load()
 
     @property
@@ -116,6 +161,12 @@ class Enforcer:
     def schedule_version(self) -> str | None:
         return self._state.schedule.version if self._state.schedule else None
 
+    @property
+    def watched_processes(self) -> tuple[str, ...]:
+        """The process names the schedule's idle criteria wait on; reports say which of them run."""
+        schedule = self._state.schedule
+        return schedule.idle.processes_absent if schedule is not None and schedule.idle is not None else ()
+
     def update(self, schedule: AgentSchedule) -> None:
         """A new schedule from the controller replaces the one held (and any countdown of a window it changed)."""
         if self._state.schedule == schedule:
@@ -123,6 +174,7 @@ class Enforcer:
         self._state.schedule = schedule
         if self._state.countdown and not _same_window(schedule, self._state.countdown.window, self._clock()):
             self._state.countdown = None
+            self._warnings.withdraw()
         self._save()
         self._log.info("power schedule %s received (policy %s, valid until %s)", schedule.version,
                        schedule.policy or "none", schedule.valid_until.isoformat())
@@ -156,6 +208,11 @@ class Enforcer:
             self._count_down(schedule, window, countdown, now)
             return
         reading = self._probe(schedule.idle)
+        mode = window.mode or EnforcementMode.OBSERVE
+        waits_for_input = schedule.idle is not None and schedule.idle.minutes_without_input is not None
+        if reading.unanswered and (waits_for_input or mode is EnforcementMode.WARN):
+            self._keep_on(schedule, window, f"idle unknown: {_unanswered(reading)}", now)
+            return
         idle, why = judge_idle(schedule.idle, reading)
         if not idle:
             return
@@ -179,10 +236,11 @@ class Enforcer:
         elif mode is EnforcementMode.WARN and signed_in:
             warning = schedule.warning
             minutes = warning.countdown_minutes if warning else 10
-            self._state.countdown = _Countdown(window.start.isoformat(), now, now + timedelta(minutes=minutes))
-            self._warn(schedule, window, minutes, reading.users)
-            self._record(window, ActionOutcome.WARNED, f"warned the signed-in user: {window.action} in {minutes} min "
-                                                       f"({why})", now)
+            countdown = _Countdown(window.start.isoformat(), now, now + timedelta(minutes=minutes))
+            self._state.countdown = countdown
+            reached = self._warn(schedule, window, countdown, minutes)
+            self._record(window, ActionOutcome.WARNED, f"warned the signed-in user ({reached} session(s)): "
+                                                       f"{window.action} in {minutes} min ({why})", now)
         else:
             self._act(schedule, window, why, now)
 
@@ -191,15 +249,22 @@ class Enforcer:
         warning = schedule.warning
         allowed = warning.max_deferrals if warning else 2
         reading = self._probe(schedule.idle)
+        if reading.unanswered:  # nobody there can postpone any more: never act on a warning they cannot answer
+            self._state.countdown = None
+            self._warnings.withdraw()
+            self._keep_on(schedule, window, f"warning withdrawn: {_unanswered(reading)}", now)
+            return
+        pressed = self._warnings.postponed(countdown.notice)
         since_warning = (now - countdown.warned_at).total_seconds()
         touched = reading.idle_seconds is not None and reading.idle_seconds < since_warning
-        if touched and countdown.deferrals < allowed:
+        if (pressed or touched) and countdown.deferrals < allowed:
             countdown.deferrals += 1
             minutes = warning.deferral_minutes if warning else 10
             countdown.warned_at, countdown.deadline = now, now + timedelta(minutes=minutes)
+            how = f"{pressed} pressed Postpone" if pressed else "the machine was used during the countdown"
             self._record(window, ActionOutcome.DEFERRED,
-                         f"deferred by user ({countdown.deferrals} of {allowed}): {minutes} more min", now)
-            self._warn(schedule, window, minutes, reading.users, countdown.deferrals, allowed)
+                         f"deferred by user ({countdown.deferrals} of {allowed}: {how}): {minutes} more min", now)
+            self._warn(schedule, window, countdown, minutes)
             return
         if now < countdown.deadline:
             return
@@ -207,6 +272,12 @@ class Enforcer:
             else "countdown ended"
         self._state.countdown = None
         self._act(schedule, window, f"warned; {suffix}", now)
+
+    def _keep_on(self, schedule: AgentSchedule, window: ScheduleWindow, why: str, now: datetime) -> None:
+        """Passive behaviour for a machine whose users cannot be seen: skip, say why, look again later."""
+        self._record(window, ActionOutcome.SKIPPED, f"kept on: {why}; retry in {schedule.retry_minutes} min", now)
+        self._state.retry_after = now + timedelta(minutes=schedule.retry_minutes)
+        self._save()
 
     def _act(self, schedule: AgentSchedule, window: ScheduleWindow, why: str, now: datetime) -> None:
         assert window.action is not None  # the protocol refuses a power-down window without one
@@ -220,26 +291,29 @@ class Enforcer:
         self._save()
         result = self._execute(argv)
         if result.returncode != 0:
+            self._warnings.withdraw()
             failed = self._state.pending.pop()
             self._record(window, ActionOutcome.FAILED, f"{' '.join(argv)} failed (exit {result.returncode})"
                                                        f"{': ' + result.output if result.output else ''}; {why}",
                          failed.at)
             self._log.warning("power action failed: %s", self._state.pending[-1].reason)
 
-    def _warn(self, schedule: AgentSchedule, window: ScheduleWindow, minutes: int, users: tuple[SessionUser, ...],
-              deferrals: int = 0, allowed: int | None = None) -> None:
-        allowed = allowed if allowed is not None else (schedule.warning.max_deferrals if schedule.warning else 2)
-        left = allowed - deferrals
-        message = (f"This computer will {window.action} in {minutes} minutes (school power policy). "
-                   + (f"Move the mouse or press a key to postpone it ({left} postponement(s) left)." if left > 0
-                      else "It cannot be postponed again: save your work."))
-        for argv in self._actions.warning_commands(TITLE, message, minutes, users):
-            result = self._execute(argv)
-            if result.returncode != 0:
-                self._log.info("warning command %s failed (exit %d)", argv[0], result.returncode)
+    def _warn(self, schedule: AgentSchedule, window: ScheduleWindow, countdown: _Countdown, minutes: int) -> int:
+        """Put the countdown's warning in front of every signed-in session; returns how many it reached."""
+        warning = schedule.warning
+        allowed = warning.max_deferrals if warning else 2
+        deferral = warning.deferral_minutes if warning else 10
+        left = allowed - countdown.deferrals
+        assert window.action is not None
+        message = (f"This computer will {VERBS[window.action]} in {minutes} minutes (school power policy). "
+                   + (f"Press Postpone, or keep working, to put it off by {deferral} minutes "
+                      f"({left} postponement(s) left)." if left > 0 else "It cannot be put off again: save your work."))
         self._save()
+        return self._warnings.warn(Notice(countdown.notice, TITLE, message, minutes * 60, deferral, max(0, left)))
 
     def _leave_window(self) -> None:
+        if self._state.countdown is not None:
+            self._warnings.withdraw()
         if self._state.countdown is not None or self._state.retry_after is not None:
             self._state.countdown = None
             self._state.retry_after = None
@@ -321,6 +395,8 @@ def judge_idle(criteria: IdleCriteria | None, reading: Reading) -> tuple[bool, s
     if criteria.no_signed_in_session:
         idle &= reading.sessions == 0
         facts.append(f"{'unknown' if reading.sessions is None else reading.sessions} signed in")
+    if reading.locked:
+        facts.append("screen locked")
     return idle, ", ".join(facts) or "no idle criteria"
 
 
@@ -329,43 +405,32 @@ def _same_window(schedule: AgentSchedule, key: str, now: datetime) -> bool:
     return window is not None and window.start.isoformat() == key and window.intent is ScheduleIntent.POWER_DOWN
 
 
-def enforcer_for(config: AgentConfig) -> Enforcer:
+def _unanswered(reading: Reading) -> str:
+    return f"{', '.join(reading.unanswered)} signed in and no session helper answers"
+
+
+def enforcer_for(config: AgentConfig, desk: SessionDesk) -> Enforcer:
     """The enforcer ``caretaker-agent run`` uses: this machine's readings and commands, state beside the spool."""
     wrapper = config.power_command_wrapper
 
     def execute(argv: Sequence[str]) -> CommandResult:
         return run_command([*wrapper, *argv])
 
-    return Enforcer(config.power_state_file, live_probe(config.root), execute)
+    return Enforcer(config.power_state_file, live_probe(desk), execute, warnings=desk)
 
 
-def live_probe(root: Path) -> Probe:
-    """Readings from this machine: the OS backend's input idle, psutil's CPU, sessions and processes."""
+def live_probe(desk: SessionDesk) -> Probe:
+    """Readings from this machine: the session desk's idle and sessions, psutil's CPU and processes."""
     import psutil
-
-    from agent import platform
 
     psutil.cpu_percent(interval=None)  # the first call only starts the measurement
 
     def probe(criteria: IdleCriteria | None) -> Reading:
-        idle = platform.current().input_idle(root)
-        names = sorted({u.name for u in psutil.users()})
+        view = desk.view()
         processes = None
         if criteria is not None and criteria.processes_absent:
-            processes = tuple(p.info["name"] or "" for p in psutil.process_iter(["name"]))
-        return Reading(idle_seconds=idle.seconds, cpu_percent=psutil.cpu_percent(interval=None),
-                       sessions=len(psutil.users()), users=tuple(SessionUser(n, _uid(n)) for n in names),
-                       processes=processes)
+            processes = running(criteria.processes_absent)
+        return Reading(idle_seconds=view.idle_seconds, cpu_percent=psutil.cpu_percent(interval=None),
+                       sessions=view.sessions, processes=processes, unanswered=view.unanswered, locked=view.locked)
 
     return probe
-
-
-def _uid(name: str) -> int | None:
-    try:
-        import pwd
-    except ImportError:  # Windows
-        return None
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        return None

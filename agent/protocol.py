@@ -263,6 +263,11 @@ class Activity:
     idle_source: str = ""  # "logind", "x11", "tty", "GetLastInputInfo", "HIDIdleTime"
     sessions: int = 0  # signed-in user sessions at the end of the interval
     slept_seconds: float = 0.0  # time inside the interval the machine spent suspended
+    # The names of the schedule's ``processes_absent`` criterion the agent looked for at the end of the
+    # interval, and which of them were running. Only these names leave the machine, never its process
+    # list. Nothing watched (older agents, or no such criterion): the controller cannot say.
+    processes_watched: tuple[str, ...] = ()
+    processes_running: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.cpu_percent <= 100.0, "cpu_percent must be between 0 and 100")
@@ -271,6 +276,13 @@ class Activity:
         _require(0 <= self.sessions <= 10_000, "sessions is out of range")
         _require(0 <= self.slept_seconds <= MAX_INTERVAL_SECONDS, "slept_seconds is out of range")
         _text("idle_source", self.idle_source, 32)
+        for name in ("processes_watched", "processes_running"):
+            _items(f"activity.{name}", getattr(self, name))
+            for process in getattr(self, name):
+                _text(f"activity.{name}[]", process)
+        watched = {name.casefold() for name in self.processes_watched}
+        _require(all(name.casefold() in watched for name in self.processes_running),
+                 "activity.processes_running names a process that is not in processes_watched")
 
 
 @dataclass(frozen=True)
@@ -463,8 +475,12 @@ class ReportBatch:
     protocol_version: int
     reports: tuple[Report, ...]
     schedule_version: str | None = None  # the power schedule the agent holds; the reply omits an unchanged one
+    # The instant the agent's schedule should start from, when that is not now: a replay of past days (the
+    # simulator building history) asks for the day its reports reach. Real agents leave it out.
+    schedule_from: datetime | None = None
 
     def __post_init__(self) -> None:
+        _aware("schedule_from", self.schedule_from)
         _require(self.protocol_version == PROTOCOL_VERSION,
                  f"protocol version {self.protocol_version} is not supported; this side speaks {PROTOCOL_VERSION}")
         _require(1 <= len(self.reports) <= MAX_BATCH_REPORTS, f"a batch holds 1 to {MAX_BATCH_REPORTS} reports")

@@ -27,6 +27,7 @@ from agent.client import (
 )
 from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
+from agent.processes import running
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, BatchAck, EnrollResponse, Inventory, Report
 from agent.relay import Relay
 from agent.spool import Spool
@@ -115,6 +116,10 @@ class Runner:
         report = self._sampler.report(seq)
         if self._enforcer is not None:
             report = replace(report, actions=self._enforcer.drain())
+            watched = self._enforcer.watched_processes
+            if watched:
+                report = replace(report, activity=replace(report.activity, processes_watched=watched,
+                                                          processes_running=running(watched)))
         relayed = self._relay.take_sent()
         if relayed:
             report = replace(report, relayed_wakes=relayed)

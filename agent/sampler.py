@@ -11,7 +11,6 @@ names of signed-in users change all day and do not count as a change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -196,11 +195,15 @@ def model_samples(model: PowerModel, device_class: DeviceClass, cpu_percent: flo
 
 
 def inventory_fingerprint(inventory: Inventory) -> str:
-    """A stable hash of what the machine is, leaving out who happens to be signed in."""
+    """What the machine is, as canonical JSON, leaving out who happens to be signed in.
+
+    Compared only with the one the sampler last sent, in this process, so the text itself serves: a
+    hash would need hashlib, whose OpenSSL binding costs the agent half a MiB of memory.
+    """
     wire = to_wire(inventory)
     for name in VOLATILE_INVENTORY_FIELDS:
         wire.pop(name, None)
-    return hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
+    return json.dumps(wire, sort_keys=True, separators=(",", ":"))
 
 
 # --- the sampler ---------------------------------------------------------------------------------------

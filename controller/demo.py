@@ -8,6 +8,10 @@ carries on where the first stopped.
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import json
 import os
 import secrets
 import shutil
@@ -16,17 +20,34 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
+import yaml
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from controller import tls
+from controller.db import make_engine, session_scope
+from controller.energy.tariff import set_tariff
+from controller.lifecycle.registercsv import COLUMNS as REGISTER_COLUMNS
+from controller.lifecycle.registercsv import import_rows, parse_register
+from controller.policy.model import Mode
+from controller.policy.store import PolicyLine, PolicyStore
+from controller.register.models import Device, Site
+from controller.settings import Settings
 
 BIN = Path(sys.executable).parent
 EXAMPLE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+DEMO_DATA = Path(__file__).resolve().parent / "demodata"  # what the demo's schools enter about themselves
 CONSOLE_USER = "demo"
+HISTORY_INTERVAL = 1800  # seconds between a simulated device's reports while the history is built (hourly buckets)
+LIVE_INTERVAL = 300
+POLICY_RELOAD_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,7 @@ class DemoPlan:
     sites: int
     history_days: int
     agent_interval: int
+    observe_days: int = 14  # the first days of the history every policy only observes (the savings baseline)
 
     @property
     def url(self) -> str:
@@ -113,8 +135,87 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def power_policies(plan: DemoPlan) -> list[PolicyLine]:
+    """The demo's power policies as `caretaker policy list` shows them (name, mode, file mode)."""
+    with _policies(plan) as (store, _engine):
+        return [p for p in store.list_policies() if p.file_mode]
+
+
+def enforcing_mode(policy: PolicyLine) -> str:
+    """The mode a policy enforces in after its baseline: its file's, or warn where the file only observes."""
+    return "warn" if policy.file_mode == "observe" else str(policy.file_mode)
+
+
+def switch_modes(plan: DemoPlan, modes: dict[str, str]) -> None:
+    """As `caretaker policy mode NAME MODE --actor demo` switches each (in this process: starting the CLI for
+    each takes seconds on a busy machine)."""
+    with _policies(plan) as (store, engine), session_scope(engine) as session:
+        for name, mode in modes.items():
+            store.set_mode(session, name, Mode(mode), "demo")
+    time.sleep(POLICY_RELOAD_SECONDS)  # the controller re-reads switched modes every 2 s
+
+
+@contextlib.contextmanager
+def _policies(plan: DemoPlan) -> Iterator[tuple[PolicyStore, Engine]]:
+    """The controller's policy store over the demo's directory and database, as the CLI opens it."""
+    settings = Settings(data_dir=plan.data_dir)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        store = PolicyStore(settings.resolved_policy_dir(), engine)
+        store.current()
+        yield store, engine
+    finally:
+        engine.dispose()
+
+
+def describe_estate(plan: DemoPlan, since: date) -> str:
+    """What a school would enter about itself, for each simulated site, entered as its commands enter it:
+    the tariff (demodata/tariff.yaml, as `caretaker energy tariff set --site S --from DATE --file` does), in
+    force from ``since``, and the asset register (demodata/register.csv, as `caretaker assets import` does:
+    the rows of the devices simulated, and the columns this register knows). Returns what it entered."""
+    names = [site["name"] for site in json.loads((plan.data_dir / "simulate.json").read_text())["sites"]]
+    tariff = yaml.safe_load((DEMO_DATA / "tariff.yaml").read_text())
+    settings = Settings(data_dir=plan.data_dir)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with session_scope(engine) as session:
+            for name in names:
+                site = session.exec(select(Site).where(Site.name == name)).one()
+                start = datetime.combine(since, datetime.min.time(), ZoneInfo(site.timezone))
+                set_tariff(session, site.id, tariff["name"], start, tariff["bands"],
+                           float(tariff["standing_pence_per_day"]))
+            simulated = set(session.exec(select(Device.serial).join(Site, col(Site.id) == col(Device.site_id))
+                                         .where(col(Site.name).in_(names))).all())
+            rows = parse_register(_register_rows(simulated))
+            result = import_rows(session, rows, "demo", "demodata/register.csv")
+    finally:
+        engine.dispose()
+    return (f"tariff {tariff['name']!r} for {len(names)} sites; asset register: {result.updated} devices "
+            f"described")
+
+
+def _register_rows(serials: set[str]) -> str:
+    """demodata/register.csv cut to the rows of devices simulated and the columns the register knows."""
+    with (DEMO_DATA / "register.csv").open(newline="", encoding="utf-8") as source:
+        reader = csv.DictReader(source)
+        columns = [c for c in reader.fieldnames or () if c in REGISTER_COLUMNS]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row for row in reader if row["serial"] in serials)
+    return out.getvalue()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the demo as Ctrl-C does: every process it started is stopped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(plan: DemoPlan, say=print) -> None:
-    """Start everything, tell the user what to look at, and stop it all on Ctrl-C."""
+    """Start everything, build the history, tell the user what to look at, and stop it all on Ctrl-C."""
     if not _port_is_free(plan.port):
         raise RuntimeError(f"port {plan.port} is already in use; choose another with --port")
     plan.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +224,7 @@ def run(plan: DemoPlan, say=print) -> None:
     cert, key = ensure_certificates(plan)
     ensure_policies(plan)
     children: list[subprocess.Popen] = []
+    _stop_on_sigterm()
 
     def start(name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = logs / f"{name}.log"
@@ -130,6 +232,18 @@ def run(plan: DemoPlan, say=print) -> None:
                                  env={**os.environ, **(env or {})})
         children.append(child)
         return child
+
+    def simulate(name: str, *args: str) -> subprocess.Popen:
+        return start(name, _caretaker(plan, "simulate", "--devices", str(plan.devices), "--sites", str(plan.sites),
+                                      "--controller", plan.url, "--ca-file", str(plan.ca),
+                                      "--state", str(plan.data_dir / "simulate.json"), *args))
+
+    def backfill(until: datetime | None) -> None:
+        """History up to ``until`` (now when None) at the backfill's coarser interval, in the foreground."""
+        child = simulate("history", "--history", str(plan.history_days), "--interval", str(HISTORY_INTERVAL),
+                         "--duration", "0", *(("--until", until.isoformat()) if until else ()))
+        if child.wait() != 0:
+            raise RuntimeError(f"building the history failed; see {logs / 'history.log'}")
 
     try:
         say(f"Starting the controller on {plan.url} (SQLite in {plan.data_dir}) …")
@@ -148,20 +262,32 @@ def run(plan: DemoPlan, say=print) -> None:
             agent_args += ["--token", _token(plan, "Demo Office")]
         start("agent", agent_args)
 
-        say(f"Simulating {plan.devices} devices on {plan.sites} sites with {plan.history_days} days of history …")
-        start("simulate", _caretaker(plan, "simulate", "--devices", str(plan.devices), "--sites", str(plan.sites),
-                                     "--controller", plan.url, "--ca-file", str(plan.ca),
-                                     "--history", str(plan.history_days),
-                                     "--state", str(plan.data_dir / "simulate.json")))
-        data = f"--data-dir {plan.data_dir}"
+        fresh = not (plan.data_dir / "simulate.json").exists()
+        if fresh:
+            policies = power_policies(plan)
+            observe_days = min(plan.observe_days, plan.history_days)
+            say(f"Building {plan.history_days} days of history for {plan.devices} simulated devices on {plan.sites} "
+                f"sites: {observe_days} days with every policy observing (the baseline), then enforcing …")
+            switch_modes(plan, {p.name: "observe" for p in policies})
+            backfill(datetime.now(UTC) - timedelta(days=plan.history_days - observe_days))
+            switch_modes(plan, {p.name: enforcing_mode(p) for p in policies})
+            entered = describe_estate(plan, date.today() - timedelta(days=plan.history_days + 1))
+            say(f"Described the schools: {entered}")
+        else:
+            say("Catching the simulated estate up to now …")
+        backfill(None)
+        simulate("simulate", "--interval", str(LIVE_INTERVAL))
         today = date.today()
         week_ago = today - timedelta(days=7)
+        data = f"--data-dir {plan.data_dir}"
         say(f"\nRunning. The console is {plan.url}/ (sign in as {CONSOLE_USER!r}, password in {password}).\n"
             "In another terminal, try:\n"
             f"  .venv/bin/caretaker devices {data}\n"
             f"  .venv/bin/caretaker devices --conflicts {data}\n"
             f"  .venv/bin/caretaker device show 1 {data}\n"
             f"  .venv/bin/caretaker energy summary --by site --from {week_ago} --to {today} {data}\n"
+            f"  .venv/bin/caretaker energy savings --from {today - timedelta(days=plan.history_days)} --to {today} "
+            f"{data}\n"
             f"  .venv/bin/caretaker policy list {data}\n"
             f"  .venv/bin/caretaker-agent collect\n"
             f"Logs are in {logs}. Press Ctrl-C to stop everything.")
@@ -171,6 +297,7 @@ def run(plan: DemoPlan, say=print) -> None:
     except KeyboardInterrupt:
         say("\nStopping …")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

@@ -21,6 +21,25 @@ NO_TARIFF = "unpriced: no tariff set"
 Number = Decimal | float | int
 
 
+# The energy methods in plain words, wherever a method is named to a person.
+METHOD_WORDS = {
+    "metered": "measured at the socket, by a metered PDU or PoE switch",
+    "rapl": "measured by the processor's own energy counter (RAPL), scaled up to the whole machine",
+    "battery": "measured from the laptop's battery as it ran on it",
+    "model": "estimated from the machine's power model and what it was doing",
+    "attributed": "estimated for hours the machine did not report, taken as off or asleep",
+}
+
+
+def method_words(method: str) -> str:
+    return METHOD_WORDS.get(method, method)
+
+
+def share(fraction: Number) -> Decimal:
+    """A share of a whole as a percentage to 1 decimal place (0.4839 → 48.4)."""
+    return (_decimal(fraction) * 100).quantize(ONE_PLACE, ROUND_HALF_UP)
+
+
 def _decimal(value: Number) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 

@@ -297,6 +297,9 @@ def build_metrics(engine: Engine, writer: IngestWriter, settings: Settings,
     registry.register(BacklogCollector(writer))
     if wake is not None:
         registry.register(WakeDispatchCollector(wake))
+    from controller.snmp.metrics import SnmpCollector  # imports this module: loaded once it is
+
+    registry.register(SnmpCollector(engine, settings.metrics_cache_seconds))
     reports = Counter("caretaker_ingest_reports", "Reports received from agents, by outcome.",
                       labelnames=["outcome"], registry=registry)
     duration = Histogram("caretaker_ingest_request_duration_seconds",

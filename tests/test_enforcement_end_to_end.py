@@ -113,6 +113,18 @@ def test_the_agent_enforces_the_controllers_schedule_and_the_action_reaches_the_
     # Retry minutes (30) keep it from acting again while the machine "failed" to go off.
     assert all(line["outcome"] == "done" for line in later) and len(later) == 0
 
+    # The agent reported whether the process the policy waits on runs (it does not), so the controller's
+    # replay and explanation predict the shutdown rather than leaving it to "the agent decides".
+    policies = str(controller.log.parent / "policies")
+    today = utcnow().astimezone(zone("Europe/London")).date()
+    simulated = json.loads(controller.cli("policy", "simulate", "--from", f"{today}", "--to",
+                                          f"{today + timedelta(days=1)}", "--policies", policies, "--json").stdout)
+    assert simulated["actions"] == {"shutdown/force": 1}
+    (device,) = json.loads(controller.cli("devices", "--json").stdout)
+    explained = controller.cli("policy", "explain", str(device["id"]), "--policies", policies).stdout
+    assert "Decision  shutdown when idle, mode force: acts now" in explained
+    assert "none of caretaker-e2e-no-such-process running: yes" in explained
+
 
 def _stored_actions(engine) -> int:
     with Session(engine) as session:

@@ -1,7 +1,8 @@
 """What the machine is doing right now, as counters the sampler differences over an interval.
 
 CPU time and time asleep are cumulative so that one reading at each end of an interval gives its
-mean, however long the interval; input idle and sessions are instantaneous.
+mean, however long the interval; input idle and sessions are instantaneous, and come from the
+session desk (agent.session), which the power enforcer asks too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import psutil
 
 from agent import platform
+from agent.session import desk
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def supported(root: Path) -> bool:
 def collect(root: Path) -> ActivityReading:
     backend = platform.current()
     busy, total = cpu_busy_and_total(psutil.cpu_times())
-    idle = backend.input_idle(root)
-    return ActivityReading(cpu_busy_seconds=busy, cpu_total_seconds=total, idle_seconds=idle.seconds,
-                           idle_source=idle.source, sessions=len(psutil.users()),
+    sessions = desk.current(root).view()  # the enforcer's own answer: one rule for idle (agent.session.view)
+    return ActivityReading(cpu_busy_seconds=busy, cpu_total_seconds=total, idle_seconds=sessions.idle_seconds,
+                           idle_source=sessions.source, sessions=sessions.sessions,
                            slept_seconds=backend.slept_seconds())

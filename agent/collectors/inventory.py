@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 
-from agent import __version__, platform
+from agent import __version__
+from agent.platform.facts import host_facts
 from agent.protocol import MAX_ITEMS, Cpu, DeviceClass, Inventory, Nic
 
 PROVIDES = Inventory
@@ -84,11 +85,19 @@ def supported(root: Path) -> bool:
     return True
 
 
+def change_signal(hostname: str, boot_time: float, addresses: Mapping[str, Iterable[Any]]) -> tuple:
+    """What tells, cheaply, that the host facts may have changed: a reboot, another NIC, another name."""
+    macs = sorted((name, entry.address) for name, entries in addresses.items() for entry in entries
+                  if entry.family == psutil.AF_LINK)
+    return hostname, int(boot_time // 60), tuple(macs)
+
+
 def collect(root: Path) -> Inventory:
-    facts = platform.current().host_facts(root)
+    hostname, boot_time, addresses = socket.gethostname(), psutil.boot_time(), psutil.net_if_addrs()
+    facts = host_facts(root, change_signal(hostname, boot_time, addresses))
     names = tuple(sorted({user.name for user in psutil.users() if user.name}))
     return Inventory(
-        hostname=socket.gethostname(),
+        hostname=hostname,
         os=facts.os,
         device_class=device_class(facts.smbios.chassis_type, bool(facts.batteries)),
         machine_id=facts.machine_id,
@@ -96,11 +105,11 @@ def collect(root: Path) -> Inventory:
                 threads=psutil.cpu_count(logical=True) or 0),
         memory_bytes=psutil.virtual_memory().total,
         disks=facts.disks,
-        nics=nics(psutil.net_if_addrs(), psutil.net_if_stats(), dict(facts.link_speeds), facts.physical_nics),
+        nics=nics(addresses, psutil.net_if_stats(), dict(facts.link_speeds), facts.physical_nics),
         smbios=facts.smbios,
         batteries=facts.batteries,
         monitors=facts.monitors,
-        boot_time=datetime.fromtimestamp(psutil.boot_time(), UTC),
+        boot_time=datetime.fromtimestamp(boot_time, UTC),
         user_count=len(names),
         user_names=names[:MAX_ITEMS],
         agent_version=__version__,

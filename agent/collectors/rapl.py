@@ -23,7 +23,7 @@ def energy_between(previous: RaplCounter, current: RaplCounter) -> int:
 
 
 def supported(root: Path) -> bool:
-    return platform.current().rapl(root) is not None
+    return platform.current().has_rapl(root)  # without reading the counters: collect reads them, once
 
 
 def collect(root: Path) -> RaplReading:

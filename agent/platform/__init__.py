@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sys
 from functools import cache
-from typing import cast
+from types import ModuleType
 
-from agent.platform.base import Backend
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the session helper imports this package
+if TYPE_CHECKING:
+    from agent.platform.base import Backend
 
 
 class UnsupportedPlatform(RuntimeError):
@@ -28,4 +30,18 @@ def current() -> Backend:
         from agent.platform import macos as backend
     else:
         raise UnsupportedPlatform(f"no Caretaker backend for {sys.platform!r}")
-    return cast(Backend, backend)
+    return backend  # type: ignore[return-value]  # the module is the Backend
+
+
+def session_side() -> ModuleType:
+    """What the session helper needs of this OS: ``DEFAULT_ADDRESS``, ``connect(address)`` and
+    ``read_state()`` (idle seconds and lock state, from inside the user's session)."""
+    if sys.platform.startswith("linux"):
+        from agent.platform import linux_session as side
+    elif sys.platform == "win32":
+        from agent.platform import windows_session as side
+    elif sys.platform == "darwin":
+        from agent.platform import macos_session as side
+    else:
+        raise UnsupportedPlatform(f"no Caretaker session helper for {sys.platform!r}")
+    return side

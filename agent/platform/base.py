@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.protocol import (
     CONTROL_CHARACTERS,
@@ -24,6 +24,10 @@ from agent.protocol import (
     OperatingSystem,
     Smbios,
 )
+from agent.session.view import SignedIn, SystemIdle
+
+if TYPE_CHECKING:
+    from agent.session.desk import Listener
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,6 @@ class HostFacts:
     # NICs backed by hardware. Bridges, tunnels and container veths get new random MACs and would
     # make one machine look like many to identity matching. None: the OS cannot tell, keep them all.
     physical_nics: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class InputIdle:
-    """Seconds since the last keyboard or mouse input, and which mechanism said so."""
-
-    seconds: float | None = None  # None: nothing on this machine could tell
-    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,17 @@ class Backend(Protocol):
 
     def host_facts(self, root: Path) -> HostFacts: ...
 
-    def input_idle(self, root: Path) -> InputIdle: ...
+    def signed_in(self, root: Path) -> tuple[SignedIn, ...]:
+        """The users signed in now, one entry per session, as the OS lists them."""
+        ...
+
+    def system_idle(self, root: Path) -> SystemIdle:
+        """The OS's own measure of input idle at the sign-in screen; asked only while nobody is signed in."""
+        ...
+
+    def session_listener(self, address: str) -> Listener:
+        """The service's end of the channel session helpers connect to (agent.session.desk)."""
+        ...
 
     def slept_seconds(self) -> float:
         """Seconds spent suspended since boot: a counter that only moves while the machine sleeps."""
@@ -94,6 +100,10 @@ class Backend(Protocol):
 
     def rapl(self, root: Path) -> RaplReading | None:
         """The package and DRAM counters; None where the machine or the OS exposes no RAPL."""
+        ...
+
+    def has_rapl(self, root: Path) -> bool:
+        """Whether ``rapl`` has counters to read, found without reading them."""
         ...
 
     def has_battery(self, root: Path) -> bool: ...

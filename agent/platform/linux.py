@@ -1,4 +1,4 @@
-"""The Linux backend: everything is a file under ``root`` (sysfs, procfs, /etc) except idle and sleep.
+"""The Linux backend: everything is a file under ``root`` (sysfs, procfs, /etc, utmp) except sleep and logind.
 
 Root-only attributes (the DMI serial and UUID, RAPL counters) are normal to find unreadable when
 the agent runs unprivileged; they come back as None or as a status, never as an error.
@@ -11,11 +11,12 @@ import shlex
 import time
 from pathlib import Path
 
-from agent.platform import linux_idle, linux_power
-from agent.platform.base import BatteryDraw, HostFacts, InputIdle, RaplReading, chassis_type, text_or_none
+from agent.platform import linux_idle, linux_power, posix_channel
+from agent.platform.base import BatteryDraw, HostFacts, RaplReading, chassis_type, text_or_none
 from agent.platform.edid import parse_edid
 from agent.platform.sysfs import read, read_int
 from agent.protocol import MAX_ITEMS, Disk, Monitor, OperatingSystem, Smbios
+from agent.session.view import SignedIn, SystemIdle
 
 DMI = Path("sys/class/dmi/id")
 BLOCK = Path("sys/block")
@@ -141,8 +142,16 @@ def host_facts(root: Path) -> HostFacts:
     )
 
 
-def input_idle(root: Path) -> InputIdle:
-    return linux_idle.input_idle(root)
+def signed_in(root: Path) -> tuple[SignedIn, ...]:
+    return linux_idle.signed_in(root)
+
+
+def system_idle(root: Path) -> SystemIdle:
+    return linux_idle.system_idle(root)
+
+
+def session_listener(address: str) -> posix_channel.UnixListener:
+    return posix_channel.UnixListener(Path(address))
 
 
 def slept_seconds() -> float:
@@ -152,6 +161,10 @@ def slept_seconds() -> float:
 
 def rapl(root: Path) -> RaplReading | None:
     return linux_power.rapl(root)
+
+
+def has_rapl(root: Path) -> bool:
+    return linux_power.has_rapl(root)
 
 
 def has_battery(root: Path) -> bool:

@@ -1,57 +1,73 @@
-"""How long since someone touched this Linux machine: logind, else X11, else terminal access times.
+"""Who is signed in on this Linux machine (utmp), and how long its sign-in screen has been left alone (logind).
 
-logind is authoritative where it runs: desktops (GNOME, and logind itself for text consoles) set a
-session's IdleHint once their own idle delay has passed. A session whose desktop never sets the
-hint always looks busy; that errs towards not powering down someone's machine, which is the safe
-side. X11 (the XScreenSaver extension) covers machines without logind when the agent runs inside
-the user's display; failing both, a terminal's access time moves with every key typed in it.
+A service learns nothing about the input of a signed-in user's session: that comes from the session
+helper (``linux_session``). What a service can read is the list of sessions and, while nobody is
+signed in, the greeter's idle hint, which GDM and LightDM's greeters set through logind like any
+desktop session.
+
+Sessions come from utmp, as ``who`` reads them, under ``root`` so that a test can give the agent a
+utmp of its own: login, sshd and display managers add a USER_PROCESS record for each sign-in. A
+record with a host that is not an X display (":0") came over the network.
 """
 
 from __future__ import annotations
 
-import os
+import struct
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-
 from agent.platform import command
-from agent.platform.base import InputIdle
+from agent.platform.linux_session import parse_show_session
+from agent.session.view import SignedIn, SystemIdle
 
+UTMP_FILES = (Path("run/utmp"), Path("var/run/utmp"))
+# glibc's struct utmp on 64-bit Linux (x86-64, arm64): 384 bytes, 32-bit times.
+UTMP = struct.Struct("=hxxi32s4s32s256shhi2i4i20s")
+USER_PROCESS = 7
 LOGIND_PROPERTIES = ("Id", "Class", "IdleHint", "IdleSinceHintMonotonic")
+LOGIND_SESSIONS = Path("run/systemd/sessions")
 
 
-def parse_session_ids(text: str) -> tuple[str, ...]:
-    """Session ids from ``loginctl list-sessions --no-legend`` (the first column, whatever the version)."""
-    return tuple(line.split()[0] for line in text.splitlines() if line.strip())
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def parse_show_session(text: str) -> list[dict[str, str]]:
-    """``loginctl show-session -p … ID…`` output: one block of Key=Value lines per session."""
-    sessions: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    for line in [*text.splitlines(), ""]:
-        if not line.strip():
-            if current:
-                sessions.append(current)
-            current = {}
+def parse_utmp(data: bytes) -> tuple[SignedIn, ...]:
+    """The signed-in sessions in a utmp file's records (dead and boot records are not sessions)."""
+    sessions = []
+    for offset in range(0, len(data) - UTMP.size + 1, UTMP.size):
+        kind, _pid, line, _id, user, host, _term, _exit, _session, seconds, _micro, *_rest = UTMP.unpack_from(
+            data, offset)
+        if kind != USER_PROCESS or not _text(user):
             continue
-        key, _, value = line.partition("=")
-        current[key.strip()] = value.strip()
-    return sessions
+        where = _text(host)
+        sessions.append(SignedIn(user=_text(user), session=_text(line) or where or "?",
+                                 remote=bool(where) and not where.startswith(":"),
+                                 since=datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None))
+    return tuple(sessions)
 
 
-def logind_idle_seconds(sessions: Iterable[Mapping[str, str]], now_monotonic_us: int) -> float | None:
-    """Idle seconds of the least idle user session; None when no user session can say.
+def signed_in(root: Path) -> tuple[SignedIn, ...]:
+    for candidate in UTMP_FILES:
+        try:
+            return parse_utmp((root / candidate).read_bytes())
+        except OSError:
+            continue
+    return ()
+
+
+def greeter_idle_seconds(sessions: Iterable[Mapping[str, str]], now_monotonic_us: int) -> float | None:
+    """Idle seconds of the least idle greeter (sign-in screen) session; None without one that can say.
 
     A session with IdleHint=no is in use now. ``IdleSinceHintMonotonic`` is CLOCK_MONOTONIC in µs,
     immune to wall-clock changes; 0 means logind never recorded when idling began.
     """
     idle: list[float] = []
     for session in sessions:
-        if not session.get("Class", "").startswith("user"):
-            continue  # greeters and background sessions have no person behind them
+        if session.get("Class") != "greeter":
+            continue
         if session.get("IdleHint") == "no":
             idle.append(0.0)
             continue
@@ -61,91 +77,34 @@ def logind_idle_seconds(sessions: Iterable[Mapping[str, str]], now_monotonic_us:
     return min(idle) if idle else None
 
 
-def logind_idle() -> InputIdle | None:
-    """None when logind is not running here; otherwise its answer, even "nobody is signed in"."""
-    listing = command.run(["loginctl", "list-sessions", "--no-legend"])
-    if listing is None:
-        return None
-    ids = parse_session_ids(listing)
+def greeter_session_ids(root: Path) -> tuple[str, ...]:
+    """The greeter sessions logind keeps state files for (``/run/systemd/sessions/<id>``, CLASS=greeter)."""
+    base = root / LOGIND_SESSIONS
+    try:
+        files = sorted(base.iterdir())
+    except OSError:
+        return ()
+    found = []
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        if "CLASS=greeter" in lines:
+            found.append(path.name)
+    return tuple(found)
+
+
+def system_idle(root: Path) -> SystemIdle:
+    """The sign-in screen's idle time from logind; unknown without logind or a graphical greeter.
+
+    logind's own state files say whether a greeter runs, so a machine without one (a server, a text
+    console, no systemd) costs no ``loginctl`` at all, and one with a greeter a single call.
+    """
+    ids = greeter_session_ids(root)
     if not ids:
-        return InputIdle(None, "logind")
+        return SystemIdle(None, "logind")
     properties = [arg for name in LOGIND_PROPERTIES for arg in ("-p", name)]
     shown = command.run(["loginctl", "show-session", *properties, *ids])
-    if shown is None:
-        return None
     now_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-    return InputIdle(logind_idle_seconds(parse_show_session(shown), now_us), "logind")
-
-
-def x11_idle_seconds() -> float | None:
-    """Milliseconds since input from the X server named by DISPLAY, as seconds; None without one.
-
-    The extension is checked before querying: an X error would run Xlib's default handler, which
-    exits the process. ctypes is loaded only when there is a display to ask: a system service has
-    none, and loading it (and searching for the libraries) costs the agent about 1 MiB for nothing.
-    """
-    if not os.environ.get("DISPLAY"):
-        return None
-    import ctypes
-    import ctypes.util
-
-    class _XScreenSaverInfo(ctypes.Structure):
-        _fields_ = [("window", ctypes.c_ulong), ("state", ctypes.c_int), ("kind", ctypes.c_int),
-                    ("til_or_since", ctypes.c_ulong), ("idle", ctypes.c_ulong), ("event_mask", ctypes.c_ulong)]
-
-    x11_path, xss_path = ctypes.util.find_library("X11"), ctypes.util.find_library("Xss")
-    if not (x11_path and xss_path):
-        return None
-    x11, xss = ctypes.CDLL(x11_path), ctypes.CDLL(xss_path)
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
-    x11.XDefaultRootWindow.restype = ctypes.c_ulong
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    x11.XFree.argtypes = [ctypes.c_void_p]
-    xss.XScreenSaverQueryExtension.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int),
-                                               ctypes.POINTER(ctypes.c_int)]
-    xss.XScreenSaverAllocInfo.restype = ctypes.POINTER(_XScreenSaverInfo)
-    xss.XScreenSaverQueryInfo.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(_XScreenSaverInfo)]
-    display = x11.XOpenDisplay(None)
-    if not display:
-        return None
-    try:
-        event_base, error_base = ctypes.c_int(), ctypes.c_int()
-        if not xss.XScreenSaverQueryExtension(display, ctypes.byref(event_base), ctypes.byref(error_base)):
-            return None
-        info = xss.XScreenSaverAllocInfo()
-        if not info:
-            return None
-        try:
-            if not xss.XScreenSaverQueryInfo(display, x11.XDefaultRootWindow(display), info):
-                return None
-            return info.contents.idle / 1000
-        finally:
-            x11.XFree(info)
-    finally:
-        x11.XCloseDisplay(display)
-
-
-def tty_idle_seconds(root: Path, terminals: Sequence[str], now: float) -> float | None:
-    """Seconds since the most recently used of ``terminals`` (names under /dev) was read from."""
-    idle = []
-    for terminal in terminals:
-        try:
-            accessed = (root / "dev" / terminal).stat().st_atime
-        except (OSError, ValueError):
-            continue  # ":0" and other display names are not devices
-        idle.append(max(0.0, now - accessed))
-    return min(idle) if idle else None
-
-
-def input_idle(root: Path) -> InputIdle:
-    answer = logind_idle()
-    if answer is not None:
-        return answer
-    seconds = x11_idle_seconds()
-    if seconds is not None:
-        return InputIdle(seconds, "x11")
-    terminals = [user.terminal for user in psutil.users() if user.terminal]
-    seconds = tty_idle_seconds(root, terminals, time.time())
-    return InputIdle(seconds, "tty") if seconds is not None else InputIdle()
+    return SystemIdle(greeter_idle_seconds(parse_show_session(shown or ""), now_us), "logind")

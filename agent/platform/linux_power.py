@@ -32,13 +32,22 @@ def counted_zone(zone: str, name: str) -> bool:
     return (top_level and name.startswith("package")) or name == "dram"
 
 
-def rapl(root: Path) -> RaplReading | None:
+def _counted_zones(root: Path) -> list[tuple[str, str]]:
     base = root / POWERCAP
     if not base.is_dir():
-        return None
+        return []
     zones = [(entry.name, read(entry / "name") or "") for entry in sorted(base.iterdir())
              if RAPL_ZONE.match(entry.name)]
-    counted = [(zone, name) for zone, name in zones if counted_zone(zone, name)]
+    return [(zone, name) for zone, name in zones if counted_zone(zone, name)]
+
+
+def has_rapl(root: Path) -> bool:
+    return bool(_counted_zones(root))
+
+
+def rapl(root: Path) -> RaplReading | None:
+    base = root / POWERCAP
+    counted = _counted_zones(root)
     if not counted:
         return None
     counters = []

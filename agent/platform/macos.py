@@ -14,16 +14,19 @@ import platform
 import plistlib
 import re
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.platform import command
-from agent.platform.base import BatteryDraw, HostFacts, InputIdle, RaplReading, battery, text_or_none
+from agent.platform import command, posix_channel
+from agent.platform.base import BatteryDraw, HostFacts, RaplReading, battery, text_or_none
 from agent.platform.edid import pnp_id
+from agent.platform.macos_session import ioreg_int, parse_hid_idle, parse_ioreg
 from agent.protocol import MAX_ITEMS, Battery, Disk, Monitor, OperatingSystem, Smbios
+from agent.session.view import SignedIn, SystemIdle
 
 NOMINAL_CELL_VOLTS = 3.85
-IOREG_PROPERTY = re.compile(r'^[\s|]*"([^"]+)" = (.*)$')
 
 
 def parse_sw_vers(text: str) -> str:
@@ -35,33 +38,11 @@ def parse_sw_vers(text: str) -> str:
     return f"{version} ({build})" if version and build else version
 
 
-def parse_ioreg(text: str) -> dict[str, str]:
-    """Top-level properties of the first object in ``ioreg -r`` output, values as ioreg printed them.
-
-    Nested dictionaries and arrays stay on their key's line, so only top-level keys are matched.
-    """
-    properties: dict[str, str] = {}
-    for line in text.splitlines():
-        match = IOREG_PROPERTY.match(line)
-        if match:
-            properties.setdefault(match.group(1), match.group(2).strip())
-    return properties
-
-
 def ioreg_string(value: str | None) -> str | None:
     """A string property: ``"text"`` or, for device-tree data, ``<"text">``."""
     if value is None:
         return None
     return text_or_none(value.removeprefix("<").removesuffix(">").strip('"'))
-
-
-def ioreg_int(value: str | None) -> int | None:
-    """An integer property; ioreg prints negative 64-bit values as their unsigned form."""
-    try:
-        number = int(value) if value is not None else None
-    except ValueError:
-        return None
-    return number - 2**64 if number is not None and number >= 2**63 else number
 
 
 def parse_platform_expert(text: str) -> Smbios:
@@ -173,12 +154,6 @@ def parse_hardware_ports(text: str) -> tuple[str, ...] | None:
     return tuple(devices) or None
 
 
-def parse_hid_idle(text: str) -> float | None:
-    """Seconds since input from ``ioreg -r -d 1 -c IOHIDSystem`` (HIDIdleTime is in nanoseconds)."""
-    idle = ioreg_int(parse_ioreg(text).get("HIDIdleTime"))
-    return idle / 1e9 if idle is not None and idle >= 0 else None
-
-
 def _disks() -> tuple[Disk, ...]:
     listing = command.run(["diskutil", "list", "-plist", "physical"])
     found = []
@@ -219,9 +194,31 @@ def host_facts(root: Path) -> HostFacts:
     )
 
 
-def input_idle(root: Path) -> InputIdle:
-    seconds = parse_hid_idle(command.run(["ioreg", "-r", "-d", "1", "-c", "IOHIDSystem"]) or "")
-    return InputIdle(seconds, "HIDIdleTime") if seconds is not None else InputIdle()
+def signed_in_from_users(users: Iterable[Any]) -> tuple[SignedIn, ...]:
+    """Sessions from psutil's ``users()`` (utmpx): the console's GUI sessions and terminal sessions.
+
+    Terminal windows of the console's user are theirs and covered by their helper; a session with a
+    host came over the network.
+    """
+    return tuple(SignedIn(user=user.name, session=user.terminal or "console", remote=bool(user.host),
+                          since=datetime.fromtimestamp(user.started, UTC) if user.started else None)
+                 for user in users if user.name)
+
+
+def signed_in(root: Path) -> tuple[SignedIn, ...]:
+    import psutil
+
+    return signed_in_from_users(psutil.users())
+
+
+def system_idle(root: Path) -> SystemIdle:
+    """HIDIdleTime counts input from every keyboard and mouse, the login window's included."""
+    return SystemIdle(parse_hid_idle(command.run(["ioreg", "-r", "-d", "1", "-c", "IOHIDSystem"]) or ""),
+                      "HIDIdleTime")
+
+
+def session_listener(address: str) -> posix_channel.UnixListener:
+    return posix_channel.UnixListener(Path(address))
 
 
 def slept_seconds() -> float:
@@ -232,6 +229,11 @@ def slept_seconds() -> float:
 
 def rapl(root: Path) -> RaplReading | None:
     return None  # macOS offers package power only through powermetrics, which needs root and samples for seconds
+
+
+def has_rapl(root: Path) -> bool:
+    return False
+
 
 
 def has_battery(root: Path) -> bool:

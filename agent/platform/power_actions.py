@@ -1,31 +1,22 @@
-"""What every OS's power-action module provides: pure functions from an action to the argv that does it.
+"""What every OS's power-action module provides: a pure function from an action to the argv that does it.
 
 Nothing here runs a command: the enforcer hands the argv to an injected runner, so tests assert the
-exact command lines and the test machine is never powered off.
+exact command lines and the test machine is never powered off. Warnings are shown by the session
+helper in each user's session (agent.session), not by commands.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Protocol
 
 from agent.protocol import PowerActionKind as Verb
 
-__all__ = ["PowerActions", "SessionUser", "Verb", "for_platform"]
-
-
-@dataclass(frozen=True)
-class SessionUser:
-    name: str
-    uid: int | None = None  # None where the OS has no numeric ids (Windows) or it could not be found
+__all__ = ["PowerActions", "Verb", "for_platform"]
 
 
 class PowerActions(Protocol):
     def power_command(self, verb: Verb, message: str) -> list[str]: ...
-
-    def warning_commands(self, title: str, message: str, minutes: int,
-                         users: tuple[SessionUser, ...]) -> list[list[str]]: ...
 
 
 def for_platform(platform: str = sys.platform) -> PowerActions:

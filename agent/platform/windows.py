@@ -1,5 +1,5 @@
-"""The Windows backend: CIM through one PowerShell call for inventory, kernel32/user32 through ctypes
-for the cheap per-interval questions.
+"""The Windows backend: CIM through one PowerShell call for inventory, kernel32 through ctypes for the
+cheap per-interval questions, Terminal Services for who is signed in.
 
 Inventory is a single PowerShell run printing JSON (PowerShell starts slowly; one start per
 inventory, not one per class) and :func:`parse_host_facts` turns that JSON into facts, so it is
@@ -19,17 +19,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agent.platform import command
+from agent.platform import command, windows_channel, windows_wts
 from agent.platform.base import (
     BatteryDraw,
     HostFacts,
-    InputIdle,
     RaplReading,
     battery,
     chassis_type,
     text_or_none,
 )
 from agent.protocol import MAX_ITEMS, Battery, Disk, Monitor, OperatingSystem, Smbios
+from agent.session.view import SignedIn, SystemIdle
 
 CREATE_NO_WINDOW = 0x08000000  # keeps a console window from flashing up on the user's desktop
 POWERSHELL = ("powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-Command")
@@ -170,11 +170,6 @@ def parse_battery_status(text: str) -> BatteryDraw:
     return BatteryDraw(discharging=True, watts=watts, detail="BatteryStatus DischargeRate")
 
 
-def ticks_between(earlier: int, later: int) -> int:
-    """Milliseconds between two 32-bit GetTickCount values; the counter wraps every 49.7 days."""
-    return (later - earlier) % 2**32
-
-
 def battery_present(battery_flag: int) -> bool:
     return battery_flag not in (NO_SYSTEM_BATTERY, BATTERY_STATUS_UNKNOWN)
 
@@ -192,25 +187,26 @@ def host_facts(root: Path) -> HostFacts:
                                             kernel=platform.version(), arch=platform.machine()))
 
 
-class _LastInputInfo(ctypes.Structure):
-    _fields_ = [("cbSize", ctypes.c_uint32), ("dwTime", ctypes.c_uint32)]
-
-
 class _SystemPowerStatus(ctypes.Structure):
     _fields_ = [("ACLineStatus", ctypes.c_ubyte), ("BatteryFlag", ctypes.c_ubyte),
                 ("BatteryLifePercent", ctypes.c_ubyte), ("SystemStatusFlag", ctypes.c_ubyte),
                 ("BatteryLifeTime", ctypes.c_uint32), ("BatteryFullLifeTime", ctypes.c_uint32)]
 
 
-def input_idle(root: Path) -> InputIdle:
-    """GetLastInputInfo sees the input of the caller's session only: a service in session 0 learns
-    nothing about the person at the console, so the agent must ask from inside the user's session."""
-    info = _LastInputInfo(ctypes.sizeof(_LastInputInfo), 0)
-    windll = ctypes.windll  # type: ignore[attr-defined]
-    if not windll.user32.GetLastInputInfo(ctypes.byref(info)):
-        return InputIdle()
-    windll.kernel32.GetTickCount.restype = ctypes.c_uint32
-    return InputIdle(ticks_between(info.dwTime, windll.kernel32.GetTickCount()) / 1000, "GetLastInputInfo")
+def signed_in(root: Path) -> tuple[SignedIn, ...]:
+    return windows_wts.signed_in_sessions(windows_wts.Win32Wts())
+
+
+def system_idle(root: Path) -> SystemIdle:
+    """Nothing a service can read: GetLastInputInfo in session 0 sees session 0's input, which nobody
+    gives, and no call reports input at the sign-in screen to a service. The desk then counts idle from
+    the last sign-out it saw (agent.session.view)."""
+    return SystemIdle(None, "")
+
+
+def session_listener(address: str) -> windows_channel.PipeListener:
+    wts = windows_wts.Win32Wts()
+    return windows_channel.PipeListener(windows_channel.Win32Pipes(), wts.user, address)
 
 
 def slept_seconds() -> float:
@@ -232,6 +228,11 @@ def _power_status() -> _SystemPowerStatus | None:
 
 def rapl(root: Path) -> RaplReading | None:
     return None  # Windows exposes no RAPL counters without a third-party kernel driver
+
+
+def has_rapl(root: Path) -> bool:
+    return False
+
 
 
 def has_battery(root: Path) -> bool:

@@ -54,7 +54,8 @@ def policy_explain(
     idle_minutes: Annotated[float | None, typer.Option(help="Minutes since the last input")] = None,
     cpu: Annotated[float | None, typer.Option(help="CPU use in percent")] = None,
     sessions: Annotated[int | None, typer.Option(help="Signed-in user sessions")] = None,
-    process: Annotated[list[str] | None, typer.Option(help="A running process; repeat for more")] = None,
+    process: Annotated[list[str] | None, typer.Option(
+        help="A running process; repeat for more (default: as the device's agent last reported)")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: AsJson = False,
@@ -71,9 +72,11 @@ def policy_explain(
     try:
         with session_scope(engine) as session:
             detail = explain.find_device(session, device)
+            reported = None if process is not None else explain.reported_processes(session, str(detail.device.id))
     except NotFound as exc:
         fail(str(exc))
-    facts = explain.facts(detail, tuple(tag or ()), group, explain.activity(idle_minutes, cpu, sessions, process))
+    facts = explain.facts(detail, tuple(tag or ()), group,
+                          explain.activity(idle_minutes, cpu, sessions, process, reported))
     try:
         moment = explain.parse_moment(at, explain.site_zone(policy_set, facts)) if at else utcnow()
     except ValueError as exc:
@@ -82,7 +85,7 @@ def policy_explain(
     if as_json:
         print_json(decision)
         return
-    for line in explain.render(decision, facts):
+    for line in explain.render(decision, facts, reported):
         typer.echo(line)
 
 def _policy_set(policies: Path | None, database_url: str | None, data_dir: Path | None):

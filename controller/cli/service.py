@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -56,14 +57,16 @@ def demo(
     port: Annotated[int, typer.Option(help="HTTPS port for the controller")] = 8443,
     devices: Annotated[int, typer.Option(help="Simulated devices")] = 300,
     sites: Annotated[int, typer.Option(help="Simulated sites")] = 3,
-    history: Annotated[int, typer.Option(help="Days of simulated history to backfill")] = 7,
+    history: Annotated[int, typer.Option(help="Days of simulated history to build (a half term)")] = 42,
+    observe_days: Annotated[int, typer.Option(help="Of them, the first days with every policy observing (the "
+                                                   "baseline); enforcing after")] = 14,
 ) -> None:
     """Run a controller, this machine's agent and a simulated estate, with data to look at."""
     from controller.demo import DemoPlan, run
 
     try:
         run(DemoPlan(data_dir=data_dir.resolve(), port=port, devices=devices, sites=sites, history_days=history,
-                     agent_interval=60))
+                     agent_interval=60, observe_days=observe_days))
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         fail(str(exc))
 
@@ -79,6 +82,8 @@ def simulate(
     interval: Annotated[int, typer.Option(help="Seconds between a device's reports")] = 300,
     duration: Annotated[float | None, typer.Option(
         help="Seconds of live reporting after the backfill (default: until Ctrl-C)")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Backfill only up to this moment and stop (ISO 8601 with an offset, e.g. 2026-11-16T00:00+00:00)")] = None,
     state: Annotated[Path, typer.Option(help="Enrollments and sequence numbers, kept between runs")] = Path(
         "caretaker-simulate.json"),
     concurrency: Annotated[int, typer.Option(help="Requests in flight at once (httpx slows beyond about 8)")] = 8,
@@ -94,9 +99,18 @@ def simulate(
 
     from controller.simulate import run as simulate_run
 
+    stop_at = None
+    if until is not None:
+        try:
+            stop_at = datetime.fromisoformat(until)
+        except ValueError:
+            fail(f"--until {until!r} is not an ISO 8601 moment, e.g. 2026-11-16T00:00+00:00")
+        if stop_at.tzinfo is None:
+            fail(f"--until {until!r} needs a UTC offset, e.g. {until}+00:00")
     config = simulate_run.SimulationConfig(
         controller=controller, state_file=state, devices=devices, sites=sites, seed=seed, tokens=tuple(token or ()),
-        history_days=history, interval=interval, duration=duration, concurrency=concurrency, ca_file=ca_file)
+        history_days=history, interval=interval, duration=duration, concurrency=concurrency, ca_file=ca_file,
+        until=stop_at)
     issue = None
     if database_url is not None or data_dir is not None:
         def issue(names: list[str]) -> list[str]:

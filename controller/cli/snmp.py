@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -29,12 +30,27 @@ Credentials = Annotated[Path | None, typer.Option(
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for each answer")]
 Retries = Annotated[int, typer.Option(help="Times to ask again before giving up")]
 Site = Annotated[str | None, typer.Option(help="Site the devices belong to (created if new; default: the only site)")]
+Community = Annotated[list[str] | None, typer.Option(
+    help="v2c community to try, as env:NAME or file:PATH (repeat for several; tried in order)")]
+V3User = Annotated[str | None, typer.Option(help="SNMPv3 (authPriv) user to try")]
+V3AuthKey = Annotated[str | None, typer.Option(help="its authentication key, as env:NAME or file:PATH")]
+V3PrivKey = Annotated[str | None, typer.Option(help="its privacy key, as env:NAME or file:PATH")]
+V3AuthProtocol = Annotated[str, typer.Option(help="MD5 SHA SHA224 SHA256 SHA384 SHA512")]
+V3PrivProtocol = Annotated[str, typer.Option(help="DES AES AES192 AES256")]
+V3Context = Annotated[str, typer.Option(help="its SNMPv3 context name, where the agent needs one")]
 
 
 @app.command("poll")
 def snmp_poll(
     address: Annotated[str, typer.Argument(help="IP address or host name of the device")],
     port: Annotated[int, typer.Option(help="UDP port of its SNMP agent")] = 161,
+    community: Community = None,
+    v3_user: V3User = None,
+    v3_auth_key: V3AuthKey = None,
+    v3_priv_key: V3PrivKey = None,
+    v3_auth_protocol: V3AuthProtocol = "SHA256",
+    v3_priv_protocol: V3PrivProtocol = "AES",
+    v3_context: V3Context = "",
     credentials: Credentials = None,
     timeout: Timeout = 2.0,
     retries: Retries = 1,
@@ -44,20 +60,21 @@ def snmp_poll(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Identify one device and print what it reports, trying only the credentials configured for it."""
+    """Identify one device and print what it reports, ending with what it answered that no profile
+    interpreted. It is asked only with the credentials given here, or else those the credentials file
+    configures for it."""
     import asyncio
-    import os
 
-    from controller.snmp.credentials import CredentialError, load_credentials
     from controller.snmp.display import describe
-    from controller.snmp.poller import PollSettings, poll_once
+    from controller.snmp.poller import PollSettings, Survey, poll_once
     from controller.snmp.profiles import load_profiles
 
-    path = credentials or settings_for(None, data_dir).data_dir / "snmp-credentials.yaml"
+    given = _given_credentials(community or [], v3_user, v3_auth_key, v3_priv_key, v3_auth_protocol,
+                               v3_priv_protocol, v3_context)
+    store = _store(given, {"address": address}, credentials, data_dir)
     try:
-        store = load_credentials(path, os.environ)
-        settings = PollSettings(timeout=timeout, retries=retries)
-    except (CredentialError, ValueError) as exc:
+        settings = PollSettings(timeout=timeout, retries=retries, survey=Survey.ALL)
+    except ValueError as exc:
         fail(str(exc))
     result = asyncio.run(poll_once(address, port, load_profiles(), store, settings))
     if as_json:
@@ -96,13 +113,13 @@ def snmp_encrypt(
 def snmp_discover(
     subnet: Annotated[str, typer.Argument(help="Subnet to search, e.g. 10.20.5.0/24 (at most 1,024 addresses)")],
     port: Annotated[int, typer.Option(help="UDP port of the SNMP agents")] = 161,
-    community: Annotated[list[str] | None, typer.Option(
-        help="v2c community to try, as env:NAME or file:PATH (repeat for several; tried in order)")] = None,
-    v3_user: Annotated[str | None, typer.Option(help="SNMPv3 (authPriv) user to try")] = None,
-    v3_auth_key: Annotated[str | None, typer.Option(help="its authentication key, as env:NAME or file:PATH")] = None,
-    v3_priv_key: Annotated[str | None, typer.Option(help="its privacy key, as env:NAME or file:PATH")] = None,
-    v3_auth_protocol: Annotated[str, typer.Option(help="MD5 SHA SHA224 SHA256 SHA384 SHA512")] = "SHA256",
-    v3_priv_protocol: Annotated[str, typer.Option(help="DES AES AES192 AES256")] = "AES",
+    community: Community = None,
+    v3_user: V3User = None,
+    v3_auth_key: V3AuthKey = None,
+    v3_priv_key: V3PrivKey = None,
+    v3_auth_protocol: V3AuthProtocol = "SHA256",
+    v3_priv_protocol: V3PrivProtocol = "AES",
+    v3_context: V3Context = "",
     credentials: Credentials = None,
     site: Site = None,
     timeout: Timeout = 1.0,
@@ -113,30 +130,25 @@ def snmp_discover(
     as_json: AsJson = False,
 ) -> None:
     """Find the SNMP kit on a subnet and register it. Each address is asked only with the credentials
-    given here, or else those the credentials file configures for it, in order, until one answers."""
+    given here, or else those the credentials file configures for it, in order, until one answers.
+    Devices no profile recognises are kept as hosts and listed with what they answered."""
     import asyncio
-    import os
 
-    from controller.snmp.credentials import CredentialError, load_credentials, parse_credentials
     from controller.snmp.discover import SubnetError, addresses, register_all, scan
-    from controller.snmp.poller import Poller, PollSettings
-    from controller.snmp.profiles import load_profiles
+    from controller.snmp.display import unexplained
+    from controller.snmp.poller import Poller, PollSettings, Survey
+    from controller.snmp.profiles import DeviceKind, load_profiles
     from controller.snmp.pysnmp_client import PysnmpClient
 
     given = _given_credentials(community or [], v3_user, v3_auth_key, v3_priv_key, v3_auth_protocol,
-                               v3_priv_protocol)
+                               v3_priv_protocol, v3_context)
     try:
         hosts = addresses(subnet)
-        if given:
-            store = parse_credentials({"credentials": given, "targets": [{"subnet": subnet, "use": list(given)}]},
-                                      os.environ, Path.cwd())
-        else:
-            store = load_credentials(credentials or settings_for(None, data_dir).data_dir / "snmp-credentials.yaml",
-                                     os.environ)
         settings = PollSettings(timeout=timeout, retries=retries, concurrency=concurrency,
-                                device_deadline=max(30.0, 10 * timeout * (retries + 1)))
-    except (CredentialError, SubnetError, ValueError) as exc:
+                                device_deadline=max(30.0, 10 * timeout * (retries + 1)), survey=Survey.HOSTS)
+    except (SubnetError, ValueError) as exc:
         fail(str(exc))
+    store = _store(given, {"subnet": subnet}, credentials, data_dir)
     if not any(store.candidates(h) for h in hosts):
         fail(f"no SNMP credentials are configured for any address in {subnet}")
     engine = open_database(database_url, data_dir)
@@ -149,14 +161,23 @@ def snmp_discover(
     found = register_all(engine, asyncio.run(search()), where, ACTOR)
     rows = [{"target": f.target_id, "device": f.device_id, "address": f.poll.address, "port": f.poll.port,
              "kind": f.poll.kind, "profile": f.poll.profile, "credential": f.poll.credential,
+             "vendor": f.poll.identity.vendor if f.poll.identity else None,
              "model": f.poll.identity.model if f.poll.identity else None,
-             "serial": f.poll.identity.serial if f.poll.identity else None} for f in found]
+             "serial": f.poll.identity.serial if f.poll.identity else None,
+             "units": [f.device_id, *f.members],
+             "unexplained": (dataclasses.asdict(f.poll.unexplained)
+                             if f.poll.unexplained and f.poll.kind == DeviceKind.HOST else None)} for f in found]
     if as_json:
         print_json(rows)
     else:
-        print_table(["TARGET", "DEVICE", "ADDRESS", "KIND", "MODEL", "SERIAL", "CREDENTIAL"],
-                    [[r["target"], r["device"], f"{r['address']}:{r['port']}", r["kind"], r["model"], r["serial"],
-                      r["credential"]] for r in rows])
+        print_table(["TARGET", "DEVICE", "ADDRESS", "KIND", "VENDOR", "MODEL", "SERIAL", "CREDENTIAL"],
+                    [[r["target"], ", ".join(map(str, r["units"])), f"{r['address']}:{r['port']}", r["kind"],
+                      r["vendor"], r["model"], r["serial"], r["credential"]] for r in rows])
+        hosts_kept = [f.poll for f in found if f.poll.kind == DeviceKind.HOST and f.poll.unexplained]
+        if hosts_kept:
+            typer.echo("\nkept as host (no profile recognised them; please report what they answered):")
+        for poll in hosts_kept:
+            typer.echo("\n".join([f"{poll.address}:{poll.port}", *unexplained(poll.unexplained)]))
     typer.echo(f"{len(found)} of {len(hosts)} address(es) answered", err=True)
 
 
@@ -176,15 +197,32 @@ def snmp_targets(
                           "never" if r.last_poll_at is None else (f"failed: {r.last_error}" if r.last_error else "ok")])
 
 
+def _store(given: dict[str, dict], where: dict[str, str], credentials: Path | None, data_dir: Path | None):
+    """The credentials given on the command line for ``where`` (an address or a subnet), or else the
+    credentials file."""
+    import os
+
+    from controller.snmp.credentials import CredentialError, load_credentials, parse_credentials
+
+    try:
+        if given:
+            return parse_credentials({"credentials": given, "targets": [{**where, "use": list(given)}]},
+                                     os.environ, Path.cwd())
+        return load_credentials(credentials or settings_for(None, data_dir).data_dir / "snmp-credentials.yaml",
+                                os.environ)
+    except CredentialError as exc:
+        fail(str(exc))
+
+
 def _given_credentials(communities: list[str], user: str | None, auth_key: str | None, priv_key: str | None,
-                       auth_protocol: str, priv_protocol: str) -> dict[str, dict]:
+                       auth_protocol: str, priv_protocol: str, context: str) -> dict[str, dict]:
     """Credentials from the command line, in the credentials file's form (so they are checked the same
     way, and secrets are references, never typed where ``ps`` shows them)."""
     given: dict[str, dict] = {f"community-{i}": {"version": "2c", "community": c}
                               for i, c in enumerate(communities, 1)}
     if user is not None:
         given[f"v3-{user}"] = {"version": "3", "user": user, "auth_protocol": auth_protocol, "auth_key": auth_key,
-                               "priv_protocol": priv_protocol, "priv_key": priv_key}
+                               "priv_protocol": priv_protocol, "priv_key": priv_key, "context": context}
     elif auth_key or priv_key:
         fail("--v3-auth-key and --v3-priv-key need --v3-user")
     return given

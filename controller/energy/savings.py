@@ -3,8 +3,9 @@
 **Counterfactual per action.** A device a policy shut down, slept or hibernated (ActionRecord outcome
 ``done``) saves what it would have drawn idle from the action until ``details["until"]`` (when it is
 next needed), minus what it drew asleep or off in that time. Hour by hour, only the time the device
-was actually asleep or off inside that window is claimed: a machine someone switched back on early
-saves nothing from then on. The counterfactual idle draw is the device's own (calibrated) idle watts
+was actually asleep or off inside that window is claimed, and only until it was next awake (its
+agent's next report): a machine someone switched back on early saves nothing from then on, even
+once they switch it off again. The counterfactual idle draw is the device's own (calibrated) idle watts
 with its monitor asleep, so a screen that would have blanked anyway is not claimed. Devices that went
 off with no policy action (a teacher switching off) are natural shutdowns and never claimed, and
 overlapping actions on one device claim each second once.
@@ -17,11 +18,12 @@ the policy first acted.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from controller.energy.accounting import (
@@ -43,7 +45,7 @@ from controller.energy.policy_hours import Label, PolicyHours, is_waste
 from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
-from controller.register.models import ActionRecord
+from controller.register.models import ActionRecord, Report
 from controller.timeutil import as_utc, hour_floor, utcnow
 
 POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")
@@ -68,8 +70,9 @@ class ActionSaving:
     counterfactual_kwh: Decimal
     actual_kwh: Decimal
     saved_kwh: Decimal
-    saved_gbp: Decimal
+    saved_gbp: Decimal | None  # None: no tariff covers any of the hours (unpriced, never £0)
     saved_kgco2e: Decimal
+    unpriced_kwh: Decimal = Decimal(0)  # saved in hours no tariff covers, left out of ``saved_gbp``
 
 
 @dataclass
@@ -78,9 +81,10 @@ class SavingsSummary:
     end: datetime
     actions: list[ActionSaving]
     saved_kwh: Decimal
-    saved_gbp: Decimal
+    saved_gbp: Decimal | None  # None: none of the saved energy had a tariff (the figure says "unpriced")
     saved_kgco2e: Decimal
     skipped: list[str]  # actions that could not be claimed, and why
+    unpriced_kwh: Decimal = Decimal(0)  # saved in hours no tariff covers, left out of ``saved_gbp``
 
     def to_json(self) -> dict[str, object]:
         return jsonable(asdict(self))
@@ -102,8 +106,11 @@ def _until(action: ActionRecord) -> datetime | None:
     return as_utc(until) if until is not None and until.tzinfo is not None else None
 
 
-def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, skipped: list[str]) -> list[_Claim]:
-    """Each action's window, clipped to [start, end) and to what earlier actions on the device claimed."""
+def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, skipped: list[str],
+            back_on: Callable[[ActionRecord, datetime], datetime | None] = lambda action, until: None) -> list[_Claim]:
+    """Each action's window, clipped to [start, end), to the moment the device was next awake (``back_on``:
+    whatever it did after someone switched it back on, switching it off again included, was not the policy's
+    doing) and to what earlier actions on the device claimed."""
     claims = []
     claimed_to: dict[int, datetime] = {}
     for action in sorted(actions, key=lambda a: (a.device_id, as_utc(a.at))):
@@ -114,66 +121,96 @@ def _claims(actions: Sequence[ActionRecord], start: datetime, end: datetime, ski
         at = as_utc(action.at)
         window_start = max(at, start, claimed_to.get(action.device_id, at))
         window_end = min(until, at + MAX_CLAIM, end)
+        window_end = min(window_end, back_on(action, window_end) or window_end)
         if window_end > window_start:
             claims.append(_Claim(action, window_start, window_end))
             claimed_to[action.device_id] = window_end
     return claims
 
 
+def _back_on(session: Session, action: ActionRecord, until: datetime) -> datetime | None:
+    """When the device was next awake after ``action`` (its agent's next report starts then), if before ``until``."""
+    back = session.exec(select(func.min(Report.start)).where(
+        Report.device_id == action.device_id, col(Report.start) > action.at, col(Report.start) < until)).one()
+    return None if back is None else as_utc(back)
+
+
 def savings_summary(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
-                    now: datetime | None = None) -> SavingsSummary:
-    """Counterfactual savings of the policy actions whose windows fall in [start, end), up to now."""
+                    now: datetime | None = None, observed: bool = False) -> SavingsSummary:
+    """Counterfactual savings of the policy actions whose windows fall in [start, end), up to now.
+
+    ``observed``: what observe-mode policies would have saved had they acted, from the actions they only
+    recorded: the energy the device drew awake in each window, less what it would have drawn off (the
+    figure that says why savings are still zero, and what switching to enforce is worth)."""
     start, end = as_utc(start), min(as_utc(end), as_utc(now or utcnow()))
-    query = select(ActionRecord).where(col(ActionRecord.kind).in_(POWER_DOWN_KINDS), ActionRecord.outcome == "done",
+    query = select(ActionRecord).where(col(ActionRecord.kind).in_(POWER_DOWN_KINDS),
+                                       ActionRecord.outcome == ("observed" if observed else "done"),
                                        col(ActionRecord.device_id).is_not(None), col(ActionRecord.at) < end,
                                        col(ActionRecord.at) >= start - MAX_CLAIM)
     if site_ids is not None:
         query = query.where(col(ActionRecord.site_id).in_(list(site_ids)))
     skipped: list[str] = []
-    claims = _claims(list(session.exec(query)), start, end, skipped)
+    back_on = (lambda a, until: None) if observed else (lambda a, until: _back_on(session, a, until))
+    claims = _claims(list(session.exec(query)), start, end, skipped, back_on)
     if not claims:
         return SavingsSummary(start, end, [], Decimal(0), Decimal(0), Decimal(0), skipped)
     estate = load_estate(session, {c.action.site_id for c in claims})
     estate = replace(estate, devices={c.action.device_id: estate.devices[c.action.device_id] for c in claims})
     lines = estate_lines(session, estate, min(c.start for c in claims), max(c.end for c in claims), now=end)
-    return summarise_claims(claims, lines, estate, start, end, skipped)
+    return summarise_claims(claims, lines, estate, start, end, skipped, observed)
 
 
 def summarise_claims(claims: Sequence[_Claim], lines: Sequence[HourLine], estate: Estate, start: datetime,
-                     end: datetime, skipped: list[str]) -> SavingsSummary:
-    low: dict[tuple[int, datetime], list[HourLine]] = defaultdict(list)
+                     end: datetime, skipped: list[str], observed: bool = False) -> SavingsSummary:
+    """Each claim's saved Wh hour by hour, priced and weighed as ``energy_totals`` prices used energy (a
+    ``Total``), so an hour no tariff covers is unpriced here too, never £0.
+
+    A power-down saves, for the time the device was off or asleep in its window, its idle draw (screen
+    asleep) less what it drew; an observed one would have saved, for the time it stayed awake, what it drew
+    less its draw when off."""
+    counted: dict[tuple[int, datetime], list[HourLine]] = defaultdict(list)
     for line in lines:
-        if line.state in LOW_STATES:
-            low[line.device_id, line.hour].append(line)
+        if (line.state in LOW_STATES) != observed:
+            counted[line.device_id, line.hour].append(line)
     pricer = Pricer(estate)
     monitor = estate.catalogue.monitor()
-    results, total_wh, total_pence, total_g = [], Decimal(0), Decimal(0), Decimal(0)
+    results, everything = [], Total()
     for claim in claims:
         device = estate.devices[claim.action.device_id]
         idle_watts = device.profile.idle + device.monitors * monitor.sleep
-        counterfactual_wh = actual_wh = pence = grams = Decimal(0)
+        off_watts = device.profile.off + device.monitors * monitor.off
+        counterfactual_wh = actual_wh = Decimal(0)
+        saved = Total()
         hour = hour_floor(claim.start)
         while hour < claim.end:
             overlap = Decimal(int((min(hour + HOUR, claim.end) - max(hour, claim.start)).total_seconds()))
-            found = low.get((device.id, hour), [])
-            low_seconds = sum((line.seconds for line in found), Decimal(0))
-            if low_seconds > 0:
-                ratio = min(Decimal(1), overlap / low_seconds)
-                would = idle_watts * low_seconds * ratio / 3600
+            found = counted.get((device.id, hour), [])
+            seconds = sum((line.seconds for line in found), Decimal(0))
+            if seconds > 0:
+                ratio = min(Decimal(1), overlap / seconds)
                 drew = sum((line.wh for line in found), Decimal(0)) * ratio
+                if observed:  # it drew ``drew`` awake; off, it would have drawn its off watts
+                    would, drew = drew, off_watts * seconds * ratio / 3600
+                else:  # it drew ``drew`` off; left on, it would have drawn its idle watts
+                    would = idle_watts * seconds * ratio / 3600
                 counterfactual_wh, actual_wh = counterfactual_wh + would, actual_wh + drew
-                rate = pricer.rate(device.site_id, hour)
-                pence += (would - drew) * (rate or 0) / 1000
-                grams += (would - drew) * pricer.factor(device.site_id, hour).kg_per_kwh
+                saved.add(would - drew, seconds * ratio, "saved", "off", pricer.rate(device.site_id, hour),
+                          pricer.factor(device.site_id, hour))
             hour += HOUR
-        saved_wh = counterfactual_wh - actual_wh
-        total_wh, total_pence, total_g = total_wh + saved_wh, total_pence + pence, total_g + grams
+        everything.merge(saved)
         results.append(ActionSaving(
             claim.action.id, device.id, device.hostname, claim.action.kind, claim.start, claim.end, idle_watts,
-            _round(counterfactual_wh / 1000, WH), _round(actual_wh / 1000, WH), _round(saved_wh / 1000, WH),
-            _round(pence / 100, HUNDREDTH_PENNY), _round(grams / 1000, GRAM)))
-    return SavingsSummary(start, end, results, _round(total_wh / 1000, WH), _round(total_pence / 100, HUNDREDTH_PENNY),
-                          _round(total_g / 1000, GRAM), skipped)
+            _round(counterfactual_wh / 1000, WH), _round(actual_wh / 1000, WH), _round(saved.wh / 1000, WH),
+            _pounds(saved), _round(saved.grams / 1000, GRAM), _round(saved.unpriced_wh / 1000, WH)))
+    return SavingsSummary(start, end, results, _round(everything.wh / 1000, WH), _pounds(everything),
+                          _round(everything.grams / 1000, GRAM), skipped, _round(everything.unpriced_wh / 1000, WH))
+
+
+def _pounds(total: Total) -> Decimal | None:
+    """The priced hours' pounds, or None when no hour had a tariff (the energy package's rule for used)."""
+    if total.wh and total.unpriced_wh == total.wh:
+        return None
+    return _round(total.pence / 100, HUNDREDTH_PENNY)
 
 
 @dataclass

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 RELAY_DUTY = "wake-on-LAN relay for its subnet"
+MAX_TEMPLATES = 4096  # wire schedules kept per policy-set version (contexts × days)
+OFFSET_DAYS_KEPT = 7
 
 
 @dataclass(frozen=True)
@@ -68,22 +70,24 @@ class SchedulePlanner:
         self._schedules: dict[int, _Cached] = {}
         self._offsets: dict[tuple[int, str, date], dict[int, int]] = {}
         self._templates: dict[tuple, AgentSchedule] = {}
-        self._templates_for: tuple[str, date] | None = None
+        self._templates_for: str | None = None
         self._named: Distinctions | None = None
 
-    async def reply(self, device_id: int, held_version: str | None) -> AgentSchedule | None:
+    async def reply(self, device_id: int, held_version: str | None, at: datetime | None = None
+                    ) -> AgentSchedule | None:
         """The schedule to send with an ingest reply; None when the agent already holds it, or when there are
-        no policies and it holds none (nothing to enforce: older agents and policy-free estates pay nothing)."""
+        no policies and it holds none (nothing to enforce: older agents and policy-free estates pay nothing).
+        ``at``: the past instant a replaying agent asked its schedule from (ingest checked it); None is now."""
         if self._store.due():
             await asyncio.to_thread(self._store.refresh)
         active = self._store.current()
         if held_version is None and not active.policies:
             return None
         cached = self._schedules.get(device_id)
-        if (cached is None or cached.day != self._clock().date() or cached.policy_version != active.version
+        if (cached is None or cached.day != (at or self._clock()).date() or cached.policy_version != active.version
                 or cached.relay != (device_id in self._relays())):
             try:
-                schedule = await asyncio.to_thread(self.schedule_for, device_id)
+                schedule = await asyncio.to_thread(self.schedule_for, device_id, at)
             except Exception:
                 # The reports are already stored: a schedule problem must never cost the agent its acknowledgement
                 # (it would resend them). It keeps the schedule it holds, and the next reply tries again.
@@ -93,9 +97,11 @@ class SchedulePlanner:
             schedule = cached.schedule
         return None if schedule.version == held_version else schedule
 
-    def schedule_for(self, device_id: int) -> AgentSchedule:
+    def schedule_for(self, device_id: int, at: datetime | None = None) -> AgentSchedule:
+        """From local midnight of the day holding ``at`` (default now) for ``hours`` ahead and more."""
         active = self._store.current()
-        today = self._clock().date()
+        now = at or self._clock()
+        today = now.date()
         relay = device_id in self._relays()
         cached = self._schedules.get(device_id)
         if (cached is not None and cached.policy_version == active.version and cached.day == today
@@ -109,7 +115,7 @@ class SchedulePlanner:
             facts = device_facts(device, site, relay)
             offset = self._offset(session, device.site_id, device_id, active.version, today)
             tz = zone(site.timezone or "Europe/London")
-            start = instant(self._clock().astimezone(tz).date(), time(0), tz)
+            start = instant(now.astimezone(tz).date(), time(0), tz)
             carbon_aware = any(m.carbon_aware for p in active.policies for m in p.maintenance)
             intensity = {site.name: cached_for_site(session, site.postcode, start, start + timedelta(
                 days=self._days))} if carbon_aware else None
@@ -126,8 +132,9 @@ class SchedulePlanner:
 
         Under the lock: compiling is CPU-bound anyway, and a version change must not mix two sets' keys."""
         with self._lock:
-            if self._templates_for != (active.version, today):
-                self._templates, self._templates_for = {}, (active.version, today)
+            # Kept across days (each key holds its day's start), so agents replaying different days share them.
+            if self._templates_for != active.version or len(self._templates) > MAX_TEMPLATES:
+                self._templates, self._templates_for = {}, active.version
                 self._named = distinctions(active.policies)
             key = (start, context_key(facts, self._named), facts.site if intensity else None)
             template = self._templates.get(key)
@@ -143,8 +150,9 @@ class SchedulePlanner:
             ids = session.exec(select(Device.id).where(Device.site_id == site_id)).all()
             offsets = stagger_offsets(list(ids), self._per_minute)
             with self._lock:
-                # Yesterday's and superseded versions' tables are dropped as the new ones arrive.
-                for old in [k for k in self._offsets if k[0] == site_id]:
+                # Older days' and superseded versions' tables are dropped as new ones arrive (a few days are
+                # kept for agents replaying the past).
+                for old in sorted(k for k in self._offsets if k[0] == site_id)[:-OFFSET_DAYS_KEPT]:
                     del self._offsets[old]
                 self._offsets[key] = offsets
         return offsets[device_id]

@@ -317,11 +317,14 @@ def _idle(rule: IdleRule, activity: Activity | None, rules: list[Rule]) -> bool 
         judge(None if cpu is None else cpu < rule.cpu_below_percent,
               f"CPU {_known(cpu, '{:g}%')}, needs below {rule.cpu_below_percent:g}%")
     if rule.processes_absent:
+        watched = None if now.processes_watched is None else {p.casefold() for p in now.processes_watched}
+        unlooked = [] if watched is None else [p for p in rule.processes_absent if p.casefold() not in watched]
         running = None if now.processes is None else {p.casefold() for p in now.processes}
-        present = None if running is None else [p for p in rule.processes_absent if p.casefold() in running]
-        judge(None if present is None else not present,
+        present = [p for p in rule.processes_absent if p.casefold() in running] if running is not None else None
+        judge(None if present is None or (unlooked and not present) else not present,
               f"none of {', '.join(rule.processes_absent)} running"
-              + (f" ({', '.join(present)} is)" if present else ""))
+              + (f" ({', '.join(present)} is)" if present else "")
+              + (f" (the agent did not look for {', '.join(unlooked)})" if unlooked and not present else ""))
     if rule.no_signed_in_session:
         judge(None if now.sessions is None else now.sessions == 0,
               f"{_known(now.sessions, '{}')} signed-in session(s), needs none")

@@ -5,16 +5,18 @@ register knows it, the time as a person types it, and decisions and policy sets 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from controller.policy.engine import context
 from controller.policy.loader import PolicySet
 from controller.policy.model import Activity, Decision, DeviceFacts
 from controller.policy.walltime import instant
 from controller.register.devices import DeviceDetail, NotFound, device_detail, list_devices
+from controller.register.models import Report as ReportRow
 
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?([+-]\d{2}:?\d{2}|Z)?")
 
@@ -40,12 +42,43 @@ def facts(detail: DeviceDetail, tags: tuple[str, ...] = (), group: str | None = 
                        device_class=device.device_class, tags=tags, group=group, activity=activity)
 
 
-def activity(idle_minutes: float | None, cpu_percent: float | None, sessions: int | None,
-             processes: list[str] | None) -> Activity | None:
-    """What the operator says the device is doing; None when they say nothing, so the agent decides."""
-    if idle_minutes is None and cpu_percent is None and sessions is None and processes is None:
+@dataclass(frozen=True)
+class ReportedProcesses:
+    """What the device's agent last said about the processes its policy waits on."""
+
+    at: datetime
+    watched: tuple[str, ...]
+    running: tuple[str, ...]
+
+    def describe(self) -> str:
+        state = f"{', '.join(self.running)} running" if self.running else "none running"
+        return f"{', '.join(self.watched)}: {state}, as the agent reported at {self.at:%Y-%m-%d %H:%M %Z}"
+
+
+def reported_processes(session: Session, device_id: str) -> ReportedProcesses | None:
+    """The latest report in which the device's agent looked for its policy's ``processes_absent`` names."""
+    row = session.exec(select(ReportRow).where(ReportRow.device_id == int(device_id),
+                                               col(ReportRow.processes_watched).is_not(None))
+                       .order_by(col(ReportRow.end).desc()).limit(1)).first()
+    if row is None:
         return None
-    return Activity(idle_minutes, cpu_percent, sessions, tuple(processes) if processes is not None else None)
+    return ReportedProcesses(row.end, tuple(row.processes_watched or ()), tuple(row.processes_running or ()))
+
+
+def activity(idle_minutes: float | None, cpu_percent: float | None, sessions: int | None,
+             processes: list[str] | None, reported: ReportedProcesses | None = None) -> Activity | None:
+    """What the operator says the device is doing; None when they say nothing, so the agent decides.
+
+    The processes come from the agent's latest report unless the operator names them: nobody at a
+    desk knows what runs on a classroom PC, and its agent reports exactly the names the policy waits on.
+    """
+    if processes is not None:
+        return Activity(idle_minutes, cpu_percent, sessions, tuple(processes))
+    if reported is not None:
+        return Activity(idle_minutes, cpu_percent, sessions, reported.running, reported.watched)
+    if idle_minutes is None and cpu_percent is None and sessions is None:
+        return None
+    return Activity(idle_minutes, cpu_percent, sessions)
 
 
 def site_zone(policy_set: PolicySet, device: DeviceFacts) -> ZoneInfo:
@@ -60,12 +93,13 @@ def parse_moment(text: str, tz: ZoneInfo) -> datetime:
     return value if value.tzinfo is not None else instant(value.date(), value.time(), tz)
 
 
-def render(decision: Decision, device: DeviceFacts) -> list[str]:
+def render(decision: Decision, device: DeviceFacts, reported: ReportedProcesses | None = None) -> list[str]:
     at = decision.at
     lines = [
         f"Device    {device.device_id}  {device.hostname}  ({device.device_class}, site {device.site}, "
         f"group {device.group or '-'}, tags {', '.join(device.tags) or '-'})",
         f"At        {at:%a %Y-%m-%d %H:%M} {at.tzname()} ({at:%z})",
+        *([f"Reported  {reported.describe()}"] if reported is not None else []),
         f"Decision  {decision.summary}",
         "Because",
     ]

@@ -259,6 +259,9 @@ class Activity:
     cpu_percent: float | None = None
     sessions: int | None = None
     processes: tuple[str, ...] | None = None
+    # None: ``processes`` is every process that runs (what an operator states). Otherwise the agent looked
+    # for these names only and ``processes`` says which of them run; a policy name it did not look for is unknown.
+    processes_watched: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

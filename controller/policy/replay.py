@@ -44,7 +44,8 @@ def observations(session: Session, device_ids: list[str], start: datetime, end: 
     rows = [row for batch in in_batches(ids) for row in session.exec(
         select(ReportRow).where(ReportRow.device_id.in_(batch), ReportRow.end > start, ReportRow.start < end))]
     return [Observation(str(r.device_id), r.start, r.end, r.state, r.idle_seconds, r.cpu_percent, r.sessions,
-                        r.joules, r.slept_seconds) for r in rows]
+                        r.joules, r.slept_seconds, tuple(r.processes_watched or ()), tuple(r.processes_running or ()))
+            for r in rows]
 
 
 def replay(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,

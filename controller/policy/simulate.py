@@ -1,13 +1,14 @@
 """What the policies would have done to the estate over a past period, and the energy that would have saved.
 
-Observed activity (each report: its interval, state, input idle, CPU, sessions, measured energy) is
-replayed through the engine. At the end of each awake report the engine is asked what it would do
-with the device in that state. Where it would power down, the device counts as off from then to the
-end of that power-down window: the energy it drew awake in that time, less what it would have drawn
-off or asleep, is the saving. Observe mode acts on nothing, so what its policies would have saved is
-kept apart (``observe_kwh``): the figure a network manager weighs before switching to warn or force.
-Where the policy would warn, the countdown is assumed to run out (no deferral can be seen after the
-fact); where it would skip because a user is signed in, nothing is saved.
+Observed activity (each report: its interval, state, input idle, CPU, sessions, which of the policy's
+``processes_absent`` names ran, measured energy) is replayed through the engine. At the end of each
+awake report the engine is asked what it would do with the device in that state. Where it would power
+down, the device counts as off from then to the end of that power-down window: the energy it drew awake
+in that time, less what it would have drawn off or asleep, is the saving. Observe mode acts on nothing,
+so what its policies would have saved is kept apart (``observe_kwh``): the figure a network manager
+weighs before switching to warn or force. Where the policy would warn, the countdown is assumed to run
+out (no deferral can be seen after the fact); where it would skip because a user is signed in, nothing
+is saved.
 
 Pure: the caller supplies devices, observations and each device's off/sleep watts.
 """
@@ -41,6 +42,8 @@ class Observation:
     sessions: int
     joules: float | None  # awake energy over the interval; None: not measured, no saving counted
     slept_seconds: float = 0.0
+    processes_watched: tuple[str, ...] = ()  # the processes_absent names the agent looked for
+    processes_running: tuple[str, ...] = ()  # and those it found running
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devi
                     joules_saved += joules
                 continue
             activity = Activity(None if row.idle_seconds is None else row.idle_seconds / 60, row.cpu_percent,
-                                row.sessions)
+                                row.sessions, row.processes_running if row.processes_watched else None,
+                                row.processes_watched or None)
             decision = decide_in(replace(ctx, device=replace(device, activity=activity)), row.end)
             if decision.intent is not Intent.POWER_DOWN:
                 continue

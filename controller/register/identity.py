@@ -78,6 +78,7 @@ def _key(text: str) -> str:
 
 
 _FIRMWARE_PLACEHOLDER = "firmware placeholder the maker never filled in"
+_WITHHELD = "withheld: how scrubbed SNMP recordings stand in for a value"
 
 # Compared by _key(), so "To be filled by O.E.M." also catches "TO BE FILLED BY OEM".
 PLACEHOLDER_SERIALS: dict[str, str] = {
@@ -100,6 +101,8 @@ PLACEHOLDER_SERIALS: dict[str, str] = {
     "Default": _FIRMWARE_PLACEHOLDER,
     "To be determined": _FIRMWARE_PLACEHOLDER,
     "TBD": _FIRMWARE_PLACEHOLDER,
+    "Not Supported": "the device says there is none",
+    "<private>": _WITHHELD,
 }
 _PLACEHOLDER_SERIAL_KEYS = {_key(text): reason for text, reason in PLACEHOLDER_SERIALS.items()}
 
@@ -108,6 +111,8 @@ BOGUS_SERIAL_PATTERNS: tuple[Rule, ...] = (
     _rule(r"", "empty"),
     _rule(r"(.)\1*", "one character repeated (all zeros, all X…): a placeholder"),
     _rule(r"0?12345(6(7(8(90?)?)?)?)?", "counting digits (0123456789): a placeholder"),
+    _rule(r"[A-Z]*(0[A-Z]*)?1[A-Z]*2[A-Z]*3[A-Z]*4[A-Z]*5([A-Z]*6([A-Z]*7([A-Z]*8([A-Z]*9)?)?)?)?[A-Z]*",
+          "its digits count 1-2-3-4-5 among letters: a documentation or test value (AB123CD45E, MKRA012345)"),
     _rule(r".{1,3}", "too short to tell machines apart"),
 )
 
@@ -131,6 +136,7 @@ PLACEHOLDER_NAMES: dict[str, str] = {
     "Not Applicable": "the firmware says there is none",
     "None": "the firmware says there is none",
     "Unknown": "the firmware says there is none",
+    "<private>": _WITHHELD,
 }
 _PLACEHOLDER_NAME_KEYS = {_key(text): reason for text, reason in PLACEHOLDER_NAMES.items()}
 
@@ -259,6 +265,16 @@ def _check_serial(serial: str | None, vendor: str | None) -> tuple[str | None, s
 def normalise_serial(serial: str | None, vendor: str | None = None) -> str | None:
     """The serial as printed on the label (upper case), or None for placeholders. ``vendor`` may be raw."""
     return _check_serial(serial, normalise_vendor(vendor))[0]
+
+
+def serial_verdict(serial: str | None, vendor: str | None = None) -> tuple[str | None, str | None]:
+    """As :func:`normalise_serial`, with why the value was dropped or rewritten (None if kept as is)."""
+    return _check_serial(serial, normalise_vendor(vendor))
+
+
+def name_verdict(label: str, value: str | None) -> tuple[str | None, str | None]:
+    """A vendor or model name with spacing tidied, or None and why for a firmware placeholder."""
+    return _check_name(label, value)
 
 
 def _check_uuid(uuid: str | None) -> tuple[str | None, str | None]:

@@ -445,6 +445,8 @@ def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
         "sessions": report.activity.sessions, "slept_seconds": report.activity.slept_seconds,
         "method": awake.method.value if awake else None, "joules": awake.joules if awake else None,
         "samples": to_wire(report.energy), "received_at": now,
+        "processes_watched": list(report.activity.processes_watched) or None,
+        "processes_running": list(report.activity.processes_running) if report.activity.processes_watched else None,
     }
 
 

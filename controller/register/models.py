@@ -127,6 +127,9 @@ class Report(SQLModel, table=True):
     method: str | None = Field(default=None, max_length=16)  # the method accounted for the awake time
     joules: float | None = None
     samples: list | None = Field(default=None, sa_column=Column(JSON))  # every method, for calibration
+    # The policy's processes_absent names the agent looked for, and those it found running (None: none watched).
+    processes_watched: list | None = Field(default=None, sa_column=Column(JSON))
+    processes_running: list | None = Field(default=None, sa_column=Column(JSON))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -25,18 +25,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from controller import formatting as fmt
 from controller.energy.carbon import AppliedFactor
+from controller.energy.coverage import Coverage, coverage, days_until, first_reports, observed_days
 from controller.energy.inputs import Estate
-from controller.energy.policy_hours import PolicyHours
-from controller.energy.savings import SavingsError, SavingsSummary, before_after, savings_summary
+from controller.energy.policy_hours import DEFAULT_HOURS, PolicyHours
+from controller.energy.savings import (
+    ActionSaving,
+    SavingsError,
+    SavingsSummary,
+    before_after,
+    savings_summary,
+)
 from controller.energy.school_hours import SchoolHours
 from controller.policy.calendar import Calendar
 from controller.power.models import WakeRequest
-from controller.register.models import ActionRecord, Device, EnergyBucket
+from controller.register.models import ActionRecord
 from controller.reports import sources
 from controller.reports.figures import (
     Figures,
@@ -68,6 +76,14 @@ class SiteLine:
     devices: int
     used: Figures
     saved: Figures
+    would_have_saved: Figures | None = None  # what its observe-mode policy would have saved, had it acted
+
+    @property
+    def savings_note(self) -> str:
+        """Why the site's savings are what they are, where a zero would otherwise stand alone."""
+        if self.saved.kwh > 0 or self.would_have_saved is None:
+            return "" if self.saved.kwh > 0 else "no power-downs yet"
+        return f"no savings yet: observe mode; it would have saved {_figures_text(self.would_have_saved)}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,8 @@ class BursarReport:
     calendar_notes: tuple[str, ...]  # calendars that end inside the period, or sites without one
     methods: tuple[MethodShare, ...]
     measured_share: float
+    coverage: tuple[Coverage, ...]  # per site: the school days the figures rest on
+    would_have_saved: Figures | None  # by observe-mode policies, had they acted (None: none observed)
     sites: tuple[SiteLine, ...]
     top_devices: tuple[WasteLine, ...]
     top_rooms: tuple[WasteLine, ...]
@@ -155,9 +173,13 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
     usages = accounted.usages
     used = used_figures(usages)
     savings = savings_summary(session, period.start_utc, period.end_utc, scope.site_ids, now)
-    saved = Figures(float(savings.saved_kwh), float(savings.saved_gbp), float(savings.saved_kgco2e))
+    observed_savings = savings_summary(session, period.start_utc, period.end_utc, scope.site_ids, now, observed=True)
+    saved = Figures(float(savings.saved_kwh), None if savings.saved_gbp is None else float(savings.saved_gbp),
+                    float(savings.saved_kgco2e))
     methods = method_shares(usages)
-    observed = observed_days(session, scope, period, now)
+    zones = {site.id: ZoneInfo(site.timezone) for site in scope.sites}
+    observed = observed_days(session, scope.site_ids, period.start_utc, min(period.end_utc, now.astimezone(UTC)),
+                             zones)
     return BursarReport(
         scope=scope.label, period=period, generated_at=now, factor=carbon_factor(accounted, period),
         tariffs=describe_tariffs(scope, accounted.estate), unpriced_kwh=unpriced_kwh(usages),
@@ -165,7 +187,9 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
         wasted=wasted_figures(usages), kept_on=kept_on(usages), kept_on_devices=tuple(_kept_on(usages)),
         calendar_notes=tuple(calendar_notes(scope, period, inputs)),
         methods=tuple(methods), measured_share=measured_share(methods),
-        sites=tuple(_site_lines(scope, usages, savings)),
+        coverage=tuple(_coverage(session, scope, period, accounted.hours, usages, observed, now)),
+        would_have_saved=saved_figures(observed_savings.actions) if observed_savings.actions else None,
+        sites=tuple(_site_lines(scope, usages, savings, observed_savings)),
         before_after=tuple(_before_after(session, scope, inputs, now)), unclaimed=tuple(savings.skipped),
         top_devices=tuple(_top(_by_device(usages))),
         top_rooms=tuple(_top(_by_room(usages))),
@@ -192,23 +216,6 @@ def calendar_notes(scope: sources.Scope, period: Period, inputs: Inputs) -> list
     return notes
 
 
-def observed_days(session: Session, scope: sources.Scope, period: Period, now: datetime) -> dict[int, set[date]]:
-    """Per site, the local days of the period (up to now) on which its devices reported: the days an
-    annual figure can be extrapolated from. Silence is attributed, not observed."""
-    until = min(period.end_utc, now.astimezone(UTC))
-    rows = session.exec(select(Device.site_id, EnergyBucket.hour).distinct()
-                        .join(Device, col(Device.id) == col(EnergyBucket.device_id))
-                        .where(col(Device.site_id).in_(scope.site_ids), col(EnergyBucket.hour) >= period.start_utc,
-                               col(EnergyBucket.hour) < until, col(EnergyBucket.seconds) > 0)).all()
-    zones = {site.id: period.start.tzinfo for site in scope.sites}
-    found: dict[int, set[date]] = defaultdict(set)
-    for site_id, hour in rows:
-        stored = datetime.fromisoformat(hour) if isinstance(hour, str) else hour
-        stored = stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored
-        found[site_id].add(stored.astimezone(zones[site_id]).date())
-    return found
-
-
 def describe_tariffs(scope: sources.Scope, estate: Estate) -> str:
     """Each site's tariffs by name, so the reader knows which prices the pounds use."""
     parts = []
@@ -218,16 +225,44 @@ def describe_tariffs(scope: sources.Scope, estate: Estate) -> str:
     return "; ".join(parts)
 
 
-def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], savings: SavingsSummary) -> list[SiteLine]:
+def _site_lines(scope: sources.Scope, usages: Sequence[DeviceUsage], savings: SavingsSummary,
+                observed: SavingsSummary) -> list[SiteLine]:
     site_of = {u.device.id: u.site.id for u in usages}
     lines = []
     for site in scope.sites:
         mine = [u for u in usages if u.site.id == site.id]
         claims = [a for a in savings.actions if site_of.get(a.device_id) == site.id]
-        saved = Figures(float(sum(a.saved_kwh for a in claims)), float(sum(a.saved_gbp for a in claims)),
-                        float(sum(a.saved_kgco2e for a in claims)))
-        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved))
+        would = [a for a in observed.actions if site_of.get(a.device_id) == site.id]
+        lines.append(SiteLine(site.name, len(mine), used_figures(mine), saved_figures(claims),
+                              saved_figures(would) if would else None))
     return lines
+
+
+def _coverage(session: Session, scope: sources.Scope, period: Period, hours: PolicyHours,
+              usages: Sequence[DeviceUsage], observed: dict[int, set[date]], now: datetime) -> list[Coverage]:
+    """Each site's school days in the period so far (by its devices' policy, as annualising counts them) and
+    how many its devices reported on."""
+    zones = {site.id: ZoneInfo(site.timezone) for site in scope.sites}
+    first = first_reports(session, scope.site_ids, zones)
+    found = []
+    for site in scope.sites:
+        sample = next((u.device for u in usages if u.site.id == site.id), None)
+        days = days_until(period.first, period.last, now, zones[site.id])
+        is_school_day = ((lambda day, device=sample: hours.school_day(device, day)) if sample is not None
+                         else DEFAULT_HOURS.is_school_day)
+        found.append(coverage(site.name, first.get(site.id), days, observed.get(site.id, set()), is_school_day))
+    return found
+
+
+def _figures_text(figures: Figures) -> str:
+    return f"{fmt.kwh_text(figures.kwh)} ({fmt.money_text(figures.pounds)}, {fmt.kg_text(figures.kg_co2e)})"
+
+
+def saved_figures(claims: Sequence[ActionSaving]) -> Figures:
+    """What power-downs saved; the pounds are None (unpriced, not £0) when no claim had a tariff."""
+    priced = [a.saved_gbp for a in claims if a.saved_gbp is not None]
+    return Figures(float(sum(a.saved_kwh for a in claims)), float(sum(priced)) if priced or not claims else None,
+                   float(sum(a.saved_kgco2e for a in claims)))
 
 
 def _kept_on(usages: Sequence[DeviceUsage]) -> list[KeptOnLine]:

@@ -34,6 +34,9 @@ class Chart:
     unit: str
     horizontal: bool = False
     stacked: bool = False
+    missing: tuple[int, ...] = ()  # bars with no data behind them, marked "no data" rather than drawn as zero
+    inches: float = 7.0  # drawing width: an A4 column; narrower draws its labels larger where it is shown
+    font_size: float = 9.0
 
 
 @dataclass(frozen=True)

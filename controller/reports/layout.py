@@ -45,10 +45,10 @@ def _figures(f: Figures) -> tuple[Decimal, Decimal | str, Decimal]:
 
 
 def _methods_table(methods: tuple[MethodShare, ...]) -> Table:
-    return Table("methods", "Energy by method", ("Method", "Measured", "kWh", "Share %"),
-                 tuple((m.method, "yes" if m.measured else "no (estimated)", fmt.kwh(m.kwh), m.share * 100)
-                       for m in methods),
-                 total=("Total", "", fmt.kwh(sum(m.kwh for m in methods)), 100.0 if methods else 0.0))
+    return Table("methods", "Energy by method", ("Method", "What it means", "Measured", "kWh", "Share %"),
+                 tuple((m.method, fmt.method_words(m.method), "yes" if m.measured else "no (estimated)",
+                        fmt.kwh(m.kwh), fmt.share(m.share)) for m in methods),
+                 total=("Total", "", "", fmt.kwh(sum(m.kwh for m in methods)), fmt.share(1.0 if methods else 0.0)))
 
 
 def _waste_table(key: str, title: str, first: str, lines: tuple[WasteLine, ...]) -> Table:
@@ -70,9 +70,16 @@ def bursar_document(report: BursarReport) -> Document:
                  note="Out of school hours while a policy keeps the device on on purpose (never-power-down, "
                       "maintenance and exam windows, keep-on overrides): not waste, and never recommended away.")
     sites = Table("sites", "By site", ("Site", "Devices", "kWh used", "£ used", "kgCO2e used", "kWh saved",
-                                       "£ saved", "kgCO2e saved"),
-                  tuple((s.site, s.devices, *_figures(s.used), *_figures(s.saved)) for s in r.sites),
-                  total=("Total", sum(s.devices for s in r.sites), *_figures(r.used), *_figures(r.saved)))
+                                       "£ saved", "kgCO2e saved", "About the savings"),
+                  tuple((s.site, s.devices, *_figures(s.used), *_figures(s.saved), s.savings_note) for s in r.sites),
+                  total=("Total", sum(s.devices for s in r.sites), *_figures(r.used), *_figures(r.saved), ""))
+    coverage = Table("coverage", "The data behind the figures", ("Site", "Reporting since", "School days so far",
+                                                                  "School days with data"),
+                     tuple((c.site, c.first_report.strftime("%-d %b %Y") if c.first_report else "not yet",
+                            c.school_days, c.observed_school_days) for c in r.coverage),
+                     note="A school day counts when any of the site's devices reported on it; figures for the "
+                          "days without data are estimates (devices taken as off), so a partial record "
+                          "understates both use and waste.")
     outcomes = Table("power_actions", "Wake and power-down outcomes", ("Action", "Outcome", "Count"),
                      tuple((o.kind, o.outcome, o.count) for o in r.outcomes),
                      total=("Total", "", sum(o.count for o in r.outcomes)))
@@ -85,17 +92,19 @@ def bursar_document(report: BursarReport) -> Document:
     counts = {(o.kind, o.outcome): o.count for o in r.outcomes}
     before_after = Table("before_after", "Before and after: out-of-hours kWh per school day", (
         "Site", "Observe-mode baseline", "Since power-down acted", "Change %", "Days compared"),
-        tuple((b.site, b.baseline_kwh_per_school_day, b.after_kwh_per_school_day, b.change_percent, b.note)
-              for b in r.before_after))
+        tuple((b.site, _kwh_or_none(b.baseline_kwh_per_school_day), _kwh_or_none(b.after_kwh_per_school_day),
+               None if b.change_percent is None else fmt.kwh(b.change_percent), b.note) for b in r.before_after))
     sections = [
         Section("Summary", paragraphs=(
             f"{r.scope} used {fmt.kwh_text(r.used.kwh)} ({fmt.money_text(r.used.pounds)}, "
             f"{fmt.kg_text(r.used.kg_co2e)}) in {r.period.describe()}. Power management saved "
             f"{fmt.kwh_text(r.saved.kwh)} ({fmt.money_text(r.saved.pounds)}, {fmt.kg_text(r.saved.kg_co2e)}) "
             "against the baseline.",
+            *_savings_reason(r),
             f"{r.measured_share:.0%} of the energy was measured; the rest was estimated from power models.",
+            *(f"Data: {c.sentence()}." for c in r.coverage if not c.complete),
             *r.calendar_notes,
-        ), tables=(summary, before_after), charts=(Chart("Before and after", ("Baseline", "Actual"),
+        ), tables=(summary, coverage, before_after), charts=(Chart("Before and after", ("Baseline", "Actual"),
                                               (("kWh", (r.baseline.kwh, r.used.kwh)),), "kWh"),)),
         Section("Sites", tables=(sites,), charts=(Chart(
             "Used and saved by site", tuple(s.site for s in r.sites),
@@ -142,6 +151,21 @@ def bursar_document(report: BursarReport) -> Document:
     ]
     return Document("bursar", f"Energy report: {r.scope}", r.period.describe(), stamp(r.generated_at),
                     tuple(sections))
+
+
+def _kwh_or_none(value: float | None) -> Decimal | None:
+    return None if value is None else fmt.kwh(value)
+
+
+def _savings_reason(r: BursarReport) -> tuple[str, ...]:
+    """Why nothing was saved, where nothing was: the policies only observed, or nothing was powered down."""
+    if r.saved.kwh > 0:
+        return ()
+    if r.would_have_saved is not None:
+        return (f"No savings yet: the policy is in observe mode, recording what it would do; had it acted, it "
+                f"would have saved {fmt.kwh_text(r.would_have_saved.kwh)} "
+                f"({fmt.money_text(r.would_have_saved.pounds)}, {fmt.kg_text(r.would_have_saved.kg_co2e)}).",)
+    return ("No savings yet: no policy powered a device down in this period.",)
 
 
 def audit_document(pack: AuditPack) -> Document:

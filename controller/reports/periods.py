@@ -138,3 +138,38 @@ def _year_earlier_label(period: Period) -> str:
     if period.kind == "academic_year":
         return f"{period.first.year - 1}-{period.first.year % 100:02d}"
     return f"{_year_earlier(period.first).isoformat()}..{_year_earlier(period.last).isoformat()}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str  # what parse_period reads: "autumn-2025", "2025-26", "FY2025-26"
+    label: str  # what a person reads: "Autumn term 2025 (3 Sep to 19 Dec): this term"
+
+
+def choices(calendars: Iterable[Calendar], today: date) -> list[Choice]:
+    """The periods a bursar would ask about, from the site's own calendars: this term first (or the last one
+    that has started), then the other terms begun in the last year, then this and last academic and financial
+    years. Terms that have not started yet are left out: there is nothing to report."""
+    terms: dict[str, tuple[date, date, str]] = {}
+    for calendar in calendars:
+        for span in calendar.terms:
+            value = f"{span.name.split()[0].lower()}-{span.first.year}" if span.name else ""
+            if value and span.first <= today and today - span.first < timedelta(days=366) and (
+                    value not in terms or span.first < terms[value][0]):
+                terms[value] = (span.first, span.last, span.name)
+    ordered = sorted(terms.items(), key=lambda item: item[1][0], reverse=True)
+    found = []
+    for index, (value, (first, last, name)) in enumerate(ordered):
+        when = "this term" if first <= today <= last else ("the last term" if index == 0 else "")
+        found.append(Choice(value, f"{name} {first.year} ({first:%-d %b} to {last:%-d %b %Y})"
+                                   + (f": {when}" if when else "")))
+    academic = today.year if today.month >= 9 else today.year - 1
+    financial = today.year if today.month >= 4 else today.year - 1
+    found += [Choice(f"{academic}-{(academic + 1) % 100:02d}", f"Academic year {academic}-{(academic + 1) % 100:02d} "
+                                                              "(September to August)"),
+              Choice(f"{academic - 1}-{academic % 100:02d}", f"Academic year {academic - 1}-{academic % 100:02d}"),
+              Choice(f"FY{financial}-{(financial + 1) % 100:02d}", f"Financial year {financial}-"
+                                                                  f"{(financial + 1) % 100:02d} (April to March)"),
+              Choice(f"FY{financial - 1}-{financial % 100:02d}", f"Financial year {financial - 1}-"
+                                                                f"{financial % 100:02d}")]
+    return found

@@ -1,5 +1,6 @@
 """A document to bytes: HTML (Jinja2, matplotlib charts inline), PDF (WeasyPrint from that same HTML),
-CSV (a zip holding one CSV per table), and JSON (the report's own dataclasses, for the audit pack).
+CSV (a zip holding one CSV per table, each UTF-8 with a byte order mark for Excel), and JSON (the
+report's own dataclasses, for the audit pack).
 
 WeasyPrint rather than headless Chromium: it is a library, so the CLI and the API print without starting
 a browser, and it honours print CSS (page size, running footer, no table row split across pages).
@@ -38,6 +39,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["cell"] = shown
     env.filters["svg"] = charts.svg
+    env.filters["screen_uri"] = charts.screen_uri
     return env
 
 
@@ -54,8 +56,15 @@ def shown(value: Cell) -> str:
     return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}" if abs(value) < 100 else f"{value:,.1f}"
 
 
-def html(document: Document) -> str:
-    return _environment().get_template("report.html.j2").render(doc=document)
+def html(document: Document, console: bool = False) -> str:
+    """The report as one HTML file (styles and charts inside it), or, for the console, as a page whose
+    styles are linked and charts are images: the console's content security policy allows no inline style."""
+    return _environment().get_template("report.html.j2").render(doc=document, console=console)
+
+
+def stylesheet() -> str:
+    """The report's styles, which the console serves at /reports/report.css."""
+    return _environment().loader.get_source(_environment(), "report.css")[0]
 
 
 def pdf(document: Document) -> bytes:
@@ -74,7 +83,8 @@ def csv_zip(document: Document) -> bytes:
             writer.writerows(table.rows)
             if table.total is not None:
                 writer.writerow(table.total)
-            archive.writestr(f"{table.key}.csv", text.getvalue())  # in the order the report prints them
+            # With a byte order mark, so Excel reads the file as UTF-8 and "£" survives; in the order printed.
+            archive.writestr(f"{table.key}.csv", text.getvalue().encode("utf-8-sig"))
     return out.getvalue()
 
 
@@ -102,10 +112,11 @@ def _plain(value: object) -> object:
     return value
 
 
-def render(document: Document, fmt: str, report: object | None = None) -> bytes:
-    """``report`` is the dataclass the document was laid out from, needed for JSON only."""
+def render(document: Document, fmt: str, report: object | None = None, console: bool = False) -> bytes:
+    """``report`` is the dataclass the document was laid out from, needed for JSON only; ``console`` is HTML
+    for the console's pages."""
     if fmt == "html":
-        return html(document).encode()
+        return html(document, console).encode()
     if fmt == "pdf":
         return pdf(document)
     if fmt == "csv":

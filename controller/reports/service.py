@@ -80,9 +80,10 @@ def resolve(session: Session, inputs: Inputs, period: str, site: str | None = No
 
 
 def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now: datetime,
-         site: str | None = None, trust: str | None = None, may_see: Callable[[int], bool] | None = None) -> Rendered:
+         site: str | None = None, trust: str | None = None, may_see: Callable[[int], bool] | None = None,
+         console: bool = False) -> Rendered:
     """The report ``kind`` for a site or trust over ``period``, rendered as ``fmt``; ``may_see`` (a site id
-    test) refuses a report covering any site the caller was not granted."""
+    test) refuses a report covering any site the caller was not granted; ``console``: HTML to show in it."""
     if kind not in KINDS:
         raise ReportError(f"report {kind!r} is not one of {', '.join(KINDS)}")
     formats = BURSAR_FORMATS if kind == "bursar" else render.FORMATS
@@ -101,7 +102,7 @@ def make(session: Session, kind: str, fmt: str, inputs: Inputs, period: str, now
         report = audit.build(session, scope, when, inputs, now)
         document = audit_document(report)
     name = f"caretaker-{kind}-{_slug(scope.label)}-{when.label.replace('..', '-to-')}{render.SUFFIXES[fmt]}"
-    return Rendered(render.render(document, fmt, report), render.MEDIA_TYPES[fmt], name)
+    return Rendered(render.render(document, fmt, report, console), render.MEDIA_TYPES[fmt], name)
 
 
 def _slug(text: str) -> str:

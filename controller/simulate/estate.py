@@ -43,6 +43,7 @@ from agent.protocol import (
     Inventory,
     Nic,
     OperatingSystem,
+    PowerAction,
     PowerMethod,
     PowerState,
     Report,
@@ -512,7 +513,9 @@ def day_plan(b: Behaviour, day: date) -> tuple[Segment, ...]:
     slot = first_use
     while slot < last_use:
         chance = _lesson_chance(slot.astimezone(tz).time()) * intensity
-        states.append((slot, PowerState.ACTIVE if rng.random() < chance else PowerState.IDLE))
+        # Whoever switches the machine on signs in: its first slot is in use, whatever the lesson plan says.
+        used = rng.random() < chance or slot == first_use
+        states.append((slot, PowerState.ACTIVE if used else PowerState.IDLE))
         slot += SLOT
     if b.habit is Habit.SLEEPS:
         states = _sleep_when_unused(states)
@@ -595,9 +598,10 @@ class Usage:
     since_input: float  # seconds since the last user input, at ``end``
 
 
-def usage(b: Behaviour, start: datetime, end: datetime) -> Usage | None:
-    """The machine's use of [start, end), or None if it was never awake (off or asleep: no report)."""
-    pieces = list(segments_between(b, start, end))
+def usage(b: Behaviour, start: datetime, end: datetime, pieces: Sequence[Segment] | None = None) -> Usage | None:
+    """The machine's use of [start, end), or None if it was never awake (off or asleep: no report).
+    ``pieces``: what it did, when that is not its own habits (a power policy switched it off)."""
+    pieces = list(segments_between(b, start, end)) if pieces is None else pieces
     awake = [p for p in pieces if p.awake]
     if not awake:
         return None
@@ -607,10 +611,10 @@ def usage(b: Behaviour, start: datetime, end: datetime) -> Usage | None:
         if piece.start >= first and piece.end <= last:
             totals[piece.state] += (piece.end - piece.start).total_seconds()
     return Usage(first, last, totals[PowerState.ACTIVE], totals[PowerState.IDLE], totals[PowerState.SLEEP],
-                 _since_input(b, last))
+                 since_input(b, last))
 
 
-def _since_input(b: Behaviour, at: datetime) -> float:
+def since_input(b: Behaviour, at: datetime) -> float:
     """Seconds from the end of the last ACTIVE stretch to ``at`` (looking back two days at most)."""
     day = at.astimezone(ZoneInfo(b.timezone)).date()
     for back in range(3):
@@ -622,11 +626,25 @@ def _since_input(b: Behaviour, at: datetime) -> float:
     return float(_INPUT_LOOKBACK.total_seconds())
 
 
+LEFT_RUNNING_CHANCE = 0.05  # of a device, on a given day, having a watched process (a render, a recording) running
+
+
+def left_running(b: Behaviour, watched: tuple[str, ...], at: datetime) -> tuple[str, ...]:
+    """Which of the schedule's ``processes_absent`` names run on the machine at ``at``: now and then one of
+    them is left running for the whole day (a student's overnight render), the same all day."""
+    day = at.astimezone(ZoneInfo(b.timezone)).date()
+    return tuple(name for name in watched if random.Random(f"{b.key}|{day}|{name}").random() < LEFT_RUNNING_CHANCE)
+
+
 def report_for(device: VirtualDevice, seq: int, start: datetime, end: datetime,
-               with_inventory: bool = False) -> Report | None:
-    """The report the device's agent sends for [start, end), or None when it was off or asleep throughout."""
+               with_inventory: bool = False, pieces: Sequence[Segment] | None = None,
+               actions: Sequence[PowerAction] = (), watched: tuple[str, ...] = ()) -> Report | None:
+    """The report the device's agent sends for [start, end), or None when it was off or asleep throughout.
+
+    ``pieces`` are its states when a policy changed them; ``actions`` what its enforcer did since the last
+    report; ``watched`` the process names the device's schedule waits on (the report says which of them run)."""
     b = device.behaviour
-    use = usage(b, start, end)
+    use = usage(b, start, end, pieces)
     if use is None:
         return None
     rng = random.Random(f"{b.key}|{start.isoformat()}|report")
@@ -653,8 +671,9 @@ def report_for(device: VirtualDevice, seq: int, start: datetime, end: datetime,
         seq=seq, start=use.start, end=use.end,
         activity=Activity(state=state, cpu_percent=round(cpu, 1), idle_seconds=round(use.since_input, 1),
                           idle_source=device.idle_source, sessions=1 if signed_in else 0,
-                          slept_seconds=use.slept_seconds),
-        energy=tuple(energy), inventory=device.inventory() if with_inventory else None,
+                          slept_seconds=use.slept_seconds, processes_watched=watched,
+                          processes_running=left_running(b, watched, use.end)),
+        energy=tuple(energy), inventory=device.inventory() if with_inventory else None, actions=tuple(actions),
     )
 
 

@@ -22,9 +22,10 @@ import signal
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -32,16 +33,19 @@ from sqlalchemy.engine import Engine
 from agent.protocol import (
     MAX_BATCH_REPORTS,
     PROTOCOL_VERSION,
+    AgentSchedule,
     BatchAck,
     EnrollRequest,
     EnrollResponse,
     ProtocolError,
     Report,
+    WakeOrder,
     from_wire,
     to_wire,
 )
 from controller.db import session_scope
 from controller.register.enrollment import create_token
+from controller.simulate.enforce import EnforcerState, advance, woken
 from controller.simulate.estate import SitePlan, VirtualDevice, build_estate, plan_sites, previous_boundary, report_for
 from controller.timeutil import utcnow
 
@@ -73,6 +77,7 @@ class SimulationConfig:
     ca_file: Path | None = None
     progress_seconds: float = 10.0
     batch_size: int = 50
+    until: datetime | None = None  # backfill only up to here, then stop (no live reporting)
 
 
 # --- State between runs -----------------------------------------------------------------------------
@@ -88,6 +93,8 @@ class AgentRecord:
     site: str
     next_seq: int = 1
     until: str | None = None  # ISO end of the last interval acknowledged
+    schedule: dict | None = None  # the power schedule it holds, on the wire (power-schedule.json for a real agent)
+    enforcer: dict | None = None  # its enforcer's state at ``until`` (simulate.enforce.EnforcerState)
 
     @property
     def authorization(self) -> str:
@@ -185,10 +192,20 @@ class _Agent:
     record: AgentRecord | None
     until: datetime | None = None  # end of the last interval turned into a report (or found empty)
     next_seq: int = 1
-    spool: list[tuple[datetime, Report]] = field(default_factory=list)  # (interval end, report), oldest first
+    # (interval end, report, the enforcer's state before the interval), oldest first
+    spool: list[tuple[datetime, Report, EnforcerState]] = field(default_factory=list)
     last_end: datetime | None = None  # end of the last report, to tell a fresh start (send inventory)
     queued: bool = False
     refused: bool = False  # 401: the controller no longer knows this agent
+    schedule: AgentSchedule | None = None  # the power schedule it holds, from the last ingest reply
+    asked: date | None = None  # the local day it last asked its schedule for
+    enforcer: EnforcerState = field(default_factory=EnforcerState)
+    relayed: tuple[int, ...] = ()  # wake orders sent as a relay, for the next report
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """The processes its schedule waits on, which a real agent reports as running or not."""
+        return self.schedule.idle.processes_absent if self.schedule and self.schedule.idle else ()
 
 
 class Simulation:
@@ -206,6 +223,7 @@ class Simulation:
         self.tally = Tally()
         self.stop = asyncio.Event()
         self.agents = [_Agent(d, estate.agents.get(d.hostname)) for d in build_estate(estate.sites, estate.seed)]
+        self.by_mac = {nic.mac: agent for agent in self.agents for nic in agent.device.nics}
         for agent in self.agents:
             if agent.record is not None:
                 self._resume(agent)
@@ -286,9 +304,13 @@ class Simulation:
 
     # --- reporting ---
 
-    async def _report(self) -> None:
+    def _now(self) -> datetime:
+        """The simulation's present: the clock, or the moment a partial backfill stops at."""
         now = self.clock()
-        start = now - timedelta(days=self.config.history_days)
+        return now if self.config.until is None else min(now, self.config.until)
+
+    async def _report(self) -> None:
+        start = self.clock() - timedelta(days=self.config.history_days)
         for agent in self.agents:
             if agent.until is None or agent.until < start:
                 agent.until = previous_boundary(agent.device, start, self.config.interval)
@@ -305,7 +327,7 @@ class Simulation:
             await self._drained()
             if self.config.history_days > 0:
                 self.echo(f"backfill done: {self.tally.line()}")
-            if not self.stop.is_set() and self.config.duration != 0:
+            if not self.stop.is_set() and self.config.duration != 0 and self.config.until is None:
                 await self._live()
         finally:
             self.stop.set()
@@ -370,7 +392,7 @@ class Simulation:
 
     async def _flush(self, agent: _Agent) -> None:
         """Post the agent's spool, refilling it with the intervals up to now, until it is empty or a post fails."""
-        up_to = previous_boundary(agent.device, self.clock(), self.config.interval)
+        up_to = previous_boundary(agent.device, self._now(), self.config.interval)
         while not self.stop.is_set():
             self._fill(agent, up_to)
             if not agent.spool:
@@ -379,19 +401,38 @@ class Simulation:
                 return
 
     def _fill(self, agent: _Agent, up_to: datetime) -> None:
+        """Reports for the intervals up to ``up_to``, each under the schedule the agent holds. A replay stops at
+        a new local day once it has something to send, so the reply brings that day's schedule before the
+        day's evening is enforced."""
+        zone = ZoneInfo(agent.device.behaviour.timezone)
         while len(agent.spool) < self.config.batch_size and agent.until + self.step <= up_to:
             start, end = agent.until, agent.until + self.step
+            if agent.spool and agent.asked is not None and start.astimezone(zone).date() > agent.asked:
+                return
+            before = agent.enforcer
+            pieces, agent.enforcer = advance(agent.device.behaviour, agent.schedule, agent.enforcer, start, end)
             # Inventory rides on the first report after a start (boot, wake, or a fresh agent).
             fresh = agent.last_end is None or (start - agent.last_end) >= self.step
-            report = report_for(agent.device, agent.next_seq, start, end, with_inventory=fresh)
+            report = report_for(agent.device, agent.next_seq, start, end, with_inventory=fresh, pieces=pieces,
+                                actions=agent.enforcer.pending, watched=agent.watched)
             agent.until = end
             if report is not None:
-                agent.spool.append((end, report))
+                if agent.relayed:
+                    report = replace(report, relayed_wakes=agent.relayed)
+                    agent.relayed = ()
+                agent.enforcer = replace(agent.enforcer, pending=())
+                agent.spool.append((end, report, before))
                 agent.next_seq += 1
                 agent.last_end = report.end
 
-    async def _post(self, agent: _Agent, batch: list[tuple[datetime, Report]]) -> bool:
-        body = json.dumps({"protocol_version": PROTOCOL_VERSION, "reports": [to_wire(r) for _, r in batch]})
+    async def _post(self, agent: _Agent, batch: list[tuple[datetime, Report, EnforcerState]]) -> bool:
+        wire: dict = {"protocol_version": PROTOCOL_VERSION, "reports": [to_wire(r) for _, r, _ in batch]}
+        if agent.schedule is not None:
+            wire["schedule_version"] = agent.schedule.version
+        reached = batch[-1][0]
+        if self.clock() - reached > self.step:  # replaying the past: ask for the schedule of the day reached
+            wire["schedule_from"] = reached.isoformat()
+        body = json.dumps(wire)
         self.tally.sent += len(batch)
         try:
             answer = await self.http.post(REPORTS_PATH, content=body,
@@ -410,9 +451,13 @@ class Simulation:
                 self.tally.rejected += len(ack.rejected)
                 self.tally.last_error = ack.rejected[-1].reason
             self._drop(agent, set(ack.accepted) | set(ack.duplicate) | {r.seq for r in ack.rejected})
+            agent.asked = reached.astimezone(ZoneInfo(agent.device.behaviour.timezone)).date()
+            if ack.schedule is not None:
+                agent.schedule = ack.schedule
+            self._relay(agent, ack.wake_orders)
             return True
         if answer.status_code == 422:
-            rejected = _rejected(answer) or {r.seq for _, r in batch}
+            rejected = _rejected(answer) or {r.seq for _, r, _ in batch}
             self.tally.rejected += len(rejected)
             self.tally.last_error = f"422 {_detail(answer)}"
             self._drop(agent, rejected)
@@ -428,13 +473,30 @@ class Simulation:
 
     @staticmethod
     def _drop(agent: _Agent, seqs: set[int]) -> None:
-        agent.spool = [(end, r) for end, r in agent.spool if r.seq not in seqs]
+        agent.spool = [entry for entry in agent.spool if entry[1].seq not in seqs]
+
+    def _relay(self, relay: _Agent, orders: tuple[WakeOrder, ...]) -> None:
+        """A relay's wake orders: the machine with that MAC on the relay's subnet switches on (the packet's
+        delay is within a report interval here), and the relay lists the orders on its next report."""
+        if not orders:
+            return
+        now = self.clock()
+        for order in orders:
+            target = self.by_mac.get(order.mac.lower())
+            if target is not None and target.until is not None:
+                target.enforcer = woken(target.enforcer, target.device.behaviour, max(now, target.until))
+                self._enqueue(target)
+        relay.relayed = (*relay.relayed, *(order.wake_id for order in orders))
 
     # --- frontier ---
 
     def _resume(self, agent: _Agent) -> None:
         assert agent.record is not None
         agent.next_seq = agent.record.next_seq
+        if agent.record.schedule is not None:
+            agent.schedule = from_wire(AgentSchedule, agent.record.schedule)
+        if agent.record.enforcer is not None:
+            agent.enforcer = EnforcerState.from_json(agent.record.enforcer)
         if agent.record.until is not None:
             until = datetime.fromisoformat(agent.record.until)
             # Back onto this run's grid (--interval may have changed): never before the frontier.
@@ -445,10 +507,13 @@ class Simulation:
         """Record what was acknowledged: everything before the oldest report still in the spool."""
         assert agent.record is not None
         if agent.spool:
-            end, oldest = agent.spool[0]
+            end, oldest, before = agent.spool[0]
             agent.record.next_seq, agent.record.until = oldest.seq, (end - self.step).isoformat()
+            agent.record.enforcer = before.to_json()
         elif agent.until is not None:
             agent.record.next_seq, agent.record.until = agent.next_seq, agent.until.isoformat()
+            agent.record.enforcer = agent.enforcer.to_json()
+        agent.record.schedule = None if agent.schedule is None else to_wire(agent.schedule)
 
     # --- progress ---
 

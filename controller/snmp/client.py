@@ -1,4 +1,4 @@
-"""The small interface every SNMP client offers: GET some OIDs, WALK a subtree.
+"""The small interface every SNMP client offers: GET some OIDs, GETNEXT past some, WALK a subtree.
 
 The poller talks only to this protocol, so unit tests pass an in-memory agent
 (``controller.snmp.memory``) and production passes the pysnmp implementation
@@ -83,6 +83,11 @@ class SnmpClient(Protocol):
         """The OIDs the agent has a value for; absent ones (noSuchObject/noSuchInstance) are left out."""
         ...
 
+    async def next(self, target: Target, oids: Sequence[str]) -> dict[str, tuple[str, Value]]:
+        """For each OID asked, the first variable after it (any subtree), keyed by the OID asked; one
+        past the end of the agent's MIB is left out. Which subtrees a device has costs one request."""
+        ...
+
     async def walk(self, target: Target, prefix: str, max_rows: int = 5000) -> list[tuple[str, Value]]:
         """Every variable under ``prefix`` in OID order, at most ``max_rows`` of them."""
         ...
@@ -90,4 +95,9 @@ class SnmpClient(Protocol):
     async def walk_many(self, target: Target, prefixes: Sequence[str],
                         max_rows: int = 5000) -> dict[str, list[tuple[str, Value]]]:
         """``walk`` of each prefix, in as few requests as the client can manage."""
+        ...
+
+    async def get_and_walk(self, target: Target, oids: Sequence[str],
+                           prefixes: Sequence[str]) -> tuple[dict[str, Value], dict[str, list[tuple[str, Value]]]]:
+        """``get`` of ``oids`` and ``walk_many`` of ``prefixes``, in as few requests as the client can manage."""
         ...

@@ -17,7 +17,7 @@ from controller.db import session_scope
 from controller.register.models import Site
 from controller.snmp.poller import Poller
 from controller.snmp.readings import DevicePoll
-from controller.snmp.store import register, save_poll
+from controller.snmp.store import register, save_poll, units_of
 
 #: A /22: larger ranges are a typo or a scan, not one school's kit.
 MAX_ADDRESSES = 1024
@@ -43,6 +43,7 @@ class Found:
     poll: DevicePoll
     target_id: int
     device_id: int
+    members: tuple[int, ...] = ()  # the devices of a stack's further chassis
 
 
 async def scan(poller: Poller, subnet: str, port: int = 161) -> list[DevicePoll]:
@@ -58,5 +59,5 @@ def register_all(engine: Engine, polls: Sequence[DevicePoll], site: Site, actor:
         for poll in polls:
             target = register(session, poll, site, actor)
             save_poll(session, target, poll)
-            found.append(Found(poll, target.id, target.device_id))
+            found.append(Found(poll, target.id, target.device_id, tuple(units_of(session, target))))
     return found

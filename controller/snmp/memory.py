@@ -90,6 +90,15 @@ class MemoryClient:
         agent = await self._reach(target, "get", tuple(oid_list))
         return {o: agent.values[o] for o in oid_list if o in agent.values}
 
+    async def next(self, target: Target, oid_list: Sequence[str]) -> dict[str, tuple[str, Value]]:
+        agent = await self._reach(target, "next", tuple(oid_list))
+        found = {}
+        for oid in oid_list:
+            following = agent.after(oid)
+            if following:
+                found[oid] = (following[0], agent.values[following[0]])
+        return found
+
     async def walk(self, target: Target, prefix: str, max_rows: int = 5000) -> list[tuple[str, Value]]:
         agent = await self._reach(target, "walk", (prefix,))
         rows = []
@@ -103,6 +112,11 @@ class MemoryClient:
                         max_rows: int = 5000) -> dict[str, list[tuple[str, Value]]]:
         """One recorded walk per prefix, so tests see (and can fail) each subtree on its own."""
         return {prefix: await self.walk(target, prefix, max_rows) for prefix in prefixes}
+
+    async def get_and_walk(self, target: Target, oid_list: Sequence[str],
+                           prefixes: Sequence[str]) -> tuple[dict[str, Value], dict[str, list[tuple[str, Value]]]]:
+        values = await self.get(target, oid_list) if oid_list else {}
+        return values, (await self.walk_many(target, prefixes) if prefixes else {})
 
     async def _reach(self, target: Target, operation: str, asked: tuple[str, ...]) -> MemoryAgent:
         self.requests.append(Request(target.host, target.port, target.credential.name, operation, asked))

@@ -60,3 +60,13 @@ class SnmpMeteredHour(SQLModel, table=True):
     state: str = Field(primary_key=True, max_length=16)
     joules: float = 0.0
     seconds: float = 0.0
+
+
+class SnmpUnit(SQLModel, table=True):
+    """A further physical unit behind one SNMP target (a stack member, an access point of a cluster),
+    registered as a device of its own. The target's readings stay with the target's device; this row
+    finds a unit's device again at the next discovery, by its place in the stack even without a serial."""
+
+    target_id: int = Field(primary_key=True, foreign_key="snmptarget.id")
+    unit: str = Field(primary_key=True, max_length=64)  # the unit's index in the device's tables
+    device_id: int = Field(foreign_key="device.id", index=True)

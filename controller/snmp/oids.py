@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _OID = re.compile(r"^\d+(\.\d+)+$")
+MIB_2 = "1.3.6.1.2.1"  # the standard MIBs
 
 
 def normalize(oid: str) -> str:
@@ -33,3 +34,11 @@ def index_of(oid: str, column: str) -> str:
     if not is_under(oid, column):
         raise ValueError(f"{oid} is not in column {column}")
     return oid[len(column) + 1:]
+
+
+def before(oid: str) -> str:
+    """An OID whose GETNEXT answers ``oid`` where it exists: its parent for a scalar (x.0), the
+    previous row for a table cell (the answer must still be checked: a row of a longer index can
+    lie between)."""
+    head, _, last = oid.rpartition(".")
+    return head if last == "0" else f"{head}.{int(last) - 1}"

@@ -1,24 +1,44 @@
 """Device profiles: YAML data that says how to recognise a device family and where its readings live.
 
-A profile (one file in ``profiles/``, named after it) has a ``match`` block and sections from
-``fields.py``. Each scalar field is a source or a list of sources tried in order (the first that
-yields a usable value wins); each table field is one column. A source is one of::
+A profile (one file in ``profiles/``, named after it) has a ``kind``, a ``match`` block and sections
+from ``fields.py``. Each scalar field is a source or a list of sources tried in order (the first that
+yields a usable value wins); each table field is a column, or columns tried in order row by row.
+A source is one of::
 
     get: OID                      a scalar
     walk: OID                     a column, reduced with reduce: first|sum|max|min|count
                                   optionally filtered: where: {column: OID, equals: VALUE}
+                                  (or a list of such conditions, all of which must hold)
     sys_descr: REGEX              the first group of a match on sysDescr
     value: CONSTANT
 
-with modifiers ``scale`` ("10 W", "0.1 kWh", or a bare factor), ``invalid`` (raw values that mean
+with modifiers ``scale`` ("10 W", "0.1 kWh", or a bare factor), ``decimals`` (the OID, or for a walk
+the column, of the value's number of decimal places), ``suffix`` (a walk keeps the rows whose index
+ends in this arc, and drops it: one sensor type of a sensor table), ``invalid`` (raw values that mean
 "not supported", such as -1), ``map`` (raw value to text or boolean), ``pattern`` (a regex whose
 first group is kept), ``strip_prefix`` and ``bits`` (names of the bits of an octet string, most
-significant bit of the first octet first). ``extends: NAME`` starts from another profile and
-replaces it field by field. Everything is checked on load; code never names a vendor.
+significant bit of the first octet first).
+
+Matching classifies by capability, then refines by vendor. ``answers`` lists subtrees of which any
+one answering is evidence (a Printer-MIB table, the UPS-MIB, a vendor's UPS subtree), or columns
+with a value in some row (``{column: OID, equals: VALUE}``); ``sys_object_id`` prefixes and a
+``sys_descr`` pattern narrow to a vendor; ``present`` names exact objects that must all answer, and
+is only allowed beside one of the others: a single object is how a vendor's models differ, never
+what makes a device a printer or a UPS, since many of each lack any one object.
+
+``extends: NAME`` starts from another profile and replaces it field by field, except identity: a
+child's identity sources join its parent's and every chain is ordered ENTITY-MIB, HOST-RESOURCES,
+Printer-MIB, other standard MIBs, vendor OIDs and constants, sysDescr patterns, so the standard
+wherever a device has it. ``agent: card`` says sysDescr describes an add-in management card, not
+the device (a UPS's card has its own serial), so identity is never taken from it. A child replaces
+an inherited identity chain instead of joining it with ``{only: [sources]}``, for a vendor whose
+standard objects are known to mislead (a copier whose hrDeviceDescr names a print driver).
+Everything is checked on load; code never names a vendor.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,11 +49,26 @@ import yaml
 from controller.snmp import fields, oids
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
-KINDS = ("printer", "switch", "pdu", "ups", "host")
+
+
+class DeviceKind(enum.StrEnum):
+    """What a device is; ``host`` is any SNMP agent no profile recognised as one of the others."""
+
+    PRINTER = "printer"
+    SWITCH = "switch"
+    ACCESS_POINT = "access_point"
+    PDU = "pdu"
+    UPS = "ups"
+    HOST = "host"
+
+
 REDUCERS = ("first", "sum", "max", "min", "count")
 _SOURCE_KEYS = {"get", "walk", "sys_descr", "value"}
-_MODIFIERS = {"reduce", "where", "scale", "invalid", "map", "pattern", "strip_prefix", "bits"}
+_MODIFIERS = {"reduce", "where", "scale", "decimals", "suffix", "invalid", "map", "pattern", "strip_prefix", "bits"}
 _SECTIONS = set(fields.SCALARS) | set(fields.TABLES)
+_STANDARD = "1.3.6.1.2.1"
+#: Identity sources in the order a chain tries them, by where they read (see the module docstring).
+_IDENTITY_TIERS = ("1.3.6.1.2.1.47", "1.3.6.1.2.1.25", "1.3.6.1.2.1.43", _STANDARD)
 
 
 class ProfileError(ValueError):
@@ -47,8 +82,10 @@ class Source:
     sys_descr: re.Pattern | None = None
     value: object = None
     reduce: str = "first"
-    where: tuple[str, str] | None = None  # (column OID, raw value as text)
+    where: tuple[tuple[str, str], ...] = ()  # (column OID, raw value as text): rows where all hold
     scale: float = 1.0
+    decimals: str | None = None  # OID (get) or column (walk) of the number of decimal places
+    suffix: str | None = None  # a walk keeps rows whose index ends in this arc, without it
     invalid: frozenset[str] = frozenset()  # raw values as text
     map: Mapping[str, object] | None = None  # raw value as text -> value
     pattern: re.Pattern | None = None
@@ -65,23 +102,38 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """Evidence of a capability: any object under ``oid``; with ``equals``, a row of column ``oid``
+    holding that raw value (an ENTITY-SENSOR sensor whose type is watts)."""
+
+    oid: str
+    equals: str | None = None
+
+
+@dataclass(frozen=True)
 class Match:
-    """Every condition given must hold; ``sys_object_id`` holds when any prefix does. Empty matches all."""
+    """Every condition given must hold; ``sys_object_id`` and ``answers`` hold when any of theirs
+    does, ``present`` when all of its probes do. Empty matches all (only a host profile may)."""
 
     sys_object_id: tuple[str, ...] = ()
     sys_descr: re.Pattern | None = None
     present: tuple[Probe, ...] = ()
+    answers: tuple[Answer, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.sys_object_id or self.sys_descr or self.present or self.answers)
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    kind: str
+    kind: DeviceKind
     description: str
     priority: int
     match: Match
     scalars: Mapping[str, Mapping[str, tuple[Source, ...]]] = field(default_factory=dict)
-    tables: Mapping[str, Mapping[str, Source]] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, tuple[Source, ...]]] = field(default_factory=dict)
 
 
 def load_profiles(directory: Path = PROFILES_DIR) -> dict[str, Profile]:
@@ -110,40 +162,79 @@ def _resolved(name: str, raw: Mapping[str, dict], seen: tuple[str, ...]) -> dict
     if parent in (*seen, name):
         raise ProfileError(f"{name}.yaml: extends itself through {' -> '.join((*seen, name, parent))}")
     merged = {k: v for k, v in _resolved(parent, raw, (*seen, name)).items()
-              if k not in ("name", "match", "priority", "description", "extends")}
+              if k not in ("name", "match", "priority", "description", "extends", "agent")}
     for key, value in data.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key in _SECTIONS:
+        if key == "identity" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {f: _joined(value.get(f), merged[key].get(f)) for f in {**merged[key], **value}}
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict) and key in _SECTIONS:
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
     return merged
 
 
+def _joined(child: object, parent: object) -> list:
+    """A child's identity chain joined with its parent's (the child's first), or its ``only`` chain."""
+    only = _only_chain(child)
+    if only is not None:
+        return _listed(only)
+    return _listed(child) + [s for s in _listed(parent) if s not in _listed(child)]
+
+
+def _only_chain(spec: object) -> object:
+    """The chain of ``{only: chain}``, which replaces what a parent gives; else None."""
+    return spec["only"] if isinstance(spec, dict) and set(spec) == {"only"} else None
+
+
+def _listed(spec: object) -> list:
+    return [] if spec is None else list(spec) if isinstance(spec, list) else [spec]
+
+
+def _tier(source: Source) -> int:
+    """Where an identity source stands in its chain: standard MIBs by ``_IDENTITY_TIERS``, then
+    vendor OIDs and constants, then sysDescr patterns."""
+    if source.sys_descr is not None:
+        return len(_IDENTITY_TIERS) + 1
+    oid = source.get or source.walk or ""
+    return next((i for i, prefix in enumerate(_IDENTITY_TIERS) if oids.is_under(oid, prefix)),
+                len(_IDENTITY_TIERS))
+
+
 def parse_profile(data: dict, where: str) -> Profile:
-    _only(data, {"name", "kind", "description", "priority", "match", "extends"} | _SECTIONS, where)
+    _only(data, {"name", "kind", "description", "priority", "match", "extends", "agent"} | _SECTIONS, where)
     kind = data.get("kind")
-    if kind not in KINDS:
-        raise ProfileError(f"{where}: kind must be one of {', '.join(KINDS)}")
+    if kind not in set(DeviceKind):
+        raise ProfileError(f"{where}: kind must be one of {', '.join(DeviceKind)}")
     priority = data.get("priority", 0)
     if not isinstance(priority, int):
         raise ProfileError(f"{where}: priority must be an integer")
+    if data.get("agent", "device") not in ("device", "card"):
+        raise ProfileError(f"{where}: agent is device (the default) or card")
     scalars = {
         section: {name: _sources(spec, section, name, f"{where}: {section}.{name}")
                   for name, spec in _mapping(data[section], f"{where}: {section}").items()}
         for section in fields.SCALARS if section in data
     }
+    if "identity" in scalars:
+        card = data.get("agent") == "card"
+        scalars["identity"] = {name: ordered for name, chain in scalars["identity"].items()
+                               if (ordered := tuple(sorted((s for s in chain if not (card and s.sys_descr)),
+                                                           key=_tier)))}
     tables = {
         section: {name: _column(spec, section, name, f"{where}: {section}.{name}")
                   for name, spec in _mapping(data[section], f"{where}: {section}").items()}
         for section in fields.TABLES if section in data
     }
-    return Profile(str(data["name"]), kind, str(data.get("description", "")), priority,
-                   _match(data.get("match", {}), f"{where}: match"), scalars, tables)
+    match = _match(data.get("match", {}), f"{where}: match")
+    if match.empty and kind != DeviceKind.HOST:
+        raise ProfileError(f"{where}: match: only a host profile may match every device")
+    return Profile(str(data["name"]), DeviceKind(kind), str(data.get("description", "")), priority, match,
+                   scalars, tables)
 
 
 def _match(spec: object, where: str) -> Match:
     spec = _mapping(spec or {}, where)
-    _only(spec, {"sys_object_id", "sys_descr", "present"}, where)
+    _only(spec, {"sys_object_id", "sys_descr", "present", "answers"}, where)
     present = []
     for i, probe in enumerate(_list(spec.get("present", []))):
         if isinstance(probe, dict):
@@ -151,23 +242,39 @@ def _match(spec: object, where: str) -> Match:
             present.append(Probe(_oid(probe.get("oid"), f"{where}.present[{i}]"), _texts(probe.get("unless", []))))
         else:
             present.append(Probe(_oid(probe, f"{where}.present[{i}]")))
-    return Match(tuple(_oid(o, f"{where}.sys_object_id") for o in _list(spec.get("sys_object_id", []))),
-                 _regex(spec["sys_descr"], f"{where}.sys_descr") if "sys_descr" in spec else None,
-                 tuple(present))
+    answers = []
+    for i, answer in enumerate(_list(spec.get("answers", []))):
+        if isinstance(answer, dict):
+            _only(answer, {"column", "equals"}, f"{where}.answers[{i}]")
+            if "equals" not in answer:
+                raise ProfileError(f"{where}.answers[{i}]: give column and equals")
+            answers.append(Answer(_oid(answer.get("column"), f"{where}.answers[{i}].column"), str(answer["equals"])))
+        else:
+            answers.append(Answer(_oid(answer, f"{where}.answers[{i}]")))
+    match = Match(tuple(_oid(o, f"{where}.sys_object_id") for o in _list(spec.get("sys_object_id", []))),
+                  _regex(spec["sys_descr"], f"{where}.sys_descr") if "sys_descr" in spec else None,
+                  tuple(present), tuple(answers))
+    if match.present and not (match.sys_object_id or match.sys_descr or match.answers):
+        raise ProfileError(f"{where}: present only narrows a match on sys_object_id, sys_descr or answers: "
+                           "no single object is what every device of a kind answers")
+    return match
 
 
 def _sources(spec: object, section: str, name: str, where: str) -> tuple[Source, ...]:
+    only = _only_chain(spec)
+    spec = only if only is not None else spec
     specs = spec if isinstance(spec, list) else [spec]
     if not specs:
         raise ProfileError(f"{where}: give at least one source")
     return tuple(_source(s, section, name, f"{where}[{i}]" if len(specs) > 1 else where) for i, s in enumerate(specs))
 
 
-def _column(spec: object, section: str, name: str, where: str) -> Source:
-    source = _source(spec, section, name, where)
-    if source.walk is None or source.reduce != "first" or source.where is not None:
-        raise ProfileError(f"{where}: a table field is one column: walk: OID, without reduce or where")
-    return source
+def _column(spec: object, section: str, name: str, where: str) -> tuple[Source, ...]:
+    """A table field: a column, or columns tried in order for each row (the first with a value wins)."""
+    sources = _sources(spec, section, name, where)
+    if any(source.walk is None or source.reduce != "first" for source in sources):
+        raise ProfileError(f"{where}: a table field is a column (or columns): walk: OID, without reduce")
+    return sources
 
 
 def _source(spec: object, section: str, name: str, where: str) -> Source:
@@ -190,16 +297,22 @@ def _source(spec: object, section: str, name: str, where: str) -> Source:
         raise ProfileError(f"{where}: a yes/no field needs a map from raw values to true/false")
     if unit == fields.FLAGS and "bits" not in spec:
         raise ProfileError(f"{where}: a flags field needs bits: [names]")
-    if "scale" in spec and unit not in fields.NUMERIC:
-        raise ProfileError(f"{where}: scale applies to numbers, not {unit}")
+    if ("scale" in spec or "decimals" in spec) and unit not in fields.NUMERIC:
+        raise ProfileError(f"{where}: scale and decimals apply to numbers, not {unit}")
+    if ("decimals" in spec or "suffix" in spec) and not ("get" in spec or "walk" in spec):
+        raise ProfileError(f"{where}: decimals and suffix apply to get or walk")
+    if "suffix" in spec and "walk" not in spec:
+        raise ProfileError(f"{where}: suffix applies to walk")
     source = Source(
         get=_oid(spec["get"], f"{where}.get") if "get" in spec else None,
         walk=_oid(spec["walk"], f"{where}.walk") if "walk" in spec else None,
         sys_descr=_regex(spec["sys_descr"], f"{where}.sys_descr", groups=1) if "sys_descr" in spec else None,
         value=spec.get("value"),
         reduce=reduce,
-        where=_where(spec["where"], f"{where}.where") if "where" in spec else None,
+        where=tuple(_where(w, f"{where}.where") for w in _list(spec["where"])) if "where" in spec else (),
         scale=_scale(spec["scale"], unit, f"{where}.scale") if "scale" in spec else 1.0,
+        decimals=_oid(spec["decimals"], f"{where}.decimals") if "decimals" in spec else None,
+        suffix=_suffix(spec["suffix"], f"{where}.suffix") if "suffix" in spec else None,
         invalid=_texts(spec.get("invalid", [])),
         map={str(k): v for k, v in _mapping(spec["map"], f"{where}.map").items()} if "map" in spec else None,
         pattern=_regex(spec["pattern"], f"{where}.pattern", groups=1) if "pattern" in spec else None,
@@ -227,6 +340,13 @@ def _scale(value: object, unit: str, where: str) -> float:
     if base != unit:
         raise ProfileError(f"{where}: {written} does not convert to this field's unit ({unit})")
     return factor * to_base
+
+
+def _suffix(value: object, where: str) -> str:
+    text = str(value).strip(".")
+    if not re.fullmatch(r"\d+(\.\d+)*", text):
+        raise ProfileError(f"{where}: expected the last arc(s) of an index, e.g. 5")
+    return text
 
 
 def _where(spec: object, where: str) -> tuple[str, str]:

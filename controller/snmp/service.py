@@ -26,6 +26,7 @@ from controller.settings import Settings
 from controller.snmp.accounting import account
 from controller.snmp.client import SnmpClient
 from controller.snmp.credentials import CredentialError, CredentialStore, load_credentials
+from controller.snmp.identify import Identifications
 from controller.snmp.mapping import MappingError, MeteredDevice, load_meter_map
 from controller.snmp.models import SnmpTarget
 from controller.snmp.poller import Poller, PollSettings
@@ -60,6 +61,8 @@ class SnmpService:
     meter_map: Sequence[MeteredDevice] = ()
     settings: PollSettings = field(default_factory=PollSettings)
     max_gap: timedelta = timedelta(minutes=20)  # a longer silence between readings is unknown energy
+    # What each address was identified as: a round after the first skips the probes (identify.py).
+    identifications: Identifications = field(default_factory=Identifications)
 
     async def poll_round(self) -> Round:
         with held(self.engine, _LOCK_KEY) as ours:
@@ -70,7 +73,7 @@ class SnmpService:
             try:
                 targets = await asyncio.to_thread(self._targets)
                 poller = Poller(self.client, self.profiles, self.credentials, remembered_credentials(targets),
-                                self.settings)
+                                self.settings, identifications=self.identifications)
                 polls = await poller.poll_many([(t.address, t.port) for t in targets])
                 done = await asyncio.to_thread(self.store, targets, polls)
                 outcome = Outcome.DONE

@@ -24,3 +24,11 @@ def page(request: Request, template: str, principal: Principal | None, status_co
          headers: dict[str, str] | None = None, **context: Any) -> Response:
     return templates.TemplateResponse(request, template, {"principal": principal, **context},
                                       status_code=status_code, headers=headers)
+
+
+def confirm(request: Request, principal: Principal, title: str, question: str, action: str, yes: str,
+            cancel: str, danger: bool = True, **fields: str) -> Response:
+    """A step before an action that one press must not take: what will happen, a button that does it (posting
+    ``fields`` again with ``confirmed=yes``), and a way out."""
+    return page(request, "confirm.html", principal, title=title, question=question, action=action, yes=yes,
+                cancel=cancel, danger=danger, fields=fields)

@@ -2,6 +2,8 @@
 
 The clock and the machine's readings are injected; the executor records every argv instead of running
 it, so nothing here powers the test machine off. The per-OS command lines are checked for all three OSes.
+The decisions that depend on the person at the keyboard are also made through a real session desk,
+with helpers speaking the real protocol over a real Unix socket (tests/agent/sessions.py).
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
+import psutil
 import pytest
 
 from agent.config import AgentConfig
-from agent.enforcer import CommandResult, Enforcer, Reading, judge_idle, write_private
-from agent.platform.power_actions import SessionUser, Verb, for_platform
+from agent.enforcer import CommandResult, Enforcer, Reading, judge_idle, live_probe, write_private
+from agent.platform.power_actions import Verb, for_platform
 from agent.protocol import (
     ActionOutcome,
     AgentSchedule,
@@ -30,23 +34,13 @@ from agent.protocol import (
     to_wire,
 )
 from agent.runner import Runner
+from agent.session.desk import Notice
+from agent.session.view import SystemIdle
 from agent.spool import Spool
+from tests.agent.sessions import ME, T0, Bench, Clock
 
-T0 = datetime(2026, 2, 16, 18, 0, tzinfo=UTC)  # Monday of half term, 18:00
 IDLE_RULE = IdleCriteria(minutes_without_input=20, cpu_below_percent=10)
 IDLE = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=0)
-ALICE = SessionUser("alice", 1001)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: float) -> None:
-        self.now += timedelta(minutes=minutes)
 
 
 class Machine:
@@ -65,8 +59,31 @@ class Machine:
         return CommandResult(self.returncode, "" if self.returncode == 0 else "Access denied")
 
 
+class Screens:
+    """The warnings the enforcer put on screen, and the Postpone presses the test makes."""
+
+    def __init__(self) -> None:
+        self.shown: list[Notice] = []
+        self.withdrawn = 0
+        self.pressed: dict[str, str] = {}
+
+    def warn(self, notice: Notice) -> int:
+        self.shown.append(notice)
+        return 1
+
+    def withdraw(self) -> None:
+        self.withdrawn += 1
+
+    def postponed(self, notice_id: str) -> str | None:
+        return self.pressed.get(notice_id)
+
+    def press(self, user: str = "alice") -> None:
+        self.pressed[self.shown[-1].id] = user
+
+
 def schedule(mode: EnforcementMode, action: PowerActionKind = PowerActionKind.SHUTDOWN, offset: int = 0,
-             warning: WarningSettings | None = None, retry: int = 30, start: datetime = T0) -> AgentSchedule:
+             warning: WarningSettings | None = None, retry: int = 30, start: datetime = T0,
+             idle: IdleCriteria = IDLE_RULE) -> AgentSchedule:
     return AgentSchedule(
         version=f"v-{mode}", timezone="Europe/London", valid_until=start + timedelta(hours=48), policy="hillside",
         windows=(ScheduleWindow(start - timedelta(hours=2), start, ScheduleIntent.KEEP_ON, reason="school_hours"),
@@ -74,7 +91,7 @@ def schedule(mode: EnforcementMode, action: PowerActionKind = PowerActionKind.SH
                                 mode, "out_of_hours"),
                  ScheduleWindow(start + timedelta(hours=13, minutes=30), start + timedelta(hours=48),
                                 ScheduleIntent.KEEP_ON, reason="wake_before_school")),
-        idle=IDLE_RULE, warning=warning, retry_minutes=retry, start_offset_seconds=offset)
+        idle=idle, warning=warning, retry_minutes=retry, start_offset_seconds=offset)
 
 
 @pytest.fixture
@@ -88,8 +105,14 @@ def machine() -> Machine:
 
 
 @pytest.fixture
-def enforcer(tmp_path, clock, machine) -> Enforcer:
-    return Enforcer(tmp_path / "power-schedule.json", machine.probe, machine.execute, for_platform("linux"), clock)
+def screens() -> Screens:
+    return Screens()
+
+
+@pytest.fixture
+def enforcer(tmp_path, clock, machine, screens) -> Enforcer:
+    return Enforcer(tmp_path / "power-schedule.json", machine.probe, machine.execute, for_platform("linux"), clock,
+                    warnings=screens)
 
 
 def outcomes(actions) -> list[tuple[str, str]]:
@@ -146,38 +169,94 @@ def test_passive_skips_while_a_user_is_signed_in_and_retries_after_retry_minutes
     assert machine.ran == [["systemctl", "suspend"]]
 
 
-def test_warn_counts_down_lets_the_user_defer_twice_then_acts(enforcer, clock, machine):
+def test_warn_counts_down_lets_the_user_defer_twice_then_acts(enforcer, clock, machine, screens):
     enforcer.update(schedule(EnforcementMode.WARN, warning=WarningSettings(10, 10, 2)))
-    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1, users=(ALICE,))
+    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1)
     enforcer.tick()
-    assert machine.ran[0][:5] == ["runuser", "-u", "alice", "--", "env"]
-    assert machine.ran[0][5:] == ["DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus", "notify-send",
-                                  "--urgency=critical", "--app-name=Caretaker", "--expire-time=600000", "Caretaker",
-                                  "This computer will shutdown in 10 minutes (school power policy). Move the mouse "
-                                  "or press a key to postpone it (2 postponement(s) left)."]
-    assert machine.ran[1][0] == "wall"
-    for _ in range(2):  # the user comes back, twice, each time within the countdown
-        clock.advance(4)
-        machine.reading = Reading(idle_seconds=30, cpu_percent=5.0, sessions=1, users=(ALICE,))
-        enforcer.tick()
+    assert screens.shown == [Notice(f"{T0.isoformat()}#0", "Caretaker",
+                                    "This computer will shut down in 10 minutes (school power policy). Press "
+                                    "Postpone, or keep working, to put it off by 10 minutes (2 postponement(s) left).",
+                                    600, 10, 2)]
     clock.advance(4)
-    enforcer.tick()  # a third touch cannot defer again, and the countdown has not ended
-    assert not any(argv[:2] == ["systemctl", "poweroff"] for argv in machine.ran)
+    screens.press("alice")  # the Postpone button
+    machine.reading = Reading(idle_seconds=8 * 60, cpu_percent=1.2, sessions=1)  # away since before the warning
+    enforcer.tick()
+    clock.advance(4)
+    machine.reading = Reading(idle_seconds=30, cpu_percent=5.0, sessions=1)  # back at the keyboard
+    enforcer.tick()
+    clock.advance(4)
+    screens.press("alice")
+    enforcer.tick()  # a third press cannot defer again, and the countdown has not ended
+    assert machine.ran == []
+    assert [notice.postponements_left for notice in screens.shown] == [2, 1, 0]
+    assert screens.shown[-1].message.endswith("It cannot be put off again: save your work.")
     clock.advance(6)
     enforcer.tick()
-    assert machine.ran[-1] == ["systemctl", "poweroff"]
+    assert machine.ran == [["systemctl", "poweroff"]]
     assert outcomes(enforcer.drain()) == [
-        ("warned", "warned the signed-in user: shutdown in 10 min (idle 25 min, cpu 1.2%)"),
-        ("deferred", "deferred by user (1 of 2): 10 more min"),
-        ("deferred", "deferred by user (2 of 2): 10 more min"),
+        ("warned", "warned the signed-in user (1 session(s)): shutdown in 10 min (idle 25 min, cpu 1.2%)"),
+        ("deferred", "deferred by user (1 of 2: alice pressed Postpone): 10 more min"),
+        ("deferred", "deferred by user (2 of 2: the machine was used during the countdown): 10 more min"),
         ("done", "shutdown (warn): warned; after 2 deferral(s), the most allowed"),
     ]
 
 
-def test_warn_acts_at_once_when_nobody_is_signed_in(enforcer, machine):
+def test_a_press_on_an_earlier_warning_does_not_defer_the_next(enforcer, clock, machine, screens):
+    enforcer.update(schedule(EnforcementMode.WARN, warning=WarningSettings(10, 10, 2)))
+    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1)
+    enforcer.tick()
+    screens.press()
+    clock.advance(1)
+    enforcer.tick()  # deferred: a new warning, #1
+    clock.advance(11)
+    machine.reading = Reading(idle_seconds=40 * 60, cpu_percent=1.2, sessions=1)
+    enforcer.tick()
+    assert [o for o, _ in outcomes(enforcer.drain())] == ["warned", "deferred", "done"]
+
+
+def test_a_helper_that_stops_answering_during_the_countdown_keeps_the_machine_on(enforcer, clock, machine, screens):
+    enforcer.update(schedule(EnforcementMode.WARN, warning=WarningSettings(10, 10, 2)))
+    machine.reading = Reading(idle_seconds=25 * 60, cpu_percent=1.2, sessions=1)
+    enforcer.tick()
+    clock.advance(5)
+    machine.reading = Reading(idle_seconds=None, cpu_percent=1.2, sessions=1, unanswered=("alice (tty7)",))
+    enforcer.tick()
+    clock.advance(10)
+    enforcer.tick()  # within retry_minutes: not even looked at
+    assert machine.ran == [] and screens.withdrawn == 1
+    assert outcomes(enforcer.drain())[1:] == [
+        ("skipped", "kept on: warning withdrawn: alice (tty7) signed in and no session helper answers; "
+                    "retry in 30 min")]
+
+
+@pytest.mark.parametrize("mode", [EnforcementMode.OBSERVE, EnforcementMode.PASSIVE, EnforcementMode.WARN,
+                                  EnforcementMode.FORCE])
+def test_without_a_helper_a_signed_in_users_idle_is_unknown_and_the_machine_stays_on(
+        enforcer, clock, machine, screens, mode):
+    enforcer.update(schedule(mode))
+    machine.reading = Reading(idle_seconds=None, cpu_percent=1.2, sessions=1, unanswered=("alice (tty7)",))
+    enforcer.tick()
+    clock.advance(29)
+    enforcer.tick()
+    assert machine.ran == [] and screens.shown == []
+    assert outcomes(enforcer.drain()) == [
+        ("skipped", "kept on: idle unknown: alice (tty7) signed in and no session helper answers; retry in 30 min")]
+
+
+def test_force_without_an_input_criterion_does_not_need_a_helper(tmp_path, clock, machine, screens):
+    """Force acts whoever is signed in; when its idle rule does not ask about input, no helper is needed."""
+    enforcer = Enforcer(tmp_path / "s.json", machine.probe, machine.execute, for_platform("linux"), clock,
+                        warnings=screens)
+    enforcer.update(replace(schedule(EnforcementMode.FORCE), idle=IdleCriteria(cpu_below_percent=10)))
+    machine.reading = Reading(idle_seconds=None, cpu_percent=1.2, sessions=1, unanswered=("alice (tty7)",))
+    enforcer.tick()
+    assert machine.ran == [["systemctl", "poweroff"]]
+
+
+def test_warn_acts_at_once_when_nobody_is_signed_in(enforcer, machine, screens):
     enforcer.update(schedule(EnforcementMode.WARN, PowerActionKind.HIBERNATE))
     enforcer.tick()
-    assert machine.ran == [["systemctl", "hibernate"]]
+    assert machine.ran == [["systemctl", "hibernate"]] and screens.shown == []
 
 
 def test_the_site_stagger_offset_delays_the_action_into_the_window(enforcer, clock, machine):
@@ -261,18 +340,6 @@ def test_power_command_lines_per_os(platform, verb, argv):
     assert for_platform(platform).power_command(verb, f"{verb} by school power policy") == argv
 
 
-def test_warning_command_lines_per_os():
-    users = (ALICE,)
-    assert for_platform("win32").warning_commands("Caretaker", "Shutting down", 10, users) == [
-        ["msg", "*", "/TIME:600", "Caretaker: Shutting down"]]
-    assert for_platform("darwin").warning_commands("Caretaker", 'Say "bye"', 10, users) == [
-        ["launchctl", "asuser", "1001", "osascript", "-e",
-         'display notification "Say \\"bye\\"" with title "Caretaker"']]
-    assert for_platform("linux").warning_commands("Caretaker", "Shutting down", 5, ())[-1] == [
-        "wall", "Caretaker: Shutting down"]
-
-
-
 class ScheduleController:
     """The agent endpoints' contract for the runner: answers with a schedule unless the agent holds it."""
 
@@ -308,3 +375,127 @@ def test_the_runner_hands_schedules_to_the_enforcer_and_its_actions_to_the_next_
     (action,) = controller.reports[1]["actions"]
     assert (action["outcome"], action["kind"], action["mode"]) == ("done", "shutdown", "force")
     assert machine.ran == [["systemctl", "poweroff"]]
+
+
+def test_the_runner_reports_which_of_the_schedules_watched_processes_run_and_only_those(tmp_path, clock, machine):
+    from tests.agent.test_runner import CREDS, FakeSampler
+
+    mine = psutil.Process().name()
+    config = AgentConfig(controller="https://controller.school.example", state_dir=tmp_path / "state")
+    controller = ScheduleController(schedule(EnforcementMode.OBSERVE, idle=IdleCriteria(
+        processes_absent=("caretaker-no-such-process", mine.upper()))))
+    enforcer = Enforcer(config.power_state_file, machine.probe, machine.execute, for_platform("linux"), clock)
+    with Spool(config.spool_file, config.spool_max_bytes, clock_ms=lambda: 0) as spool:
+        runner = Runner(config, spool, FakeSampler(), controller, CREDS, enforcer=enforcer)
+        runner.once()  # the first reply brings the schedule
+        runner.once()
+    first, second = (report["activity"] for report in controller.reports)
+    assert (first["processes_watched"], first["processes_running"]) == ([], [])
+    assert second["processes_watched"] == ["caretaker-no-such-process", mine.upper()]
+    assert second["processes_running"] == [mine.upper()]  # as the policy spells it, whatever the case
+
+
+# --- the person at the keyboard, through a real session desk and helpers on a real socket -------------
+
+INPUT_RULE = IdleCriteria(minutes_without_input=20)  # no CPU criterion: this machine's load does not matter
+
+
+@pytest.fixture
+def bench(tmp_path, clock):
+    bench = Bench(tmp_path, clock)
+    yield bench
+    bench.close()
+
+
+@pytest.fixture
+def at_desk(tmp_path, clock, machine, bench) -> Enforcer:
+    """The enforcer as `caretaker-agent run` builds it, but for the commands it runs and the clocks."""
+    enforcer = Enforcer(tmp_path / "power-schedule.json", live_probe(bench.desk), machine.execute,
+                        for_platform("linux"), clock, warnings=bench.desk)
+    enforcer.update(schedule(EnforcementMode.WARN, warning=WarningSettings(10, 10, 2), idle=INPUT_RULE))
+    return enforcer
+
+
+def test_a_user_typing_is_not_powered_down(at_desk, bench, machine):
+    bench.sign_in()
+    bench.helper().state(4.0)
+    at_desk.tick()
+    assert machine.ran == [] and at_desk.drain() == ()
+
+
+def test_a_user_idle_for_30_minutes_is_warned_then_powered_down(at_desk, bench, clock, machine):
+    bench.sign_in()
+    helper = bench.helper()
+    helper.state(30 * 60)
+    at_desk.tick()
+    warning = helper.read()
+    assert (warning["type"], warning["seconds"], warning["postponements_left"]) == ("warning", 600, 2)
+    assert warning["message"].startswith("This computer will shut down in 10 minutes")
+    clock.advance(10)
+    helper.state(40 * 60)
+    at_desk.tick()
+    assert machine.ran == [["systemctl", "poweroff"]]
+    assert [o for o, _ in outcomes(at_desk.drain())] == ["warned", "done"]
+
+
+def test_pressing_postpone_defers_within_the_policys_limits(at_desk, bench, clock, machine):
+    bench.sign_in()
+    helper = bench.helper()
+    helper.state(30 * 60)
+    for minute in range(3):
+        at_desk.tick()
+        helper.postpone(helper.read()["id"])
+        clock.advance(1)
+        helper.state(31 * 60 + minute * 60)
+    at_desk.tick()  # the third press came after the last postponement was used
+    assert machine.ran == []
+    clock.advance(10)
+    helper.state(43 * 60)
+    at_desk.tick()
+    assert machine.ran == [["systemctl", "poweroff"]]
+    assert outcomes(at_desk.drain()) == [
+        ("warned", "warned the signed-in user (1 session(s)): shutdown in 10 min (idle 30 min)"),
+        ("deferred", f"deferred by user (1 of 2: {ME} pressed Postpone): 10 more min"),
+        ("deferred", f"deferred by user (2 of 2: {ME} pressed Postpone): 10 more min"),
+        ("done", "shutdown (warn): warned; after 2 deferral(s), the most allowed"),
+    ]
+
+
+def test_a_locked_screen_is_idle_from_the_moment_it_was_locked_whatever_nudges_the_mouse(
+        at_desk, bench, clock, machine):
+    bench.sign_in()
+    helper = bench.helper()
+    helper.state(10, locked=True)
+    clock.advance(30)
+    helper.state(50, locked=True)  # someone nudged the mouse at the lock screen 50 s ago
+    at_desk.tick()
+    assert bench.desk.view().locked
+    clock.advance(10)
+    helper.state(5, locked=True)  # and again: a locked screen cannot defer
+    at_desk.tick()
+    assert machine.ran == [["systemctl", "poweroff"]]
+    assert outcomes(at_desk.drain())[0] == (
+        "warned", "warned the signed-in user (1 session(s)): shutdown in 10 min (idle 30 min, screen locked)")
+
+
+def test_at_the_sign_in_screen_the_systems_own_idle_measure_decides_without_a_warning(
+        at_desk, bench, clock, machine):
+    bench.system = SystemIdle(45 * 60, "logind")
+    at_desk.tick()  # the agent has only just started: it has not seen the sign-in screen for 20 minutes
+    assert machine.ran == []
+    clock.advance(25)
+    at_desk.tick()
+    assert machine.ran == [["systemctl", "poweroff"]]
+    (done,) = at_desk.drain()
+    assert done.reason == "shutdown (warn): idle 25 min"
+    assert bench.desk.view().source == "since sign-out"
+
+
+def test_a_signed_in_user_without_a_helper_keeps_the_machine_on_and_says_why(at_desk, bench, clock, machine):
+    bench.sign_in()
+    bench.sign_in("alice", "pts/3", remote=True)
+    bench.helper().state(45 * 60)  # the console user's helper does not speak for an SSH session, nor for alice
+    at_desk.tick()
+    assert machine.ran == []
+    assert outcomes(at_desk.drain()) == [
+        ("skipped", "kept on: idle unknown: alice (pts/3) signed in and no session helper answers; retry in 30 min")]

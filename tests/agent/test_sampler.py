@@ -15,6 +15,7 @@ import pytest
 from agent.collectors import battery, inventory, rapl
 from agent.collectors.activity import ActivityReading
 from agent.config import AgentConfig
+from agent.platform import facts
 from agent.platform.base import BatteryDraw, RaplCounter, RaplReading
 from agent.protocol import MAX_INTERVAL_SECONDS, DeviceClass, EnergySample, Inventory, PowerMethod, PowerState
 from agent.sampler import (
@@ -391,7 +392,9 @@ def test_measured_methods_cover_only_the_time_awake(clock: FakeClock, activity: 
 # --- inventory ----------------------------------------------------------------------------------------
 
 def test_inventory_rides_on_the_first_report_then_on_changes_then_daily(
-        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity) -> None:
+        tmp_path: Path, clock: FakeClock, activity: ScriptedActivity, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Host facts are read again hourly (agent.platform.facts), by the same clock as the reports.
+    monkeypatch.setattr(facts, "HOST_FACTS", facts.FactsCache(facts._read, lambda: (clock() - T0).total_seconds()))
     root = machine(tmp_path, "optiplex-7070")
     s = sampler(root, clock, activity)
 
@@ -404,12 +407,13 @@ def test_inventory_rides_on_the_first_report_then_on_changes_then_daily(
     unchanged = next_report(2)
     drm = root / "sys/class/drm"
     (drm / "card0-HDMI-A-1/edid").write_bytes((drm / "card0-DP-1/edid").read_bytes())  # a second monitor
-    changed = next_report(3)
-    settled = next_report(4)
-    daily = next_report(5, seconds=24 * 3600)
+    not_yet_read = next_report(3)
+    changed = next_report(4, seconds=3600)  # the hourly reading of the host facts finds it
+    settled = next_report(5)
+    daily = next_report(6, seconds=24 * 3600)
 
     assert first is not None and len(first.monitors) == 1
-    assert unchanged is None
+    assert unchanged is None and not_yet_read is None
     assert changed is not None and len(changed.monitors) == 2
     assert settled is None
     assert daily is not None and daily.monitors == changed.monitors

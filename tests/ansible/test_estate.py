@@ -8,10 +8,12 @@ installed unit, as the unit's user. The token reaches the agent through Ansible 
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import platform
 import pwd
+import shlex
 import shutil
 import signal
 import ssl
@@ -38,8 +40,9 @@ AGENT_UNIT = Path("/etc/systemd/system/caretaker-agent.service")
 CONTROLLER_UNIT = Path("/etc/systemd/system/caretaker-controller.service")
 AGENT_VENV, CONTROLLER_VENV = Path("/opt/caretaker-agent/venv"), Path("/opt/caretaker/venv")
 AGENT_STATE = Path("/var/lib/caretaker-agent")
+HELPER_AUTOSTART = Path("/etc/xdg/autostart/caretaker-agent-session-helper.desktop")
 AGENT_PATHS = (AGENT_UNIT, Path("/etc/tmpfiles.d/caretaker-agent.conf"), Path("/opt/caretaker-agent"),
-               Path("/etc/caretaker-agent"), AGENT_STATE)
+               Path("/etc/caretaker-agent"), AGENT_STATE, HELPER_AUTOSTART)
 CONTROLLER_PATHS = (CONTROLLER_UNIT, Path("/opt/caretaker"), Path("/etc/caretaker"), Path("/var/lib/caretaker"))
 ACCOUNTS = ("caretaker-agent", "caretaker")
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -76,7 +79,8 @@ def read_environment_file(path: Path) -> dict[str, str]:
 
 
 class UnitProcess:
-    """What systemd would run for a unit: ExecStartPre (as root when "+"), then ExecStart as User=."""
+    """What systemd would run for a unit: its RuntimeDirectory= made for User=, ExecStartPre (as root when
+    "+"), then ExecStart as User=; stopping it removes the runtime directory, as systemd does."""
 
     def __init__(self, unit: Path, log: Path, extra_env: dict[str, str] | None = None):
         self.settings = parse_unit(unit.read_text())["Service"]
@@ -98,7 +102,15 @@ class UnitProcess:
         """A one-off command as the unit's user, e.g. the controller's CLI."""
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, **self.as_user())
 
+    def _runtime_directories(self) -> list[Path]:
+        return [Path("/run") / name for name in self.settings.get("RuntimeDirectory", [])]
+
     def start(self) -> None:
+        mode = int(self.settings.get("RuntimeDirectoryMode", ["0755"])[0], 8)
+        for path in self._runtime_directories():
+            path.mkdir(mode=mode, exist_ok=True)
+            os.chown(path, self.account.pw_uid, self.account.pw_gid)
+            path.chmod(mode)
         for value in self.settings.get("ExecStartPre", []):
             privileged, argv = command_line(value)
             subprocess.run(argv, check=True, timeout=60, **({"env": self.env} if privileged else self.as_user()))
@@ -115,6 +127,8 @@ class UnitProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for path in self._runtime_directories():
+            shutil.rmtree(path, ignore_errors=True)
         return self.process.returncode
 
 
@@ -329,6 +343,28 @@ def test_the_agent_role_installs_from_the_controller_enrols_and_its_unit_runs_th
     agents = run_agent_service_until_it_reports(estate, tmp_path / "agent.log")
 
     assert len(agents) == 1, "the service reuses the enrolment the role made; it does not enrol again"
+
+
+def test_the_session_helper_that_starts_at_sign_in_reaches_the_installed_agent_as_its_user(
+        estate: Estate, ssh_target: SshTarget, tmp_path: Path) -> None:
+    assert (HELPER_AUTOSTART.stat().st_mode & 0o777, HELPER_AUTOSTART.owner()) == (0o644, "root")
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.read_string(HELPER_AUTOSTART.read_text())
+    log = tmp_path / "agent.log"
+    agent = UnitProcess(AGENT_UNIT, log)
+    agent.start()
+    user = pwd.getpwnam(ssh_target.user)  # signed in, as a desktop starts its autostart entries
+    helper = subprocess.Popen(shlex.split(entry["Desktop Entry"]["Exec"]), user=user.pw_uid, group=user.pw_gid,
+                              extra_groups=[], cwd=user.pw_dir, env={"PATH": SYSTEMD_PATH, "HOME": user.pw_dir},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: f"session helper of {ssh_target.user} connected" in log.read_text(), 60,
+                 "the helper to reach the agent")
+    finally:
+        helper.terminate()
+        helper.wait(timeout=15)
+        agent.stop()
+    assert helper.returncode == 0  # a clean stop when the session ends
 
 
 def test_a_second_run_of_site_yml_changes_nothing(estate: Estate) -> None:

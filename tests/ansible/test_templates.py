@@ -7,6 +7,7 @@ parse them; the Linux agent unit also runs for real in test_estate.py.
 
 from __future__ import annotations
 
+import configparser
 import plistlib
 import shlex
 import shutil
@@ -21,7 +22,7 @@ import yaml
 from agent.cli import _parser as agent_parser
 from controller.cli import app as controller_cli
 from controller.settings import Settings
-from tests.ansible.conftest import Ansible
+from tests.ansible.conftest import Ansible, unavailable
 from tests.ansible.units import command_line, parse_unit
 
 HERE = Path(__file__).parent
@@ -140,3 +141,122 @@ def test_the_prometheus_scrape_job_reaches_the_controller_over_verified_https(
         config.write_text(yaml.safe_dump({"scrape_configs": [job]}))
         result = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the session helper, started at every user's sign-in ---------------------------------------------
+
+def helper_arguments(argv: list[str]) -> dict[str, object]:
+    """What ``caretaker-agent session-helper`` makes of a command line (after the program)."""
+    given = agent_arguments(argv)
+    assert given["command"] == "session-helper"
+    return given
+
+
+def test_the_linux_autostart_entry_starts_the_helper_in_every_desktop_session(rendered: Path) -> None:
+    path = rendered / "linux-caretaker-agent-session-helper.desktop"
+    entry = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",))
+    entry.optionxform = str  # keys are case-sensitive
+    entry.read_string(path.read_text())
+
+    assert dict(entry["Desktop Entry"]) == {
+        "Type": "Application",
+        "Name": "Caretaker session helper",
+        "Comment": "Tells the Caretaker agent when this computer is in use, and shows its power-down warnings",
+        "Exec": "/opt/caretaker-agent/venv/bin/caretaker-agent session-helper "
+                "--session-address /run/caretaker-agent/session.sock",
+        "Terminal": "false",
+        "NoDisplay": "true",
+        "X-GNOME-Autostart-enabled": "true",
+        "X-GNOME-AutoRestart": "true",
+        "X-KDE-autostart-phase": "2",
+    }
+    program, *argv = shlex.split(entry["Desktop Entry"]["Exec"])
+    assert program == "/opt/caretaker-agent/venv/bin/caretaker-agent"
+    assert helper_arguments(argv)["session_address"] == "/run/caretaker-agent/session.sock"
+    validate = shutil.which("desktop-file-validate")
+    if validate is None:
+        unavailable("desktop-file-validate is not installed (Debian package desktop-file-utils)")
+    result = subprocess.run([validate, str(path)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_the_linux_agent_listens_where_the_helper_looks_in_a_directory_systemd_makes_for_it(rendered: Path) -> None:
+    service = parse_unit((rendered / "linux-caretaker-agent.service").read_text())["Service"]
+    _, argv = command_line(service["ExecStart"][0])
+    assert agent_arguments(argv[1:])["session_address"] == "/run/caretaker-agent/session.sock"
+    assert (service["RuntimeDirectory"], service["RuntimeDirectoryMode"]) == (["caretaker-agent"], ["0755"])
+    assert "AF_UNIX" in service["RestrictAddressFamilies"][0].split()
+
+
+def test_the_macos_launch_agent_starts_the_helper_in_every_gui_session(rendered: Path) -> None:
+    agent = plistlib.loads((rendered / "macos-org.caretaker.agent.session-helper.plist").read_bytes())
+
+    assert agent == {
+        "Label": "org.caretaker.agent.session-helper",
+        "ProgramArguments": ["/usr/local/caretaker-agent/venv/bin/caretaker-agent", "session-helper",
+                             "--session-address", "/var/run/caretaker-agent/session.sock"],
+        "LimitLoadToSessionType": "Aqua",
+        "RunAtLoad": True,
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": 30,
+    }
+    assert helper_arguments(agent["ProgramArguments"][1:])["session_address"] == "/var/run/caretaker-agent/session.sock"
+    daemon = plistlib.loads((rendered / "macos-org.caretaker.agent.plist").read_bytes())
+    assert agent_arguments(daemon["ProgramArguments"][1:])["session_address"] == agent["ProgramArguments"][-1]
+
+
+TASK = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"
+
+
+def task_fields(element: ET.Element, prefix: str = "") -> dict[str, str]:
+    """Every leaf of a Task Scheduler definition by its path, e.g. "Settings/ExecutionTimeLimit"."""
+    fields = {}
+    for child in element:
+        path = f"{prefix}{child.tag.removeprefix(TASK)}"
+        if len(child):
+            fields.update(task_fields(child, path + "/"))
+        else:
+            fields[path] = (child.text or "").strip()
+        fields.update({f"{path}@{name}": value for name, value in child.attrib.items()})
+    return fields
+
+
+def test_the_windows_logon_task_starts_the_helper_in_every_users_session_as_that_user(rendered: Path) -> None:
+    task = ET.parse(rendered / "windows-caretaker-agent-session-helper.task.xml").getroot()
+
+    assert (task.tag, task.get("version")) == (f"{TASK}Task", "1.2")
+    assert task_fields(task) == {
+        "RegistrationInfo/Author": "Caretaker",
+        "RegistrationInfo/Description": "Tells the Caretaker agent when this PC is in use, and shows its "
+                                        "power-down warnings.",
+        "RegistrationInfo/URI": "\\Caretaker\\Session helper",
+        "Triggers/LogonTrigger/Enabled": "true",  # no UserId: every user who signs in
+        "Principals/Principal/GroupId": "S-1-5-32-545",  # BUILTIN\\Users: each runs as themselves
+        "Principals/Principal/RunLevel": "LeastPrivilege",
+        "Principals/Principal@id": "SignedInUser",
+        "Settings/MultipleInstancesPolicy": "Parallel",  # one per signed-in user
+        "Settings/DisallowStartIfOnBatteries": "false",
+        "Settings/StopIfGoingOnBatteries": "false",
+        "Settings/AllowHardTerminate": "true",
+        "Settings/StartWhenAvailable": "false",
+        "Settings/RunOnlyIfNetworkAvailable": "false",
+        "Settings/IdleSettings/StopOnIdleEnd": "false",
+        "Settings/IdleSettings/RestartOnIdle": "false",
+        "Settings/AllowStartOnDemand": "true",
+        "Settings/Enabled": "true",
+        "Settings/Hidden": "true",
+        "Settings/RunOnlyIfIdle": "false",
+        "Settings/ExecutionTimeLimit": "PT0S",  # never stopped for running long
+        "Settings/Priority": "5",
+        "Settings/RestartOnFailure/Interval": "PT1M",
+        "Settings/RestartOnFailure/Count": "3",
+        "Actions@Context": "SignedInUser",
+        "Actions/Exec/Command": "C:\\Program Files\\Caretaker Agent\\venv\\Scripts\\pythonw.exe",
+        "Actions/Exec/Arguments": "-m agent session-helper --session-address \\\\.\\pipe\\caretaker-agent-session",
+    }
+    module, name, *argv = windows_argv(task.findtext(f"{TASK}Actions/{TASK}Exec/{TASK}Arguments") or "")
+    assert (module, name) == ("-m", "agent")
+    assert helper_arguments(argv)["session_address"] == "\\\\.\\pipe\\caretaker-agent-session"
+    service = ET.parse(rendered / "windows-caretaker-agent-service.xml").getroot()
+    _, _, *service_argv = windows_argv(service.findtext("arguments") or "")
+    assert agent_arguments(service_argv)["session_address"] == "\\\\.\\pipe\\caretaker-agent-session"

@@ -228,6 +228,21 @@ class TestBehaviour:
             return
         pytest.fail("no machine was switched on that morning")
 
+    def test_reports_say_which_of_the_watched_processes_run_and_a_few_are_left_running_all_day(self):
+        watched = ("obs64.exe", "blender.exe")
+        running = Counter()
+        for device in PEOPLE:
+            morning = report_for(device, 1, london(TUESDAY, 10), london(TUESDAY, 10, 5), watched=watched)
+            evening = report_for(device, 2, london(TUESDAY, 19), london(TUESDAY, 19, 5), watched=watched)
+            for report in (r for r in (morning, evening) if r is not None):
+                assert report.activity.processes_watched == watched
+                running[report.activity.processes_running] += 1
+            if morning is not None and evening is not None:
+                assert morning.activity.processes_running == evening.activity.processes_running  # all day
+        assert 0 < sum(n for names, n in running.items() if names) < 0.2 * sum(running.values())
+        unwatched = report_for(PEOPLE[0], 1, london(TUESDAY, 10), london(TUESDAY, 10, 5))
+        assert unwatched.activity.processes_watched == () == unwatched.activity.processes_running
+
     def test_each_device_reports_at_its_own_phase_and_intervals_tile(self):
         start, end = london(TUESDAY, 9), london(TUESDAY, 10)
         phases = set()

@@ -131,7 +131,7 @@ def test_every_surface_gives_the_same_kwh_pounds_and_carbon(database_url: str, t
         report = caretaker("report", "bursar", "--site", "Oakfield Primary", "--period", days, "--format", "csv",
                            "--out", str(out), "--policies", str(tmp_path / "none"), database_url=database_url)
         assert report.returncode == 0, report.stderr
-        rows = list(csv.DictReader(io.StringIO(zipfile.ZipFile(out).read("summary.csv").decode())))
+        rows = list(csv.DictReader(io.StringIO(zipfile.ZipFile(out).read("summary.csv").decode("utf-8-sig"))))
         used = next(r for r in rows if r["Figure"] == "Used")
         assert (Decimal(used["kWh"]), Decimal(used["£"]), Decimal(used["kgCO2e"])) == wanted
         # The metered desktop's hours count the meter's 65 W, never its agent's 80 W as well.

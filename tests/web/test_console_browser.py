@@ -1,7 +1,8 @@
 """Headless Chromium (Debian's /usr/bin/chromium, driven by playwright) against a real `caretaker serve`.
 
 Each role signs in and walks its pages; a network manager wakes a device and takes one through disposal;
-sign-in works from the keyboard alone; pages fit a 1366×768 laptop screen. Screenshots of every page
+sign-in works from the keyboard alone; pages fit a 1366×768 laptop screen and a 390 px phone, and
+axe-core finds nothing on them. Screenshots of every page
 visited go to $CARETAKER_TEST_ARTIFACTS (default tests/artifacts/).
 """
 
@@ -26,8 +27,10 @@ from tests.web.estate import PASSWORD, USERS, Estate, seed
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("CARETAKER_TEST_ARTIFACTS", REPO / "tests" / "artifacts")) / "console"
 LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
 
 sync_api = pytest.importorskip("playwright.sync_api")
+axe = pytest.importorskip("axe_playwright_python.sync_playwright")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +129,8 @@ def test_a_network_manager_wakes_a_device_from_its_page(page, console):
     page.get_by_role("link", name="HILL-LIB-PC01").click()
     page.get_by_label("Reason to wake").fill("library open evening")
     page.get_by_role("button", name="Wake this device").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Wake this device?"  # one press asks first
+    page.get_by_role("button", name="Wake it").click()
     assert page.get_by_role("status").inner_text().startswith("Wake requested")
     shot(page, "wake-device")
     device_id = estate.devices["HILL-LIB-PC01"]
@@ -214,13 +219,19 @@ READ_COLOURS = """selector => [...document.querySelectorAll(selector)].slice(0, 
 })"""
 
 
-def test_pages_fit_a_laptop_screen_label_every_field_and_read_with_enough_contrast(page, console):
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_pages_fit_the_screen_label_every_field_read_with_enough_contrast_and_pass_axe(browser, console, viewport):
+    context = browser.new_context(viewport=viewport, base_url=console[0].url)
+    page = context.new_page()
     sign_in(page, "nora")
     device = console[1].devices["HILL-R12-PC01"]
     for path in ("/", "/devices", f"/devices/{device}", "/lifecycle", f"/lifecycle/devices/{device}", "/users",
-                 "/wake", "/reports", "/policies/explain"):
+                 "/wake", "/reports", "/policies", "/policies/explain"):
         page.goto(path)
-        assert page.evaluate("document.documentElement.scrollWidth") <= LAPTOP["width"], path
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], path
+        violations = axe.Axe().run(page).response["violations"]
+        assert violations == [], (path, [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                                         for v in violations])
         unlabelled = page.evaluate("""[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
             .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name)""")
         assert unlabelled == [], (path, unlabelled)
@@ -229,3 +240,4 @@ def test_pages_fit_a_laptop_screen_label_every_field_and_read_with_enough_contra
                 assert _contrast(foreground, background) >= 4.5, (path, selector, foreground, background)
     landmarks = page.evaluate("['header', 'nav', 'main', 'footer'].map(t => document.querySelectorAll(t).length)")
     assert landmarks == [1, 1, 1, 1]
+    context.close()

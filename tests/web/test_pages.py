@@ -28,9 +28,11 @@ def test_the_overview_counts_devices_and_this_weeks_energy_by_site(client):
     local = now.astimezone(ZoneInfo("Europe/London"))
     monday = (local - timedelta(days=local.weekday())).replace(hour=0)
     hours_this_week = sum(1 for h in range(1, 49) if now - timedelta(hours=h) >= monday)
-    assert cells[-2].endswith(" kWh")
-    assert abs(float(cells[-2].removesuffix(" kWh")) - 3 * 0.075 * hours_this_week) <= 0.05 + 3 * 0.0013
-    assert cells[-1] == "0.0 kWh"  # saved: no policy has powered anything down
+    assert cells[-1].endswith(" kWh")
+    assert abs(float(cells[-1].removesuffix(" kWh")) - 3 * 0.075 * hours_this_week) <= 0.05 + 3 * 0.0013
+    assert "<td>no power-downs yet</td>" in hillside  # saved: the reason, not a bare zero
+    # The seed's buckets began 48 hours ago: the data column says since when, over this week's school days.
+    assert re.search(r"<td>\d of \d school days? \(reporting since \d+ \w+ \d{4}\)</td>", hillside), hillside
 
 
 def test_devices_filter_by_room_and_search(client):
@@ -47,10 +49,13 @@ def test_a_device_page_charts_its_daily_energy(client, estate):
     drawn = re.search(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)"', page)
     svg = base64.b64decode(drawn.group(1)).decode()
     assert svg.startswith("<svg") and "energy per day" in svg  # matplotlib keeps the title as text
-    assert "3.60 kWh in all" in drawn.group(2)  # 48 h × (0.05 kWh + its monitor's 0.025 kWh)
+    assert "3.6 kWh in all" in drawn.group(2)  # 48 h × (0.05 kWh + its monitor's 0.025 kWh)
     daily = [float(v) for v in re.findall(r'<td class="num">([\d.]+)</td>', page)]
-    # Every seeded hour once, and this hour's silence (off at 1 W + its monitor at 0.3 W) so far.
-    assert len(daily) == 14 and 48 * 0.075 <= sum(daily) <= 48 * 0.075 + 0.0014
+    missing = re.findall(r'<td class="num">no data</td>', page)
+    # Every seeded hour once, and this hour's silence (off at 1 W + its monitor at 0.3 W) so far; the days
+    # before the seed are marked as having no data, in the table and the chart's description.
+    assert len(daily) + len(missing) == 14 and 48 * 0.075 <= sum(daily) <= 48 * 0.075 + 0.0014
+    assert f"with {len(missing)} day(s) without data" in drawn.group(2) and "no data" in svg
 
 
 def test_a_mode_switch_shows_its_projected_impact_then_switches_and_is_logged(client, engine):
@@ -78,10 +83,15 @@ def test_validate_and_explain_read_the_policies_without_changing_them(client):
     assert hidden.status_code == 400 and "no device" in hidden.text  # not one of the auditor's sites
 
 
-def test_waking_a_room_queues_one_wake_per_device_in_it(client, engine):
+def test_waking_a_room_asks_first_then_queues_one_wake_per_device_in_it(client, engine):
     csrf = sign_in(client, "nora")
-    response = client.post("/wake/room", data={"csrf_token": csrf, "site": "Hillside Primary", "room": "R12",
-                                               "reason": "lesson at 09:00"})
+    form = {"csrf_token": csrf, "site": "Hillside Primary", "room": "R12", "reason": "lesson at 09:00"}
+    asked = client.post("/wake/room", data=form)
+    assert asked.status_code == 200 and "Wake every device in R12?" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text and 'value="lesson at 09:00"' in asked.text
+    with Session(engine) as session:
+        assert session.exec(select(WakeRequest)).all() == []  # one press woke nothing
+    response = client.post("/wake/room", data={**form, "confirmed": "yes"})
     assert response.status_code == 200 and "2 wake(s) queued in R12" in response.text
     with Session(engine) as session:
         wakes = session.exec(select(WakeRequest).order_by(WakeRequest.device_id)).all()
@@ -105,13 +115,33 @@ def test_a_short_password_is_refused_with_a_message_and_nothing_is_added(client)
     assert ">sam<" not in client.get("/users").text
 
 
-def test_a_signed_in_bursar_downloads_a_report_and_an_auditor_only_for_granted_sites(client):
+def test_a_signed_in_bursar_reads_a_report_and_an_auditor_only_for_granted_sites(client):
     sign_in(client, "barry")
-    assert 'action="/api/v1/reports/bursar"' in client.get("/reports").text
-    csv = client.get("/api/v1/reports/bursar", params={"site": "Hillside Primary", "period": "2025-26",
-                                                       "format": "csv"})
+    assert 'action="/reports/bursar"' in client.get("/reports").text
+    shown = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26"})
+    assert shown.status_code == 200 and shown.headers["content-disposition"] == "inline"
+    assert "Energy report: Hillside Primary" in shown.text and 'href="/reports/report.css"' in shown.text
+    csv = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26",
+                                                "format": "csv"})
     assert csv.status_code == 200 and csv.headers["content-disposition"].startswith("attachment;")
     client.cookies.clear()
     sign_in(client, "audrey")
-    refused = client.get("/api/v1/reports/bursar", params={"site": "Hillside Primary", "period": "2025-26"})
-    assert refused.status_code == 403
+    refused = client.get("/reports/bursar", params={"scope": "site:Hillside Primary", "period": "2025-26"})
+    assert refused.status_code == 403 and "You may not see Hillside Primary" in refused.text
+    assert 'role="alert"' in refused.text and "<form" in refused.text  # the form again, to choose another
+
+
+def test_disabling_a_user_and_revoking_a_token_ask_first(client, engine):
+    csrf = sign_in(client, "nora")
+    asked = client.post("/users/barry/disable", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Disable barry?" in asked.text and 'href="/users"' in asked.text
+    assert "active" in re.search(r"<td>barry</td>.*?</tr>", client.get("/users").text, re.S).group(0)
+    created = client.post("/apitokens", data={"csrf_token": csrf, "name": "finance-export", "role": "bursar"}).text
+    token = re.search(r'value="(ct_[^"]+)"', created).group(1)
+    token_id = re.search(r'action="/apitokens/(\d+)/revoke"', client.get("/users").text).group(1)
+    asked = client.post(f"/apitokens/{token_id}/revoke", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Revoke this API token?" in asked.text
+    assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    done = client.post(f"/apitokens/{token_id}/revoke", data={"csrf_token": csrf, "confirmed": "yes"})
+    assert done.status_code == 303
+    assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 401

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from agent.protocol import BatchAck, EnrollRequest, EnrollResponse
+from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
 from controller.api.deps import CurrentAgent, RuntimeDep
 from controller.api.errors import Problem
 from controller.api.payloads import BadPayload, parse_batch, parse_body
 from controller.db import session_scope
 from controller.register.enrollment import EnrollmentRefused, enroll
 from controller.register.ingest import AuthFailed
-from controller.timeutil import utcnow
+from controller.timeutil import as_utc, utcnow
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 REPORTS_PATH = "/api/v1/agent/reports"
@@ -41,6 +42,16 @@ async def enroll_agent(request: Request, runtime: RuntimeDep) -> EnrollResponse:
     return answer
 
 
+def _schedule_day(batch: ReportBatch, max_age_days: int) -> datetime | None:
+    """The instant a replaying agent asks its schedule from, if it is one reports may come from (the past
+    the controller still takes reports for); anything else gets today's schedule."""
+    wanted = batch.schedule_from
+    now = utcnow()
+    if wanted is None or not now - timedelta(days=max_age_days) <= as_utc(wanted) <= now:
+        return None
+    return as_utc(wanted)
+
+
 @router.post("/reports", response_model=BatchAck, openapi_extra=_JSON_BODY, responses=_REFUSED)
 async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgent) -> BatchAck:
     """Store a batch. Each report is answered on its own: ``accepted``, ``duplicate`` (stored before) or
@@ -55,7 +66,8 @@ async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgen
         except AuthFailed as exc:
             raise HTTPException(status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
         if runtime.schedules is not None and batch is not None:
-            schedule = await runtime.schedules.reply(agent.device_id, batch.schedule_version)
+            schedule = await runtime.schedules.reply(agent.device_id, batch.schedule_version,
+                                                     _schedule_day(batch, runtime.settings.max_report_age_days))
             if schedule is not None:
                 ack = replace(ack, schedule=schedule)
         metrics.accepted.inc(len(ack.accepted))

@@ -1,7 +1,7 @@
 """energy_day and energy_month (rollups), rollup_mark, rollup_state, job_run, exported_counter, ix_agent_retired_at
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0013
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 from controller.db import UTCDateTime
 
 revision: str = '0016'
-down_revision: str | None = '0012'
+down_revision: str | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,7 +21,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _COLUMNS = ("agent_id, seq, device_id, start, \"end\", state, cpu_percent, idle_seconds, sessions, slept_seconds, "
-            "method, joules, samples, received_at")
+            "method, joules, samples, received_at, processes_watched, processes_running")
 
 
 def upgrade() -> None:

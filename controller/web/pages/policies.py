@@ -66,9 +66,11 @@ def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, d
                 row = session.get(Device, detail.device.id)
                 if not principal.may_see(row.site_id):
                     raise NotFound(f"no device with id or hostname {device!r}")
-                facts = explain.facts(detail, tuple(row.tags or ()), row.room)
+                reported = explain.reported_processes(session, str(row.id))
+                facts = explain.facts(detail, tuple(row.tags or ()), row.room,
+                                      explain.activity(None, None, None, None, reported))
                 ctx = context(active.policies, active.calendars, facts)
-                lines = explain.render(decide_in(ctx, explain.parse_moment(at, ctx.tz)), facts)
+                lines = explain.render(decide_in(ctx, explain.parse_moment(at, ctx.tz)), facts, reported)
             except (NotFound, ValueError) as exc:
                 error = str(exc)
     return page(request, "explain.html", principal, status_code=400 if error else 200, nav="policies",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -24,10 +25,11 @@ from controller.web.accounts import (
     revoke_token,
 )
 from controller.web.pages import Manager
-from controller.web.render import page
+from controller.web.render import confirm, page
 from controller.web.views import visible_sites
 
 router = APIRouter(include_in_schema=False)
+Confirmed = Annotated[str, Form(max_length=3)]
 DONE = {"added": "User added.", "disabled": "User disabled; their sessions have ended.",
         "revoked": "API token revoked."}
 
@@ -58,7 +60,12 @@ def new_user(request: Request, runtime: RuntimeDep, principal: Manager, name: An
 
 
 @router.post("/users/{name}/disable")
-def disable(request: Request, runtime: RuntimeDep, principal: Manager, name: str) -> Response:
+def disable(request: Request, runtime: RuntimeDep, principal: Manager, name: str,
+            confirmed: Confirmed = "") -> Response:
+    if confirmed != "yes" and principal.actor != f"user:{name}":
+        return confirm(request, principal, f"Disable {name}?", f"{name} will no longer be able to sign in, and any "
+                       "session they have open ends now. Their history stays.", f"/users/{quote(name)}/disable",
+                       f"Disable {name}", "/users")
     if principal.actor == f"user:{name}":
         return _users_page(request, runtime, principal, status_code=400,
                            error="You cannot disable yourself: ask another network manager, or use the CLI.")
@@ -85,7 +92,12 @@ def new_token(request: Request, runtime: RuntimeDep, principal: Manager, name: A
 
 
 @router.post("/apitokens/{token_id}/revoke")
-def revoke(request: Request, runtime: RuntimeDep, principal: Manager, token_id: Id) -> Response:
+def revoke(request: Request, runtime: RuntimeDep, principal: Manager, token_id: Id,
+           confirmed: Confirmed = "") -> Response:
+    if confirmed != "yes":
+        return confirm(request, principal, "Revoke this API token?", "Scripts using it will be refused from now on; "
+                       "a revoked token cannot be brought back (create a new one).", f"/apitokens/{token_id}/revoke",
+                       "Revoke the token", "/users")
     try:
         with session_scope(runtime.engine) as session:
             revoke_token(session, token_id, principal.actor)

@@ -14,11 +14,12 @@ from controller.db import session_scope
 from controller.power.wake import WakeConfig, WakeRefused, WaveResult, list_wakes, request_wakes, select_devices
 from controller.timeutil import utcnow
 from controller.web.pages import Manager
-from controller.web.render import page
+from controller.web.render import confirm, page
 from controller.web.views import filter_choices
 
 router = APIRouter(include_in_schema=False)
 Reason = Annotated[str, Form(min_length=1, max_length=400)]
+Confirmed = Annotated[str, Form(max_length=3)]
 
 
 def _wave(runtime: RuntimeDep, actor: str, reason: str, **which: str) -> WaveResult:
@@ -41,7 +42,11 @@ def wake_home(request: Request, runtime: RuntimeDep, principal: Manager) -> Resp
 
 @router.post("/wake/device/{device_id}")
 def wake_device(request: Request, runtime: RuntimeDep, principal: Manager, device_id: Id,
-                reason: Reason) -> Response:
+                reason: Reason, confirmed: Confirmed = "") -> Response:
+    if confirmed != "yes":
+        return confirm(request, principal, "Wake this device?", f"A magic packet goes to device {device_id} with its "
+                       f"site's next wave; it switches on if it is off or asleep. Reason: {reason}.",
+                       f"/wake/device/{device_id}", "Wake it", f"/devices/{device_id}", danger=False, reason=reason)
     try:
         result = _wave(runtime, principal.actor, reason, device=str(device_id))
     except WakeRefused as exc:
@@ -53,7 +58,12 @@ def wake_device(request: Request, runtime: RuntimeDep, principal: Manager, devic
 
 @router.post("/wake/room")
 def wake_room(request: Request, runtime: RuntimeDep, principal: Manager, site: Annotated[str, Form(max_length=100)],
-              room: Annotated[str, Form(min_length=1, max_length=100)], reason: Reason) -> Response:
+              room: Annotated[str, Form(min_length=1, max_length=100)], reason: Reason,
+              confirmed: Confirmed = "") -> Response:
+    if confirmed != "yes":
+        return confirm(request, principal, f"Wake every device in {room}?", f"Every device in {room} at {site} is "
+                       f"switched on, in paced waves. Reason: {reason}.", "/wake/room", f"Wake {room}", "/wake",
+                       danger=False, site=site, room=room, reason=reason)
     try:
         result = _wave(runtime, principal.actor, reason, site=site, group=room)
     except WakeRefused as exc:

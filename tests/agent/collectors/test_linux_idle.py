@@ -1,5 +1,6 @@
-"""Seconds since input on Linux: logind's answer from captured loginctl output, X11 from a real Xvfb,
-and terminal access times from a fixture /dev."""
+"""Who is signed in on Linux (utmp, written by glibc, read back by ``who``), how long the sign-in screen
+has been left (logind's greeter, from captured loginctl output), and what a session helper reads from
+inside its session (logind's own hint, or a real X server under Xvfb)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from agent.platform import linux_idle
+from agent.platform import linux_idle, linux_session
+from agent.session.view import SignedIn
+from tests.agent.utmp import DEAD_PROCESS, write_session
 
 from .conftest import FIXTURES
 
@@ -21,28 +25,48 @@ NOW_US = 9_015_412_345  # CLOCK_MONOTONIC at the moment the captured output is e
 
 
 def sessions(machine: str) -> list[dict[str, str]]:
-    return linux_idle.parse_show_session((LOGINCTL / machine / "show-session.txt").read_text())
+    return linux_session.parse_show_session((LOGINCTL / machine / "show-session.txt").read_text())
 
 
-@pytest.mark.parametrize(("machine", "ids"), [
-    ("gnome-desktop-idle", ("2", "c1")),
-    ("lab-pc-in-use", ("3", "17")),
-    ("systemd-256-two-idle-users", ("4", "9", "c2")),
-    ("login-screen", ("c1",)),
-])
-def test_session_ids_from_list_sessions_of_any_systemd_version(machine: str, ids: tuple[str, ...]) -> None:
-    assert linux_idle.parse_session_ids((LOGINCTL / machine / "list-sessions.txt").read_text()) == ids
+def test_greeters_are_found_from_loginds_own_state_files(tmp_path: Path) -> None:
+    sessions = tmp_path / "run" / "systemd" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "c1").write_text("# This is private data. Do not parse.\nUID=120\nUSER=gdm\nACTIVE=1\n"
+                                 "IS_DISPLAY=1\nSTATE=active\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\nSEAT=seat0\n")
+    (sessions / "4").write_text("UID=1000\nUSER=pupil\nACTIVE=0\nSTATE=online\nTYPE=wayland\nCLASS=user\n")
+    (sessions / "4.ref").write_text("")
+
+    assert linux_idle.greeter_session_ids(tmp_path) == ("c1",)
+    assert linux_idle.greeter_session_ids(tmp_path / "no-logind") == ()
+
+
+def test_without_a_greeter_the_sign_in_screen_asks_loginctl_nothing(tmp_path: Path, monkeypatch) -> None:
+    asked: list[list[str]] = []
+    monkeypatch.setattr(linux_idle.command, "run", lambda argv, **_: asked.append(argv))
+    assert linux_idle.system_idle(tmp_path) == linux_idle.SystemIdle(None, "logind")
+    assert asked == []
 
 
 @pytest.mark.parametrize(("machine", "idle_seconds"), [
-    pytest.param("gnome-desktop-idle", 900.0, id="one user idle for 15 minutes; the greeter is nobody"),
-    pytest.param("lab-pc-in-use", 0.0, id="a session without the idle hint is in use"),
-    pytest.param("systemd-256-two-idle-users", 180.0, id="the least idle of two users"),
-    pytest.param("login-screen", None, id="only the login screen"),
-    pytest.param("idle-without-timestamp", None, id="idle since an unknown time"),
+    pytest.param("login-screen", 0.0, id="someone at the greeter"),
+    pytest.param("login-screen-idle", 600.0, id="the greeter left for ten minutes"),
+    pytest.param("lab-pc-in-use", None, id="no greeter: users' sessions are not the sign-in screen"),
 ])
-def test_logind_idle_seconds(machine: str, idle_seconds: float | None) -> None:
-    assert linux_idle.logind_idle_seconds(sessions(machine), NOW_US) == idle_seconds
+def test_the_sign_in_screens_idle_comes_from_the_greeter_session(machine: str, idle_seconds: float | None) -> None:
+    assert linux_idle.greeter_idle_seconds(sessions(machine), NOW_US) == idle_seconds
+
+
+@pytest.mark.parametrize(("machine", "state"), [
+    pytest.param("gnome-desktop-idle", (900.0, False), id="idle for 15 minutes"),
+    pytest.param("lab-pc-in-use", (0.0, False), id="a session without the idle hint is in use"),
+    pytest.param("idle-without-timestamp", (None, False), id="idle since an unknown time"),
+])
+def test_a_helper_reads_its_own_sessions_idle_hint(machine: str, state: tuple[float | None, bool]) -> None:
+    assert linux_session.logind_state(sessions(machine)[0], NOW_US) == state
+
+
+def test_a_locked_session_says_so() -> None:
+    assert linux_session.logind_state({"IdleHint": "no", "LockedHint": "yes"}, NOW_US) == (0.0, True)
 
 
 def test_show_session_blocks_keep_their_properties_apart() -> None:
@@ -52,21 +76,31 @@ def test_show_session_blocks_keep_their_properties_apart() -> None:
                       {"Id": "c1", "IdleHint": "no", "IdleSinceHintMonotonic": "0", "Class": "greeter"}]
 
 
-def test_tty_idle_is_the_most_recently_used_terminal(tmp_path: Path) -> None:
-    now = time.time()
-    (tmp_path / "dev/pts").mkdir(parents=True)
-    for terminal, seconds_ago in (("tty2", 3600), ("pts/0", 42)):
-        (tmp_path / "dev" / terminal).touch()
-        os.utime(tmp_path / "dev" / terminal, (now - seconds_ago, now - seconds_ago))
+def test_signed_in_sessions_are_the_live_records_of_utmp_as_who_reads_them(tmp_path: Path) -> None:
+    utmp = tmp_path / "run" / "utmp"
+    started = datetime(2026, 2, 16, 8, 40, tzinfo=UTC)
+    write_session(utmp, "pupil", "tty7", ":0", started.timestamp())
+    write_session(utmp, "technician", "pts/1", "10.12.0.9", started.timestamp())
+    write_session(utmp, "teacher", "pts/2", "10.12.0.7")
+    write_session(utmp, "teacher", "pts/2", kind=DEAD_PROCESS)  # signed out again
 
-    assert linux_idle.tty_idle_seconds(tmp_path, ["tty2", "pts/0", ":0"], now) == pytest.approx(42)
-    assert linux_idle.tty_idle_seconds(tmp_path, [":0"], now) is None
+    assert linux_idle.signed_in(tmp_path) == (
+        SignedIn("pupil", "tty7", remote=False, since=started),
+        SignedIn("technician", "pts/1", remote=True, since=started))
+    who = subprocess.run(["who", str(utmp)], capture_output=True, text=True, check=True).stdout.split()
+    assert who[:2] == ["pupil", "tty7"] and "technician" in who and "teacher" not in who
+
+
+def test_no_utmp_means_nobody_is_signed_in(tmp_path: Path) -> None:
+    assert linux_idle.signed_in(tmp_path) == ()
 
 
 @pytest.fixture
 def xvfb(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
     """A real X server with the MIT-SCREEN-SAVER extension; yields when it started (monotonic)."""
     if not shutil.which("Xvfb"):
+        if os.environ.get("CI"):
+            pytest.fail("Xvfb is missing; .ci/run installs it")
         pytest.skip("Xvfb is not installed (Debian package xvfb)")
     read_end, write_end = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp"], pass_fds=(write_end,),
@@ -85,7 +119,7 @@ def xvfb(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
 def test_x11_idle_time_comes_from_the_display(xvfb: float) -> None:
     time.sleep(0.5)
 
-    idle = linux_idle.x11_idle_seconds()
+    idle = linux_session.x11_idle_seconds()
 
     assert idle is not None
     assert 0.4 <= idle <= time.monotonic() - xvfb + 0.1  # nobody has touched it since it started
@@ -94,14 +128,14 @@ def test_x11_idle_time_comes_from_the_display(xvfb: float) -> None:
 def test_x11_gives_nothing_without_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
 
-    assert linux_idle.x11_idle_seconds() is None
+    assert linux_session.x11_idle_seconds() is None
 
 
-def test_without_logind_the_agent_falls_back_to_x11(xvfb: float) -> None:
-    if linux_idle.logind_idle() is not None:
-        pytest.skip("logind runs on this machine and is asked first")
+def test_without_logind_a_helper_falls_back_to_x11_and_cannot_tell_a_lock(
+        xvfb: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_SESSION_ID", raising=False)
 
-    answer = linux_idle.input_idle(Path("/"))
+    idle, locked = linux_session.read_state()
 
-    assert answer.source == "x11"
-    assert answer.seconds is not None
+    assert idle is not None and idle < time.monotonic() - xvfb + 0.1
+    assert locked is False

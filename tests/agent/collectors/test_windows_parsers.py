@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.platform import windows
+from agent.platform import windows, windows_session
 from agent.platform.base import BatteryDraw
 from agent.protocol import Battery, Disk, Monitor, OperatingSystem, Smbios
 
@@ -80,7 +80,7 @@ def test_battery_draw_from_battery_status(capture: str, draw: BatteryDraw) -> No
     (2**32 - 5_000, 10_000, 15_000),  # GetTickCount wrapped after 49.7 days up
 ])
 def test_idle_milliseconds_across_tick_count_wrap(earlier: int, later: int, milliseconds: int) -> None:
-    assert windows.ticks_between(earlier, later) == milliseconds
+    assert windows_session.ticks_between(earlier, later) == milliseconds
 
 
 @pytest.mark.parametrize(("flag", "present"), [(0, True), (8, True), (128, False), (255, False)])

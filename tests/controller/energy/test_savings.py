@@ -161,3 +161,24 @@ def test_the_cli_baseline_counts_school_days_from_the_sites_term_calendar(engine
     # out of hours: 14 × 75 Wh on Monday + 24 × 75 Wh on Tuesday = 2.850 kWh for the one school day.
     assert (baseline["school_days"], baseline["out_of_hours_kwh"]) == (1, "2.850")
     assert baseline["kwh_per_school_day"] == "2.850"
+
+
+def test_savings_at_a_site_without_a_tariff_are_unpriced_not_nothing(engine, database_url):
+    """The overnight shutdown above at a site that has set no tariff: the kWh and carbon stand, the pounds
+    are unknown, and every surface says so where the figure would be."""
+    with Session(engine) as session:
+        oak = site(session, tariff=None)
+        pc = device(session, oak, "OAK-ICT1-PC01", "desktop", "ICT 1")
+        bucket(session, pc, MONDAY + 18 * HOUR, "off", "model", 1)
+        action(session, pc, MONDAY + 18 * HOUR, until=MONDAY + 19 * HOUR)
+        session.commit()
+        summary = savings_summary(session, MONDAY, MONDAY + 24 * HOUR, now=MONDAY + 2 * 24 * HOUR)
+    # 50.3 Wh idle with the screen asleep, less 1.3 Wh drawn off: 49 Wh, 8.673 g at 0.177 kg/kWh.
+    assert (summary.saved_kwh, summary.saved_gbp, summary.unpriced_kwh) == (D("0.049"), None, D("0.049"))
+    assert summary.saved_kgco2e == D("0.009")
+    assert summary.actions[0].saved_gbp is None
+    result = CliRunner().invoke(app, ["energy", "savings", "--from", "2025-11-10", "--to", "2025-11-11",
+                                      "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    assert "saved 0.0 kWh, unpriced: no tariff set, 0.0 kgCO2e" in result.stderr
+    assert "unpriced: no tariff set" in result.stdout and "£0" not in result.output

@@ -62,3 +62,17 @@ def test_election_and_stand_down_each_send_the_agent_a_new_schedule(engine, tmp_
     stood_down = asyncio.run(planner.reply(pc, held_version=as_relay.version))
     assert stood_down is not None and stood_down.version == ordinary.version
     assert ScheduleIntent.POWER_DOWN in intents(stood_down)
+
+
+def test_an_agent_replaying_past_days_gets_the_schedule_of_the_day_it_reached(engine, tmp_path):
+    """The simulator builds history day by day: each reply carries the schedule of the day its reports reach
+    (ReportBatch.schedule_from), and going back to today gives today's again."""
+    store, (pc, _) = hillside(engine, tmp_path)
+    planner = SchedulePlanner(store, engine, hours=24, clock=lambda: HALF_TERM_MONDAY)
+    today = asyncio.run(planner.reply(pc, held_version=None))
+    week_ago = asyncio.run(planner.reply(pc, held_version=today.version, at=datetime(2026, 2, 9, 18, tzinfo=UTC)))
+    assert "-20260209-" in week_ago.version and "-20260216-" in today.version
+    assert min(w.start for w in week_ago.windows) == datetime(2026, 2, 9, tzinfo=UTC)
+    # Monday 9 February was a school day (school hours keep it on); the half-term Monday was not.
+    assert ScheduleIntent.KEEP_ON in intents(week_ago) and intents(today) == {ScheduleIntent.POWER_DOWN}
+    assert asyncio.run(planner.reply(pc, held_version=week_ago.version)).version == today.version

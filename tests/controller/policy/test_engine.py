@@ -123,6 +123,9 @@ STRICT_IDLE = IdleRule(minutes_without_input=20, cpu_below_percent=10, processes
     (Activity(None, 2, 0, ()), None, Outcome.AGENT_DECIDES),  # no desktop to ask: not known
     (Activity(45, 2, 0, None), None, Outcome.AGENT_DECIDES),
     (Activity(None, 60, 0, ()), False, Outcome.WAIT_FOR_IDLE),  # one known failure is enough
+    (Activity(45, 2, 0, (), ("obs64.exe",)), True, Outcome.ACT),  # the agent looked for it: not running
+    (Activity(45, 2, 0, ("obs64.exe",), ("OBS64.exe",)), False, Outcome.WAIT_FOR_IDLE),  # and found it
+    (Activity(45, 2, 0, (), ("blender.exe",)), None, Outcome.AGENT_DECIDES),  # it looked for something else
     (None, None, Outcome.AGENT_DECIDES),  # the controller does not know; the agent will
 ])
 def test_idle_means_every_criterion_holds_and_unknown_is_never_idle(activity, idle, outcome):
@@ -359,3 +362,10 @@ def test_the_example_library_laptops_follow_their_own_policy_and_the_academy_exa
     exam = decide(examples.policies, examples.calendars, hall, local("2026-05-12 17:45"))
     assert (exam.policy, exam.basis, exam.label) == ("northgate-academy", Basis.EXAM_WINDOW,
                                                      "GCSE and A level summer series")
+
+
+def test_a_process_the_agent_did_not_look_for_is_named_in_the_explanation():
+    forced = policy(power=power(idle=IdleRule(processes_absent=("obs64.exe", "blender.exe")), mode=Mode.FORCE))
+    found = decision("2026-02-10 18:30", [forced], activity=Activity(processes=(), processes_watched=("obs64.exe",)))
+    (rule,) = [r.text for r in found.rules if r.step is Step.IDLE]
+    assert rule == "none of obs64.exe, blender.exe running (the agent did not look for blender.exe): unknown"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from controller.api.app import create_app
 from controller.db import make_engine
 from controller.settings import Settings
 from tests.conftest import BIN, REPO
-from tests.factories import enroll_json, inventory
+from tests.factories import batch_json, enroll_json, inventory, report
 
 POLICIES = REPO / "policies"
 
@@ -113,3 +114,40 @@ def test_explain_with_broken_policies_points_at_check(data_dir, tmp_path):
     assert result.stderr.splitlines() == [
         f"caretaker: error: {tmp_path}/bad.yaml:1:1: missing required key 'school_hours': a policy that powers "
         f"devices down needs school_hours, idle and action (`caretaker policy check {tmp_path}` lists every problem)"]
+
+
+@pytest.fixture(scope="module")
+def northgate(data_dir: Path) -> Path:
+    """Two Northgate PCs whose agents reported on the processes the secondary policy waits on."""
+    token = caretaker("token", "create", "--site", "Northgate Academy", "--data-dir", str(data_dir)).stdout.strip()
+    engine = make_engine(f"sqlite:///{data_dir / 'caretaker.db'}")
+    with TestClient(create_app(Settings(data_dir=data_dir), engine)) as client:
+        for n, (hostname, running) in enumerate((("NGA-MEDIA-PC04", ("blender.exe",)), ("NGA-E12-PC01", ()))):
+            answer = client.post("/api/v1/agent/enroll", json=enroll_json(token, inventory(
+                hostname=hostname, serial=f"NGA{n}", macs=(f"00:1a:2b:3c:4d:6{n}",), machine_id=f"nga{n}",
+                uuid=None)))
+            assert answer.status_code == 201, answer.text
+            sent = report(1)
+            sent = dataclasses.replace(sent, activity=dataclasses.replace(
+                sent.activity, processes_watched=("obs64.exe", "blender.exe"), processes_running=running))
+            posted = client.post("/api/v1/agent/reports", json=batch_json([sent]), headers={
+                "Authorization": f"Bearer {answer.json()['agent_id']}:{answer.json()['secret']}"})
+            assert posted.status_code == 200, posted.text
+    engine.dispose()
+    return data_dir
+
+
+def test_explain_takes_the_processes_the_policy_waits_on_from_the_agents_latest_report(northgate):
+    rendering = explain(northgate, "NGA-MEDIA-PC04", "--at", "2026-02-16 18:30", "--idle-minutes", "45", "--cpu", "2",
+                        "--sessions", "0")
+    quiet = explain(northgate, "NGA-E12-PC01", "--at", "2026-02-16 18:30", "--idle-minutes", "45", "--cpu", "2",
+                    "--sessions", "0")
+    assert rendering.returncode == 0 == quiet.returncode, rendering.stderr + quiet.stderr
+    assert rendering.stdout.splitlines()[2].startswith(
+        "Reported  obs64.exe, blender.exe: blender.exe running, as the agent reported at ")
+    assert "Decision  shutdown when idle, mode warn: the device is in use; checked again later" in rendering.stdout
+    assert "none of obs64.exe, blender.exe running (blender.exe is): no" in rendering.stdout
+    assert "Decision  shutdown when idle, mode warn: acts now" in quiet.stdout
+    stated = explain(northgate, "NGA-MEDIA-PC04", "--at", "2026-02-16 18:30", "--idle-minutes", "45", "--cpu", "2",
+                     "--sessions", "0", "--process", "explorer.exe")
+    assert "Reported" not in stated.stdout and "acts now" in stated.stdout  # what the operator says wins

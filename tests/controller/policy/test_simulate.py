@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from controller.policy.compliance import out_of_hours_on
-from controller.policy.model import Action, Mode, Selector
+from controller.policy.model import Action, IdleRule, Mode, Selector
 from controller.policy.simulate import Observation, simulate
 from tests.controller.policy.builders import CALENDARS, device, local, policy, power
 
@@ -20,6 +21,11 @@ def evening(device_id: str = "7", first: str = "2026-02-09 16:00", count: int = 
     start = local(first)
     return [Observation(device_id, start + timedelta(minutes=5 * n), start + timedelta(minutes=5 * (n + 1)), "idle",
                         idle_minutes * 60, cpu, sessions, watts * 300) for n in range(count)]
+
+
+def watching(observations: list[Observation], watched: tuple[str, ...], running: tuple[str, ...] = ()):
+    """The same reports from an agent whose schedule waits on ``watched`` processes."""
+    return [replace(o, processes_watched=watched, processes_running=running) for o in observations]
 
 
 def run(policies, observations, devices=None, modes=None, start="2026-02-09 00:00", end="2026-02-10 00:00"):
@@ -85,3 +91,21 @@ def test_simulate_ignores_reports_outside_the_period():
     result = run([policy(power=power(mode=Mode.FORCE))], evening(first="2026-02-12 18:00"))
     assert result.devices == 0 and result.saved_kwh == 0.0
     assert isinstance(result.start, datetime)
+
+
+RENDERS = power(mode=Mode.WARN, idle=IdleRule(minutes_without_input=20, cpu_below_percent=10,
+                                              processes_absent=("obs64.exe", "blender.exe")))
+
+
+def test_a_policy_waiting_on_processes_predicts_actions_from_what_the_agent_reported():
+    reported = run([policy(power=RENDERS)], watching(evening(), ("obs64.exe", "blender.exe")))
+    rendering = run([policy(power=RENDERS)], watching(evening(), ("obs64.exe", "blender.exe"), ("Blender.exe",)))
+    assert reported.actions == {"shutdown/warn": 1} and reported.saved_kwh > 0
+    assert rendering.actions == {} and rendering.saved_kwh == 0.0
+
+
+def test_reports_that_did_not_look_for_a_policys_process_predict_nothing():
+    """Older agents, or a schedule from before the policy named blender.exe: the agent decides, not the preview."""
+    silent = run([policy(power=RENDERS)], evening())
+    partly = run([policy(power=RENDERS)], watching(evening(), ("obs64.exe",)))
+    assert silent.actions == {} == partly.actions

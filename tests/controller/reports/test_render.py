@@ -81,7 +81,7 @@ def test_every_csv_total_equals_the_html_total(reports):
         with_totals = [t for t in document.tables() if t.total is not None and t.rows]
         assert with_totals, document.kind
         for table in with_totals:
-            rows = list(csv.reader(io.StringIO(archive.read(f"{table.key}.csv").decode())))
+            rows = list(csv.reader(io.StringIO(archive.read(f"{table.key}.csv").decode("utf-8-sig"))))
             assert rows[0] == list(table.columns)
             csv_total, html_total = rows[-1], parser.totals[table.key]
             for csv_cell, html_cell in zip(csv_total, html_total, strict=True):
@@ -91,7 +91,7 @@ def test_every_csv_total_equals_the_html_total(reports):
 
 def test_the_csv_site_totals_are_the_hand_computed_kwh(reports):
     archive = zipfile.ZipFile(io.BytesIO(render.csv_zip(bursar_document(reports[0]))))
-    rows = list(csv.DictReader(io.StringIO(archive.read("sites.csv").decode())))
+    rows = list(csv.DictReader(io.StringIO(archive.read("sites.csv").decode("utf-8-sig"))))
     assert [r["Site"] for r in rows] == ["Brook Academy", "Oakfield Primary", "Total"]
     # 2.52 + 1.064 + 3.36 = 6.944 kWh, written as every surface writes kWh: to 1 decimal place.
     assert rows[-1]["kWh used"] == "6.9"

@@ -57,7 +57,7 @@ def test_reports_download_by_role_and_granted_site(served, database_url):
     assert csv.headers["content-type"] == "application/zip"
     assert 'filename="caretaker-bursar-brook-academy-2025-11-10-to-2025-11-16.zip"' in csv.headers[
         "content-disposition"]
-    sites = zipfile.ZipFile(io.BytesIO(csv.content)).read("sites.csv").decode().splitlines()
+    sites = zipfile.ZipFile(io.BytesIO(csv.content)).read("sites.csv").decode("utf-8-sig").splitlines()
     assert sites[-1].startswith("Total,1,3.4,1.01,0.6")  # 168 h × 20 W = 3.36 kWh; × 30 p; × 0.177 kg
 
     pack = get(served, "audit", manager, trust=TRUST, period=WEEK, format="json")

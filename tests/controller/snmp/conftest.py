@@ -134,10 +134,13 @@ def snmpsim() -> Iterator[Snmpsim]:
         pytest.fail(str(exc))
 
 
-#: A school's subnet: five devices answering one community, one address silent.
-SUBNET, SCHOOL = "127.0.1.0/29", "school"
-SUBNET_NAMES = ("apc_ap8853", "advantech_eki-7712g-4fp", "konica_c250i", "sentry4", "XMG1915-10EP")
-SILENT = "127.0.1.6"
+#: A school's subnet: seven devices answering one community (a server no profile knows more of than
+#: that it is a host, and a three-switch stack among them), the other seven addresses silent.
+SUBNET, SCHOOL = "127.0.1.0/28", "hillside-ro-2026"  # the community; the credential is named "school"
+SUBNET_NAMES = ("apc_ap8853", "advantech_eki-7712g-4fp", "konica_c250i", "sentry4", "XMG1915-10EP", "aix_net-snmp",
+                "iosxe_c9200l")
+SILENT = "127.0.1.8"
+ANSWERED = f"{len(SUBNET_NAMES)} of 14 address(es) answered"
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,9 @@ def subnet_credentials(tmp_path: Path) -> Path:
 
 
 def discover(database_url: str, subnet: Subnet, credentials: Path, *more: str) -> list[dict]:
-    """`caretaker snmp discover` of the school subnet, checked to have found its five devices."""
+    """`caretaker snmp discover` of the school subnet, checked to have found its seven devices."""
     found = caretaker(database_url, "discover", SUBNET, "--port", str(subnet.port), "--credentials", str(credentials),
-                      "--site", "Hillside", "--timeout", "0.3", "--retries", "0", "--json", *more)
+                      "--site", "Hillside", "--timeout", "0.5", "--retries", "1", "--json", *more)
     assert found.returncode == 0, found.stderr
-    assert found.stderr.strip().endswith("5 of 6 address(es) answered")
+    assert found.stderr.strip().endswith(ANSWERED)
     return json.loads(found.stdout)

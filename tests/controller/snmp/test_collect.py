@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller.register.identity import serial_verdict
 from controller.snmp.client import Kind, Value
 from controller.snmp.collect import Snapshot, evaluate, plan
 from controller.snmp.profiles import parse_profile
@@ -11,7 +12,8 @@ from controller.snmp.readings import Identity, build, supply_percent
 
 
 def profile(**sections):
-    return parse_profile({"name": "t", "kind": "pdu", **sections}, "t.yaml")
+    return parse_profile({"name": "t", "kind": "pdu", "match": {"sys_object_id": ["1.3.6.1.4.1.9"]}, **sections},
+                         "t.yaml")
 
 
 def integer(n: int) -> Value:
@@ -95,12 +97,14 @@ def test_a_prefix_the_vendor_adds_to_serials_can_be_stripped():
     assert e.scalars["identity"]["serial"].value == "CNB1R12345"
 
 
-@pytest.mark.parametrize("serial", ["<private>", "To be filled by O.E.M.", "0000000000", "Default string"])
-def test_placeholder_serials_are_no_serial_and_say_so(serial):
+@pytest.mark.parametrize("serial", ["<private>", "To be filled by O.E.M.", "0000000000", "Default string",
+                                    "FFFFFFFFFFFF", "AB123CD45E", "MKRA012345"])
+def test_placeholder_serials_are_no_serial_and_say_so_by_the_registers_rule(serial):
     p = profile(identity={"serial": {"get": "1.3.6.1.4.1.9.1.0"}})
     sections = build(evaluate(p, Snapshot(values={"1.3.6.1.4.1.9.1.0": text(serial)})), Identity())
     assert sections.identity.serial is None
-    assert sections.notes == (f"ignored placeholder serial {serial!r}",)
+    assert sections.notes == (serial_verdict(serial)[1],)  # the agent identity code's words, one rule
+    assert sections.notes[0].startswith(f"serial {serial!r} ignored: ")
 
 
 def ups_profile():

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from controller.snmp.client import SnmpTimeout
+from controller.snmp.client import Kind, SnmpTimeout, Value
 from controller.snmp.credentials import CommunityCredential, RememberedCredentials, Secret
 from controller.snmp.memory import MemoryAgent, MemoryClient
 from controller.snmp.poller import Poller, PollSettings
@@ -116,9 +116,9 @@ def test_no_more_devices_are_polled_at_once_than_configured():
 def test_a_device_that_answers_too_slowly_is_given_up_at_its_deadline():
     slow = MemoryAgent(recording("sharp").values, frozenset({"sharp"}), delay=0.2)
     store = store_for(("10.0.0.7", [community("sharp")]))
+    polling = poller(MemoryClient({("10.0.0.7", 161): slow}), store, settings=PollSettings(device_deadline=0.5))
     started = time.monotonic()
-    result = asyncio.run(poller(MemoryClient({("10.0.0.7", 161): slow}), store,
-                                settings=PollSettings(device_deadline=0.5)).poll("10.0.0.7"))
+    result = asyncio.run(polling.poll("10.0.0.7"))
     assert result.error == "gave up after 0.5 s without a complete answer"
     assert time.monotonic() - started < 0.7
 
@@ -126,18 +126,43 @@ def test_a_device_that_answers_too_slowly_is_given_up_at_its_deadline():
 class GoesQuiet(MemoryClient):
     """Answers identification, then stops answering, like a device rebooting mid-poll."""
 
-    async def walk(self, target, prefix, max_rows=5000):
-        await super().walk(target, prefix, max_rows)
+    async def get_and_walk(self, target, oid_list, prefixes):
+        await super().get_and_walk(target, oid_list, prefixes)
         raise SnmpTimeout(f"no answer from {target.host}")
 
 
+class QuietWhenProbedAgain(MemoryClient):
+    """Answers its first identification; later, only GETs: a device going down as it is identified."""
+
+    async def next(self, target, oid_list):
+        if any(r.operation == "next" for r in self.requests):
+            raise SnmpTimeout(f"no answer from {target.host}")
+        return await super().next(target, oid_list)
+
+
+def test_a_device_that_goes_quiet_while_being_identified_is_not_taken_for_a_host():
+    """Identified once; then it answers with another sysObjectID (so it is identified again) and
+    stops answering: an error, not a host."""
+    client = QuietWhenProbedAgain({("10.0.0.8", 161): recording("sharp")})
+    polling = poller(client, store_for(("10.0.0.8", [community("sharp")])))
+    assert asyncio.run(polling.poll("10.0.0.8")).kind == "printer"
+    values = {**recording("sharp").values, "1.3.6.1.2.1.1.2.0": Value(Kind.OID, "1.3.6.1.4.1.2385.9")}
+    client.agents[("10.0.0.8", 161)] = MemoryAgent(values, frozenset({"sharp"}))
+    result = asyncio.run(polling.poll("10.0.0.8"))
+    assert (result.ok, result.kind) == (False, None)
+    assert result.error == "stopped answering while being identified: no answer from 10.0.0.8"
+
+
 def test_a_device_that_goes_quiet_mid_poll_keeps_what_was_read_and_says_it_stopped():
+    """Identified, then silent when asked its profile's objects: known for what it is, nothing
+    invented for what it did not say, and asked nothing more."""
     client = GoesQuiet({("10.0.0.8", 161): recording("apc_ap7900b")})
     result = asyncio.run(poller(client, store_for(("10.0.0.8", [community("apc_ap7900b")]))).poll("10.0.0.8"))
-    assert result.ok and result.identity.serial == "ZA1732000177" and result.power.watts == 312
-    assert result.outlets == ()  # the walks were lost
+    assert result.ok and (result.kind, result.profile) == ("pdu", "apc-rpdu-legacy")
+    assert result.identity.vendor == "APC" and result.power is None and result.outlets == ()
     assert any(n.startswith("stopped early: no answer") for n in result.notes)
-    assert sum(r.operation == "walk" for r in client.requests) == 1  # no second wait on a quiet device
+    reads = [r.operation for r in client.requests][1:]  # after the identifying GETNEXT
+    assert reads == ["get", *["walk"] * (len(reads) - 1)]  # one read, then no second wait
 
 
 def test_no_secret_reaches_the_logs_or_the_result(memory_client, caplog):

@@ -13,7 +13,7 @@ from controller.snmp.client import Kind, Value
 from controller.snmp.credentials import CommunityCredential, Secret
 from controller.snmp.memory import MemoryAgent, MemoryClient
 from controller.snmp.poller import Poller
-from controller.snmp.profiles import ProfileError, load_profiles, parse_profile
+from controller.snmp.profiles import DeviceKind, ProfileError, load_profiles, parse_profile
 from tests.controller.snmp.conftest import store_for
 
 SNMP_CODE = Path(__file__).resolve().parents[3] / "controller" / "snmp"
@@ -21,28 +21,50 @@ SNMP_CODE = Path(__file__).resolve().parents[3] / "controller" / "snmp"
 
 def test_the_bundled_profiles_cover_the_families_the_issue_names():
     profiles = load_profiles()
-    assert {"printer", "poe-switch", "apc-rpdu2", "apc-rpdu-legacy", "servertech-sentry4", "vertiv-geist",
-            "ups-mib", "cyberpower", "zyxel-poe", "advantech-poe", "generic"} <= set(profiles)
-    assert {p.kind for p in profiles.values()} == {"printer", "switch", "pdu", "ups", "host"}
+    assert {"printer", "poe-switch", "switch", "access-point", "sensor-pdu", "ups-mib", "generic",  # by capability
+            "apc-ups", "apc-rpdu2", "apc-rpdu-legacy", "apc-epdu", "eaton-xups", "eaton-pdu", "cyberpower",
+            "ppc-netagent", "socomec-netvision", "raritan-pdu2", "servertech-sentry3", "servertech-sentry4",
+            "vertiv-geist", "cisco-poe", "ciscosb-poe", "tplink-poe"} <= set(profiles)
+    assert {p.kind for p in profiles.values()} == set(DeviceKind)
+
+
+def test_kinds_are_matched_on_what_every_device_of_the_kind_answers_not_on_one_object():
+    """The Printer-MIB profile must not need prtMarkerLifeCount (7 of 11 recorded printers lack it):
+    no profile matches on exact objects alone."""
+    for profile in load_profiles().values():
+        m = profile.match
+        assert not m.present or m.sys_object_id or m.sys_descr or m.answers, profile.name
+    with pytest.raises(ProfileError, match="present only narrows a match"):
+        parse_profile({"name": "t", "kind": "printer", "match": {"present": ["1.3.6.1.2.1.43.10.2.1.4.1.1"]}}, "t")
+    with pytest.raises(ProfileError, match="only a host profile may match every device"):
+        parse_profile({"name": "t", "kind": "printer"}, "t.yaml")
 
 
 def test_code_under_controller_snmp_names_no_vendor():
     vendors = re.compile(r"\b(APC|Sharp|Konica|Zyxel|Advantech|CyberPower|Vertiv|Geist|Sentry|ServerTech|Cisco|ABB|"
-                         r"Hewlett|Eaton|Raritan)\b", re.IGNORECASE)
+                         r"Hewlett|HP|Eaton|Raritan|Liebert|Socomec|Riello|Megatec|PPC|Enlogic|TP-?Link|Linksys|Juniper|"
+                         r"Aruba|Ubiquiti|Ruckus|Aerohive|Netgear|D-Link|Brother|Canon|Ricoh|Kyocera|Lexmark|Dell|OKI|"
+                         r"Epson|Xerox|Netvision|Generex|Multimatic)\b", re.IGNORECASE)
     hits = [f"{path.name}: {m.group(0)}" for path in SNMP_CODE.glob("*.py") for m in vendors.finditer(path.read_text())]
     assert hits == []
 
 
-def test_a_child_profile_replaces_its_parent_field_by_field(tmp_path):
+def test_a_child_profile_replaces_its_parent_field_by_field_and_joins_its_identity_in_the_standard_order(tmp_path):
+    entity_serial, vendor_serial = "1.3.6.1.2.1.47.1.1.1.1.11", "1.3.6.1.4.1.99.1.0"
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({
         "name": "base", "kind": "host", "identity": {"model": {"get": "1.3.6.1.2.1.1.1.0"},
-                                                     "serial": {"get": "1.3.6.1.2.1.1.2.0"}}}))
+                                                     "serial": [{"sys_descr": "SN: (\\S+)"}, {"walk": entity_serial}]},
+        "power": {"watts": {"get": "1.3.6.1.4.1.99.2.0"}}}))
     (tmp_path / "child.yaml").write_text(yaml.safe_dump({
         "name": "child", "kind": "pdu", "extends": "base", "priority": 5,
-        "match": {"sys_object_id": ["1.3.6.1.4.1.99"]}, "identity": {"serial": {"value": "fixed"}}}))
+        "match": {"sys_object_id": ["1.3.6.1.4.1.99"]}, "identity": {"serial": {"get": vendor_serial},
+                                                                     "model": {"only": {"value": "fixed"}}},
+        "power": {"watts": {"get": "1.3.6.1.4.1.99.3.0"}}}))
     child = load_profiles(tmp_path)["child"]
-    assert child.scalars["identity"]["model"][0].get == "1.3.6.1.2.1.1.1.0"  # inherited
-    assert child.scalars["identity"]["serial"][0].value == "fixed"  # replaced
+    serial = child.scalars["identity"]["serial"]
+    assert [s.walk or s.get or s.sys_descr.pattern for s in serial] == [entity_serial, vendor_serial, "SN: (\\S+)"]
+    assert [s.value for s in child.scalars["identity"]["model"]] == ["fixed"]  # only: replaced, not joined
+    assert [s.get for s in child.scalars["power"]["watts"]] == ["1.3.6.1.4.1.99.3.0"]  # replaced
     assert (child.kind, child.priority, child.match.sys_object_id) == ("pdu", 5, ("1.3.6.1.4.1.99",))
 
 
@@ -68,23 +90,25 @@ def test_broken_profile_sets_are_refused_on_load(tmp_path, files, message):
     ({"power": {"watts": {"get": "1.3.6.1.2.1.1.1.0", "reduce": "sum"}}}, "only applies to walk"),
     ({"identity": {"serial": {"walk": "1.3.6.1.2.1.1", "reduce": "sum"}}}, "needs a numeric field"),
     ({"identity": {"serial": {"sys_descr": "SN: \\S+"}}}, r"needs a \(group\)"),
-    ({"identity": {"serial": {"get": "1.3.6.1.2.1.1.1.0", "scale": 2}}}, "scale applies to numbers"),
+    ({"identity": {"serial": {"get": "1.3.6.1.2.1.1.1.0", "scale": 2}}}, "scale and decimals apply to numbers"),
     ({"outlets": {"powered": {"walk": "1.3.6.1.4.1.1.1"}}}, "needs a map"),
     ({"outlets": {"powered": {"walk": "1.3.6.1.4.1.1.1", "map": {"1": "on"}}}}, "true or false"),
-    ({"outlets": {"watts": {"walk": "1.3.6.1.4.1.1.1", "reduce": "max"}}}, "one column"),
-    ({"outlets": {"watts": {"get": "1.3.6.1.4.1.1.1.0"}}}, "one column"),
+    ({"outlets": {"watts": {"walk": "1.3.6.1.4.1.1.1", "reduce": "max"}}}, "a table field is a column"),
+    ({"outlets": {"watts": {"get": "1.3.6.1.4.1.1.1.0"}}}, "a table field is a column"),
+    ({"power": {"watts": {"get": "1.3.6.1.4.1.1.1.0", "suffix": 5}}}, "suffix applies to walk"),
+    ({"agent": "toaster"}, "agent is device"),
     ({"printer": {"errors": {"get": "1.3.6.1.2.1.25.3.5.1.2.1"}}}, "needs bits"),
     ({"kind": "toaster"}, "kind must be one of"),
     ({"colour": "blue"}, "unknown key"),
 ])
 def test_a_mistake_in_a_profile_is_named_on_load(section, message):
-    data = {"name": "t", "kind": "pdu", **section}
+    data = {"name": "t", "kind": "pdu", "match": {"sys_object_id": ["1.3.6.1.4.1.9"]}, **section}
     with pytest.raises(ProfileError, match=message):
         parse_profile(data, "t.yaml")
 
 
 def test_scales_with_units_convert_to_the_fields_base_unit():
-    profile = parse_profile({"name": "t", "kind": "pdu", "power": {
+    profile = parse_profile({"name": "t", "kind": "pdu", "match": {"sys_object_id": ["1.3.6.1.4.1.9"]}, "power": {
         "watts": {"get": "1.3.6.1.4.1.1.1.0", "scale": "10 W"},
         "energy_joules": {"get": "1.3.6.1.4.1.1.2.0", "scale": "0.1 kWh"},
         "current_amps": {"get": "1.3.6.1.4.1.1.3.0", "scale": "100 mA"}}}, "t.yaml")
@@ -96,7 +120,7 @@ def test_scales_with_units_convert_to_the_fields_base_unit():
 
 def test_yaml_booleans_cannot_sneak_in_as_field_names():
     """YAML 1.1 reads a key `on:` as True; the vocabulary avoids such names and the loader says so."""
-    data = yaml.safe_load("name: t\nkind: pdu\noutlets:\n  on: {walk: 1.3.6.1.4.1.1, map: {1: true}}\n")
+    data = yaml.safe_load("name: t\nkind: host\noutlets:\n  on: {walk: 1.3.6.1.4.1.1, map: {1: true}}\n")
     with pytest.raises(ProfileError, match="outlets has no field True"):
         parse_profile(data, "t.yaml")
 

@@ -13,7 +13,7 @@ from controller.snmp.client import Kind, SnmpAuthError, SnmpTimeout, Target, Val
 from controller.snmp.credentials import CommunityCredential, RememberedCredentials, Secret
 from controller.snmp.poller import Poller, PollSettings
 from controller.snmp.profiles import load_profiles
-from controller.snmp.pysnmp_client import PysnmpClient
+from controller.snmp.pysnmp_client import PysnmpClient, _TooBig
 from tests.controller.snmp.conftest import address_of, community, store_for, v3
 
 SUPPLY_LEVELS = "1.3.6.1.2.1.43.11.1.1.9"
@@ -169,3 +169,56 @@ def test_no_secret_reaches_the_logs_with_the_real_client(snmpsim, caplog):
     assert result.credential == "v3"
     for secret in ("stale-community", "wrong-priv-key", "auth-key-for-tests", "priv-key-for-tests"):
         assert secret not in caplog.text and secret not in repr(result)
+
+
+class SmallAgentBuffer(PysnmpClient):
+    """The real client, as if the agent answered tooBig to any GET or GETNEXT of more than three OIDs
+    (small agents stop near 1,500 bytes); it records the size of every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    async def _ask(self, target, operation, asked, repetitions=0, non_repeaters=0):
+        self.sizes.append(len(asked))
+        if operation != "bulk" and len(asked) > 3:
+            raise _TooBig(f"{target.host} answered tooBig")
+        return await super()._ask(target, operation, asked, repetitions, non_repeaters)
+
+
+def test_an_agent_that_answers_too_big_is_asked_in_halves(snmpsim):
+    probes = ["1.3.6.1.2.1.43", "1.3.6.1.2.1.33.1", "1.3.6.1.2.1.17", "1.3.6.1.2.1.47.1", "1.3.6.1.2.1.25.3",
+              "1.3.6.1.4.1.2385", "1.3.6.1.2.1.105.1"]
+
+    async def both(client):
+        async with PysnmpClient() as plain:
+            return await client.next(snmpsim.target("sharp"), probes), await plain.next(snmpsim.target("sharp"), probes)
+
+    client = SmallAgentBuffer()
+    halved, whole = run_with(client, both)
+    assert halved == whole and set(halved) == set(probes)
+    assert client.sizes == [7, 3, 4, 2, 2]  # refused, then halves until each part fits
+
+
+def test_a_column_walked_again_is_asked_for_the_rows_it_had(snmpsim):
+    """Rounds walk the same columns of the same devices: the second walk asks for as many rows as the
+    first found (plus one to see the end), so fourteen supplies cost one request, not five."""
+    columns = [f"1.3.6.1.2.1.43.11.1.1.{c}" for c in (5, 6, 8, 9)]
+
+    async def twice(client):
+        first = await client.walk_many(snmpsim.target("sharp"), columns)
+        asked_first = len(client.sizes)
+        second = await client.walk_many(snmpsim.target("sharp"), columns)
+        return first, second, asked_first, len(client.sizes) - asked_first
+
+    first, second, requests_first, requests_second = run_with(SmallAgentBuffer(), twice)
+    assert first == second and all(len(rows) == 14 for rows in second.values())
+    assert (requests_first, requests_second) == (5, 1)
+
+
+def run_with(client: PysnmpClient, coroutine_function):
+    async def go():
+        async with client:
+            return await coroutine_function(client)
+
+    return asyncio.run(go())
