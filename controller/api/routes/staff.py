@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from controller.api import errors
 from controller.api.auth import Principal, Role, require
 from controller.api.deps import Runtime, RuntimeDep
 from controller.db import session_scope
@@ -59,9 +60,7 @@ def rooms(runtime: RuntimeDep, principal: Staff) -> list[StaffRoom]:
         return staff_rooms(session, principal.rooms)
 
 
-@router.post("/wake", response_model=StaffWakeOut, status_code=202, responses={
-    409: {"description": "nothing in the room can be woken (the detail says why)"},
-    429: {"description": "too many wake requests; try again after Retry-After seconds"}})
+@router.post("/wake", response_model=StaffWakeOut, status_code=202, responses={**errors.REFUSED, **errors.LIMITED})
 async def wake(body: StaffWakeIn, runtime: RuntimeDep, principal: Staff) -> StaffWakeOut:
     result = await run_in_threadpool(request_wake, runtime, principal, body.site, body.room, body.at)
     if result.refused is not None:
