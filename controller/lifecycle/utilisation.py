@@ -13,7 +13,9 @@ term's utilisation is still there after its reports are dropped, without a table
 day, by the one rule for a school day (``PolicyHours.school_day``: the device's winning policy's calendar
 and hours, else weekdays other than bank holidays). A device's figure is its in-use hours in its last
 ``weeks`` school weeks ÷ the school days in them × 5, so a half-term or INSET week is neither dropped nor
-read as a short week. The current week counts up to today; days before the device was first seen do not.
+read as a short week. The current week counts up to today; days before the device's agent first reported
+do not (a device bought mid-term is not under-used for the weeks before it arrived), and a device that
+never reported has no figure: no observation is not no use.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ IN_USE = PowerState.ACTIVE.value
 AGENT_METHODS = tuple(m.value for m in (PowerMethod.RAPL, PowerMethod.BATTERY, PowerMethod.MODEL))
 SCHOOL_WEEK_DAYS = 5  # a full school week (DOMAIN.md: at least 32.5 hours over five days)
 DEFAULT_WEEKS = 6  # half a term: long enough to see a timetable's pattern, short enough to be current
-LOOKBACK_WEEKS = 26  # how far back to look for school weeks (a summer holiday is about six)
+LOOKBACK_WEEKS = 26  # how far back `--weeks` may reach (a summer holiday is about six)
+MOST_WEEKS = 60  # a school year and its holidays: the most weeks one figure covers (the audit pack's period)
 SERVER = "server"  # servers are right-sized (controller.lifecycle.rightsize), not redeployed
 HOUR_PLACES = Decimal("0.01")
 WEEK = timedelta(weeks=1)
@@ -112,14 +115,14 @@ class _Device:
     device_class: str
     vendor: str | None
     model: str | None
-    first_seen: date
 
 
 def school_weeks(hours: PolicyHours, device, today: date, since: date, weeks: int) -> list[tuple[date, int]]:
-    """The device's last ``weeks`` school weeks up to ``today``: (Monday, school days counted in it)."""
-    found = []
+    """The device's last ``weeks`` school weeks up to ``today``, counting days from ``since``: (Monday,
+    school days counted in it)."""
+    found: list[tuple[date, int]] = []
     monday = today - timedelta(days=today.weekday())
-    for _ in range(LOOKBACK_WEEKS):
+    for _ in range(MOST_WEEKS * 2):
         if len(found) == weeks or monday + timedelta(days=6) < since:
             break
         days = [monday + timedelta(days=i) for i in range(7)]
@@ -144,6 +147,14 @@ def in_use_seconds(session: Session, device_ids: Sequence[int], since: datetime,
     return found
 
 
+def first_reported(session: Session, device_ids: Sequence[int]) -> dict[int, datetime]:
+    """Each device's first hour its agent reported anything in."""
+    return {device_id: as_utc(hour) for device_id, hour in session.exec(
+        select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
+        .where(col(EnergyBucket.device_id).in_(list(device_ids)), col(EnergyBucket.method).in_(AGENT_METHODS))
+        .group_by(EnergyBucket.device_id))}
+
+
 def _devices(session: Session, site: str | None, site_ids: Iterable[int] | None) -> list[_Device]:
     query = (select(Device, Site.name, Asset.state).join(Site, col(Site.id) == Device.site_id)
              .join(Asset, col(Asset.device_id) == Device.id, isouter=True))
@@ -151,27 +162,34 @@ def _devices(session: Session, site: str | None, site_ids: Iterable[int] | None)
         query = query.where(Site.name == site)
     if site_ids is not None:
         query = query.where(col(Device.site_id).in_(list(site_ids)))
-    return [_Device(d.id, name, d.hostname, d.room, d.device_class, d.vendor, d.model, as_utc(d.first_seen).date())
+    return [_Device(d.id, name, d.hostname, d.room, d.device_class, d.vendor, d.model)
             for d, name, state in session.exec(query.order_by(Site.name, Device.hostname, Device.id))
             if d.device_class != SERVER and (state or State.DEPLOYED.value) in ACTIVE_STATES]
 
 
 def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: str | None = None,
             policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None,
-            site_ids: Iterable[int] | None = None) -> list[DeviceUse]:
-    """Each device in service's hours in use per school week (servers and devices out of service apart)."""
+            site_ids: Iterable[int] | None = None, since: date | None = None) -> list[DeviceUse]:
+    """Each device in service's hours in use per school week up to ``now`` (servers and devices out of
+    service apart); ``since`` (a local date) bounds the weeks too, as a report's period does."""
     devices = _devices(session, site, site_ids)
     if not devices:
         return []
     estate = load_estate(session, device_ids=[d.id for d in devices])
     policy_hours = PolicyHours(estate, policies, calendars)
+    first = first_reported(session, [d.id for d in devices])
     plans: dict[int, list[tuple[date, int]]] = {}
+    starts: dict[int, date] = {}
     earliest = as_utc(now)
     for d in devices:
         info = estate.devices[d.id]
         zone = estate.sites[info.site_id].zone
         today = as_utc(now).astimezone(zone).date()
-        plans[d.id] = school_weeks(policy_hours, info, today, d.first_seen, weeks)
+        if d.id not in first:
+            plans[d.id] = []
+            continue
+        start = starts[d.id] = max(first[d.id].astimezone(zone).date(), since or date.min)
+        plans[d.id] = school_weeks(policy_hours, info, today, start, weeks)
         if plans[d.id]:
             earliest = min(earliest, instant(plans[d.id][-1][0], datetime.min.time(), zone).astimezone(UTC))
     used = in_use_seconds(session, [d.id for d in devices], earliest, as_utc(now))
@@ -181,8 +199,8 @@ def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: s
         plan = plans[d.id]
         mondays = {monday for monday, _ in plan}
         seconds = sum((Decimal(str(s)) for hour, s in used.get(d.id, ())
-                       if (local := hour.astimezone(zone).date()) - timedelta(days=local.weekday()) in mondays),
-                      Decimal(0))
+                       if (local := hour.astimezone(zone).date()) >= starts[d.id]
+                       and local - timedelta(days=local.weekday()) in mondays), Decimal(0))
         school_days = sum(n for _, n in plan)
         per_week = (_hours(seconds * SCHOOL_WEEK_DAYS / school_days)) if school_days else None
         found.append(DeviceUse(d.id, d.site, d.hostname, d.room, d.device_class, len(plan), school_days,
@@ -225,9 +243,9 @@ def summarise(uses: Sequence[DeviceUse], factors: Factors, under: float, weeks: 
 def utilisation(session: Session, factors: Factors, now: datetime, under: float, weeks: int = DEFAULT_WEEKS,
                 site: str | None = None, policies: Sequence[Policy] = (),
                 calendars: Mapping[str, Calendar] | None = None,
-                site_ids: Iterable[int] | None = None) -> Utilisation:
+                site_ids: Iterable[int] | None = None, since: date | None = None) -> Utilisation:
     """What `caretaker lifecycle utilisation`, the console and the audit pack show."""
-    uses = measure(session, now, weeks, site, policies, calendars, site_ids)
+    uses = measure(session, now, weeks, site, policies, calendars, site_ids, since)
     models = {d.id: (d.vendor, d.model) for d in session.exec(
         select(Device).where(col(Device.id).in_([u.device_id for u in uses])))}
     return summarise(uses, factors, under, weeks, models)
