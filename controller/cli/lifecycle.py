@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -155,6 +155,7 @@ def utilisation_report(
     under: Annotated[float | None, typer.Option(
         min=0, help=f"Propose redeploying devices in use under this many hours a school week "
                     f"(default {Policy().underused_hours_per_week:g}, the recommendations' threshold)")] = None,
+    until: Annotated[str | None, typer.Option(help="Last local day counted, YYYY-MM-DD (default: today)")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: AsJson = False,
@@ -162,9 +163,10 @@ def utilisation_report(
     """Hours in use per device per school week, rooms and classes ranked, and devices to redeploy with the
     embodied carbon of the new device each saves (in use: the agent reported it active)."""
     threshold = Policy().underused_hours_per_week if under is None else under
+    last = _date(until, "--until")
     inputs = _inputs(database_url, data_dir)
     found = in_session(database_url, data_dir, lambda s: utilisation.utilisation(
-        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars))
+        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars, until=last))
     if as_json:
         _dump(found)
         return
@@ -196,17 +198,20 @@ def rightsize_report(
         rightsize.HOST_OVERHEAD),
     pue: Annotated[float, typer.Option(min=1, max=5, help="Power usage effectiveness of the server room")] = float(
         rightsize.PUE),
+    until: Annotated[str | None, typer.Option(help="Last UTC day counted, YYYY-MM-DD (default: up to now)")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Servers' CPU and memory use, power and kWh; under-used servers proposed for consolidation onto
     virtualisation hosts, with the kWh, £ and kgCO2e saved and the assumptions stated."""
-    retention = settings_for(database_url, data_dir).report_retention_days
-    if days > retention:
-        fail(f"--days {days} reaches past the reports kept ({retention} days, CARETAKER_REPORT_RETENTION_DAYS)")
     assumptions = rightsize.Assumptions(ratio, Decimal(str(host_overhead)), Decimal(str(pue)))
-    found = in_session(database_url, data_dir, lambda s: rightsize.rightsize(s, utcnow(), days, site, assumptions))
+    last = _date(until, "--until")
+    end = utcnow() if last is None else min(utcnow(), datetime.combine(last + timedelta(days=1), time(0), UTC))
+    retention = settings_for(database_url, data_dir).report_retention_days
+    if utcnow() - (end - timedelta(days=days)) > timedelta(days=retention):
+        fail(f"--days {days} reaches past the reports kept ({retention} days, CARETAKER_REPORT_RETENTION_DAYS)")
+    found = in_session(database_url, data_dir, lambda s: rightsize.rightsize(s, end, days, site, assumptions))
     if as_json:
         _dump(found)
         return

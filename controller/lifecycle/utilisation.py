@@ -169,9 +169,11 @@ def _devices(session: Session, site: str | None, site_ids: Iterable[int] | None)
 
 def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: str | None = None,
             policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None,
-            site_ids: Iterable[int] | None = None, since: date | None = None) -> list[DeviceUse]:
+            site_ids: Iterable[int] | None = None, since: date | None = None,
+            until: date | None = None) -> list[DeviceUse]:
     """Each device in service's hours in use per school week up to ``now`` (servers and devices out of
-    service apart); ``since`` (a local date) bounds the weeks too, as a report's period does."""
+    service apart); ``since`` and ``until`` (local dates, inclusive) bound the days too, as a report's
+    period does."""
     devices = _devices(session, site, site_ids)
     if not devices:
         return []
@@ -184,7 +186,7 @@ def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: s
     for d in devices:
         info = estate.devices[d.id]
         zone = estate.sites[info.site_id].zone
-        today = as_utc(now).astimezone(zone).date()
+        today = min(as_utc(now).astimezone(zone).date(), until or date.max)
         if d.id not in first:
             plans[d.id] = []
             continue
@@ -199,7 +201,7 @@ def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: s
         plan = plans[d.id]
         mondays = {monday for monday, _ in plan}
         seconds = sum((Decimal(str(s)) for hour, s in used.get(d.id, ())
-                       if (local := hour.astimezone(zone).date()) >= starts[d.id]
+                       if starts[d.id] <= (local := hour.astimezone(zone).date()) <= (until or date.max)
                        and local - timedelta(days=local.weekday()) in mondays), Decimal(0))
         school_days = sum(n for _, n in plan)
         per_week = (_hours(seconds * SCHOOL_WEEK_DAYS / school_days)) if school_days else None
@@ -243,9 +245,10 @@ def summarise(uses: Sequence[DeviceUse], factors: Factors, under: float, weeks: 
 def utilisation(session: Session, factors: Factors, now: datetime, under: float, weeks: int = DEFAULT_WEEKS,
                 site: str | None = None, policies: Sequence[Policy] = (),
                 calendars: Mapping[str, Calendar] | None = None,
-                site_ids: Iterable[int] | None = None, since: date | None = None) -> Utilisation:
+                site_ids: Iterable[int] | None = None, since: date | None = None,
+                until: date | None = None) -> Utilisation:
     """What `caretaker lifecycle utilisation`, the console and the audit pack show."""
-    uses = measure(session, now, weeks, site, policies, calendars, site_ids, since)
+    uses = measure(session, now, weeks, site, policies, calendars, site_ids, since, until)
     models = {d.id: (d.vendor, d.model) for d in session.exec(
         select(Device).where(col(Device.id).in_([u.device_id for u in uses])))}
     return summarise(uses, factors, under, weeks, models)
