@@ -225,3 +225,20 @@ def test_under_used_servers_are_proposed_for_consolidation_with_kwh_pounds_and_c
     # The assumptions are the user's: with no cooling to save (PUE 1), (1 - 0.6) × 24 kWh = 9.6 kWh, £2.88.
     plain = database.json("lifecycle", "rightsize", "--days", "4", "--until", UNTIL.isoformat(), "--pue", "1")
     assert (plain["consolidations"][0]["kwh_saved"], plain["consolidations"][0]["pounds_saved"]) == ("9.600", "2.88")
+
+
+def test_an_impossible_memory_share_costs_only_its_report(engine, tmp_path):
+    """Hostile input: 150% of memory in use cannot be; that report is refused with its reason, the next kept."""
+    with TestClient(create_app(Settings(data_dir=tmp_path), engine)) as client:
+        with session_scope(engine) as session:
+            token = create_token(session, "Hillside Primary", utcnow(), 1, "test").token
+        body = client.post("/api/v1/agent/enroll", json=enroll_json(token, inventory())).json()
+        start = utcnow().replace(microsecond=0) - timedelta(hours=2)
+        batch = to_wire(ReportBatch(PROTOCOL_VERSION, (_report(1, start, 300, IDLE, 40, memory=40.0),
+                                                       _report(2, start + timedelta(minutes=5), 300, IDLE, 40,
+                                                               memory=41.0))))
+        batch["reports"][0]["activity"]["memory_percent"] = 150.0
+        ack = client.post("/api/v1/agent/reports", json=batch,
+                          headers={"Authorization": f"Bearer {body['agent_id']}:{body['secret']}"}).json()
+    assert ack["accepted"] == [2] and [r["seq"] for r in ack["rejected"]] == [1]
+    assert "memory_percent must be between 0 and 100" in ack["rejected"][0]["reason"]
