@@ -40,7 +40,7 @@ from controller.api.app import create_app
 from controller.db import make_engine, session_scope
 from controller.policy.calendar import Nation, bank_holidays
 from controller.register.enrollment import create_token
-from controller.register.models import Device
+from controller.register.models import Device, Site
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from tests.conftest import BACKENDS, BIN, fresh_database
@@ -148,9 +148,10 @@ def database(request, tmp_path_factory) -> Iterator[Controller]:
                 _post(client, engine, n, server.hostname, DeviceClass.SERVER,
                       [_report(i + 1, day, 86400, IDLE, server.watts, server.cpu[i], server.memory[i])
                        for i, day in enumerate(SERVER_DAYS)])
-        with Session(engine) as session:  # rooms: stand-in for the room commands of issue 11
+        with Session(engine) as session:  # rooms and the trust: stand-ins for the commands of issue 11
             for hostname, room in ROOMS.items():
                 session.execute(update(Device).where(Device.hostname == hostname).values(room=room))
+            session.execute(update(Site).values(trust="Vale Trust"))
             session.commit()
         engine.dispose()
         workdir = directory / "cli"
@@ -225,6 +226,28 @@ def test_under_used_servers_are_proposed_for_consolidation_with_kwh_pounds_and_c
     # The assumptions are the user's: with no cooling to save (PUE 1), (1 - 0.6) × 24 kWh = 9.6 kWh, £2.88.
     plain = database.json("lifecycle", "rightsize", "--days", "4", "--until", UNTIL.isoformat(), "--pue", "1")
     assert (plain["consolidations"][0]["kwh_saved"], plain["consolidations"][0]["pounds_saved"]) == ("9.600", "2.88")
+
+
+def test_the_audit_packs_value_for_money_and_servers_sections_carry_the_same_figures(database):
+    """The audit pack over W1..W2's Sunday: the same school weeks, so the same hours per school week as
+    the command (30.00, 0.75, 8.33); the site's mean (30.00 + 0.75 + 8.33) ÷ 3 = 13.026… h; one device to
+    redeploy, saving 280 kgCO2e. Servers over the period's last 30 days (which hold all four reported
+    days: energy is not attributed before a device's first report): SRV-01 9.6 kWh over 720 h = 13.3 W;
+    the consolidation saves 14.4 kWh and £4.32, × 365 ÷ 30 = 175.2 kWh and £52.56 a year."""
+    out = database.workdir / "audit.json"
+    caretaker(database.url, database.workdir, "report", "audit", "--trust", "Vale Trust", "--period",
+              f"{W1.isoformat()}..{UNTIL.isoformat()}", "--format", "json", "--out", str(out))
+    pack = json.loads(out.read_text())
+    (value,) = pack["value"]
+    assert (value["site"], round(value["hours_per_week"], 3), value["underused"]) == ("Hillside Primary", 13.027, 1)
+    assert {d["hostname"]: d["hours_per_week"] for d in pack["utilisation"]["devices"]} == {
+        "HILL-ICT-01": "30.00", "HILL-ICT-02": "0.75", "HILL-LIB-01": "8.33"}
+    assert [(r["hostname"], r["embodied_kg_co2e"]) for r in pack["utilisation"]["redeploy"]] == [("HILL-ICT-02", 280.0)]
+    one = next(s for s in pack["servers"]["servers"] if s["hostname"] == "HILL-SRV-01")
+    assert (one["kwh"], one["mean_watts"], one["cpu_p95"]) == ("9.600", "13.3", "8.0")
+    (plan,) = pack["servers"]["consolidations"]
+    assert (plan["kwh_saved"], plan["pounds_saved"], plan["kwh_saved_per_year"], plan["pounds_saved_per_year"]) == (
+        "14.400", "4.32", "175.200", "52.56")
 
 
 def test_an_impossible_memory_share_costs_only_its_report(engine, tmp_path):
