@@ -30,6 +30,7 @@ from controller.lifecycle.evidence import Evidence, check_method
 from controller.lifecycle.recommend import Policy
 from controller.lifecycle.service import NotFound
 from controller.lifecycle.states import Refused, parse_outcome, parse_state
+from controller.register.enrollment import UnknownSite
 from controller.reports.service import Inputs, ReportError, load_inputs
 from controller.timeutil import utcnow
 
@@ -166,7 +167,8 @@ def utilisation_report(
     last = _date(until, "--until")
     inputs = _inputs(database_url, data_dir)
     found = in_session(database_url, data_dir, lambda s: utilisation.utilisation(
-        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars, until=last))
+        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars, until=last),
+        (UnknownSite,))
     if as_json:
         _dump(found)
         return
@@ -211,7 +213,8 @@ def rightsize_report(
     retention = settings_for(database_url, data_dir).report_retention_days
     if utcnow() - (end - timedelta(days=days)) > timedelta(days=retention):
         fail(f"--days {days} reaches past the reports kept ({retention} days, CARETAKER_REPORT_RETENTION_DAYS)")
-    found = in_session(database_url, data_dir, lambda s: rightsize.rightsize(s, end, days, site, assumptions))
+    found = in_session(database_url, data_dir, lambda s: rightsize.rightsize(s, end, days, site, assumptions),
+                       (UnknownSite,))
     if as_json:
         _dump(found)
         return

@@ -29,6 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlmodel import Session, col, select
 
 from controller.energy.accounting import Total, energy_totals
+from controller.register.enrollment import site_by_name
 from controller.register.models import Device, Site
 from controller.register.models import Report as ReportRow
 from controller.timeutil import as_utc
@@ -152,6 +153,8 @@ def _use(session: Session, device_id: int, start: datetime, end: datetime) -> tu
 def rightsize(session: Session, now: datetime, days: int = DEFAULT_DAYS, site: str | None = None,
               assumptions: Assumptions = Assumptions(), site_ids: Sequence[int] | None = None) -> Rightsizing:
     """What `caretaker lifecycle rightsize`, the console and the audit pack show."""
+    if site is not None:
+        site_by_name(session, site)  # a misspelt site is an error, not an estate without servers
     end = as_utc(now)
     start = end - timedelta(days=days)
     servers = _server_rows(session, site, site_ids)

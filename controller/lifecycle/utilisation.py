@@ -39,6 +39,7 @@ from controller.lifecycle.states import State
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.policy.walltime import instant
+from controller.register.enrollment import site_by_name
 from controller.register.models import Device, EnergyBucket, Site
 from controller.timeutil import as_utc
 
@@ -248,6 +249,8 @@ def utilisation(session: Session, factors: Factors, now: datetime, under: float,
                 site_ids: Iterable[int] | None = None, since: date | None = None,
                 until: date | None = None) -> Utilisation:
     """What `caretaker lifecycle utilisation`, the console and the audit pack show."""
+    if site is not None:
+        site_by_name(session, site)  # a misspelt site is an error, not an empty estate
     uses = measure(session, now, weeks, site, policies, calendars, site_ids, since, until)
     models = {d.id: (d.vendor, d.model) for d in session.exec(
         select(Device).where(col(Device.id).in_([u.device_id for u in uses])))}

@@ -193,6 +193,10 @@ def test_hours_in_use_per_school_week_rank_rooms_and_classes_and_propose_redeplo
     wider = database.json("lifecycle", "utilisation", "--weeks", "2", "--until", UNTIL.isoformat(),
                       "--under", "10")
     assert [r["hostname"] for r in wider["redeploy"]] == ["HILL-ICT-02", "HILL-LIB-01"]
+    misspelt = subprocess.run([str(BIN / "caretaker"), "lifecycle", "utilisation", "--site", "Hilside Primary",
+                               "--database-url", database.url], capture_output=True, text=True, timeout=120,
+                              cwd=database.workdir)
+    assert (misspelt.returncode, misspelt.stderr) == (2, "caretaker: error: no site called 'Hilside Primary'\n")
 
 
 def test_under_used_servers_are_proposed_for_consolidation_with_kwh_pounds_and_carbon(database):
