@@ -30,6 +30,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agent.protocol import PowerMethod, PowerState
+from controller.db import in_batches
 from controller.energy.inputs import load_estate
 from controller.energy.policy_hours import PolicyHours
 from controller.lifecycle.embodied import Factors
@@ -114,8 +115,6 @@ class _Device:
     hostname: str
     room: str | None
     device_class: str
-    vendor: str | None
-    model: str | None
 
 
 def school_weeks(hours: PolicyHours, device, today: date, since: date, weeks: int) -> list[tuple[date, int]]:
@@ -137,22 +136,23 @@ def school_weeks(hours: PolicyHours, device, today: date, since: date, weeks: in
 def in_use_seconds(session: Session, device_ids: Sequence[int], since: datetime,
                    until: datetime) -> dict[int, list[tuple[datetime, float]]]:
     """Per device, (UTC hour, seconds in use) for the hours in [since, until): the one reading of in use."""
-    rows = session.exec(select(EnergyBucket.device_id, EnergyBucket.hour, func.sum(EnergyBucket.seconds))
-                        .where(col(EnergyBucket.device_id).in_(list(device_ids)), EnergyBucket.state == IN_USE,
-                               col(EnergyBucket.method).in_(AGENT_METHODS), EnergyBucket.hour >= since,
-                               EnergyBucket.hour < until)
-                        .group_by(EnergyBucket.device_id, EnergyBucket.hour)).all()
     found: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
-    for device_id, hour, seconds in rows:
-        found[device_id].append((as_utc(hour), float(seconds or 0.0)))
+    for batch in in_batches(device_ids):
+        for device_id, hour, seconds in session.exec(
+                select(EnergyBucket.device_id, EnergyBucket.hour, func.sum(EnergyBucket.seconds))
+                .where(col(EnergyBucket.device_id).in_(list(batch)), EnergyBucket.state == IN_USE,
+                       col(EnergyBucket.method).in_(AGENT_METHODS), EnergyBucket.hour >= since,
+                       EnergyBucket.hour < until)
+                .group_by(EnergyBucket.device_id, EnergyBucket.hour)):
+            found[device_id].append((as_utc(hour), float(seconds or 0.0)))
     return found
 
 
 def first_reported(session: Session, device_ids: Sequence[int]) -> dict[int, datetime]:
     """Each device's first hour its agent reported anything in."""
-    return {device_id: as_utc(hour) for device_id, hour in session.exec(
+    return {device_id: as_utc(hour) for batch in in_batches(device_ids) for device_id, hour in session.exec(
         select(EnergyBucket.device_id, func.min(EnergyBucket.hour))
-        .where(col(EnergyBucket.device_id).in_(list(device_ids)), col(EnergyBucket.method).in_(AGENT_METHODS))
+        .where(col(EnergyBucket.device_id).in_(list(batch)), col(EnergyBucket.method).in_(AGENT_METHODS))
         .group_by(EnergyBucket.device_id))}
 
 
@@ -163,7 +163,7 @@ def _devices(session: Session, site: str | None, site_ids: Iterable[int] | None)
         query = query.where(Site.name == site)
     if site_ids is not None:
         query = query.where(col(Device.site_id).in_(list(site_ids)))
-    return [_Device(d.id, name, d.hostname, d.room, d.device_class, d.vendor, d.model)
+    return [_Device(d.id, name, d.hostname, d.room, d.device_class)
             for d, name, state in session.exec(query.order_by(Site.name, Device.hostname, Device.id))
             if d.device_class != SERVER and (state or State.DEPLOYED.value) in ACTIVE_STATES]
 
@@ -252,6 +252,7 @@ def utilisation(session: Session, factors: Factors, now: datetime, under: float,
     if site is not None:
         site_by_name(session, site)  # a misspelt site is an error, not an empty estate
     uses = measure(session, now, weeks, site, policies, calendars, site_ids, since, until)
-    models = {d.id: (d.vendor, d.model) for d in session.exec(
-        select(Device).where(col(Device.id).in_([u.device_id for u in uses])))}
+    models = {device_id: (vendor, model) for batch in in_batches([u.device_id for u in uses])
+              for device_id, vendor, model in session.exec(
+                  select(Device.id, Device.vendor, Device.model).where(col(Device.id).in_(list(batch))))}
     return summarise(uses, factors, under, weeks, models)
