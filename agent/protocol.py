@@ -268,9 +268,14 @@ class Activity:
     # list. Nothing watched (older agents, or no such criterion): the controller cannot say.
     processes_watched: tuple[str, ...] = ()
     processes_running: tuple[str, ...] = ()
+    # Share of physical memory in use at the end of the interval, 0-100; None: an older agent. Servers'
+    # right-sizing (controller.lifecycle.rightsize) asks how much of their memory they use.
+    memory_percent: float | None = None
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.cpu_percent <= 100.0, "cpu_percent must be between 0 and 100")
+        _require(self.memory_percent is None or 0.0 <= self.memory_percent <= 100.0,
+                 "memory_percent must be between 0 and 100")
         _require(self.idle_seconds is None or 0 <= self.idle_seconds <= MAX_IDLE_SECONDS,
                  f"idle_seconds must be between 0 and {MAX_IDLE_SECONDS}")
         _require(0 <= self.sessions <= 10_000, "sessions is out of range")
