@@ -1,7 +1,7 @@
 """staffroom: the rooms a staff user or staff API token may wake (a teacher's wake button)
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0022 (reserved as 0021, after 0017; chained after main's 0022 at the merge)
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0021'
-down_revision: str | None = '0017'
+down_revision: str | None = '0022'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
