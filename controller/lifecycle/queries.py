@@ -63,8 +63,8 @@ def active_hours_per_week(session: Session, now: datetime) -> dict[int, float]:
     return {device_id: float(seconds or 0.0) / 3600 / weeks for device_id, seconds in rows}
 
 
-def device_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
-                 may_see: MaySee = _everyone) -> list[DeviceFacts]:
+def lifecycle_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
+                    may_see: MaySee = _everyone) -> list[DeviceFacts]:
     hours = active_hours_per_week(session, now)
     facts = []
     for device, asset, site_name in _rows(session, site, may_see):
@@ -89,7 +89,7 @@ def device_facts(session: Session, factors: Factors, now: datetime, site: str | 
 
 def recommendations(session: Session, factors: Factors, policy: Policy, now: datetime,
                     site: str | None = None, may_see: MaySee = _everyone) -> list[Recommendation]:
-    return recommend(device_facts(session, factors, now, site, may_see), policy, now.date(), now)
+    return recommend(lifecycle_facts(session, factors, now, site, may_see), policy, now.date(), now)
 
 
 def lifecycle_stage_counts(session: Session) -> dict[tuple[str, str], int]:
@@ -153,7 +153,7 @@ def past_support(session: Session, today: date, policy: Policy | None = None) ->
     """Devices in service whose warranty or operating-system support has ended."""
     policy = policy or Policy()
     gaps = []
-    for d in device_facts(session, Factors({}, {}), datetime.combine(today, time(12), tzinfo=UTC)):
+    for d in lifecycle_facts(session, Factors({}, {}), datetime.combine(today, time(12), tzinfo=UTC)):
         if d.state not in CONSIDERED:
             continue
         support = os_end(d)

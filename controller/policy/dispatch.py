@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agent.protocol import AgentSchedule
 from controller.energy.intensity import cached_for_site
@@ -25,13 +25,13 @@ from controller.policy.model import DeviceFacts
 from controller.policy.plan import Distinctions, context_key, distinctions, for_agent, plan, stagger_offsets
 from controller.policy.store import ActiveSet, PolicyStore
 from controller.policy.walltime import instant, zone
+from controller.register.facts import device_facts
 from controller.register.models import Device, Site
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 
-RELAY_DUTY = "wake-on-LAN relay for its subnet"
 MAX_TEMPLATES = 4096  # wire schedules kept per policy-set version (contexts × days)
 OFFSET_DAYS_KEPT = 7
 
@@ -42,12 +42,6 @@ class _Cached:
     day: date
     relay: bool
     schedule: AgentSchedule
-
-
-def device_facts(device: Device, site: Site, relay: bool = False) -> DeviceFacts:
-    return DeviceFacts(device_id=str(device.id), hostname=device.hostname, site=site.name,
-                       device_class=device.device_class, tags=tuple(device.tags or ()), group=device.room,
-                       kept_on_by=RELAY_DUTY if relay else None)
 
 
 def _no_relays() -> frozenset[int]:
@@ -72,6 +66,7 @@ class SchedulePlanner:
         self._templates: dict[tuple, AgentSchedule] = {}
         self._templates_for: str | None = None
         self._named: Distinctions | None = None
+        self._relabelled_since = utcnow()  # the newest room or tag change seen (schedules cached before are stale)
 
     async def reply(self, device_id: int, held_version: str | None, at: datetime | None = None
                     ) -> AgentSchedule | None:
@@ -80,6 +75,7 @@ class SchedulePlanner:
         ``at``: the past instant a replaying agent asked its schedule from (ingest checked it); None is now."""
         if self._store.due():
             await asyncio.to_thread(self._store.refresh)
+            await asyncio.to_thread(self.forget_relabelled)
         active = self._store.current()
         if held_version is None and not active.policies:
             return None
@@ -97,6 +93,17 @@ class SchedulePlanner:
             schedule = cached.schedule
         return None if schedule.version == held_version else schedule
 
+    def forget_relabelled(self) -> None:
+        """Drop the cached schedules of devices whose room or tags changed (by hand, the register CSV or
+        their agent) since the last look, on this replica or another: their next report gets a new one."""
+        with Session(self._engine) as session:
+            changed = session.exec(select(Device.id, Device.labels_changed_at)
+                                   .where(col(Device.labels_changed_at) > self._relabelled_since)).all()
+        with self._lock:
+            for device_id, at in changed:
+                self._schedules.pop(device_id, None)
+                self._relabelled_since = max(self._relabelled_since, at)
+
     def schedule_for(self, device_id: int, at: datetime | None = None) -> AgentSchedule:
         """From local midnight of the day holding ``at`` (default now) for ``hours`` ahead and more."""
         active = self._store.current()
@@ -112,7 +119,7 @@ class SchedulePlanner:
             if device is None:
                 raise LookupError(f"device {device_id} is not in the register")
             site = session.get(Site, device.site_id)
-            facts = device_facts(device, site, relay)
+            facts = device_facts(device, site, active.placement, relay)
             offset = self._offset(session, device.site_id, device_id, active.version, today)
             tz = zone(site.timezone or "Europe/London")
             start = instant(now.astimezone(tz).date(), time(0), tz)

@@ -9,7 +9,8 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, delete, select
 
 from agent.protocol import Inventory, to_wire
-from controller.lifecycle.service import enter_register
+from controller.lifecycle.entry import enter_register
+from controller.lifecycle.models import Asset
 from controller.register import changes
 from controller.register.identity import (
     Fingerprint,
@@ -28,6 +29,25 @@ _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", 
 
 class NotFound(LookupError):
     pass
+
+
+def find_device(session: Session, reference: str) -> Device:
+    """The device a person names: its register id, else its hostname (case-insensitive), serial or asset
+    tag. Every command, route and page that takes a device asks here; a name that fits several devices is
+    refused with their ids, so nobody acts on the wrong machine."""
+    reference = reference.strip()
+    if reference.isdigit() and (device := session.get(Device, int(reference))) is not None:
+        return device
+    by_tag = select(Asset.device_id).where(Asset.asset_tag == reference)
+    found = session.exec(select(Device).where(or_(
+        func.lower(Device.hostname) == reference.casefold(), Device.serial == reference,
+        col(Device.id).in_(by_tag))).order_by(Device.id)).all()
+    if not found:
+        raise NotFound(f"no device with id, hostname, serial or asset tag {reference!r}")
+    if len(found) > 1:
+        raise NotFound(f"{len(found)} devices answer to {reference!r}: give the id "
+                       f"({', '.join(str(d.id) for d in found)})")
+    return found[0]
 
 
 def stored_fingerprint(session: Session, device: Device) -> Fingerprint:

@@ -17,8 +17,7 @@ from controller.policy import explain, loader
 from controller.policy.engine import context, decide_in
 from controller.policy.model import Mode
 from controller.policy.store import PolicyStore, UnknownPolicy
-from controller.register.devices import NotFound
-from controller.register.models import Device
+from controller.register.devices import NotFound, find_device
 from controller.timeutil import utcnow
 from controller.web.pages import Manager, Reader
 from controller.web.policy_impact import impact
@@ -62,13 +61,11 @@ def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, d
         active = _store(runtime).current()
         with Session(runtime.engine) as session:
             try:
-                detail = explain.find_device(session, device.strip())
-                row = session.get(Device, detail.device.id)
+                row = find_device(session, device)
                 if not principal.may_see(row.site_id):
                     raise NotFound(f"no device with id or hostname {device!r}")
                 reported = explain.reported_processes(session, str(row.id))
-                facts = explain.facts(detail, tuple(row.tags or ()), row.room,
-                                      explain.activity(None, None, None, None, reported))
+                facts = explain.facts_for(session, row, active, explain.activity(None, None, None, None, reported))
                 ctx = context(active.policies, active.calendars, facts)
                 lines = explain.render(decide_in(ctx, explain.parse_moment(at, ctx.tz)), facts, reported)
             except (NotFound, ValueError) as exc:

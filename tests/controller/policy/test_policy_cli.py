@@ -75,7 +75,7 @@ def test_explain_prints_the_decision_and_every_rule(data_dir):
     result = explain(data_dir, "HILL-R01-PC01", "--at", "2026-02-16 18:30")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Device    1  HILL-R01-PC01  (desktop, site Hillside Primary, group -, tags -)"
+    assert lines[0] == "Device    1  HILL-R01-PC01  (desktop, site Hillside Primary, room -, tags -)"
     assert lines[1] == "At        Mon 2026-02-16 18:30 GMT (+0000)"
     assert lines[2] == "Decision  shutdown when idle, mode observe: the agent acts once the device is idle"
     assert any("Mon 2026-02-16 is half term (Spring term half term)" in line
@@ -96,8 +96,8 @@ def test_explain_as_json_with_activity_tags_and_an_offset(data_dir):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("NOPE-PC", "--at", "2026-02-16 18:30"), "no device with id or hostname 'NOPE-PC'"),
-    (("42", "--at", "2026-02-16 18:30"), "no device with id 42"),
+    (("NOPE-PC", "--at", "2026-02-16 18:30"), "no device with id, hostname, serial or asset tag 'NOPE-PC'"),
+    (("42", "--at", "2026-02-16 18:30"), "no device with id, hostname, serial or asset tag '42'"),
     (("1", "--at", "16/02/2026 18:30"), "'16/02/2026 18:30' is not a time: write YYYY-MM-DD HH:MM, e.g. "
                                         "2026-02-16 18:30"),
 ])
