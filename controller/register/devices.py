@@ -20,6 +20,7 @@ from controller.register.identity import (
     normalise_hostname,
     normalise_vendor,
 )
+from controller.register.labels import set_by_agent
 from controller.register.models import Agent, ConflictKind, Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import utcnow
 
@@ -29,6 +30,10 @@ _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", 
 
 class NotFound(LookupError):
     pass
+
+
+class Ambiguous(NotFound):
+    """A hostname (or serial, or asset tag) that several devices answer to."""
 
 
 def find_device(session: Session, reference: str) -> Device:
@@ -45,7 +50,7 @@ def find_device(session: Session, reference: str) -> Device:
     if not found:
         raise NotFound(f"no device with id, hostname, serial or asset tag {reference!r}")
     if len(found) > 1:
-        raise NotFound(f"{len(found)} devices answer to {reference!r}: give the id "
+        raise Ambiguous(f"{len(found)} devices answer to {reference!r}: give the id "
                        f"({', '.join(str(d.id) for d in found)})")
     return found[0]
 
@@ -108,6 +113,7 @@ def apply_inventory(session: Session, device: Device, inventory: Inventory, acto
     device.os_name = inventory.os.name
     device.os_version = inventory.os.version
     device.inventory = to_wire(inventory)
+    set_by_agent(session, device, actor, inventory.room, inventory.tags)
     known = set(session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id)).all())
     if known != set(fingerprint.macs):
         session.exec(delete(DeviceMac).where(col(DeviceMac.device_id) == device.id))
