@@ -67,7 +67,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         writer.start()
         wake.start()
         snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
-        singletons = JobRunner(engine, jobs(settings))  # partitions, rollups, retention: one replica at a time
+        # Partitions, rollups, retention, scheduled wakes: one replica at a time.
+        singletons = JobRunner(engine, jobs(settings, policies))
         singletons.start()
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
                                     metrics=build_metrics(engine, writer, settings, policies=policies,
