@@ -30,9 +30,15 @@ app = typer.Typer(no_args_is_help=True, help=__doc__)
 
 
 @app.command("check")
-def policy_check(files: Annotated[list[Path], typer.Argument(help="Policy or calendar files, or directories")]) -> None:
-    """Validate policies and calendars; every mistake is one line: file:line:column: key: what is wrong."""
+def policy_check(
+    files: Annotated[list[Path], typer.Argument(help="Policy or calendar files, or directories")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Validate policies and calendars; every mistake is one line: file:line:column: key: what is wrong.
+    Warnings (exceptions matching no device, calendars ending, overlapping terms) do not fail the check."""
     from controller.policy import explain, loader
+    from controller.policy.warnings import policy_warnings
 
     try:
         policy_set = loader.load(files)
@@ -40,8 +46,32 @@ def policy_check(files: Annotated[list[Path], typer.Argument(help="Policy or cal
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         fail(f"{len(exc.problems)} problem(s) in the policy files")
-    for line in explain.summary(policy_set):
+    devices = _register(policy_set, database_url, data_dir)
+    warnings = policy_warnings(policy_set.policies, dict(policy_set.calendars), utcnow().date(), devices)
+    for line in explain.summary(policy_set, warnings):
         typer.echo(line)
+
+
+def _register(policy_set, database_url: str | None, data_dir: Path | None):
+    """The register's devices placed by ``policy_set``'s rules, when a database is there to ask (never made)."""
+    from sqlalchemy.engine import make_url
+
+    from controller.db import make_engine
+    from controller.register.facts import register_facts
+
+    url = settings_for(database_url, data_dir).resolved_database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
+        return None
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            return register_facts(session, policy_set.placement)
+    except Exception as exc:  # an unreachable or older database: the check itself still stands
+        typer.echo(f"note: the register was not consulted ({str(exc).splitlines()[0][:200]})", err=True)
+        return None
+    finally:
+        engine.dispose()
 
 
 def _active(policies: Path | None, database_url: str | None, data_dir: Path | None):

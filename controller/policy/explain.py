@@ -5,6 +5,7 @@ register knows it, the time as a person types it, and decisions and policy sets 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -131,7 +132,8 @@ def schedule_lines(schedule: AgentSchedule, since: datetime, days: int) -> list[
             for w in schedule.windows if w.end > first and w.start < last]
 
 
-def summary(policy_set: PolicySet) -> list[str]:
+def summary(policy_set: PolicySet, warnings: Sequence[str] = ()) -> list[str]:
+    """What the set holds, then ``warnings`` (policy/warnings.py), then the ok line."""
     lines = []
     for policy in policy_set.policies:
         what = (f"{policy.power.action} out of hours, mode {policy.power.mode}" if policy.power
@@ -144,7 +146,11 @@ def summary(policy_set: PolicySet) -> list[str]:
     for calendar in policy_set.calendars.values():
         lines.append(f"{calendar.source}: calendar {calendar.name!r} ({calendar.nation}, {calendar.covers}): "
                      f"{len(calendar.terms)} term(s), {len(calendar.inset_days)} INSET day(s)")
+    if policy_set.placement:
+        lines.append(f"{len(policy_set.placement)} placement rule(s): "
+                     + "; ".join(f"{r.name} ({r.source})" for r in policy_set.placement))
     lines.extend(f"note: {note}" for note in policy_set.notes)
+    lines.extend(f"warning: {warning}" for warning in warnings)
     lines.append(f"ok: {len(policy_set.policies)} policy(ies) and {len(policy_set.calendars)} calendar(s) in "
                  f"{len(policy_set.files)} file(s)")
     return lines

@@ -19,8 +19,8 @@ from controller.policy.model import Mode
 from controller.policy.plan import plan
 from controller.policy.store import ActiveSet
 from controller.power.wake import WakeConfig, request_wakes
-from controller.register.facts import device_facts
-from controller.register.models import Device, Site
+from controller.register.facts import register_facts
+from controller.register.models import Device
 
 SCHEDULER = "controller:schedule"
 LOOKBACK = timedelta(minutes=10)  # a turn missed (a restart, a failover) still sends a wake this late
@@ -38,8 +38,7 @@ def day_wakes(session: Session, active: ActiveSet, day: date) -> list[DueWake]:
     own compiler (policy/plan.py) and the register's ``device_facts``."""
     if not active.policies:
         return []
-    rows = session.exec(select(Device, Site).join(Site, col(Site.id) == Device.site_id)).all()
-    facts = [device_facts(device, site, active.placement) for device, site in rows]
+    facts = register_facts(session, active.placement)
     start = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=1)
     found = []
     for schedule in plan(active.policies, active.calendars, facts, start, 2).values():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlmodel import Session, col, select
+
 from controller.policy.model import Activity, DeviceFacts
 from controller.register.models import Device, Site
 from controller.register.placement import Described, Labels, PlacementRule, Stored, addresses_of, resolve
@@ -36,3 +38,10 @@ def device_facts(device: Device, site: Site, rules: Sequence[PlacementRule], rel
     return DeviceFacts(device_id=str(device.id), hostname=device.hostname, site=site.name,
                        device_class=device.device_class, tags=found.tag_names, group=found.room_name,
                        activity=activity, kept_on_by=RELAY_DUTY if relay else None)
+
+
+def register_facts(session: Session, rules: Sequence[PlacementRule]) -> list[DeviceFacts]:
+    """Every device of the register as the schedules see it."""
+    return [device_facts(device, site, rules)
+            for device, site in session.exec(select(Device, Site).join(Site, col(Site.id) == Device.site_id)
+                                             .order_by(Device.id))]
