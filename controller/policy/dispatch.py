@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -26,7 +27,7 @@ from controller.policy.plan import Distinctions, context_key, distinctions, for_
 from controller.policy.store import ActiveSet, PolicyStore
 from controller.policy.walltime import instant, zone
 from controller.register.facts import device_facts
-from controller.register.models import Device, Site
+from controller.register.models import ChangeRecord, Device, Site
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEMPLATES = 4096  # wire schedules kept per policy-set version (contexts × days)
 OFFSET_DAYS_KEPT = 7
+CHANGE_OVERLAP = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class _Cached:
     day: date
     relay: bool
     schedule: AgentSchedule
+
+
+def _placed(facts: DeviceFacts) -> str:
+    """The room and tags in the version, so a device placed anew gets its schedule sent again."""
+    return f"{zlib.crc32(repr((facts.group, sorted(facts.tags))).encode()):08x}"
 
 
 def _no_relays() -> frozenset[int]:
@@ -66,7 +73,7 @@ class SchedulePlanner:
         self._templates: dict[tuple, AgentSchedule] = {}
         self._templates_for: str | None = None
         self._named: Distinctions | None = None
-        self._relabelled_since = utcnow()  # the newest room or tag change seen (schedules cached before are stale)
+        self._changes_seen = utcnow()  # when the change log was last read (schedules cached before may be stale)
 
     async def reply(self, device_id: int, held_version: str | None, at: datetime | None = None
                     ) -> AgentSchedule | None:
@@ -94,15 +101,19 @@ class SchedulePlanner:
         return None if schedule.version == held_version else schedule
 
     def forget_relabelled(self) -> None:
-        """Drop the cached schedules of devices whose room or tags changed (by hand, the register CSV or
-        their agent) since the last look, on this replica or another: their next report gets a new one."""
+        """Drop the cached schedules of devices changed since the last look (by hand, the register CSV, their
+        agent), on this replica or another: the change log records every write to a device, so their next
+        report gets a schedule compiled from the room and tags they have now. The look overlaps the last one by
+        ``CHANGE_OVERLAP``: a change committed late on another replica is still seen."""
+        now = utcnow()
         with Session(self._engine) as session:
-            changed = session.exec(select(Device.id, Device.labels_changed_at)
-                                   .where(col(Device.labels_changed_at) > self._relabelled_since)).all()
+            changed = session.exec(select(ChangeRecord.object_id).where(
+                ChangeRecord.object_type == "device", col(ChangeRecord.at) > self._changes_seen - CHANGE_OVERLAP)
+            ).all()
         with self._lock:
-            for device_id, at in changed:
-                self._schedules.pop(device_id, None)
-                self._relabelled_since = max(self._relabelled_since, at)
+            for object_id in set(changed):
+                self._schedules.pop(int(object_id), None)
+            self._changes_seen = now
 
     def schedule_for(self, device_id: int, at: datetime | None = None) -> AgentSchedule:
         """From local midnight of the day holding ``at`` (default now) for ``hours`` ahead and more."""
@@ -127,7 +138,8 @@ class SchedulePlanner:
             intensity = {site.name: cached_for_site(session, site.postcode, start, start + timedelta(
                 days=self._days))} if carbon_aware else None
         schedule = replace(self._template(active, today, facts, start, intensity),
-                           version=f"{active.version}-{start:%Y%m%d}-{offset}{'-relay' if relay else ''}",
+                           version=f"{active.version}-{start:%Y%m%d}-{offset}-{_placed(facts)}"
+                                   f"{'-relay' if relay else ''}",
                            start_offset_seconds=offset)
         with self._lock:
             self._schedules[device_id] = _Cached(active.version, today, relay, schedule)

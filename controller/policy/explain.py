@@ -5,6 +5,7 @@ register knows it, the time as a person types it, and decisions and policy sets 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
@@ -146,9 +147,8 @@ def summary(policy_set: PolicySet, warnings: Sequence[str] = ()) -> list[str]:
     for calendar in policy_set.calendars.values():
         lines.append(f"{calendar.source}: calendar {calendar.name!r} ({calendar.nation}, {calendar.covers}): "
                      f"{len(calendar.terms)} term(s), {len(calendar.inset_days)} INSET day(s)")
-    if policy_set.placement:
-        lines.append(f"{len(policy_set.placement)} placement rule(s): "
-                     + "; ".join(f"{r.name} ({r.source})" for r in policy_set.placement))
+    files = Counter(rule.source.rsplit(":", 1)[0] for rule in policy_set.placement)
+    lines.extend(f"{path}: {count} placement rule(s)" for path, count in files.items())
     lines.extend(f"note: {note}" for note in policy_set.notes)
     lines.extend(f"warning: {warning}" for warning in warnings)
     lines.append(f"ok: {len(policy_set.policies)} policy(ies) and {len(policy_set.calendars)} calendar(s) in "

@@ -20,7 +20,7 @@ from controller.policy.plan import plan
 from controller.policy.store import ActiveSet
 from controller.power.wake import WakeConfig, request_wakes
 from controller.register.facts import register_facts
-from controller.register.models import Device
+from controller.register.models import ChangeRecord, Device
 
 SCHEDULER = "controller:schedule"
 LOOKBACK = timedelta(minutes=10)  # a turn missed (a restart, a failover) still sends a wake this late
@@ -60,7 +60,8 @@ class ScheduledWakes:
 
     def __call__(self, session: Session, now: datetime) -> dict:
         active = self._policies.current()
-        changed, count = session.exec(select(func.max(Device.labels_changed_at), func.count(col(Device.id)))).one()
+        changed = session.exec(select(func.max(ChangeRecord.id)).where(ChangeRecord.object_type == "device")).one()
+        count = session.exec(select(func.count(col(Device.id)))).one()
         key = (active.version, changed, count, now.astimezone(UTC).date())
         if key != self._key:
             self._wakes, self._key = day_wakes(session, active, key[3]), key

@@ -3,7 +3,7 @@
 Each source writes only its own columns (``hand_*``, ``agent_*``; the asset register CSV writes ``room``
 and ``tags``), so a later import or agent report never overwrites what a person set, and
 ``placement.resolve`` can say which source each value came from. Every change is a change record and
-marks the device so schedules cached for it are compiled again (policy/dispatch.py).
+is what tells the schedule planner to compile the device's schedule again (policy/dispatch.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from controller.register import changes
 from controller.register.facts import labels
 from controller.register.models import Device, Site
 from controller.register.placement import Labels, PlacementRule
-from controller.timeutil import utcnow
 
 MAX_ROOM = 100
 MAX_TAG = 50
@@ -95,7 +94,6 @@ def _changed(session: Session, device: Device, actor: str, before: dict) -> bool
     after = changes.snapshot(device, _FIELDS)
     if after == before:
         return False
-    device.labels_changed_at = utcnow()
     session.add(device)
     changes.record(session, actor, "labels", device, before={k: v for k, v in before.items() if after[k] != v},
                    after={k: v for k, v in after.items() if before[k] != v})

@@ -71,7 +71,6 @@ class Device(SQLModel, table=True):
     hand_untags: list | None = Field(default=None, sa_column=Column(JSON))  # removed by hand whatever the source
     agent_room: str | None = Field(default=None, max_length=100)
     agent_tags: list | None = Field(default=None, sa_column=Column(JSON))
-    labels_changed_at: datetime | None = _when(nullable=True, index=True)  # cached schedules compiled before are stale
     inventory: dict | None = Field(default=None, sa_column=Column(JSON))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True, index=True)

@@ -1,4 +1,4 @@
-"""device.hand_room, hand_tags, hand_untags, agent_room, agent_tags, labels_changed_at: rooms and tags by source
+"""device.hand_room, hand_tags, hand_untags, agent_room, agent_tags: rooms and tags by source
 
 A device's room and tags come from four places (register/placement.py): by hand, the asset register
 (the existing ``room`` and ``tags`` columns), placement rules (computed, never stored) and the agent's
@@ -11,8 +11,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
-from controller.db import UTCDateTime
 
 revision: str = '0019'
 down_revision: str | None = '0017'
@@ -27,12 +25,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column('hand_untags', sa.JSON(), nullable=True))
         batch.add_column(sa.Column('agent_room', sa.String(length=100), nullable=True))
         batch.add_column(sa.Column('agent_tags', sa.JSON(), nullable=True))
-        batch.add_column(sa.Column('labels_changed_at', UTCDateTime(), nullable=True))
-    op.create_index('ix_device_labels_changed_at', 'device', ['labels_changed_at'])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_device_labels_changed_at', table_name='device')
     with op.batch_alter_table('device') as batch:
-        for name in ('labels_changed_at', 'agent_tags', 'agent_room', 'hand_untags', 'hand_tags', 'hand_room'):
+        for name in ('agent_tags', 'agent_room', 'hand_untags', 'hand_tags', 'hand_room'):
             batch.drop_column(name)

@@ -44,7 +44,7 @@ def test_check_summarises_valid_files():
     result = caretaker("policy", "check", str(POLICIES))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-1] == "ok: 5 policy(ies) and 3 calendar(s) in 4 file(s)"
+    assert lines[-1] == "ok: 5 policy(ies) and 3 calendar(s) in 5 file(s)"
     assert any(line.endswith("policy 'hillside-primary' (site Hillside Primary): shutdown out of hours, mode observe; "
                              "1 never-power-down, 1 maintenance window(s)") for line in lines)
     assert any(line.startswith("note: ") and "Year 11 Parents' Evening" in line for line in lines)
