@@ -165,7 +165,8 @@ def policy_schedule(
             device_id = find_device(session, device).id
     except NotFound as exc:
         fail(str(exc))
-    schedule = SchedulePlanner(store, engine, hours=days * 24,
+    # The agents' horizon at least, so the windows are the very ones their ingest replies carry.
+    schedule = SchedulePlanner(store, engine, hours=max(days * 24, settings.schedule_hours),
                                per_minute=settings.power_downs_per_minute).schedule_for(device_id, start)
     shown = explain.schedule_lines(schedule, start, days)
     if as_json:
