@@ -33,7 +33,7 @@ device_app = typer.Typer(no_args_is_help=True, help="One device of the register.
 app.add_typer(device_app, name="device")
 
 
-def _rules(database_url: str | None, data_dir: Path | None) -> tuple:
+def placement_rules(database_url: str | None, data_dir: Path | None) -> tuple:
     """The placement rules in force (the controller's policy directory), as the schedules use them."""
     from controller.policy.store import PolicyStore
 
@@ -63,7 +63,7 @@ def devices(
                               r.conflict_reason],
                    f"{len(lines)} conflict(s); settle each with `caretaker device resolve ID RESOLUTION`")
         return
-    rules = _rules(database_url, data_dir)
+    rules = placement_rules(database_url, data_dir)
 
     def listing(session) -> list[dict]:
         placed = {p.device.id: p.labels for p in placed_devices(session, rules, site, room, tag)}
@@ -81,7 +81,7 @@ def devices(
 def device_show(device: Annotated[str, typer.Argument(help="ID or hostname from `caretaker devices`")],
                 database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Everything the register knows about one device, with where its room and each tag came from."""
-    rules = _rules(database_url, data_dir)
+    rules = placement_rules(database_url, data_dir)
 
     def work(session):
         found = find_device(session, device)

@@ -24,7 +24,8 @@ Confirmed = Annotated[str, Form(max_length=3)]
 
 def _wave(runtime: RuntimeDep, actor: str, reason: str, **which: str) -> WaveResult:
     with session_scope(runtime.engine) as session:
-        return request_wakes(session, select_devices(session, **which), reason, actor, utcnow(),
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
+        return request_wakes(session, select_devices(session, **which, rules=rules), reason, actor, utcnow(),
                              WakeConfig.from_settings(runtime.settings))
 
 
