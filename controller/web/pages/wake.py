@@ -31,7 +31,8 @@ def _wave(runtime: RuntimeDep, actor: str, reason: str, **which: str) -> WaveRes
 
 def _wake_page(request: Request, runtime: RuntimeDep, principal, status_code: int = 200, **context) -> Response:
     with Session(runtime.engine) as session:
-        wakes, choices = list_wakes(session, limit=50), filter_choices(session, principal)
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
+        wakes, choices = list_wakes(session, limit=50), filter_choices(session, principal, rules)
     return page(request, "wake.html", principal, status_code=status_code, nav="wake", wakes=wakes,
                 choices=choices, **context)
 
