@@ -173,3 +173,15 @@ def test_the_bulk_action_tags_every_device_of_a_filtered_list(client, engine):
     assert client.post("/devices/labels", data={"csrf_token": csrf, "add_tags": "x"}).status_code in (403, 401)
     with Session(engine) as session:
         assert len(session.exec(select(ChangeRecord).where(ChangeRecord.action == "labels")).all()) == 2
+
+
+def test_the_utilisation_page_proposes_idle_pcs_for_redeployment_from_the_readers_sites_only(client):
+    """The seed's PCs were idle for the 48 hours they reported: 0 h in use, under the 2 h threshold, each
+    saving a new desktop's embodied carbon. An auditor granted Riverside sees Riverside's PCs only."""
+    sign_in(client, "audrey")
+    page = client.get("/lifecycle/utilisation")
+    assert page.status_code == 200
+    redeploy = page.text.split("<h2>Devices to redeploy</h2>", 1)[1].split("<h2>", 1)[0]
+    assert re.findall(r'<a href="/devices/\d+">([^<]+)</a>', redeploy) == ["RIV-ICT1-PC01", "RIV-ICT1-PC02"]
+    assert "HILL-" not in page.text
+    assert "Riverside Academy / ICT1" in page.text and "<h2>Servers</h2>" in page.text
