@@ -5,7 +5,7 @@ A device's room and tags come from four places (register/placement.py): by hand,
 own labels. Each stored source keeps its own value, so ``caretaker device show`` can say where each came from.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0021
 """
 from collections.abc import Sequence
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0019'
-down_revision: str | None = '0017'
+down_revision: str | None = '0021'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
