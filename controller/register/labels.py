@@ -108,8 +108,8 @@ class Placed:
 
 
 def placed_devices(session: Session, rules: Sequence[PlacementRule], site: str | None = None,
-                   room: str | None = None, tag: str | None = None, ids: Iterable[int] | None = None
-                   ) -> list[Placed]:
+                   room: str | None = None, tag: str | None = None, ids: Iterable[int] | None = None,
+                   site_ids: Iterable[int] | None = None) -> list[Placed]:
     """Devices with their resolved room and tags, filtered by them (case-insensitive): rules are computed,
     so a filter on room or tag cannot be a query on a column."""
     query = select(Device, Site).join(Site, col(Site.id) == Device.site_id)
@@ -117,6 +117,8 @@ def placed_devices(session: Session, rules: Sequence[PlacementRule], site: str |
         query = query.where(Site.name == site)
     if ids is not None:
         query = query.where(col(Device.id).in_(list(ids)))
+    if site_ids is not None:
+        query = query.where(col(Device.site_id).in_(list(site_ids)))
     found = []
     for device, where in session.exec(query.order_by(Site.name, Device.hostname, Device.id)):
         placed = labels(device, where, rules)
