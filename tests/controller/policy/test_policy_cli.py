@@ -75,7 +75,7 @@ def test_explain_prints_the_decision_and_every_rule(data_dir):
     result = explain(data_dir, "HILL-R01-PC01", "--at", "2026-02-16 18:30")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Device    1  HILL-R01-PC01  (desktop, site Hillside Primary, room -, tags -)"
+    assert lines[0] == "Device    1  HILL-R01-PC01  (desktop, site Hillside Primary, room Room 01, tags -)"
     assert lines[1] == "At        Mon 2026-02-16 18:30 GMT (+0000)"
     assert lines[2] == "Decision  shutdown when idle, mode observe: the agent acts once the device is idle"
     assert any("Mon 2026-02-16 is half term (Spring term half term)" in line

@@ -63,7 +63,8 @@ def test_the_example_placement_file_places_the_demo_estate():
     rules = loader.load([REPO / "policies"]).placement
     assert resolve(Stored(), device("NORT-R01-PC03", site="Northgate Academy"), rules).room_name == "Sports Hall"
     assert resolve(Stored(), device("HILL-R03-PC07"), rules).room_name == "Room 03"
-    assert resolve(Stored(), device("HILL-R01-PC01"), rules).tag_names == ("signage",)
+    assert resolve(Stored(), device("NORT-R05-PC01", site="Northgate Academy"), rules).tag_names == ("signage",)
+    assert resolve(Stored(), device("HILL-R01-PC01"), rules).tag_names == ()
     assert resolve(Stored(), device("NORT-SRV01", device_class="server"), rules).tag_names == ("server",)
 
 
