@@ -67,13 +67,3 @@ def overlapping_terms(calendar: Calendar) -> list[str]:
             f"({later.first} to {later.last}) overlaps {earlier.name or earlier} ({earlier.first} to {earlier.last})"
             for earlier, later in itertools.pairwise(terms) if later.first <= earlier.last]
 
-
-def calendar_note(calendars: Sequence[Calendar], last_day: date) -> str | None:
-    """For reports: the period runs past the end of the calendars, whose later days counted as school days."""
-    if not calendars:
-        return None
-    end = max(c.covers.last for c in calendars)
-    if last_day <= end:
-        return None
-    return (f"the term calendars end on {end}; days after it up to {last_day} were treated as school days "
-            "(add the next year's calendar)")
