@@ -13,6 +13,8 @@ the agent's own collection with identity fields overlaid.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -189,12 +191,15 @@ def test_a_device_tagged_signage_in_the_register_csv_is_never_powered_down(estat
     if "tags" not in registercsv.COLUMNS:
         pytest.skip("the register CSV's room and tags columns come with branch i11a (issue 11)")
     exported = estate.cli("assets", "export", "-").stdout
-    header, *rows = exported.splitlines()
-    column = header.split(",").index("tags")
-    edited = [header] + [",".join([*cells[:column], "signage", *cells[column + 1:]])
-                         if (cells := row.split(","))[header.split(",").index("hostname")] == "REG-PC01" else row
-                         for row in rows]
-    (estate.workdir / "register.csv").write_text("\n".join(edited) + "\n")
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    for row in rows:
+        if row["hostname"] == "REG-PC01":
+            row["tags"] = "signage"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (estate.workdir / "register.csv").write_text(out.getvalue())
     estate.cli("assets", "import", str(estate.workdir / "register.csv"))
     schedule = wait_for(lambda: not power_downs(estate.schedule("REG-PC01")) and estate.schedule("REG-PC01"),
                         "the register-tagged schedule")
