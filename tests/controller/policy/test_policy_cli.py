@@ -151,3 +151,14 @@ def test_explain_takes_the_processes_the_policy_waits_on_from_the_agents_latest_
     stated = explain(northgate, "NGA-MEDIA-PC04", "--at", "2026-02-16 18:30", "--idle-minutes", "45", "--cpu", "2",
                      "--sessions", "0", "--process", "explorer.exe")
     assert "Reported" not in stated.stdout and "acts now" in stated.stdout  # what the operator says wins
+
+
+def test_check_warns_of_exceptions_no_device_in_the_register_matches(data_dir):
+    result = caretaker("policy", "check", str(POLICIES), "--data-dir", str(data_dir))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert any(line.endswith("policies/primary.yaml:28: never_power_down (tag server) matches no device in the "
+                             "register among the 1 policy 'hillside-primary' applies to: set rooms and tags with "
+                             "`caretaker device set`, the register CSV or placement rules")
+               for line in warnings), warnings
+    assert result.stdout.splitlines()[-1].startswith("ok: ")
