@@ -27,6 +27,7 @@ from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
 from agent.enforcer import enforcer_for
 from agent.entry import HELPER, helper_options
+from agent.labels import LabelsError
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, ProtocolError, to_wire
 from agent.runner import ENFORCE_EVERY_SECONDS, LOG, DeliveryFailed, Runner
 from agent.sampler import Sampler
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[AgentConfig], int] = COMMANDS[args.command]
     try:
         return command(_config(args))
-    except UsageError as exc:
+    except (UsageError, LabelsError) as exc:
         print(f"caretaker-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DeliveryFailed, ClientError, CredentialsError, ProtocolError, OSError, sqlite3.Error) as exc:
@@ -151,6 +152,7 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     given = {"controller": args.controller, "token": token, "state_dir": args.state_dir,
              "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
              "batch_size": args.batch_size, "inventory_overlay": args.inventory_overlay,
+             "labels_file": args.labels_file,
              "power_command_wrapper": tuple(shlex.split(args.power_command_wrapper))
              if args.power_command_wrapper else None, "session_address": args.session_address}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
@@ -186,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--session-address", metavar="ADDRESS",
                         help="where session helpers reach the agent: a Unix socket path, or a named pipe on Windows "
                              "(default: this OS's, e.g. /run/caretaker-agent/session.sock)")
+    common.add_argument("--labels-file", type=Path, metavar="TOML",
+                        help='this machine\'s room and tags for the controller\'s policies, e.g. tags = ["signage"]')
     common.add_argument("--inventory-overlay", type=Path, metavar="JSON",
                         help="JSON object whose fields replace the collected inventory's (testing several agents "
                              "on one machine as separate devices on separate subnets)")

@@ -238,9 +238,16 @@ class Inventory:
     user_names: tuple[str, ...] = ()  # empty unless the site configured the agent to send them
     agent_version: str = ""
     wake: WakeReadiness | None = None
+    # The machine's own labels from the agent's labels file (agent/labels.py): policies name rooms and tags.
+    room: str | None = None
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _text("hostname", self.hostname)
+        _text("room", self.room, 100)
+        for tag in self.tags:
+            _text("tags", tag, 100)
+            _require(bool(tag.strip()), "a tag must not be empty")
         _require(bool(self.hostname.strip()), "hostname must not be empty")
         _text("machine_id", self.machine_id)
         _text("agent_version", self.agent_version)
@@ -248,7 +255,7 @@ class Inventory:
         for user in self.user_names:
             _text("user_names", user)
         _require(0 <= self.user_count <= 10_000, "user_count is out of range")
-        for name in ("disks", "nics", "batteries", "monitors", "user_names"):
+        for name in ("disks", "nics", "batteries", "monitors", "user_names", "tags"):
             _items(name, getattr(self, name))
         _aware("boot_time", self.boot_time)
 

@@ -23,6 +23,7 @@ from agent.collectors import COLLECTORS
 from agent.collectors.activity import ActivityReading, cpu_percent_between
 from agent.collectors.rapl import energy_between
 from agent.config import AgentConfig
+from agent.labels import load_labels
 from agent.platform.base import BatteryDraw, RaplReading
 from agent.protocol import (
     MAX_INTERVAL_SECONDS,
@@ -255,6 +256,7 @@ class Sampler:
         self._sent_fingerprint: str | None = None
         self._sent_at: datetime | None = None
         self._overlay = load_overlay(config.inventory_overlay)
+        self._labels = load_labels(config.labels_file)
 
     def _read(self, kind: type[T]) -> T | None:
         for collector in self._collectors:
@@ -275,6 +277,7 @@ class Sampler:
             raise RuntimeError("no inventory collector")
         inventory = replace(inventory, wake=self._read(WakeReadiness))
         inventory = inventory if self._config.send_user_names else replace(inventory, user_names=())
+        inventory = replace(inventory, room=self._labels.room, tags=self._labels.tags)
         return overlaid(inventory, self._overlay) if self._overlay else inventory
 
     def _inventory_due(self, fingerprint: str, now: datetime) -> bool:

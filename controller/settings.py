@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
     relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
     # Singleton jobs (one replica at a time, controller.jobs): how often each runs; 0 switches one off.
+    scheduled_wakes_every_seconds: float = 30.0  # queue the wakes compiled schedules promise (power/scheduled.py)
     rollup_every_seconds: float = 900.0  # settled days into the daily rollup, and days late reports re-opened
     retention_every_seconds: float = 3600.0  # old reports (and hourly buckets) dropped
     partitions_every_seconds: float = 3600.0  # PostgreSQL: the report table's partitions made ahead

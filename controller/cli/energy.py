@@ -183,7 +183,7 @@ def waste(site: Sites = None, start: From = ..., end: To = ...,
         with session_scope(engine) as session:
             period = resolve(session, site or [], start, end)
             rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit,
-                                      inputs.policies, inputs.calendars)
+                                      inputs.policies, inputs.calendars, placement=inputs.placement)
     except (*ERRORS, ReportError) as exc:
         fail(str(exc))
     if as_json:

@@ -46,6 +46,7 @@ from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.register.models import ActionRecord, Report
+from controller.register.placement import PlacementRule
 from controller.timeutil import as_utc, hour_floor, utcnow
 
 POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")
@@ -307,12 +308,13 @@ def waste_by(totals: Totals) -> dict[tuple[str, ...], Total]:
 
 def out_of_hours_waste(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
                        by: str = "device", limit: int = 10, policies: Sequence[Policy] = (),
-                       calendars: Mapping[str, Calendar] | None = None, now: datetime | None = None) -> list[WasteRow]:
+                       calendars: Mapping[str, Calendar] | None = None, now: datetime | None = None,
+                       placement: Sequence[PlacementRule] = ()) -> list[WasteRow]:
     """The devices (or rooms) that drew most while idle out of hours, where no policy keeps them on: where
     a power-down policy would save most. Hours are each device's policy's (controller.energy.policy_hours)."""
     if by not in DEVICE_GROUPS:
         raise AccountingError(f"cannot rank waste by {by!r}; choose one of {', '.join(DEVICE_GROUPS)}")
-    estate = load_estate(session, site_ids)
+    estate = load_estate(session, site_ids, placement=placement)
     hours = PolicyHours(estate, policies, calendars)
     totals = energy_totals(session, start, end, (by, "policy", "state"), estate=estate, now=now,
                            classifier=hours.classifier)

@@ -9,10 +9,10 @@ from sqlmodel import Session, select
 
 from controller.db import in_batches
 from controller.energy import catalogue
-from controller.policy.dispatch import device_facts
 from controller.policy.model import Action, DeviceFacts, Mode
 from controller.policy.simulate import Observation, Simulation, simulate
 from controller.policy.store import ActiveSet
+from controller.register.facts import device_facts
 from controller.register.models import Device, Site
 from controller.register.models import Report as ReportRow
 
@@ -21,8 +21,10 @@ class UnknownSite(LookupError):
     pass
 
 
-def estate(session: Session, site: str | None = None) -> tuple[list[DeviceFacts], dict[str, dict[Action, float]]]:
-    """The devices (of one site, by name) and their off/sleep watts from the power catalogue."""
+def estate(session: Session, active: ActiveSet, site: str | None = None
+           ) -> tuple[list[DeviceFacts], dict[str, dict[Action, float]]]:
+    """The devices (of one site, by name), placed by ``active``'s rules, and their off/sleep watts from the
+    power catalogue."""
     query = select(Device, Site).join(Site, Site.id == Device.site_id)
     if site is not None:
         if session.exec(select(Site).where(Site.name == site)).first() is None:
@@ -31,7 +33,7 @@ def estate(session: Session, site: str | None = None) -> tuple[list[DeviceFacts]
     known = catalogue.load(session)
     facts, residual = [], {}
     for device, where in session.exec(query):
-        fact = device_facts(device, where)
+        fact = device_facts(device, where, active.placement)
         profile = known.lookup(device.device_class, device.vendor, device.model)
         off, sleep = float(profile.watts("off")), float(profile.watts("sleep"))
         facts.append(fact)
@@ -50,7 +52,7 @@ def observations(session: Session, device_ids: list[str], start: datetime, end: 
 
 def replay(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,
            modes: dict[str, Mode] | None = None) -> Simulation:
-    facts, residual = estate(session, site)
+    facts, residual = estate(session, active, site)
     observed = observations(session, [f.device_id for f in facts], start, end)
     return simulate(active.policies, active.calendars, facts, observed, residual, start, end, modes)
 

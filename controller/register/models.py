@@ -61,9 +61,16 @@ class Device(SQLModel, table=True):
     machine_id: str | None = Field(default=None, max_length=255, index=True)
     os_name: str | None = Field(default=None, max_length=255)
     os_version: str | None = Field(default=None, max_length=255)
-    # Where policies look: a room or group ("ICT Suite 2") and free tags ("server", "signage", "exam-room").
-    room: str | None = Field(default=None, max_length=100, index=True)
-    tags: list | None = Field(default=None, sa_column=Column(JSON))
+    # Where policies look: a room ("ICT Suite 2", what policy selectors call a group) and free tags ("server",
+    # "signage"). Each source keeps its own value; register/placement.py resolves them in precedence order:
+    # by hand, the asset register (``room``/``tags``), placement rules (computed, not stored), the agent's labels.
+    room: str | None = Field(default=None, max_length=100, index=True)  # from the asset register
+    tags: list | None = Field(default=None, sa_column=Column(JSON))  # from the asset register
+    hand_room: str | None = Field(default=None, max_length=100)
+    hand_tags: list | None = Field(default=None, sa_column=Column(JSON))
+    hand_untags: list | None = Field(default=None, sa_column=Column(JSON))  # removed by hand whatever the source
+    agent_room: str | None = Field(default=None, max_length=100)
+    agent_tags: list | None = Field(default=None, sa_column=Column(JSON))
     inventory: dict | None = Field(default=None, sa_column=Column(JSON))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True, index=True)

@@ -20,6 +20,7 @@ import typer
 import yaml
 
 from agent.cli import _parser as agent_parser
+from agent.labels import Labels, load_labels
 from controller.cli import app as controller_cli
 from controller.settings import Settings
 from tests.ansible.conftest import Ansible, unavailable
@@ -260,3 +261,10 @@ def test_the_windows_logon_task_starts_the_helper_in_every_users_session_as_that
     service = ET.parse(rendered / "windows-caretaker-agent-service.xml").getroot()
     _, _, *service_argv = windows_argv(service.findtext("arguments") or "")
     assert agent_arguments(service_argv)["session_address"] == "\\\\.\\pipe\\caretaker-agent-session"
+
+
+def test_the_labels_file_from_group_vars_is_what_the_agent_reads(rendered: Path) -> None:
+    assert load_labels(rendered / "linux-labels.toml") == Labels("Sports Hall", ("signage", 'exam "room"'))
+    service = parse_unit((rendered / "linux-caretaker-agent.service").read_text())["Service"]
+    _, argv = command_line(service["ExecStart"][0])
+    assert agent_arguments(argv[1:])["labels_file"] == Path("/etc/caretaker-agent/labels.toml")

@@ -84,7 +84,7 @@ def waste(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Si
         period = _scope(session, principal, site, start, end)
         try:
             rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit,
-                                      inputs.policies, inputs.calendars)
+                                      inputs.policies, inputs.calendars, placement=inputs.placement)
         except AccountingError as exc:
             raise HTTPException(400, str(exc)) from None
         return jsonable([vars(r) for r in rows])

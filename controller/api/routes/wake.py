@@ -52,8 +52,9 @@ async def wake(body: WakeIn, runtime: RuntimeDep,
         raise HTTPException(422, "give a device, or a site and/or group, not both")
 
     def work() -> WaveResult:
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
         with session_scope(runtime.engine) as session:
-            devices = select_devices(session, body.device, body.site, body.group)
+            devices = select_devices(session, body.device, body.site, body.group, rules)
             hidden = sorted({d.site_id for d in devices if not principal.may_see(d.site_id)})
             if hidden:
                 raise HTTPException(403, "some of these devices are in sites you may not act on")
