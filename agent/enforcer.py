@@ -17,6 +17,12 @@ for input idle, or that must warn them, keeps the machine on, records why, and l
 ``retry_minutes`` (passive behaviour). A helper that stops answering during a countdown ends it the
 same way: nobody could postpone any more.
 
+OS updates come first: while they install, a power-down is put off (``deferred``, for
+``updates_installing``) and looked at again a few minutes later, whatever the mode, since cutting
+power mid-install can leave a machine that does not boot. A maintenance window marked
+``until_updates_done`` ends early once the agent has seen updates install in it and finish: the
+power-down window that follows is carried out at once instead of waiting out the window's minutes.
+
 Each of these is a PowerAction with its reason, kept in the state file until the runner puts it on a
 report. The state file (schedule, pending actions, the countdown) lives beside the credentials,
 written atomically and readable by the agent only, so a restart or a power cut loses nothing and a
@@ -36,18 +42,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from agent.collectors import updates as update_collector
 from agent.config import AgentConfig
 from agent.platform.power_actions import PowerActions, for_platform
 from agent.processes import running
 from agent.protocol import (
     ActionOutcome,
     AgentSchedule,
+    DeferralReason,
     EnforcementMode,
     IdleCriteria,
     PowerAction,
     PowerActionKind,
     ScheduleIntent,
     ScheduleWindow,
+    UpdateStatus,
     from_wire,
     to_wire,
 )
@@ -56,6 +65,7 @@ from agent.session.desk import Notice, SessionDesk
 LOG = logging.getLogger("caretaker.agent.enforcer")
 TICK_SECONDS = 60.0
 TITLE = "Caretaker"
+UPDATES_RETRY_MINUTES = 5  # how soon a power-down put off for installing updates is looked at again
 MAX_PENDING = 500  # a machine offline for weeks keeps its latest actions, not an ever-growing file
 
 
@@ -106,6 +116,7 @@ class CommandResult:
 
 Probe = Callable[[IdleCriteria | None], Reading]
 Executor = Callable[[Sequence[str]], CommandResult]
+UpdatesProbe = Callable[[], UpdateStatus | None]
 
 
 def run_command(argv: Sequence[str]) -> CommandResult:
@@ -138,13 +149,16 @@ class _State:
     handled: str | None = None  # the window already recorded (observe) or acted on
     retry_after: datetime | None = None
     countdown: _Countdown | None = None
+    installing_in: str | None = None  # the until_updates_done window in which updates were seen installing
 
 
 class Enforcer:
     def __init__(self, state_file: Path, probe: Probe, execute: Executor = run_command,
                  actions: PowerActions | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 log: logging.Logger = LOG, warnings: Warnings | None = None) -> None:
+                 log: logging.Logger = LOG, warnings: Warnings | None = None,
+                 updates: UpdatesProbe = lambda: None) -> None:
         self._file = state_file
+        self._updates = updates
         self._probe = probe
         self._execute = execute
         self._actions = actions or for_platform()
@@ -193,13 +207,16 @@ class Enforcer:
         if schedule is None or now >= schedule.valid_until:
             return
         window = schedule.window_at(now)
+        opened = window.start if window is not None else now
+        if window is not None and window.until_updates_done and self._updates_done(window):
+            window = schedule.window_at(window.end)  # the updates are in: the power-down that follows, now
         if window is None or window.intent is ScheduleIntent.KEEP_ON:
             self._leave_window()
             return
         key = window.start.isoformat()
         if self._state.handled == key and window.mode is EnforcementMode.OBSERVE:
             return
-        if now < window.start + timedelta(seconds=schedule.start_offset_seconds):
+        if now < min(window.start, opened) + timedelta(seconds=schedule.start_offset_seconds):
             return  # the site's power-downs are staggered: this machine's turn comes later
         if self._state.retry_after is not None and now < self._state.retry_after:
             return
@@ -224,6 +241,8 @@ class Enforcer:
                 now: datetime) -> None:
         mode = window.mode or EnforcementMode.OBSERVE
         signed_in = reading.sessions is None or reading.sessions > 0  # unknown counts as signed in: fail safe
+        if mode is not EnforcementMode.OBSERVE and self._installing(window, why, now):
+            return
         if mode is EnforcementMode.OBSERVE:
             self._record(window, ActionOutcome.OBSERVED, f"would {window.action}: {why}", now)
             self._state.handled = window.start.isoformat()
@@ -263,15 +282,43 @@ class Enforcer:
             countdown.warned_at, countdown.deadline = now, now + timedelta(minutes=minutes)
             how = f"{pressed} pressed Postpone" if pressed else "the machine was used during the countdown"
             self._record(window, ActionOutcome.DEFERRED,
-                         f"deferred by user ({countdown.deferrals} of {allowed}: {how}): {minutes} more min", now)
+                         f"deferred by user ({countdown.deferrals} of {allowed}: {how}): {minutes} more min", now,
+                         deferred_for=DeferralReason.USER)
             self._warn(schedule, window, countdown, minutes)
             return
         if now < countdown.deadline:
             return
         suffix = f"after {countdown.deferrals} deferral(s), the most allowed" if countdown.deferrals >= allowed \
             else "countdown ended"
+        if self._installing(window, f"warned; {suffix}", now):
+            self._warnings.withdraw()
+            return
         self._state.countdown = None
         self._act(schedule, window, f"warned; {suffix}", now)
+
+    def _updates_done(self, window: ScheduleWindow) -> bool:
+        """Whether updates were seen installing in this maintenance window and have finished since."""
+        status = self._updates()
+        key = window.start.isoformat()
+        if status is not None and status.installing:
+            if self._state.installing_in != key:
+                self._state.installing_in = key
+                self._save()
+            return False
+        return status is not None and status.installing is False and self._state.installing_in == key
+
+    def _installing(self, window: ScheduleWindow, why: str, now: datetime) -> bool:
+        """Put the power-down off while OS updates install, saying so; True if it was put off."""
+        status = self._updates()
+        if status is None or not status.installing:
+            return False
+        evidence = status.detail or "no detail"
+        self._record(window, ActionOutcome.DEFERRED, f"deferred: OS updates installing ({evidence}); "
+                                                     f"look again in {UPDATES_RETRY_MINUTES} min ({why})", now,
+                     save=False, deferred_for=DeferralReason.UPDATES_INSTALLING)
+        self._state.retry_after = now + timedelta(minutes=UPDATES_RETRY_MINUTES)
+        self._save()
+        return True
 
     def _keep_on(self, schedule: AgentSchedule, window: ScheduleWindow, why: str, now: datetime) -> None:
         """Passive behaviour for a machine whose users cannot be seen: skip, say why, look again later."""
@@ -320,11 +367,11 @@ class Enforcer:
             self._save()
 
     def _record(self, window: ScheduleWindow, outcome: ActionOutcome, reason: str, at: datetime,
-                save: bool = True) -> None:
+                save: bool = True, deferred_for: DeferralReason | None = None) -> None:
         schedule = self._state.schedule
         action = PowerAction(at=at, kind=window.action, outcome=outcome,
                              mode=window.mode or EnforcementMode.OBSERVE, reason=reason[:500], until=window.end,
-                             policy=schedule.policy if schedule else None)
+                             policy=schedule.policy if schedule else None, deferred_for=deferred_for)
         self._state.pending = [*self._state.pending, action][-MAX_PENDING:]
         self._log.info("power policy: %s %s (%s)", outcome, action.kind, reason)
         if save:
@@ -343,7 +390,7 @@ class Enforcer:
                 retry_after=datetime.fromisoformat(data["retry_after"]) if data.get("retry_after") else None,
                 countdown=_Countdown(countdown["window"], datetime.fromisoformat(countdown["warned_at"]),
                                      datetime.fromisoformat(countdown["deadline"]), countdown["deferrals"])
-                if countdown else None)
+                if countdown else None, installing_in=data.get("installing_in"))
         except FileNotFoundError:
             return _State()
         except (ValueError, KeyError, TypeError) as exc:
@@ -358,7 +405,8 @@ class Enforcer:
                 "retry_after": state.retry_after.isoformat() if state.retry_after else None,
                 "countdown": {"window": state.countdown.window, "warned_at": state.countdown.warned_at.isoformat(),
                               "deadline": state.countdown.deadline.isoformat(),
-                              "deferrals": state.countdown.deferrals} if state.countdown else None}
+                              "deferrals": state.countdown.deferrals} if state.countdown else None,
+                "installing_in": state.installing_in}
         write_private(self._file, json.dumps(data))
 
 
@@ -416,7 +464,10 @@ def enforcer_for(config: AgentConfig, desk: SessionDesk) -> Enforcer:
     def execute(argv: Sequence[str]) -> CommandResult:
         return run_command([*wrapper, *argv])
 
-    return Enforcer(config.power_state_file, live_probe(desk), execute, warnings=desk)
+    def updates() -> UpdateStatus | None:
+        return update_collector.collect(config.root) if update_collector.supported(config.root) else None
+
+    return Enforcer(config.power_state_file, live_probe(desk), execute, warnings=desk, updates=updates)
 
 
 def live_probe(desk: SessionDesk) -> Probe:
