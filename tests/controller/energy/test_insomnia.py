@@ -68,7 +68,8 @@ def test_each_wasted_device_hour_is_put_down_to_its_holders_and_the_causes_add_u
         ("Oakfield Primary / OAK-LIB-L03", D("0.030"), D("1.00")),
         ("Oakfield Primary / OAK-LIB-L02", D("0.010"), D("1.00"))]
     assert found.devices[0].causes == ["no_sleep_timer: the OS never sleeps on its own",
-                                       "display: Zoom meeting in progress (zoom.us)", "system: Playing audio (Teams.exe)"]
+                                       "display: Zoom meeting in progress (zoom.us)",
+                                       "system: Playing audio (Teams.exe)"]
 
 
 @pytest.mark.parametrize(("seen", "expected"), [
