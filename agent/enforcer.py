@@ -17,9 +17,10 @@ for input idle, or that must warn them, keeps the machine on, records why, and l
 ``retry_minutes`` (passive behaviour). A helper that stops answering during a countdown ends it the
 same way: nobody could postpone any more.
 
-OS updates come first: while they install, a power-down is put off (``deferred``, for
-``updates_installing``) and looked at again a few minutes later, whatever the mode, since cutting
-power mid-install can leave a machine that does not boot. A maintenance window marked
+OS updates come first: while they install, a power-down is put off, whatever the mode, since
+cutting power mid-install can leave a machine that does not boot. The first time in a window it is
+recorded (``deferred``, for ``updates_installing``, with the evidence); every tick looks again, and
+the power-down goes ahead once the install is over. A maintenance window marked
 ``until_updates_done`` ends early once the agent has seen updates install in it and finish: the
 power-down window that follows is carried out at once instead of waiting out the window's minutes.
 
@@ -65,7 +66,6 @@ from agent.session.desk import Notice, SessionDesk
 LOG = logging.getLogger("caretaker.agent.enforcer")
 TICK_SECONDS = 60.0
 TITLE = "Caretaker"
-UPDATES_RETRY_MINUTES = 5  # how soon a power-down put off for installing updates is looked at again
 MAX_PENDING = 500  # a machine offline for weeks keeps its latest actions, not an ever-growing file
 
 
@@ -150,6 +150,7 @@ class _State:
     retry_after: datetime | None = None
     countdown: _Countdown | None = None
     installing_in: str | None = None  # the until_updates_done window in which updates were seen installing
+    deferred_in: str | None = None  # the window whose power-down was put off for installing updates (recorded once)
 
 
 class Enforcer:
@@ -312,12 +313,12 @@ class Enforcer:
         status = self._updates()
         if status is None or not status.installing:
             return False
-        evidence = status.detail or "no detail"
-        self._record(window, ActionOutcome.DEFERRED, f"deferred: OS updates installing ({evidence}); "
-                                                     f"look again in {UPDATES_RETRY_MINUTES} min ({why})", now,
-                     save=False, deferred_for=DeferralReason.UPDATES_INSTALLING)
-        self._state.retry_after = now + timedelta(minutes=UPDATES_RETRY_MINUTES)
-        self._save()
+        key = window.start.isoformat()
+        if self._state.deferred_in != key:
+            self._state.deferred_in = key
+            self._record(window, ActionOutcome.DEFERRED, f"deferred: OS updates installing "
+                                                         f"({status.detail or 'no detail'}); {why}", now,
+                         deferred_for=DeferralReason.UPDATES_INSTALLING)
         return True
 
     def _keep_on(self, schedule: AgentSchedule, window: ScheduleWindow, why: str, now: datetime) -> None:
@@ -390,7 +391,7 @@ class Enforcer:
                 retry_after=datetime.fromisoformat(data["retry_after"]) if data.get("retry_after") else None,
                 countdown=_Countdown(countdown["window"], datetime.fromisoformat(countdown["warned_at"]),
                                      datetime.fromisoformat(countdown["deadline"]), countdown["deferrals"])
-                if countdown else None, installing_in=data.get("installing_in"))
+                if countdown else None, installing_in=data.get("installing_in"), deferred_in=data.get("deferred_in"))
         except FileNotFoundError:
             return _State()
         except (ValueError, KeyError, TypeError) as exc:
@@ -406,7 +407,7 @@ class Enforcer:
                 "countdown": {"window": state.countdown.window, "warned_at": state.countdown.warned_at.isoformat(),
                               "deadline": state.countdown.deadline.isoformat(),
                               "deferrals": state.countdown.deferrals} if state.countdown else None,
-                "installing_in": state.installing_in}
+                "installing_in": state.installing_in, "deferred_in": state.deferred_in}
         write_private(self._file, json.dumps(data))
 
 

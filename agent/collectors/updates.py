@@ -1,6 +1,7 @@
 """Whether OS updates are installing or wait for a restart: the enforcer puts a power-down off while they
-install, and reports carry the state when it changes. Read at most every ``KEEP_SECONDS``: a file or two,
-the process list and, as root where installed, ``needrestart -b``."""
+install (and looks again every tick until they are done), and reports carry the state when it changes.
+Read at most every ``KEEP_SECONDS``: a file or two, the process list and, on Windows, two registry keys
+(Linux's ``needrestart -b`` keeps its own answer longer)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from agent.platform.sleep import for_platform
 from agent.protocol import UpdateStatus
 
 PROVIDES = UpdateStatus
-KEEP_SECONDS = 60.0
+KEEP_SECONDS = 10.0
 _cache: dict[Path, tuple[float, UpdateStatus]] = {}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -136,7 +137,20 @@ def _reboot_required(root: Path) -> str | None:
         return ""
 
 
+_needrestart: list[tuple[float, str | None]] = []
+NEEDRESTART_SECONDS = 3600.0  # it scans every process's mapped files: hourly is plenty for a kernel upgrade
+
+
+def _kernel_check() -> str | None:
+    """``needrestart -b`` as root (it cannot see other users' processes otherwise), kept for an hour."""
+    if _needrestart and time.monotonic() - _needrestart[0][0] < NEEDRESTART_SECONDS:
+        return _needrestart[0][1]
+    answer = run(["needrestart", "-b"], timeout=60) if os.geteuid() == 0 else None
+    _needrestart[:] = [(time.monotonic(), answer)]
+    return answer
+
+
 def updates(root: Path) -> UpdateStatus:
-    kernel = run(["needrestart", "-b"], timeout=20) if os.geteuid() == 0 else None
+    kernel = _kernel_check()
     return update_status(_reboot_required(root), _lock_holder(root), first_of(running_processes(), UPDATERS),
                          parse_needrestart(kernel) if kernel else None)

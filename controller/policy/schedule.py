@@ -52,6 +52,7 @@ class Window:
     label: str
     action: Action | None
     mode: Mode | None
+    until_updates_done: bool = False  # a maintenance window that ends once the OS updates are in
 
     @property
     def duration(self) -> timedelta:
@@ -156,9 +157,11 @@ def _edges(ctx: Context, begin: datetime, end: datetime) -> set[datetime]:
 
 def _merge(ctx: Context, decisions: list[tuple[datetime, Decision]], end: datetime) -> tuple[Window, ...]:
     windows: list[Window] = []
+    for_updates = {m.name for m, _ in ctx.maintenance if m.until_updates_done}
     for (moment, decision), following in zip(decisions, [*(m for m, _ in decisions[1:]), end], strict=True):
         window = Window(moment.astimezone(ctx.tz), following.astimezone(ctx.tz), decision.intent, decision.basis,
-                        decision.label, decision.action, decision.mode)
+                        decision.label, decision.action, decision.mode,
+                        decision.basis is Basis.MAINTENANCE and decision.label in for_updates)
         last = windows[-1] if windows else None
         if last is not None and _same(last, window):
             windows[-1] = replace(last, end=window.end)
