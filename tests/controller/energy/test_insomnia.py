@@ -6,7 +6,9 @@ Monday 10 November 2025 (GMT) at Oakfield Primary, no power policy (so the defau
 
 from __future__ import annotations
 
+import csv
 import json
+import zipfile
 from decimal import Decimal
 
 import pytest
@@ -94,3 +96,16 @@ def test_the_cli_lists_causes_and_devices(estate, database_url, tmp_path):
                                     "--database-url", database_url, "--data-dir", str(tmp_path)])
     assert text.exit_code == 0, text.output
     assert "zoom.us" in text.stdout and "OAK-LIB-L01" in text.stdout
+
+
+def test_the_bursar_report_lists_the_same_causes_and_figures(estate, database_url, tmp_path):
+    out = tmp_path / "bursar.zip"
+    result = CliRunner().invoke(app, ["report", "bursar", "--site", "Oakfield Primary", "--period",
+                                      "2025-11-10..2025-11-10", "--format", "csv", "--out", str(out),
+                                      "--database-url", database_url, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(zipfile.ZipFile(out).read("insomnia.csv").decode("utf-8-sig").splitlines()))
+    assert rows[0] == ["Cause", "Held by", "Program", "Devices", "Idle hours", "kWh", "£", "kgCO2e"]
+    assert rows[1][:6] == ["nothing_held", "", "", "1", "1.0", "0.03"]
+    assert rows[3][:3] == ["display", "Zoom meeting in progress", "zoom.us"] and rows[3][5] == "0.015"
+    assert rows[-1][0] == "Total" and rows[-1][5] == "0.08"
