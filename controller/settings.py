@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     rollup_every_seconds: float = 900.0  # settled days into the daily rollup, and days late reports re-opened
     retention_every_seconds: float = 3600.0  # old reports (and hourly buckets) dropped
     partitions_every_seconds: float = 3600.0  # PostgreSQL: the report table's partitions made ahead
+    maintenance_wakes_every_seconds: float = 60.0  # devices woken for maintenance windows about to open
     # Retention: each report is kept this long (its energy stays in the buckets and the rollup), hourly
     # buckets this many years; the daily rollup is kept for ever.
     report_retention_days: int = 90

@@ -1,5 +1,6 @@
-"""What became of each device in a maintenance window: woken, updated, powered down (the audit of
-"wake, keep on until the updates are in, then power down"), and the wakes that failed, with their likely cause.
+"""Maintenance windows: waking the devices for them, and what became of each device in one: woken, updated,
+powered down (the audit of "wake, keep on until the updates are in, then power down"), and the wakes that
+failed, with their likely cause.
 
 The windows are the policy engine's own (``spans_on``, confirmed by ``decide_in``, so an exam window
 that cancels maintenance cancels it here too); what happened comes from the wake requests and the audit
@@ -20,13 +21,16 @@ from controller.policy.dispatch import device_facts
 from controller.policy.engine import context, decide_in, spans_on
 from controller.policy.model import Basis, Policy
 from controller.power.models import WakeRequest, WakeStatus
-from controller.power.wake import likely_cause
+from controller.power.wake import WakeConfig, WaveResult, likely_cause, request_wakes
 from controller.register.models import ActionRecord, Device, Site, UpdateState
 from controller.timeutil import as_utc
 
 POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")
 WAKE_LEAD = timedelta(hours=1)  # a wake sent up to this long before the window counts as the window's
 POWER_DOWN_GRACE = timedelta(hours=2)  # the power-down after the window: idle criteria and stagger take time
+WAKE_AHEAD = timedelta(minutes=2)  # woken this long before the window, so it has booted when the window opens
+WAKE_LATE = timedelta(minutes=10)  # a window that began this recently is still woken (a controller restart);
+# shorter than WakeConfig.rewake_seconds, so a device is woken once per window
 
 
 class MaintenanceError(LookupError):
@@ -65,21 +69,14 @@ class MaintenanceAudit:
                          "wake_failures": [asdict(d) for d in self.wake_failures]})
 
 
-def maintenance_audit(session: Session, policies: Sequence[Policy], calendars: Mapping[str, Calendar],
-                      since: datetime, until: datetime, window: str | None = None,
-                      site: str | None = None) -> MaintenanceAudit:
-    """Every device's maintenance windows that start in [since, until), and what became of it in each."""
+def _windows(session: Session, policies: Sequence[Policy], calendars: Mapping[str, Calendar], since: datetime,
+             until: datetime, site: str | None = None):
+    """(device, site, window name, start, end) for each maintenance window in force starting in [since, until)."""
+    if not any(p.maintenance for p in policies):
+        return
     query = select(Device, Site).join(Site, col(Site.id) == Device.site_id)
     if site is not None:
-        if session.exec(select(Site).where(Site.name == site)).first() is None:
-            raise MaintenanceError(f"no site called {site!r}")
         query = query.where(Site.name == site)
-    names = {m.name for p in policies for m in p.maintenance}
-    if window is not None and window not in names:
-        raise MaintenanceError(f"no maintenance window called {window!r}; the policies have: "
-                               f"{', '.join(sorted(names)) or 'none'}")
-    since, until = as_utc(since), as_utc(until)
-    found: list[DeviceInWindow] = []
     for device, at_site in session.exec(query.order_by(Site.name, Device.hostname)).all():
         ctx = context(policies, calendars, device_facts(device, at_site))
         if not ctx.maintenance:
@@ -88,11 +85,44 @@ def maintenance_audit(session: Session, policies: Sequence[Policy], calendars: M
         while day <= until.astimezone(ctx.tz).date():
             for span in spans_on(ctx, day):
                 start, end = span.start.astimezone(UTC), span.end.astimezone(UTC)
-                if (span.basis is Basis.MAINTENANCE and since <= start < until and (window in (None, span.label))
+                if (span.basis is Basis.MAINTENANCE and since <= start < until
                         and decide_in(ctx, start).basis is Basis.MAINTENANCE):
-                    found.append(_what_happened(session, device, at_site, span.label, start, end))
+                    yield device, at_site, span.label, start, end
             day += timedelta(days=1)
-    return MaintenanceAudit(since, until, found)
+
+
+def maintenance_wakes(session: Session, policies: Sequence[Policy], calendars: Mapping[str, Calendar],
+                      now: datetime, config: WakeConfig) -> WaveResult:
+    """Queue a wake for every device whose maintenance window opens within ``WAKE_AHEAD`` (or opened within
+    ``WAKE_LATE``): the "wake" of "wake, keep on until the updates are in, then power down". The wake service
+    sends, routes and verifies them like any other; a device woken lately is not woken again."""
+    now = as_utc(now)
+    due: dict[str, list[Device]] = {}
+    for device, _, name, _, _ in _windows(session, policies, calendars, now - WAKE_LATE, now + WAKE_AHEAD):
+        due.setdefault(name, []).append(device)
+    result = WaveResult([], [])
+    for name, devices in sorted(due.items()):
+        wave = request_wakes(session, devices, f"maintenance: {name}", "controller", now, config)
+        result.queued.extend(wave.queued)
+        result.skipped.extend(wave.skipped)
+    return result
+
+
+def maintenance_audit(session: Session, policies: Sequence[Policy], calendars: Mapping[str, Calendar],
+                      since: datetime, until: datetime, window: str | None = None,
+                      site: str | None = None) -> MaintenanceAudit:
+    """Every device's maintenance windows that start in [since, until), and what became of it in each."""
+    if site is not None and session.exec(select(Site).where(Site.name == site)).first() is None:
+        raise MaintenanceError(f"no site called {site!r}")
+    names = {m.name for p in policies for m in p.maintenance}
+    if window is not None and window not in names:
+        raise MaintenanceError(f"no maintenance window called {window!r}; the policies have: "
+                               f"{', '.join(sorted(names)) or 'none'}")
+    since, until = as_utc(since), as_utc(until)
+    return MaintenanceAudit(since, until, [
+        _what_happened(session, device, at_site, name, start, end)
+        for device, at_site, name, start, end in _windows(session, policies, calendars, since, until, site)
+        if window in (None, name)])
 
 
 def _what_happened(session: Session, device: Device, site: Site, name: str, start: datetime,

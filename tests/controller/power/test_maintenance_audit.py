@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from controller.cli import app
+from controller.policy.loader import load
+from controller.power.maintenance import maintenance_wakes
 from controller.power.models import WakeRequest
-from controller.register.models import ActionRecord
+from controller.power.wake import WakeConfig
+from controller.register.models import ActionRecord, DeviceMac
 from tests.controller.energy.estate import device, site
 
 WINDOW = datetime(2025, 11, 12, 2, 0, tzinfo=UTC)
@@ -88,3 +91,26 @@ def test_each_device_woken_updated_and_powered_down_and_failed_wakes_with_their_
     unknown = CliRunner().invoke(app, ["maintenance", "--since", "2025-11-12", "--window", "Backups",
                                        "--database-url", database_url, "--data-dir", str(tmp_path)])
     assert unknown.exit_code != 0 and "no maintenance window called 'Backups'" in unknown.output
+
+
+def test_devices_are_woken_for_a_window_about_to_open_once(engine, tmp_path):
+    (tmp_path / "oakfield.yaml").write_text(POLICY)
+    policies = load([tmp_path]).policies
+    with Session(engine) as session:
+        oak, elsewhere = site(session), site(session, "Birchwood Academy")
+        pc = device(session, oak, "OAK-ICT1-PC01", "desktop")
+        other = device(session, elsewhere, "BIR-PC01", "desktop")
+        session.add_all([DeviceMac(mac="00:1a:2b:3c:4d:01", device_id=pc.id),
+                         DeviceMac(mac="00:1a:2b:3c:4d:02", device_id=other.id)])
+        session.commit()
+        config = WakeConfig()
+        assert maintenance_wakes(session, policies, {}, at(-30), config).queued == []  # not yet
+        first = maintenance_wakes(session, policies, {}, at(-1), config)
+        assert [q.hostname for q in first.queued] == ["OAK-ICT1-PC01"]  # Birchwood has no such window
+        again = maintenance_wakes(session, policies, {}, at(1), config)
+        assert again.queued == [] and [s.hostname for s in again.skipped] == ["OAK-ICT1-PC01"]
+        session.commit()
+        (wake,) = session.exec(select(WakeRequest)).all()
+        assert wake.reason == "maintenance: Windows updates" and wake.requested_by == "controller"
+        late = maintenance_wakes(session, policies, {}, at(11), config)  # too late to help: not even considered
+        assert late.queued == [] and late.skipped == []
