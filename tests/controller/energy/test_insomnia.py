@@ -12,12 +12,17 @@ import zipfile
 from decimal import Decimal
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from controller.api.app import create_app
 from controller.cli import app
+from controller.db import session_scope
 from controller.energy.insomnia import attribute, insomnia
 from controller.register.models import AwakeHour
+from controller.settings import Settings
+from controller.web.accounts import Role, create_token
 from tests.controller.energy.estate import HOUR, MONDAY, bucket, device, site
 
 D = Decimal
@@ -109,3 +114,21 @@ def test_the_bursar_report_lists_the_same_causes_and_figures(estate, database_ur
     assert rows[1][:6] == ["nothing_held", "", "", "1", "1.0", "0.03"]
     assert rows[3][:3] == ["display", "Zoom meeting in progress", "zoom.us"] and rows[3][5] == "0.015"
     assert rows[-1][0] == "Total" and rows[-1][5] == "0.08"
+
+
+def test_the_api_gives_the_same_figures_and_keeps_auditors_to_their_sites(estate, database_url, tmp_path):
+    with session_scope(estate) as session:
+        site(session, "Birchwood Academy")
+        bursar = create_token(session, "finance", Role.bursar, [], None, "test")[0]
+        auditor = create_token(session, "la", Role.auditor, ["Birchwood Academy"], None, "test")[0]
+    app_ = create_app(Settings(database_url=database_url, data_dir=tmp_path), estate)
+    params = {"from": "2025-11-10", "to": "2025-11-10"}
+    with TestClient(app_) as api:
+        answer = api.get("/api/v1/energy/insomnia", params=params, headers={"Authorization": f"Bearer {bursar}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["kwh"] == "0.080" and answer.json()["causes"][0]["kind"] == "nothing_held"
+        refused = api.get("/api/v1/energy/insomnia", params={**params, "site": "Oakfield Primary"},
+                          headers={"Authorization": f"Bearer {auditor}"})
+        assert refused.status_code == 403
+        own = api.get("/api/v1/energy/insomnia", params=params, headers={"Authorization": f"Bearer {auditor}"})
+        assert own.status_code == 200 and own.json()["kwh"] == "0.000" and own.json()["causes"] == []
