@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from controller.api.app import create_app
@@ -22,6 +23,7 @@ from controller.db import session_scope
 from controller.energy.insomnia import attribute, insomnia
 from controller.register.models import AwakeHour
 from controller.settings import Settings
+from controller.storage.retention import drop_hours, drop_reports
 from controller.web.accounts import Role, create_token
 from tests.controller.energy.estate import HOUR, MONDAY, bucket, device, site
 
@@ -132,3 +134,12 @@ def test_the_api_gives_the_same_figures_and_keeps_auditors_to_their_sites(estate
         assert refused.status_code == 403
         own = api.get("/api/v1/energy/insomnia", params=params, headers={"Authorization": f"Bearer {auditor}"})
         assert own.status_code == 200 and own.json()["kwh"] == "0.000" and own.json()["causes"] == []
+
+
+def test_what_held_devices_awake_outlives_the_reports_and_goes_with_the_hourly_buckets(estate):
+    with Session(estate) as session:
+        before = len(session.exec(select(AwakeHour)).all())
+        drop_reports(session, (MONDAY + 48 * HOUR).date())  # report retention leaves it alone
+        assert len(session.exec(select(AwakeHour)).all()) == before == 5
+        drop_hours(session, (MONDAY + 21 * HOUR).date() + timedelta(days=1))  # the hours go, and it with them
+        assert session.exec(select(AwakeHour)).all() == []
