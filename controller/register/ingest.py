@@ -590,16 +590,38 @@ def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tu
                          **({"deferred_for": action.deferred_for.value} if action.deferred_for else {})}}
             for v in verdicts for report in v.keep if (v.job.agent.agent_id, report.seq) in inserted
             for index, action in enumerate(report.actions)]
-    # The OS update state, which agents send when it changes: the maintenance audit's "updated".
-    rows += [{"at": report.end, "site_id": v.job.agent.site_id, "device_id": v.job.agent.device_id,
-              "kind": "updates", "outcome": update_state(report.updates).value, "mode": None,
-              "reason": report.updates.detail or "no evidence of updates", "actor": f"agent:{v.job.agent.agent_id}",
-              "source_key": f"{v.job.agent.agent_id}:{report.seq}:updates", "details": None}
-             for v in verdicts for report in v.keep
-             if report.updates is not None and (v.job.agent.agent_id, report.seq) in inserted]
+    rows += _update_rows(session, verdicts, inserted)
     if rows:
         session.execute(_insert(session)(ActionRecord.__table__).on_conflict_do_nothing(
             index_elements=["source_key"]), rows)
+
+
+def _update_rows(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[dict]:
+    """The OS update states agents send when they change (the maintenance audit's "updated"), as audit lines.
+
+    An agent sends its state on its first report too, mostly "idle": that is news only after a state that
+    was not, so a fleet of agents starting does not fill the audit log with "nothing installing"."""
+    rows = []
+    last: dict[int, str | None] = {}
+    for verdict in verdicts:
+        agent = verdict.job.agent
+        for report in sorted(verdict.keep, key=lambda r: r.seq):
+            if report.updates is None or (agent.agent_id, report.seq) not in inserted:
+                continue
+            if agent.device_id not in last:
+                last[agent.device_id] = session.execute(
+                    select(ActionRecord.outcome).where(ActionRecord.device_id == agent.device_id,
+                                                       ActionRecord.kind == "updates")
+                    .order_by(col(ActionRecord.at).desc()).limit(1)).scalar()
+            state = update_state(report.updates)
+            if state is UpdateState.IDLE and last[agent.device_id] in (None, UpdateState.IDLE):
+                continue
+            last[agent.device_id] = state
+            rows.append({"at": report.end, "site_id": agent.site_id, "device_id": agent.device_id, "kind": "updates",
+                         "outcome": state.value, "mode": None, "reason": report.updates.detail or "no evidence",
+                         "actor": f"agent:{agent.agent_id}", "source_key": f"{agent.agent_id}:{report.seq}:updates",
+                         "details": None})
+    return rows
 
 
 def update_state(status: UpdateStatus) -> UpdateState:

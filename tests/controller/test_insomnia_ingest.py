@@ -35,6 +35,16 @@ def test_holders_are_kept_by_device_hour_and_a_replay_adds_nothing(client, engin
                     (timedelta(hours=1), "system", "Teams.exe", 200.0)]
     updates = sorted((r.outcome, r.reason) for r in stored(engine, ActionRecord, ActionRecord.kind == "updates"))
     assert updates == [("installing", "TiWorker.exe running"), ("reboot_pending", "RebootPending")]
+    restarted = replace(report(3, T0 + timedelta(hours=2)), updates=UpdateStatus(False, False))
+    assert client.post(REPORTS, json=batch_json([restarted]), headers=auth).status_code == 200
+    assert len(stored(engine, ActionRecord, ActionRecord.kind == "updates", ActionRecord.outcome == "idle")) == 1
+
+
+def test_an_agent_starting_with_nothing_to_install_adds_no_audit_line(client, engine):  # noqa: F811
+    auth = enrolled(client, engine)
+    first = replace(report(1), updates=UpdateStatus(installing=False, reboot_pending=False))
+    assert client.post(REPORTS, json=batch_json([first]), headers=auth).status_code == 200
+    assert stored(engine, ActionRecord, ActionRecord.kind == "updates") == []
 
 
 def test_a_holder_with_a_control_character_costs_only_its_own_report(client, engine):  # noqa: F811
