@@ -20,13 +20,14 @@ from controller.web.pages import (
     policies,
     reports,
     signin,
+    staff,
     users,
     wake,
 )
 from controller.web.security import SecurityHeaders
 
 ROUTERS = (signin.router, overview.router, devices.router, policies.router, wake.router, lifecycle.router,
-           reports.router, users.router, conflicts.router, insomnia.router)
+           reports.router, users.router, conflicts.router, staff.router, insomnia.router)
 
 
 def install(app: FastAPI) -> None:

@@ -5,7 +5,7 @@ live in their own table, which report retention leaves alone. Update states and 
 the existing action_record (kind "updates"; details.deferred_for).
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0021
 """
 from collections.abc import Sequence
 
@@ -15,7 +15,7 @@ from alembic import op
 from controller.db import UTCDateTime
 
 revision: str = '0020'
-down_revision: str | None = '0017'
+down_revision: str | None = '0021'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
