@@ -154,7 +154,8 @@ def _config(args: argparse.Namespace) -> AgentConfig:
              "batch_size": args.batch_size, "inventory_overlay": args.inventory_overlay,
              "labels_file": args.labels_file,
              "power_command_wrapper": tuple(shlex.split(args.power_command_wrapper))
-             if args.power_command_wrapper else None, "session_address": args.session_address}
+             if args.power_command_wrapper else None, "session_address": args.session_address,
+             "busy_cpu_percent": args.busy_cpu_percent, "idle_threshold_seconds": args.idle_threshold}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -181,6 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--interval", type=_bounded(1, MAX_INTERVAL_SECONDS), metavar="SECONDS",
                         help="seconds between reports until the controller says otherwise")
     common.add_argument("--root", type=Path, metavar="DIR", help="where collectors read /sys and /proc (default /)")
+    common.add_argument("--idle-threshold", type=_bounded(0, MAX_INTERVAL_SECONDS), metavar="SECONDS",
+                        help=f"an interval with user input within this many seconds counts as active "
+                             f"(default {AgentConfig().idle_threshold_seconds})")
+    common.add_argument("--busy-cpu-percent", type=float, metavar="PERCENT",
+                        help=f"an interval above this mean CPU load counts as active, not idle (default "
+                             f"{AgentConfig().busy_cpu_percent:g}); a server that idles busy may need more")
     common.add_argument("--batch-size", type=_bounded(1, MAX_BATCH_REPORTS), metavar="N",
                         help="reports sent per request at most")
     common.add_argument("--power-command-wrapper", metavar="CMD",

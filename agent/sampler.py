@@ -31,11 +31,13 @@ from agent.protocol import (
     Activity,
     DeviceClass,
     EnergySample,
+    Insomnia,
     Inventory,
     PowerMethod,
     PowerState,
     ProtocolError,
     Report,
+    UpdateStatus,
     WakeReadiness,
     from_wire,
     to_wire,
@@ -255,6 +257,7 @@ class Sampler:
         self._previous = self._readings()
         self._sent_fingerprint: str | None = None
         self._sent_at: datetime | None = None
+        self._sent_updates: UpdateStatus | None = None
         self._overlay = load_overlay(config.inventory_overlay)
         self._labels = load_labels(config.labels_file)
 
@@ -313,10 +316,15 @@ class Sampler:
 
         fingerprint = inventory_fingerprint(inventory)
         include_inventory = self._inventory_due(fingerprint, end)
+        # Only an idle machine raises the question of what keeps it awake (and the tools are not free).
+        insomnia = self._read(Insomnia) if state is PowerState.IDLE and awake > 0 else None
+        updates = self._read(UpdateStatus)
         report = Report(seq=seq, start=start, end=end, activity=activity, energy=tuple(energy),
-                        inventory=inventory if include_inventory else None)
+                        inventory=inventory if include_inventory else None, insomnia=insomnia,
+                        updates=updates if updates != self._sent_updates else None)
         # Only a report that was built moves the interval on; a refused one is retried from the same start.
         self._last_end, self._previous = end, current
         if include_inventory:
             self._sent_fingerprint, self._sent_at = fingerprint, end
+        self._sent_updates = updates
         return report

@@ -63,7 +63,7 @@ PASSIVE_KEYS = ("retry_minutes",)
 EXCEPTION_KEYS = ("never_power_down", "exam_windows", "overrides")
 EXAM_KEYS = ("name", "start", "end", "hours", *SELECTOR_KEYS)
 OVERRIDE_KEYS = ("name", "effect", "action", "start", "expires", *SELECTOR_KEYS)
-MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", "carbon_aware", *SELECTOR_KEYS)
+MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", "carbon_aware", "until_updates_done", *SELECTOR_KEYS)
 CARBON_AWARE_KEYS = ("between",)
 DAYTIME_SLEEP_MINUTES = ("mains_idle_minutes", "battery_idle_minutes")
 DAYTIME_SLEEP_KEYS = (*DAYTIME_SLEEP_MINUTES, *SELECTOR_KEYS)
@@ -460,7 +460,9 @@ def _maintenance_window(node: Node) -> MaintenanceWindow:
                              selector=_selector(node, fields), weekdays=tuple(sorted(set(weekdays))),
                              start=_time(fields["start"]), minutes=minutes, source=node.source,
                              carbon_aware=_carbon_aware(fields["carbon_aware"], minutes)
-                             if "carbon_aware" in fields else None)
+                             if "carbon_aware" in fields else None,
+                             until_updates_done=fields["until_updates_done"].boolean()
+                             if "until_updates_done" in fields else False)
 
 
 def _carbon_aware(node: Node, minutes: int) -> TimeRange:

@@ -54,6 +54,7 @@ class Window:
     action: Action | None
     mode: Mode | None
     daytime_sleep: DaytimeSleep | None = None  # keep on, but sleep once idle this long (school hours only)
+    until_updates_done: bool = False  # a maintenance window that ends once the OS updates are in
 
     @property
     def duration(self) -> timedelta:
@@ -160,9 +161,11 @@ def _edges(ctx: Context, begin: datetime, end: datetime) -> set[datetime]:
 
 def _merge(ctx: Context, decisions: list[tuple[datetime, Decision]], end: datetime) -> tuple[Window, ...]:
     windows: list[Window] = []
+    for_updates = {m.name for m, _ in ctx.maintenance if m.until_updates_done}
     for (moment, decision), following in zip(decisions, [*(m for m, _ in decisions[1:]), end], strict=True):
         window = Window(moment.astimezone(ctx.tz), following.astimezone(ctx.tz), decision.intent, decision.basis,
-                        decision.label, decision.action, decision.mode, decision.daytime_sleep)
+                        decision.label, decision.action, decision.mode, decision.daytime_sleep,
+                        decision.basis is Basis.MAINTENANCE and decision.label in for_updates)
         last = windows[-1] if windows else None
         if last is not None and _same(last, window):
             windows[-1] = replace(last, end=window.end)

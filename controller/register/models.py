@@ -152,6 +152,38 @@ class EnergyBucket(SQLModel, table=True):
     seconds: float = 0.0
 
 
+class AwakeCause(StrEnum):
+    """What the controller records for an idle device-hour besides the holders the agent named (whose kinds
+    are agent.protocol.HolderKind): the OS would never sleep on its own, or nothing held it."""
+
+    NO_SLEEP_TIMER = "no_sleep_timer"  # the OS has no sleep timer: it stays up whatever holds it
+    NOTHING_HELD = "nothing_held"  # the agent looked and nothing held it: the OS timer is longer than the idle
+
+
+class UpdateState(StrEnum):
+    """An agent's OS update state as the audit log records it (ActionRecord kind "updates"), when it changes."""
+
+    INSTALLING = "installing"
+    REBOOT_PENDING = "reboot_pending"  # installed; a restart (or the power-down) finishes them
+    IDLE = "idle"  # nothing installing, no restart waiting
+    UNKNOWN = "unknown"  # the agent could not tell on this OS
+
+
+class AwakeHour(SQLModel, table=True):
+    """What held a device awake, by device and UTC hour: seconds of idle reports that named each holder (or
+    an ``AwakeCause``). Kept apart from the report rows, which retention drops, so a year of insomnia can
+    still be costed against the hourly energy."""
+
+    __tablename__ = "awake_hour"
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    hour: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    kind: str = Field(primary_key=True, max_length=16)
+    what: str = Field(primary_key=True, max_length=255)
+    process: str = Field(primary_key=True, default="", max_length=255)
+    seconds: float = 0.0
+
+
 class ChangeRecord(SQLModel, table=True):
     """The audit trail: who changed what, when, with before and after (NetBox-style change log)."""
 

@@ -14,6 +14,7 @@ from controller.web import errors
 from controller.web.pages import (
     conflicts,
     devices,
+    insomnia,
     lifecycle,
     overview,
     policies,
@@ -26,7 +27,7 @@ from controller.web.pages import (
 from controller.web.security import SecurityHeaders
 
 ROUTERS = (signin.router, overview.router, devices.router, policies.router, wake.router, lifecycle.router,
-           reports.router, users.router, conflicts.router, staff.router)
+           reports.router, users.router, conflicts.router, staff.router, insomnia.router)
 
 
 def install(app: FastAPI) -> None:

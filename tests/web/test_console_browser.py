@@ -86,9 +86,10 @@ def db(console) -> Session:
 
 
 MENUS = {
-    "network_manager": ["Overview", "Devices", "Policies", "Wake", "Conflicts", "Lifecycle", "Reports", "Users"],
-    "bursar": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Reports"],
-    "auditor": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Reports"],
+    "network_manager": ["Overview", "Devices", "Policies", "Wake", "Conflicts", "Lifecycle", "Insomnia", "Reports",
+                        "Users"],
+    "bursar": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Insomnia", "Reports"],
+    "auditor": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Insomnia", "Reports"],
 }
 
 
