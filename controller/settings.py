@@ -1,16 +1,46 @@
-"""The controller's one settings object (prefix ``CARETAKER_``); nothing else reads the environment."""
+"""The controller's one settings object (prefix ``CARETAKER_``); nothing else reads the environment.
+
+Each setting comes from, in this order: what the command line gives, the environment (``CARETAKER_<NAME>``),
+then the config file (``$CARETAKER_CONFIG``, else ``/etc/caretaker/caretaker.toml``: the Ansible role and
+``./demo`` write it), so an operator's `caretaker` finds the controller's database without being told.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG = Path("/etc/caretaker/caretaker.toml")
+DATABASE_FILE = "caretaker.db"
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("CARETAKER_CONFIG") or DEFAULT_CONFIG)
+
+
+class NoDatabase(LookupError):
+    """No database was named and none is where one is looked for; the message says where it looked."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARETAKER_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path())
 
     data_dir: Path = Path("var")
     # Empty means embedded SQLite in data_dir; a school needs nothing else.
@@ -97,7 +127,19 @@ class Settings(BaseSettings):
         return self.policy_dir or self.data_dir / "policies"
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'caretaker.db').resolve()}"
+        """The database named (flag, environment or config file), else the SQLite file in the data directory.
+        A data directory nobody named (./var) is used only when it already holds a database: a command run in
+        the wrong place must not start an empty estate there. Named, it is made if need be (`serve`, the demo)."""
+        if self.database_url:
+            return self.database_url
+        database = self.data_dir / DATABASE_FILE
+        if "data_dir" not in self.model_fields_set and not database.exists():
+            config = config_path()
+            raise NoDatabase(
+                f"no database found: no --database-url or --data-dir, no CARETAKER_DATABASE_URL or "
+                f"CARETAKER_DATA_DIR, {config} {'names none' if config.exists() else 'does not exist'}, "
+                f"and there is no {database.resolve()}")
+        return f"sqlite:///{database.resolve()}"
 
 
 @lru_cache

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
+from controller.errors import DomainError
 from controller.lifecycle.evidence import Evidence, missing_for, retain_until
 from controller.lifecycle.models import Asset, DisposalBatch, DisposalEvidence, Transition
 from controller.lifecycle.states import LEAVING, Outcome, Refused, State, check_move
@@ -24,7 +25,7 @@ from controller.timeutil import utcnow
 ENTERED_BY_AGENT = "reported by its agent"
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, DomainError):
     pass
 
 

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from sqlmodel import Session, or_, select
 
+from controller.errors import DomainError
 from controller.policy.store import OBJECT_TYPE
 from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 
 
-class UnknownFilter(LookupError):
+class UnknownFilter(LookupError, DomainError):
     pass
 
 

@@ -16,12 +16,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from controller.errors import DomainError
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import attachments, broadcast_address
 from controller.register.models import ActionRecord, Agent, Device, DeviceMac, Site
 
 
-class WakeRefused(ValueError):
+class WakeRefused(ValueError, DomainError):
     """The request cannot be carried out as asked (unknown device, site or group)."""
 
 

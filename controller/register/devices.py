@@ -9,6 +9,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, delete, select
 
 from agent.protocol import Inventory, to_wire
+from controller.errors import DomainError
 from controller.lifecycle.service import enter_register
 from controller.register import changes
 from controller.register.identity import (
@@ -26,7 +27,7 @@ _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", 
             "machine_id", "os_name", "os_version")
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, DomainError):
     pass
 
 
