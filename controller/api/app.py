@@ -27,6 +27,7 @@ from controller.api.routes import (
     metrics,
     policy,
     reports,
+    sites,
     wake,
 )
 from controller.db import make_engine
@@ -111,6 +112,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(reports.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(lifecycle.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     app.include_router(assets.router, responses={**signed_in})
+    app.include_router(sites.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     app.include_router(conflicts.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     web.install(app)  # the console's pages; also turns NotSignedIn into 401 or a sign-in redirect
     return app

@@ -36,6 +36,10 @@ class SiteNotFound(LookupError, DomainError):
     """No site has that name."""
 
 
+class SiteNameTaken(SiteError):
+    """A rename to a name another site has."""
+
+
 @dataclass(frozen=True)
 class SiteChange:
     """One change of a site as the change log holds it."""
@@ -77,6 +81,7 @@ def site_detail(session: Session, name: str) -> SiteView:
 
 
 def find_site(session: Session, name: str) -> Site:
+    name = _text("name", name, limit=1000)  # a NUL or control character is refused before it reaches a query
     site = session.exec(select(Site).where(Site.name == name)).first()
     if site is None:
         known = session.exec(select(Site.name).order_by(Site.name).limit(20)).all()
@@ -94,7 +99,7 @@ def update_site(session: Session, name: str, wanted: dict[str, Any], actor: str)
     checked = {field: _check(field, value) for field, value in wanted.items()}
     if "name" in checked and checked["name"] != site.name and session.exec(
             select(Site.id).where(Site.name == checked["name"])).first() is not None:
-        raise SiteError(f"there is already a site called {checked['name']!r}")
+        raise SiteNameTaken(f"there is already a site called {checked['name']!r}")
     _check_nation_and_postcode(checked.get("nation", site.nation), checked.get("postcode", site.postcode))
     before = changes.snapshot(site, FIELDS)
     for field, value in checked.items():
@@ -136,13 +141,13 @@ def _check(field: str, value: Any) -> Any:
     return _timezone(text)
 
 
-def _text(field: str, value: Any) -> str:
+def _text(field: str, value: Any, limit: int | None = None) -> str:
     if not isinstance(value, str):
         raise SiteError(f"{field} must be text")
     text = value.strip()
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
         raise SiteError(f"{field} must not contain control characters")
-    limit = {"name": 100, "trust": 100, "postcode": 10, "nation": 20, "timezone": 64}[field]
+    limit = limit or {"name": 100, "trust": 100, "postcode": 10, "nation": 20, "timezone": 64}[field]
     if len(text) > limit:
         raise SiteError(f"{field} is longer than {limit} characters")
     return text
