@@ -56,7 +56,7 @@ def export_csv(session: Session, site: str | None = None, may_see: Callable[[int
     if site is not None:
         query = query.where(Site.name == site)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; Python quotes a cell with a CR only then
     writer.writerow(COLUMNS)
     for device, asset, site_name in session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all():
         if may_see is not None and not may_see(device.site_id):

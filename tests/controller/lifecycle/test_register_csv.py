@@ -42,8 +42,8 @@ def test_export_import_export_is_byte_identical(engine, hill):
         again = registercsv.import_rows(session, registercsv.parse_register(first), "cli:alice")
     assert again == ImportResult(created=0, updated=0, unchanged=4, moved=0)
     assert export(engine) == first
-    assert first.splitlines()[0] == ("id,site,hostname,device_class,vendor,model,serial,room,tags,state,outcome,asset_tag,"
-                                     "assigned_to,location,purchase_date,purchase_price,supplier,procurement_route,"
+    assert first.splitlines()[0] == ("id,site,hostname,device_class,vendor,model,serial,room,tags,state,outcome,"
+                                     "asset_tag,assigned_to,location,purchase_date,purchase_price,supplier,procurement_route,"
                                      "funding,warranty_end,os_end_of_support,os_esu,review_date,disposed_on")
     assert first.splitlines()[1] == (
         '2,Hill Primary,HILL-KS2-L01,laptop,Lenovo,ThinkPad L13,PF3ABC01,,,deployed,,HILL-0002,Year 5 trolley,Room 12,'
@@ -168,7 +168,7 @@ def test_a_new_device_imported_without_a_state_starts_in_stock(engine, hill):
 def test_disposal_facts_change_only_with_a_move_to_disposed(engine, hill):
     load(engine, "register.csv")
     text = export(engine)
-    dated = text.replace("2026-09-04,,,2026-09-01,\n", "2026-09-04,,,2026-09-01,2026-11-01\n", 1)
+    dated = text.replace("2026-09-04,,,2026-09-01,\r\n", "2026-09-04,,,2026-09-01,2026-11-01\r\n", 1)
     resold = text.replace("PF3ABC02,,,in_stock,", "PF3ABC02,,,in_stock,resold")
     for changed, reason in ((dated, "line 2: disposed_on is only given for a disposed device"),
                             (resold, "line 3: the outcome is set only by the move to disposed")):
