@@ -40,7 +40,8 @@ class Settings(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings,
+                TomlConfigSettingsSource(settings_cls, toml_file=config_path()))
 
     data_dir: Path = Path("var")
     # Empty means embedded SQLite in data_dir; a school needs nothing else.
