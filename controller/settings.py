@@ -8,16 +8,14 @@ then the config file (``$CARETAKER_CONFIG``, else ``/etc/caretaker/caretaker.tom
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import SecretStr
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from controller.errors import DomainError
 
 DEFAULT_CONFIG = Path("/etc/caretaker/caretaker.toml")
 DATABASE_FILE = "caretaker.db"
@@ -27,8 +25,25 @@ def config_path() -> Path:
     return Path(os.environ.get("CARETAKER_CONFIG") or DEFAULT_CONFIG)
 
 
-class NoDatabase(LookupError):
+class NoDatabase(LookupError, DomainError):
     """No database was named and none is where one is looked for; the message says where it looked."""
+
+
+class ConfigFileError(ValueError, DomainError):
+    """The config file is there but cannot be read or is not TOML."""
+
+
+def read_config(path: Path) -> dict:
+    """The config file's settings; none when there is no file."""
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"the config file {path} is not TOML: {exc}") from None
 
 
 class Settings(BaseSettings):
@@ -41,7 +56,7 @@ class Settings(BaseSettings):
                                    file_secret_settings: PydanticBaseSettingsSource,
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, dotenv_settings, file_secret_settings,
-                TomlConfigSettingsSource(settings_cls, toml_file=config_path()))
+                InitSettingsSource(settings_cls, init_kwargs=read_config(config_path())))
 
     data_dir: Path = Path("var")
     # Empty means embedded SQLite in data_dir; a school needs nothing else.

@@ -41,6 +41,10 @@ def test_the_config_file_names_the_database_and_the_environment_and_flags_come_f
         return [line.split("  ")[0] for line in result.stdout.splitlines()[1:]]
 
     assert sites() == ["Config School"]
+    (tmp_path / "broken.toml").write_text("data_dir = \n")
+    broken = run(tmp_path, "site", "list", CARETAKER_CONFIG=str(tmp_path / "broken.toml"))
+    assert (broken.returncode, broken.stderr) == (2, f"caretaker: error: the config file {tmp_path / 'broken.toml'} "
+                                                     "is not TOML: Invalid value (at line 1, column 12)\n")
     assert sites(CARETAKER_DATA_DIR=str(tmp_path / "env")) == ["Env School"]
     assert sites("--data-dir", str(tmp_path / "flag"), CARETAKER_DATA_DIR=str(tmp_path / "env")) == ["Flag School"]
 
