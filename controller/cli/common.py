@@ -53,7 +53,11 @@ def run_app(app: typer.Typer) -> None:
 
 
 def settings_for(database_url: str | None, data_dir: Path | None) -> Settings:
+    """Settings with the command's --database-url and --data-dir (or their environment variables) first: a
+    data directory given here means its SQLite database, even when the config file names a database URL."""
     overrides = {k: v for k, v in (("database_url", database_url), ("data_dir", data_dir)) if v is not None}
+    if data_dir is not None and database_url is None:
+        overrides["database_url"] = ""
     return Settings(**overrides)
 
 

@@ -29,11 +29,12 @@ def test_with_no_database_anywhere_one_line_says_where_it_looked_and_nothing_is_
 
 
 def test_the_config_file_names_the_database_and_the_environment_and_flags_come_first(tmp_path):
+    """A data directory from the environment or a flag beats the config file's database URL."""
     for site, where in (("Config School", "configured"), ("Env School", "env"), ("Flag School", "flag")):
         made = run(tmp_path, "token", "create", "--site", site, "--data-dir", str(tmp_path / where))
         assert made.returncode == 0, made.stderr
     config = tmp_path / "caretaker.toml"
-    config.write_text(f'data_dir = "{tmp_path / "configured"}"\n')
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "configured" / "caretaker.db"}"\n')
 
     def sites(*args: str, **env: str) -> list[str]:
         result = run(tmp_path, "site", "list", *args, CARETAKER_CONFIG=str(config), **env)
