@@ -1,7 +1,7 @@
 """site.nation: which UK nation a site is in (england, wales, scotland, northern_ireland)
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0021
 """
 from collections.abc import Sequence
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0018'
-down_revision: str | None = '0017'
+down_revision: str | None = '0021'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
