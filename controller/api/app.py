@@ -28,6 +28,7 @@ from controller.api.routes import (
     metrics,
     policy,
     reports,
+    sites,
     staff,
     wake,
 )
@@ -116,6 +117,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(lifecycle.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     app.include_router(assets.router, responses={**signed_in})
     app.include_router(devices.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
+    app.include_router(sites.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     app.include_router(conflicts.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     web.install(app)  # the console's pages; also turns NotSignedIn into 401 or a sign-in redirect
     return app

@@ -43,6 +43,7 @@ from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import HOUR, HourLine, estate_lines
 from controller.energy.policy_hours import Label, PolicyHours, is_waste
 from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
+from controller.errors import DomainError
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.register.models import ActionRecord, Report
@@ -55,7 +56,7 @@ LOW_STATES = ("sleep", "off")
 MAX_CLAIM = timedelta(days=60)
 
 
-class SavingsError(ValueError):
+class SavingsError(ValueError, DomainError):
     """A savings question the records cannot answer (no baseline yet)."""
 
 

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from controller.db import in_batches
 from controller.energy import catalogue
+from controller.errors import DomainError
 from controller.policy.model import Action, DeviceFacts, Mode
 from controller.policy.simulate import Observation, Simulation, simulate
 from controller.policy.store import ActiveSet
@@ -17,7 +18,7 @@ from controller.register.models import Device, Site
 from controller.register.models import Report as ReportRow
 
 
-class UnknownSite(LookupError):
+class UnknownSite(LookupError, DomainError):
     pass
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from controller.errors import DomainError
 from controller.policy import loader
 from controller.policy.calendar import Calendar
 from controller.policy.model import Mode, Policy
@@ -35,7 +36,7 @@ OBJECT_TYPE = "policy"
 SYSTEM_ACTOR = "controller:policy-dir"
 
 
-class UnknownPolicy(LookupError):
+class UnknownPolicy(LookupError, DomainError):
     pass
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from controller.errors import DomainError
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import attachments, broadcast_address
 from controller.register.devices import NotFound, find_device
@@ -24,7 +25,7 @@ from controller.register.models import ActionRecord, Agent, Device, DeviceMac, S
 from controller.register.placement import PlacementRule
 
 
-class WakeRefused(ValueError):
+class WakeRefused(ValueError, DomainError):
     """The request cannot be carried out as asked (unknown device, site or group)."""
 
 

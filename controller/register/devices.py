@@ -9,6 +9,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, delete, select
 
 from agent.protocol import Inventory, to_wire
+from controller.errors import DomainError
 from controller.lifecycle.entry import enter_register
 from controller.lifecycle.models import Asset
 from controller.register import changes
@@ -28,7 +29,7 @@ _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", 
             "machine_id", "os_name", "os_version")
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, DomainError):
     pass
 
 

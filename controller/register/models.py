@@ -31,6 +31,7 @@ class Site(SQLModel, table=True):
     trust: str | None = Field(default=None, max_length=100, index=True)  # a trust or local authority
     postcode: str | None = Field(default=None, max_length=10)  # its outcode picks the regional carbon intensity
     pupils: int | None = None  # for intensity per pupil in the audit pack
+    nation: str | None = Field(default=None, max_length=16)  # a policy.calendar.Nation; set by register/sites.py
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

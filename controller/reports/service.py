@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from controller.errors import DomainError
 from controller.policy import loader, store
 from controller.reports import audit, bursar, render
 from controller.reports.document import Document
@@ -25,7 +26,7 @@ KINDS = ("bursar", "audit")
 BURSAR_FORMATS = ("html", "pdf", "csv")
 
 
-class ReportError(ValueError):
+class ReportError(ValueError, DomainError):
     """Input a person can fix; the message is one line."""
 
 

@@ -20,6 +20,7 @@ from controller.web.pages import (
     policies,
     reports,
     signin,
+    sites,
     staff,
     users,
     wake,
@@ -27,7 +28,7 @@ from controller.web.pages import (
 from controller.web.security import SecurityHeaders
 
 ROUTERS = (signin.router, overview.router, devices.router, policies.router, wake.router, lifecycle.router,
-           reports.router, users.router, conflicts.router, staff.router, insomnia.router)
+           reports.router, users.router, conflicts.router, staff.router, insomnia.router, sites.router)
 
 
 def install(app: FastAPI) -> None:

@@ -125,6 +125,16 @@ def test_the_controller_settings_file_is_read_as_the_settings_it_means(rendered:
     assert settings.agent_wheels_dir == Path("/opt/caretaker/agent-wheels")
 
 
+def test_the_config_file_tells_the_cli_where_the_database_is(rendered: Path, monkeypatch) -> None:
+    for name in ("CARETAKER_DATABASE_URL", "CARETAKER_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CARETAKER_CONFIG", str(rendered / "caretaker.toml"))
+    settings = Settings()
+
+    assert settings.resolved_database_url() == EXAMPLE["caretaker_controller_database_url"]
+    assert settings.data_dir == Path("/var/lib/caretaker")
+
+
 def test_the_prometheus_scrape_job_reaches_the_controller_over_verified_https(
         rendered: Path, tmp_path: Path) -> None:
     snippet = rendered / "prometheus-scrape.yml"
