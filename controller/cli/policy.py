@@ -58,8 +58,12 @@ def _register(policy_set, database_url: str | None, data_dir: Path | None):
 
     from controller.db import make_engine
     from controller.register.facts import register_facts
+    from controller.settings import NoDatabase
 
-    url = settings_for(database_url, data_dir).resolved_database_url()
+    try:
+        url = settings_for(database_url, data_dir).resolved_database_url()
+    except NoDatabase:  # checking files needs no estate; the register's warnings need one
+        return None
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
         return None
