@@ -201,7 +201,8 @@ def describe_estate(plan: DemoPlan, since: date) -> str:
                            float(tariff["standing_pence_per_day"]))
                 if name in described:
                     update_site(session, name, described[name], "demo")
-            simulated = set(session.exec(select(Device.serial).join(Site, col(Site.id) == col(Device.site_id))
+            simulated = set(session.exec(select(Site.name, Device.hostname, Device.serial)
+                                         .join(Site, col(Site.id) == col(Device.site_id))
                                          .where(col(Site.name).in_(names))).all())
             rows = parse_register(_register_rows(simulated))
             result = import_rows(session, rows, "demo", "demodata/register.csv")
@@ -212,15 +213,16 @@ def describe_estate(plan: DemoPlan, since: date) -> str:
             f"{tariff['name']!r} for {len(names)} sites; asset register: {result.updated} devices described")
 
 
-def _register_rows(serials: set[str]) -> str:
-    """demodata/register.csv cut to the rows of devices simulated and the columns the register knows."""
+def _register_rows(simulated: set[tuple[str, str, str | None]]) -> str:
+    """demodata/register.csv cut to the rows of devices simulated (the same site, hostname and serial: other
+    --devices or --sites give other machines those names) and the columns the register knows."""
     with (DEMO_DATA / "register.csv").open(newline="", encoding="utf-8") as source:
         reader = csv.DictReader(source)
         columns = [c for c in reader.fieldnames or () if c in REGISTER_COLUMNS]
         out = io.StringIO()
         writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(row for row in reader if row["serial"] in serials)
+        writer.writerows(row for row in reader if (row["site"], row["hostname"], row["serial"]) in simulated)
     return out.getvalue()
 
 
