@@ -5,10 +5,8 @@ Two real `caretaker-agent run` processes stand for two PCs (their inventory over
 a NIC on loopback, so the controller wakes them directly and a UDP listener on this machine catches the magic
 packets, byte for byte: no packet leaves the machine). One PC is in the teacher's room (ICT Suite), one in a
 room that is not theirs (Library). The network manager grants the room with `caretaker user add … --role
-staff --site … --room …` and `caretaker apitoken create … --role staff …`.
-
-Rooms are put on the devices by writing ``Device.room`` (until `caretaker device set ID --room R` lands
-with issue 11, this register has no command for it).
+staff --site … --room …` and `caretaker apitoken create … --role staff …`, and puts each PC in its room
+with `caretaker device set HOSTNAME --room R`.
 """
 
 from __future__ import annotations
@@ -120,20 +118,19 @@ def school(tmp_path_factory: pytest.TempPathFactory) -> Iterator[School]:
 
 
 def _rooms_set(controller: ControllerProcess) -> dict[str, int] | None:
-    """Both PCs enrolled, each put in its room (what `caretaker device set --room` will do)."""
+    """Both PCs enrolled, then each put in its room by hand, as a network manager does."""
     engine = make_engine(controller.database_url)
     try:
         with Session(engine) as session:
-            found = {d.hostname: d for d in session.exec(select(Device)).all() if d.hostname in PCS}
-            if len(found) < len(PCS):
-                return None
-            for hostname, device in found.items():
-                device.room = PCS[hostname][0]
-                session.add(device)
-            session.commit()
-            return {hostname: device.id for hostname, device in found.items()}
+            found = {d.hostname: d.id for d in session.exec(select(Device)).all() if d.hostname in PCS}
     finally:
         engine.dispose()
+    if len(found) < len(PCS):
+        return None
+    for hostname in found:
+        controller.cli("device", "set", hostname, "--room", PCS[hostname][0])
+    return found
+
 
 
 def test_a_timetable_systems_staff_token_wakes_its_room_now_and_later_and_nothing_else(school):

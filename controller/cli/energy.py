@@ -209,7 +209,8 @@ def insomnia_command(site: Sites = None, start: Annotated[str | None, typer.Opti
         inputs = load_inputs(settings_for(database_url, data_dir).resolved_policy_dir())
         with session_scope(engine) as session:
             period = resolve(session, site or [], start or f"{today - timedelta(days=6)}", end or f"{today}")
-            found = insomnia(session, period.start, period.end, period.site_ids, inputs.policies, inputs.calendars)
+            found = insomnia(session, period.start, period.end, period.site_ids, inputs.policies, inputs.calendars,
+                             placement=inputs.placement)
     except (*ERRORS, ReportError) as exc:
         fail(str(exc))
     if as_json:

@@ -167,7 +167,8 @@ def utilisation_report(
     last = _date(until, "--until")
     inputs = _inputs(database_url, data_dir)
     found = in_session(database_url, data_dir, lambda s: utilisation.utilisation(
-        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars, until=last),
+        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars, until=last,
+        placement=inputs.placement),
         (UnknownSite,))
     if as_json:
         _dump(found)

@@ -31,6 +31,7 @@ from controller.energy.savings import waste_by
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.register.models import AwakeCause, AwakeHour
+from controller.register.placement import PlacementRule
 from controller.timeutil import as_utc, hour_floor
 
 NOT_REPORTED = ("not_reported", "", "")
@@ -116,9 +117,10 @@ def _pounds(blame: _Blame) -> Decimal | None:
 
 def insomnia(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
              policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None,
-             now: datetime | None = None) -> InsomniaReport:
-    """The estate's out-of-hours idle waste over [start, end), put down to what held each device awake."""
-    estate = load_estate(session, site_ids)
+             now: datetime | None = None, placement: Sequence[PlacementRule] = ()) -> InsomniaReport:
+    """The estate's out-of-hours idle waste over [start, end), put down to what held each device awake.
+    ``placement``: the rules that give devices rooms and tags, which decide what a policy keeps on."""
+    estate = load_estate(session, site_ids, placement=placement)
     hours = PolicyHours(estate, policies, calendars)
     totals = energy_totals(session, start, end, ("device_id", "hour", "policy", "state"), estate=estate, now=now,
                            classifier=hours.classifier)

@@ -42,6 +42,7 @@ from controller.policy.model import Policy
 from controller.policy.walltime import instant
 from controller.register.enrollment import site_by_name
 from controller.register.models import Device, EnergyBucket, Site
+from controller.register.placement import PlacementRule
 from controller.timeutil import as_utc
 
 IN_USE = PowerState.ACTIVE.value
@@ -113,7 +114,6 @@ class _Device:
     id: int
     site: str
     hostname: str
-    room: str | None
     device_class: str
 
 
@@ -163,7 +163,7 @@ def _devices(session: Session, site: str | None, site_ids: Iterable[int] | None)
         query = query.where(Site.name == site)
     if site_ids is not None:
         query = query.where(col(Device.site_id).in_(list(site_ids)))
-    return [_Device(d.id, name, d.hostname, d.room, d.device_class)
+    return [_Device(d.id, name, d.hostname, d.device_class)
             for d, name, state in session.exec(query.order_by(Site.name, Device.hostname, Device.id))
             if d.device_class != SERVER and (state or State.DEPLOYED.value) in ACTIVE_STATES]
 
@@ -171,14 +171,15 @@ def _devices(session: Session, site: str | None, site_ids: Iterable[int] | None)
 def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: str | None = None,
             policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None,
             site_ids: Iterable[int] | None = None, since: date | None = None,
-            until: date | None = None) -> list[DeviceUse]:
+            until: date | None = None, placement: Sequence[PlacementRule] = ()) -> list[DeviceUse]:
     """Each device in service's hours in use per school week up to ``now`` (servers and devices out of
     service apart); ``since`` and ``until`` (local dates, inclusive) bound the days too, as a report's
-    period does."""
+    period does. Rooms, and the policy (so the calendar) each device follows, are the register's, with
+    ``placement``'s rules."""
     devices = _devices(session, site, site_ids)
     if not devices:
         return []
-    estate = load_estate(session, device_ids=[d.id for d in devices])
+    estate = load_estate(session, device_ids=[d.id for d in devices], placement=placement)
     policy_hours = PolicyHours(estate, policies, calendars)
     first = first_reported(session, [d.id for d in devices])
     plans: dict[int, list[tuple[date, int]]] = {}
@@ -206,8 +207,8 @@ def measure(session: Session, now: datetime, weeks: int = DEFAULT_WEEKS, site: s
                        and local - timedelta(days=local.weekday()) in mondays), Decimal(0))
         school_days = sum(n for _, n in plan)
         per_week = (_hours(seconds * SCHOOL_WEEK_DAYS / school_days)) if school_days else None
-        found.append(DeviceUse(d.id, d.site, d.hostname, d.room, d.device_class, len(plan), school_days,
-                               _hours(seconds), per_week))
+        found.append(DeviceUse(d.id, d.site, d.hostname, estate.devices[d.id].room, d.device_class, len(plan),
+                               school_days, _hours(seconds), per_week))
     return found
 
 
@@ -247,11 +248,11 @@ def utilisation(session: Session, factors: Factors, now: datetime, under: float,
                 site: str | None = None, policies: Sequence[Policy] = (),
                 calendars: Mapping[str, Calendar] | None = None,
                 site_ids: Iterable[int] | None = None, since: date | None = None,
-                until: date | None = None) -> Utilisation:
+                until: date | None = None, placement: Sequence[PlacementRule] = ()) -> Utilisation:
     """What `caretaker lifecycle utilisation`, the console and the audit pack show."""
     if site is not None:
         site_by_name(session, site)  # a misspelt site is an error, not an empty estate
-    uses = measure(session, now, weeks, site, policies, calendars, site_ids, since, until)
+    uses = measure(session, now, weeks, site, policies, calendars, site_ids, since, until, placement)
     models = {device_id: (vendor, model) for batch in in_batches([u.device_id for u in uses])
               for device_id, vendor, model in session.exec(
                   select(Device.id, Device.vendor, Device.model).where(col(Device.id).in_(list(batch))))}

@@ -111,7 +111,7 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
     use = utilisation.utilisation(session, embodied.load(session), end - timedelta(microseconds=1),
                                   LifecyclePolicy().underused_hours_per_week, utilisation.MOST_WEEKS,
                                   policies=inputs.policies, calendars=inputs.calendars, site_ids=site_ids,
-                                  since=period.first)
+                                  since=period.first, placement=inputs.placement)
     return AuditPack(
         trust=scope.label, period=period, prior=prior, generated_at=now, factor=factor, prior_factor=prior_factor,
         used=used_figures(usages), prior_kwh=used_figures(prior_usages).kwh,

@@ -199,7 +199,7 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
                                       sources.wake_requests(session, scope, period.start_utc, period.end_utc))),
         recommendations=tuple(recommendations(usages, period, accounted.hours, observed)[:3]),
         insomnia=insomnia(session, period.start_utc, period.end_utc, scope.site_ids, inputs.policies,
-                          inputs.calendars, now),
+                          inputs.calendars, now, inputs.placement),
     )
 
 

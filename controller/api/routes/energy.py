@@ -103,6 +103,6 @@ def insomnia_by_cause(runtime: RuntimeDep, principal: Reader, start: From, end: 
         period = _scope(session, principal, site, start, end)
         try:
             return insomnia(session, period.start, period.end, period.site_ids, inputs.policies,
-                            inputs.calendars).to_json()
+                            inputs.calendars, placement=inputs.placement).to_json()
         except AccountingError as exc:
             raise HTTPException(400, str(exc)) from None

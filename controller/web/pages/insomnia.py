@@ -21,15 +21,16 @@ DAYS = 7
 
 @router.get("/insomnia")
 def insomnia_page(request: Request, runtime: RuntimeDep, principal: Reader, site: str = "") -> Response:
-    policies, calendars = ((), {})
+    policies, calendars, placement = ((), {}, ())
     if runtime.policies is not None:
         active = runtime.policies.current()
-        policies, calendars = active.policies, active.calendars
+        policies, calendars, placement = active.policies, active.calendars, active.placement
     now = utcnow()
     with Session(runtime.engine) as session:
         sites = visible_sites(session, principal)
         chosen = [s.id for s in sites if not site or s.name == site]
-        found = insomnia(session, hour_floor(now) - timedelta(days=DAYS), now, chosen, policies, calendars, now) \
+        found = insomnia(session, hour_floor(now) - timedelta(days=DAYS), now, chosen, policies, calendars, now,
+                         placement) \
             if chosen else None
     return page(request, "insomnia.html", principal, nav="insomnia", found=found, sites=sites, site=site,
                 days=DAYS)

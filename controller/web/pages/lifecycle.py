@@ -47,7 +47,7 @@ def utilisation_page(request: Request, runtime: RuntimeDep, principal: Reader) -
     with Session(runtime.engine) as session:
         use = utilisation.utilisation(session, embodied.load(session), now, Policy().underused_hours_per_week,
                                       policies=inputs.policies, calendars=inputs.calendars,
-                                      site_ids=principal.site_ids)
+                                      site_ids=principal.site_ids, placement=inputs.placement)
         servers = rightsize.rightsize(session, now, site_ids=None if principal.site_ids is None
                                       else list(principal.site_ids))
     return page(request, "utilisation.html", principal, nav="lifecycle", use=use, servers=servers)

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
-from sqlmodel import Session
 
 from agent.protocol import (
     PROTOCOL_VERSION,
@@ -40,7 +38,6 @@ from controller.api.app import create_app
 from controller.db import make_engine, session_scope
 from controller.policy.calendar import Nation, bank_holidays
 from controller.register.enrollment import create_token
-from controller.register.models import Device, Site
 from controller.settings import Settings
 from controller.timeutil import utcnow
 from tests.conftest import BACKENDS, BIN, fresh_database
@@ -148,14 +145,12 @@ def database(request, tmp_path_factory) -> Iterator[Controller]:
                 _post(client, engine, n, server.hostname, DeviceClass.SERVER,
                       [_report(i + 1, day, 86400, IDLE, server.watts, server.cpu[i], server.memory[i])
                        for i, day in enumerate(SERVER_DAYS)])
-        with Session(engine) as session:  # rooms and the trust: stand-ins for the commands of issue 11
-            for hostname, room in ROOMS.items():
-                session.execute(update(Device).where(Device.hostname == hostname).values(room=room))
-            session.execute(update(Site).values(trust="Vale Trust"))
-            session.commit()
         engine.dispose()
         workdir = directory / "cli"
         workdir.mkdir()
+        for hostname, room in ROOMS.items():  # rooms and the trust, as a network manager sets them
+            caretaker(url, workdir, "device", "set", hostname, "--room", room)
+        caretaker(url, workdir, "site", "set", "Hillside Primary", "--trust", "Vale Trust")
         caretaker(url, workdir, "energy", "tariff", "set", "--site", "Hillside Primary", "--from",
                   (W1 - timedelta(weeks=1)).isoformat(), "--band", "flat all 00:00-00:00 30")
         yield Controller(url, workdir)
