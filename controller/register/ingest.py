@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, select
+from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -44,7 +44,7 @@ from controller.power.service import RelayReply, WakeService
 from controller.register import conflicts, credentials
 from controller.register.devices import apply_inventory
 from controller.register.identity import fingerprint_from_json, fingerprint_of, fingerprint_to_json, other_hardware
-from controller.register.models import ActionRecord, Agent, Device, EnergyBucket
+from controller.register.models import ActionRecord, Agent, Device, DeviceLatest, EnergyBucket
 from controller.register.models import Report as ReportRow
 from controller.timeutil import as_utc, utcnow
 
@@ -345,6 +345,7 @@ class IngestWriter:
             kept = [v for v in verdicts if v.refused is None]
             inserted = _insert_reports(session, kept, now)
             _add_energy(session, kept, inserted, now)
+            _keep_latest(session, kept, inserted)
             _touch_agents_and_devices(session, kept, inserted, states, now)
             _apply_inventories(session, kept, inserted, states, now)
             _record_actions(session, kept, inserted)
@@ -436,14 +437,19 @@ def _insert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
+def _accounted(report: Report) -> dict:
+    """The method and joules accounted for the report's own state (its best sample), as stored."""
     awake = best_samples(report.energy).get(report.activity.state)
+    return {"method": awake.method.value if awake else None, "joules": awake.joules if awake else None}
+
+
+def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
     return {
         "agent_id": agent.agent_id, "seq": report.seq, "device_id": agent.device_id,
         "start": report.start, "end": report.end, "state": report.activity.state.value,
         "cpu_percent": report.activity.cpu_percent, "idle_seconds": report.activity.idle_seconds,
         "sessions": report.activity.sessions, "slept_seconds": report.activity.slept_seconds,
-        "method": awake.method.value if awake else None, "joules": awake.joules if awake else None,
+        **_accounted(report),
         "samples": to_wire(report.energy), "received_at": now,
         "processes_watched": list(report.activity.processes_watched) or None,
         "processes_running": list(report.activity.processes_running) if report.activity.processes_watched else None,
@@ -498,6 +504,33 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
         if device_id not in earliest or key.hour < earliest[device_id]:
             earliest[device_id] = key.hour
     reopen(session, earliest, now)  # a late report re-opens the rolled-up days it lands in
+
+
+def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
+    """Each device's latest report into ``device_latest``, unless it already holds a later one (a
+    spool flushed late, or another replica's batch): latest by start, then by end, as the rule in
+    controller.estate.summary says."""
+    newest: dict[int, dict] = {}
+    for verdict in verdicts:
+        agent = verdict.job.agent
+        for report in verdict.keep:
+            if (agent.agent_id, report.seq) not in inserted:
+                continue
+            held = newest.get(agent.device_id)
+            if held is None or (as_utc(report.start), as_utc(report.end)) > (held["start"], held["end"]):
+                newest[agent.device_id] = {
+                    "device_id": agent.device_id, "start": as_utc(report.start), "end": as_utc(report.end),
+                    "state": report.activity.state.value, **_accounted(report)}
+    if not newest:
+        return
+    table = DeviceLatest.__table__
+    statement = _insert(session)(table)
+    later = or_(statement.excluded.start > table.c.start,
+                and_(statement.excluded.start == table.c.start, statement.excluded.end > table.c.end))
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id"], where=later,
+        set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")})
+    session.execute(statement, [newest[d] for d in sorted(newest)])  # sorted: replicas lock in one order
 
 
 def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
