@@ -241,7 +241,8 @@ def _copy(connection: sqlalchemy.Connection, table: str, columns: tuple[str, ...
     count = 0
     if connection.dialect.name == "postgresql":
         raw = connection.connection.dbapi_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        quoted = ", ".join(f'"{column}"' for column in columns)  # "end" is a keyword
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
                 count += 1
