@@ -191,7 +191,7 @@ class _Timeline:
     def __init__(self, stored: list[_Interval]):
         self._intervals = sorted(stored, key=lambda i: (i.start, i.seq))
         self._starts = [i.start for i in self._intervals]
-        self.seqs = {i.seq for i in stored}
+        self.starts_of = {i.seq: i.start for i in stored}  # each seq stored or accepted, and its start
 
     def clash(self, report: Report) -> _Interval | None:
         start, end = as_utc(report.start), as_utc(report.end)
@@ -206,7 +206,7 @@ class _Timeline:
         at = bisect.bisect_left(self._starts, interval.start)
         self._starts.insert(at, interval.start)
         self._intervals.insert(at, interval)
-        self.seqs.add(report.seq)
+        self.starts_of[report.seq] = interval.start
 
 
 @dataclass
@@ -215,6 +215,7 @@ class _AgentState:
 
     device_id: int
     last_end: datetime | None
+    last_seq: int
     retired: bool
     shared: bool
     ceiling_watts: float
@@ -383,8 +384,14 @@ class IngestWriter:
             state.timeline = _Timeline(_stored_intervals(session, job.agent.agent_id, state, job.batch.reports))
         timeline = state.timeline
         for report in sorted(job.batch.reports, key=lambda r: (r.start, r.seq)):
-            if report.seq in timeline.seqs:
-                verdict.keep.append(report)  # a replay: stored once, acknowledged as a duplicate
+            if report.seq in timeline.starts_of:
+                if timeline.starts_of[report.seq] == as_utc(report.start):
+                    verdict.keep.append(report)  # a replay: stored once, acknowledged as a duplicate
+                else:
+                    verdict.rejected.append(RejectedReport(report.seq, (
+                        f"report {report.seq} reuses the number of a report starting at "
+                        f"{timeline.starts_of[report.seq].isoformat()}: a replay has the same start, and each "
+                        "report has a number of its own")))
                 continue
             problem = time_problem(report, now, self._limits) or power_problem(
                 report, state.ceiling_watts, state.device_class)
@@ -403,29 +410,34 @@ def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, s
                   ) -> dict[str, _AgentState]:
     ids = sorted({job.agent.agent_id for job in group})
     rows = session.execute(
-        select(Agent.id, Agent.device_id, Agent.last_end, Agent.retired_at, Agent.shared_since,
+        select(Agent.id, Agent.device_id, Agent.last_end, Agent.last_seq, Agent.retired_at, Agent.shared_since,
                Device.device_class, Device.vendor, Device.model)
         .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(ids))).all()
-    return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, retired is not None,
+    return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, last_seq, retired is not None,
                                   shared is not None, ceiling(device_class, vendor, model),
                                   device_class)
-            for agent_id, device_id, last_end, retired, shared, device_class, vendor, model in rows}
+            for agent_id, device_id, last_end, last_seq, retired, shared, device_class, vendor, model in rows}
 
 
 def _stored_intervals(session: Session, agent_id: str, state: _AgentState, reports: tuple[Report, ...]
                       ) -> list[_Interval]:
-    """The agent's stored reports that the batch's could overlap or repeat. Agents send in order, so
-    usually every report starts after the last one stored and nothing needs reading."""
+    """The agent's stored reports that the batch's could overlap or repeat (by interval, or by number: a
+    seq the agent used before). Agents send in order, so usually every report starts after the last one
+    stored, with a higher seq, and nothing needs reading."""
     early = [r for r in reports if state.last_end is not None and as_utc(r.start) < state.last_end]
-    if not early:
-        return []
-    # A stored report overlapping [start, end) started less than the longest interval before ``start``.
-    since = min(as_utc(r.start) for r in early) - timedelta(seconds=MAX_INTERVAL_SECONDS)
-    until = max(as_utc(r.end) for r in early)
-    rows = session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
-        ReportRow.device_id == state.device_id, ReportRow.agent_id == agent_id,
-        col(ReportRow.start) >= since, col(ReportRow.start) < until)).all()
-    return [_Interval(as_utc(start), as_utc(end), seq) for seq, start, end in rows]
+    used = sorted({r.seq for r in reports if r.seq <= state.last_seq})
+    rows = []
+    if early:
+        # A stored report overlapping [start, end) started less than the longest interval before ``start``.
+        since = min(as_utc(r.start) for r in early) - timedelta(seconds=MAX_INTERVAL_SECONDS)
+        until = max(as_utc(r.end) for r in early)
+        rows += session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
+            ReportRow.device_id == state.device_id, ReportRow.agent_id == agent_id,
+            col(ReportRow.start) >= since, col(ReportRow.start) < until)).all()
+    if used:
+        rows += session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
+            ReportRow.agent_id == agent_id, col(ReportRow.seq).in_(used))).all()
+    return [_Interval(as_utc(start), as_utc(end), seq) for seq, start, end in set(rows)]
 
 
 def _arrivals(verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[Arrival]:
