@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from agent.protocol import MAX_INTERVAL_SECONDS, BatchAck, RejectedReport, Report, ReportBatch, to_wire
-from controller.db import UNAVAILABLE
+from controller.db import UNAVAILABLE, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -41,10 +40,11 @@ from controller.energy.rollup import reopen
 from controller.logs import RepeatedError
 from controller.power.relaying import Arrival
 from controller.power.service import RelayReply, WakeService
+from controller.power.wake import insert_audits
 from controller.register import conflicts, credentials
 from controller.register.devices import apply_inventory
 from controller.register.identity import fingerprint_from_json, fingerprint_of, fingerprint_to_json, other_hardware
-from controller.register.models import ActionRecord, Agent, Device, DeviceLatest, EnergyBucket
+from controller.register.models import Agent, Device, DeviceLatest, EnergyBucket
 from controller.register.models import Report as ReportRow
 from controller.timeutil import as_utc, utcnow
 
@@ -445,10 +445,6 @@ def _arrivals(verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[
                     tuple(r for r in v.keep if (v.job.agent.agent_id, r.seq) in inserted)) for v in verdicts]
 
 
-def _insert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _accounted(report: Report) -> dict:
     """The method and joules accounted for the report's own state (its best sample), as stored."""
     awake = best_samples(report.energy).get(report.activity.state)
@@ -479,7 +475,7 @@ def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -
     if not rows:
         return set()
     table = ReportRow.__table__
-    statement = (_insert(session)(table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
+    statement = (upsert(session, table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
                  .returning(table.c.agent_id, table.c.seq))
     return {(a, s) for a, s in session.execute(statement, rows)}
 
@@ -505,7 +501,7 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
              "joules": value.joules, "seconds": value.seconds}
             for (device_id, key), value in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1].hour,
                                                                                   kv[0][1].state, kv[0][1].method))]
-    statement = _insert(session)(table)
+    statement = upsert(session, table)
     statement = statement.on_conflict_do_update(
         index_elements=["device_id", "hour", "state", "method"],
         set_={"joules": table.c.joules + statement.excluded.joules,
@@ -536,7 +532,7 @@ def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple
     if not newest:
         return
     table = DeviceLatest.__table__
-    statement = _insert(session)(table)
+    statement = upsert(session, table)
     later = or_(statement.excluded.start > table.c.start,
                 and_(statement.excluded.start == table.c.start, statement.excluded.end > table.c.end))
     statement = statement.on_conflict_do_update(
@@ -617,6 +613,4 @@ def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tu
              "details": {"until": action.until.isoformat() if action.until else None, "policy": action.policy}}
             for v in verdicts for report in v.keep if (v.job.agent.agent_id, report.seq) in inserted
             for index, action in enumerate(report.actions)]
-    if rows:
-        session.execute(_insert(session)(ActionRecord.__table__).on_conflict_do_nothing(
-            index_elements=["source_key"]), rows)
+    insert_audits(session, rows)
