@@ -11,6 +11,10 @@ criteria say, the window's mode decides:
   ``deferral_minutes``, up to ``max_deferrals`` times; then it acts;
 - force: act.
 
+School hours with daytime sleep (``ScheduleWindow.daytime_sleep``) are treated the same way, as a
+window whose action is sleep (never shutdown) and whose input idle is the mains or the battery figure,
+whichever the machine runs on now (``platform.on_battery``): the same warnings, deferrals and modes.
+
 Idle and sessions come from the session desk (agent.session). When someone is signed in and no
 session helper answers for them, their idle time is unknown, never guessed: a power-down that waits
 for input idle, or that must warn them, keeps the machine on, records why, and looks again after
@@ -31,11 +35,12 @@ import logging
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from agent import platform
 from agent.config import AgentConfig
 from agent.platform.power_actions import PowerActions, for_platform
 from agent.processes import running
@@ -131,6 +136,15 @@ class _Countdown:
         return f"{self.window}#{self.deferrals}"
 
 
+@dataclass(frozen=True)
+class _Due:
+    """A window in which the machine is to power down once idle by ``criteria``; ``note`` starts the reason."""
+
+    window: ScheduleWindow
+    criteria: IdleCriteria | None
+    note: str = ""
+
+
 @dataclass
 class _State:
     schedule: AgentSchedule | None = None
@@ -143,8 +157,10 @@ class _State:
 class Enforcer:
     def __init__(self, state_file: Path, probe: Probe, execute: Executor = run_command,
                  actions: PowerActions | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 log: logging.Logger = LOG, warnings: Warnings | None = None) -> None:
+                 log: logging.Logger = LOG, warnings: Warnings | None = None,
+                 on_battery: Callable[[], bool] = lambda: False) -> None:
         self._file = state_file
+        self._on_battery = on_battery
         self._probe = probe
         self._execute = execute
         self._actions = actions or for_platform()
@@ -192,10 +208,11 @@ class Enforcer:
         schedule = self._state.schedule
         if schedule is None or now >= schedule.valid_until:
             return
-        window = schedule.window_at(now)
-        if window is None or window.intent is ScheduleIntent.KEEP_ON:
+        due = self._in_force(schedule, now)
+        if due is None:
             self._leave_window()
             return
+        window, criteria = due.window, due.criteria
         key = window.start.isoformat()
         if self._state.handled == key and window.mode is EnforcementMode.OBSERVE:
             return
@@ -205,18 +222,42 @@ class Enforcer:
             return
         countdown = self._state.countdown
         if countdown is not None and countdown.window == key:
-            self._count_down(schedule, window, countdown, now)
+            self._count_down(schedule, window, criteria, countdown, now)
             return
-        reading = self._probe(schedule.idle)
+        reading = self._probe(criteria)
         mode = window.mode or EnforcementMode.OBSERVE
-        waits_for_input = schedule.idle is not None and schedule.idle.minutes_without_input is not None
+        waits_for_input = criteria is not None and criteria.minutes_without_input is not None
         if reading.unanswered and (waits_for_input or mode is EnforcementMode.WARN):
             self._keep_on(schedule, window, f"idle unknown: {_unanswered(reading)}", now)
             return
-        idle, why = judge_idle(schedule.idle, reading)
+        idle, why = judge_idle(criteria, reading)
         if not idle:
             return
-        self._decide(schedule, window, reading, why, now)
+        self._decide(schedule, window, reading, due.note + why, now)
+
+    def _in_force(self, schedule: AgentSchedule, now: datetime) -> _Due | None:
+        """The window to act in now, with its idle criteria; None while the machine should simply stay on.
+
+        A school-hours window with daytime sleep acts like a power-down window whose action is sleep and
+        whose input idle is the mains or battery figure. The site's stagger offset is added to that idle
+        time, so a room that fell idle together at the end of a lesson does not all sleep in one minute.
+        """
+        window = schedule.window_at(now)
+        if window is None:
+            return None
+        if window.intent is ScheduleIntent.POWER_DOWN:
+            return _Due(window, schedule.idle)
+        if window.daytime_sleep is None:
+            return None
+        battery = self._on_battery()
+        minutes = window.daytime_sleep.minutes(battery)
+        if minutes is None:
+            return None
+        minutes += schedule.start_offset_seconds // 60
+        source = "battery" if battery else "mains"
+        return _Due(replace(window, intent=ScheduleIntent.POWER_DOWN, action=PowerActionKind.SLEEP),
+                    replace(schedule.idle or IdleCriteria(), minutes_without_input=minutes),
+                    f"daytime sleep on {source} after {minutes} min idle: ")
 
     # --- the modes --------------------------------------------------------------------------------
 
@@ -244,11 +285,11 @@ class Enforcer:
         else:
             self._act(schedule, window, why, now)
 
-    def _count_down(self, schedule: AgentSchedule, window: ScheduleWindow, countdown: _Countdown,
-                    now: datetime) -> None:
+    def _count_down(self, schedule: AgentSchedule, window: ScheduleWindow, criteria: IdleCriteria | None,
+                    countdown: _Countdown, now: datetime) -> None:
         warning = schedule.warning
         allowed = warning.max_deferrals if warning else 2
-        reading = self._probe(schedule.idle)
+        reading = self._probe(criteria)
         if reading.unanswered:  # nobody there can postpone any more: never act on a warning they cannot answer
             self._state.countdown = None
             self._warnings.withdraw()
@@ -402,7 +443,8 @@ def judge_idle(criteria: IdleCriteria | None, reading: Reading) -> tuple[bool, s
 
 def _same_window(schedule: AgentSchedule, key: str, now: datetime) -> bool:
     window = schedule.window_at(now)
-    return window is not None and window.start.isoformat() == key and window.intent is ScheduleIntent.POWER_DOWN
+    return window is not None and window.start.isoformat() == key and (
+        window.intent is ScheduleIntent.POWER_DOWN or window.daytime_sleep is not None)
 
 
 def _unanswered(reading: Reading) -> str:
@@ -416,7 +458,9 @@ def enforcer_for(config: AgentConfig, desk: SessionDesk) -> Enforcer:
     def execute(argv: Sequence[str]) -> CommandResult:
         return run_command([*wrapper, *argv])
 
-    return Enforcer(config.power_state_file, live_probe(desk), execute, warnings=desk)
+    root = config.root
+    return Enforcer(config.power_state_file, live_probe(desk), execute, warnings=desk,
+                    on_battery=lambda: platform.current().on_battery(root))
 
 
 def live_probe(desk: SessionDesk) -> Probe:

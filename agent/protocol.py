@@ -268,9 +268,14 @@ class Activity:
     # list. Nothing watched (older agents, or no such criterion): the controller cannot say.
     processes_watched: tuple[str, ...] = ()
     processes_running: tuple[str, ...] = ()
+    # Share of physical memory in use at the end of the interval, 0-100; None: an older agent. Servers'
+    # right-sizing (controller.lifecycle.rightsize) asks how much of their memory they use.
+    memory_percent: float | None = None
 
     def __post_init__(self) -> None:
         _require(0.0 <= self.cpu_percent <= 100.0, "cpu_percent must be between 0 and 100")
+        _require(self.memory_percent is None or 0.0 <= self.memory_percent <= 100.0,
+                 "memory_percent must be between 0 and 100")
         _require(self.idle_seconds is None or 0 <= self.idle_seconds <= MAX_IDLE_SECONDS,
                  f"idle_seconds must be between 0 and {MAX_IDLE_SECONDS}")
         _require(0 <= self.sessions <= 10_000, "sessions is out of range")
@@ -371,8 +376,30 @@ class WarningSettings:
 
 
 @dataclass(frozen=True)
+class DaytimeSleep:
+    """In a keep-on window (school hours): sleep once input has been idle this long, on mains or on battery.
+
+    None for a power source means no daytime sleep on it. An agent that does not know this field keeps
+    the machine on, which is the safe way to be wrong.
+    """
+
+    mains_idle_minutes: int | None = None
+    battery_idle_minutes: int | None = None
+
+    def __post_init__(self) -> None:
+        for minutes in (self.mains_idle_minutes, self.battery_idle_minutes):
+            _require(minutes is None or 1 <= minutes <= 24 * 60, "daytime sleep minutes must be 1 to 1440")
+
+    def minutes(self, on_battery: bool) -> int | None:
+        return self.battery_idle_minutes if on_battery else self.mains_idle_minutes
+
+
+@dataclass(frozen=True)
 class ScheduleWindow:
-    """From ``start`` to ``end`` the device should stay on, or power down once idle (``intent``)."""
+    """From ``start`` to ``end`` the device should stay on, or power down once idle (``intent``).
+
+    A keep-on window with ``daytime_sleep`` (school hours) still lets the machine sleep once idle, in ``mode``.
+    """
 
     start: datetime
     end: datetime
@@ -380,6 +407,7 @@ class ScheduleWindow:
     action: PowerActionKind | None = None
     mode: EnforcementMode | None = None
     reason: str = ""  # the rule that decided, e.g. "out_of_hours", "exam_window: GCSE maths"
+    daytime_sleep: DaytimeSleep | None = None
 
     def __post_init__(self) -> None:
         _aware("window.start", self.start)

@@ -297,7 +297,7 @@ class Sampler:
         state = activity_state(cpu, current.activity.idle_seconds, self._config)
         activity = Activity(state=state, cpu_percent=round(cpu, 2), idle_seconds=current.activity.idle_seconds,
                             idle_source=current.activity.idle_source, sessions=current.activity.sessions,
-                            slept_seconds=slept)
+                            slept_seconds=slept, memory_percent=current.activity.memory_percent)
 
         inventory = self.inventory()
         energy: list[EnergySample] = []

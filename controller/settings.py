@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     wake_rewake_seconds: int = 900  # no second wake of a device within this long of the last one
     wake_confirm_seconds: int = 600  # a woken device must report within this long, else the wake is retried
     wake_attempts: int = 3
+    # A teacher's wake button (power/staff.py): requests a staff user or token may make in an hour, and all
+    # staff together for one site. Past either, 429 with Retry-After.
+    staff_wakes_per_user_per_hour: int = 10
+    staff_wakes_per_site_per_hour: int = 60
     # The controller's own subnets (CIDR); empty: read from its interfaces. A target on one is woken directly.
     wake_local_networks: list[str] = []
     # Subnets a router forwards directed broadcasts to: the fallback when no relay agent is on them.

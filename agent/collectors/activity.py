@@ -25,6 +25,7 @@ class ActivityReading:
     idle_source: str
     sessions: int  # signed-in user sessions
     slept_seconds: float  # time suspended since boot: a counter that only moves while asleep
+    memory_percent: float | None = None  # physical memory in use now, 0-100
 
 
 PROVIDES = ActivityReading
@@ -60,4 +61,4 @@ def collect(root: Path) -> ActivityReading:
     sessions = desk.current(root).view()  # the enforcer's own answer: one rule for idle (agent.session.view)
     return ActivityReading(cpu_busy_seconds=busy, cpu_total_seconds=total, idle_seconds=sessions.idle_seconds,
                            idle_source=sessions.source, sessions=sessions.sessions,
-                           slept_seconds=backend.slept_seconds())
+                           slept_seconds=backend.slept_seconds(), memory_percent=psutil.virtual_memory().percent)

@@ -112,6 +112,10 @@ class Backend(Protocol):
         """None when the machine has no system battery."""
         ...
 
+    def on_battery(self, root: Path) -> bool:
+        """Whether the machine runs on its battery now (daytime sleep waits less); cheap enough to ask each minute."""
+        ...
+
 
 _CONTROLS = str.maketrans(dict.fromkeys(CONTROL_CHARACTERS))
 

@@ -173,3 +173,9 @@ def has_battery(root: Path) -> bool:
 
 def battery_draw(root: Path) -> BatteryDraw | None:
     return linux_power.battery_draw(root)
+
+
+def on_battery(root: Path) -> bool:
+    """A discharging system battery in sysfs (the reading psutil.sensors_battery makes, under ``root``)."""
+    draw = linux_power.battery_draw(root)
+    return draw is not None and draw.discharging

@@ -242,3 +242,11 @@ def has_battery(root: Path) -> bool:
 
 def battery_draw(root: Path) -> BatteryDraw | None:
     return parse_battery_draw(_smart_battery())
+
+
+def on_battery(root: Path) -> bool:
+    """IOPowerSources through psutil: cheaper than the ioreg read of ``battery_draw``, and asked every minute."""
+    import psutil
+
+    battery = psutil.sensors_battery()
+    return battery is not None and battery.power_plugged is False

@@ -240,6 +240,12 @@ def has_battery(root: Path) -> bool:
     return status is not None and battery_present(status.BatteryFlag)
 
 
+def on_battery(root: Path) -> bool:
+    """GetSystemPowerStatus: a battery present and the AC line offline (no PowerShell: asked every minute)."""
+    status = _power_status()
+    return status is not None and battery_present(status.BatteryFlag) and status.ACLineStatus == AC_OFFLINE
+
+
 def battery_draw(root: Path) -> BatteryDraw | None:
     status = _power_status()
     if status is None or not battery_present(status.BatteryFlag):

@@ -27,6 +27,7 @@ from controller.api.routes import (
     metrics,
     policy,
     reports,
+    staff,
     wake,
 )
 from controller.db import make_engine
@@ -106,6 +107,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(metrics.router, responses={401: signed_in[401]})
     app.include_router(energy.router, responses={**signed_in})
     app.include_router(wake.router, responses={**signed_in, **errors.NOT_FOUND})
+    app.include_router(staff.router, responses={**signed_in})
     app.include_router(audit.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(policy.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(reports.router, responses={**signed_in, **errors.NOT_FOUND})

@@ -52,6 +52,8 @@ SIGNED_IN: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("no such object")}
 REFUSED: dict[int | str, dict[str, Any]] = {409: _problem("the rules refuse this change; the detail says why")}
+LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {**_problem("too many requests; try again after Retry-After seconds"), "headers": _RETRY_AFTER}}
 
 
 def validation_detail(exc: RequestValidationError) -> str:

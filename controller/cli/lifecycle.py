@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -18,13 +20,18 @@ from controller.cli.common import (
     open_database,
     print_json,
     print_rows,
+    print_table,
+    settings_for,
 )
 from controller.db import session_scope
-from controller.lifecycle import embodied, queries, service
+from controller.energy.accounting import jsonable
+from controller.lifecycle import embodied, queries, rightsize, service, utilisation
 from controller.lifecycle.evidence import Evidence, check_method
 from controller.lifecycle.recommend import Policy
 from controller.lifecycle.service import NotFound
 from controller.lifecycle.states import Refused, parse_outcome, parse_state
+from controller.register.enrollment import UnknownSite
+from controller.reports.service import Inputs, ReportError, load_inputs
 from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -119,12 +126,115 @@ def recommend(
 ) -> None:
     """What to refresh, extend, repair, find or redeploy, each with its reason."""
     policy = _policy(refresh_years, stale_days, notice_days)
+    inputs = _inputs(database_url, data_dir)
     found = in_session(database_url, data_dir,
-                       lambda s: queries.recommendations(s, embodied.load(s), policy, utcnow(), site))
+                       lambda s: queries.recommendations(s, embodied.load(s), policy, utcnow(), site,
+                                                         policies=inputs.policies, calendars=inputs.calendars))
     avoided = sum(r.avoided_kg_co2e or 0 for r in found)
     print_rows(found, as_json, ["ID", "SITE", "HOSTNAME", "ADVICE", "WHY"],
                lambda r: [r.device_id, r.site, r.hostname, r.kind, r.reason],
                f"{len(found)} recommendation(s); extending avoids {avoided:g} kgCO2e")
+
+
+def _inputs(database_url: str | None, data_dir: Path | None) -> Inputs:
+    """The power policies and their calendars (the data directory's policies/): they say what a school day is."""
+    try:
+        return load_inputs(settings_for(database_url, data_dir).resolved_policy_dir())
+    except ReportError as exc:
+        fail(str(exc))
+
+
+def _dump(value: object) -> None:
+    print_json(jsonable(dataclasses.asdict(value)))  # type: ignore[call-overload]
+
+
+@app.command("utilisation")
+def utilisation_report(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    weeks: Annotated[int, typer.Option(min=1, max=utilisation.LOOKBACK_WEEKS,
+                                       help="School weeks to look back over")] = utilisation.DEFAULT_WEEKS,
+    under: Annotated[float | None, typer.Option(
+        min=0, help=f"Propose redeploying devices in use under this many hours a school week "
+                    f"(default {Policy().underused_hours_per_week:g}, the recommendations' threshold)")] = None,
+    until: Annotated[str | None, typer.Option(help="Last local day counted, YYYY-MM-DD (default: today)")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Hours in use per device per school week, rooms and classes ranked, and devices to redeploy with the
+    embodied carbon of the new device each saves (in use: the agent reported it active)."""
+    threshold = Policy().underused_hours_per_week if under is None else under
+    last = _date(until, "--until")
+    inputs = _inputs(database_url, data_dir)
+    found = in_session(database_url, data_dir, lambda s: utilisation.utilisation(
+        s, embodied.load(s), utcnow(), threshold, weeks, site, inputs.policies, inputs.calendars, until=last),
+        (UnknownSite,))
+    if as_json:
+        _dump(found)
+        return
+    typer.echo(f"Hours in use per school week, last {weeks} school week(s):")
+    print_table(["ID", "SITE", "HOSTNAME", "ROOM", "CLASS", "WEEKS", "SCHOOL DAYS", "HOURS IN USE", "H/WEEK"],
+                [[u.device_id, u.site, u.hostname, u.room or "-", u.device_class, u.school_weeks, u.school_days,
+                  u.in_use_hours, "-" if u.hours_per_week is None else u.hours_per_week] for u in found.devices])
+    for title, groups in (("Rooms", found.rooms), ("Classes", found.classes)):
+        typer.echo(f"\n{title}, most used first:")
+        print_table(["RANK", "NAME", "DEVICES", "MEAN H/WEEK", f"UNDER {threshold:g} H"],
+                    [[g.rank, g.name, g.devices, g.hours_per_week, g.under] for g in groups])
+    typer.echo(f"\nRedeploy (in use under {threshold:g} h a school week):")
+    print_table(["ID", "SITE", "HOSTNAME", "ROOM", "CLASS", "H/WEEK", "SAVES KGCO2E", "BASIS"],
+                [[r.device_id, r.site, r.hostname, r.room or "-", r.device_class, r.hours_per_week,
+                  "-" if r.embodied_kg_co2e is None else f"{r.embodied_kg_co2e:g}", r.embodied_basis]
+                 for r in found.redeploy])
+    typer.echo(f"{len(found.redeploy)} device(s) to redeploy; each saves buying new: "
+               f"{found.embodied_saved_kg:g} kgCO2e embodied", err=True)
+
+
+@app.command("rightsize")
+def rightsize_report(
+    site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days to look back over (at most the report retention)")]
+    = rightsize.DEFAULT_DAYS,
+    ratio: Annotated[int, typer.Option(min=2, max=100, help="Virtual guests per host")] = rightsize.CONSOLIDATION_RATIO,
+    host_overhead: Annotated[float, typer.Option(
+        min=0, max=10, help="A host's extra draw over one server it replaces, as a share")] = float(
+        rightsize.HOST_OVERHEAD),
+    pue: Annotated[float, typer.Option(min=1, max=5, help="Power usage effectiveness of the server room")] = float(
+        rightsize.PUE),
+    until: Annotated[str | None, typer.Option(help="Last UTC day counted, YYYY-MM-DD (default: up to now)")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Servers' CPU and memory use, power and kWh; under-used servers proposed for consolidation onto
+    virtualisation hosts, with the kWh, £ and kgCO2e saved and the assumptions stated."""
+    assumptions = rightsize.Assumptions(ratio, Decimal(str(host_overhead)), Decimal(str(pue)))
+    last = _date(until, "--until")
+    end = utcnow() if last is None else min(utcnow(), datetime.combine(last + timedelta(days=1), time(0), UTC))
+    retention = settings_for(database_url, data_dir).report_retention_days
+    if utcnow() - (end - timedelta(days=days)) > timedelta(days=retention):
+        fail(f"--days {days} reaches past the reports kept ({retention} days, CARETAKER_REPORT_RETENTION_DAYS)")
+    found = in_session(database_url, data_dir, lambda s: rightsize.rightsize(s, end, days, site, assumptions),
+                       (UnknownSite,))
+    if as_json:
+        _dump(found)
+        return
+    typer.echo(f"Servers, {found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M} UTC:")
+    print_table(["ID", "SITE", "HOSTNAME", "HOURS", "CPU MEAN %", "CPU P95 %", "MEM MEAN %", "MEM P95 %", "MEAN W",
+                 "KWH", "£", "KGCO2E", "CANDIDATE"],
+                [[s.device_id, s.site, s.hostname, s.reported_hours, _dash(s.cpu_mean), _dash(s.cpu_p95),
+                  _dash(s.memory_mean), _dash(s.memory_p95), s.mean_watts, s.kwh, _dash(s.pounds), s.kg_co2e,
+                  "yes" if s.candidate else "no"] for s in found.servers])
+    typer.echo("\nConsolidation:")
+    print_table(["SITE", "SERVERS", "CANDIDATES", "HOSTS", "GUEST MEM GIB", "KWH SAVED", "£ SAVED", "KGCO2E SAVED",
+                 "KWH A YEAR", "£ A YEAR"],
+                [[c.site, c.servers, ", ".join(c.candidates), c.hosts, _dash(c.guest_memory_gib), c.kwh_saved,
+                  _dash(c.pounds_saved), c.kg_co2e_saved, c.kwh_saved_per_year, _dash(c.pounds_saved_per_year)]
+                 for c in found.consolidations])
+    typer.echo(f"Assumptions: {found.assumptions}", err=True)
+
+
+def _dash(value: object) -> object:
+    return "-" if value is None else value
 
 
 @app.command("forecast")

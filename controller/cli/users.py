@@ -22,11 +22,13 @@ from controller.web.accounts import (
     revoke_token,
 )
 
-app = typer.Typer(no_args_is_help=True, help="Console users: network managers, bursars and auditors.")
+app = typer.Typer(no_args_is_help=True, help="Console users: network managers, bursars, auditors and staff.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: the same roles as users, for scripts.")
 
-RoleOption = Annotated[Role, typer.Option("--role", help="network_manager, bursar or auditor")]
-Sites = Annotated[list[str] | None, typer.Option("--site", help="A site it may see (repeat); auditors only see these")]
+RoleOption = Annotated[Role, typer.Option("--role", help="network_manager, bursar, auditor or staff")]
+Sites = Annotated[list[str] | None, typer.Option("--site", help="A site it may see (repeat); auditors only see these, "
+                                                               "staff wake their rooms there")]
+Rooms = Annotated[list[str] | None, typer.Option("--room", help="Staff only: a room whose PCs it may wake (repeat)")]
 
 
 def _password(password_file: Path | None) -> str:
@@ -43,14 +45,18 @@ def user_add(
     name: Annotated[str, typer.Argument(help="The sign-in name")],
     role: RoleOption,
     site: Sites = None,
+    room: Rooms = None,
     password_file: Annotated[Path | None, typer.Option(help="Read the password from this file (else prompt)")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Add a user who signs in to the console; the password is stored as an argon2 hash."""
+    """Add a user who signs in to the console; the password is stored as an argon2 hash.
+
+    A staff user (a teacher) may only wake the PCs of the rooms given, at the sites given, from /staff."""
     password = _password(password_file)
     user_id = in_session(database_url, data_dir,
-                         lambda s: add_user(s, name, role, password, site or [], ACTOR).id, (AccountError,))
+                         lambda s: add_user(s, name, role, password, site or [], ACTOR, room or []).id,
+                         (AccountError,))
     typer.echo(f"user {user_id} {name.strip()} added as {role.value}")
 
 
@@ -58,8 +64,9 @@ def user_add(
 def user_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List users, their roles and the sites auditors may see."""
     print_rows(in_session(database_url, data_dir, list_users), as_json,
-               ["ID", "NAME", "ROLE", "SITES", "STATE", "LAST SIGN-IN"],
-               lambda u: [u.id, u.name, u.role, ", ".join(u.sites) or ("none" if u.role == Role.auditor else "all"),
+               ["ID", "NAME", "ROLE", "SITES", "ROOMS", "STATE", "LAST SIGN-IN"],
+               lambda u: [u.id, u.name, u.role, ", ".join(u.sites) or ("none" if u.role in (Role.auditor, Role.staff)
+                                                                      else "all"), "; ".join(u.rooms) or "-",
                           "disabled" if u.disabled else "active",
                           f"{u.last_sign_in:%Y-%m-%d %H:%M}" if u.last_sign_in else "never"])
 
@@ -77,6 +84,7 @@ def apitoken_create(
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. finance-export")],
     role: RoleOption,
     site: Sites = None,
+    room: Rooms = None,
     days: Annotated[int | None, typer.Option(help="Days until it expires (default: never)")] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
@@ -88,12 +96,12 @@ def apitoken_create(
     expires_at = utcnow() + timedelta(days=days) if days else None
 
     def create(session: Session) -> tuple[str, int]:
-        secret, token = create_token(session, name, role, site or [], expires_at, ACTOR)
+        secret, token = create_token(session, name, role, site or [], expires_at, ACTOR, room or [])
         return secret, token.id
 
     secret, token_id = in_session(database_url, data_dir, create, (AccountError,))
     if as_json:
-        print_json({"id": token_id, "token": secret, "role": role.value, "sites": site or [],
+        print_json({"id": token_id, "token": secret, "role": role.value, "sites": site or [], "rooms": room or [],
                     "expires_at": expires_at})
         return
     typer.echo(secret)
@@ -106,8 +114,8 @@ def apitoken_list(database_url: DatabaseUrl = None, data_dir: DataDir = None, as
     """List API tokens (never the tokens themselves)."""
     now = utcnow()
     print_rows(in_session(database_url, data_dir, list_tokens), as_json,
-               ["ID", "NAME", "TOKEN", "ROLE", "SITES", "STATE", "EXPIRES", "LAST USED"],
-               lambda t: [t.id, t.name, t.prefix + "…", t.role, ", ".join(t.sites) or "all",
+               ["ID", "NAME", "TOKEN", "ROLE", "SITES", "ROOMS", "STATE", "EXPIRES", "LAST USED"],
+               lambda t: [t.id, t.name, t.prefix + "…", t.role, ", ".join(t.sites) or "all", "; ".join(t.rooms) or "-",
                           "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now
                                                           else "active"),
                           f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "never",

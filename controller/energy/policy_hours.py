@@ -95,6 +95,7 @@ class PolicyHours:
         self.calendars = calendars or {}
         self._devices: dict[int, tuple[DevicePolicy, tuple]] = {}
         self._hours: dict[tuple, tuple[tuple[str, Decimal], ...]] = {}
+        self._days: dict[tuple, bool] = {}
 
     def device(self, device: DeviceInfo) -> DevicePolicy:
         return self._device(device)[0]
@@ -131,8 +132,12 @@ class PolicyHours:
 
     def school_day(self, device: DeviceInfo, day: date) -> bool:
         """Whether the device's policy (or the default hours) has the school open on ``day``."""
-        policy, _ = self._device(device)
-        return open_hours(policy.context, self.estate.sites[device.site_id].zone, day)[0]
+        policy, kind = self._device(device)
+        key = (kind, day)
+        found = self._days.get(key)
+        if found is None:
+            found = self._days[key] = open_hours(policy.context, self.estate.sites[device.site_id].zone, day)[0]
+        return found
 
 
 def open_hours(ctx: Context | None, tz, day: date) -> tuple[bool, list[tuple[datetime, datetime]]]:

@@ -7,22 +7,24 @@ what ``service.asset_of`` makes of them on first use.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import case, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from controller.lifecycle import utilisation
 from controller.lifecycle.embodied import Factors, amortised_kg, purchase_year_kg, service_end
 from controller.lifecycle.evidence import completeness
 from controller.lifecycle.models import Asset, DisposalBatch, DisposalEvidence
 from controller.lifecycle.recommend import CONSIDERED, DeviceFacts, Policy, Recommendation, os_end, recommend
 from controller.lifecycle.service import evidence_of
 from controller.lifecycle.states import LEAVING, State
-from controller.register.models import Device, EnergyBucket, Site
+from controller.policy.calendar import Calendar
+from controller.policy.model import Policy as PowerPolicy
+from controller.register.models import Device, Site
 
-UNDERUSE_WINDOW = timedelta(days=28)
 # The DfE register fields a person must fill (serial comes from the agent or the import).
 REQUIRED_FIELDS = ("serial", "assigned_to", "location", "purchase_date", "warranty_end", "os_end_of_support",
                    "review_date")
@@ -50,22 +52,9 @@ def _state(asset: Asset | None) -> str:
     return asset.state if asset is not None else State.DEPLOYED.value
 
 
-def active_hours_per_week(session: Session, now: datetime) -> dict[int, float]:
-    """Mean active hours a week over the last four weeks, for devices known for all of them that reported
-    something in them (no buckets at all means no observation, not no use)."""
-    since = now - UNDERUSE_WINDOW
-    weeks = UNDERUSE_WINDOW / timedelta(weeks=1)
-    active = func.sum(case((EnergyBucket.state == "active", EnergyBucket.seconds), else_=0.0))
-    rows = session.exec(select(EnergyBucket.device_id, active)
-                        .join(Device, col(Device.id) == EnergyBucket.device_id)
-                        .where(EnergyBucket.hour >= since, EnergyBucket.hour < now, Device.first_seen <= since)
-                        .group_by(EnergyBucket.device_id)).all()
-    return {device_id: float(seconds or 0.0) / 3600 / weeks for device_id, seconds in rows}
-
-
 def device_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
-                 may_see: MaySee = _everyone) -> list[DeviceFacts]:
-    hours = active_hours_per_week(session, now)
+                 may_see: MaySee = _everyone, hours_per_week: Mapping[int, float] | None = None) -> list[DeviceFacts]:
+    hours = hours_per_week or {}
     facts = []
     for device, asset, site_name in _rows(session, site, may_see):
         inventory = device.inventory or {}
@@ -88,8 +77,13 @@ def device_facts(session: Session, factors: Factors, now: datetime, site: str | 
 
 
 def recommendations(session: Session, factors: Factors, policy: Policy, now: datetime,
-                    site: str | None = None, may_see: MaySee = _everyone) -> list[Recommendation]:
-    return recommend(device_facts(session, factors, now, site, may_see), policy, now.date(), now)
+                    site: str | None = None, may_see: MaySee = _everyone, policies: Sequence[PowerPolicy] = (),
+                    calendars: Mapping[str, Calendar] | None = None) -> list[Recommendation]:
+    """Every rule's advice; under-use is ``utilisation``'s figure (hours in use per school week)."""
+    hours = {u.device_id: float(u.hours_per_week)
+             for u in utilisation.measure(session, now, site=site, policies=policies, calendars=calendars)
+             if u.hours_per_week is not None}
+    return recommend(device_facts(session, factors, now, site, may_see, hours), policy, now.date(), now)
 
 
 def lifecycle_stage_counts(session: Session) -> dict[tuple[str, str], int]:

@@ -116,7 +116,7 @@ def _rules(d: DeviceFacts, policy: Policy, today: date, now: datetime) -> list[t
                       "find it, or record it lost or disposed", None))
     if (d.state in ACTIVE_STATES and not stale and d.active_hours_per_week is not None
             and d.active_hours_per_week < policy.underused_hours_per_week):
-        found.append((Kind.UNDERUSED, f"in use {d.active_hours_per_week:.1f} h a week (under "
+        found.append((Kind.UNDERUSED, f"in use {d.active_hours_per_week:.1f} h a school week (under "
                       f"{policy.underused_hours_per_week:g} h): redeploy it where it is needed", None))
     return found
 

@@ -12,6 +12,8 @@ from sqlmodel import Session, or_, select
 from controller.policy.store import OBJECT_TYPE
 from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 
+STAFF_WAKE = "staff_wake"  # staff wake requests (power/staff.py), recorded against their site
+
 
 class UnknownFilter(LookupError):
     pass
@@ -74,13 +76,20 @@ def _changes(session: Session, since: datetime, until: datetime | None, device: 
     known = {str(i): (s, h) for i, s, h in session.exec(devices)}
     query = select(ChangeRecord).where(ChangeRecord.at >= since, or_(
         ChangeRecord.object_type == OBJECT_TYPE,
-        (ChangeRecord.object_type == "device") & ChangeRecord.object_id.in_(list(known))))
+        (ChangeRecord.object_type == "device") & ChangeRecord.object_id.in_(list(known)),
+        (ChangeRecord.object_type == "site") & ChangeRecord.action.startswith(STAFF_WAKE)))
     if until is not None:
         query = query.where(ChangeRecord.at < until)
     lines = []
     for change in session.exec(query.order_by(ChangeRecord.at.desc()).limit(limit)):
         where, hostname = known.get(change.object_id, (None, None)) if change.object_type == "device" else (None, None)
         subject = f"policy {change.object_id}" if change.object_type == OBJECT_TYPE else f"device {change.object_id}"
+        if change.object_type == "site":  # a staff wake request: its site is its object
+            where = int(change.object_id) if change.object_id.isdigit() else None
+            if device is not None or (site_id is not None and where != site_id) or (
+                    site_ids is not None and where not in site_ids):
+                continue
+            subject = "wake request"
         lines.append(AuditLine(change.at, "change", names.get(where) if where else None, where,
                                int(change.object_id) if change.object_type == "device" else None, hostname,
                                change.action, None, (change.after or {}).get("mode"), f"{subject}: {_summary(change)}",

@@ -30,6 +30,7 @@ from controller.policy.model import (
     Action,
     Activity,
     Basis,
+    DaytimeSleep,
     Decision,
     DeviceFacts,
     ExamWindow,
@@ -78,6 +79,7 @@ class Context:
     exams: tuple[tuple[ExamWindow, ZoneInfo], ...]
     maintenance: tuple[tuple[MaintenanceWindow, ZoneInfo], ...]
     rules: tuple[Rule, ...]
+    daytime: DaytimeSleep | None = None  # the winner's first daytime_sleep entry that names this device
     # Carbon-aware maintenance starts chosen from a forecast, by (window name, local day); schedule.py fills it.
     placed: Mapping[tuple[str, date], datetime] = field(default_factory=dict)
     # Days and spans, worked out once per context (a schedule asks about the same few days dozens of times).
@@ -114,7 +116,8 @@ def context(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devic
         exams=tuple((e, zone(p.timezone)) for p in matching for e in p.exam_windows if e.selector.matches(device)),
         maintenance=tuple((m, zone(p.timezone)) for p in matching for m in p.maintenance
                           if m.selector.matches(device)),
-        rules=tuple(rules))
+        rules=tuple(rules),
+        daytime=next((d for d in winner.power.daytime_sleep if d.selector.matches(device)), None) if winner else None)
 
 
 def _precedence(policy: Policy) -> tuple:
@@ -202,8 +205,16 @@ def decide_in(ctx: Context, at: datetime) -> Decision:
             break
     intent, basis, label, action = base
     if intent is Intent.KEEP_ON:
-        return Decision(ctx.device.device_id, local, intent, basis, Outcome.KEEP_ON, None, None,
-                        ctx.winner.name if ctx.winner else None, label, None, tuple(rules))
+        # Daytime sleep only in school hours themselves: never-power-down, overrides, exams and maintenance
+        # decided before it, and the wake-before-school stretch is for getting ready.
+        daytime = ctx.daytime if basis is Basis.SCHOOL_HOURS else None
+        if daytime is not None:
+            rules.append(Rule(Step.DAYTIME_SLEEP, f"{daytime.describe()}, in mode {ctx.winner.power.mode}",
+                              daytime.source))
+        return Decision(ctx.device.device_id, local, intent, basis, Outcome.KEEP_ON, None,
+                        ctx.winner.power.mode if daytime else None, ctx.winner.name if ctx.winner else None, label,
+                        None, tuple(rules), warning=ctx.winner.power.warning if daytime and
+                        ctx.winner.power.mode is Mode.WARN else None, daytime_sleep=daytime)
     power = ctx.winner.power
     idle, outcome = judge(power, ctx.device.activity, rules)
     return Decision(ctx.device.device_id, local, intent, basis, outcome, action, power.mode, ctx.winner.name, label,

@@ -30,6 +30,7 @@ from controller.policy.model import (
     DEFAULT_TIMEZONE,
     WEEKDAYS,
     Action,
+    DaytimeSleep,
     ExamWindow,
     IdleRule,
     Intent,
@@ -47,7 +48,7 @@ from controller.policy.walltime import instant, zone
 from controller.policy.yamlnodes import Node, Problem, Problems, compose
 
 POWER_KEYS = ("calendar", "school_hours", "on_inset_days", "wake_before_school", "idle", "action", "mode",
-              "warning", "passive")
+              "warning", "passive", "daytime_sleep")
 POLICY_KEYS = ("name", "description", "applies_to", "priority", "timezone", *POWER_KEYS, "exceptions",
                "maintenance_windows")
 SELECTOR_KEYS = ("devices", "groups", "tags", "device_classes", "sites")
@@ -60,6 +61,8 @@ EXAM_KEYS = ("name", "start", "end", "hours", *SELECTOR_KEYS)
 OVERRIDE_KEYS = ("name", "effect", "action", "start", "expires", *SELECTOR_KEYS)
 MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", "carbon_aware", *SELECTOR_KEYS)
 CARBON_AWARE_KEYS = ("between",)
+DAYTIME_SLEEP_MINUTES = ("mains_idle_minutes", "battery_idle_minutes")
+DAYTIME_SLEEP_KEYS = (*DAYTIME_SLEEP_MINUTES, *SELECTOR_KEYS)
 
 _TIME = re.compile(r"(\d{2}):(\d{2})")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?([+-]\d{2}:\d{2}|Z)?")
@@ -228,11 +231,15 @@ class _PolicyReader:
         wake = attempt(lambda: _wake(fields["wake_before_school"], hours)) if "wake_before_school" in fields else None
         warning = attempt(lambda: _warning(fields["warning"])) if "warning" in fields else WarningSettings()
         retry = attempt(lambda: _retry(fields["passive"])) if "passive" in fields else 30
+        node = fields.get("daytime_sleep")
+        daytime = self.each(node, _daytime_sleep) if node is not None and node.is_sequence else \
+            [attempt(lambda: _daytime_sleep(node))] if node is not None else []
         if len(self.problems.items) > before:
             return None
         return PowerRule(hours=hours, idle=idle, action=action, mode=mode, calendars=calendars,
                          open_on_inset_days=inset_open, wake_before_school=wake, warning=warning,
-                         retry_minutes=retry, sources={key: fields[key].source for key in POWER_KEYS if key in fields})
+                         retry_minutes=retry, daytime_sleep=tuple(daytime),
+                         sources={key: fields[key].source for key in POWER_KEYS if key in fields})
 
     def school_hours(self, node: Node) -> WeeklyHours | None:
         fields = self.problems.attempt(lambda: node.mapping(HOURS_KEYS))
@@ -382,6 +389,15 @@ def _warning(node: Node) -> WarningSettings:
 
 def _retry(node: Node) -> int:
     return node.mapping(PASSIVE_KEYS, required=("retry_minutes",))["retry_minutes"].integer(1, 1440)
+
+
+def _daytime_sleep(node: Node) -> DaytimeSleep:
+    """``daytime_sleep: {groups: [Library], mains_idle_minutes: 20, battery_idle_minutes: 10}`` (or a list)."""
+    fields = node.mapping(DAYTIME_SLEEP_KEYS)
+    if not any(key in fields for key in DAYTIME_SLEEP_MINUTES):
+        raise node.invalid("say when to sleep with mains_idle_minutes, battery_idle_minutes or both")
+    minutes = {key: fields[key].integer(1, 1440) for key in DAYTIME_SLEEP_MINUTES if key in fields}
+    return DaytimeSleep(selector=_selector(node, fields), source=node.source, **minutes)
 
 
 def _exam_window(node: Node) -> ExamWindow:

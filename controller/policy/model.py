@@ -76,6 +76,7 @@ class Step(enum.StrEnum):
     OVERRIDE = "override"
     EXAM_WINDOW = "exam_window"
     MAINTENANCE = "maintenance"
+    DAYTIME_SLEEP = "daytime_sleep"
     IDLE = "idle"
     MODE = "mode"
 
@@ -173,6 +174,25 @@ class IdleRule:
 
 
 @dataclass(frozen=True)
+class DaytimeSleep:
+    """Sleep (never shut down) after this much input idle *during* school hours, for some devices.
+
+    Separate figures for mains and battery: a laptop on battery in the library may sleep sooner than a
+    staff-room desktop. ``None`` for one of them means no daytime sleep on that power source.
+    """
+
+    selector: Selector
+    mains_idle_minutes: int | None = None
+    battery_idle_minutes: int | None = None
+    source: str = ""
+
+    def describe(self) -> str:
+        parts = [f"{minutes} min idle on {where}" for where, minutes in (
+            ("mains", self.mains_idle_minutes), ("battery", self.battery_idle_minutes)) if minutes is not None]
+        return f"daytime sleep ({self.selector.describe()}): after {' or '.join(parts)}"
+
+
+@dataclass(frozen=True)
 class PowerRule:
     """The part of a policy that powers devices down. Only the winning policy's rule applies to a device."""
 
@@ -185,6 +205,7 @@ class PowerRule:
     wake_before_school: time | None = None
     warning: WarningSettings = field(default_factory=WarningSettings)
     retry_minutes: int = 30  # passive mode: how long to wait after finding a user signed in
+    daytime_sleep: tuple[DaytimeSleep, ...] = ()  # the first entry that matches a device applies to it
     sources: Mapping[str, str] = field(default_factory=dict)  # key → "file:line", for explanations
 
     def where(self, key: str) -> str:
@@ -303,11 +324,15 @@ class Decision:
     rules: tuple[Rule, ...]
     warning: WarningSettings | None = None  # warn mode only
     retry_minutes: int | None = None  # passive mode only
+    daytime_sleep: DaytimeSleep | None = None  # school hours only: sleep once idle this long (mode ``mode``)
 
     @property
     def summary(self) -> str:
         if self.intent is Intent.KEEP_ON:
-            return f"keep on ({self.basis.replace('_', ' ')}{': ' + self.label if self.label else ''})"
+            kept = f"keep on ({self.basis.replace('_', ' ')}{': ' + self.label if self.label else ''})"
+            if self.daytime_sleep is not None:
+                kept += f"; {self.daytime_sleep.describe()}, mode {self.mode}"
+            return kept
         return f"{self.action} when idle, mode {self.mode}: {OUTCOME_TEXT[self.outcome]}"
 
 

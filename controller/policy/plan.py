@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from agent.protocol import (
     AgentSchedule,
+    DaytimeSleep,
     EnforcementMode,
     IdleCriteria,
     PowerActionKind,
@@ -52,6 +53,7 @@ def distinctions(policies: Iterable[Policy]) -> Distinctions:
         selectors += [e.selector for e in policy.exam_windows]
         selectors += [o.selector for o in policy.overrides]
         selectors += [m.selector for m in policy.maintenance]
+        selectors += [d.selector for d in policy.power.daytime_sleep] if policy.power else []
 
     def named(attribute: str) -> frozenset[str]:
         return frozenset(_fold(v) for s in selectors for v in getattr(s, attribute))
@@ -128,7 +130,9 @@ def for_agent(schedule: Schedule, version: str, offset_seconds: int) -> AgentSch
             start=w.start.astimezone(UTC), end=w.end.astimezone(UTC), intent=ScheduleIntent(w.intent.value),
             action=PowerActionKind(w.action.value) if w.action else None,
             mode=EnforcementMode(w.mode.value) if w.mode else None,
-            reason=(w.basis.value + (f": {w.label}" if w.label else ""))[:255]) for w in schedule.windows),
+            reason=(w.basis.value + (f": {w.label}" if w.label else ""))[:255],
+            daytime_sleep=DaytimeSleep(w.daytime_sleep.mains_idle_minutes, w.daytime_sleep.battery_idle_minutes)
+            if w.daytime_sleep else None) for w in schedule.windows),
         idle=IdleCriteria(idle.minutes_without_input, idle.cpu_below_percent, idle.processes_absent,
                           idle.no_signed_in_session) if idle else None,
         warning=warning,

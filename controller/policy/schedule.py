@@ -26,6 +26,7 @@ from controller.policy.engine import Context, context, decide_in, spans_on
 from controller.policy.model import (
     Action,
     Basis,
+    DaytimeSleep,
     Decision,
     DeviceFacts,
     IdleRule,
@@ -52,6 +53,7 @@ class Window:
     label: str
     action: Action | None
     mode: Mode | None
+    daytime_sleep: DaytimeSleep | None = None  # keep on, but sleep once idle this long (school hours only)
 
     @property
     def duration(self) -> timedelta:
@@ -116,7 +118,7 @@ def compile_schedule(policies: Sequence[Policy], calendars: Mapping[str, Calenda
     return Schedule(
         device_id=device.device_id, timezone=ctx.tz.key, start=begin, end=end,
         policy=ctx.winner.name if ctx.winner else None, idle=power.idle if power else None,
-        warning=power.warning if power and power.mode is Mode.WARN else None,
+        warning=power.warning if power and power.mode is Mode.WARN else None,  # daytime sleep warns the same way
         retry_minutes=power.retry_minutes if power and power.mode is Mode.PASSIVE else None,
         windows=windows, wakes=_wakes(windows))
 
@@ -158,7 +160,7 @@ def _merge(ctx: Context, decisions: list[tuple[datetime, Decision]], end: dateti
     windows: list[Window] = []
     for (moment, decision), following in zip(decisions, [*(m for m, _ in decisions[1:]), end], strict=True):
         window = Window(moment.astimezone(ctx.tz), following.astimezone(ctx.tz), decision.intent, decision.basis,
-                        decision.label, decision.action, decision.mode)
+                        decision.label, decision.action, decision.mode, decision.daytime_sleep)
         last = windows[-1] if windows else None
         if last is not None and _same(last, window):
             windows[-1] = replace(last, end=window.end)
@@ -168,7 +170,8 @@ def _merge(ctx: Context, decisions: list[tuple[datetime, Decision]], end: dateti
 
 
 def _same(a: Window, b: Window) -> bool:
-    return (a.intent, a.basis, a.label, a.action, a.mode) == (b.intent, b.basis, b.label, b.action, b.mode)
+    return (a.intent, a.basis, a.label, a.action, a.mode, a.daytime_sleep) == (
+        b.intent, b.basis, b.label, b.action, b.mode, b.daytime_sleep)
 
 
 def _wakes(windows: tuple[Window, ...]) -> tuple[Wake, ...]:

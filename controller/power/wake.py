@@ -98,11 +98,14 @@ def _target(session: Session, device: Device) -> tuple[str, str | None] | None:
 
 
 def request_wakes(session: Session, devices: Sequence[Device], reason: str, requested_by: str, now: datetime,
-                  config: WakeConfig) -> WaveResult:
+                  config: WakeConfig, not_before: datetime | None = None) -> WaveResult:
     """Queue one wake per device, each in its own slot of its site's wave (``config.per_second``).
 
     A device woken (or being woken) within ``rewake_seconds`` is skipped, as is one with no MAC.
+    ``not_before`` schedules the wave for later (a teacher's "at 14:00"): the dispatcher sends nothing
+    before a wake's slot.
     """
+    start = max(now, not_before) if not_before is not None else now
     recent_since = now - timedelta(seconds=config.rewake_seconds)
     ids = [d.id for d in devices]
     recent = set(session.exec(select(WakeRequest.device_id).where(
@@ -121,7 +124,7 @@ def request_wakes(session: Session, devices: Sequence[Device], reason: str, requ
             skipped.append(Skipped(device.id, device.hostname, "no MAC address known"))
             continue
         if device.site_id not in next_slot:
-            next_slot[device.site_id] = _first_free_slot(session, device.site_id, now, step)
+            next_slot[device.site_id] = _first_free_slot(session, device.site_id, start, step)
         due = next_slot[device.site_id]
         next_slot[device.site_id] = due + step
         wakes.append((device, {"site_id": device.site_id, "device_id": device.id, "mac": target[0],
@@ -141,11 +144,18 @@ def request_wakes(session: Session, devices: Sequence[Device], reason: str, requ
                        for wake_id, (d, row) in zip(ids, wakes, strict=True)], skipped)
 
 
-def _first_free_slot(session: Session, site_id: int, now: datetime, step: timedelta) -> datetime:
-    """After the last slot still queued for the site, so two waves requested together share the pace."""
+WAVE_HORIZON = timedelta(minutes=10)
+
+
+def _first_free_slot(session: Session, site_id: int, start: datetime, step: timedelta) -> datetime:
+    """After the last slot still queued for the site, so two waves requested together share the pace.
+
+    Slots queued for more than ``WAVE_HORIZON`` after ``start`` (a wave scheduled for this afternoon) are
+    not in the way of one going out now."""
     last = session.exec(select(func.max(WakeRequest.due_at)).where(
-        WakeRequest.site_id == site_id, WakeRequest.status == WakeStatus.QUEUED)).one()
-    return max(now, last + step) if last is not None else now
+        WakeRequest.site_id == site_id, WakeRequest.status == WakeStatus.QUEUED,
+        WakeRequest.due_at < start + WAVE_HORIZON)).one()
+    return max(start, last + step) if last is not None else start
 
 
 @dataclass(frozen=True)

@@ -457,6 +457,7 @@ def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
         "start": report.start, "end": report.end, "state": report.activity.state.value,
         "cpu_percent": report.activity.cpu_percent, "idle_seconds": report.activity.idle_seconds,
         "sessions": report.activity.sessions, "slept_seconds": report.activity.slept_seconds,
+        "memory_percent": report.activity.memory_percent,
         **_accounted(report),
         "samples": to_wire(report.energy), "received_at": now,
         "processes_watched": list(report.activity.processes_watched) or None,

@@ -124,6 +124,7 @@ class Report(SQLModel, table=True):
     idle_seconds: float | None = None
     sessions: int = 0
     slept_seconds: float = 0.0
+    memory_percent: float | None = None  # physical memory in use at the end (None: an older agent)
     method: str | None = Field(default=None, max_length=16)  # the method accounted for the awake time
     joules: float | None = None
     samples: list | None = Field(default=None, sa_column=Column(JSON))  # every method, for calibration

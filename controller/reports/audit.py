@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from agent.protocol import PowerMethod
 from controller.energy.carbon import AppliedFactor
+from controller.lifecycle import embodied, rightsize, utilisation
+from controller.lifecycle.recommend import Policy as LifecyclePolicy
 from controller.reports import register, sources
 from controller.reports.figures import Figures, Inputs, MethodShare, carbon_factor, method_shares, usage_for
 from controller.reports.figures import used as used_figures
 from controller.reports.periods import Period
 from controller.reports.usage import DeviceUsage
 
-UNDERUSED_BELOW = 0.10  # active for under a tenth of the time it was powered
 METHOD_WORDS: dict[str, str] = {
     PowerMethod.METERED: "metered at the socket or PDU",
     PowerMethod.RAPL: "measured by the processor's RAPL counters (CPU and memory, scaled to the wall)",
@@ -61,18 +62,8 @@ class ValueLine:
     device_years: float
     kwh_per_device_year: float | None
     pounds_per_device_year: float | None
-    utilisation: float | None  # active hours / powered hours
-    underused: int
-
-
-@dataclass(frozen=True)
-class UnderusedDevice:
-    site: str
-    hostname: str
-    room: str | None
-    powered_hours: float
-    active_hours: float
-    utilisation: float
+    hours_per_week: float | None  # mean hours in use per school week (controller.lifecycle.utilisation)
+    underused: int  # in use under the threshold: proposed for redeployment
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,8 @@ class AuditPack:
     secr: tuple[SecrLine, ...]
     standards: tuple[StandardsLine, ...]
     value: tuple[ValueLine, ...]
-    underused: tuple[UnderusedDevice, ...]
+    utilisation: utilisation.Utilisation  # over the period's school weeks
+    servers: rightsize.Rightsizing  # the period's last days of server reports
     refresh: tuple[register.RefreshYear, ...]
     policy_changes: tuple[PolicyChange, ...]
 
@@ -114,6 +106,12 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
     prior_factor = carbon_factor(prior_accounted, prior)
     methods = method_shares(usages)
     today = now.astimezone(period.start.tzinfo).date()
+    end = min(now, period.end_utc)
+    site_ids = [s.id for s in scope.sites]
+    use = utilisation.utilisation(session, embodied.load(session), end - timedelta(microseconds=1),
+                                  LifecyclePolicy().underused_hours_per_week, utilisation.MOST_WEEKS,
+                                  policies=inputs.policies, calendars=inputs.calendars, site_ids=site_ids,
+                                  since=period.first)
     return AuditPack(
         trust=scope.label, period=period, prior=prior, generated_at=now, factor=factor, prior_factor=prior_factor,
         used=used_figures(usages), prior_kwh=used_figures(prior_usages).kwh,
@@ -121,8 +119,9 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
         methods=tuple(methods), methodology=methodology(scope, period, prior, usages, methods, factor),
         secr=tuple(_secr(scope, usages, prior_usages, factor)),
         standards=tuple(_standards(session, scope, usages, today)),
-        value=tuple(_value(scope, usages, period)),
-        underused=tuple(underused(usages)),
+        value=tuple(_value(scope, usages, period, use)),
+        utilisation=use,
+        servers=rightsize.rightsize(session, end, site_ids=site_ids),
         refresh=tuple(register.refresh_forecast(session, [s.name for s in scope.sites], today)),
         policy_changes=tuple(_changes(session, period)),
     )
@@ -163,31 +162,21 @@ def _standards(session: Session, scope: sources.Scope, usages: Sequence[DeviceUs
     return lines
 
 
-def _value(scope: sources.Scope, usages: Sequence[DeviceUsage], period: Period) -> list[ValueLine]:
+def _value(scope: sources.Scope, usages: Sequence[DeviceUsage], period: Period,
+           use: utilisation.Utilisation) -> list[ValueLine]:
     lines = []
     years = period.hours / 8760
     for site, mine in _per_site(scope, usages):
         device_years = len(mine) * years
         figures = used_figures(mine)
-        active = sum(u.seconds("active") for u in mine)
-        powered = sum(u.powered_seconds for u in mine)
+        weekly = [u.hours_per_week for u in use.devices if u.site == site.name and u.hours_per_week is not None]
         lines.append(ValueLine(site.name, device_years,
                                figures.kwh / device_years if device_years else None,
                                figures.pounds / device_years if device_years and figures.pounds is not None
                                else None,
-                               active / powered if powered else None,
-                               sum(1 for u in mine if _underused(u))))
+                               float(sum(weekly)) / len(weekly) if weekly else None,
+                               sum(1 for r in use.redeploy if r.site == site.name)))
     return lines
-
-
-def _underused(usage: DeviceUsage) -> bool:
-    return usage.utilisation is not None and usage.powered_seconds >= 3600 and usage.utilisation < UNDERUSED_BELOW
-
-
-def underused(usages: Sequence[DeviceUsage]) -> list[UnderusedDevice]:
-    found = [UnderusedDevice(u.site.name, u.device.hostname, u.device.room, u.powered_seconds / 3600,
-                             u.seconds("active") / 3600, u.utilisation or 0.0) for u in usages if _underused(u)]
-    return sorted(found, key=lambda d: (d.utilisation, d.site, d.hostname))
 
 
 def _changes(session: Session, period: Period) -> list[PolicyChange]:

@@ -194,13 +194,39 @@ def audit_document(pack: AuditPack) -> Document:
     evidence = Table("standards_basis", "What each column evidences", (
         "Column", "DfE digital and technology standard", "GOV.UK", "What it cannot evidence"),
         tuple(STANDARDS_EVIDENCE))
+    use = p.utilisation
     value = Table("value", "ICT value for money", (
-        "Site", "Device-years", "kWh per device-year", "£ per device-year", "Utilisation %", "Underused devices"),
-        tuple((v.site, v.device_years, v.kwh_per_device_year, v.pounds_per_device_year, _pct(v.utilisation),
-               v.underused) for v in p.value))
-    underused = Table("underused", "Underused devices (active under 10% of powered time)", (
-        "Site", "Device", "Room", "Powered hours", "Active hours", "Utilisation %"),
-        tuple((d.site, d.hostname, d.room, d.powered_hours, d.active_hours, d.utilisation * 100) for d in p.underused))
+        "Site", "Device-years", "kWh per device-year", "£ per device-year", "Hours in use per school week",
+        "Devices to redeploy"),
+        tuple((v.site, v.device_years, v.kwh_per_device_year, v.pounds_per_device_year, v.hours_per_week,
+               v.underused) for v in p.value),
+        note="In use: the time a device's agent reported it active (input, or a busy processor), per school week "
+             "of the period (in-use hours ÷ school days × 5), by each site's term calendar. Servers are right-sized "
+             "below instead.")
+    ranked = ("Devices", "Mean hours per school week", f"Under {use.under_hours:g} h")
+    rooms = Table("rooms", "Rooms ranked by use", ("Rank", "Room", *ranked),
+                  tuple((g.rank, g.name, g.devices, g.hours_per_week, g.under) for g in use.rooms))
+    classes = Table("classes", "Device classes ranked by use", ("Rank", "Class", *ranked),
+                    tuple((g.rank, g.name, g.devices, g.hours_per_week, g.under) for g in use.classes))
+    underused = Table("underused", f"Devices to redeploy (in use under {use.under_hours:g} h a school week)", (
+        "Site", "Device", "Room", "Class", "Hours per school week", "Embodied kgCO2e a new one would cost"),
+        tuple((r.site, r.hostname, r.room, r.device_class, r.hours_per_week, r.embodied_kg_co2e)
+              for r in use.redeploy),
+        total=("Total", "", "", "", "", use.embodied_saved_kg),
+        note="Redeploying a device where one is needed saves buying new: the embodied carbon shown is the device's "
+             "model figure where its maker published one, else its class's (caretaker lifecycle embodied).")
+    servers = Table("servers", "Servers: use and energy", (
+        "Site", "Server", "CPU mean %", "CPU 95th percentile %", "Memory mean %", "Memory 95th percentile %",
+        "Mean W", "kWh", "£", "Consolidation candidate"),
+        tuple((s.site, s.hostname, s.cpu_mean, s.cpu_p95, s.memory_mean, s.memory_p95, s.mean_watts, s.kwh,
+               s.pounds, "yes" if s.candidate else "no") for s in p.servers.servers),
+        note=f"{p.servers.start:%d %b %Y} to {p.servers.end:%d %b %Y} (UTC), from the servers' agents' reports.")
+    consolidation = Table("consolidation", "Virtualisation and consolidation", (
+        "Site", "Servers", "Candidates", "Hosts needed", "kWh saved", "£ saved", "kgCO2e saved", "kWh a year",
+        "£ a year"),
+        tuple((c.site, c.servers, ", ".join(c.candidates), c.hosts, c.kwh_saved, c.pounds_saved, c.kg_co2e_saved,
+               c.kwh_saved_per_year, c.pounds_saved_per_year) for c in p.servers.consolidations),
+        note=f"Assumptions: {p.servers.assumptions}.")
     refresh = Table("refresh", "Refresh forecast", ("Year", "Devices due", "Embodied kgCO2e"),
                     tuple((str(r.year), r.devices, r.embodied_kg) for r in p.refresh),
                     total=("Total", sum(r.devices for r in p.refresh), sum(r.embodied_kg for r in p.refresh)))
@@ -218,9 +244,10 @@ def audit_document(pack: AuditPack) -> Document:
                            (p.period.label, tuple(s.kwh for s in p.secr))), "kWh"),)),
         Section("Methodology", paragraphs=(p.methodology,)),
         Section("Standards", tables=(standards, evidence)),
-        Section("Value for money", tables=(value, underused, refresh), charts=(Chart(
+        Section("Value for money", tables=(value, rooms, classes, underused, refresh), charts=(Chart(
             "Refresh forecast: embodied carbon", tuple(str(r.year) for r in p.refresh),
             (("kgCO2e", tuple(r.embodied_kg for r in p.refresh)),), "kgCO2e"),) if p.refresh else ()),
+        Section("Servers: right-sizing", tables=(servers, consolidation)),
         Section("Policy changes", paragraphs=() if p.policy_changes else ("No policy changed in the period.",),
                 tables=(changes,)),
     ]

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.protocol import PowerState
 from controller.energy.accounting import Total, energy_totals
 from controller.energy.inputs import MEASURED, DeviceInfo, Estate
 from controller.energy.policy_hours import Label, Part, PolicyHours, is_waste
@@ -58,19 +57,6 @@ class DeviceUsage:
         for (year, _), (_, wh) in self.used.by_year.items():
             years[year] = years.get(year, 0.0) + float(wh) / 1000
         return years
-
-    def seconds(self, state: str) -> float:
-        return float(self.used.seconds_by_state.get(state, 0))
-
-    @property
-    def powered_seconds(self) -> float:
-        return self.seconds(PowerState.ACTIVE) + self.seconds(PowerState.IDLE)
-
-    @property
-    def utilisation(self) -> float | None:
-        """Active hours / powered hours; None when the device was never on."""
-        powered = self.powered_seconds
-        return self.seconds(PowerState.ACTIVE) / powered if powered else None
 
 
 def usage_for(session, estate: Estate, hours: PolicyHours, sites: Mapping[int, Site], start: datetime,

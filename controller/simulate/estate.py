@@ -666,13 +666,14 @@ def report_for(device: VirtualDevice, seq: int, start: datetime, end: datetime,
     elif device.rapl is Rapl.DENIED:
         energy.append(EnergySample(PowerMethod.RAPL, state, awake, None, status="unavailable: permission",
                                    detail="intel-rapl:0"))
+    memory = round(rng.uniform(20, 45) if b.device_class is DeviceClass.SERVER else rng.uniform(35, 75), 1)
     signed_in = b.device_class is not DeviceClass.SERVER and use.since_input < 2 * 3600
     return Report(
         seq=seq, start=use.start, end=use.end,
         activity=Activity(state=state, cpu_percent=round(cpu, 1), idle_seconds=round(use.since_input, 1),
                           idle_source=device.idle_source, sessions=1 if signed_in else 0,
                           slept_seconds=use.slept_seconds, processes_watched=watched,
-                          processes_running=left_running(b, watched, use.end)),
+                          processes_running=left_running(b, watched, use.end), memory_percent=memory),
         energy=tuple(energy), inventory=device.inventory() if with_inventory else None, actions=tuple(actions),
     )
 

@@ -11,11 +11,22 @@ from starlette.exceptions import HTTPException
 
 from controller.api.auth import NotSignedIn, not_signed_in_response
 from controller.web import errors
-from controller.web.pages import conflicts, devices, lifecycle, overview, policies, reports, signin, users, wake
+from controller.web.pages import (
+    conflicts,
+    devices,
+    lifecycle,
+    overview,
+    policies,
+    reports,
+    signin,
+    staff,
+    users,
+    wake,
+)
 from controller.web.security import SecurityHeaders
 
 ROUTERS = (signin.router, overview.router, devices.router, policies.router, wake.router, lifecycle.router,
-           reports.router, users.router, conflicts.router)
+           reports.router, users.router, conflicts.router, staff.router)
 
 
 def install(app: FastAPI) -> None:

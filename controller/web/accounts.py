@@ -23,7 +23,7 @@ from controller.register import changes
 from controller.register.models import ChangeRecord, Site
 from controller.settings import Settings
 from controller.timeutil import utcnow
-from controller.web.models import ApiToken, ApiTokenSite, User, UserSite, WebSession
+from controller.web.models import ApiToken, ApiTokenSite, StaffRoom, User, UserSite, WebSession
 
 TOKEN_PREFIX = "ct_"
 MIN_PASSWORD_LENGTH = 12
@@ -41,6 +41,7 @@ class Role(enum.StrEnum):
     network_manager = "network_manager"  # everything
     bursar = "bursar"  # reports and read-only views of every site
     auditor = "auditor"  # read-only, only the sites granted
+    staff = "staff"  # wakes the PCs of the rooms granted (a teacher's wake button), and sees nothing else
 
 
 class AccountError(ValueError):
@@ -55,9 +56,21 @@ class Principal:
     role: Role
     site_ids: frozenset[int] | None
     csrf_token: str | None = None  # set for browser sessions only; API tokens carry no cookie
+    rooms: frozenset[tuple[int, str]] = frozenset()  # staff: (site id, room folded) they may wake
 
     def may_see(self, site_id: int) -> bool:
         return self.site_ids is None or site_id in self.site_ids
+
+    def may_wake(self, site_id: int, room: str | None) -> bool:
+        """Staff wake only their rooms; network managers wake anything (the other roles nothing)."""
+        if self.role is Role.network_manager:
+            return True
+        return self.role is Role.staff and room is not None and (site_id, fold_room(room)) in self.rooms
+
+
+def fold_room(room: str) -> str:
+    """Rooms are typed by people: "ICT Suite" and "ict suite " are one room."""
+    return room.strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -87,22 +100,65 @@ def _check_password(password: str) -> None:
         raise AccountError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def add_user(session: Session, name: str, role: Role, password: str, sites: list[str], actor: str) -> User:
+def _check_grants(role: Role, sites: list[str], rooms: list[str]) -> list[str]:
+    """The rooms to grant, cleaned: only staff have rooms, and staff must have rooms at named sites."""
+    rooms = list(dict.fromkeys(r.strip() for r in rooms if r.strip()))
+    if role is Role.staff:
+        if not rooms or not sites:
+            raise AccountError("a staff account needs the rooms it may wake: --site SITE --room ROOM (repeat --room)")
+        if any(len(room) > 100 for room in rooms):
+            raise AccountError("a room name is at most 100 characters")
+    elif rooms:
+        raise AccountError("only staff are limited to rooms; other roles act on whole sites")
+    elif sites and role is not Role.auditor:
+        raise AccountError("only auditors and staff are limited to sites; other roles see every site")
+    return rooms
+
+
+def _grant_rooms(session: Session, site_ids: list[int], rooms: list[str], user_id: int | None = None,
+                 token_id: int | None = None) -> None:
+    for site_id in site_ids:
+        for room in rooms:
+            session.add(StaffRoom(user_id=user_id, token_id=token_id, site_id=site_id, room=room))
+
+
+def _rooms_of(session: Session, user_id: int | None = None, token_id: int | None = None) -> frozenset[tuple[int, str]]:
+    query = select(StaffRoom.site_id, StaffRoom.room)
+    query = query.where(StaffRoom.user_id == user_id) if user_id is not None else \
+        query.where(StaffRoom.token_id == token_id)
+    return frozenset((site_id, fold_room(room)) for site_id, room in session.exec(query))
+
+
+def _room_lines(session: Session, column) -> dict[int, list[str]]:
+    """Each holder's rooms as "Site: Room", for `caretaker user list` and `apitoken list`."""
+    found: dict[int, list[str]] = {}
+    for holder, site, room in session.exec(select(column, Site.name, StaffRoom.room)
+                                           .join(Site, col(Site.id) == StaffRoom.site_id)
+                                           .where(column.is_not(None)).order_by(Site.name, StaffRoom.room)):
+        found.setdefault(holder, []).append(f"{site}: {room}")
+    return found
+
+
+def add_user(session: Session, name: str, role: Role, password: str, sites: list[str], actor: str,
+             rooms: list[str] = ()) -> User:
     name = name.strip()
     if not name:
         raise AccountError("a user needs a name")
     if session.exec(select(User).where(User.name == name)).first():
         raise AccountError(f"a user named {name} already exists")
-    if sites and role is not Role.auditor:
-        raise AccountError("only auditors are limited to sites; other roles see every site")
+    rooms = _check_grants(role, sites, list(rooms))
     _check_password(password)
     site_ids = _site_ids(session, sites)
     user = User(name=name, role=role.value, password_hash=_hasher.hash(password))
     session.add(user)
     session.flush()
-    for site_id in site_ids:
-        session.add(UserSite(user_id=user.id, site_id=site_id))
-    changes.record(session, actor, "user_added", user, after={"name": name, "role": role.value, "sites": sites})
+    if role is Role.staff:
+        _grant_rooms(session, site_ids, rooms, user_id=user.id)
+    else:
+        for site_id in site_ids:
+            session.add(UserSite(user_id=user.id, site_id=site_id))
+    changes.record(session, actor, "user_added", user,
+                   after={"name": name, "role": role.value, "sites": sites, **({"rooms": rooms} if rooms else {})})
     return user
 
 
@@ -114,6 +170,7 @@ class UserLine:
     sites: list[str]
     disabled: bool
     last_sign_in: datetime | None
+    rooms: list[str]  # staff: "Site: Room" for each room they may wake
 
 
 def list_users(session: Session) -> list[UserLine]:
@@ -121,7 +178,8 @@ def list_users(session: Session) -> list[UserLine]:
     for user_id, site_name in session.exec(select(UserSite.user_id, Site.name)
                                            .join(Site, col(Site.id) == UserSite.site_id).order_by(Site.name)):
         grants.setdefault(user_id, []).append(site_name)
-    return [UserLine(u.id, u.name, u.role, grants.get(u.id, []), u.disabled, u.last_sign_in)
+    rooms = _room_lines(session, StaffRoom.user_id)
+    return [UserLine(u.id, u.name, u.role, grants.get(u.id, []), u.disabled, u.last_sign_in, rooms.get(u.id, []))
             for u in session.exec(select(User).order_by(User.name)).all()]
 
 
@@ -195,26 +253,33 @@ def session_principal(session: Session, secret: str, policy: SessionPolicy, now:
     if now - row.last_seen > timedelta(minutes=1):
         row.last_seen = now
         session.add(row)
-    grants = session.exec(select(UserSite.site_id).where(UserSite.user_id == user.id)).all()
     role = Role(user.role)
+    if role is Role.staff:
+        rooms = _rooms_of(session, user_id=user.id)
+        return Principal(f"user:{user.name}", role, frozenset(site for site, _ in rooms), row.csrf_token, rooms)
+    grants = session.exec(select(UserSite.site_id).where(UserSite.user_id == user.id)).all()
     return Principal(f"user:{user.name}", role, frozenset(grants) if role is Role.auditor else None, row.csrf_token)
 
 
 def create_token(session: Session, name: str, role: Role, sites: list[str], expires_at: datetime | None,
-                 actor: str) -> tuple[str, ApiToken]:
+                 actor: str, rooms: list[str] = ()) -> tuple[str, ApiToken]:
     """A new API token: the secret (shown once, never stored) and its row."""
     if not name.strip():
         raise AccountError("a token needs a name")
+    rooms = _check_grants(role, sites, list(rooms)) if role is Role.staff or rooms else []
     site_ids = _site_ids(session, sites)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(name=name.strip(), token_hash=_digest(secret), prefix=secret[:10], role=role.value,
                      created_by=actor, expires_at=expires_at)
     session.add(token)
     session.flush()
-    for site_id in site_ids:
-        session.add(ApiTokenSite(token_id=token.id, site_id=site_id))
+    if role is Role.staff:
+        _grant_rooms(session, site_ids, rooms, token_id=token.id)
+    else:
+        for site_id in site_ids:
+            session.add(ApiTokenSite(token_id=token.id, site_id=site_id))
     changes.record(session, actor, "apitoken_created", token,
-                   after={"name": token.name, "role": role.value, "sites": sites,
+                   after={"name": token.name, "role": role.value, "sites": sites, **({"rooms": rooms} if rooms else {}),
                           "expires_at": expires_at.isoformat() if expires_at else None})
     return secret, token
 
@@ -231,6 +296,7 @@ class TokenLine:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used: datetime | None
+    rooms: list[str]  # staff: "Site: Room" for each room it may wake
 
 
 def list_tokens(session: Session) -> list[TokenLine]:
@@ -238,8 +304,9 @@ def list_tokens(session: Session) -> list[TokenLine]:
     for token_id, site_name in session.exec(select(ApiTokenSite.token_id, Site.name)
                                             .join(Site, col(Site.id) == ApiTokenSite.site_id).order_by(Site.name)):
         grants.setdefault(token_id, []).append(site_name)
+    rooms = _room_lines(session, StaffRoom.token_id)
     return [TokenLine(t.id, t.name, t.prefix, t.role, grants.get(t.id, []), t.created_by, t.created_at,
-                      t.expires_at, t.revoked_at, t.last_used)
+                      t.expires_at, t.revoked_at, t.last_used, rooms.get(t.id, []))
             for t in session.exec(select(ApiToken).order_by(ApiToken.id)).all()]
 
 
@@ -263,6 +330,9 @@ def token_principal(session: Session, secret: str, now: datetime) -> Principal |
     if token.last_used is None or now - token.last_used > timedelta(minutes=1):
         token.last_used = now
         session.add(token)
-    grants = frozenset(session.exec(select(ApiTokenSite.site_id).where(ApiTokenSite.token_id == token.id)).all())
     role = Role(token.role)
+    if role is Role.staff:
+        rooms = _rooms_of(session, token_id=token.id)
+        return Principal(f"token:{token.name}", role, frozenset(site for site, _ in rooms), rooms=rooms)
+    grants = frozenset(session.exec(select(ApiTokenSite.site_id).where(ApiTokenSite.token_id == token.id)).all())
     return Principal(f"token:{token.name}", role, grants if grants or role is Role.auditor else None)

@@ -59,3 +59,16 @@ class ApiTokenSite(SQLModel, table=True):
 
     token_id: int = Field(primary_key=True, foreign_key="apitoken.id")
     site_id: int = Field(primary_key=True, foreign_key="site.id")
+
+
+class StaffRoom(SQLModel, table=True):
+    """A room a staff user (or a staff API token) may wake: the only devices that role can act on or see.
+
+    Exactly one of ``user_id`` and ``token_id`` is set. The room is matched against ``Device.room`` without
+    regard to case, within its site."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    token_id: int | None = Field(default=None, foreign_key="apitoken.id", index=True)
+    site_id: int = Field(foreign_key="site.id")
+    room: str = Field(max_length=100)

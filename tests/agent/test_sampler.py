@@ -160,6 +160,15 @@ def test_report_state_comes_from_the_intervals_mean_cpu_and_last_input(
     assert (busy.activity.state, busy.activity.cpu_percent) == (PowerState.ACTIVE, 35.0)
 
 
+def test_the_share_of_memory_in_use_at_the_end_of_the_interval_is_reported(
+        clock: FakeClock, activity: ScriptedActivity) -> None:
+    """Servers' right-sizing asks how much of its memory a machine uses: the reading at the interval's end."""
+    s = sampler(SYSFS / "optiplex-7070", clock, activity)
+    clock.advance(300)
+    activity.reading = replace(activity.reading, memory_percent=63.5)
+    assert s.report(1).activity.memory_percent == 63.5
+
+
 # --- energy ------------------------------------------------------------------------------------------
 
 def test_desktop_without_battery_or_rapl_is_estimated_by_the_model_alone(

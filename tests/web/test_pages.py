@@ -145,3 +145,15 @@ def test_disabling_a_user_and_revoking_a_token_ask_first(client, engine):
     done = client.post(f"/apitokens/{token_id}/revoke", data={"csrf_token": csrf, "confirmed": "yes"})
     assert done.status_code == 303
     assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_the_utilisation_page_proposes_idle_pcs_for_redeployment_from_the_readers_sites_only(client):
+    """The seed's PCs were idle for the 48 hours they reported: 0 h in use, under the 2 h threshold, each
+    saving a new desktop's embodied carbon. An auditor granted Riverside sees Riverside's PCs only."""
+    sign_in(client, "audrey")
+    page = client.get("/lifecycle/utilisation")
+    assert page.status_code == 200
+    redeploy = page.text.split("<h2>Devices to redeploy</h2>", 1)[1].split("<h2>", 1)[0]
+    assert re.findall(r'<a href="/devices/\d+">([^<]+)</a>', redeploy) == ["RIV-ICT1-PC01", "RIV-ICT1-PC02"]
+    assert "HILL-" not in page.text
+    assert "Riverside Academy / ICT1" in page.text and "<h2>Servers</h2>" in page.text

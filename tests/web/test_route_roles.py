@@ -19,12 +19,14 @@ from starlette.routing import Mount
 
 from controller.api.auth import PUBLIC_PATHS, SESSION_COOKIE
 from controller.db import session_scope
-from controller.web.accounts import Role, create_token
+from controller.web.accounts import Role, add_user, create_token
 from tests.web.conftest import csrf_of
 from tests.web.estate import PASSWORD, USERS
 
-# State-changing routes any signed-in role may use; every other one is for network managers only.
+# State-changing routes any signed-in role may use; every other one is for network managers only, but for the
+# staff's wake button, which is theirs alone.
 OPEN_TO_READERS = {("POST", "/signout")}
+STAFF_ONLY = {("POST", "/api/v1/staff/wake"), ("POST", "/staff/wake")}
 PARAM = re.compile(r"{(\w+)(:\w+)?}")
 
 
@@ -79,6 +81,14 @@ def callers(client: TestClient, engine) -> dict[tuple[str, Role], dict[str, str]
         with session_scope(engine) as session:
             token = create_token(session, f"matrix-{role}", role, [], None, "test")[0]
         found[("token", role)] = {"Authorization": f"Bearer {token}"}
+    with session_scope(engine) as session:  # a teacher: the rooms they may wake, nothing else
+        add_user(session, "stella", Role.staff, PASSWORD, ["Hillside Primary"], "test", ["R12"])
+        token = create_token(session, "matrix-staff", Role.staff, ["Hillside Primary"], None, "test", ["R12"])[0]
+    secret = client.post("/signin", data={"name": "stella", "password": PASSWORD}).cookies[SESSION_COOKIE]
+    csrf = csrf_of(client.get("/staff").text)
+    client.cookies.clear()
+    found[("session", Role.staff)] = {"Cookie": f"{SESSION_COOKIE}={secret}", "X-CSRF-Token": csrf}
+    found[("token", Role.staff)] = {"Authorization": f"Bearer {token}"}
     return found
 
 
@@ -89,7 +99,9 @@ def test_every_route_is_public_by_name_or_declares_its_roles(client):
 
 def test_only_network_managers_change_anything(client):
     for method, path, roles in protected_routes(client.app):
-        if method != "GET" and (method, path) not in OPEN_TO_READERS:
+        if (method, path) in STAFF_ONLY:
+            assert roles == {Role.staff}, f"{method} {path} lets {sorted(roles)} wake staff rooms"
+        elif method != "GET" and (method, path) not in OPEN_TO_READERS:
             assert roles == {Role.network_manager}, f"{method} {path} lets {sorted(roles)} change state"
 
 
@@ -107,7 +119,7 @@ def test_each_role_gets_exactly_the_routes_it_is_allowed(client, callers):
             else:
                 assert response.status_code == 403, (kind, role, method, url, response.status_code)
             checked += 1
-    assert checked >= 20 * 6
+    assert checked >= 20 * 8
 
 
 def test_anonymous_callers_are_sent_to_sign_in_or_refused(client):

@@ -62,9 +62,24 @@ def test_an_auditor_is_limited_to_the_sites_given(cli, password_file):
     assert row["sites"] == ["Riverside Academy"]
 
 
+def test_a_staff_user_is_granted_rooms_at_a_site_and_the_list_shows_them(cli, password_file):
+    added = cli("user", "add", "tess", "--role", "staff", "--site", "Riverside Academy", "--room", "ICT1",
+                "--room", "Library", "--password-file", str(password_file))
+    assert added.exit_code == 0, added.output
+    (row,) = json.loads(cli("user", "list", "--json").output)
+    assert (row["role"], row["rooms"]) == ("staff", ["Riverside Academy: ICT1", "Riverside Academy: Library"])
+    assert "Riverside Academy: ICT1; Riverside Academy: Library" in cli("user", "list").output
+    token = cli("apitoken", "create", "timetable", "--role", "staff", "--site", "Riverside Academy", "--room", "ICT1")
+    assert token.exit_code == 0, token.output
+    (listed,) = json.loads(cli("apitoken", "list", "--json").output)
+    assert (listed["role"], listed["rooms"]) == ("staff", ["Riverside Academy: ICT1"])
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--role", "auditor", "--site", "Nowhere High"), "no site named Nowhere High"),
-    (("--role", "bursar", "--site", "Riverside Academy"), "only auditors are limited to sites"),
+    (("--role", "bursar", "--site", "Riverside Academy"), "only auditors and staff are limited to sites"),
+    (("--role", "staff", "--site", "Riverside Academy"), "a staff account needs the rooms it may wake"),
+    (("--role", "bursar", "--room", "ICT1"), "only staff are limited to rooms"),
 ])
 def test_mistakes_are_one_line_exit_2_and_add_nobody(cli, engine, password_file, args, message):
     result = cli("user", "add", "x", *args, "--password-file", str(password_file))

@@ -28,6 +28,7 @@ from controller.lifecycle import embodied, queries, service
 from controller.lifecycle.evidence import Evidence, check_method
 from controller.lifecycle.recommend import Policy, Recommendation
 from controller.lifecycle.states import Refused, parse_outcome, parse_state
+from controller.reports.service import Inputs, ReportError, load_inputs
 from controller.timeutil import utcnow
 
 router = APIRouter(prefix="/api/v1/lifecycle", tags=["lifecycle"])
@@ -107,9 +108,13 @@ def device_history(device: DeviceRef, runtime: RuntimeDep, principal: Reader) ->
 
 @router.get("/recommendations", response_model=list[Recommendation])
 def recommendations(runtime: RuntimeDep, principal: Reader, site: str | None = None) -> list[Recommendation]:
+    try:
+        inputs = load_inputs(runtime.settings.resolved_policy_dir())
+    except ReportError:
+        inputs = Inputs()  # broken policy files: school days fall back to weekdays, as the reports do
     with session_scope(runtime.engine) as session:
         found = queries.recommendations(session, embodied.load(session), Policy(), utcnow(), site,
-                                        principal.may_see)
+                                        principal.may_see, inputs.policies, inputs.calendars)
     return found
 
 

@@ -10,3 +10,5 @@ from controller.api.auth import READERS, Principal, Role, require
 
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Manager = Annotated[Principal, Depends(require(Role.network_manager))]
+Staff = Annotated[Principal, Depends(require(Role.staff))]
+SignedIn = Annotated[Principal, Depends(require(*READERS, Role.staff))]

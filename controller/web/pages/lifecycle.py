@@ -12,10 +12,14 @@ from sqlmodel import Session
 from controller.api.deps import RuntimeDep
 from controller.api.ids import Id
 from controller.db import session_scope
+from controller.lifecycle import embodied, rightsize, utilisation
 from controller.lifecycle.evidence import Evidence, check_method
+from controller.lifecycle.recommend import Policy
 from controller.lifecycle.service import NotFound, add_to_batch, create_batch, move
 from controller.lifecycle.states import Refused, parse_outcome, parse_state
 from controller.register.models import Device
+from controller.reports.service import Inputs, ReportError, load_inputs
+from controller.timeutil import utcnow
 from controller.web.pages import Manager, Reader
 from controller.web.render import page
 from controller.web.workflow import batches, leaving, lifecycle_of
@@ -30,6 +34,23 @@ def lifecycle_home(request: Request, runtime: RuntimeDep, principal: Reader, don
         worklist, batch_lines = leaving(session, principal.site_ids), batches(session)
     return page(request, "lifecycle.html", principal, nav="lifecycle", worklist=worklist, batches=batch_lines,
                 message={"batch": "Disposal batch saved."}.get(done))
+
+
+@router.get("/lifecycle/utilisation")
+def utilisation_page(request: Request, runtime: RuntimeDep, principal: Reader) -> Response:
+    """Hours in use per school week and the devices to redeploy; servers' use and consolidation."""
+    try:
+        inputs = load_inputs(runtime.settings.resolved_policy_dir())
+    except ReportError:
+        inputs = Inputs()  # broken policy files: school days fall back to weekdays, as the reports do
+    now = utcnow()
+    with Session(runtime.engine) as session:
+        use = utilisation.utilisation(session, embodied.load(session), now, Policy().underused_hours_per_week,
+                                      policies=inputs.policies, calendars=inputs.calendars,
+                                      site_ids=principal.site_ids)
+        servers = rightsize.rightsize(session, now, site_ids=None if principal.site_ids is None
+                                      else list(principal.site_ids))
+    return page(request, "utilisation.html", principal, nav="lifecycle", use=use, servers=servers)
 
 
 def _move_page(request: Request, session: Session, principal, device_id: int, status_code: int = 200,

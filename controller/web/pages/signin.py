@@ -20,8 +20,8 @@ from controller.api.auth import SESSION_COOKIE, authenticate
 from controller.api.deps import RuntimeDep
 from controller.db import session_scope
 from controller.timeutil import utcnow
-from controller.web.accounts import SessionPolicy, close_session, open_session, sign_in
-from controller.web.pages import Reader
+from controller.web.accounts import Role, SessionPolicy, close_session, open_session, sign_in
+from controller.web.pages import SignedIn
 from controller.web.render import page
 from controller.web.throttle import Busy
 
@@ -63,27 +63,30 @@ async def signin(request: Request, runtime: RuntimeDep, name: Annotated[str, For
         return page(request, "signin.html", None, status_code=429, error=_wait_message(wait), next=_safe_next(next),
                     name=name, headers={"Retry-After": str(math.ceil(wait))})
 
-    def check() -> str | None:
+    def check() -> tuple[str, str] | None:
         with session_scope(runtime.engine) as session:
             user = sign_in(session, name.strip(), password, source)
             policy = SessionPolicy.from_settings(runtime.settings)
-            return open_session(session, user, policy, utcnow())[0] if user else None
+            return (open_session(session, user, policy, utcnow())[0], user.role) if user else None
 
     try:
         async with throttle.hashing():
-            secret = await asyncio.to_thread(check)
+            signed = await asyncio.to_thread(check)
     except Busy:
         refused.labels("busy").inc()
         log.warning("sign-in from %s refused: too many sign-ins being checked at once", source)
         return page(request, "signin.html", None, status_code=429, error=_wait_message(1), next=_safe_next(next),
                     name=name, headers={"Retry-After": "1"})
-    if secret is None:
+    if signed is None:
         throttle.failed(source)
         refused.labels("wrong").inc()
         log.warning("sign-in from %s refused: wrong name or password", source)
         return page(request, "signin.html", None, status_code=401, error=WRONG, next=_safe_next(next), name=name)
     throttle.succeeded(source)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    secret, role = signed
+    # Staff have one page: the start page (every other page) is not theirs.
+    target = "/staff" if role == Role.staff and _safe_next(next) == "/" else _safe_next(next)
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https",
                         max_age=int(timedelta(hours=runtime.settings.session_absolute_hours).total_seconds()))
@@ -95,7 +98,7 @@ def _wait_message(seconds: float) -> str:
 
 
 @router.post("/signout")
-def signout(request: Request, runtime: RuntimeDep, principal: Reader) -> Response:
+def signout(request: Request, runtime: RuntimeDep, principal: SignedIn) -> Response:
     with Session(runtime.engine) as session:
         close_session(session, request.cookies.get(SESSION_COOKIE, ""), principal.actor)
         session.commit()

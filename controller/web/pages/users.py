@@ -42,6 +42,11 @@ def _users_page(request: Request, runtime: RuntimeDep, principal, status_code: i
                 tokens=tokens, sites=sites, roles=list(Role), now=utcnow(), **context)
 
 
+def _rooms(text: str) -> list[str]:
+    """The form's rooms field: one room per line or separated by commas."""
+    return [room.strip() for room in text.replace("\n", ",").split(",") if room.strip()]
+
+
 @router.get("/users")
 def users(request: Request, runtime: RuntimeDep, principal: Manager, done: str = "") -> Response:
     return _users_page(request, runtime, principal, message=DONE.get(done))
@@ -50,10 +55,11 @@ def users(request: Request, runtime: RuntimeDep, principal: Manager, done: str =
 @router.post("/users")
 def new_user(request: Request, runtime: RuntimeDep, principal: Manager, name: Annotated[str, Form(max_length=100)],
              role: Annotated[Role, Form()], password: Annotated[str, Form(max_length=1000)],
-             sites: Annotated[list[str] | None, Form()] = None) -> Response:
+             sites: Annotated[list[str] | None, Form()] = None,
+             rooms: Annotated[str, Form(max_length=2000)] = "") -> Response:
     try:
         with session_scope(runtime.engine) as session:
-            add_user(session, name, role, password, sites or [], principal.actor)
+            add_user(session, name, role, password, sites or [], principal.actor, _rooms(rooms))
     except AccountError as exc:
         return _users_page(request, runtime, principal, status_code=400, error=str(exc))
     return RedirectResponse("/users?done=added", status_code=303)
@@ -80,12 +86,13 @@ def disable(request: Request, runtime: RuntimeDep, principal: Manager, name: str
 @router.post("/apitokens")
 def new_token(request: Request, runtime: RuntimeDep, principal: Manager, name: Annotated[str, Form(max_length=100)],
               role: Annotated[Role, Form()], days: Annotated[int | None, Form(ge=1, le=3650)] = None,
-              sites: Annotated[list[str] | None, Form()] = None) -> Response:
+              sites: Annotated[list[str] | None, Form()] = None,
+              rooms: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """The new token is shown on this response only: it is never stored, so it cannot be shown again."""
     expires_at = utcnow() + timedelta(days=days) if days else None
     try:
         with session_scope(runtime.engine) as session:
-            secret, token = create_token(session, name, role, sites or [], expires_at, principal.actor)
+            secret, token = create_token(session, name, role, sites or [], expires_at, principal.actor, _rooms(rooms))
     except AccountError as exc:
         return _users_page(request, runtime, principal, status_code=400, error=str(exc))
     return _users_page(request, runtime, principal, new_token=secret, new_token_name=token.name)

@@ -93,6 +93,22 @@ def test_a_device_switched_back_on_early_saves_nothing_from_then(session):
     assert summary.saved_kwh == D("0.049")
 
 
+def test_a_daytime_sleep_saves_while_asleep_in_school_hours_until_someone_wakes_it(session):
+    """Daytime sleep (policies/README.md) is reported as a sleep with the end of school hours as its "until":
+    the same rule claims its asleep time, and nothing after a teacher woke the PC."""
+    oak = site(session)
+    pc = device(session, oak, "OAK-STAFF-PC01", "desktop", "Staff Room")
+    bucket(session, pc, MONDAY + 10 * HOUR, "sleep", "model", 2)  # asleep 10:00-11:00
+    for hour in range(11, 16):  # a teacher woke it at 11:00 and used it for the rest of the day
+        bucket(session, pc, MONDAY + hour * HOUR, "active", "model", 80)
+    action(session, pc, MONDAY + 10 * HOUR, kind="sleep", until=MONDAY + 16 * HOUR)
+    session.commit()
+    summary = savings_summary(session, MONDAY, MONDAY + 24 * HOUR, now=MONDAY + 2 * 24 * HOUR)
+    (saving,) = summary.actions
+    # One hour of the PC idle with its screen asleep (50.3 Wh) less what it drew asleep (2 + 0.3 Wh).
+    assert (saving.kind, saving.saved_kwh) == ("sleep", D("0.048"))
+
+
 def desktop_week(session: Session):
     """Observe mode Monday and Tuesday (left on day and night); the policy acts from Wednesday."""
     oak = site(session)

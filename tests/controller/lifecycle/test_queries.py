@@ -81,8 +81,10 @@ def test_recommendations_for_the_estate_read_from_the_database(engine, estate):
         Recommendation(estate["worn"], "HILL-L02", hill, "warranty_ending", "warranty ends on 2027-01-10, in 48 days"),
         Recommendation(estate["worn"], "HILL-L02", hill, "battery_worn",
                        "battery holds 50% of its design capacity (replace below 60%)"),
+        # Its one active hour, on Tuesday 3 November (its first report), over the school weeks since: 3-6,
+        # 9-13, 16-20 November and Monday 23rd = 15 school days; 1 h ÷ 15 × 5 = 0.33 h a school week.
         Recommendation(estate["worn"], "HILL-L02", hill, "underused",
-                       "in use 0.2 h a week (under 2 h): redeploy it where it is needed"),
+                       "in use 0.3 h a school week (under 2 h): redeploy it where it is needed"),
     ]
     with session_scope(engine) as session:
         assert queries.recommendations(session, embodied.load(session), Policy(), NOW, site="Vale Academy") == []

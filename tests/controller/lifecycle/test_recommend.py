@@ -70,7 +70,7 @@ def test_the_fixture_estate_gets_exactly_these_recommendations():
         Recommendation(5, "HILL-L02", site, "not_seen",
                        "not seen for 53 days while deployed: find it, or record it lost or disposed"),
         Recommendation(6, "HILL-L03", site, "underused",
-                       "in use 1.5 h a week (under 2 h): redeploy it where it is needed"),
+                       "in use 1.5 h a school week (under 2 h): redeploy it where it is needed"),
         Recommendation(10, "HILL-T01", site, "below_spec", "RAM 2 GiB, below the 4 GiB minimum"),
     ]
 

@@ -70,13 +70,27 @@ def test_standards_per_site(pack):
 
 
 def test_value_for_money_and_underused_devices(pack):
+    """Hours in use per school week over the period (one week, 10-16 November 2025, five school days at both
+    sites): the suite is active 08:00-16:00 on 5 weekdays = 40 h ÷ 5 school days × 5 = 40.00 h; the library
+    and the hall laptops are idle all week = 0.00 h. Oakfield's mean: (40 + 0) ÷ 2 = 20 h; Brook's: 0 h.
+    The two idle laptops are under the 2 h threshold: each saves a new laptop's 180 kgCO2e (the shipped
+    class figure; neither has a model), 360 kgCO2e in all. Rooms ranked most used first."""
     oak = next(v for v in pack.value if v.site == "Oakfield Primary")
     device_years = 2 * 168 / 8760
     assert oak.device_years == approx(device_years)
     assert oak.kwh_per_device_year == approx(OAK_KWH / device_years)
     assert oak.pounds_per_device_year == approx(OAK_KWH * 0.30 / device_years)
-    assert oak.utilisation == approx(40 / (40 + 168))  # suite active 40 h; powered 40 h + library idle 168 h
-    assert [(d.hostname, d.utilisation) for d in pack.underused] == [("BRK-HALL-01", 0.0), ("OAK-LIB-01", 0.0)]
+    assert oak.hours_per_week == 20.0 and oak.underused == 1
+    use = pack.utilisation
+    assert {u.hostname: (u.school_weeks, u.school_days, str(u.in_use_hours), str(u.hours_per_week))
+            for u in use.devices} == {"OAK-ICT-01": (1, 5, "40.00", "40.00"), "OAK-LIB-01": (1, 5, "0.00", "0.00"),
+                                      "BRK-HALL-01": (1, 5, "0.00", "0.00")}
+    assert [(g.rank, g.name, str(g.hours_per_week), g.under) for g in use.rooms] == [
+        (1, "Oakfield Primary / ICT Suite", "40.00", 0), (2, "Brook Academy / Hall", "0.00", 1),
+        (3, "Oakfield Primary / Library", "0.00", 1)]
+    assert [(g.name, g.devices, str(g.hours_per_week)) for g in use.classes] == [("laptop", 3, "13.33")]
+    assert [(r.hostname, r.embodied_kg_co2e) for r in use.redeploy] == [("BRK-HALL-01", 180.0), ("OAK-LIB-01", 180.0)]
+    assert use.embodied_saved_kg == 360.0
 
 
 def test_the_refresh_forecast_carries_embodied_carbon(pack):
