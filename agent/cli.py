@@ -27,6 +27,7 @@ from agent.config import AgentConfig
 from agent.credentials import Credentials, CredentialsError
 from agent.enforcer import enforcer_for
 from agent.entry import HELPER, helper_options
+from agent.labels import LabelsError
 from agent.protocol import MAX_BATCH_REPORTS, MAX_INTERVAL_SECONDS, ProtocolError, to_wire
 from agent.runner import ENFORCE_EVERY_SECONDS, LOG, DeliveryFailed, Runner
 from agent.sampler import Sampler
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[AgentConfig], int] = COMMANDS[args.command]
     try:
         return command(_config(args))
-    except UsageError as exc:
+    except (UsageError, LabelsError) as exc:
         print(f"caretaker-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DeliveryFailed, ClientError, CredentialsError, ProtocolError, OSError, sqlite3.Error) as exc:
@@ -151,8 +152,10 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     given = {"controller": args.controller, "token": token, "state_dir": args.state_dir,
              "ca_file": args.ca_file, "interval_seconds": args.interval, "root": args.root,
              "batch_size": args.batch_size, "inventory_overlay": args.inventory_overlay,
+             "labels_file": args.labels_file,
              "power_command_wrapper": tuple(shlex.split(args.power_command_wrapper))
-             if args.power_command_wrapper else None, "session_address": args.session_address}
+             if args.power_command_wrapper else None, "session_address": args.session_address,
+             "busy_cpu_percent": args.busy_cpu_percent, "idle_threshold_seconds": args.idle_threshold}
     return AgentConfig(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -179,6 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--interval", type=_bounded(1, MAX_INTERVAL_SECONDS), metavar="SECONDS",
                         help="seconds between reports until the controller says otherwise")
     common.add_argument("--root", type=Path, metavar="DIR", help="where collectors read /sys and /proc (default /)")
+    common.add_argument("--idle-threshold", type=_bounded(0, MAX_INTERVAL_SECONDS), metavar="SECONDS",
+                        help=f"an interval with user input within this many seconds counts as active "
+                             f"(default {AgentConfig().idle_threshold_seconds})")
+    common.add_argument("--busy-cpu-percent", type=float, metavar="PERCENT",
+                        help=f"an interval above this mean CPU load counts as active, not idle (default "
+                             f"{AgentConfig().busy_cpu_percent:g}); a server that idles busy may need more")
     common.add_argument("--batch-size", type=_bounded(1, MAX_BATCH_REPORTS), metavar="N",
                         help="reports sent per request at most")
     common.add_argument("--power-command-wrapper", metavar="CMD",
@@ -186,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--session-address", metavar="ADDRESS",
                         help="where session helpers reach the agent: a Unix socket path, or a named pipe on Windows "
                              "(default: this OS's, e.g. /run/caretaker-agent/session.sock)")
+    common.add_argument("--labels-file", type=Path, metavar="TOML",
+                        help='this machine\'s room and tags for the controller\'s policies, e.g. tags = ["signage"]')
     common.add_argument("--inventory-overlay", type=Path, metavar="JSON",
                         help="JSON object whose fields replace the collected inventory's (testing several agents "
                              "on one machine as separate devices on separate subnets)")

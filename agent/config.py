@@ -26,6 +26,7 @@ class AgentConfig:
     power_models_file: Path | None = None  # overrides agent/power_models.json
     send_user_names: bool = False  # user names never leave the device unless the site says so
     inventory_overlay: Path | None = None  # JSON fields replacing the collected inventory's (see sampler)
+    labels_file: Path | None = None  # this machine's room and tags (agent/labels.py), sent with its inventory
     # Every power command runs as [*wrapper, *argv] when set, e.g. a site's own audit script.
     power_command_wrapper: tuple[str, ...] = ()
     # Where session helpers reach the service: a Unix socket path, or a named pipe on Windows; "": the OS's default.

@@ -21,6 +21,13 @@ for input idle, or that must warn them, keeps the machine on, records why, and l
 ``retry_minutes`` (passive behaviour). A helper that stops answering during a countdown ends it the
 same way: nobody could postpone any more.
 
+OS updates come first: while they install, a power-down is put off, whatever the mode, since
+cutting power mid-install can leave a machine that does not boot. The first time in a window it is
+recorded (``deferred``, for ``updates_installing``, with the evidence); every tick looks again, and
+the power-down goes ahead once the install is over. A maintenance window marked
+``until_updates_done`` ends early once the agent has seen updates install in it and finish: the
+power-down window that follows is carried out at once instead of waiting out the window's minutes.
+
 Each of these is a PowerAction with its reason, kept in the state file until the runner puts it on a
 report. The state file (schedule, pending actions, the countdown) lives beside the credentials,
 written atomically and readable by the agent only, so a restart or a power cut loses nothing and a
@@ -41,18 +48,21 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import platform
+from agent.collectors import updates as update_collector
 from agent.config import AgentConfig
 from agent.platform.power_actions import PowerActions, for_platform
 from agent.processes import running
 from agent.protocol import (
     ActionOutcome,
     AgentSchedule,
+    DeferralReason,
     EnforcementMode,
     IdleCriteria,
     PowerAction,
     PowerActionKind,
     ScheduleIntent,
     ScheduleWindow,
+    UpdateStatus,
     from_wire,
     to_wire,
 )
@@ -111,6 +121,7 @@ class CommandResult:
 
 Probe = Callable[[IdleCriteria | None], Reading]
 Executor = Callable[[Sequence[str]], CommandResult]
+UpdatesProbe = Callable[[], UpdateStatus | None]
 
 
 def run_command(argv: Sequence[str]) -> CommandResult:
@@ -143,6 +154,7 @@ class _Due:
     window: ScheduleWindow
     criteria: IdleCriteria | None
     note: str = ""
+    opened: datetime | None = None  # when the machine entered it, if before the window's own start
 
 
 @dataclass
@@ -152,15 +164,18 @@ class _State:
     handled: str | None = None  # the window already recorded (observe) or acted on
     retry_after: datetime | None = None
     countdown: _Countdown | None = None
+    installing_in: str | None = None  # the until_updates_done window in which updates were seen installing
+    deferred_in: str | None = None  # the window whose power-down was put off for installing updates (recorded once)
 
 
 class Enforcer:
     def __init__(self, state_file: Path, probe: Probe, execute: Executor = run_command,
                  actions: PowerActions | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  log: logging.Logger = LOG, warnings: Warnings | None = None,
-                 on_battery: Callable[[], bool] = lambda: False) -> None:
+                 on_battery: Callable[[], bool] = lambda: False, updates: UpdatesProbe = lambda: None) -> None:
         self._file = state_file
         self._on_battery = on_battery
+        self._updates = updates
         self._probe = probe
         self._execute = execute
         self._actions = actions or for_platform()
@@ -216,7 +231,7 @@ class Enforcer:
         key = window.start.isoformat()
         if self._state.handled == key and window.mode is EnforcementMode.OBSERVE:
             return
-        if now < window.start + timedelta(seconds=schedule.start_offset_seconds):
+        if now < (due.opened or window.start) + timedelta(seconds=schedule.start_offset_seconds):
             return  # the site's power-downs are staggered: this machine's turn comes later
         if self._state.retry_after is not None and now < self._state.retry_after:
             return
@@ -245,6 +260,11 @@ class Enforcer:
         window = schedule.window_at(now)
         if window is None:
             return None
+        if window.until_updates_done and self._updates_done(window):
+            following = schedule.window_at(window.end)  # the updates are in: the power-down that follows, now
+            if following is None or following.intent is not ScheduleIntent.POWER_DOWN:
+                return None
+            return _Due(following, schedule.idle, opened=window.start)
         if window.intent is ScheduleIntent.POWER_DOWN:
             return _Due(window, schedule.idle)
         if window.daytime_sleep is None:
@@ -265,6 +285,8 @@ class Enforcer:
                 now: datetime) -> None:
         mode = window.mode or EnforcementMode.OBSERVE
         signed_in = reading.sessions is None or reading.sessions > 0  # unknown counts as signed in: fail safe
+        if mode is not EnforcementMode.OBSERVE and self._installing(window, why, now):
+            return
         if mode is EnforcementMode.OBSERVE:
             self._record(window, ActionOutcome.OBSERVED, f"would {window.action}: {why}", now)
             self._state.handled = window.start.isoformat()
@@ -304,15 +326,43 @@ class Enforcer:
             countdown.warned_at, countdown.deadline = now, now + timedelta(minutes=minutes)
             how = f"{pressed} pressed Postpone" if pressed else "the machine was used during the countdown"
             self._record(window, ActionOutcome.DEFERRED,
-                         f"deferred by user ({countdown.deferrals} of {allowed}: {how}): {minutes} more min", now)
+                         f"deferred by user ({countdown.deferrals} of {allowed}: {how}): {minutes} more min", now,
+                         deferred_for=DeferralReason.USER)
             self._warn(schedule, window, countdown, minutes)
             return
         if now < countdown.deadline:
             return
         suffix = f"after {countdown.deferrals} deferral(s), the most allowed" if countdown.deferrals >= allowed \
             else "countdown ended"
+        if self._installing(window, f"warned; {suffix}", now):
+            self._warnings.withdraw()
+            return
         self._state.countdown = None
         self._act(schedule, window, f"warned; {suffix}", now)
+
+    def _updates_done(self, window: ScheduleWindow) -> bool:
+        """Whether updates were seen installing in this maintenance window and have finished since."""
+        status = self._updates()
+        key = window.start.isoformat()
+        if status is not None and status.installing:
+            if self._state.installing_in != key:
+                self._state.installing_in = key
+                self._save()
+            return False
+        return status is not None and status.installing is False and self._state.installing_in == key
+
+    def _installing(self, window: ScheduleWindow, why: str, now: datetime) -> bool:
+        """Put the power-down off while OS updates install, saying so; True if it was put off."""
+        status = self._updates()
+        if status is None or not status.installing:
+            return False
+        key = window.start.isoformat()
+        if self._state.deferred_in != key:
+            self._state.deferred_in = key
+            self._record(window, ActionOutcome.DEFERRED, f"deferred: OS updates installing "
+                                                         f"({status.detail or 'no detail'}); {why}", now,
+                         deferred_for=DeferralReason.UPDATES_INSTALLING)
+        return True
 
     def _keep_on(self, schedule: AgentSchedule, window: ScheduleWindow, why: str, now: datetime) -> None:
         """Passive behaviour for a machine whose users cannot be seen: skip, say why, look again later."""
@@ -361,11 +411,11 @@ class Enforcer:
             self._save()
 
     def _record(self, window: ScheduleWindow, outcome: ActionOutcome, reason: str, at: datetime,
-                save: bool = True) -> None:
+                save: bool = True, deferred_for: DeferralReason | None = None) -> None:
         schedule = self._state.schedule
         action = PowerAction(at=at, kind=window.action, outcome=outcome,
                              mode=window.mode or EnforcementMode.OBSERVE, reason=reason[:500], until=window.end,
-                             policy=schedule.policy if schedule else None)
+                             policy=schedule.policy if schedule else None, deferred_for=deferred_for)
         self._state.pending = [*self._state.pending, action][-MAX_PENDING:]
         self._log.info("power policy: %s %s (%s)", outcome, action.kind, reason)
         if save:
@@ -384,7 +434,7 @@ class Enforcer:
                 retry_after=datetime.fromisoformat(data["retry_after"]) if data.get("retry_after") else None,
                 countdown=_Countdown(countdown["window"], datetime.fromisoformat(countdown["warned_at"]),
                                      datetime.fromisoformat(countdown["deadline"]), countdown["deferrals"])
-                if countdown else None)
+                if countdown else None, installing_in=data.get("installing_in"), deferred_in=data.get("deferred_in"))
         except FileNotFoundError:
             return _State()
         except (ValueError, KeyError, TypeError) as exc:
@@ -399,7 +449,8 @@ class Enforcer:
                 "retry_after": state.retry_after.isoformat() if state.retry_after else None,
                 "countdown": {"window": state.countdown.window, "warned_at": state.countdown.warned_at.isoformat(),
                               "deadline": state.countdown.deadline.isoformat(),
-                              "deferrals": state.countdown.deferrals} if state.countdown else None}
+                              "deferrals": state.countdown.deferrals} if state.countdown else None,
+                "installing_in": state.installing_in, "deferred_in": state.deferred_in}
         write_private(self._file, json.dumps(data))
 
 
@@ -459,8 +510,12 @@ def enforcer_for(config: AgentConfig, desk: SessionDesk) -> Enforcer:
         return run_command([*wrapper, *argv])
 
     root = config.root
+
+    def updates() -> UpdateStatus | None:
+        return update_collector.collect(root) if update_collector.supported(root) else None
+
     return Enforcer(config.power_state_file, live_probe(desk), execute, warnings=desk,
-                    on_battery=lambda: platform.current().on_battery(root))
+                    on_battery=lambda: platform.current().on_battery(root), updates=updates)
 
 
 def live_probe(desk: SessionDesk) -> Probe:

@@ -238,9 +238,16 @@ class Inventory:
     user_names: tuple[str, ...] = ()  # empty unless the site configured the agent to send them
     agent_version: str = ""
     wake: WakeReadiness | None = None
+    # The machine's own labels from the agent's labels file (agent/labels.py): policies name rooms and tags.
+    room: str | None = None
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _text("hostname", self.hostname)
+        _text("room", self.room, 100)
+        for tag in self.tags:
+            _text("tags", tag, 100)
+            _require(bool(tag.strip()), "a tag must not be empty")
         _require(bool(self.hostname.strip()), "hostname must not be empty")
         _text("machine_id", self.machine_id)
         _text("agent_version", self.agent_version)
@@ -248,7 +255,7 @@ class Inventory:
         for user in self.user_names:
             _text("user_names", user)
         _require(0 <= self.user_count <= 10_000, "user_count is out of range")
-        for name in ("disks", "nics", "batteries", "monitors", "user_names"):
+        for name in ("disks", "nics", "batteries", "monitors", "user_names", "tags"):
             _items(name, getattr(self, name))
         _aware("boot_time", self.boot_time)
 
@@ -342,6 +349,13 @@ class PowerActionKind(enum.StrEnum):
     HIBERNATE = "hibernate"
 
 
+class DeferralReason(enum.StrEnum):
+    """Why a power-down was put off: a named choice, so the audit can count them."""
+
+    USER = "user"  # the signed-in user pressed Postpone or kept working through the countdown
+    UPDATES_INSTALLING = "updates_installing"  # cutting power mid-install can leave a machine unbootable
+
+
 class ActionOutcome(enum.StrEnum):
     OBSERVED = "observed"  # observe mode: would have acted
     WARNED = "warned"  # a countdown warning went to the signed-in user
@@ -408,6 +422,9 @@ class ScheduleWindow:
     mode: EnforcementMode | None = None
     reason: str = ""  # the rule that decided, e.g. "out_of_hours", "exam_window: GCSE maths"
     daytime_sleep: DaytimeSleep | None = None
+    # A maintenance window that ends early once the OS updates it was kept on for have installed: the agent
+    # then carries out the power-down window that follows at once instead of waiting out the minutes.
+    until_updates_done: bool = False
 
     def __post_init__(self) -> None:
         _aware("window.start", self.start)
@@ -458,12 +475,68 @@ class PowerAction:
     reason: str  # e.g. "idle 22 min, cpu 1.2%", "skipped: user signed in", "deferred by user (1 of 2)"
     until: datetime | None = None  # end of the power-down window: when the device is next needed
     policy: str | None = None
+    deferred_for: DeferralReason | None = None  # with outcome deferred: whose reason put it off
 
     def __post_init__(self) -> None:
         _aware("action.at", self.at)
         _aware("action.until", self.until)
         _text("action.reason", self.reason, 500)
         _text("action.policy", self.policy)
+
+
+class HolderKind(enum.StrEnum):
+    """What an OS says it is keeping awake for someone, in one vocabulary across the three OSes."""
+
+    SYSTEM = "system"  # system sleep: Windows SYSTEM, macOS PreventUserIdleSystemSleep, logind "sleep" block
+    DISPLAY = "display"  # display (on Windows, the system with it): Windows DISPLAY, macOS PreventUserIdleDisplaySleep
+    IDLE = "idle"  # the session never counts as idle: logind "idle" block
+    EXECUTION = "execution"  # Windows EXECUTION: a process asks to keep running
+    AWAY_MODE = "away_mode"  # Windows AWAYMODE: "sleep" only blanks screen and sound
+    NETWORK = "network"  # macOS NetworkClientActive: a network client (backup, sync) is at work
+
+
+@dataclass(frozen=True)
+class SleepHolder:
+    """One request, assertion or inhibitor holding the machine awake, as the OS names it."""
+
+    kind: HolderKind
+    what: str  # the holder as the OS names it: "Playing audio", "caffeinate command-line tool"
+    process: str = ""  # the program holding it, when the OS says: "msedge.exe", "caffeinate"
+    pid: int | None = None
+
+    def __post_init__(self) -> None:
+        _text("holder.what", self.what)
+        _text("holder.process", self.process)
+        _count("holder.pid", self.pid, MAX_ID)
+
+
+@dataclass(frozen=True)
+class Insomnia:
+    """What keeps the machine from sleeping on its own: the holders, and whether the OS would sleep at all.
+
+    Looked at only while the machine is idle and at most every few minutes (the OS tools are not free);
+    a report without one means the agent did not look in that interval, not that nothing held it.
+    """
+
+    holders: tuple[SleepHolder, ...] = ()
+    sleep_timer_set: bool | None = None  # False: the OS never sleeps on its own; None: could not tell
+    detail: str = ""  # what could not be read, e.g. "powercfg /requests needs administrator rights"
+
+    def __post_init__(self) -> None:
+        _items("insomnia.holders", self.holders)
+        _text("insomnia.detail", self.detail)
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    """Whether OS updates are installing now, or have installed and wait for a restart (None: cannot tell)."""
+
+    installing: bool | None = None
+    reboot_pending: bool | None = None
+    detail: str = ""  # the evidence: "unattended-upgr running (pid 812)", "/run/reboot-required"
+
+    def __post_init__(self) -> None:
+        _text("updates.detail", self.detail)
 
 
 @dataclass(frozen=True)
@@ -478,6 +551,8 @@ class Report:
     inventory: Inventory | None = None
     actions: tuple[PowerAction, ...] = ()  # power actions taken or skipped since the previous report
     relayed_wakes: tuple[int, ...] = ()  # ids of wake orders this agent sent as a relay since its last report
+    insomnia: Insomnia | None = None  # what held the machine awake, when the agent looked in this interval
+    updates: UpdateStatus | None = None  # the OS update state, on the first report and whenever it changes
 
     def __post_init__(self) -> None:
         _require(1 <= self.seq <= MAX_INT, f"seq must be a positive integer up to {MAX_INT}")

@@ -23,6 +23,7 @@ from agent.collectors import COLLECTORS
 from agent.collectors.activity import ActivityReading, cpu_percent_between
 from agent.collectors.rapl import energy_between
 from agent.config import AgentConfig
+from agent.labels import load_labels
 from agent.platform.base import BatteryDraw, RaplReading
 from agent.protocol import (
     MAX_INTERVAL_SECONDS,
@@ -30,11 +31,13 @@ from agent.protocol import (
     Activity,
     DeviceClass,
     EnergySample,
+    Insomnia,
     Inventory,
     PowerMethod,
     PowerState,
     ProtocolError,
     Report,
+    UpdateStatus,
     WakeReadiness,
     from_wire,
     to_wire,
@@ -254,7 +257,9 @@ class Sampler:
         self._previous = self._readings()
         self._sent_fingerprint: str | None = None
         self._sent_at: datetime | None = None
+        self._sent_updates: UpdateStatus | None = None
         self._overlay = load_overlay(config.inventory_overlay)
+        self._labels = load_labels(config.labels_file)
 
     def _read(self, kind: type[T]) -> T | None:
         for collector in self._collectors:
@@ -275,6 +280,7 @@ class Sampler:
             raise RuntimeError("no inventory collector")
         inventory = replace(inventory, wake=self._read(WakeReadiness))
         inventory = inventory if self._config.send_user_names else replace(inventory, user_names=())
+        inventory = replace(inventory, room=self._labels.room, tags=self._labels.tags)
         return overlaid(inventory, self._overlay) if self._overlay else inventory
 
     def _inventory_due(self, fingerprint: str, now: datetime) -> bool:
@@ -310,10 +316,15 @@ class Sampler:
 
         fingerprint = inventory_fingerprint(inventory)
         include_inventory = self._inventory_due(fingerprint, end)
+        # Only an idle machine raises the question of what keeps it awake (and the tools are not free).
+        insomnia = self._read(Insomnia) if state is PowerState.IDLE and awake > 0 else None
+        updates = self._read(UpdateStatus)
         report = Report(seq=seq, start=start, end=end, activity=activity, energy=tuple(energy),
-                        inventory=inventory if include_inventory else None)
+                        inventory=inventory if include_inventory else None, insomnia=insomnia,
+                        updates=updates if updates != self._sent_updates else None)
         # Only a report that was built moves the interval on; a refused one is retried from the same start.
         self._last_end, self._previous = end, current
         if include_inventory:
             self._sent_fingerprint, self._sent_at = fingerprint, end
+        self._sent_updates = updates
         return report

@@ -39,6 +39,7 @@ from controller.lifecycle.registercsv import import_rows, parse_register
 from controller.policy.model import Mode
 from controller.policy.store import PolicyLine, PolicyStore
 from controller.register.models import Device, Site
+from controller.register.sites import update_site
 from controller.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -71,6 +72,18 @@ class DemoPlan:
     @property
     def ca(self) -> Path:
         return self.tls_dir / tls.CA_CERT_NAME
+
+    @property
+    def config(self) -> Path:
+        return self.data_dir / "caretaker.toml"
+
+
+def write_config(plan: DemoPlan) -> None:
+    """The config file `caretaker` reads (with CARETAKER_CONFIG pointing at it), so commands in another terminal
+    find the demo's database without --data-dir, as an installed controller's /etc/caretaker/caretaker.toml does."""
+    plan.config.write_text("# Written by `caretaker demo`: export CARETAKER_CONFIG=<this file> and every `caretaker`\n"
+                           "# command uses the demo's database.\n"
+                           f"data_dir = {json.dumps(str(plan.data_dir))}\n")
 
 
 def ensure_certificates(plan: DemoPlan) -> tuple[Path, Path]:
@@ -170,11 +183,13 @@ def _policies(plan: DemoPlan) -> Iterator[tuple[PolicyStore, Engine]]:
 
 def describe_estate(plan: DemoPlan, since: date) -> str:
     """What a school would enter about itself, for each simulated site, entered as its commands enter it:
-    the tariff (demodata/tariff.yaml, as `caretaker energy tariff set --site S --from DATE --file` does), in
+    its trust, pupils and postcode (demodata/sites.yaml, through the function `caretaker site set` calls), the
+    tariff (demodata/tariff.yaml, as `caretaker energy tariff set --site S --from DATE --file` does), in
     force from ``since``, and the asset register (demodata/register.csv, as `caretaker assets import` does:
     the rows of the devices simulated, and the columns this register knows). Returns what it entered."""
     names = [site["name"] for site in json.loads((plan.data_dir / "simulate.json").read_text())["sites"]]
     tariff = yaml.safe_load((DEMO_DATA / "tariff.yaml").read_text())
+    described = yaml.safe_load((DEMO_DATA / "sites.yaml").read_text())["sites"]
     settings = Settings(data_dir=plan.data_dir)
     engine = make_engine(settings.resolved_database_url())
     try:
@@ -184,14 +199,17 @@ def describe_estate(plan: DemoPlan, since: date) -> str:
                 start = datetime.combine(since, datetime.min.time(), ZoneInfo(site.timezone))
                 set_tariff(session, site.id, tariff["name"], start, tariff["bands"],
                            float(tariff["standing_pence_per_day"]))
+                if name in described:
+                    update_site(session, name, described[name], "demo")
             simulated = set(session.exec(select(Device.serial).join(Site, col(Site.id) == col(Device.site_id))
                                          .where(col(Site.name).in_(names))).all())
             rows = parse_register(_register_rows(simulated))
             result = import_rows(session, rows, "demo", "demodata/register.csv")
     finally:
         engine.dispose()
-    return (f"tariff {tariff['name']!r} for {len(names)} sites; asset register: {result.updated} devices "
-            f"described")
+    trusts = sorted({described[n]["trust"] for n in names if n in described})
+    return (f"{sum(n in described for n in names)} sites of {', '.join(trusts) or 'no trust'}; tariff "
+            f"{tariff['name']!r} for {len(names)} sites; asset register: {result.updated} devices described")
 
 
 def _register_rows(serials: set[str]) -> str:
@@ -223,6 +241,7 @@ def run(plan: DemoPlan, say=print) -> None:
     logs.mkdir(exist_ok=True)
     cert, key = ensure_certificates(plan)
     ensure_policies(plan)
+    write_config(plan)
     children: list[subprocess.Popen] = []
     _stop_on_sigterm()
 
@@ -279,16 +298,18 @@ def run(plan: DemoPlan, say=print) -> None:
         simulate("simulate", "--interval", str(LIVE_INTERVAL))
         today = date.today()
         week_ago = today - timedelta(days=7)
-        data = f"--data-dir {plan.data_dir}"
+        trust = next(iter(yaml.safe_load((DEMO_DATA / "sites.yaml").read_text())["sites"].values()))["trust"]
         say(f"\nRunning. The console is {plan.url}/ (sign in as {CONSOLE_USER!r}, password in {password}).\n"
             "In another terminal, try:\n"
-            f"  .venv/bin/caretaker devices {data}\n"
-            f"  .venv/bin/caretaker devices --conflicts {data}\n"
-            f"  .venv/bin/caretaker device show 1 {data}\n"
-            f"  .venv/bin/caretaker energy summary --by site --from {week_ago} --to {today} {data}\n"
-            f"  .venv/bin/caretaker energy savings --from {today - timedelta(days=plan.history_days)} --to {today} "
-            f"{data}\n"
-            f"  .venv/bin/caretaker policy list {data}\n"
+            f"  export CARETAKER_CONFIG={plan.config}\n"
+            f"  .venv/bin/caretaker devices\n"
+            f"  .venv/bin/caretaker devices --conflicts\n"
+            f"  .venv/bin/caretaker device show 1\n"
+            f"  .venv/bin/caretaker site list\n"
+            f"  .venv/bin/caretaker energy summary --by site --from {week_ago} --to {today}\n"
+            f"  .venv/bin/caretaker energy savings --from {today - timedelta(days=plan.history_days)} --to {today}\n"
+            f"  .venv/bin/caretaker report audit --trust '{trust}' --period {week_ago}..{today} --out audit.html\n"
+            f"  .venv/bin/caretaker policy list\n"
             f"  .venv/bin/caretaker-agent collect\n"
             f"Logs are in {logs}. Press Ctrl-C to stop everything.")
         while all(child.poll() is None for child in children[:2]):

@@ -1,6 +1,7 @@
 """Bring a database to the current schema. Every controller start runs this; it is a no-op when current.
 
-Several replicas may start at once against PostgreSQL, so the upgrade runs under an advisory lock.
+Several replicas may start at once against PostgreSQL, so the upgrade runs under an advisory lock: one per
+schema, so estates sharing a database do not wait for each other's upgrades.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from controller.db import ADVISORY_KEY
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK_KEY = 0x63617265  # "care"
@@ -32,7 +35,7 @@ def upgrade(engine: Engine) -> None:
     config = alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            connection.execute(text(f"SELECT pg_advisory_xact_lock{ADVISORY_KEY}"), {"k": _LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -1,16 +1,62 @@
-"""The controller's one settings object (prefix ``CARETAKER_``); nothing else reads the environment."""
+"""The controller's one settings object (prefix ``CARETAKER_``); nothing else reads the environment.
+
+Each setting comes from, in this order: what the command line gives, the environment (``CARETAKER_<NAME>``),
+then the config file (``$CARETAKER_CONFIG``, else ``/etc/caretaker/caretaker.toml``: the Ansible role and
+``./demo`` write it), so an operator's `caretaker` finds the controller's database without being told.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from controller.errors import DomainError
+
+DEFAULT_CONFIG = Path("/etc/caretaker/caretaker.toml")
+DATABASE_FILE = "caretaker.db"
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("CARETAKER_CONFIG") or DEFAULT_CONFIG)
+
+
+class NoDatabase(LookupError, DomainError):
+    """No database was named and none is where one is looked for; the message says where it looked."""
+
+
+class ConfigFileError(ValueError, DomainError):
+    """The config file is there but cannot be read or is not TOML."""
+
+
+def read_config(path: Path) -> dict:
+    """The config file's settings; none when there is no file."""
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"the config file {path} is not TOML: {exc}") from None
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARETAKER_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings,
+                InitSettingsSource(settings_cls, init_kwargs=read_config(config_path())))
 
     data_dir: Path = Path("var")
     # Empty means embedded SQLite in data_dir; a school needs nothing else.
@@ -85,6 +131,7 @@ class Settings(BaseSettings):
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
     relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
     # Singleton jobs (one replica at a time, controller.jobs): how often each runs; 0 switches one off.
+    scheduled_wakes_every_seconds: float = 30.0  # queue the wakes compiled schedules promise (power/scheduled.py)
     rollup_every_seconds: float = 900.0  # settled days into the daily rollup, and days late reports re-opened
     retention_every_seconds: float = 3600.0  # old reports (and hourly buckets) dropped
     partitions_every_seconds: float = 3600.0  # PostgreSQL: the report table's partitions made ahead
@@ -101,7 +148,19 @@ class Settings(BaseSettings):
         return self.policy_dir or self.data_dir / "policies"
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'caretaker.db').resolve()}"
+        """The database named (flag, environment or config file), else the SQLite file in the data directory.
+        A data directory nobody named (./var) is used only when it already holds a database: a command run in
+        the wrong place must not start an empty estate there. Named, it is made if need be (`serve`, the demo)."""
+        if self.database_url:
+            return self.database_url
+        database = self.data_dir / DATABASE_FILE
+        if "data_dir" not in self.model_fields_set and not database.exists():
+            config = config_path()
+            raise NoDatabase(
+                f"no database found: no --database-url or --data-dir, no CARETAKER_DATABASE_URL or "
+                f"CARETAKER_DATA_DIR, {config} {'names none' if config.exists() else 'does not exist'}, "
+                f"and there is no {database.resolve()}")
+        return f"sqlite:///{database.resolve()}"
 
 
 @lru_cache

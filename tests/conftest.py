@@ -123,7 +123,7 @@ def start_controller(database_url: str, workdir: Path, port: int | None = None,
     process = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})}, cwd=workdir)
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a fresh PostgreSQL schema's migrations, on a loaded machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"controller exited: {log.read_text()[-2000:]}")

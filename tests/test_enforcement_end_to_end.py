@@ -105,7 +105,7 @@ def test_the_agent_enforces_the_controllers_schedule_and_the_action_reaches_the_
         agent.terminate()
         agent.wait(timeout=15)
     out = controller.cli("audit", "--since", f"{since.astimezone():%Y-%m-%d %H:%M}", "--json").stdout
-    (action, *later) = [line for line in json.loads(out) if line["entry"] == "action"]
+    (action, *later) = [line for line in json.loads(out) if line["entry"] == "action" and line["kind"] != "updates"]
     assert (action["kind"], action["outcome"], action["mode"]) == ("shutdown", "done", "force")
     assert action["reason"] == "shutdown (force): none of caretaker-e2e-no-such-process"
     assert action["actor"].startswith("agent:")

@@ -7,6 +7,6 @@ sampler decides what to make of the readings and nothing here sends anything.
 
 from __future__ import annotations
 
-from agent.collectors import activity, battery, inventory, rapl, wake
+from agent.collectors import activity, battery, insomnia, inventory, rapl, updates, wake
 
-COLLECTORS = (inventory, activity, rapl, battery, wake)
+COLLECTORS = (inventory, activity, rapl, battery, wake, insomnia, updates)

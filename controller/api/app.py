@@ -20,6 +20,7 @@ from controller.api.routes import (
     assets,
     audit,
     conflicts,
+    devices,
     downloads,
     energy,
     health,
@@ -27,6 +28,7 @@ from controller.api.routes import (
     metrics,
     policy,
     reports,
+    sites,
     staff,
     wake,
 )
@@ -67,7 +69,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         writer.start()
         wake.start()
         snmp = start_polling(settings, engine)  # registered SNMP kit, every snmp_poll_interval_seconds
-        singletons = JobRunner(engine, jobs(settings))  # partitions, rollups, retention: one replica at a time
+        # Partitions, rollups, retention, scheduled wakes: one replica at a time.
+        singletons = JobRunner(engine, jobs(settings, policies))
         singletons.start()
         app.state.runtime = Runtime(settings=settings, engine=engine, agents=AgentDirectory(engine), writer=writer,
                                     metrics=build_metrics(engine, writer, settings, policies=policies,
@@ -113,6 +116,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(reports.router, responses={**signed_in, **errors.NOT_FOUND})
     app.include_router(lifecycle.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     app.include_router(assets.router, responses={**signed_in})
+    app.include_router(devices.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
+    app.include_router(sites.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     app.include_router(conflicts.router, responses={**signed_in, **errors.NOT_FOUND, **errors.REFUSED})
     web.install(app)  # the console's pages; also turns NotSignedIn into 401 or a sign-in redirect
     return app

@@ -66,7 +66,7 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
-async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
 
@@ -80,7 +80,7 @@ def install(app: FastAPI, retry_after_seconds: int) -> None:
                                        f"{retry_after_seconds} s"},
                             status_code=503, headers={"Retry-After": str(retry_after_seconds)})
 
-    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StoreUnavailable, unavailable)
     for kind in UNAVAILABLE:
         app.add_exception_handler(kind, unavailable)

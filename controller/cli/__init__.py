@@ -4,8 +4,6 @@ A thin shell over the domain packages, one module per command group."""
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from controller.cli import (
@@ -18,6 +16,7 @@ from controller.cli import (
     policy,
     report,
     service,
+    sites,
     snmp,
     ssh,
     tls,
@@ -25,10 +24,12 @@ from controller.cli import (
     users,
     wake,
 )
+from controller.cli.common import run_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.add_typer(service.app)
 app.add_typer(devices.app)
+app.add_typer(sites.app, name="site")
 app.add_typer(audit.app)
 app.add_typer(tokens.app, name="token")
 app.add_typer(tls.app, name="tls")
@@ -46,7 +47,4 @@ app.add_typer(db.app, name="db")
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_app(app)

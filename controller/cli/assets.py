@@ -26,7 +26,9 @@ def import_assets(
 ) -> None:
     """Add or update devices by serial or asset tag; a bad row refuses the whole file."""
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        text = file.read_bytes().decode("utf-8-sig")  # bytes: a CR inside a quoted cell stays a CR
+    except UnicodeDecodeError:
+        fail(f"{file} is not UTF-8 text")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}")
     headers = next(csv.reader(io.StringIO(text)), [])

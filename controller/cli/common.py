@@ -1,12 +1,15 @@
 """What every `caretaker` command shares: options, the database, one-line errors, tables and JSON.
 
-Errors a user can fix are one line on stderr and exit status 2; nothing here holds business rules.
+Errors a user can fix are one line on stderr and exit status 2: a command calls :func:`fail`, or lets a
+domain error (:class:`controller.errors.DomainError`) rise to :func:`run_app`, the entry point. Nothing here
+holds business rules.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -18,14 +21,17 @@ from sqlmodel import Session
 
 from controller import migrate
 from controller.db import make_engine, session_scope
-from controller.settings import Settings
+from controller.errors import DomainError
+from controller.settings import NoDatabase, Settings
 from controller.timeutil import utcnow
 
 DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: SQLite in --data-dir)",
-    envvar="CARETAKER_DATABASE_URL", show_envvar=False)]
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database lives",
-                                              envvar="CARETAKER_DATA_DIR", show_envvar=False)]
+    "--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: the config file's, else "
+                           "SQLite in --data-dir)", envvar="CARETAKER_DATABASE_URL", show_envvar=False)]
+DataDir = Annotated[Path | None, typer.Option(
+    "--data-dir", help="Where the embedded database lives (default: the config file's, $CARETAKER_CONFIG or "
+                       "/etc/caretaker/caretaker.toml, else ./var if it holds one)",
+    envvar="CARETAKER_DATA_DIR", show_envvar=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 ACTOR = "cli"
 
@@ -35,13 +41,33 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def run_app(app: typer.Typer) -> None:
+    """Run the CLI; a domain error any command lets through is printed as :func:`fail` prints it."""
+    try:
+        app()
+    except DomainError as exc:
+        typer.echo(f"caretaker: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
 def settings_for(database_url: str | None, data_dir: Path | None) -> Settings:
+    """Settings with the command's --database-url and --data-dir (or their environment variables) first: a
+    data directory given here means its SQLite database, even when the config file names a database URL."""
     overrides = {k: v for k, v in (("database_url", database_url), ("data_dir", data_dir)) if v is not None}
+    if data_dir is not None and database_url is None:
+        overrides["database_url"] = ""
     return Settings(**overrides)
 
 
 def open_database(database_url: str | None, data_dir: Path | None) -> Engine:
-    engine = make_engine(settings_for(database_url, data_dir).resolved_database_url())
+    """The database the flags, environment or config file name (made and migrated if need be), else the one
+    in ./var; with none of them, the one-line error saying where it looked."""
+    try:
+        engine = make_engine(settings_for(database_url, data_dir).resolved_database_url())
+    except NoDatabase as exc:
+        fail(str(exc))
     try:
         migrate.upgrade(engine)
     except Exception as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,13 +13,19 @@ from controller.cli.common import (
     DatabaseUrl,
     DataDir,
     age,
+    fail,
     in_session,
+    open_database,
     print_json,
     print_rows,
     print_table,
+    settings_for,
 )
 from controller.register.conflicts import ConflictError, Resolution, list_conflicts, resolve
-from controller.register.devices import NotFound, device_detail, list_devices
+from controller.register.devices import NotFound, device_detail, find_device, list_devices
+from controller.register.facts import labels
+from controller.register.labels import LabelRefused, placed_devices, set_by_hand
+from controller.register.models import Site
 from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -25,9 +33,22 @@ device_app = typer.Typer(no_args_is_help=True, help="One device of the register.
 app.add_typer(device_app, name="device")
 
 
+def placement_rules(database_url: str | None, data_dir: Path | None) -> tuple:
+    """The placement rules in force (the controller's policy directory), as the schedules use them."""
+    from controller.policy.store import PolicyStore
+
+    active = PolicyStore(settings_for(database_url, data_dir).resolved_policy_dir(),
+                         open_database(database_url, data_dir)).current()
+    if active.problem:
+        typer.echo(f"warning: {active.problem}", err=True)
+    return active.placement
+
+
 @app.command()
 def devices(
     site: Annotated[str | None, typer.Option(help="Only this site")] = None,
+    room: Annotated[str | None, typer.Option(help="Only devices in this room (whatever source placed them)")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only devices with this tag")] = None,
     conflicts: Annotated[bool, typer.Option("--conflicts", help="Only conflicts to resolve: devices kept apart "
                                              "(clones, enrolled from another site) and shared credentials")] = False,
     database_url: DatabaseUrl = None,
@@ -42,25 +63,42 @@ def devices(
                               r.conflict_reason],
                    f"{len(lines)} conflict(s); settle each with `caretaker device resolve ID RESOLUTION`")
         return
-    rows = in_session(database_url, data_dir, lambda s: list_devices(s, site))
-    print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "CLASS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
-               lambda r: [r.id, r.site, r.hostname, r.device_class, r.vendor, r.model, r.os, age(r.last_seen)],
+    rules = placement_rules(database_url, data_dir)
+
+    def listing(session) -> list[dict]:
+        placed = {p.device.id: p.labels for p in placed_devices(session, rules, site, room, tag)}
+        return [{**dataclasses.asdict(r), "room": placed[r.id].room_name, "tags": list(placed[r.id].tag_names)}
+                for r in list_devices(session, site) if r.id in placed]
+
+    rows = in_session(database_url, data_dir, listing)
+    print_rows(rows, as_json, ["ID", "SITE", "HOSTNAME", "CLASS", "ROOM", "TAGS", "VENDOR", "MODEL", "OS", "LAST SEEN"],
+               lambda r: [r["id"], r["site"], r["hostname"], r["device_class"], r["room"] or "-",
+                          ",".join(r["tags"]) or "-", r["vendor"], r["model"], r["os"], age(r["last_seen"])],
                f"{len(rows)} device(s)")
 
 
 @device_app.command("show")
-def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretaker devices`")],
+def device_show(device: Annotated[str, typer.Argument(help="ID or hostname from `caretaker devices`")],
                 database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Everything the register knows about one device."""
-    detail = in_session(database_url, data_dir, lambda s: device_detail(s, device_id), (NotFound,))
+    """Everything the register knows about one device, with where its room and each tag came from."""
+    rules = placement_rules(database_url, data_dir)
+
+    def work(session):
+        found = find_device(session, device)
+        return device_detail(session, found.id), labels(found, session.get(Site, found.site_id), rules)
+
+    detail, placed = in_session(database_url, data_dir, work, (NotFound,))
     if as_json:
-        print_json(detail)
+        print_json({**dataclasses.asdict(detail), "labels": dataclasses.asdict(placed)})
         return
     d = detail.device
     inventory = detail.inventory or {}
     cpu = inventory.get("cpu") or {}
     lines = [
         ("Device", f"{d.id}  {d.hostname}  ({d.device_class}, site {d.site})"),
+        ("Room", placed.room.describe() if placed.room else "none"),
+        ("Tags", ", ".join(t.describe() for t in placed.tags) or "none"),
+        *([("Untagged", f"{', '.join(placed.untagged)} (by hand: no source adds them)")] if placed.untagged else []),
         ("Hardware", " ".join(p for p in (d.vendor, d.model) if p) or "unknown"),
         ("Serial", d.serial or "unknown"),
         ("OS", d.os or "unknown"),
@@ -82,6 +120,29 @@ def device_show(device_id: Annotated[int, typer.Argument(help="ID from `caretake
                 [[e.state, e.method, f"{e.kwh:.3f}", f"{e.hours:.2f}"] for e in detail.energy_last_24h])
 
 
+@device_app.command("set")
+def device_set(
+    device: Annotated[str, typer.Argument(help="ID or hostname from `caretaker devices`")],
+    room: Annotated[str | None, typer.Option(help="Put the device in this room (wins over every other source)")] = None,
+    clear_room: Annotated[bool, typer.Option("--clear-room", help="Forget the room set by hand: the register, a "
+                                             "placement rule or the agent places the device again")] = False,
+    tag: Annotated[list[str] | None, typer.Option(help="Add a tag; repeat for more")] = None,
+    untag: Annotated[list[str] | None, typer.Option(
+        help="Remove a tag, whatever source gives it; repeat for more")] = None,
+    actor: Annotated[str, typer.Option(help="Who sets it, for the change log")] = "cli",
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Set a device's room and tags by hand; its agent gets the schedule they lead to with its next report."""
+    if room is None and not clear_room and not tag and not untag:
+        fail("nothing to set: give --room, --clear-room, --tag or --untag")
+
+    def work(session) -> str:
+        found = find_device(session, device)
+        changed = set_by_hand(session, found, f"cli:{actor}", room, clear_room, tag or (), untag or ())
+        return f"device {found.id} {found.hostname}: " + ("updated" if changed else "no change")
+
+    typer.echo(in_session(database_url, data_dir, work, (NotFound, LabelRefused)))
 
 
 @device_app.command("resolve")

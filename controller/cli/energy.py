@@ -25,6 +25,7 @@ from controller.db import session_scope
 from controller.energy import carbon, catalogue, intensity
 from controller.energy.accounting import GROUPS, AccountingError, EnergyRow, energy_summary, jsonable, restate
 from controller.energy.catalogue import CatalogueError
+from controller.energy.insomnia import insomnia
 from controller.energy.period import PeriodError, resolve
 from controller.energy.savings import SavingsError, before_after, out_of_hours_waste, savings_summary
 from controller.energy.school_hours import SchoolHours
@@ -183,7 +184,7 @@ def waste(site: Sites = None, start: From = ..., end: To = ...,
         with session_scope(engine) as session:
             period = resolve(session, site or [], start, end)
             rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit,
-                                      inputs.policies, inputs.calendars)
+                                      inputs.policies, inputs.calendars, placement=inputs.placement)
     except (*ERRORS, ReportError) as exc:
         fail(str(exc))
     if as_json:
@@ -192,6 +193,38 @@ def waste(site: Sites = None, start: From = ..., end: To = ...,
     print_table([by.upper(), "IDLE KWH", "COST", "KGCO2E", "IDLE HOURS"],
                 [[r.key, fmt.kwh(r.idle_kwh), fmt.money_text(r.cost_gbp), fmt.kg(r.kgco2e), r.idle_hours]
                  for r in rows])
+
+
+@app.command("insomnia")
+def insomnia_command(site: Sites = None, start: Annotated[str | None, typer.Option(
+                         "--from", help="First day (default: a week ago)")] = None,
+                     end: Annotated[str | None, typer.Option("--to", help="Last day (default: today)")] = None,
+                     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Devices at most")] = 20,
+                     database_url: DatabaseUrl = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Devices idle out of hours that would not sleep, what held them awake (power requests, assertions,
+    inhibitors, no sleep timer), and the kWh, cost and carbon each cause cost across the estate."""
+    today = utcnow().date()
+    engine = open_database(database_url, data_dir)
+    try:
+        inputs = load_inputs(settings_for(database_url, data_dir).resolved_policy_dir())
+        with session_scope(engine) as session:
+            period = resolve(session, site or [], start or f"{today - timedelta(days=6)}", end or f"{today}")
+            found = insomnia(session, period.start, period.end, period.site_ids, inputs.policies, inputs.calendars)
+    except (*ERRORS, ReportError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(found.to_json())
+        return
+    typer.echo(f"Idle out of hours, kept awake: {fmt.kwh(found.kwh)} kWh, {fmt.money_text(found.cost_gbp)}, "
+               f"{fmt.kg(found.kgco2e)} kgCO2e ({found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M} UTC)")
+    typer.echo("\nBy cause, across the estate:")
+    print_table(["CAUSE", "HELD BY", "PROCESS", "DEVICES", "IDLE HOURS", "KWH", "COST", "KGCO2E"],
+                [[c.kind, c.what or "-", c.process or "-", c.devices, c.idle_hours, fmt.kwh(c.kwh),
+                  fmt.money_text(c.cost_gbp), fmt.kg(c.kgco2e)] for c in found.causes])
+    typer.echo("\nDevices:")
+    print_table(["DEVICE", "IDLE HOURS", "KWH", "COST", "WHAT HELD IT"],
+                [[d.device, d.idle_hours, fmt.kwh(d.kwh), fmt.money_text(d.cost_gbp), "; ".join(d.causes[:3])]
+                 for d in found.devices[:limit]])
 
 
 @catalogue_app.command("import")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -22,16 +23,22 @@ from controller.cli.common import (
 )
 from controller.db import session_scope
 from controller.policy.model import DEFAULT_TIMEZONE
-from controller.register.devices import NotFound
+from controller.register.devices import NotFound, find_device
 from controller.timeutil import utcnow
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 
 
 @app.command("check")
-def policy_check(files: Annotated[list[Path], typer.Argument(help="Policy or calendar files, or directories")]) -> None:
-    """Validate policies and calendars; every mistake is one line: file:line:column: key: what is wrong."""
+def policy_check(
+    files: Annotated[list[Path], typer.Argument(help="Policy or calendar files, or directories")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Validate policies and calendars; every mistake is one line: file:line:column: key: what is wrong.
+    Warnings (exceptions matching no device, calendars ending, overlapping terms) do not fail the check."""
     from controller.policy import explain, loader
+    from controller.policy.warnings import policy_warnings
 
     try:
         policy_set = loader.load(files)
@@ -39,8 +46,57 @@ def policy_check(files: Annotated[list[Path], typer.Argument(help="Policy or cal
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         fail(f"{len(exc.problems)} problem(s) in the policy files")
-    for line in explain.summary(policy_set):
+    devices = _register(policy_set, database_url, data_dir)
+    warnings = policy_warnings(policy_set.policies, dict(policy_set.calendars), utcnow().date(), devices)
+    for line in explain.summary(policy_set, warnings):
         typer.echo(line)
+
+
+def _register(policy_set, database_url: str | None, data_dir: Path | None):
+    """The register's devices placed by ``policy_set``'s rules, when a database is there to ask (never made)."""
+    from sqlalchemy.engine import make_url
+
+    from controller.db import make_engine
+    from controller.register.facts import register_facts
+    from controller.settings import NoDatabase
+
+    try:
+        url = settings_for(database_url, data_dir).resolved_database_url()
+    except NoDatabase:  # checking files needs no estate; the register's warnings need one
+        return None
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
+        return None
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            return register_facts(session, policy_set.placement)
+    except Exception as exc:  # an unreachable or older database: the check itself still stands
+        typer.echo(f"note: the register was not consulted ({str(exc).splitlines()[0][:200]})", err=True)
+        return None
+    finally:
+        engine.dispose()
+
+
+def _active(policies: Path | None, database_url: str | None, data_dir: Path | None):
+    """What the controller has in force: its policy directory (or --policies) with the modes switched in the
+    database, and its placement rules; and the database."""
+    from controller.policy import loader
+    from controller.policy.store import PolicyStore, with_switched_modes
+
+    engine = open_database(database_url, data_dir)
+    if policies is None:
+        store = PolicyStore(settings_for(database_url, data_dir).resolved_policy_dir(), engine)
+        active = store.current()
+        if active.problem:
+            typer.echo(f"warning: {active.problem}", err=True)
+        return active, engine, store
+    try:
+        policy_set = loader.load([policies])
+    except loader.PolicyError as exc:
+        fail(f"{exc.problems[0]} (`caretaker policy check {policies}` lists every problem)")
+    with session_scope(engine) as session:
+        return with_switched_modes(session, policy_set), engine, None
 
 
 @app.command("explain")
@@ -48,9 +104,11 @@ def policy_explain(
     device: Annotated[str, typer.Argument(help="ID or hostname from `caretaker devices`")],
     at: Annotated[str | None, typer.Option(
         help='"YYYY-MM-DD HH:MM" on the site\'s clock, unless it carries an offset (default: now)')] = None,
-    policies: Annotated[Path, typer.Option(help="Policy file or directory")] = Path("policies"),
-    tag: Annotated[list[str] | None, typer.Option(help="A tag of the device; repeat for more")] = None,
-    group: Annotated[str | None, typer.Option(help="The device's room or group")] = None,
+    policies: Annotated[Path | None, typer.Option(
+        help="Policy file or directory (default: the controller's, as in force)")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        help="What if the device had this tag instead of its own; repeat for more")] = None,
+    group: Annotated[str | None, typer.Option(help="What if the device were in this room instead of its own")] = None,
     idle_minutes: Annotated[float | None, typer.Option(help="Minutes since the last input")] = None,
     cpu: Annotated[float | None, typer.Option(help="CPU use in percent")] = None,
     sessions: Annotated[int | None, typer.Option(help="Signed-in user sessions")] = None,
@@ -60,33 +118,73 @@ def policy_explain(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """The decision for one device at one time, and every rule that led to it."""
-    from controller.policy import explain, loader
+    """The decision for one device at one time, and every rule that led to it: the policies in force, the modes
+    switched, and the device's room and tags, exactly as its agent's schedule is compiled."""
+    from controller.policy import explain
     from controller.policy.engine import decide
 
-    try:
-        policy_set = loader.load([policies])
-    except loader.PolicyError as exc:
-        fail(f"{exc.problems[0]} (`caretaker policy check {policies}` lists every problem)")
-    engine = open_database(database_url, data_dir)
+    active, engine, _ = _active(policies, database_url, data_dir)
     try:
         with session_scope(engine) as session:
-            detail = explain.find_device(session, device)
-            reported = None if process is not None else explain.reported_processes(session, str(detail.device.id))
+            found = find_device(session, device)
+            reported = None if process is not None else explain.reported_processes(session, str(found.id))
+            facts = explain.facts_for(session, found, active,
+                                      explain.activity(idle_minutes, cpu, sessions, process, reported),
+                                      tuple(tag) if tag else None, group)
     except NotFound as exc:
         fail(str(exc))
-    facts = explain.facts(detail, tuple(tag or ()), group,
-                          explain.activity(idle_minutes, cpu, sessions, process, reported))
+    what_if = tuple(label for label, given in (("tags", tag), ("room", group)) if given)
     try:
-        moment = explain.parse_moment(at, explain.site_zone(policy_set, facts)) if at else utcnow()
+        moment = explain.parse_moment(at, explain.site_zone(active, facts)) if at else utcnow()
     except ValueError as exc:
         fail(str(exc))
-    decision = decide(policy_set.policies, policy_set.calendars, facts, moment)
+    decision = decide(active.policies, active.calendars, facts, moment)
     if as_json:
-        print_json(decision)
+        print_json({**dataclasses.asdict(decision), "what_if": list(what_if)})
         return
-    for line in explain.render(decision, facts, reported):
+    for line in explain.render(decision, facts, reported, what_if):
         typer.echo(line)
+
+
+@app.command("schedule")
+def policy_schedule(
+    device: Annotated[str, typer.Argument(help="ID or hostname from `caretaker devices`")],
+    since: Annotated[str | None, typer.Option("--from", help='"YYYY-MM-DD" (default: today)')] = None,
+    days: Annotated[int, typer.Option(min=1, max=30, help="How many days to show")] = 7,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """The windows the device's agent receives, compiled by the same function as the ingest reply (the policies
+    in force, switched modes, the device's room and tags): local time and UTC, what the device should do, and
+    the rule behind each."""
+    from controller.policy import explain
+    from controller.policy.dispatch import SchedulePlanner
+
+    _, engine, store = _active(None, database_url, data_dir)
+    settings = settings_for(database_url, data_dir)
+    start = day_or_moment(since, "--from") if since else utcnow()
+    try:
+        with session_scope(engine) as session:
+            device_id = find_device(session, device).id
+    except NotFound as exc:
+        fail(str(exc))
+    # The agents' horizon at least, so the windows are the very ones their ingest replies carry.
+    schedule = SchedulePlanner(store, engine, hours=max(days * 24, settings.schedule_hours),
+                               per_minute=settings.power_downs_per_minute).schedule_for(device_id, start)
+    shown = explain.schedule_lines(schedule, start, days)
+    if as_json:
+        print_json({"device_id": device_id, "schedule": dataclasses.asdict(schedule),
+                    "windows": [dataclasses.asdict(w) for w in shown]})
+        return
+    typer.echo(f"Device    {device_id}  policy {schedule.policy or '-'}  version {schedule.version}")
+    typer.echo(f"Zone      {schedule.timezone}; power-downs begin {schedule.start_offset_seconds // 60} min into "
+               "each power-down window (the site's stagger)")
+    print_table(["FROM (LOCAL)", "TO (LOCAL)", "FROM (UTC)", "TO (UTC)", "INTENT", "ACTION", "MODE", "RULE"],
+                [[f"{w.local_start:%a %Y-%m-%d %H:%M %Z}", f"{w.local_end:%a %Y-%m-%d %H:%M %Z}",
+                  f"{w.start:%Y-%m-%d %H:%M}Z", f"{w.end:%Y-%m-%d %H:%M}Z", w.intent, w.action or "-",
+                  w.mode or "-", w.reason] for w in shown])
+
 
 def _policy_set(policies: Path | None, database_url: str | None, data_dir: Path | None):
     """The policies (the controller's directory unless --policies), modes as switched, and the database."""

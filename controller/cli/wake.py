@@ -32,6 +32,7 @@ from controller.cli.common import (
     print_table,
     settings_for,
 )
+from controller.cli.devices import placement_rules
 from controller.db import session_scope
 from controller.power.magic import MagicSender
 from controller.power.models import WakeStatus
@@ -90,11 +91,12 @@ def send(
     if device is not None and (site or group):
         fail("give a DEVICE, or --site/--group, not both")
     config = WakeConfig.from_settings(settings_for(database_url, data_dir))
+    rules = placement_rules(database_url, data_dir) if group else ()
     engine = open_database(database_url, data_dir)
     try:
         with session_scope(engine) as session:
-            result = request_wakes(session, select_devices(session, device, site, group), reason, ACTOR, utcnow(),
-                                   config)
+            chosen = select_devices(session, device, site, group, rules)
+            result = request_wakes(session, chosen, reason, ACTOR, utcnow(), config)
     except WakeRefused as exc:
         fail(str(exc))
     if wait is None:

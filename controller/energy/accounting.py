@@ -41,6 +41,7 @@ from controller.energy.inputs import DeviceInfo, Estate, load_estate
 from controller.energy.lines import DeviceHours, iter_device_hours
 from controller.energy.school_hours import SchoolHours
 from controller.energy.tariff import mean_rate, tariff_at
+from controller.errors import DomainError
 from controller.timeutil import as_utc
 
 # What a device is grouped under (one value per device) and what one of its lines is grouped under.
@@ -62,7 +63,7 @@ def round_half_up(value: Decimal, exponent: Decimal) -> Decimal:
     return value.quantize(exponent, ROUND_HALF_UP)
 
 
-class AccountingError(ValueError):
+class AccountingError(ValueError, DomainError):
     """A query that cannot be answered as asked (unknown grouping, reversed dates)."""
 
 

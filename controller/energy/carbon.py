@@ -17,12 +17,13 @@ import yaml
 from sqlmodel import Session, select
 
 from controller.energy.models import CarbonFactorOverride
+from controller.errors import DomainError
 from controller.timeutil import utcnow
 
 SHIPPED = Path(__file__).with_name("data") / "carbon_factors.yaml"
 
 
-class CarbonFactorError(ValueError):
+class CarbonFactorError(ValueError, DomainError):
     """A factor a user tried to set that cannot be right."""
 
 

@@ -21,6 +21,7 @@ import yaml
 from sqlmodel import Session, select
 
 from controller.energy.models import PowerCatalogueOverride
+from controller.errors import DomainError
 from controller.timeutil import utcnow
 
 SHIPPED = Path(__file__).with_name("data") / "power_catalogue.yaml"
@@ -32,7 +33,7 @@ MONITOR = "monitor"
 UNKNOWN = "unknown"
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ValueError, DomainError):
     """An entry a user tried to import that cannot be right; the message names the entry and the field."""
 
 

@@ -7,7 +7,7 @@ pure and testable without a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -22,7 +22,9 @@ from controller.energy.catalogue import Catalogue, PowerProfile
 from controller.energy.models import EnergyDay, EnergyMonth
 from controller.energy.rolled import day_start, marks, rolled_through
 from controller.energy.tariff import TariffSpec, tariffs_for
+from controller.register.facts import labels
 from controller.register.models import Device, EnergyBucket, Site
+from controller.register.placement import PlacementRule
 
 # Measured methods, most trusted first; what calibrates a device's profile.
 MEASURED = ("metered", "rapl", "battery")
@@ -138,12 +140,15 @@ def measured_watts(session: Session, device_ids: Iterable[int], rapl_factor: Dec
 
 
 def load_estate(session: Session, site_ids: Iterable[int] | None = None,
-                device_ids: Iterable[int] | None = None) -> Estate:
-    """The sites ``site_ids`` (all when None) and their devices, only ``device_ids`` of them when given."""
+                device_ids: Iterable[int] | None = None, placement: Sequence[PlacementRule] = ()) -> Estate:
+    """The sites ``site_ids`` (all when None) and their devices, only ``device_ids`` of them when given; their
+    rooms and tags as the register resolves them with ``placement``'s rules (register/facts.py)."""
     site_query = select(Site)
     if site_ids is not None:
         site_query = site_query.where(col(Site.id).in_(list(site_ids)))
-    sites = {s.id: SiteInfo(s.id, s.name, ZoneInfo(s.timezone), s.trust, s.postcode) for s in session.exec(site_query)}
+    rows_of_sites = list(session.exec(site_query))
+    sites = {s.id: SiteInfo(s.id, s.name, ZoneInfo(s.timezone), s.trust, s.postcode) for s in rows_of_sites}
+    site_rows = {s.id: s for s in rows_of_sites}
     cat = catalogue.load(session)
     device_query = select(Device).where(col(Device.site_id).in_(list(sites)))
     if device_ids is not None:
@@ -155,6 +160,7 @@ def load_estate(session: Session, site_ids: Iterable[int] | None = None,
         base = cat.lookup(d.device_class, d.vendor, d.model)
         profile = catalogue.with_measured(base, measured.get(d.id, {}),
                                           f"calibrated from this device's measured power; else {base.source}")
-        devices[d.id] = DeviceInfo(d.id, d.site_id, d.hostname, d.device_class or catalogue.UNKNOWN, d.room,
-                                   profile, base.monitors, tuple(d.tags or ()))
+        placed = labels(d, site_rows[d.site_id], placement)
+        devices[d.id] = DeviceInfo(d.id, d.site_id, d.hostname, d.device_class or catalogue.UNKNOWN, placed.room_name,
+                                   profile, base.monitors, placed.tag_names)
     return Estate(sites, devices, cat, carbon.load(session), tariffs_for(session, sites))

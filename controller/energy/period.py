@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from controller.errors import DomainError
 from controller.register.models import Site
 
 DEFAULT_ZONE = ZoneInfo("Europe/London")
 
 
-class PeriodError(ValueError):
+class PeriodError(ValueError, DomainError):
     """A site that is not in the register, or dates that cannot be read or run backwards."""
 
 

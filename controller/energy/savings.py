@@ -43,9 +43,11 @@ from controller.energy.inputs import Estate, load_estate
 from controller.energy.lines import HOUR, HourLine, estate_lines
 from controller.energy.policy_hours import Label, PolicyHours, is_waste
 from controller.energy.school_hours import OUT_OF_HOURS, SchoolHours
+from controller.errors import DomainError
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
 from controller.register.models import ActionRecord, Report
+from controller.register.placement import PlacementRule
 from controller.timeutil import as_utc, hour_floor, utcnow
 
 POWER_DOWN_KINDS = ("shutdown", "sleep", "hibernate")
@@ -54,7 +56,7 @@ LOW_STATES = ("sleep", "off")
 MAX_CLAIM = timedelta(days=60)
 
 
-class SavingsError(ValueError):
+class SavingsError(ValueError, DomainError):
     """A savings question the records cannot answer (no baseline yet)."""
 
 
@@ -307,12 +309,13 @@ def waste_by(totals: Totals) -> dict[tuple[str, ...], Total]:
 
 def out_of_hours_waste(session: Session, start: datetime, end: datetime, site_ids: Sequence[int] | None = None,
                        by: str = "device", limit: int = 10, policies: Sequence[Policy] = (),
-                       calendars: Mapping[str, Calendar] | None = None, now: datetime | None = None) -> list[WasteRow]:
+                       calendars: Mapping[str, Calendar] | None = None, now: datetime | None = None,
+                       placement: Sequence[PlacementRule] = ()) -> list[WasteRow]:
     """The devices (or rooms) that drew most while idle out of hours, where no policy keeps them on: where
     a power-down policy would save most. Hours are each device's policy's (controller.energy.policy_hours)."""
     if by not in DEVICE_GROUPS:
         raise AccountingError(f"cannot rank waste by {by!r}; choose one of {', '.join(DEVICE_GROUPS)}")
-    estate = load_estate(session, site_ids)
+    estate = load_estate(session, site_ids, placement=placement)
     hours = PolicyHours(estate, policies, calendars)
     totals = energy_totals(session, start, end, (by, "policy", "state"), estate=estate, now=now,
                            classifier=hours.classifier)

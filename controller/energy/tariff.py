@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from controller.energy.models import Tariff
+from controller.errors import DomainError
 from controller.timeutil import as_utc
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -25,7 +26,7 @@ DAY_SETS = {"all": frozenset(range(7)), "weekdays": frozenset(range(5)), "weeken
 _MINUTES_PER_DAY = 24 * 60
 
 
-class TariffError(ValueError):
+class TariffError(ValueError, DomainError):
     """A tariff that cannot price every minute of the week, or a band that cannot be read."""
 
 

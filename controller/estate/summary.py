@@ -61,10 +61,10 @@ from controller.energy.savings import savings_summary
 from controller.estate import counters
 from controller.lifecycle.models import Asset
 from controller.policy.compliance import out_of_hours_on
-from controller.policy.model import DeviceFacts
 from controller.policy.store import ActiveSet
 from controller.power.models import OPEN_STATUSES, WakeStatus
 from controller.power.wake import wake_outcomes
+from controller.register.facts import device_facts
 from controller.register.models import Agent, Device, DeviceLatest, EnergyBucket, Site
 from controller.timeutil import as_utc, hour_floor
 
@@ -268,12 +268,10 @@ def out_of_hours(session: Session, policies: ActiveSet | None, latest: Subquery,
     if policies is None or not policies.policies:
         return counts
     rows = session.exec(
-        select(Device.id, Device.hostname, Site.name, Device.device_class, Device.room, Device.tags, latest.c.state)
+        select(Device, Site, latest.c.state)
         .join(Site, col(Site.id) == col(Device.site_id)).join(latest, latest.c.device_id == col(Device.id))
         .where(latest.c.end >= fresh_since, latest.c.state.in_(AWAKE))).all()
-    awake = [(DeviceFacts(device_id=str(device_id), hostname=hostname, site=site, device_class=device_class,
-                          tags=tuple(tags or ()), group=room), state)
-             for device_id, hostname, site, device_class, room, tags, state in rows]
+    awake = [(device_facts(device, site, policies.placement), state) for device, site, state in rows]
     counts.update(out_of_hours_on(policies.policies, policies.calendars, awake, now))
     return counts
 

@@ -10,6 +10,9 @@ from sqlmodel import Session
 
 from controller.energy.rolling import roll
 from controller.jobs.singleton import Job
+from controller.policy.store import PolicyStore
+from controller.power.scheduled import ScheduledWakes
+from controller.power.wake import WakeConfig
 from controller.settings import Settings
 from controller.storage import partitions, retention
 
@@ -18,6 +21,7 @@ class JobName(StrEnum):
     ROLLUP = "rollup"
     RETENTION = "retention"
     PARTITIONS = "partitions"
+    SCHEDULED_WAKES = "scheduled_wakes"
 
 
 def make_partitions(session: Session, now: datetime, retention_days: int) -> dict:
@@ -27,8 +31,11 @@ def make_partitions(session: Session, now: datetime, retention_days: int) -> dic
     return {"partitioned": True, "made": partitions.ensure(connection, now, retention_days)}
 
 
-def jobs(settings: Settings) -> list[Job]:
-    return [
+def jobs(settings: Settings, policies: PolicyStore | None = None) -> list[Job]:
+    """``policies``: the policies in force; with them, the wakes their schedules promise are queued."""
+    wakes = [Job(JobName.SCHEDULED_WAKES, settings.scheduled_wakes_every_seconds,
+                 ScheduledWakes(policies, WakeConfig.from_settings(settings)))] if policies is not None else []
+    return [*wakes,
         Job(JobName.PARTITIONS, settings.partitions_every_seconds,
             lambda session, now: make_partitions(session, now, settings.report_retention_days)),
         Job(JobName.ROLLUP, settings.rollup_every_seconds,

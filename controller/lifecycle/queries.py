@@ -52,8 +52,9 @@ def _state(asset: Asset | None) -> str:
     return asset.state if asset is not None else State.DEPLOYED.value
 
 
-def device_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
-                 may_see: MaySee = _everyone, hours_per_week: Mapping[int, float] | None = None) -> list[DeviceFacts]:
+def lifecycle_facts(session: Session, factors: Factors, now: datetime, site: str | None = None,
+                    may_see: MaySee = _everyone, hours_per_week: Mapping[int, float] | None = None
+                    ) -> list[DeviceFacts]:
     hours = hours_per_week or {}
     facts = []
     for device, asset, site_name in _rows(session, site, may_see):
@@ -83,7 +84,7 @@ def recommendations(session: Session, factors: Factors, policy: Policy, now: dat
     hours = {u.device_id: float(u.hours_per_week)
              for u in utilisation.measure(session, now, site=site, policies=policies, calendars=calendars)
              if u.hours_per_week is not None}
-    return recommend(device_facts(session, factors, now, site, may_see, hours), policy, now.date(), now)
+    return recommend(lifecycle_facts(session, factors, now, site, may_see, hours), policy, now.date(), now)
 
 
 def lifecycle_stage_counts(session: Session) -> dict[tuple[str, str], int]:
@@ -147,7 +148,7 @@ def past_support(session: Session, today: date, policy: Policy | None = None) ->
     """Devices in service whose warranty or operating-system support has ended."""
     policy = policy or Policy()
     gaps = []
-    for d in device_facts(session, Factors({}, {}), datetime.combine(today, time(12), tzinfo=UTC)):
+    for d in lifecycle_facts(session, Factors({}, {}), datetime.combine(today, time(12), tzinfo=UTC)):
         if d.state not in CONSIDERED:
             continue
         support = os_end(d)

@@ -1,9 +1,14 @@
 """The asset register as CSV: export, and import that checks every row before anything is written.
 
-Rows are matched to devices by serial, then asset tag. A column left out of the file is left alone; an
-empty cell clears the field. Facts an agent reports (hostname, class, vendor, model) are kept as the
-agent reports them. State changes go through the lifecycle rules like any other move. Export → import →
-export gives the same bytes.
+Rows are matched to devices by the register's own id (the first column of an export), then by the identity
+evidence: serial, asset tag, then a hostname only one device of the site has and none with a serial. A column
+left out of the file is left alone; an empty cell clears the field. Facts an agent reports (hostname, class,
+vendor, model) are kept as the agent reports them; room and tags are the register's to set (source
+"register"). State changes go through the lifecycle rules like any other move. Export → import → export gives
+the same bytes and changes nothing.
+
+A cell starting with =, +, -, @, a tab or a carriage return would run as a formula in a spreadsheet (OWASP
+"CSV injection"), so export writes it after a single quote, and import takes the quote off again.
 """
 
 from __future__ import annotations
@@ -27,14 +32,20 @@ from controller.register.models import Device, Site
 from controller.timeutil import utcnow
 
 DEVICE_FIELDS = ("hostname", "device_class", "vendor", "model", "serial")
+PLACEMENT_FIELDS = ("room", "tags")  # where policies look; the register's to set (source "register")
+REGISTER_SOURCE = "register"
+TAG_SEPARATOR = ";"
 ASSET_FIELDS = ("asset_tag", "assigned_to", "location", "purchase_date", "purchase_price", "supplier",
                 "procurement_route", "funding", "warranty_end", "os_end_of_support", "os_esu", "review_date",
                 "disposed_on")
-COLUMNS = ("site", *DEVICE_FIELDS, "state", "outcome", *ASSET_FIELDS)
+COLUMNS = ("id", "site", *DEVICE_FIELDS, *PLACEMENT_FIELDS, "state", "outcome", *ASSET_FIELDS)
 DATES = ("purchase_date", "warranty_end", "os_end_of_support", "review_date", "disposed_on")
 MAX_LENGTH = {"site": 100, "hostname": 255, "device_class": 32, "vendor": 255, "model": 255, "serial": 255,
               "asset_tag": 64, "assigned_to": 100, "location": 100, "supplier": 100, "procurement_route": 100,
-              "funding": 100}
+              "funding": 100, "room": 100, "tags": 1000}
+MAX_TAG_LENGTH = 50
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE = "'"
 
 
 # ---- export ------------------------------------------------------------------------------------------
@@ -45,16 +56,17 @@ def export_csv(session: Session, site: str | None = None, may_see: Callable[[int
     if site is not None:
         query = query.where(Site.name == site)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; Python quotes a cell with a CR only then
     writer.writerow(COLUMNS)
     for device, asset, site_name in session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all():
         if may_see is not None and not may_see(device.site_id):
             continue
-        values = {"site": site_name, **{f: getattr(device, f) for f in DEVICE_FIELDS},
+        values = {"id": device.id, "site": site_name, **{f: getattr(device, f) for f in DEVICE_FIELDS},
+                  "room": device.room, "tags": TAG_SEPARATOR.join(device.tags or ()) or None,
                   "state": asset.state if asset else State.DEPLOYED.value, "outcome": asset.outcome if asset else None}
         for f in ASSET_FIELDS:
             values[f] = _asset_value(asset, f) if asset else None
-        writer.writerow([_text(values[c]) for c in COLUMNS])
+        writer.writerow([escape_formula(_text(values[c])) for c in COLUMNS])
     return out.getvalue()
 
 
@@ -66,6 +78,17 @@ def _asset_value(asset: Asset, name: str) -> Any:
 
 def format_pounds(pence: int) -> str:
     return f"{pence // 100}.{pence % 100:02d}"
+
+
+def escape_formula(text: str) -> str:
+    """A cell a spreadsheet would not run: one starting with a formula character (or with the escape
+    itself, so that :func:`unescape_formula` gives back exactly what was written) gets a leading quote."""
+    return ESCAPE + text if text.startswith((*FORMULA_STARTS, ESCAPE)) else text
+
+
+def unescape_formula(text: str) -> str:
+    escaped = text.startswith(ESCAPE) and text[1:].startswith((*FORMULA_STARTS, ESCAPE))
+    return text[1:] if escaped else text
 
 
 def _text(value: Any) -> str:
@@ -91,8 +114,8 @@ def parse_register(text: str) -> list[Row]:
     headers = reader.fieldnames or []
     if unknown := [h for h in headers if h not in COLUMNS]:
         raise Refused(f"line 1: unknown column(s) {', '.join(unknown)}; columns are {', '.join(COLUMNS)}")
-    if "site" not in headers or not {"serial", "asset_tag"} & set(headers):
-        raise Refused("line 1: the file needs a site column and a serial or asset_tag column")
+    if "site" not in headers or not {"id", "serial", "asset_tag", "hostname"} & set(headers):
+        raise Refused("line 1: the file needs a site column and an id, serial, asset_tag or hostname column")
     rows, errors = [], []
     for line, raw in enumerate(reader, start=2):
         try:
@@ -104,7 +127,7 @@ def parse_register(text: str) -> list[Row]:
 
 
 def parse_value(column: str, text: str | None) -> Any:
-    text = (text or "").strip()
+    text = unescape_formula((text or "").strip())
     if not text:
         return None
     if len(text) > MAX_LENGTH.get(column, 10_000):
@@ -116,6 +139,12 @@ def parse_value(column: str, text: str | None) -> Any:
             raise Refused(f"{column} {text!r} is not a date (YYYY-MM-DD)") from None
     if column == "purchase_price":
         return parse_pounds(text)
+    if column == "id":
+        if not (text.isascii() and text.isdigit()) or len(text) > 10:
+            raise Refused(f"id {text!r} is not a device id (digits, as `assets export` writes it)")
+        return int(text)
+    if column == "tags":
+        return parse_tags(text)
     if column == "os_esu":
         if text.lower() not in ("yes", "no", "true", "false"):
             raise Refused(f"os_esu {text!r} is not yes or no")
@@ -125,6 +154,14 @@ def parse_value(column: str, text: str | None) -> Any:
     if column == "outcome":
         return _parse(Outcome, column, text)
     return text
+
+
+def parse_tags(text: str) -> list[str] | None:
+    """"signage; exam-room" → ["signage", "exam-room"]: in the order given, each once."""
+    tags = list(dict.fromkeys(t.strip() for t in text.split(TAG_SEPARATOR) if t.strip()))
+    if too_long := [t for t in tags if len(t) > MAX_TAG_LENGTH]:
+        raise Refused(f"tag {too_long[0][:60]!r} is longer than {MAX_TAG_LENGTH} characters")
+    return tags or None
 
 
 def parse_pounds(text: str) -> int:
@@ -199,7 +236,7 @@ def _check(session: Session, row: Row, sites: dict[str, Site], seen: dict[tuple[
     v = row.values
     if v.get("site") not in sites:
         raise Refused(f"unknown site {v.get('site')!r}" + (f"; sites are {', '.join(sorted(sites))}" if sites else ""))
-    for key in ("serial", "asset_tag"):
+    for key in ("id", "serial", "asset_tag"):
         if v.get(key):
             if (key, v[key]) in seen:
                 raise Refused(f"{key} {v[key]!r} is also on line {seen[(key, v[key])]}")
@@ -241,13 +278,23 @@ def _check_new(session: Session, v: dict[str, Any]) -> None:
 
 
 def _match(session: Session, v: dict[str, Any]) -> Device | None:
+    """The device the row describes: by id, then serial, asset tag, and a hostname the site has once."""
+    if v.get("id") is not None and (by_id := session.get(Device, v["id"])) is not None:
+        return by_id
     if v.get("serial"):
         found = session.exec(select(Device).where(Device.serial == v["serial"]).order_by(Device.id)).first()
         if found is not None:
             return found
     if v.get("asset_tag"):
-        return session.exec(select(Device).join(Asset, col(Asset.device_id) == Device.id)
-                            .where(Asset.asset_tag == v["asset_tag"])).first()
+        found = session.exec(select(Device).join(Asset, col(Asset.device_id) == Device.id)
+                             .where(Asset.asset_tag == v["asset_tag"])).first()
+        if found is not None:
+            return found
+    if v.get("hostname") and not v.get("serial"):
+        named = session.exec(select(Device).join(Site, col(Site.id) == Device.site_id).where(
+            Site.name == v.get("site"), Device.hostname == v["hostname"]).limit(2)).all()
+        if len(named) == 1 and not named[0].serial:
+            return named[0]
     return None
 
 
@@ -255,10 +302,11 @@ def _create(session: Session, row: Row, site: Site, actor: str, source: str) -> 
     v = row.values
     device = Device(site_id=site.id, hostname=v["hostname"], device_class=v.get("device_class") or "unknown",
                     vendor=v.get("vendor"), model=v.get("model"), serial=v.get("serial"),
-                    last_seen=v.get("last_seen"))
+                    last_seen=v.get("last_seen"), room=v.get("room"), tags=v.get("tags"))
     session.add(device)
     session.flush()
-    changes.record(session, actor, "create", device, after=changes.snapshot(device, DEVICE_FIELDS))
+    changes.record(session, actor, "create", device,
+                   after={**changes.snapshot(device, (*DEVICE_FIELDS, *PLACEMENT_FIELDS)), "source": source})
     asset = service.enter_register(session, device, actor, v.get("state") or State.IN_STOCK,
                                    f"{source}, line {row.line}")
     _apply_asset(asset, v)
@@ -280,6 +328,7 @@ def _update(session: Session, device: Device, row: Row, actor: str) -> bool:
             changes.record(session, actor, "update", device, before=before, after=after)
             session.add(device)
             changed = True
+    changed = _place(session, device, v, actor) or changed
     asset = service.asset_of(session, device, actor)
     before = changes.snapshot(asset, _asset_columns(v))
     _apply_asset(asset, v)
@@ -292,6 +341,20 @@ def _update(session: Session, device: Device, row: Row, actor: str) -> bool:
                        after={k: x for k, x in after.items() if before[k] != x})
         changed = True
     return changed
+
+
+def _place(session: Session, device: Device, v: dict[str, Any], actor: str) -> bool:
+    """The row's room and tags, written as the register's (i11b's precedence: source "register")."""
+    fields = tuple(f for f in PLACEMENT_FIELDS if f in v)
+    before = changes.snapshot(device, fields)
+    for f in fields:
+        setattr(device, f, v[f])
+    after = changes.snapshot(device, fields)
+    if after == before:
+        return False
+    session.add(device)
+    changes.record(session, actor, "place", device, before=before, after={**after, "source": REGISTER_SOURCE})
+    return True
 
 
 def _asset_columns(v: dict[str, Any]) -> tuple[str, ...]:

@@ -11,48 +11,16 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, select
 
+from controller.lifecycle.entry import enter_register
 from controller.lifecycle.evidence import Evidence, missing_for, retain_until
 from controller.lifecycle.models import Asset, DisposalBatch, DisposalEvidence, Transition
 from controller.lifecycle.states import LEAVING, Outcome, Refused, State, check_move
 from controller.register import changes
+from controller.register.devices import NotFound, find_device
 from controller.register.models import Device, Site
 from controller.timeutil import utcnow
-
-ENTERED_BY_AGENT = "reported by its agent"
-
-
-class NotFound(LookupError):
-    pass
-
-
-def find_device(session: Session, ref: str) -> Device:
-    """A device by register id, asset tag, serial or hostname, in that order of preference."""
-    ref = ref.strip()
-    if ref.isdigit() and (device := session.get(Device, int(ref))) is not None:
-        return device
-    by_tag = select(Asset.device_id).where(Asset.asset_tag == ref)
-    query = select(Device).where(or_(col(Device.id).in_(by_tag), Device.serial == ref,
-                                     func.lower(Device.hostname) == ref.lower()))
-    found = session.exec(query.order_by(Device.id)).all()
-    if not found:
-        raise NotFound(f"no device with id, asset tag, serial or hostname {ref!r}")
-    if len(found) > 1:
-        ids = ", ".join(str(d.id) for d in found)
-        raise Refused(f"{ref!r} matches {len(found)} devices (ids {ids}); give the id")
-    return found[0]
-
-
-def enter_register(session: Session, device: Device, actor: str, state: State = State.DEPLOYED,
-                   reason: str = ENTERED_BY_AGENT) -> Asset:
-    """Start a device's life in the register; called once, when the device is created."""
-    asset = Asset(device_id=device.id, state=state.value)
-    session.add(asset)
-    session.add(Transition(device_id=device.id, actor=actor, reason=reason, to_state=state.value))
-    changes.record(session, actor, "lifecycle.enter", device, after={"state": state.value, "reason": reason})
-    return asset
 
 
 def asset_of(session: Session, device: Device, actor: str) -> Asset:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from controller.errors import DomainError
+
 
 class State(enum.StrEnum):
     IN_STOCK = "in_stock"
@@ -42,7 +44,7 @@ ALLOWED: dict[State, frozenset[State]] = {
 LEAVING = frozenset({S.AWAITING_DISPOSAL, S.SANITISED, S.DISPOSED})
 
 
-class Refused(ValueError):
+class Refused(ValueError, DomainError):
     """Something a person asked for that the lifecycle rules do not allow; the message says what to do."""
 
 

@@ -9,13 +9,14 @@ from datetime import datetime
 
 from sqlmodel import Session, or_, select
 
+from controller.errors import DomainError
 from controller.policy.store import OBJECT_TYPE
 from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 
 STAFF_WAKE = "staff_wake"  # staff wake requests (power/staff.py), recorded against their site
 
 
-class UnknownFilter(LookupError):
+class UnknownFilter(LookupError, DomainError):
     pass
 
 

@@ -12,12 +12,13 @@ import asyncio
 import logging
 import math
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agent.protocol import AgentSchedule
 from controller.energy.intensity import cached_for_site
@@ -25,15 +26,16 @@ from controller.policy.model import DeviceFacts
 from controller.policy.plan import Distinctions, context_key, distinctions, for_agent, plan, stagger_offsets
 from controller.policy.store import ActiveSet, PolicyStore
 from controller.policy.walltime import instant, zone
-from controller.register.models import Device, Site
+from controller.register.facts import device_facts
+from controller.register.models import ChangeRecord, Device, Site
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 
-RELAY_DUTY = "wake-on-LAN relay for its subnet"
 MAX_TEMPLATES = 4096  # wire schedules kept per policy-set version (contexts × days)
 OFFSET_DAYS_KEPT = 7
+CHANGE_OVERLAP = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,9 @@ class _Cached:
     schedule: AgentSchedule
 
 
-def device_facts(device: Device, site: Site, relay: bool = False) -> DeviceFacts:
-    return DeviceFacts(device_id=str(device.id), hostname=device.hostname, site=site.name,
-                       device_class=device.device_class, tags=tuple(device.tags or ()), group=device.room,
-                       kept_on_by=RELAY_DUTY if relay else None)
+def _placed(facts: DeviceFacts) -> str:
+    """The room and tags in the version, so a device placed anew gets its schedule sent again."""
+    return f"{zlib.crc32(repr((facts.group, sorted(facts.tags))).encode()):08x}"
 
 
 def _no_relays() -> frozenset[int]:
@@ -72,6 +73,7 @@ class SchedulePlanner:
         self._templates: dict[tuple, AgentSchedule] = {}
         self._templates_for: str | None = None
         self._named: Distinctions | None = None
+        self._changes_seen = utcnow()  # when the change log was last read (schedules cached before may be stale)
 
     async def reply(self, device_id: int, held_version: str | None, at: datetime | None = None
                     ) -> AgentSchedule | None:
@@ -80,6 +82,7 @@ class SchedulePlanner:
         ``at``: the past instant a replaying agent asked its schedule from (ingest checked it); None is now."""
         if self._store.due():
             await asyncio.to_thread(self._store.refresh)
+            await asyncio.to_thread(self.forget_relabelled)
         active = self._store.current()
         if held_version is None and not active.policies:
             return None
@@ -97,6 +100,21 @@ class SchedulePlanner:
             schedule = cached.schedule
         return None if schedule.version == held_version else schedule
 
+    def forget_relabelled(self) -> None:
+        """Drop the cached schedules of devices changed since the last look (by hand, the register CSV, their
+        agent), on this replica or another: the change log records every write to a device, so their next
+        report gets a schedule compiled from the room and tags they have now. The look overlaps the last one by
+        ``CHANGE_OVERLAP``: a change committed late on another replica is still seen."""
+        now = utcnow()
+        with Session(self._engine) as session:
+            changed = session.exec(select(ChangeRecord.object_id).where(
+                ChangeRecord.object_type == "device", col(ChangeRecord.at) > self._changes_seen - CHANGE_OVERLAP)
+            ).all()
+        with self._lock:
+            for object_id in set(changed):
+                self._schedules.pop(int(object_id), None)
+            self._changes_seen = now
+
     def schedule_for(self, device_id: int, at: datetime | None = None) -> AgentSchedule:
         """From local midnight of the day holding ``at`` (default now) for ``hours`` ahead and more."""
         active = self._store.current()
@@ -112,7 +130,7 @@ class SchedulePlanner:
             if device is None:
                 raise LookupError(f"device {device_id} is not in the register")
             site = session.get(Site, device.site_id)
-            facts = device_facts(device, site, relay)
+            facts = device_facts(device, site, active.placement, relay)
             offset = self._offset(session, device.site_id, device_id, active.version, today)
             tz = zone(site.timezone or "Europe/London")
             start = instant(now.astimezone(tz).date(), time(0), tz)
@@ -120,7 +138,8 @@ class SchedulePlanner:
             intensity = {site.name: cached_for_site(session, site.postcode, start, start + timedelta(
                 days=self._days))} if carbon_aware else None
         schedule = replace(self._template(active, today, facts, start, intensity),
-                           version=f"{active.version}-{start:%Y%m%d}-{offset}{'-relay' if relay else ''}",
+                           version=f"{active.version}-{start:%Y%m%d}-{offset}-{_placed(facts)}"
+                                   f"{'-relay' if relay else ''}",
                            start_offset_seconds=offset)
         with self._lock:
             self._schedules[device_id] = _Cached(active.version, today, relay, schedule)

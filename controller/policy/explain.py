@@ -5,41 +5,37 @@ register knows it, the time as a person types it, and decisions and policy sets 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from agent.protocol import AgentSchedule
 from controller.policy.engine import context
 from controller.policy.loader import PolicySet
 from controller.policy.model import Activity, Decision, DeviceFacts
-from controller.policy.walltime import instant
-from controller.register.devices import DeviceDetail, NotFound, device_detail, list_devices
+from controller.policy.store import ActiveSet
+from controller.policy.walltime import instant, zone
+from controller.register.facts import device_facts
+from controller.register.models import Device, Site
 from controller.register.models import Report as ReportRow
 
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?([+-]\d{2}:?\d{2}|Z)?")
 
 
-def find_device(session: Session, reference: str) -> DeviceDetail:
-    """A device by register id, or by hostname (case-insensitive) when that is unambiguous."""
-    if reference.isdigit():
-        return device_detail(session, int(reference))
-    rows = [r for r in list_devices(session) if r.hostname.casefold() == reference.casefold()]
-    if not rows:
-        raise NotFound(f"no device with id or hostname {reference!r}")
-    if len(rows) > 1:
-        raise NotFound(f"{len(rows)} devices are called {reference!r}: give the id "
-                       f"({', '.join(str(r.id) for r in rows)})")
-    return device_detail(session, rows[0].id)
-
-
-def facts(detail: DeviceDetail, tags: tuple[str, ...] = (), group: str | None = None,
-          activity: Activity | None = None) -> DeviceFacts:
-    """The register has no tags or rooms yet, so the caller passes them in."""
-    device = detail.device
-    return DeviceFacts(device_id=str(device.id), hostname=device.hostname, site=device.site,
-                       device_class=device.device_class, tags=tags, group=group, activity=activity)
+def facts_for(session: Session, device: Device, active: ActiveSet, activity: Activity | None = None,
+              tags: tuple[str, ...] | None = None, group: str | None = None) -> DeviceFacts:
+    """The device as its agent's schedule is compiled (register.facts: rooms and tags by their sources and
+    ``active``'s placement rules), with the operator's what-if ``tags``/``group`` replacing them when given."""
+    found = device_facts(device, session.get(Site, device.site_id), active.placement, activity=activity)
+    if tags is not None:
+        found = replace(found, tags=tags)
+    if group is not None:
+        found = replace(found, group=group)
+    return found
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,8 @@ def activity(idle_minutes: float | None, cpu_percent: float | None, sessions: in
     return Activity(idle_minutes, cpu_percent, sessions)
 
 
-def site_zone(policy_set: PolicySet, device: DeviceFacts) -> ZoneInfo:
-    return context(policy_set.policies, policy_set.calendars, device).tz
+def site_zone(active: ActiveSet, device: DeviceFacts) -> ZoneInfo:
+    return context(active.policies, active.calendars, device).tz
 
 
 def parse_moment(text: str, tz: ZoneInfo) -> datetime:
@@ -93,11 +89,15 @@ def parse_moment(text: str, tz: ZoneInfo) -> datetime:
     return value if value.tzinfo is not None else instant(value.date(), value.time(), tz)
 
 
-def render(decision: Decision, device: DeviceFacts, reported: ReportedProcesses | None = None) -> list[str]:
+def render(decision: Decision, device: DeviceFacts, reported: ReportedProcesses | None = None,
+           what_if: tuple[str, ...] = ()) -> list[str]:
+    """``what_if``: the facts the operator replaced (tags, group), said so, since the agent is not told them."""
     at = decision.at
     lines = [
         f"Device    {device.device_id}  {device.hostname}  ({device.device_class}, site {device.site}, "
-        f"group {device.group or '-'}, tags {', '.join(device.tags) or '-'})",
+        f"room {device.group or '-'}, tags {', '.join(device.tags) or '-'})",
+        *([f"What if   {' and '.join(what_if)} as given on the command line, not as stored: the device's agent "
+           "gets the stored ones"] if what_if else []),
         f"At        {at:%a %Y-%m-%d %H:%M} {at.tzname()} ({at:%z})",
         *([f"Reported  {reported.describe()}"] if reported is not None else []),
         f"Decision  {decision.summary}",
@@ -109,7 +109,32 @@ def render(decision: Decision, device: DeviceFacts, reported: ReportedProcesses 
     return lines
 
 
-def summary(policy_set: PolicySet) -> list[str]:
+@dataclass(frozen=True)
+class ScheduleLine:
+    """One window the agent receives, in the site's time as well as the UTC it is sent in."""
+
+    local_start: datetime
+    local_end: datetime
+    start: datetime
+    end: datetime
+    intent: str
+    action: str | None
+    mode: str | None
+    reason: str  # the rule that produced it, as the agent logs it: "exam_window: GCSE", "out_of_hours"
+
+
+def schedule_lines(schedule: AgentSchedule, since: datetime, days: int) -> list[ScheduleLine]:
+    """The windows of ``schedule`` that overlap ``days`` days from the local midnight of ``since``."""
+    tz = zone(schedule.timezone)
+    first = instant(since.astimezone(tz).date(), time(0), tz)
+    last = instant(first.date() + timedelta(days=days), time(0), tz)
+    return [ScheduleLine(w.start.astimezone(tz), w.end.astimezone(tz), w.start, w.end, w.intent.value,
+                         w.action.value if w.action else None, w.mode.value if w.mode else None, w.reason)
+            for w in schedule.windows if w.end > first and w.start < last]
+
+
+def summary(policy_set: PolicySet, warnings: Sequence[str] = ()) -> list[str]:
+    """What the set holds, then ``warnings`` (policy/warnings.py), then the ok line."""
     lines = []
     for policy in policy_set.policies:
         what = (f"{policy.power.action} out of hours, mode {policy.power.mode}" if policy.power
@@ -122,7 +147,10 @@ def summary(policy_set: PolicySet) -> list[str]:
     for calendar in policy_set.calendars.values():
         lines.append(f"{calendar.source}: calendar {calendar.name!r} ({calendar.nation}, {calendar.covers}): "
                      f"{len(calendar.terms)} term(s), {len(calendar.inset_days)} INSET day(s)")
+    files = Counter(rule.source.rsplit(":", 1)[0] for rule in policy_set.placement)
+    lines.extend(f"{path}: {count} placement rule(s)" for path, count in files.items())
     lines.extend(f"note: {note}" for note in policy_set.notes)
+    lines.extend(f"warning: {warning}" for warning in warnings)
     lines.append(f"ok: {len(policy_set.policies)} policy(ies) and {len(policy_set.calendars)} calendar(s) in "
                  f"{len(policy_set.files)} file(s)")
     return lines

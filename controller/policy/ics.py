@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from controller.errors import DomainError
 from controller.policy.calendar import DateSpan
 
 
-class IcsError(ValueError):
+class IcsError(ValueError, DomainError):
     pass
 
 

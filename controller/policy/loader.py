@@ -6,8 +6,10 @@ Every mistake is collected (not only the first) and reported as one line each, e
 
 A file may hold several policies separated by ``---``. Calendars are named by path relative to the
 policy file and loaded once each. A file whose top level has ``nation`` is a calendar, so
-`caretaker policy check` takes calendars too. The format is described in policies/README.md and
-policies/schema/policy.schema.json; tests keep the schema's keys and these in step.
+`caretaker policy check` takes calendars too; a document whose top level is ``placement`` holds
+placement rules (rooms and tags by hostname, subnet, class, site or agent label: placement_file.py).
+The format is described in policies/README.md and policies/schema/policy.schema.json; tests keep the
+schema's keys and these in step.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from controller.policy.model import (
     WarningSettings,
     WeeklyHours,
 )
+from controller.policy.placement_file import is_placement, read_placement
 from controller.policy.walltime import instant, zone
 from controller.policy.yamlnodes import Node, Problem, Problems, compose
+from controller.register.placement import PlacementRule
 
 POWER_KEYS = ("calendar", "school_hours", "on_inset_days", "wake_before_school", "idle", "action", "mode",
               "warning", "passive", "daytime_sleep")
@@ -59,7 +63,7 @@ PASSIVE_KEYS = ("retry_minutes",)
 EXCEPTION_KEYS = ("never_power_down", "exam_windows", "overrides")
 EXAM_KEYS = ("name", "start", "end", "hours", *SELECTOR_KEYS)
 OVERRIDE_KEYS = ("name", "effect", "action", "start", "expires", *SELECTOR_KEYS)
-MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", "carbon_aware", *SELECTOR_KEYS)
+MAINTENANCE_KEYS = ("name", "weekdays", "start", "minutes", "carbon_aware", "until_updates_done", *SELECTOR_KEYS)
 CARBON_AWARE_KEYS = ("between",)
 DAYTIME_SLEEP_MINUTES = ("mains_idle_minutes", "battery_idle_minutes")
 DAYTIME_SLEEP_KEYS = (*DAYTIME_SLEEP_MINUTES, *SELECTOR_KEYS)
@@ -82,6 +86,7 @@ class PolicySet:
     calendars: Mapping[str, Calendar]
     files: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    placement: tuple[PlacementRule, ...] = ()  # in file order: the first rule giving a room places the device
 
 
 def load(paths: Iterable[Path]) -> PolicySet:
@@ -93,7 +98,7 @@ def load(paths: Iterable[Path]) -> PolicySet:
     if loader.problems.items:
         raise PolicyError(loader.problems.items)
     return PolicySet(tuple(loader.policies), dict(loader.calendars_by_name), tuple(str(f) for f in files),
-                     tuple(loader.problems.notes))
+                     tuple(loader.problems.notes), tuple(loader.placement))
 
 
 class _Loader:
@@ -103,6 +108,7 @@ class _Loader:
         self.policy_nodes: dict[str, Node] = {}
         self.calendars_by_path: dict[Path, Calendar | None] = {}
         self.calendars_by_name: dict[str, Calendar] = {}
+        self.placement: list[PlacementRule] = []
 
     def file(self, path: Path) -> None:
         try:
@@ -114,6 +120,8 @@ class _Loader:
         for document in documents or []:
             if _is_calendar(document):
                 self.calendar(document, path)
+            elif is_placement(document):
+                self.placement.extend(read_placement(document, self.problems))
             else:
                 policy = _PolicyReader(document, self).read()
                 if policy is not None:
@@ -452,7 +460,9 @@ def _maintenance_window(node: Node) -> MaintenanceWindow:
                              selector=_selector(node, fields), weekdays=tuple(sorted(set(weekdays))),
                              start=_time(fields["start"]), minutes=minutes, source=node.source,
                              carbon_aware=_carbon_aware(fields["carbon_aware"], minutes)
-                             if "carbon_aware" in fields else None)
+                             if "carbon_aware" in fields else None,
+                             until_updates_done=fields["until_updates_done"].boolean()
+                             if "until_updates_done" in fields else False)
 
 
 def _carbon_aware(node: Node, minutes: int) -> TimeRange:

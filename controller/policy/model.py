@@ -255,6 +255,9 @@ class MaintenanceWindow:
     # Optional: place the window in the lowest-carbon stretch of this range when the schedule is given a
     # grid intensity forecast (controller/energy/intensity.py); ``start`` is the fallback without one.
     carbon_aware: TimeRange | None = None
+    # Optional: end early once the agent has seen the OS updates install and finish, then power down at once;
+    # ``minutes`` is then the longest the device is kept on for them.
+    until_updates_done: bool = False
 
 
 @dataclass(frozen=True)

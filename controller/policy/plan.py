@@ -132,7 +132,7 @@ def for_agent(schedule: Schedule, version: str, offset_seconds: int) -> AgentSch
             mode=EnforcementMode(w.mode.value) if w.mode else None,
             reason=(w.basis.value + (f": {w.label}" if w.label else ""))[:255],
             daytime_sleep=DaytimeSleep(w.daytime_sleep.mains_idle_minutes, w.daytime_sleep.battery_idle_minutes)
-            if w.daytime_sleep else None) for w in schedule.windows),
+            if w.daytime_sleep else None, until_updates_done=w.until_updates_done) for w in schedule.windows),
         idle=IdleCriteria(idle.minutes_without_input, idle.cpu_below_percent, idle.processes_absent,
                           idle.no_signed_in_session) if idle else None,
         warning=warning,

@@ -10,20 +10,23 @@ from sqlmodel import Session, col, func, select
 
 from controller.db import in_batches
 from controller.energy import catalogue
-from controller.policy.dispatch import device_facts
+from controller.errors import DomainError
 from controller.policy.model import Action, DeviceFacts, Mode
 from controller.policy.simulate import AWAKE, Observation, Simulation, simulate
 from controller.policy.store import ActiveSet
+from controller.register.facts import device_facts
 from controller.register.models import Device, Site
 from controller.register.models import Report as ReportRow
 
 
-class UnknownSite(LookupError):
+class UnknownSite(LookupError, DomainError):
     pass
 
 
-def estate(session: Session, site: str | None = None) -> tuple[list[DeviceFacts], dict[str, dict[Action, float]]]:
-    """The devices (of one site, by name) and their off/sleep watts from the power catalogue."""
+def estate(session: Session, active: ActiveSet, site: str | None = None
+           ) -> tuple[list[DeviceFacts], dict[str, dict[Action, float]]]:
+    """The devices (of one site, by name), placed by ``active``'s rules, and their off/sleep watts from the
+    power catalogue."""
     query = select(Device, Site).join(Site, Site.id == Device.site_id)
     if site is not None:
         if session.exec(select(Site).where(Site.name == site)).first() is None:
@@ -32,7 +35,7 @@ def estate(session: Session, site: str | None = None) -> tuple[list[DeviceFacts]
     known = catalogue.load(session)
     facts, residual = [], {}
     for device, where in session.exec(query):
-        fact = device_facts(device, where)
+        fact = device_facts(device, where, active.placement)
         profile = known.lookup(device.device_class, device.vendor, device.model)
         off, sleep = float(profile.watts("off")), float(profile.watts("sleep"))
         facts.append(fact)
@@ -67,8 +70,10 @@ def quiet_reports(session: Session, device_ids: list[str], start: datetime, end:
 
 @dataclass(frozen=True)
 class Period:
-    """What a replay reads: the devices, their off/sleep watts, their awake reports and the count of the rest."""
+    """What a replay reads: the devices (placed by ``active``), their off/sleep watts, their awake reports
+    and the count of the rest."""
 
+    active: ActiveSet
     start: datetime
     end: datetime
     devices: list[DeviceFacts]
@@ -76,21 +81,21 @@ class Period:
     awake: list[Observation]
     quiet: dict[str, int]
 
-    def replay(self, active: ActiveSet, modes: dict[str, Mode] | None = None) -> Simulation:
-        return simulate(active.policies, active.calendars, self.devices, self.awake, self.residual, self.start,
-                        self.end, modes, self.quiet)
+    def replay(self, modes: dict[str, Mode] | None = None) -> Simulation:
+        return simulate(self.active.policies, self.active.calendars, self.devices, self.awake, self.residual,
+                        self.start, self.end, modes, self.quiet)
 
 
-def period(session: Session, start: datetime, end: datetime, site: str | None = None) -> Period:
-    facts, residual = estate(session, site)
+def period(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None) -> Period:
+    facts, residual = estate(session, active, site)
     ids = [f.device_id for f in facts]
-    return Period(start, end, facts, residual, observations(session, ids, start, end),
+    return Period(active, start, end, facts, residual, observations(session, ids, start, end),
                   quiet_reports(session, ids, start, end))
 
 
 def replay(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,
            modes: dict[str, Mode] | None = None) -> Simulation:
-    return period(session, start, end, site).replay(active, modes)
+    return period(session, active, start, end, site).replay(modes)
 
 
 def projected_impact(session: Session, active: ActiveSet, name: str, mode: Mode, start: datetime,
@@ -98,5 +103,5 @@ def projected_impact(session: Session, active: ActiveSet, name: str, mode: Mode,
     """The last period replayed as things are, and with ``name`` switched to ``mode``: (now, after), from
     one read of the period."""
     active.named(name)  # raises UnknownPolicy
-    read = period(session, start, end)
-    return read.replay(active), read.replay(active, {name: mode})
+    read = period(session, active, start, end)
+    return read.replay(), read.replay({name: mode})

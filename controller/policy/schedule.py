@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from controller.energy.intensity import IntensityPeriod, lowest_carbon_window
 from controller.policy.calendar import Calendar
-from controller.policy.engine import Context, context, decide_in, spans_on
+from controller.policy.engine import Context, Span, context, decide_in, spans_on
 from controller.policy.model import (
     Action,
     Basis,
@@ -54,6 +54,7 @@ class Window:
     action: Action | None
     mode: Mode | None
     daytime_sleep: DaytimeSleep | None = None  # keep on, but sleep once idle this long (school hours only)
+    until_updates_done: bool = False  # a maintenance window that ends once the OS updates are in
 
     @property
     def duration(self) -> timedelta:
@@ -115,12 +116,14 @@ def compile_schedule(policies: Sequence[Policy], calendars: Mapping[str, Calenda
     moments = [first, *sorted(m for m in _edges(ctx, begin, end) if first < m < last)]
     windows = _merge(ctx, [(moment, decide_in(ctx, moment)) for moment in moments], last)
     power = ctx.winner.power if ctx.winner else None
+    school_wakes = [s for day in _days(begin, end) for s in spans_on(ctx, day) if s.basis is Basis.WAKE_BEFORE_SCHOOL
+                    and first <= s.start.astimezone(UTC) < last]
     return Schedule(
         device_id=device.device_id, timezone=ctx.tz.key, start=begin, end=end,
         policy=ctx.winner.name if ctx.winner else None, idle=power.idle if power else None,
         warning=power.warning if power and power.mode is Mode.WARN else None,  # daytime sleep warns the same way
         retry_minutes=power.retry_minutes if power and power.mode is Mode.PASSIVE else None,
-        windows=windows, wakes=_wakes(windows))
+        windows=windows, wakes=_wakes(windows, school_wakes))
 
 
 def place_maintenance(ctx: Context, begin: datetime, end: datetime,
@@ -158,9 +161,11 @@ def _edges(ctx: Context, begin: datetime, end: datetime) -> set[datetime]:
 
 def _merge(ctx: Context, decisions: list[tuple[datetime, Decision]], end: datetime) -> tuple[Window, ...]:
     windows: list[Window] = []
+    for_updates = {m.name for m, _ in ctx.maintenance if m.until_updates_done}
     for (moment, decision), following in zip(decisions, [*(m for m, _ in decisions[1:]), end], strict=True):
         window = Window(moment.astimezone(ctx.tz), following.astimezone(ctx.tz), decision.intent, decision.basis,
-                        decision.label, decision.action, decision.mode, decision.daytime_sleep)
+                        decision.label, decision.action, decision.mode, decision.daytime_sleep,
+                        decision.basis is Basis.MAINTENANCE and decision.label in for_updates)
         last = windows[-1] if windows else None
         if last is not None and _same(last, window):
             windows[-1] = replace(last, end=window.end)
@@ -174,6 +179,26 @@ def _same(a: Window, b: Window) -> bool:
         b.intent, b.basis, b.label, b.action, b.mode, b.daytime_sleep)
 
 
-def _wakes(windows: tuple[Window, ...]) -> tuple[Wake, ...]:
-    return tuple(Wake(w.start, w.basis, w.label) for previous, w in itertools.pairwise(windows)
-                 if w.basis in _WAKE_BASES and previous.intent is Intent.POWER_DOWN)
+def _days(begin: datetime, end: datetime) -> list[date]:
+    return [begin.date() + timedelta(days=n) for n in range((end.date() - begin.date()).days + 1)]
+
+
+def _wakes(windows: tuple[Window, ...], school_wakes: Sequence[Span]) -> tuple[Wake, ...]:
+    """A wake where a window that wants the device on follows a power-down window; and the wake before
+    school on an exam day, which an exam window keeping the device on from midnight would otherwise hide
+    (a Hall PC shut down over the weekend must be on for a Monday exam)."""
+    found = [Wake(w.start, w.basis, w.label) for previous, w in itertools.pairwise(windows)
+             if w.basis in _WAKE_BASES and previous.intent is Intent.POWER_DOWN]
+    for span in school_wakes:
+        moment = span.start.astimezone(UTC)
+        window = next((w for w in windows if w.start.astimezone(UTC) <= moment < w.end.astimezone(UTC)), None)
+        if window is not None and window.basis is Basis.EXAM_WINDOW and _off_before(windows, window):
+            found.append(Wake(span.start, Basis.WAKE_BEFORE_SCHOOL, span.label))
+    return tuple(sorted(found, key=lambda w: w.at.astimezone(UTC)))
+
+
+def _off_before(windows: tuple[Window, ...], window: Window) -> bool:
+    """Whether the device may be off when ``window`` begins: the window before it powers devices down, or
+    the schedule begins with it (what came before is not known here; waking a device that is on is harmless)."""
+    index = windows.index(window)
+    return index == 0 or windows[index - 1].intent is Intent.POWER_DOWN

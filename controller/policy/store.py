@@ -21,11 +21,13 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from controller.errors import DomainError
 from controller.policy import loader
 from controller.policy.calendar import Calendar
 from controller.policy.model import Mode, Policy
 from controller.policy.models import PolicyState
 from controller.register.models import ChangeRecord
+from controller.register.placement import PlacementRule
 from controller.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ OBJECT_TYPE = "policy"
 SYSTEM_ACTOR = "controller:policy-dir"
 
 
-class UnknownPolicy(LookupError):
+class UnknownPolicy(LookupError, DomainError):
     pass
 
 
@@ -44,8 +46,9 @@ class ActiveSet:
 
     policies: tuple[Policy, ...]
     calendars: Mapping[str, Calendar]
-    version: str  # changes whenever a policy, a calendar or a mode does: schedules are cached by it
+    version: str  # changes whenever a policy, a calendar, a placement rule or a mode does: schedules are cached by it
     problem: str | None = None  # why the directory's latest content is not in force, if it is not
+    placement: tuple[PlacementRule, ...] = ()  # rooms and tags by rule (register/placement.py)
 
     def named(self, name: str) -> Policy:
         for policy in self.policies:
@@ -82,6 +85,7 @@ class PolicyStore:
         self._fingerprint: tuple | None = None
         self._loaded: tuple[Policy, ...] = ()  # as the files say
         self._calendars: Mapping[str, Calendar] = {}
+        self._placement: tuple[PlacementRule, ...] = ()
         self._problem: str | None = None
         self._checked_at: float | None = None
         self._active = EMPTY
@@ -103,7 +107,7 @@ class PolicyStore:
                 self._reload(fingerprint)
             with Session(self._engine) as session:
                 modes = {s.name: s.mode for s in session.exec(select(PolicyState)) if s.mode is not None}
-            self._active = _activate(self._loaded, self._calendars, modes, self._problem)
+            self._active = _activate(self._loaded, self._calendars, modes, self._problem, self._placement)
             self._checked_at = self._monotonic()
             return self._active
 
@@ -137,7 +141,7 @@ class PolicyStore:
     def _reload(self, fingerprint: tuple) -> None:
         self._fingerprint = fingerprint
         if not self._directory.is_dir():
-            loaded, calendars, self._problem = (), {}, None
+            loaded, calendars, placement, self._problem = (), {}, (), None
         else:
             try:
                 policy_set = loader.load([self._directory])
@@ -147,8 +151,9 @@ class PolicyStore:
                 log.error("policy directory %s: %s", self._directory, self._problem)
                 return
             loaded, calendars, self._problem = policy_set.policies, policy_set.calendars, None
+            placement = policy_set.placement
         self._record_changes(self._loaded, loaded)
-        self._loaded, self._calendars = loaded, calendars
+        self._loaded, self._calendars, self._placement = loaded, calendars, placement
 
     def _record_changes(self, previous: tuple[Policy, ...], loaded: tuple[Policy, ...]) -> None:
         """A ChangeRecord per policy added, edited or removed since the content last seen (even before a restart)."""
@@ -175,7 +180,7 @@ class PolicyStore:
 def with_switched_modes(session: Session, policy_set: loader.PolicySet) -> ActiveSet:
     """A policy set read elsewhere (the CLI's --policies) with the modes switched in this database; writes nothing."""
     modes = {s.name: s.mode for s in session.exec(select(PolicyState)) if s.mode is not None}
-    return _activate(policy_set.policies, policy_set.calendars, modes, None)
+    return _activate(policy_set.policies, policy_set.calendars, modes, None, policy_set.placement)
 
 
 def _log(session: Session, action: str, name: str, old: str | None, new: str | None, summary: str) -> None:
@@ -234,7 +239,7 @@ def _without_sources(value):
 
 
 def _activate(loaded: tuple[Policy, ...], calendars: Mapping[str, Calendar], modes: Mapping[str, str],
-              problem: str | None) -> ActiveSet:
+              problem: str | None, placement: tuple[PlacementRule, ...] = ()) -> ActiveSet:
     policies = tuple(replace(p, power=replace(p.power, mode=Mode(modes[p.name])))
                      if p.power is not None and p.name in modes else p for p in loaded)
     digest = hashlib.sha256()
@@ -242,7 +247,9 @@ def _activate(loaded: tuple[Policy, ...], calendars: Mapping[str, Calendar], mod
         digest.update(content_hash(policy).encode())
     for name in sorted(calendars):
         digest.update(repr(_without_sources(calendars[name])).encode())
-    return ActiveSet(policies, calendars, digest.hexdigest()[:16], problem)
+    if placement:
+        digest.update(repr(_without_sources(placement)).encode())
+    return ActiveSet(policies, calendars, digest.hexdigest()[:16], problem, placement)
 
 
 def _fingerprint(directory: Path) -> tuple:

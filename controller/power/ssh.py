@@ -15,6 +15,7 @@ import paramiko
 from sqlmodel import Session, select
 
 from agent.protocol import Inventory
+from controller.errors import DomainError
 from controller.power.ssh_inventory import SCRIPT, parse_inventory
 from controller.register.devices import apply_inventory, create_device, identify
 from controller.register.identity import fingerprint_of
@@ -32,7 +33,7 @@ POWER_COMMANDS = {
 ACTION_KINDS = {"off": "shutdown", "reboot": "reboot", "sleep": "sleep"}
 
 
-class SshRefused(Exception):
+class SshRefused(DomainError):
     """The host could not be used; the message is one line, safe to print (no secrets)."""
 
 

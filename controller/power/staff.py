@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -30,13 +30,15 @@ from sqlmodel import Session, col, func, select
 from controller.lifecycle.models import Asset
 from controller.lifecycle.states import LEAVING
 from controller.policy.calendar import Calendar
-from controller.policy.dispatch import device_facts
 from controller.policy.engine import decide
 from controller.policy.model import Basis, Policy
 from controller.policy.walltime import instant, zone
 from controller.power.models import WakeRequest
 from controller.power.wake import Queued, Skipped, WakeConfig, WakeRow, list_wakes, request_wakes
+from controller.register.facts import device_facts
+from controller.register.labels import placed_devices
 from controller.register.models import ChangeRecord, Device, Site
+from controller.register.placement import PlacementRule
 
 WINDOW = timedelta(hours=1)
 OBJECT_TYPE = "site"
@@ -80,13 +82,20 @@ class StaffWake:
     retry_after: int | None = None
 
 
-def staff_rooms(session: Session, rooms: frozenset[tuple[int, str]]) -> list[StaffRoom]:
+def _roomed(session: Session, site_ids: Iterable[int], rules: Sequence[PlacementRule]) -> list[tuple[Device, str]]:
+    """The devices of these sites that have a room, with it, as the register resolves it (placement.py)."""
+    return [(p.device, p.labels.room_name) for p in placed_devices(session, rules, site_ids=site_ids)
+            if p.labels.room_name]
+
+
+def staff_rooms(session: Session, rooms: frozenset[tuple[int, str]],
+                rules: Sequence[PlacementRule] = ()) -> list[StaffRoom]:
     """The rooms granted, with how many devices the register has in each (0: nobody has set the room yet)."""
     sites = {s.id: s.name for s in session.exec(select(Site).where(col(Site.id).in_({s for s, _ in rooms})))}
     counts: dict[tuple[int, str], int] = {}
     names: dict[tuple[int, str], str] = {}
-    for site_id, room in session.exec(select(Device.site_id, Device.room).where(
-            col(Device.site_id).in_(list(sites)), col(Device.room).is_not(None))):
+    for device, room in _roomed(session, sites, rules):
+        site_id = device.site_id
         key = (site_id, room.strip().casefold())
         if key in rooms:
             counts[key] = counts.get(key, 0) + 1
@@ -98,7 +107,8 @@ def staff_rooms(session: Session, rooms: frozenset[tuple[int, str]]) -> list[Sta
 
 def wake_room(session: Session, actor: str, rooms: frozenset[tuple[int, str]], site: str, room: str,
               at: time | None, now: datetime, config: WakeConfig, limits: StaffLimits,
-              policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None) -> StaffWake:
+              policies: Sequence[Policy] = (), calendars: Mapping[str, Calendar] | None = None,
+              rules: Sequence[PlacementRule] = ()) -> StaffWake:
     """Wake every device in ``room`` at ``site`` now, or at ``at`` (the site's wall clock) later today."""
     result = StaffWake(site=site, room=room)
     site_row = session.exec(select(Site).where(Site.name == site)).first()
@@ -120,13 +130,12 @@ def wake_room(session: Session, actor: str, rooms: frozenset[tuple[int, str]], s
         _audit(session, actor, site_row, result, now, at, Verdict.REFUSED,
                f"{at:%H:%M} has passed today; give a later time, or wake now", 422)
         return result
-    devices = [d for d in session.exec(select(Device).where(Device.site_id == site_row.id,
-                                                            col(Device.room).is_not(None)).order_by(Device.id))
-               if d.room.strip().casefold() == wanted]
+    devices = sorted((d for d, name in _roomed(session, [site_row.id], rules) if name.strip().casefold() == wanted),
+                     key=lambda d: d.id)
     if not devices:
         _audit(session, actor, site_row, result, now, at, Verdict.REFUSED, f"no devices in {room}", 409)
         return result
-    wakeable, skipped = _safe(session, devices, site_row, due, policies, calendars or {})
+    wakeable, skipped = _safe(session, devices, site_row, due, policies, calendars or {}, rules)
     reason = f"{actor} woke {room}" + (f" for {at:%H:%M}" if at is not None else "")
     wave = request_wakes(session, wakeable, reason, actor, now, config, not_before=due)
     result.due_at, result.queued, result.skipped = due, wave.queued, skipped + wave.skipped
@@ -139,7 +148,7 @@ def wake_room(session: Session, actor: str, rooms: frozenset[tuple[int, str]], s
 
 
 def _safe(session: Session, devices: list[Device], site: Site, due: datetime, policies: Sequence[Policy],
-          calendars: Mapping[str, Calendar]) -> tuple[list[Device], list[Skipped]]:
+          calendars: Mapping[str, Calendar], rules: Sequence[PlacementRule]) -> tuple[list[Device], list[Skipped]]:
     """The devices a wake may reach at ``due``; the others with why not (an exam window, leaving the estate)."""
     leaving = set(session.exec(select(Asset.device_id).where(
         col(Asset.device_id).in_([d.id for d in devices]), col(Asset.state).in_([s.value for s in LEAVING])))) \
@@ -150,7 +159,7 @@ def _safe(session: Session, devices: list[Device], site: Site, due: datetime, po
             skipped.append(Skipped(device.id, device.hostname, "leaving the estate (awaiting disposal or disposed)"))
             continue
         if policies:
-            decision = decide(policies, calendars, device_facts(device, site), due)
+            decision = decide(policies, calendars, device_facts(device, site, rules), due)
             if decision.basis is Basis.EXAM_WINDOW:
                 skipped.append(Skipped(device.id, device.hostname, f"exam window {decision.label!r} at "
                                                                    f"{decision.at:%H:%M}: not woken"))
@@ -190,11 +199,11 @@ def _audit(session: Session, actor: str, site: Site | None, result: StaffWake, n
                "skipped": [f"{s.hostname}: {s.why}" for s in result.skipped][:50]}))
 
 
-def room_wakes(session: Session, rooms: frozenset[tuple[int, str]], limit: int = 50) -> list[WakeRow]:
+def room_wakes(session: Session, rooms: frozenset[tuple[int, str]], limit: int = 50,
+               rules: Sequence[PlacementRule] = ()) -> list[WakeRow]:
     """The latest wakes of the devices in these rooms, each with what happened to it (``describe``)."""
-    ids = [d for d, site_id, room in session.exec(select(Device.id, Device.site_id, Device.room).where(
-        col(Device.site_id).in_({s for s, _ in rooms}), col(Device.room).is_not(None)))
-        if (site_id, room.strip().casefold()) in rooms]
+    ids = [d.id for d, room in _roomed(session, {s for s, _ in rooms}, rules)
+           if (d.site_id, room.strip().casefold()) in rooms]
     if not ids:
         return []
     wake_ids = session.exec(select(WakeRequest.id).where(col(WakeRequest.device_id).in_(ids))

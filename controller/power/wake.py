@@ -16,12 +16,16 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from controller.db import upsert
+from controller.errors import DomainError
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import attachments, broadcast_address
+from controller.register.devices import NotFound, find_device
+from controller.register.labels import placed_devices
 from controller.register.models import ActionRecord, Agent, Device, DeviceMac, Site
+from controller.register.placement import PlacementRule
 
 
-class WakeRefused(ValueError):
+class WakeRefused(ValueError, DomainError):
     """The request cannot be carried out as asked (unknown device, site or group)."""
 
 
@@ -62,28 +66,19 @@ class WaveResult:
 
 
 def select_devices(session: Session, device: str | None = None, site: str | None = None,
-                   group: str | None = None) -> list[Device]:
-    """One device (id or hostname), every device of a site, or of a room/group (optionally within a site)."""
+                   group: str | None = None, rules: Sequence[PlacementRule] = ()) -> list[Device]:
+    """One device (id or hostname), every device of a site, or of a room (a group, optionally within a site)
+    as the register places it with ``rules`` (register/placement.py)."""
     if device is not None:
-        query = select(Device).where(col(Device.id) == int(device)) if device.isdigit() else \
-            select(Device).where(func.lower(Device.hostname) == device.lower())
-        found = session.exec(query).all()
-        if not found:
-            raise WakeRefused(f"no device {device!r}")
-        if len(found) > 1:
-            raise WakeRefused(f"{len(found)} devices are called {device!r}; give the device id instead")
-        return list(found)
-    query = select(Device)
-    if site is not None:
-        site_row = session.exec(select(Site).where(Site.name == site)).first()
-        if site_row is None:
-            raise WakeRefused(f"no site {site!r}")
-        query = query.where(Device.site_id == site_row.id)
-    if group is not None:
-        query = query.where(Device.room == group)
+        try:
+            return [find_device(session, device)]
+        except NotFound as exc:
+            raise WakeRefused(str(exc)) from None
+    if site is not None and session.exec(select(Site).where(Site.name == site)).first() is None:
+        raise WakeRefused(f"no site {site!r}")
     if site is None and group is None:
         raise WakeRefused("say which devices to wake: a device, --site or --group")
-    devices = list(session.exec(query.order_by(Device.id)).all())
+    devices = sorted((p.device for p in placed_devices(session, rules, site, room=group)), key=lambda d: d.id)
     if not devices:
         raise WakeRefused(f"no devices in {'group ' + repr(group) if group else 'site ' + repr(site)}")
     return devices

@@ -27,6 +27,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from agent.protocol import Inventory, from_wire, to_wire
+from controller.errors import DomainError
 from controller.register import changes
 from controller.register.devices import NotFound, apply_inventory
 from controller.register.identity import fingerprint_of, fingerprint_to_json
@@ -47,7 +48,7 @@ FOR_DEVICE = (Resolution.KEEP_APART, Resolution.REFUSE)
 FOR_SHARED = (Resolution.ACCEPT, Resolution.RETIRE)
 
 
-class ConflictError(ValueError):
+class ConflictError(ValueError, DomainError):
     """The resolution does not fit the device's conflict (or it has none); the message says which does."""
 
 

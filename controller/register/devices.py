@@ -9,7 +9,9 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, delete, select
 
 from agent.protocol import Inventory, to_wire
-from controller.lifecycle.service import enter_register
+from controller.errors import DomainError
+from controller.lifecycle.entry import enter_register
+from controller.lifecycle.models import Asset
 from controller.register import changes
 from controller.register.identity import (
     Fingerprint,
@@ -19,6 +21,7 @@ from controller.register.identity import (
     normalise_hostname,
     normalise_vendor,
 )
+from controller.register.labels import set_by_agent
 from controller.register.models import Agent, ConflictKind, Device, DeviceMac, EnergyBucket, Site
 from controller.timeutil import utcnow
 
@@ -26,8 +29,31 @@ _TRACKED = ("site_id", "hostname", "device_class", "vendor", "model", "serial", 
             "machine_id", "os_name", "os_version")
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, DomainError):
     pass
+
+
+class Ambiguous(NotFound):
+    """A hostname (or serial, or asset tag) that several devices answer to."""
+
+
+def find_device(session: Session, reference: str) -> Device:
+    """The device a person names: its register id, else its hostname (case-insensitive), serial or asset
+    tag. Every command, route and page that takes a device asks here; a name that fits several devices is
+    refused with their ids, so nobody acts on the wrong machine."""
+    reference = reference.strip()
+    if reference.isdigit() and (device := session.get(Device, int(reference))) is not None:
+        return device
+    by_tag = select(Asset.device_id).where(Asset.asset_tag == reference)
+    found = session.exec(select(Device).where(or_(
+        func.lower(Device.hostname) == reference.casefold(), Device.serial == reference,
+        col(Device.id).in_(by_tag))).order_by(Device.id)).all()
+    if not found:
+        raise NotFound(f"no device with id, hostname, serial or asset tag {reference!r}")
+    if len(found) > 1:
+        raise Ambiguous(f"{len(found)} devices answer to {reference!r}: give the id "
+                       f"({', '.join(str(d.id) for d in found)})")
+    return found[0]
 
 
 def stored_fingerprint(session: Session, device: Device) -> Fingerprint:
@@ -88,6 +114,7 @@ def apply_inventory(session: Session, device: Device, inventory: Inventory, acto
     device.os_name = inventory.os.name
     device.os_version = inventory.os.version
     device.inventory = to_wire(inventory)
+    set_by_agent(session, device, actor, inventory.room, inventory.tags)
     known = set(session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id)).all())
     if known != set(fingerprint.macs):
         session.exec(delete(DeviceMac).where(col(DeviceMac.device_id) == device.id))

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select, update
 
 from agent.protocol import EnrollRequest, EnrollResponse
+from controller.errors import DomainError
 from controller.register import changes, credentials
 from controller.register.devices import apply_inventory, candidates, create_device
 from controller.register.identity import MatchResult, fingerprint_of, fingerprint_to_json, match
@@ -18,11 +19,11 @@ from controller.timeutil import as_utc
 log = logging.getLogger(__name__)
 
 
-class EnrollmentRefused(PermissionError):
+class EnrollmentRefused(PermissionError, DomainError):
     """The token is unknown, expired, revoked or used up. The message says which, for the operator."""
 
 
-class UnknownSite(LookupError):
+class UnknownSite(LookupError, DomainError):
     pass
 
 

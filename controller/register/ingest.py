@@ -31,7 +31,15 @@ from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from agent.protocol import MAX_INTERVAL_SECONDS, BatchAck, RejectedReport, Report, ReportBatch, to_wire
+from agent.protocol import (
+    MAX_INTERVAL_SECONDS,
+    BatchAck,
+    RejectedReport,
+    Report,
+    ReportBatch,
+    UpdateStatus,
+    to_wire,
+)
 from controller.db import UNAVAILABLE, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
@@ -44,7 +52,16 @@ from controller.power.wake import insert_audits
 from controller.register import conflicts, credentials
 from controller.register.devices import apply_inventory
 from controller.register.identity import fingerprint_from_json, fingerprint_of, fingerprint_to_json, other_hardware
-from controller.register.models import Agent, Device, DeviceLatest, EnergyBucket
+from controller.register.models import (
+    ActionRecord,
+    Agent,
+    AwakeCause,
+    AwakeHour,
+    Device,
+    DeviceLatest,
+    EnergyBucket,
+    UpdateState,
+)
 from controller.register.models import Report as ReportRow
 from controller.timeutil import as_utc, utcnow
 
@@ -350,6 +367,7 @@ class IngestWriter:
             _touch_agents_and_devices(session, kept, inserted, states, now)
             _apply_inventories(session, kept, inserted, states, now)
             _record_actions(session, kept, inserted)
+            _record_awake(session, kept, inserted)
             relay_replies = self._wake.on_reports(session, _arrivals(kept, inserted), now) if self._wake else {}
             session.commit()
         self.committed_reports += len(inserted)
@@ -611,7 +629,91 @@ def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tu
              "kind": action.kind.value, "outcome": action.outcome.value, "mode": action.mode.value,
              "reason": action.reason, "actor": f"agent:{v.job.agent.agent_id}",
              "source_key": f"{v.job.agent.agent_id}:{report.seq}:{index}",
-             "details": {"until": action.until.isoformat() if action.until else None, "policy": action.policy}}
+             "details": {"until": action.until.isoformat() if action.until else None, "policy": action.policy,
+                         **({"deferred_for": action.deferred_for.value} if action.deferred_for else {})}}
             for v in verdicts for report in v.keep if (v.job.agent.agent_id, report.seq) in inserted
             for index, action in enumerate(report.actions)]
+    rows += _update_rows(session, verdicts, inserted)
     insert_audits(session, rows)
+
+
+def _update_rows(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[dict]:
+    """The OS update states agents send when they change (the maintenance audit's "updated"), as audit lines.
+
+    An agent sends its state on its first report too, mostly "idle": that is news only after a state that
+    was not, so a fleet of agents starting does not fill the audit log with "nothing installing"."""
+    rows = []
+    last: dict[int, str | None] = {}
+    for verdict in verdicts:
+        agent = verdict.job.agent
+        for report in sorted(verdict.keep, key=lambda r: r.seq):
+            if report.updates is None or (agent.agent_id, report.seq) not in inserted:
+                continue
+            if agent.device_id not in last:
+                last[agent.device_id] = session.execute(
+                    select(ActionRecord.outcome).where(ActionRecord.device_id == agent.device_id,
+                                                       ActionRecord.kind == "updates")
+                    .order_by(col(ActionRecord.at).desc()).limit(1)).scalar()
+            state = update_state(report.updates)
+            if state is UpdateState.IDLE and last[agent.device_id] in (None, UpdateState.IDLE):
+                continue
+            last[agent.device_id] = state
+            rows.append({"at": report.end, "site_id": agent.site_id, "device_id": agent.device_id, "kind": "updates",
+                         "outcome": state.value, "mode": None, "reason": report.updates.detail or "no evidence",
+                         "actor": f"agent:{agent.agent_id}", "source_key": f"{agent.agent_id}:{report.seq}:updates",
+                         "details": None})
+    return rows
+
+
+def update_state(status: UpdateStatus) -> UpdateState:
+    if status.installing:
+        return UpdateState.INSTALLING
+    if status.reboot_pending:
+        return UpdateState.REBOOT_PENDING
+    if status.installing is False:
+        return UpdateState.IDLE
+    return UpdateState.UNKNOWN
+
+
+def awake_seconds(report: Report) -> dict[tuple[datetime, str, str, str], float]:
+    """(UTC hour, kind, what, process) -> the awake seconds of ``report`` its insomnia reading speaks for.
+
+    No sleep timer outranks the holders (the OS would not sleep whatever held it); a reading with neither
+    says nothing held the machine."""
+    reading = report.insomnia
+    if reading is None:
+        return {}
+    if reading.sleep_timer_set is False:
+        causes = {(AwakeCause.NO_SLEEP_TIMER.value, "the OS never sleeps on its own", "")}
+    else:
+        causes = ({(h.kind.value, h.what, h.process) for h in reading.holders}
+                  or {(AwakeCause.NOTHING_HELD.value, "", "")})
+    start, end = as_utc(report.start), as_utc(report.end)
+    awake = max(0.0, 1 - report.activity.slept_seconds / report.seconds)
+    found: dict[tuple[datetime, str, str, str], float] = {}
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        seconds = (min(end, hour + timedelta(hours=1)) - max(start, hour)).total_seconds() * awake
+        for kind, what, process in causes:
+            found[(hour, kind, what, process)] = seconds
+        hour += timedelta(hours=1)
+    return found
+
+
+def _record_awake(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
+    """Add each newly accepted report's insomnia seconds to its device-hours (a replay adds nothing)."""
+    sums: dict[tuple[int, datetime, str, str, str], float] = defaultdict(float)
+    for verdict in verdicts:
+        agent = verdict.job.agent
+        for report in verdict.keep:
+            if (agent.agent_id, report.seq) in inserted:
+                for (hour, kind, what, process), seconds in awake_seconds(report).items():
+                    sums[(agent.device_id, hour, kind, what, process)] += seconds
+    if not sums:
+        return
+    table = AwakeHour.__table__
+    statement = upsert(session, table)
+    statement = statement.on_conflict_do_update(index_elements=["device_id", "hour", "kind", "what", "process"],
+                                                set_={"seconds": table.c.seconds + statement.excluded.seconds})
+    session.execute(statement, [{"device_id": d, "hour": h, "kind": k, "what": w, "process": p, "seconds": s}
+                                for (d, h, k, w, p), s in sorted(sums.items())])

@@ -31,6 +31,7 @@ class Site(SQLModel, table=True):
     trust: str | None = Field(default=None, max_length=100, index=True)  # a trust or local authority
     postcode: str | None = Field(default=None, max_length=10)  # its outcode picks the regional carbon intensity
     pupils: int | None = None  # for intensity per pupil in the audit pack
+    nation: str | None = Field(default=None, max_length=16)  # a policy.calendar.Nation; set by register/sites.py
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -61,9 +62,16 @@ class Device(SQLModel, table=True):
     machine_id: str | None = Field(default=None, max_length=255, index=True)
     os_name: str | None = Field(default=None, max_length=255)
     os_version: str | None = Field(default=None, max_length=255)
-    # Where policies look: a room or group ("ICT Suite 2") and free tags ("server", "signage", "exam-room").
-    room: str | None = Field(default=None, max_length=100, index=True)
-    tags: list | None = Field(default=None, sa_column=Column(JSON))
+    # Where policies look: a room ("ICT Suite 2", what policy selectors call a group) and free tags ("server",
+    # "signage"). Each source keeps its own value; register/placement.py resolves them in precedence order:
+    # by hand, the asset register (``room``/``tags``), placement rules (computed, not stored), the agent's labels.
+    room: str | None = Field(default=None, max_length=100, index=True)  # from the asset register
+    tags: list | None = Field(default=None, sa_column=Column(JSON))  # from the asset register
+    hand_room: str | None = Field(default=None, max_length=100)
+    hand_tags: list | None = Field(default=None, sa_column=Column(JSON))
+    hand_untags: list | None = Field(default=None, sa_column=Column(JSON))  # removed by hand whatever the source
+    agent_room: str | None = Field(default=None, max_length=100)
+    agent_tags: list | None = Field(default=None, sa_column=Column(JSON))
     inventory: dict | None = Field(default=None, sa_column=Column(JSON))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True, index=True)
@@ -157,6 +165,38 @@ class EnergyBucket(SQLModel, table=True):
     state: str = Field(primary_key=True, max_length=16)
     method: str = Field(primary_key=True, max_length=16)
     joules: float = 0.0
+    seconds: float = 0.0
+
+
+class AwakeCause(StrEnum):
+    """What the controller records for an idle device-hour besides the holders the agent named (whose kinds
+    are agent.protocol.HolderKind): the OS would never sleep on its own, or nothing held it."""
+
+    NO_SLEEP_TIMER = "no_sleep_timer"  # the OS has no sleep timer: it stays up whatever holds it
+    NOTHING_HELD = "nothing_held"  # the agent looked and nothing held it: the OS timer is longer than the idle
+
+
+class UpdateState(StrEnum):
+    """An agent's OS update state as the audit log records it (ActionRecord kind "updates"), when it changes."""
+
+    INSTALLING = "installing"
+    REBOOT_PENDING = "reboot_pending"  # installed; a restart (or the power-down) finishes them
+    IDLE = "idle"  # nothing installing, no restart waiting
+    UNKNOWN = "unknown"  # the agent could not tell on this OS
+
+
+class AwakeHour(SQLModel, table=True):
+    """What held a device awake, by device and UTC hour: seconds of idle reports that named each holder (or
+    an ``AwakeCause``). Kept apart from the report rows, which retention drops, so a year of insomnia can
+    still be costed against the hourly energy."""
+
+    __tablename__ = "awake_hour"
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    hour: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    kind: str = Field(primary_key=True, max_length=16)
+    what: str = Field(primary_key=True, max_length=255)
+    process: str = Field(primary_key=True, default="", max_length=255)
     seconds: float = 0.0
 
 

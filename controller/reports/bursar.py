@@ -33,6 +33,7 @@ from controller import formatting as fmt
 from controller.energy.carbon import AppliedFactor
 from controller.energy.coverage import Coverage, coverage, days_until, first_reports, observed_days
 from controller.energy.inputs import Estate
+from controller.energy.insomnia import InsomniaReport, insomnia
 from controller.energy.policy_hours import DEFAULT_HOURS, PolicyHours
 from controller.energy.savings import (
     ActionSaving,
@@ -166,6 +167,7 @@ class BursarReport:
     top_rooms: tuple[WasteLine, ...]
     outcomes: tuple[OutcomeCount, ...]
     recommendations: tuple[Recommendation, ...]
+    insomnia: InsomniaReport  # the waste put down to what held the machines awake
 
 
 def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> BursarReport:
@@ -196,6 +198,8 @@ def build(session: Session, scope: sources.Scope, period: Period, inputs: Inputs
         outcomes=tuple(outcome_counts(sources.power_actions(session, scope, period.start_utc, period.end_utc),
                                       sources.wake_requests(session, scope, period.start_utc, period.end_utc))),
         recommendations=tuple(recommendations(usages, period, accounted.hours, observed)[:3]),
+        insomnia=insomnia(session, period.start_utc, period.end_utc, scope.site_ids, inputs.policies,
+                          inputs.calendars, now),
     )
 
 

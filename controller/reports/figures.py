@@ -18,6 +18,7 @@ from controller.energy.inputs import Estate, load_estate
 from controller.energy.policy_hours import PolicyHours
 from controller.policy.calendar import Calendar
 from controller.policy.model import Policy
+from controller.register.placement import PlacementRule
 from controller.reports import sources
 from controller.reports.periods import Period
 from controller.reports.usage import DeviceUsage, measured, merged
@@ -30,6 +31,7 @@ class Inputs:
 
     policies: tuple[Policy, ...] = ()
     calendars: Mapping[str, Calendar] | None = None
+    placement: tuple[PlacementRule, ...] = ()  # rooms and tags by rule, as the schedules see them
 
     def site_calendars(self, site: str) -> list[Calendar]:
         """The calendars of the policies that name the site (for term periods)."""
@@ -74,7 +76,7 @@ class MethodShare:
 
 
 def usage_for(session: Session, scope: sources.Scope, period: Period, inputs: Inputs, now: datetime) -> Accounted:
-    estate = load_estate(session, scope.site_ids)
+    estate = load_estate(session, scope.site_ids, placement=inputs.placement)
     hours = PolicyHours(estate, inputs.policies, inputs.calendars)
     usages = device_usages(session, estate, hours, {s.id: s for s in scope.sites}, period.start_utc,
                            period.end_utc, now)

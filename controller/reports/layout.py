@@ -94,6 +94,18 @@ def bursar_document(report: BursarReport) -> Document:
         "Site", "Observe-mode baseline", "Since power-down acted", "Change %", "Days compared"),
         tuple((b.site, _kwh_or_none(b.baseline_kwh_per_school_day), _kwh_or_none(b.after_kwh_per_school_day),
                None if b.change_percent is None else fmt.kwh(b.change_percent), b.note) for b in r.before_after))
+    awake = r.insomnia
+    held = Table("insomnia", "What kept idle machines awake out of hours",
+                 ("Cause", "Held by", "Program", "Devices", "Idle hours", "kWh", "£", "kgCO2e"),
+                 tuple((c.kind, c.what, c.process, c.devices, float(c.idle_hours), float(c.kwh),
+                        None if c.cost_gbp is None else float(c.cost_gbp), float(c.kgco2e)) for c in awake.causes),
+                 total=("Total", "", "", len(awake.devices), "", float(awake.kwh),
+                        None if awake.cost_gbp is None else float(awake.cost_gbp), float(awake.kgco2e)),
+                 note="Each wasted hour is put down to what the device's agent saw holding it awake in that hour, "
+                      "in proportion to how long each held it: no_sleep_timer (the OS never sleeps on its own: "
+                      "set one), a program's power request or assertion (system, display, execution, "
+                      "away_mode, idle, network), nothing_held (the OS sleep timer is longer than the idle "
+                      "stretch), not_reported (no reading: an older agent).")
     sections = [
         Section("Summary", paragraphs=(
             f"{r.scope} used {fmt.kwh_text(r.used.kwh)} ({fmt.money_text(r.used.pounds)}, "
@@ -122,6 +134,10 @@ def bursar_document(report: BursarReport) -> Document:
             charts=(Chart("Out-of-hours waste by room", tuple(f"{w.name} ({w.site})" for w in r.top_rooms),
                           (("kWh", tuple(w.waste.kwh for w in r.top_rooms)),), "kWh", horizontal=True),)
             if r.top_rooms else ()),
+        Section("Machines that would not sleep", paragraphs=(
+            f"{fmt.kwh_text(float(awake.kwh))} ({fmt.money_text(awake.cost_gbp)}) of the out-of-hours waste was "
+            f"drawn by {len(awake.devices)} idle device(s) that stayed awake; by cause below.",),
+            tables=(held,)),
         Section("Wake and power-down", tables=(outcomes,), charts=(Chart(
             "Outcomes by action", tuple(kinds),
             tuple((state, tuple(float(counts.get((k, state), 0)) for k in kinds)) for state in states),

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from controller.errors import DomainError
 from controller.policy.calendar import Calendar
 from controller.policy.walltime import instant, zone
 
@@ -26,7 +27,7 @@ _TERM = re.compile(r"([a-z]+)-(\d{4})", re.IGNORECASE)
 _RANGE = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
 
 
-class PeriodError(ValueError):
+class PeriodError(ValueError, DomainError):
     """A period a person typed that names no span of days; the message says what is accepted."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from controller.errors import DomainError
 from controller.policy import loader, store
 from controller.reports import audit, bursar, render
 from controller.reports.document import Document
@@ -25,7 +26,7 @@ KINDS = ("bursar", "audit")
 BURSAR_FORMATS = ("html", "pdf", "csv")
 
 
-class ReportError(ValueError):
+class ReportError(ValueError, DomainError):
     """Input a person can fix; the message is one line."""
 
 
@@ -52,13 +53,14 @@ def load_inputs(policy_dir: Path | None) -> Inputs:
         policy_set = loader.load([policy_dir])
     except loader.PolicyError as exc:
         raise ReportError(f"the policies in {policy_dir} do not load: {exc.problems[0]}") from None
-    return Inputs(policy_set.policies, policy_set.calendars)
+    return Inputs(policy_set.policies, policy_set.calendars, policy_set.placement)
 
 
 def with_switched_modes(session: Session, inputs: Inputs) -> Inputs:
     """The policies as in force: the files' modes, except where someone switched one in the console."""
-    active = store.with_switched_modes(session, loader.PolicySet(inputs.policies, inputs.calendars or {}, ()))
-    return Inputs(active.policies, active.calendars)
+    active = store.with_switched_modes(session, loader.PolicySet(inputs.policies, inputs.calendars or {}, (),
+                                                                  placement=inputs.placement))
+    return Inputs(active.policies, active.calendars, active.placement)
 
 
 def resolve(session: Session, inputs: Inputs, period: str, site: str | None = None, trust: str | None = None,

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from controller.errors import DomainError
 from controller.power.models import WakeRequest
 from controller.register.models import ActionRecord, ChangeRecord, Device, Site
 
 
-class ScopeError(LookupError):
+class ScopeError(LookupError, DomainError):
     """The site or trust named is not in the register."""
 
 

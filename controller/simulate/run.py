@@ -44,6 +44,7 @@ from agent.protocol import (
     to_wire,
 )
 from controller.db import session_scope
+from controller.errors import DomainError
 from controller.register.enrollment import create_token
 from controller.simulate.enforce import EnforcerState, advance, woken
 from controller.simulate.estate import SitePlan, VirtualDevice, build_estate, plan_sites, previous_boundary, report_for
@@ -58,7 +59,7 @@ STATE_VERSION = 1
 USER_AGENT = "caretaker-simulate/1"
 
 
-class SimulationError(Exception):
+class SimulationError(DomainError):
     """Something the user must fix (a refused token, a state file for another estate); one line."""
 
 

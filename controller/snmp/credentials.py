@@ -41,8 +41,10 @@ from typing import Protocol
 import yaml
 from cryptography.fernet import Fernet, InvalidToken
 
+from controller.errors import DomainError
 
-class CredentialError(ValueError):
+
+class CredentialError(ValueError, DomainError):
     """A credentials file that cannot be used; the message names the place, never a secret."""
 
 

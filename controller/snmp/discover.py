@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from controller.db import session_scope
+from controller.errors import DomainError
 from controller.register.models import Site
 from controller.snmp.poller import Poller
 from controller.snmp.readings import DevicePoll
@@ -23,7 +24,7 @@ from controller.snmp.store import register, save_poll, units_of
 MAX_ADDRESSES = 1024
 
 
-class SubnetError(ValueError):
+class SubnetError(ValueError, DomainError):
     pass
 
 

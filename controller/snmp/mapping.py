@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from controller.errors import DomainError
 from controller.snmp.loads import Load, find, poll_loads
 from controller.snmp.metering import PowerReading
 from controller.snmp.readings import DevicePoll
@@ -32,7 +33,7 @@ from controller.snmp.readings import DevicePoll
 DEVICE_KEYS = ("id", "serial", "hostname", "mac")
 
 
-class MappingError(ValueError):
+class MappingError(ValueError, DomainError):
     """A meter map that cannot be used; the message names the entry."""
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import yaml
 
+from controller.errors import DomainError
 from controller.snmp import fields, oids
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -71,7 +72,7 @@ _STANDARD = "1.3.6.1.2.1"
 _IDENTITY_TIERS = ("1.3.6.1.2.1.47", "1.3.6.1.2.1.25", "1.3.6.1.2.1.43", _STANDARD)
 
 
-class ProfileError(ValueError):
+class ProfileError(ValueError, DomainError):
     """A profile that cannot be used; the message names the file and the place in it."""
 
 

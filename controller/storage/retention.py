@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from controller.db import UTCDateTime
 from controller.energy.rolled import day_start, rolled_through
-from controller.register.models import Device, EnergyBucket
+from controller.register.models import AwakeHour, Device, EnergyBucket
 from controller.storage import partitions
 from controller.timeutil import as_utc
 
@@ -79,12 +79,15 @@ def drop_reports(session: Session, cutoff: date) -> tuple[int | None, list[str]]
 
 
 def drop_hours(session: Session, cutoff: date) -> int:
+    """Hourly buckets, and what held each device awake in those hours (useless without their energy)."""
     ids = list(session.exec(select(Device.id).order_by(col(Device.id))))
     total = 0
     for i in range(0, len(ids), DEVICES_AT_A_TIME):
         total += session.execute(delete(EnergyBucket).where(
             col(EnergyBucket.device_id).in_(ids[i:i + DEVICES_AT_A_TIME]),
             col(EnergyBucket.hour) < day_start(cutoff))).rowcount
+        session.execute(delete(AwakeHour).where(col(AwakeHour.device_id).in_(ids[i:i + DEVICES_AT_A_TIME]),
+                                                col(AwakeHour.hour) < day_start(cutoff)))
         session.commit()
     return total
 

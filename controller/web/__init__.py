@@ -14,11 +14,13 @@ from controller.web import errors
 from controller.web.pages import (
     conflicts,
     devices,
+    insomnia,
     lifecycle,
     overview,
     policies,
     reports,
     signin,
+    sites,
     staff,
     users,
     wake,
@@ -26,7 +28,7 @@ from controller.web.pages import (
 from controller.web.security import SecurityHeaders
 
 ROUTERS = (signin.router, overview.router, devices.router, policies.router, wake.router, lifecycle.router,
-           reports.router, users.router, conflicts.router, staff.router)
+           reports.router, users.router, conflicts.router, staff.router, insomnia.router, sites.router)
 
 
 def install(app: FastAPI) -> None:

@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from controller.errors import DomainError
 from controller.register import changes
 from controller.register.models import ChangeRecord, Site
 from controller.settings import Settings
@@ -44,7 +45,7 @@ class Role(enum.StrEnum):
     staff = "staff"  # wakes the PCs of the rooms granted (a teacher's wake button), and sees nothing else
 
 
-class AccountError(ValueError):
+class AccountError(ValueError, DomainError):
     """Something a person can fix: a duplicate name, a short password, an unknown site."""
 
 

@@ -10,12 +10,13 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from fastapi import Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from controller.api.auth import wants_page
+from controller.api.errors import invalid_request
 from controller.web.render import page
 
 TITLES = {400: "That request could not be understood", 403: "You may not do this", 404: "Not found",
@@ -65,6 +66,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if not for_a_person(request):
-        return await request_validation_exception_handler(request, exc)
+        return await invalid_request(request, exc)  # the API's one-line Problem, as its contract says
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
     return error_page(request, 422, problems or "the form was not filled in as expected")

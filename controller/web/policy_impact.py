@@ -41,7 +41,7 @@ class Impact:
 def impact(session: Session, active: ActiveSet, name: str, mode: Mode, now: datetime) -> Impact:
     """Raises UnknownPolicy for a name not in force."""
     policy = active.named(name)
-    facts, _ = estate(session)
+    facts, _ = estate(session, active)
     by_site = Counter(f.site for f in facts if policy.applies_to.matches(f))
     before, after = projected_impact(session, active, name, mode, now - REPLAYED, now)
     return Impact(name, policy.power.mode.value if policy.power else None, mode.value,

@@ -5,6 +5,7 @@ the principal may see. Plain functions over a database session; the page routes 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,7 +19,10 @@ from controller.energy.lines import ATTRIBUTED
 from controller.energy.savings import SavingsSummary, savings_summary
 from controller.energy.school_hours import SchoolHours
 from controller.estate.summary import DEVICE_STATES, FRESH_INTERVALS, _latest_reports, device_state, power_now
+from controller.register.facts import labels
+from controller.register.labels import placed_devices
 from controller.register.models import ActionRecord, ChangeRecord, Device, Site
+from controller.register.placement import PlacementRule
 from controller.reports.figures import Inputs
 from controller.web.accounts import Principal
 from controller.web.chart import Bar
@@ -133,6 +137,7 @@ class DeviceFilter:
     device_class: str = ""
     state: str = ""
     room: str = ""
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,10 +150,13 @@ class DeviceItem:
     model: str
     state: str
     last_seen: datetime | None
+    tags: tuple[str, ...] = ()
 
 
 def find_devices(session: Session, principal: Principal, wanted: DeviceFilter, now: datetime,
-                 report_interval_seconds: int, limit: int = 500) -> list[DeviceItem]:
+                 report_interval_seconds: int, limit: int = 500, rules: Sequence[PlacementRule] = ()
+                 ) -> list[DeviceItem]:
+    """The devices the filter names; room and tags as the register resolves them with ``rules``."""
     query = select(Device, Site).join(Site, col(Site.id) == col(Device.site_id))
     if principal.site_ids is not None:
         query = query.where(col(Device.site_id).in_(principal.site_ids))
@@ -160,17 +168,20 @@ def find_devices(session: Session, principal: Principal, wanted: DeviceFilter, n
         query = query.where(Site.name == wanted.site)
     if wanted.device_class:
         query = query.where(Device.device_class == wanted.device_class)
-    if wanted.room:
-        query = query.where(Device.room == wanted.room)
     latest = _latest_reports(session)
     items = []
     for device, site in session.exec(query.order_by(Site.name, Device.hostname, Device.id)).all():
         state = device_state(latest.get(device.id), now, report_interval_seconds)
         if wanted.state and state != wanted.state:
             continue
+        placed = labels(device, site, rules)
+        if wanted.room and (placed.room_name or "").casefold() != wanted.room.casefold():
+            continue
+        if wanted.tag and wanted.tag.casefold() not in {t.casefold() for t in placed.tag_names}:
+            continue
         model = " ".join(p for p in (device.vendor, device.model) if p)
-        items.append(DeviceItem(device.id, device.hostname, site.name, device.device_class, device.room, model,
-                                state, device.last_seen))
+        items.append(DeviceItem(device.id, device.hostname, site.name, device.device_class, placed.room_name, model,
+                                state, device.last_seen, placed.tag_names))
         if len(items) >= limit:
             break
     return items
@@ -182,15 +193,17 @@ class FilterChoices:
     classes: list[str]
     rooms: list[str]
     states: tuple[str, ...] = DEVICE_STATES
+    tags: list[str] = field(default_factory=list)
 
 
-def filter_choices(session: Session, principal: Principal) -> FilterChoices:
+def filter_choices(session: Session, principal: Principal, rules: Sequence[PlacementRule] = ()) -> FilterChoices:
     sites = visible_sites(session, principal)
     ids = [s.id for s in sites]
     classes = session.exec(select(Device.device_class).where(col(Device.site_id).in_(ids)).distinct()).all()
-    rooms = session.exec(select(Device.room).where(col(Device.site_id).in_(ids), col(Device.room).is_not(None))
-                         .distinct()).all()
-    return FilterChoices([s.name for s in sites], sorted(classes), sorted(rooms))
+    placed = [p.labels for p in placed_devices(session, rules) if p.device.site_id in ids]
+    rooms = {p.room_name for p in placed if p.room_name}
+    tags = {t for p in placed for t in p.tag_names}
+    return FilterChoices([s.name for s in sites], sorted(classes), sorted(rooms), tags=sorted(tags))
 
 
 def daily_energy(session: Session, device_id: int, zone: ZoneInfo, now: datetime, days: int = 14) -> list[Bar]:

@@ -356,10 +356,14 @@ def test_the_session_helper_that_starts_at_sign_in_reaches_the_installed_agent_a
     user = pwd.getpwnam(ssh_target.user)  # signed in, as a desktop starts its autostart entries
     helper = subprocess.Popen(shlex.split(entry["Desktop Entry"]["Exec"]), user=user.pw_uid, group=user.pw_gid,
                               extra_groups=[], cwd=user.pw_dir, env={"PATH": SYSTEMD_PATH, "HOME": user.pw_dir},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: f"session helper of {ssh_target.user} connected" in log.read_text(), 60,
                  "the helper to reach the agent")
+    except AssertionError as missing:
+        helper.terminate()
+        raise AssertionError(f"{missing}; the helper said {helper.communicate(timeout=15)[1]!r}; "
+                             f"the agent's log ends {log.read_text()[-1500:]!r}") from None
     finally:
         helper.terminate()
         helper.wait(timeout=15)

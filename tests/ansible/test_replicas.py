@@ -109,7 +109,9 @@ def test_replicas_behind_haproxy_store_each_report_once_and_share_singletons_and
         assert simulator.returncode == 0, "".join(seen)[-3000:]
 
         acknowledged = {a["agent_id"]: a["next_seq"] - 1 for a in json.loads(state.read_text())["agents"].values()}
-        assert len(acknowledged) == DEVICES and sum(acknowledged.values()) > 1000  # off PCs do not report
+        # Off PCs do not report; hundreds of reports at least went through the kill and the restart (how many
+        # more depends on the machine's load: 808 at load 12, over 2,000 when quiet).
+        assert len(acknowledged) == DEVICES and sum(acknowledged.values()) > 400
         with Session(engine) as session:
             stored = defaultdict(list)
             for agent_id, seq in session.exec(select(Report.agent_id, Report.seq)):

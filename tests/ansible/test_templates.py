@@ -20,6 +20,7 @@ import typer
 import yaml
 
 from agent.cli import _parser as agent_parser
+from agent.labels import Labels, load_labels
 from controller.cli import app as controller_cli
 from controller.settings import Settings
 from tests.ansible.conftest import Ansible, unavailable
@@ -122,6 +123,16 @@ def test_the_controller_settings_file_is_read_as_the_settings_it_means(rendered:
     assert settings.database_url == EXAMPLE["caretaker_controller_database_url"]
     assert settings.data_dir == Path("/var/lib/caretaker")
     assert settings.agent_wheels_dir == Path("/opt/caretaker/agent-wheels")
+
+
+def test_the_config_file_tells_the_cli_where_the_database_is(rendered: Path, monkeypatch) -> None:
+    for name in ("CARETAKER_DATABASE_URL", "CARETAKER_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CARETAKER_CONFIG", str(rendered / "caretaker.toml"))
+    settings = Settings()
+
+    assert settings.resolved_database_url() == EXAMPLE["caretaker_controller_database_url"]
+    assert settings.data_dir == Path("/var/lib/caretaker")
 
 
 def test_the_prometheus_scrape_job_reaches_the_controller_over_verified_https(
@@ -260,3 +271,10 @@ def test_the_windows_logon_task_starts_the_helper_in_every_users_session_as_that
     service = ET.parse(rendered / "windows-caretaker-agent-service.xml").getroot()
     _, _, *service_argv = windows_argv(service.findtext("arguments") or "")
     assert agent_arguments(service_argv)["session_address"] == "\\\\.\\pipe\\caretaker-agent-session"
+
+
+def test_the_labels_file_from_group_vars_is_what_the_agent_reads(rendered: Path) -> None:
+    assert load_labels(rendered / "linux-labels.toml") == Labels("Sports Hall", ("signage", 'exam "room"'))
+    service = parse_unit((rendered / "linux-caretaker-agent.service").read_text())["Service"]
+    _, argv = command_line(service["ExecStart"][0])
+    assert agent_arguments(argv[1:])["labels_file"] == Path("/etc/caretaker-agent/labels.toml")

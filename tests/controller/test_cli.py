@@ -47,7 +47,10 @@ def test_a_revoked_token_shows_as_revoked(data_dir):
 
 @pytest.mark.parametrize(("args", "message"), [
     (("token", "revoke", "42"), "no enrollment token with id 42"),
-    (("device", "show", "42"), "no device with id 42"),
+    (("device", "show", "42"), "no device with id, hostname, serial or asset tag '42'"),
+    (("device", "show", "NOPE-PC"), "no device with id, hostname, serial or asset tag 'NOPE-PC'"),
+    (("device", "set", "NOPE-PC", "--tag", "signage"), "no device with id, hostname, serial or asset tag 'NOPE-PC'"),
+    (("device", "set", "1"), "nothing to set: give --room, --clear-room, --tag or --untag"),
     (("token", "create", "--site", "Hillside Primary", "--days", "0"), "a token must be valid for at least one day"),
 ])
 def test_mistakes_get_one_line_errors(data_dir, args, message):

@@ -3,12 +3,15 @@
 A small demo (24 simulated devices on two sites, three days: one observing, two enforcing) against its
 own controller: when it prints "Running" the history is in, the policies enforced after their
 baseline, so `caretaker energy savings` claims something, priced at the demo's day/night tariff, and the
-bursar PDF says so with its basis.
+bursar PDF says so with its basis. The schools' trust, pupils and postcodes (demodata/sites.yaml) are in, so
+the trust's audit pack has intensity per pupil; and the config file the demo writes is all a `caretaker`
+command in another terminal needs to find the demo's database.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -39,7 +42,7 @@ def test_the_demo_says_running_once_its_history_is_in_and_stops_every_process_on
             if line.startswith("Running.") or time.monotonic() > deadline:
                 break
         assert "Running." in output, output
-        assert "Described the schools: tariff 'demo day/night' for 2 sites" in output
+        assert "Described the schools: 2 sites of Vale Learning Trust; tariff 'demo day/night' for 2 sites" in output
         print(f"Running after {time.monotonic() - began:.1f} s")
         today = date.today()
         period = f"{today - timedelta(days=3)}..{today}"
@@ -59,6 +62,14 @@ def test_the_demo_says_running_once_its_history_is_in_and_stops_every_process_on
         assert report.returncode == 0, report.stderr
         text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(pdf).pages)
         assert "Power management saved" in text and "Power management saved 0.0 kWh" not in text
+        pack = tmp_path / "audit.json"
+        audit = subprocess.run([str(BIN / "caretaker"), "report", "audit", "--trust", "Vale Learning Trust",
+                                "--period", period, "--format", "json", "--out", str(pack)], capture_output=True,
+                               text=True, timeout=120, cwd=tmp_path,
+                               env={**os.environ, "CARETAKER_CONFIG": str(data_dir / "caretaker.toml")})
+        assert audit.returncode == 0, audit.stderr
+        secr = json.loads(pack.read_text())["secr"]
+        assert len(secr) == 2 and all(s["pupils"] and s["kwh_per_pupil"] > 0 for s in secr), secr
         children = psutil.Process(demo.pid).children(recursive=True)
         assert len(children) >= 3  # the controller, this machine's agent and the live simulation
     finally:

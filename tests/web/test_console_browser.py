@@ -86,9 +86,10 @@ def db(console) -> Session:
 
 
 MENUS = {
-    "network_manager": ["Overview", "Devices", "Policies", "Wake", "Conflicts", "Lifecycle", "Reports", "Users"],
-    "bursar": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Reports"],
-    "auditor": ["Overview", "Devices", "Policies", "Conflicts", "Lifecycle", "Reports"],
+    "network_manager": ["Overview", "Devices", "Sites", "Policies", "Wake", "Conflicts", "Lifecycle", "Insomnia",
+                        "Reports", "Users"],
+    "bursar": ["Overview", "Devices", "Sites", "Policies", "Conflicts", "Lifecycle", "Insomnia", "Reports"],
+    "auditor": ["Overview", "Devices", "Sites", "Policies", "Conflicts", "Lifecycle", "Insomnia", "Reports"],
 }
 
 
@@ -226,7 +227,7 @@ def test_pages_fit_the_screen_label_every_field_read_with_enough_contrast_and_pa
     sign_in(page, "nora")
     device = console[1].devices["HILL-R12-PC01"]
     for path in ("/", "/devices", f"/devices/{device}", "/lifecycle", f"/lifecycle/devices/{device}", "/users",
-                 "/wake", "/reports", "/policies", "/policies/explain"):
+                 "/wake", "/reports", "/policies", "/policies/explain", "/sites", "/sites/Riverside%20Academy"):
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], path
         violations = axe.Axe().run(page).response["violations"]

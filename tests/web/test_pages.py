@@ -147,6 +147,34 @@ def test_disabling_a_user_and_revoking_a_token_ask_first(client, engine):
     assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
+def test_a_network_manager_sets_a_devices_room_and_tags_and_the_page_says_where_each_came_from(client, estate):
+    csrf = sign_in(client, "nora")
+    device = estate.devices["HILL-R12-PC01"]
+    saved = client.post(f"/devices/{device}/labels", data={"csrf_token": csrf, "set_room": "Hall",
+                                                            "add_tags": "signage, exam-room"}, follow_redirects=True)
+    assert "Room and tags saved" in saved.text
+    assert "Hall (hand)" in saved.text and "signage (hand), exam-room (hand)" in saved.text
+    refused = client.post(f"/devices/{device}/labels", data={"csrf_token": csrf, "add_tags": "=cmd|x"},
+                          follow_redirects=True)
+    assert "is not a tag" in refused.text
+    cleared = client.post(f"/devices/{device}/labels", data={"csrf_token": csrf, "clear_room": "yes"},
+                          follow_redirects=True).text
+    assert "R12 (register)" in cleared  # the asset register's room again
+
+
+def test_the_bulk_action_tags_every_device_of_a_filtered_list(client, engine):
+    csrf = sign_in(client, "nora")
+    done = client.post("/devices/labels", data={"csrf_token": csrf, "room": "R12", "add_tags": "signage"},
+                       follow_redirects=True)
+    assert "2 of 2 device(s) updated." in done.text
+    tagged = client.get("/devices", params={"tag": "signage"}).text
+    assert re.findall(r'<a href="/devices/\d+">([^<]+)</a>', tagged) == ["HILL-R12-PC01", "HILL-R12-PC02"]
+    sign_in(client, "barry")
+    assert client.post("/devices/labels", data={"csrf_token": csrf, "add_tags": "x"}).status_code in (403, 401)
+    with Session(engine) as session:
+        assert len(session.exec(select(ChangeRecord).where(ChangeRecord.action == "labels")).all()) == 2
+
+
 def test_the_utilisation_page_proposes_idle_pcs_for_redeployment_from_the_readers_sites_only(client):
     """The seed's PCs were idle for the 48 hours they reported: 0 h in use, under the 2 h threshold, each
     saving a new desktop's embodied carbon. An auditor granted Riverside sees Riverside's PCs only."""

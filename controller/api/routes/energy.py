@@ -5,6 +5,7 @@
                               [&per_school_day=true]   also kWh per school day (the first site's term calendars)
     GET /api/v1/energy/savings?site=…&from=…&to=…
     GET /api/v1/energy/waste?site=…&from=…&to=…&by=device|room&limit=10
+    GET /api/v1/energy/insomnia?site=…&from=…&to=…   that waste by what held the machines awake
 
 Figures are exact decimals sent as strings. An unknown site, a bad date or grouping is 400; a site the
 caller is not granted is 403 (auditors see only their sites; with no ``site`` they get those sites).
@@ -21,6 +22,7 @@ from controller.api.auth import READERS, Principal, require
 from controller.api.deps import RuntimeDep
 from controller.db import session_scope
 from controller.energy.accounting import AccountingError, energy_summary, jsonable
+from controller.energy.insomnia import insomnia
 from controller.energy.period import Period, PeriodError, resolve
 from controller.energy.savings import out_of_hours_waste, savings_summary
 from controller.energy.school_hours import SchoolHours
@@ -84,7 +86,23 @@ def waste(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Si
         period = _scope(session, principal, site, start, end)
         try:
             rows = out_of_hours_waste(session, period.start, period.end, period.site_ids, by, limit,
-                                      inputs.policies, inputs.calendars)
+                                      inputs.policies, inputs.calendars, placement=inputs.placement)
         except AccountingError as exc:
             raise HTTPException(400, str(exc)) from None
         return jsonable([vars(r) for r in rows])
+
+
+@router.get("/insomnia")
+def insomnia_by_cause(runtime: RuntimeDep, principal: Reader, start: From, end: To,
+                      site: Sites = []) -> dict:  # noqa: B006
+    try:
+        inputs = load_inputs(runtime.settings.resolved_policy_dir())
+    except ReportError as exc:
+        raise HTTPException(400, str(exc)) from None
+    with session_scope(runtime.engine) as session:
+        period = _scope(session, principal, site, start, end)
+        try:
+            return insomnia(session, period.start, period.end, period.site_ids, inputs.policies,
+                            inputs.calendars).to_json()
+        except AccountingError as exc:
+            raise HTTPException(400, str(exc)) from None

@@ -45,19 +45,24 @@ class StaffWakeOut(BaseModel):
     skipped: list[Skipped]
 
 
+def _rules(runtime: Runtime) -> tuple:
+    return runtime.policies.current().placement if runtime.policies is not None else ()
+
+
 def request_wake(runtime: Runtime, principal: Principal, site: str, room: str, at: time | None) -> StaffWake:
     """The one path every surface takes (API and console): the request and its audit line commit together."""
     active = runtime.policies.current() if runtime.policies is not None else None
     with session_scope(runtime.engine) as session:
         return wake_room(session, principal.actor, principal.rooms, site, room, at, utcnow(),
                          WakeConfig.from_settings(runtime.settings), StaffLimits.from_settings(runtime.settings),
-                         active.policies if active else (), active.calendars if active else None)
+                         active.policies if active else (), active.calendars if active else None,
+                         active.placement if active else ())
 
 
 @router.get("/rooms", response_model=list[StaffRoom])
 def rooms(runtime: RuntimeDep, principal: Staff) -> list[StaffRoom]:
     with session_scope(runtime.engine) as session:
-        return staff_rooms(session, principal.rooms)
+        return staff_rooms(session, principal.rooms, _rules(runtime))
 
 
 @router.post("/wake", response_model=StaffWakeOut, status_code=202, responses={**errors.REFUSED, **errors.LIMITED})
@@ -73,4 +78,4 @@ async def wake(body: StaffWakeIn, runtime: RuntimeDep, principal: Staff) -> Staf
 @router.get("/wakes", response_model=list[WakeRow])
 def wakes(runtime: RuntimeDep, principal: Staff, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[WakeRow]:
     with session_scope(runtime.engine) as session:
-        return room_wakes(session, principal.rooms, limit)
+        return room_wakes(session, principal.rooms, limit, _rules(runtime))

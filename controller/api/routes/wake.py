@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import READERS, Principal, Role, require
 from controller.api.deps import RuntimeDep
-from controller.api.ids import DeviceRef
+from controller.api.ids import DeviceRef, Id
 from controller.db import session_scope
 from controller.power.models import WakeStatus
 from controller.power.wake import (
@@ -52,8 +52,9 @@ async def wake(body: WakeIn, runtime: RuntimeDep,
         raise HTTPException(422, "give a device, or a site and/or group, not both")
 
     def work() -> WaveResult:
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
         with session_scope(runtime.engine) as session:
-            devices = select_devices(session, body.device, body.site, body.group)
+            devices = select_devices(session, body.device, body.site, body.group, rules)
             hidden = sorted({d.site_id for d in devices if not principal.may_see(d.site_id)})
             if hidden:
                 raise HTTPException(403, "some of these devices are in sites you may not act on")
@@ -70,7 +71,9 @@ async def wake(body: WakeIn, runtime: RuntimeDep,
 def wakes(runtime: RuntimeDep, principal: Annotated[Principal, Depends(require(*READERS))],
           site: str | None = None, status: WakeStatus | None = None,
           limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
-          wake: Annotated[list[int] | None, Query(max_length=10_000, description="only these wake ids")] = None,
+          # A wave is looked up by the ids its POST answered, a page of them at a time: a longer query string
+          # would pass what the HTTP server reads in a request line.
+          wake: Annotated[list[Id] | None, Query(max_length=500, description="only these wake ids")] = None,
           ) -> list[WakeRow]:
     with session_scope(runtime.engine) as session:
         rows = list_wakes(session, site, status.value if status else None, limit, wake)

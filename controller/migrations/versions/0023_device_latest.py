@@ -1,7 +1,7 @@
 """device_latest: each device's latest report, kept by ingest (filled here from the reports stored)
 
 Revision ID: 0023
-Revises: 0021 (reserved as 0023, after 0017; chained after main's head at the merge)
+Revises: 0018 (reserved as 0023, after 0017; chained after main's head at the merge)
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 from controller.db import UTCDateTime
 
 revision: str = '0023'
-down_revision: str | None = '0021'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,7 +21,7 @@ def estate_overview(request: Request, runtime: RuntimeDep, principal: Reader) ->
     inputs = None
     if runtime.policies is not None:
         active = runtime.policies.current()
-        inputs = Inputs(active.policies, active.calendars)
+        inputs = Inputs(active.policies, active.calendars, active.placement)
     with Session(runtime.engine) as session:
         view = overview(session, principal, utcnow(), runtime.settings.report_interval_seconds, inputs)
     return page(request, "overview.html", principal, nav="overview", view=view)

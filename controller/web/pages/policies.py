@@ -17,8 +17,9 @@ from controller.policy import explain, loader
 from controller.policy.engine import context, decide_in
 from controller.policy.model import Mode
 from controller.policy.store import PolicyStore, UnknownPolicy
-from controller.register.devices import NotFound
-from controller.register.models import Device
+from controller.policy.warnings import policy_warnings
+from controller.register.devices import NotFound, find_device
+from controller.register.facts import register_facts
 from controller.timeutil import utcnow
 from controller.web.pages import Manager, Reader
 from controller.web.policy_impact import impact
@@ -46,9 +47,14 @@ def validate(request: Request, runtime: RuntimeDep, principal: Reader) -> Respon
     """Reads the policy directory afresh, as `caretaker policy validate` does, without changing what is in force."""
     directory = runtime.settings.resolved_policy_dir()
     try:
-        lines, ok = explain.summary(loader.load([directory])), True
+        policy_set = loader.load([directory])
     except loader.PolicyError as exc:
         lines, ok = [str(p) for p in exc.problems], False
+    else:
+        with Session(runtime.engine) as session:
+            devices = register_facts(session, policy_set.placement)
+        warnings = policy_warnings(policy_set.policies, dict(policy_set.calendars), utcnow().date(), devices)
+        lines, ok = explain.summary(policy_set, warnings), True
     return page(request, "policy_text.html", principal, nav="policies", heading="Validate the policy directory",
                 lines=lines, ok=ok)
 
@@ -62,13 +68,11 @@ def explain_decision(request: Request, runtime: RuntimeDep, principal: Reader, d
         active = _store(runtime).current()
         with Session(runtime.engine) as session:
             try:
-                detail = explain.find_device(session, device.strip())
-                row = session.get(Device, detail.device.id)
+                row = find_device(session, device)
                 if not principal.may_see(row.site_id):
                     raise NotFound(f"no device with id or hostname {device!r}")
                 reported = explain.reported_processes(session, str(row.id))
-                facts = explain.facts(detail, tuple(row.tags or ()), row.room,
-                                      explain.activity(None, None, None, None, reported))
+                facts = explain.facts_for(session, row, active, explain.activity(None, None, None, None, reported))
                 ctx = context(active.policies, active.calendars, facts)
                 lines = explain.render(decide_in(ctx, explain.parse_moment(at, ctx.tz)), facts, reported)
             except (NotFound, ValueError) as exc:

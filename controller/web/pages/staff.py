@@ -23,7 +23,8 @@ router = APIRouter(include_in_schema=False)
 def _staff_page(request: Request, runtime: RuntimeDep, principal, status_code: int = 200,
                 headers: dict[str, str] | None = None, **context) -> Response:
     with Session(runtime.engine) as session:
-        rooms, wakes = staff_rooms(session, principal.rooms), room_wakes(session, principal.rooms, 30)
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
+        rooms, wakes = staff_rooms(session, principal.rooms, rules), room_wakes(session, principal.rooms, 30, rules)
     return page(request, "staff.html", principal, status_code=status_code, headers=headers, nav="staff",
                 rooms=rooms, wakes=wakes, **context)
 

@@ -24,13 +24,15 @@ Confirmed = Annotated[str, Form(max_length=3)]
 
 def _wave(runtime: RuntimeDep, actor: str, reason: str, **which: str) -> WaveResult:
     with session_scope(runtime.engine) as session:
-        return request_wakes(session, select_devices(session, **which), reason, actor, utcnow(),
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
+        return request_wakes(session, select_devices(session, **which, rules=rules), reason, actor, utcnow(),
                              WakeConfig.from_settings(runtime.settings))
 
 
 def _wake_page(request: Request, runtime: RuntimeDep, principal, status_code: int = 200, **context) -> Response:
     with Session(runtime.engine) as session:
-        wakes, choices = list_wakes(session, limit=50), filter_choices(session, principal)
+        rules = runtime.policies.current().placement if runtime.policies is not None else ()
+        wakes, choices = list_wakes(session, limit=50), filter_choices(session, principal, rules)
     return page(request, "wake.html", principal, status_code=status_code, nav="wake", wakes=wakes,
                 choices=choices, **context)
 

@@ -128,7 +128,7 @@ def test_devices_are_found_by_id_asset_tag_serial_or_hostname_and_ambiguity_is_r
         assert service.find_device(session, "1").serial == "SN-1"
         assert service.find_device(session, "HILL-0002").id == 2
         assert service.find_device(session, "SN-1").id == 1
-        with pytest.raises(Refused, match="'PC01' matches 2 devices \\(ids 1, 2\\); give the id"):
+        with pytest.raises(service.NotFound, match="2 devices answer to 'PC01': give the id \\(1, 2\\)"):
             service.find_device(session, "PC01")
         with pytest.raises(service.NotFound):
             service.find_device(session, "nope")

@@ -42,11 +42,11 @@ def test_export_import_export_is_byte_identical(engine, hill):
         again = registercsv.import_rows(session, registercsv.parse_register(first), "cli:alice")
     assert again == ImportResult(created=0, updated=0, unchanged=4, moved=0)
     assert export(engine) == first
-    assert first.splitlines()[0] == ("site,hostname,device_class,vendor,model,serial,state,outcome,asset_tag,"
-                                     "assigned_to,location,purchase_date,purchase_price,supplier,procurement_route,"
+    assert first.splitlines()[0] == ("id,site,hostname,device_class,vendor,model,serial,room,tags,state,outcome,"
+                                     "asset_tag,assigned_to,location,purchase_date,purchase_price,supplier,procurement_route,"
                                      "funding,warranty_end,os_end_of_support,os_esu,review_date,disposed_on")
     assert first.splitlines()[1] == (
-        'Hill Primary,HILL-KS2-L01,laptop,Lenovo,ThinkPad L13,PF3ABC01,deployed,,HILL-0002,Year 5 trolley,Room 12,'
+        '2,Hill Primary,HILL-KS2-L01,laptop,Lenovo,ThinkPad L13,PF3ABC01,,,deployed,,HILL-0002,Year 5 trolley,Room 12,'
         '2023-09-04,512.50,Stone Group,DfE framework (ICT hardware),devolved capital,2026-09-04,,,2026-09-01,')
     assert ',"Patel, S (office)",' in first
     assert ",2019-03-15,1899.99,Computacenter," in first
@@ -86,12 +86,12 @@ def test_rows_the_register_cannot_take_refuse_the_file_and_nothing_is_written(en
 
 def test_a_state_change_in_the_file_follows_the_lifecycle_rules(engine, hill):
     load(engine, "register.csv")
-    moved = export(engine).replace("PF3ABC02,in_stock", "PF3ABC02,deployed")
+    moved = export(engine).replace("PF3ABC02,,,in_stock", "PF3ABC02,,,deployed")
     with session_scope(engine) as session:
         assert registercsv.import_rows(session, registercsv.parse_register(moved), "cli:bob").moved == 1
         assert [(h.from_state, h.to_state, h.actor) for h in service.history(session, "PF3ABC02")][-1] == (
             "in_stock", "deployed", "cli:bob")
-    skipped = export(engine).replace("PF3ABC01,deployed", "PF3ABC01,disposed")
+    skipped = export(engine).replace("PF3ABC01,,,deployed", "PF3ABC01,,,disposed")
     with (
         pytest.raises(Refused, match="line 2: cannot move from deployed to disposed"),
         session_scope(engine) as session,
@@ -168,8 +168,8 @@ def test_a_new_device_imported_without_a_state_starts_in_stock(engine, hill):
 def test_disposal_facts_change_only_with_a_move_to_disposed(engine, hill):
     load(engine, "register.csv")
     text = export(engine)
-    dated = text.replace("2026-09-04,,,2026-09-01,\n", "2026-09-04,,,2026-09-01,2026-11-01\n", 1)
-    resold = text.replace("PF3ABC02,in_stock,", "PF3ABC02,in_stock,resold")
+    dated = text.replace("2026-09-04,,,2026-09-01,\r\n", "2026-09-04,,,2026-09-01,2026-11-01\r\n", 1)
+    resold = text.replace("PF3ABC02,,,in_stock,", "PF3ABC02,,,in_stock,resold")
     for changed, reason in ((dated, "line 2: disposed_on is only given for a disposed device"),
                             (resold, "line 3: the outcome is set only by the move to disposed")):
         with pytest.raises(Refused, match=reason), session_scope(engine) as session:

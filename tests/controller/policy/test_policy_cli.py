@@ -44,7 +44,7 @@ def test_check_summarises_valid_files():
     result = caretaker("policy", "check", str(POLICIES))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[-1] == "ok: 5 policy(ies) and 3 calendar(s) in 4 file(s)"
+    assert lines[-1] == "ok: 5 policy(ies) and 3 calendar(s) in 5 file(s)"
     assert any(line.endswith("policy 'hillside-primary' (site Hillside Primary): shutdown out of hours, mode observe; "
                              "1 never-power-down, 1 maintenance window(s)") for line in lines)
     assert any(line.startswith("note: ") and "Year 11 Parents' Evening" in line for line in lines)
@@ -75,7 +75,7 @@ def test_explain_prints_the_decision_and_every_rule(data_dir):
     result = explain(data_dir, "HILL-R01-PC01", "--at", "2026-02-16 18:30")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Device    1  HILL-R01-PC01  (desktop, site Hillside Primary, group -, tags -)"
+    assert lines[0] == "Device    1  HILL-R01-PC01  (desktop, site Hillside Primary, room Room 01, tags -)"
     assert lines[1] == "At        Mon 2026-02-16 18:30 GMT (+0000)"
     assert lines[2] == "Decision  shutdown when idle, mode observe: the agent acts once the device is idle"
     assert any("Mon 2026-02-16 is half term (Spring term half term)" in line
@@ -96,8 +96,8 @@ def test_explain_as_json_with_activity_tags_and_an_offset(data_dir):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("NOPE-PC", "--at", "2026-02-16 18:30"), "no device with id or hostname 'NOPE-PC'"),
-    (("42", "--at", "2026-02-16 18:30"), "no device with id 42"),
+    (("NOPE-PC", "--at", "2026-02-16 18:30"), "no device with id, hostname, serial or asset tag 'NOPE-PC'"),
+    (("42", "--at", "2026-02-16 18:30"), "no device with id, hostname, serial or asset tag '42'"),
     (("1", "--at", "16/02/2026 18:30"), "'16/02/2026 18:30' is not a time: write YYYY-MM-DD HH:MM, e.g. "
                                         "2026-02-16 18:30"),
 ])
@@ -151,3 +151,14 @@ def test_explain_takes_the_processes_the_policy_waits_on_from_the_agents_latest_
     stated = explain(northgate, "NGA-MEDIA-PC04", "--at", "2026-02-16 18:30", "--idle-minutes", "45", "--cpu", "2",
                      "--sessions", "0", "--process", "explorer.exe")
     assert "Reported" not in stated.stdout and "acts now" in stated.stdout  # what the operator says wins
+
+
+def test_check_warns_of_exceptions_no_device_in_the_register_matches(data_dir):
+    result = caretaker("policy", "check", str(POLICIES), "--data-dir", str(data_dir))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert any(line.endswith("policies/primary.yaml:28: never_power_down (tag server) matches no device in the "
+                             "register among the 1 policy 'hillside-primary' applies to: set rooms and tags with "
+                             "`caretaker device set`, the register CSV or placement rules")
+               for line in warnings), warnings
+    assert result.stdout.splitlines()[-1].startswith("ok: ")

@@ -206,3 +206,18 @@ def test_a_schedule_covers_one_to_31_days(days):
 def test_a_naive_start_is_refused():
     with pytest.raises(ValueError, match="no time zone"):
         compile_schedule([SCHOOL], CALENDARS, device(), datetime(2026, 2, 9), 7)
+
+
+def test_an_exam_monday_keeps_its_wake_before_school_after_a_weekend_powered_down():
+    """A whole-day exam window keeps the hall on from midnight, so no window starts at 07:30; the wake that
+    brings up PCs shut down over the weekend must still be there (it was lost before)."""
+    monday = local("2026-05-11 00:00").date()
+    exams = ExamWindow("GCSE maths", Selector(groups=("Hall",)), monday, monday)
+    found = schedule([replace(SCHOOL, exam_windows=(exams,))], "2026-05-09 00:00", 4, group="Hall")
+    assert [(f"{w.at:%a %H:%M}", w.basis) for w in found.wakes if w.at.date() == monday] == [
+        ("Mon 07:30", Basis.WAKE_BEFORE_SCHOOL)]
+    assert [(f"{w.start:%a %H:%M}", f"{w.end:%a %H:%M}", w.basis) for w in found.exceptions] == [
+        ("Mon 00:00", "Tue 00:00", Basis.EXAM_WINDOW)]
+    library = schedule([replace(SCHOOL, exam_windows=(exams,))], "2026-05-09 00:00", 4, group="Library")
+    assert [(f"{w.at:%a %H:%M}", w.basis) for w in library.wakes if w.at.date() == monday] == [
+        ("Mon 07:30", Basis.WAKE_BEFORE_SCHOOL)]

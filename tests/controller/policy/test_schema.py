@@ -113,3 +113,18 @@ def test_the_policy_schema_and_the_loader_know_the_same_keys(path, expected):
 ], ids=["calendar", "term", "closure"])
 def test_the_calendar_schema_and_the_loader_know_the_same_keys(path, expected):
     assert sorted(keys(CALENDAR_SCHEMA, *path)) == sorted(expected)
+
+
+PLACEMENT_SCHEMA = json.loads((POLICIES / "schema" / "placement.schema.json").read_text())
+
+
+def test_the_placement_schema_accepts_the_example_and_names_the_loaders_keys():
+    from controller.policy import placement_file
+
+    jsonschema.Draft202012Validator.check_schema(PLACEMENT_SCHEMA)
+    (document,) = documents(POLICIES / "placement.yaml")
+    assert errors(PLACEMENT_SCHEMA, document) == []
+    rule = PLACEMENT_SCHEMA["properties"]["placement"]["items"]
+    assert set(rule["properties"]) == set(placement_file.RULE_KEYS)
+    assert set(rule["properties"]["match"]["properties"]) == set(placement_file.MATCH_KEYS)
+    assert errors(PLACEMENT_SCHEMA, {"placement": [{"match": {"hostnames": ["HALL-*"]}}]}) != []

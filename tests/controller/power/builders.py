@@ -11,6 +11,7 @@ from sqlmodel import Session
 from agent.protocol import Inventory, Nic, OperatingSystem, PowerState, WakeReadiness, to_wire
 from controller.register.models import Agent, Device, DeviceMac, Site
 from controller.register.models import Report as ReportRow
+from controller.storage import partitions
 
 MAGIC_HEADER = b"\xff" * 6
 
@@ -49,6 +50,8 @@ def agent(session: Session, on: Device, agent_id: str, last_seen: datetime, stat
                 last_seq=1, reports=1)
     session.add(row)
     session.flush()
+    if partitions.partitioned(session.connection()):  # the partition job makes days around the real today
+        partitions.ensure(session.connection(), last_seen, behind_days=1, ahead_days=0)
     session.add(ReportRow(agent_id=agent_id, seq=1, device_id=on.id, end=last_seen, state=state.value,
                           start=last_seen - timedelta(seconds=report_seconds), cpu_percent=2.0, received_at=last_seen))
     session.flush()

@@ -83,7 +83,8 @@ def test_only_a_network_manager_may_wake(client, engine):
 def test_bad_requests_are_clear_and_write_nothing(client, engine):
     manager = bearer(engine, Role.network_manager)
     unknown = client.post("/api/v1/wake", json={"device": "NOPE"}, headers=manager)
-    assert (unknown.status_code, unknown.json()["detail"]) == (404, "no device 'NOPE'")
+    assert (unknown.status_code, unknown.json()["detail"]) == (
+        404, "no device with id, hostname, serial or asset tag 'NOPE'")
     both = client.post("/api/v1/wake", json={"device": "HILL-0", "site": "Hill"}, headers=manager)
     assert both.status_code == 422
     assert client.post("/api/v1/wake", json={}, headers=manager).status_code == 404
@@ -118,7 +119,8 @@ def test_cli_wakes_a_device_lists_it_and_refuses_an_unknown_one(engine, database
     again = runner.invoke(cli, ["wake", "HILL-0", "--database-url", database_url])
     assert "0 wake(s) requested" in again.output and "not again yet" in again.output
     unknown = runner.invoke(cli, ["wake", "NOPE", "--database-url", database_url])
-    assert unknown.exit_code == 2 and "caretaker: error: no device 'NOPE'" in unknown.output
+    assert unknown.exit_code == 2
+    assert "caretaker: error: no device with id, hostname, serial or asset tag 'NOPE'" in unknown.output
 
 
 def test_cli_says_what_the_running_controller_did_for_each_device(engine, database_url, tmp_path: Path):

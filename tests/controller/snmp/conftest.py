@@ -189,7 +189,7 @@ def subnet_credentials(tmp_path: Path) -> Path:
 def discover(database_url: str, subnet: Subnet, credentials: Path, *more: str) -> list[dict]:
     """`caretaker snmp discover` of the school subnet, checked to have found its seven devices."""
     found = caretaker(database_url, "discover", SUBNET, "--port", str(subnet.port), "--credentials", str(credentials),
-                      "--site", "Hillside", "--timeout", "0.5", "--retries", "1", "--json", *more)
+                      "--site", "Hillside", "--timeout", "2", "--retries", "1", "--json", *more)
     assert found.returncode == 0, found.stderr
     assert found.stderr.strip().endswith(ANSWERED)
     return json.loads(found.stdout)

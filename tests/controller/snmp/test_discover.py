@@ -55,7 +55,7 @@ def test_discovering_again_finds_the_same_devices_and_targets(database_url, scho
 
 def test_a_community_given_on_the_command_line_is_a_reference_not_the_secret(database_url, school_subnet):
     found = caretaker(database_url, "discover", SUBNET, "--port", str(school_subnet.port), "--community",
-                      "env:SNMP_SCHOOL", "--site", "Hillside", "--timeout", "0.5", "--retries", "1", "--json")
+                      "env:SNMP_SCHOOL", "--site", "Hillside", "--timeout", "2", "--retries", "1", "--json")
     assert found.returncode == 0, found.stderr
     assert len(json.loads(found.stdout)) == len(SUBNET_NAMES) and found.stderr.strip().endswith(ANSWERED)
     typed = caretaker(database_url, "discover", SUBNET, "--community", SCHOOL, "--site", "Hillside")
@@ -78,7 +78,7 @@ def test_discover_refuses_what_it_cannot_do_in_one_line(database_url, subnet_cre
 def test_discover_lists_the_devices_kept_as_host_with_what_they_answered(school_subnet, subnet_credentials, tmp_path):
     database_url = f"sqlite:///{tmp_path / 'caretaker.db'}"  # what is printed does not depend on the database
     found = caretaker(database_url, "discover", SUBNET, "--port", str(school_subnet.port), "--credentials",
-                      str(subnet_credentials), "--site", "Hillside", "--timeout", "0.5", "--retries", "1")
+                      str(subnet_credentials), "--site", "Hillside", "--timeout", "2", "--retries", "1")
     assert found.returncode == 0, found.stderr
     lines = found.stdout.splitlines()
     server = school_subnet.addresses["aix_net-snmp"]

@@ -83,7 +83,9 @@ def test_dead_hosts_stall_neither_each_other_nor_the_live_ones(memory_client):
                           .poll_many([*dead, *(address_of(n) for n in live)]))
     elapsed = time.monotonic() - started
     assert [r.ok for r in results] == [False] * 3 + [True] * 3
-    assert 1.0 <= elapsed < 1.5  # each dead host's own (1 + 1 retry) × 0.5 s, at the same time, not 3 s
+    # Each dead host's own (1 + 1 retry) × 0.5 s = 1 s, at the same time: one after another would be 3 s.
+    # The margin is for a loaded machine; only waiting in turn could reach 3 s.
+    assert 1.0 <= elapsed < 2.5
 
 
 class Counting(MemoryClient):
