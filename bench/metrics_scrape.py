@@ -4,13 +4,17 @@ Target (issue 4): a scrape of /metrics for an estate of 100,000 devices on 50 si
 under 5,000 series with the default settings.
 
     .venv/bin/python bench/metrics_scrape.py [--devices 100000] [--sites 50] [--hours 24] [--database-url URL]
-                                             [--rolled-days 365]
+                                             [--rolled-days 365] [--earlier-reports 24]
 
 With ``--rolled-days N`` the N days before the hourly buckets are history too, as the rollup job leaves
 it (issue 17): whole months in the monthly rollup, the days around them in the daily one, rolled up to
 the first hourly bucket's day. Then it also times the first scrape after a *restart*: a controller
 whose counters were exported before (kept in the database) serves them at once and works the history
 out in the background; the first scrape of a controller that never exported still works it out inline.
+
+With ``--earlier-reports N`` each device also has the N reports before its latest stored, so the
+report table holds history as a running controller's does; the estate now (state, power, out of hours)
+reads each device's latest from ``device_latest``, which ingest keeps, so it does not grow with them.
 
 The estate is written straight into a fresh database (SQLite in a temporary directory unless
 ``--database-url`` names an empty PostgreSQL database), as the controller's tables hold it after
@@ -67,7 +71,15 @@ from controller.energy.rollup import DayPrices, masks  # noqa: E402
 from controller.estate.summary import history  # noqa: E402
 from controller.lifecycle.models import Asset  # noqa: E402
 from controller.power.models import WakeRequest  # noqa: E402
-from controller.register.models import ActionRecord, Agent, Device, EnergyBucket, Report, Site  # noqa: E402
+from controller.register.models import (  # noqa: E402
+    ActionRecord,
+    Agent,
+    Device,
+    DeviceLatest,
+    EnergyBucket,
+    Report,
+    Site,
+)
 from controller.settings import Settings  # noqa: E402
 
 CLASSES = (("desktop", 0.55, 45.0), ("laptop", 0.35, 12.0), ("tablet", 0.07, 4.0), ("server", 0.03, 120.0))
@@ -98,7 +110,8 @@ def device_class(n: int) -> tuple[str, float]:
     return CLASSES[-1][0], CLASSES[-1][2]
 
 
-def build_estate(engine: sqlalchemy.Engine, devices: int, sites: int, hours: int, now: datetime) -> dict[str, int]:
+def build_estate(engine: sqlalchemy.Engine, devices: int, sites: int, hours: int, now: datetime,
+                 earlier_reports: int = 0) -> dict[str, int]:
     """Writes the estate in one transaction; returns the rows written per table."""
     first_hour = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
     site_ids = list(range(1, sites + 1))
@@ -123,7 +136,13 @@ def build_estate(engine: sqlalchemy.Engine, devices: int, sites: int, hours: int
         written["asset"] = insert(c, Asset.__table__, (
             {"device_id": d["id"], "state": "deployed" if d["id"] % 50 else "in_repair", "updated_at": first_hour}
             for d in device_rows))
-        written["report"] = insert(c, Report.__table__, (_latest_report(d, now) for d in device_rows))
+        latest = [_latest_report(d, now) for d in device_rows]
+        written["report"] = insert(c, Report.__table__, latest)
+        written["device_latest"] = insert(c, DeviceLatest.__table__, (
+            {key: row[key] for key in ("device_id", "start", "end", "state", "method", "joules")} for row in latest))
+        if earlier_reports:
+            written["report"] += _copy(c, "report", EARLIER_COLUMNS, (
+                row for d in latest for row in _earlier_reports(d, earlier_reports)))
         written["energybucket"] = insert(c, EnergyBucket.__table__, (
             {"device_id": d["id"], "hour": first_hour + timedelta(hours=h),
              "state": "idle" if (h + d["id"]) % 3 else "active", "method": "model",
@@ -150,6 +169,19 @@ def _latest_report(device: dict, now: datetime) -> dict:
             "start": end - timedelta(minutes=5), "end": end, "state": "active" if awake else "off",
             "cpu_percent": 10.0, "sessions": 1, "slept_seconds": 0.0, "method": "model", "joules": watts * 300,
             "received_at": end}
+
+
+EARLIER_COLUMNS = ("agent_id", "seq", "device_id", "start", "end", "state", "cpu_percent", "sessions",
+                   "slept_seconds", "method", "joules", "received_at")
+
+
+def _earlier_reports(latest: dict, count: int):
+    """The ``count`` reports before a device's latest, 5 minutes apart: history the estate-now figures
+    must not read (they read ``device_latest``, one row per device)."""
+    for back in range(1, count + 1):
+        start = latest["start"] - timedelta(minutes=5 * back)
+        yield (latest["agent_id"], latest["seq"] + back, latest["device_id"], start, start + timedelta(minutes=5),
+               "idle", 3.0, 1, 0.0, "model", latest["joules"], start + timedelta(minutes=5))
 
 
 def build_rollups(engine: sqlalchemy.Engine, devices: int, days: int, now: datetime, hours: int) -> int:
@@ -209,7 +241,8 @@ def _copy(connection: sqlalchemy.Connection, table: str, columns: tuple[str, ...
     count = 0
     if connection.dialect.name == "postgresql":
         raw = connection.connection.dbapi_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        quoted = ", ".join(f'"{column}"' for column in columns)  # "end" is a keyword
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
                 count += 1
@@ -280,6 +313,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--database-url", default="", help="an empty PostgreSQL database (default: temp SQLite)")
     parser.add_argument("--rolled-days", type=int, default=0, help="days of rolled-up history before the hours")
+    parser.add_argument("--earlier-reports", type=int, default=0,
+                        help="stored reports per device before its latest (the report table's history)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="caretaker-bench-metrics-") as tmp:
@@ -288,7 +323,7 @@ def main() -> None:
         migrate.upgrade(engine)
         now = datetime.now(UTC)
         started = time.perf_counter()
-        written = build_estate(engine, args.devices, args.sites, args.hours, now)
+        written = build_estate(engine, args.devices, args.sites, args.hours, now, args.earlier_reports)
         if args.rolled_days:
             written["rollups"] = build_rollups(engine, args.devices, args.rolled_days, now, args.hours)
         if engine.dialect.name == "postgresql":
@@ -297,7 +332,7 @@ def main() -> None:
             with engine.begin() as connection:
                 connection.execute(sqlalchemy.text("ANALYZE"))
         print(f"estate: {engine.dialect.name}, {args.devices:,} devices on {args.sites} sites, "
-              f"{written['energybucket']:,} energy buckets ({args.hours} h), "
+              f"{written['report']:,} reports, {written['energybucket']:,} energy buckets ({args.hours} h), "
               f"{written.get('rollups', 0):,} rollup rows ({args.rolled_days} days), written in "
               f"{time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f}")
 
@@ -323,6 +358,8 @@ def main() -> None:
           f"warm / peer: {statistics.median(warm) / statistics.median(peer):.1f}x; "
           f"estate reload / peer: {statistics.median(cold) / statistics.median(peer):.1f}x")
     print(f"target (every scrape after the first <= 1000 ms): {'met' if max(stale + warm) <= 1.0 else 'NOT met'}")
+    if args.rolled_days:
+        print(f"target (first scrape after a restart <= 2000 ms): {'met' if restarted <= 2.0 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
@@ -91,3 +92,9 @@ def in_batches(items: Sequence[T], size: int = IN_LIST_LIMIT) -> Iterator[Sequen
 # Advisory locks are per database: the schema as the second key keeps estates (and tests) that share one
 # database in separate schemas from taking each other's singleton jobs. Bind ``k``.
 ADVISORY_KEY = "(:k, hashtext(current_schema()))"
+
+
+def upsert(session: Session, table):
+    """``INSERT`` into ``table`` in the session's dialect, which has ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update`` (PostgreSQL and SQLite spell them alike; the core insert has neither)."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)

@@ -73,14 +73,16 @@ class Reloading(Generic[T]):
         self._loaded = 0.0
         self._reloading = False
 
-    def get(self) -> T:
+    def get(self, refresh: bool = True) -> T:
+        """The value; with ``refresh`` False a stale one is served without starting its reload (the
+        caller starts it later, with another ``get``, when it would not compete with the caller's work)."""
         with self._lock:
             if self._value is None and self._ttl > 0 and self._initial is not None:
                 self._value = self._initial()  # served at once, and reloaded in the background below
                 self._loaded = float("-inf")
             if self._value is None or self._ttl <= 0:
                 self._value, self._loaded = self._load(), self._clock()
-            elif self._clock() - self._loaded >= self._ttl and not self._reloading:
+            elif refresh and self._clock() - self._loaded >= self._ttl and not self._reloading:
                 self._reloading = True
                 threading.Thread(target=self._reload, name=self._name, daemon=True).start()
             return self._value
@@ -127,9 +129,13 @@ class EstateCache:
 
     def _load_summary(self) -> EstateSummary:
         policies = self._policies.current() if self._policies is not None else None
-        past = self._history.get()
+        past = self._history.get(refresh=False)
         with Session(self._engine) as session:
-            return summarise(session, utcnow(), self._interval, self._per_device_limit, policies, past)
+            summary = summarise(session, utcnow(), self._interval, self._per_device_limit, policies, past)
+        # The history reload starts after the estate is read: a thread working a year out in Python would
+        # otherwise hold the GIL through the first scrape after a restart, which serves the stored counters.
+        self._history.get()
+        return summary
 
 
 def _family(kind: type[GaugeMetricFamily] | type[CounterMetricFamily], name: str, documentation: str,

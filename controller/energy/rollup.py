@@ -42,10 +42,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import bindparam, case, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from controller.db import in_batches
+from controller.db import in_batches, upsert
 from controller.energy.inputs import DeviceInfo, Estate
 from controller.energy.lines import (
     HOUR,
@@ -118,7 +117,7 @@ def reopen(session: Session, earliest: Mapping[int, datetime], now: datetime) ->
     if not rows:
         return
     table = RollupMark.__table__
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    insert = upsert(session, table)
     statement = insert.on_conflict_do_update(
         index_elements=["device_id"],
         set_={"from_day": func.least(table.c.from_day, insert.excluded.from_day)

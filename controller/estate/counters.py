@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from controller.db import upsert
 from controller.estate.models import ExportedCounter
 from controller.timeutil import utcnow
 
@@ -52,7 +52,7 @@ def store(session: Session, history) -> None:
         return
     table = ExportedCounter.__table__
     postgres = session.get_bind().dialect.name == "postgresql"
-    insert = (postgresql.insert if postgres else sqlite.insert)(table)
+    insert = upsert(session, table)
     higher = (func.greatest if postgres else func.max)(table.c.value, insert.excluded.value)
     session.execute(insert.on_conflict_do_update(
         index_elements=["series", "site", "device_class", "state", "method"],

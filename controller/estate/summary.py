@@ -65,7 +65,7 @@ from controller.policy.store import ActiveSet
 from controller.power.models import OPEN_STATUSES, WakeStatus
 from controller.power.wake import wake_outcomes
 from controller.register.facts import device_facts
-from controller.register.models import Agent, Device, EnergyBucket, Report, Site
+from controller.register.models import Agent, Device, DeviceLatest, EnergyBucket, Site
 from controller.timeutil import as_utc, hour_floor
 
 log = logging.getLogger(__name__)
@@ -313,17 +313,9 @@ class LatestReport:
 
 
 def _latest_reports(session: Session) -> dict[int, LatestReport]:
-    newest = (select(Report.device_id, func.max(Report.start).label("start"))
-              .group_by(Report.device_id).subquery())
-    rows = session.exec(
-        select(Report.device_id, Report.start, Report.end, Report.state, Report.method, Report.joules).join(
-            newest, (col(Report.device_id) == newest.c.device_id) & (col(Report.start) == newest.c.start))).all()
-    latest: dict[int, LatestReport] = {}
-    for row in rows:  # two agents of one re-enrolled machine may share a start: keep the later end
-        report = LatestReport(*row)
-        if report.device_id not in latest or as_utc(report.end) > as_utc(latest[report.device_id].end):
-            latest[report.device_id] = report
-    return latest
+    rows = session.exec(select(DeviceLatest.device_id, DeviceLatest.start, DeviceLatest.end, DeviceLatest.state,
+                               DeviceLatest.method, DeviceLatest.joules)).all()
+    return {row[0]: LatestReport(*row) for row in rows}
 
 
 def power_now(report: LatestReport | None, now: datetime, fresh: timedelta) -> float | None:
@@ -335,14 +327,10 @@ def power_now(report: LatestReport | None, now: datetime, fresh: timedelta) -> f
 
 
 def _latest() -> Subquery:
-    """Each device's latest report (by start; of two agents' reports sharing a start, the later end)."""
-    newest = select(Report.device_id, func.max(Report.start).label("start")).group_by(Report.device_id).subquery()
-    ends = (select(Report.device_id, Report.start, func.max(Report.end).label("end"))
-            .join(newest, (col(Report.device_id) == newest.c.device_id) & (col(Report.start) == newest.c.start))
-            .group_by(Report.device_id, Report.start).subquery())
-    return (select(Report.device_id, Report.start, Report.end, Report.state, Report.method, Report.joules)
-            .join(ends, (col(Report.device_id) == ends.c.device_id) & (col(Report.start) == ends.c.start)
-                  & (col(Report.end) == ends.c.end)).subquery())
+    """Each device's latest report, as ingest keeps it (``DeviceLatest``): one row per device, however
+    many reports are stored."""
+    return select(DeviceLatest.device_id, DeviceLatest.start, DeviceLatest.end, DeviceLatest.state,
+                  DeviceLatest.method, DeviceLatest.joules).subquery()
 
 
 def _seconds(session: Session, start: ColumnElement, end: ColumnElement) -> ColumnElement:

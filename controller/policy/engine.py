@@ -216,11 +216,19 @@ def decide_in(ctx: Context, at: datetime) -> Decision:
                         None, tuple(rules), warning=ctx.winner.power.warning if daytime and
                         ctx.winner.power.mode is Mode.WARN else None, daytime_sleep=daytime)
     power = ctx.winner.power
-    idle = _idle(power.idle, ctx.device.activity, rules)
-    outcome = _outcome(power.mode, idle, ctx.device.activity, rules, power)
+    idle, outcome = judge(power, ctx.device.activity, rules)
     return Decision(ctx.device.device_id, local, intent, basis, outcome, action, power.mode, ctx.winner.name, label,
                     idle, tuple(rules), warning=power.warning if power.mode is Mode.WARN else None,
                     retry_minutes=power.retry_minutes if power.mode is Mode.PASSIVE else None)
+
+
+def judge(power: PowerRule, activity: Activity | None, rules: list[Rule] | None = None) -> tuple[bool | None, Outcome]:
+    """Whether a device doing ``activity`` is idle by ``power``'s criteria, and what powering it down
+    comes to in ``power``'s mode: the part of a decision that depends on what the device is doing, so a
+    replay that reads when to power down from a compiled schedule asks only this per report."""
+    rules = [] if rules is None else rules
+    idle = _idle(power.idle, activity, rules)
+    return idle, _outcome(power.mode, idle, activity, rules, power)
 
 
 _Verdict = tuple[Intent, Basis, str, Action | None]

@@ -3,15 +3,16 @@ handing it to the pure ``simulate``: the devices, their reports, and what each w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
 from controller.db import in_batches
 from controller.energy import catalogue
 from controller.errors import DomainError
 from controller.policy.model import Action, DeviceFacts, Mode
-from controller.policy.simulate import Observation, Simulation, simulate
+from controller.policy.simulate import AWAKE, Observation, Simulation, simulate
 from controller.policy.store import ActiveSet
 from controller.register.facts import device_facts
 from controller.register.models import Device, Site
@@ -43,23 +44,64 @@ def estate(session: Session, active: ActiveSet, site: str | None = None
 
 
 def observations(session: Session, device_ids: list[str], start: datetime, end: datetime) -> list[Observation]:
+    """The devices' awake reports in the period (the replay acts at the end of awake reports only), the
+    columns it needs only: not the stored samples."""
     ids = [int(d) for d in device_ids]
-    rows = [row for batch in in_batches(ids) for row in session.exec(
-        select(ReportRow).where(ReportRow.device_id.in_(batch), ReportRow.end > start, ReportRow.start < end))]
-    return [Observation(str(r.device_id), r.start, r.end, r.state, r.idle_seconds, r.cpu_percent, r.sessions,
-                        r.joules, r.slept_seconds, tuple(r.processes_watched or ()), tuple(r.processes_running or ()))
-            for r in rows]
+    columns = (ReportRow.device_id, ReportRow.start, ReportRow.end, ReportRow.state, ReportRow.idle_seconds,
+               ReportRow.cpu_percent, ReportRow.sessions, ReportRow.joules, ReportRow.slept_seconds,
+               ReportRow.processes_watched, ReportRow.processes_running)
+    rows = [row for batch in in_batches(ids) for row in session.exec(select(*columns).where(
+        col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
+        col(ReportRow.state).in_(AWAKE)))]
+    return [Observation(str(device_id), report_start, report_end, state, idle, cpu, sessions, joules, slept,
+                        tuple(watched or ()), tuple(running or ()))
+            for device_id, report_start, report_end, state, idle, cpu, sessions, joules, slept, watched, running
+            in rows]
+
+
+def quiet_reports(session: Session, device_ids: list[str], start: datetime, end: datetime) -> dict[str, int]:
+    """How many of each device's reports in the period were asleep or off: counted, not replayed."""
+    ids = [int(d) for d in device_ids]
+    return {str(device_id): count for batch in in_batches(ids) for device_id, count in session.exec(
+        select(ReportRow.device_id, func.count()).where(
+            col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
+            col(ReportRow.state).not_in(AWAKE)).group_by(ReportRow.device_id))}
+
+
+@dataclass(frozen=True)
+class Period:
+    """What a replay reads: the devices (placed by ``active``), their off/sleep watts, their awake reports
+    and the count of the rest."""
+
+    active: ActiveSet
+    start: datetime
+    end: datetime
+    devices: list[DeviceFacts]
+    residual: dict[str, dict[Action, float]]
+    awake: list[Observation]
+    quiet: dict[str, int]
+
+    def replay(self, modes: dict[str, Mode] | None = None) -> Simulation:
+        return simulate(self.active.policies, self.active.calendars, self.devices, self.awake, self.residual,
+                        self.start, self.end, modes, self.quiet)
+
+
+def period(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None) -> Period:
+    facts, residual = estate(session, active, site)
+    ids = [f.device_id for f in facts]
+    return Period(active, start, end, facts, residual, observations(session, ids, start, end),
+                  quiet_reports(session, ids, start, end))
 
 
 def replay(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,
            modes: dict[str, Mode] | None = None) -> Simulation:
-    facts, residual = estate(session, active, site)
-    observed = observations(session, [f.device_id for f in facts], start, end)
-    return simulate(active.policies, active.calendars, facts, observed, residual, start, end, modes)
+    return period(session, active, start, end, site).replay(modes)
 
 
 def projected_impact(session: Session, active: ActiveSet, name: str, mode: Mode, start: datetime,
                      end: datetime) -> tuple[Simulation, Simulation]:
-    """The last period replayed as things are, and with ``name`` switched to ``mode``: (now, after)."""
+    """The last period replayed as things are, and with ``name`` switched to ``mode``: (now, after), from
+    one read of the period."""
     active.named(name)  # raises UnknownPolicy
-    return replay(session, active, start, end), replay(session, active, start, end, modes={name: mode})
+    read = period(session, active, start, end)
+    return read.replay(), read.replay({name: mode})

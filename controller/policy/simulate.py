@@ -2,7 +2,11 @@
 
 Observed activity (each report: its interval, state, input idle, CPU, sessions, which of the policy's
 ``processes_absent`` names ran, measured energy) is replayed through the engine. At the end of each
-awake report the engine is asked what it would do with the device in that state. Where it would power
+awake report the engine is asked what it would do with the device in that state: when it would power
+down is read from the device's compiled schedule (the engine's decision at every instant it could
+change, compiled once per context of alike devices by ``plan``), and only what the device was doing is
+judged per report (``engine.judge``), which is what lets a week of a trust answer in seconds
+(bench/policy_preview.py); the figures are those of asking the engine per report. Where it would power
 down, the device counts as off from then to the end of that power-down window: the energy it drew awake
 in that time, less what it would have drawn off or asleep, is the saving. Observe mode acts on nothing,
 so what its policies would have saved is kept apart (``observe_kwh``): the figure a network manager
@@ -15,15 +19,17 @@ Pure: the caller supplies devices, observations and each device's off/sleep watt
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from controller.policy.calendar import Calendar
-from controller.policy.engine import context, decide_in
+from controller.policy.engine import context, decide_in, judge
 from controller.policy.model import Action, Activity, DeviceFacts, Intent, Mode, Outcome, Policy
 from controller.policy.plan import plan
+from controller.policy.schedule import Window
 
 ACTING = (Outcome.ACT, Outcome.WARN, Outcome.RECORD_ONLY)
 AWAKE = ("active", "idle")
@@ -69,25 +75,38 @@ class Simulation:
 
 def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devices: Iterable[DeviceFacts],
              observations: Iterable[Observation], residual_watts: Mapping[str, Mapping[Action, float]],
-             start: datetime, end: datetime, modes: Mapping[str, Mode] | None = None) -> Simulation:
-    """Replay ``observations`` between ``start`` and ``end``; ``modes`` replaces policies' modes (projected impact)."""
+             start: datetime, end: datetime, modes: Mapping[str, Mode] | None = None,
+             quiet: Mapping[str, int] | None = None) -> Simulation:
+    """Replay ``observations`` between ``start`` and ``end``; ``modes`` replaces policies' modes (projected impact).
+
+    ``quiet`` counts, by device, reports of the period already known to be asleep or off: they are counted
+    as observations (and their devices as replayed) without being passed, since only awake reports are
+    replayed; a caller reading from the database leaves them there (controller.policy.replay).
+    """
     if modes:
         policies = [replace(p, power=replace(p.power, mode=modes[p.name])) if p.power and p.name in modes else p
                     for p in policies]
     devices = {d.device_id: d for d in devices}
     by_device: dict[str, list[Observation]] = defaultdict(list)
+    quiet = {d: n for d, n in (quiet or {}).items() if d in devices and n}
+    for device_id in quiet:
+        by_device[device_id] = []
     for observation in observations:
         if observation.device_id in devices and start <= observation.end and observation.start < end:
             by_device[observation.device_id].append(observation)
     days = max(1, min(31, (end - start).days + 2))
     schedules = plan(policies, calendars, [devices[d] for d in by_device], start, days)
+    powers = {p.name: p.power for p in policies if p.power is not None}
+    timelines: dict[int, _Timeline] = {}  # by shared windows: plan compiles one schedule per context
     counts: Counter[str] = Counter()
     skipped = 0
     results = []
     for device_id, rows in sorted(by_device.items()):
-        device = devices[device_id]
-        ctx = context(policies, calendars, device)
-        windows = schedules[device_id].power_down_windows
+        schedule = schedules[device_id]
+        timeline = timelines.get(id(schedule.windows))
+        if timeline is None:
+            timeline = timelines[id(schedule.windows)] = _Timeline(schedule.windows)
+        power = powers.get(schedule.policy) if schedule.policy else None
         off_until: datetime | None = None
         off_action: Action | None = None
         observing = False
@@ -106,24 +125,49 @@ def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devi
             activity = Activity(None if row.idle_seconds is None else row.idle_seconds / 60, row.cpu_percent,
                                 row.sessions, row.processes_running if row.processes_watched else None,
                                 row.processes_watched or None)
-            decision = decide_in(replace(ctx, device=replace(device, activity=activity)), row.end)
-            if decision.intent is not Intent.POWER_DOWN:
+            window = timeline.at(row.end)
+            if window is None:  # past the compiled days: ask the engine
+                device = devices[device_id]
+                decision = decide_in(context(policies, calendars, replace(device, activity=activity)), row.end)
+                intent, action, outcome = decision.intent, decision.action, decision.outcome
+                mode = decision.mode
+            else:
+                intent, action, mode = window.intent, window.action, window.mode
+                outcome = judge(power, activity)[1] if intent is Intent.POWER_DOWN and power else None
+            if intent is not Intent.POWER_DOWN:
                 continue
-            if decision.outcome is Outcome.RETRY_LATER:
+            if outcome is Outcome.RETRY_LATER:
                 skipped += 1
-            if decision.outcome not in ACTING:
+            if outcome not in ACTING:
                 continue
             acted += 1
-            counts[f"{decision.action}/{decision.mode}"] += 1
-            window = next((w for w in windows if w.start.astimezone(UTC) <= row.end.astimezone(UTC)
-                           < w.end.astimezone(UTC)), None)
+            counts[f"{action}/{mode}"] += 1
             off_until = window.end.astimezone(UTC) if window else row.end
-            off_action = decision.action
-            observing = decision.outcome is Outcome.RECORD_ONLY
+            off_action = action
+            observing = outcome is Outcome.RECORD_ONLY
         results.append(DeviceResult(device_id, acted, joules_saved / 3.6e6, joules_observed / 3.6e6))
-    return Simulation(start, end, len(by_device), sum(len(r) for r in by_device.values()), dict(sorted(counts.items())),
+    observed = sum(len(r) for r in by_device.values()) + sum(quiet.values())
+    return Simulation(start, end, len(by_device), observed, dict(sorted(counts.items())),
                       skipped, sum(r.saved_kwh for r in results), sum(r.observe_kwh for r in results),
                       tuple(results))
+
+
+class _Timeline:
+    """A compiled schedule's windows (back to back), found by instant: the engine's decision at every
+    instant where it could change (controller.policy.schedule), so which window holds a report's end says
+    what the engine would intend then, without asking it per report."""
+
+    def __init__(self, windows: Sequence[Window]):
+        self._windows = windows
+        self._starts = [w.start.astimezone(UTC) for w in windows]  # UTC: the October night repeats an hour
+        self._end = windows[-1].end.astimezone(UTC) if windows else None
+
+    def at(self, moment: datetime) -> Window | None:
+        at = moment.astimezone(UTC)
+        index = bisect.bisect_right(self._starts, at) - 1
+        if index < 0 or self._end is None or at >= self._end:
+            return None
+        return self._windows[index]
 
 
 def _saved(row: Observation, off_until: datetime, residual: float) -> float:

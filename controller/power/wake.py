@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from controller.db import upsert
 from controller.errors import DomainError
 from controller.power.models import WakeRequest, WakeStatus
 from controller.power.network import attachments, broadcast_address
@@ -193,8 +193,7 @@ def insert_audits(session: Session, rows: list[dict]) -> None:
     """Insert-or-ignore on ``source_key``: a step that is tried again must never fail on its own audit line."""
     if not rows:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(ActionRecord.__table__).on_conflict_do_nothing(index_elements=["source_key"]),
+    session.execute(upsert(session, ActionRecord.__table__).on_conflict_do_nothing(index_elements=["source_key"]),
                     rows)
 
 

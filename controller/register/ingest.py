@@ -27,8 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -41,7 +40,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE
+from controller.db import UNAVAILABLE, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -49,6 +48,7 @@ from controller.energy.rollup import reopen
 from controller.logs import RepeatedError
 from controller.power.relaying import Arrival
 from controller.power.service import RelayReply, WakeService
+from controller.power.wake import insert_audits
 from controller.register import conflicts, credentials
 from controller.register.devices import apply_inventory
 from controller.register.identity import fingerprint_from_json, fingerprint_of, fingerprint_to_json, other_hardware
@@ -58,6 +58,7 @@ from controller.register.models import (
     AwakeCause,
     AwakeHour,
     Device,
+    DeviceLatest,
     EnergyBucket,
     UpdateState,
 )
@@ -207,7 +208,7 @@ class _Timeline:
     def __init__(self, stored: list[_Interval]):
         self._intervals = sorted(stored, key=lambda i: (i.start, i.seq))
         self._starts = [i.start for i in self._intervals]
-        self.seqs = {i.seq for i in stored}
+        self.starts_of = {i.seq: i.start for i in stored}  # each seq stored or accepted, and its start
 
     def clash(self, report: Report) -> _Interval | None:
         start, end = as_utc(report.start), as_utc(report.end)
@@ -222,7 +223,7 @@ class _Timeline:
         at = bisect.bisect_left(self._starts, interval.start)
         self._starts.insert(at, interval.start)
         self._intervals.insert(at, interval)
-        self.seqs.add(report.seq)
+        self.starts_of[report.seq] = interval.start
 
 
 @dataclass
@@ -231,6 +232,7 @@ class _AgentState:
 
     device_id: int
     last_end: datetime | None
+    last_seq: int
     retired: bool
     shared: bool
     ceiling_watts: float
@@ -361,6 +363,7 @@ class IngestWriter:
             kept = [v for v in verdicts if v.refused is None]
             inserted = _insert_reports(session, kept, now)
             _add_energy(session, kept, inserted, now)
+            _keep_latest(session, kept, inserted)
             _touch_agents_and_devices(session, kept, inserted, states, now)
             _apply_inventories(session, kept, inserted, states, now)
             _record_actions(session, kept, inserted)
@@ -399,8 +402,14 @@ class IngestWriter:
             state.timeline = _Timeline(_stored_intervals(session, job.agent.agent_id, state, job.batch.reports))
         timeline = state.timeline
         for report in sorted(job.batch.reports, key=lambda r: (r.start, r.seq)):
-            if report.seq in timeline.seqs:
-                verdict.keep.append(report)  # a replay: stored once, acknowledged as a duplicate
+            if report.seq in timeline.starts_of:
+                if timeline.starts_of[report.seq] == as_utc(report.start):
+                    verdict.keep.append(report)  # a replay: stored once, acknowledged as a duplicate
+                else:
+                    verdict.rejected.append(RejectedReport(report.seq, (
+                        f"report {report.seq} reuses the number of a report starting at "
+                        f"{timeline.starts_of[report.seq].isoformat()}: a replay has the same start, and each "
+                        "report has a number of its own")))
                 continue
             problem = time_problem(report, now, self._limits) or power_problem(
                 report, state.ceiling_watts, state.device_class)
@@ -419,29 +428,34 @@ def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, s
                   ) -> dict[str, _AgentState]:
     ids = sorted({job.agent.agent_id for job in group})
     rows = session.execute(
-        select(Agent.id, Agent.device_id, Agent.last_end, Agent.retired_at, Agent.shared_since,
+        select(Agent.id, Agent.device_id, Agent.last_end, Agent.last_seq, Agent.retired_at, Agent.shared_since,
                Device.device_class, Device.vendor, Device.model)
         .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(ids))).all()
-    return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, retired is not None,
+    return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, last_seq, retired is not None,
                                   shared is not None, ceiling(device_class, vendor, model),
                                   device_class)
-            for agent_id, device_id, last_end, retired, shared, device_class, vendor, model in rows}
+            for agent_id, device_id, last_end, last_seq, retired, shared, device_class, vendor, model in rows}
 
 
 def _stored_intervals(session: Session, agent_id: str, state: _AgentState, reports: tuple[Report, ...]
                       ) -> list[_Interval]:
-    """The agent's stored reports that the batch's could overlap or repeat. Agents send in order, so
-    usually every report starts after the last one stored and nothing needs reading."""
+    """The agent's stored reports that the batch's could overlap or repeat (by interval, or by number: a
+    seq the agent used before). Agents send in order, so usually every report starts after the last one
+    stored, with a higher seq, and nothing needs reading."""
     early = [r for r in reports if state.last_end is not None and as_utc(r.start) < state.last_end]
-    if not early:
-        return []
-    # A stored report overlapping [start, end) started less than the longest interval before ``start``.
-    since = min(as_utc(r.start) for r in early) - timedelta(seconds=MAX_INTERVAL_SECONDS)
-    until = max(as_utc(r.end) for r in early)
-    rows = session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
-        ReportRow.device_id == state.device_id, ReportRow.agent_id == agent_id,
-        col(ReportRow.start) >= since, col(ReportRow.start) < until)).all()
-    return [_Interval(as_utc(start), as_utc(end), seq) for seq, start, end in rows]
+    used = sorted({r.seq for r in reports if r.seq <= state.last_seq})
+    rows = []
+    if early:
+        # A stored report overlapping [start, end) started less than the longest interval before ``start``.
+        since = min(as_utc(r.start) for r in early) - timedelta(seconds=MAX_INTERVAL_SECONDS)
+        until = max(as_utc(r.end) for r in early)
+        rows += session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
+            ReportRow.device_id == state.device_id, ReportRow.agent_id == agent_id,
+            col(ReportRow.start) >= since, col(ReportRow.start) < until)).all()
+    if used:
+        rows += session.execute(select(ReportRow.seq, ReportRow.start, ReportRow.end).where(
+            ReportRow.agent_id == agent_id, col(ReportRow.seq).in_(used))).all()
+    return [_Interval(as_utc(start), as_utc(end), seq) for seq, start, end in set(rows)]
 
 
 def _arrivals(verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[Arrival]:
@@ -449,19 +463,20 @@ def _arrivals(verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[
                     tuple(r for r in v.keep if (v.job.agent.agent_id, r.seq) in inserted)) for v in verdicts]
 
 
-def _insert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def _accounted(report: Report) -> dict:
+    """The method and joules accounted for the report's own state (its best sample), as stored."""
+    awake = best_samples(report.energy).get(report.activity.state)
+    return {"method": awake.method.value if awake else None, "joules": awake.joules if awake else None}
 
 
 def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
-    awake = best_samples(report.energy).get(report.activity.state)
     return {
         "agent_id": agent.agent_id, "seq": report.seq, "device_id": agent.device_id,
         "start": report.start, "end": report.end, "state": report.activity.state.value,
         "cpu_percent": report.activity.cpu_percent, "idle_seconds": report.activity.idle_seconds,
         "sessions": report.activity.sessions, "slept_seconds": report.activity.slept_seconds,
         "memory_percent": report.activity.memory_percent,
-        "method": awake.method.value if awake else None, "joules": awake.joules if awake else None,
+        **_accounted(report),
         "samples": to_wire(report.energy), "received_at": now,
         "processes_watched": list(report.activity.processes_watched) or None,
         "processes_running": list(report.activity.processes_running) if report.activity.processes_watched else None,
@@ -479,7 +494,7 @@ def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -
     if not rows:
         return set()
     table = ReportRow.__table__
-    statement = (_insert(session)(table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
+    statement = (upsert(session, table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
                  .returning(table.c.agent_id, table.c.seq))
     return {(a, s) for a, s in session.execute(statement, rows)}
 
@@ -505,7 +520,7 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
              "joules": value.joules, "seconds": value.seconds}
             for (device_id, key), value in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1].hour,
                                                                                   kv[0][1].state, kv[0][1].method))]
-    statement = _insert(session)(table)
+    statement = upsert(session, table)
     statement = statement.on_conflict_do_update(
         index_elements=["device_id", "hour", "state", "method"],
         set_={"joules": table.c.joules + statement.excluded.joules,
@@ -516,6 +531,33 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
         if device_id not in earliest or key.hour < earliest[device_id]:
             earliest[device_id] = key.hour
     reopen(session, earliest, now)  # a late report re-opens the rolled-up days it lands in
+
+
+def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
+    """Each device's latest report into ``device_latest``, unless it already holds a later one (a
+    spool flushed late, or another replica's batch): latest by start, then by end, as the rule in
+    controller.estate.summary says."""
+    newest: dict[int, dict] = {}
+    for verdict in verdicts:
+        agent = verdict.job.agent
+        for report in verdict.keep:
+            if (agent.agent_id, report.seq) not in inserted:
+                continue
+            held = newest.get(agent.device_id)
+            if held is None or (as_utc(report.start), as_utc(report.end)) > (held["start"], held["end"]):
+                newest[agent.device_id] = {
+                    "device_id": agent.device_id, "start": as_utc(report.start), "end": as_utc(report.end),
+                    "state": report.activity.state.value, **_accounted(report)}
+    if not newest:
+        return
+    table = DeviceLatest.__table__
+    statement = upsert(session, table)
+    later = or_(statement.excluded.start > table.c.start,
+                and_(statement.excluded.start == table.c.start, statement.excluded.end > table.c.end))
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id"], where=later,
+        set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")})
+    session.execute(statement, [newest[d] for d in sorted(newest)])  # sorted: replicas lock in one order
 
 
 def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
@@ -592,9 +634,7 @@ def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tu
             for v in verdicts for report in v.keep if (v.job.agent.agent_id, report.seq) in inserted
             for index, action in enumerate(report.actions)]
     rows += _update_rows(session, verdicts, inserted)
-    if rows:
-        session.execute(_insert(session)(ActionRecord.__table__).on_conflict_do_nothing(
-            index_elements=["source_key"]), rows)
+    insert_audits(session, rows)
 
 
 def _update_rows(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[dict]:
@@ -672,7 +712,7 @@ def _record_awake(session: Session, verdicts: list[_Verdict], inserted: set[tupl
     if not sums:
         return
     table = AwakeHour.__table__
-    statement = _insert(session)(table)
+    statement = upsert(session, table)
     statement = statement.on_conflict_do_update(index_elements=["device_id", "hour", "kind", "what", "process"],
                                                 set_={"seconds": table.c.seconds + statement.excluded.seconds})
     session.execute(statement, [{"device_id": d, "hour": h, "kind": k, "what": w, "process": p, "seconds": s}

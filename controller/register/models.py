@@ -142,6 +142,21 @@ class Report(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class DeviceLatest(SQLModel, table=True):
+    """Each device's latest report (by start; of two sharing a start, the later end), kept by ingest in
+    the batch's transaction: what the estate now (state, power, out of hours) reads, one row per device,
+    so /metrics and the overview do not scan ``report`` (90 days of rows) for it."""
+
+    __tablename__ = "device_latest"
+
+    device_id: int = Field(primary_key=True, foreign_key="device.id")
+    start: datetime = _when()
+    end: datetime = _when()
+    state: str = Field(max_length=16)
+    method: str | None = Field(default=None, max_length=16)
+    joules: float | None = None
+
+
 class EnergyBucket(SQLModel, table=True):
     """Energy per device per UTC hour, by state and method: the unit all accounting sums."""
 

@@ -128,6 +128,22 @@ class TestIngest:
         assert total_joules(engine) == pytest.approx(before)
         assert len(stored(engine, ReportRow)) == 6
 
+    def test_a_report_reusing_a_stored_number_with_another_start_is_refused_not_stored_twice(self, client,
+                                                                                            engine):
+        """(agent, seq) names one report: the table's key holds the start too (its partitions need it),
+        so ingest must refuse a second report under a number already used (one batch repeating a number is
+        refused whole by the protocol)."""
+        auth = enrolled(client, engine)
+        first = consecutive(1, 3)
+        client.post(REPORTS, json=batch_json(first), headers=auth)
+        before = total_joules(engine)
+        later = report(2, first[-1].end + timedelta(minutes=5))  # after the last one stored, seq 2 again
+        answer = client.post(REPORTS, json=batch_json([later, report(4, later.end)]), headers=auth).json()
+        assert answer["accepted"] == [4] and [r["seq"] for r in answer["rejected"]] == [2]
+        assert "reuses the number of a report starting at" in answer["rejected"][0]["reason"]
+        assert sorted(row.seq for row in stored(engine, ReportRow)) == [1, 2, 3, 4]
+        assert total_joules(engine) == pytest.approx(before * 4 / 3)
+
     def test_out_of_order_and_overlapping_batches_count_each_report_once(self, client, engine):
         auth = enrolled(client, engine)
         reports = consecutive(1, 12)

@@ -222,6 +222,20 @@ class TestPowerNow:
                      method="model") == pytest.approx(20.0)
 
 
+    def test_a_spool_flushed_late_does_not_replace_the_latest_report(self, client, estate):
+        """An agent back online sends its newest report, then its spool: the older reports are stored
+        and counted as energy, but power and state stay those of the newest."""
+        machine = estate.enroll()
+        estate.post(machine, 10, 1, recent(6), watts=20.0, state=PowerState.ACTIVE)
+        assert estate.post(machine, 1, 3, recent(40), watts=90.0)["accepted"] == [1, 2, 3]
+
+        samples = scrape(client)
+
+        assert value(samples, "caretaker_power_watts", site="Hillside Primary", device_class="desktop",
+                     method="model") == pytest.approx(20.0)
+        assert value(samples, "caretaker_devices", site="Hillside Primary", device_class="desktop",
+                     state="on") == 1
+
 class TestDevicesByState:
     def test_each_device_is_counted_once_in_the_state_its_reports_show(self, client, estate):
         estate.post(estate.enroll(), 1, 1, recent(10), state=PowerState.ACTIVE)  # on

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from controller.policy.compliance import out_of_hours_on
-from controller.policy.model import Action, IdleRule, Mode, Selector
-from controller.policy.simulate import Observation, simulate
+from controller.policy.engine import context, decide_in
+from controller.policy.loader import load
+from controller.policy.model import Action, Activity, DeviceFacts, IdleRule, Intent, Mode, Outcome, Selector
+from controller.policy.plan import plan
+from controller.policy.simulate import DeviceResult, Observation, Simulation, simulate
+from tests.conftest import REPO
 from tests.controller.policy.builders import CALENDARS, device, local, policy, power
 
 RESIDUAL = {Action.SHUTDOWN: 1.0, Action.SLEEP: 2.0, Action.HIBERNATE: 1.0}
@@ -109,3 +114,112 @@ def test_reports_that_did_not_look_for_a_policys_process_predict_nothing():
     silent = run([policy(power=RENDERS)], evening())
     partly = run([policy(power=RENDERS)], watching(evening(), ("obs64.exe",)))
     assert silent.actions == {} == partly.actions
+
+
+WEEK = local("2026-02-13 00:00"), local("2026-02-20 00:00")  # Fri to Fri: the February half term
+
+
+@pytest.fixture(scope="module")
+def estate():
+    return example_week(*WEEK)
+
+
+class TestTheFastReplayAnswersAsTheReportByReportOne:
+    """`policy simulate` and the console's preview replay a week of an estate: each report's day is worked
+    out once per context of devices (as plan shares schedules), and reports asleep or off are counted, not
+    replayed. Both must change nothing. Fixture: the example policies and calendars shipped in policies/
+    (written from the README and a local authority's published term dates), a week across a half term
+    and a Wednesday maintenance window, devices of three schools, rooms and tags, busy, left on, some signed in."""
+
+    START, END = WEEK
+
+    def test_asleep_and_off_reports_counted_apart_give_the_same_simulation(self, estate):
+        examples, devices, reports = estate
+        residual = {d.device_id: RESIDUAL for d in devices}
+        awake = [r for r in reports if r.state in ("active", "idle")]
+        quiet = Counter(r.device_id for r in reports if r.state not in ("active", "idle"))
+        for modes in (None, {"hillside-primary": Mode.FORCE}):
+            every = simulate(examples.policies, examples.calendars, devices, reports, residual, self.START,
+                             self.END, modes)
+            split = simulate(examples.policies, examples.calendars, devices, awake, residual, self.START, self.END,
+                             modes, quiet)
+            assert split == every
+            assert every.actions and every.observations == len(reports) and every.devices == len(devices)
+
+    def test_the_schedule_replay_gives_the_figures_of_asking_the_engine_at_every_report(self, estate):
+        examples, devices, reports = estate
+        residual = {d.device_id: RESIDUAL for d in devices}
+        for modes in (None, {"hillside-primary": Mode.FORCE}, {"northgate-academy": Mode.PASSIVE}):
+            fast = simulate(examples.policies, examples.calendars, devices, reports, residual, self.START, self.END,
+                            modes)
+            assert fast == report_by_report(examples, devices, reports, residual, self.START, self.END, modes)
+        assert fast.actions and fast.skipped
+
+
+WATCHED = ("obs64.exe", "blender.exe")  # secondary.yaml's processes_absent
+
+
+def example_week(start, end):
+    examples = load([REPO / "policies"])
+    devices = [DeviceFacts(device_id=str(n), hostname=f"PC{n:03d}", site=site, device_class=kind,
+                           tags=("server",) if n % 11 == 0 else (), group=room)
+               for n, (site, kind, room) in enumerate(
+                   (site, kind, room) for site in ("Hillside Primary", "Northgate Academy", "Riverside College")
+                   for kind in ("desktop", "laptop") for room in ("Library", "ICT Suite 1", None))]
+    reports = []
+    for d in devices:
+        n = int(d.device_id)
+        at = start + timedelta(seconds=37 * n)
+        while at < end:
+            hour = at.hour
+            busy = 8 <= hour < 16 and at.weekday() < 5
+            state = ("active" if busy else "idle") if busy or n % 3 else ("sleep", "off")[n % 2]
+            reports.append(Observation(d.device_id, at, at + timedelta(minutes=15), state,
+                                       60.0 if busy else 3600.0, 30.0 if busy else 2.0,
+                                       1 if busy or n % 5 == 2 else 0,  # some left signed in
+                                       45.0 * 900 if state in ("active", "idle") else None,
+                                       processes_watched=WATCHED if n % 2 else (),
+                                       processes_running=WATCHED[:1] if busy and n % 2 else ()))
+            at += timedelta(minutes=15)
+    return examples, devices, reports
+
+
+def report_by_report(examples, devices, reports, residual, start, end, modes):
+    """The replay as first written: the engine asked at the end of every awake report (the specification
+    the schedule-reading replay must match)."""
+    policies = [replace(p, power=replace(p.power, mode=modes[p.name])) if p.power and p.name in (modes or {}) else p
+                for p in examples.policies]
+    by_id = {d.device_id: d for d in devices}
+    rows_of: dict[str, list[Observation]] = {}
+    for r in reports:
+        if r.device_id in by_id and start <= r.end and r.start < end:
+            rows_of.setdefault(r.device_id, []).append(r)
+    schedules = plan(policies, examples.calendars, [by_id[d] for d in rows_of], start, (end - start).days + 2)
+    counts, skipped, results = Counter(), 0, []
+    for device_id, rows in sorted(rows_of.items()):
+        ctx = context(policies, examples.calendars, by_id[device_id])
+        off_until, off_action, observing, saved, observed, acted = None, None, False, 0.0, 0.0, 0
+        for row in sorted(rows, key=lambda r: r.start):
+            if row.state not in ("active", "idle"):
+                continue
+            if off_until is not None and row.start < off_until:
+                overlap = (min(row.end, off_until) - row.start).total_seconds()
+                joules = max(0.0, row.joules / 900 - residual[device_id][off_action]) * min(overlap, 900)
+                observed, saved = (observed + joules, saved) if observing else (observed, saved + joules)
+                continue
+            activity = Activity(row.idle_seconds / 60, row.cpu_percent, row.sessions,
+                                row.processes_running if row.processes_watched else None, row.processes_watched or None)
+            decision = decide_in(replace(ctx, device=replace(ctx.device, activity=activity)), row.end)
+            if decision.intent is not Intent.POWER_DOWN:
+                continue
+            skipped += decision.outcome is Outcome.RETRY_LATER
+            if decision.outcome not in (Outcome.ACT, Outcome.WARN, Outcome.RECORD_ONLY):
+                continue
+            acted += 1
+            counts[f"{decision.action}/{decision.mode}"] += 1
+            window = next(w for w in schedules[device_id].power_down_windows if w.start <= row.end < w.end)
+            off_until, off_action = window.end, decision.action
+            observing = decision.outcome is Outcome.RECORD_ONLY
+        results.append(DeviceResult(device_id, acted, saved / 3.6e6, observed / 3.6e6))
+    return Simulation(start, end, len(rows_of), sum(map(len, rows_of.values())), dict(sorted(counts.items())), skipped,
+                      sum(r.saved_kwh for r in results), sum(r.observe_kwh for r in results), tuple(results))
