@@ -580,6 +580,8 @@ def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], insert
                 ends[agent_id] = as_utc(report.end) if end is None else max(end, as_utc(report.end))
     for agent_id, end in ends.items():
         states[agent_id].last_end = end
+    if not counts:  # every report of the batch refused before judging (a retired credential): nothing to touch
+        return
     agents = Agent.__table__
     session.execute(
         agents.update().where(agents.c.id == bindparam("aid")).values(
