@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import logging
 import queue
 import threading
@@ -28,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, or_, select, text
+from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -41,7 +40,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, upsert
+from controller.db import UNAVAILABLE, BulkUpsert, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -494,40 +493,11 @@ def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -
     rows = [_report_row(v.job.agent, r, now) for v in verdicts for r in v.keep]
     if not rows:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
-        return {(a, s) for a, s in session.execute(_UNNEST_INSERT, _columns(rows))}
     table = ReportRow.__table__
-    statement = (upsert(session, table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
+    bulk = BulkUpsert(session, table, list(rows[0]))
+    statement = (bulk.statement.on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
                  .returning(table.c.agent_id, table.c.seq))
-    return {(a, s) for a, s in session.execute(statement, rows)}
-
-
-# (column, PostgreSQL array type, how a value is passed) for the unnest insert below.
-_REPORT_COLUMNS: tuple[tuple[str, str, Callable[[object], object]], ...] = (
-    ("agent_id", "varchar", str), ("seq", "bigint", int), ("device_id", "integer", int),
-    ("start", "timestamptz", as_utc), ("end", "timestamptz", as_utc), ("state", "varchar", str),
-    ("cpu_percent", "float8", float), ("idle_seconds", "float8", float), ("sessions", "integer", int),
-    ("slept_seconds", "float8", float), ("memory_percent", "float8", float), ("method", "varchar", str),
-    ("joules", "float8", float), ("samples", "json", json.dumps), ("received_at", "timestamptz", as_utc),
-    ("processes_watched", "json", json.dumps), ("processes_running", "json", json.dumps),
-)
-_JSON_COLUMNS = {name for name, kind, _ in _REPORT_COLUMNS if kind == "json"}
-# One statement of fixed text whatever the group's size, one array per column: psycopg parses it once
-# and PostgreSQL prepares it, where a multi-row VALUES had a new text (parsed again on the client, planned
-# again on the server) for every group size, about a tenth of the controller's time at its ceiling.
-_UNNEST_INSERT = text(
-    "INSERT INTO report ({names}) SELECT * FROM unnest({arrays}) "
-    "ON CONFLICT (agent_id, seq, start) DO NOTHING RETURNING agent_id, seq".format(
-        names=", ".join(f'"{name}"' for name, _, _ in _REPORT_COLUMNS),
-        arrays=", ".join(f"CAST(:{name} AS {kind}[])" for name, kind, _ in _REPORT_COLUMNS)))
-
-
-def _columns(rows: list[dict]) -> dict[str, list]:
-    """The rows as one array per column, each value as its column stores it (JSON as its text, and a JSON
-    column's None as JSON null, as the JSON type's own insert stores it)."""
-    return {name: [convert(row[name]) if row[name] is not None or name in _JSON_COLUMNS else None
-                   for row in rows]
-            for name, _, convert in _REPORT_COLUMNS}
+    return {(a, s) for a, s in session.execute(statement, bulk.params(rows))}
 
 
 def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
@@ -551,12 +521,12 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
              "joules": value.joules, "seconds": value.seconds}
             for (device_id, key), value in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1].hour,
                                                                                   kv[0][1].state, kv[0][1].method))]
-    statement = upsert(session, table)
-    statement = statement.on_conflict_do_update(
+    bulk = BulkUpsert(session, table, list(rows[0]))
+    statement = bulk.statement.on_conflict_do_update(
         index_elements=["device_id", "hour", "state", "method"],
-        set_={"joules": table.c.joules + statement.excluded.joules,
-              "seconds": table.c.seconds + statement.excluded.seconds})
-    session.execute(statement, rows)
+        set_={"joules": table.c.joules + bulk.statement.excluded.joules,
+              "seconds": table.c.seconds + bulk.statement.excluded.seconds})
+    session.execute(statement, bulk.params(rows))
     earliest: dict[int, datetime] = {}
     for (device_id, key) in sums:
         if device_id not in earliest or key.hour < earliest[device_id]:
@@ -582,13 +552,15 @@ def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple
     if not newest:
         return
     table = DeviceLatest.__table__
-    statement = upsert(session, table)
+    rows = [newest[d] for d in sorted(newest)]  # sorted: replicas lock in one order
+    bulk = BulkUpsert(session, table, list(rows[0]))
+    statement = bulk.statement
     later = or_(statement.excluded.start > table.c.start,
                 and_(statement.excluded.start == table.c.start, statement.excluded.end > table.c.end))
     statement = statement.on_conflict_do_update(
         index_elements=["device_id"], where=later,
         set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")})
-    session.execute(statement, [newest[d] for d in sorted(newest)])  # sorted: replicas lock in one order
+    session.execute(statement, bulk.params(rows))
 
 
 def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
