@@ -162,6 +162,7 @@ def check_revocation(engine, live: list[ControllerProcess], state: Path) -> None
     assert enrolled.status_code == 201, enrolled.text
     retired_at = time.monotonic()
     refused: dict[str, float] = {}
+    last: dict[str, str] = {}  # what each replica last answered, for the failure message
     while len(refused) < len(live) and time.monotonic() - retired_at < 60:
         for replica in live:
             if replica.url in refused:
@@ -170,6 +171,7 @@ def check_revocation(engine, live: list[ControllerProcess], state: Path) -> None
                                 json=batch_json([report(20_000_000, utcnow().replace(microsecond=0))]))
             if answer.status_code == 401:
                 refused[replica.url] = time.monotonic() - retired_at
+            last[replica.url] = f"{answer.status_code} {answer.text[:300]}"
         time.sleep(1)
-    assert set(refused) == {r.url for r in live}, refused
+    assert set(refused) == {r.url for r in live}, (refused, last)
     assert max(refused.values()) < 60
