@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.types import DateTime, TypeDecorator
+from sqlalchemy.types import JSON, DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
 
 from controller.timeutil import as_utc
@@ -98,3 +99,57 @@ def upsert(session: Session, table):
     """``INSERT`` into ``table`` in the session's dialect, which has ``on_conflict_do_nothing`` and
     ``on_conflict_do_update`` (PostgreSQL and SQLite spell them alike; the core insert has neither)."""
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+class BulkUpsert:
+    """Many rows into ``table`` as one statement: the core of ``upsert`` for rows of ``names``, and its
+    parameters (``params``). On PostgreSQL the rows travel as one array per column through ``unnest``, so
+    the statement's text is the same whatever the number of rows: psycopg parses it once and the server
+    prepares it, where a multi-row ``VALUES`` has a new text to parse and plan for every count (and an
+    executemany, a round of messages per row). On SQLite the rows go as executemany parameters.
+
+    Rows are inserted in the order given, so writers that sort their rows lock them in one order."""
+
+    def __init__(self, session: Session, table, names: Sequence[str]):
+        self._dialect = session.get_bind().dialect
+        self._table = table
+        self._names = tuple(names)
+        if self._dialect.name != "postgresql":
+            self.statement = sqlite.insert(table)
+            return
+        arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=self._dialect)}[])"
+                           for name in self._names)
+        self.statement = postgresql.insert(table).from_select(
+            list(self._names), text(f"SELECT * FROM unnest({arrays})").columns(*(table.c[n] for n in self._names)))
+
+    def params(self, rows: Sequence[dict]) -> list[dict] | dict[str, list]:
+        """``rows`` as this statement takes them: on PostgreSQL each column through its type's own bind
+        processing (UTC for times, JSON as its text with None as JSON null), as an insert of rows would."""
+        if self._dialect.name != "postgresql":
+            return list(rows)
+        arrays: dict[str, list] = {}
+        for name in self._names:
+            column_type = self._table.c[name].type
+            process = (self._json if isinstance(column_type, JSON)
+                       else column_type.dialect_impl(self._dialect).bind_processor(self._dialect) or _same)
+            # A float column's values all as floats: psycopg types a list by its first value.
+            number = float if _python_type(column_type) is float else None
+            arrays[name] = [None if (value := process(row[name])) is None
+                            else number(value) if number else value for row in rows]
+        return arrays
+
+
+    def _json(self, value: object) -> str:
+        """As the JSON type stores it: the serialised text, None as JSON null (its ``none_as_null`` is off)."""
+        return (self._dialect._json_serializer or json.dumps)(value)
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _python_type(column_type) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None

@@ -55,11 +55,12 @@ def json_problem(body: bytes, max_depth: int, values: bool = True) -> str | None
     """Why a JSON body must not reach a parser, or None. Strings are blanked out first, so brackets,
     digits and words inside them are not mistaken for structure."""
     skeleton = _STRING.sub(b'""', body)
-    depth = 0
-    for byte in skeleton.translate(None, _BRACKETS):
-        depth += _DEPTH_STEP[byte]
-        if depth > max_depth:
-            return f"JSON is nested more than {max_depth} deep"
+    if skeleton.count(b"[") + skeleton.count(b"{") > max_depth:  # fewer opened than allowed: cannot nest deeper
+        depth = 0
+        for byte in skeleton.translate(None, _BRACKETS):
+            depth += _DEPTH_STEP[byte]
+            if depth > max_depth:
+                return f"JSON is nested more than {max_depth} deep"
     if not values:
         return None
     for found in _BIG_NUMBER.finditer(skeleton):

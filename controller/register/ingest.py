@@ -40,7 +40,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, upsert
+from controller.db import UNAVAILABLE, BulkUpsert, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -494,9 +494,10 @@ def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -
     if not rows:
         return set()
     table = ReportRow.__table__
-    statement = (upsert(session, table).on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
+    bulk = BulkUpsert(session, table, list(rows[0]))
+    statement = (bulk.statement.on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
                  .returning(table.c.agent_id, table.c.seq))
-    return {(a, s) for a, s in session.execute(statement, rows)}
+    return {(a, s) for a, s in session.execute(statement, bulk.params(rows))}
 
 
 def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
@@ -520,12 +521,12 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
              "joules": value.joules, "seconds": value.seconds}
             for (device_id, key), value in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1].hour,
                                                                                   kv[0][1].state, kv[0][1].method))]
-    statement = upsert(session, table)
-    statement = statement.on_conflict_do_update(
+    bulk = BulkUpsert(session, table, list(rows[0]))
+    statement = bulk.statement.on_conflict_do_update(
         index_elements=["device_id", "hour", "state", "method"],
-        set_={"joules": table.c.joules + statement.excluded.joules,
-              "seconds": table.c.seconds + statement.excluded.seconds})
-    session.execute(statement, rows)
+        set_={"joules": table.c.joules + bulk.statement.excluded.joules,
+              "seconds": table.c.seconds + bulk.statement.excluded.seconds})
+    session.execute(statement, bulk.params(rows))
     earliest: dict[int, datetime] = {}
     for (device_id, key) in sums:
         if device_id not in earliest or key.hour < earliest[device_id]:
@@ -551,13 +552,15 @@ def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple
     if not newest:
         return
     table = DeviceLatest.__table__
-    statement = upsert(session, table)
+    rows = [newest[d] for d in sorted(newest)]  # sorted: replicas lock in one order
+    bulk = BulkUpsert(session, table, list(rows[0]))
+    statement = bulk.statement
     later = or_(statement.excluded.start > table.c.start,
                 and_(statement.excluded.start == table.c.start, statement.excluded.end > table.c.end))
     statement = statement.on_conflict_do_update(
         index_elements=["device_id"], where=later,
         set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")})
-    session.execute(statement, [newest[d] for d in sorted(newest)])  # sorted: replicas lock in one order
+    session.execute(statement, bulk.params(rows))
 
 
 def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
