@@ -131,11 +131,11 @@ def test_the_socket_is_open_to_every_local_user_in_a_directory_only_the_service_
 
 
 def test_a_directory_others_may_write_to_is_refused(tmp_path):
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o777)
-    shared.chmod(0o777)
+    open_to_all = tmp_path / "open-to-all"
+    open_to_all.mkdir(mode=0o777)
+    open_to_all.chmod(0o777)
     with pytest.raises(PermissionError):
-        posix_channel.UnixListener(shared / "session.sock")
+        posix_channel.UnixListener(open_to_all / "session.sock")
 
 
 def test_a_helper_that_stops_reporting_counts_as_gone(bench, clock):
