@@ -3,16 +3,19 @@ handing it to the pure ``simulate``: the devices, their reports, and what each w
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import and_, or_, true
 from sqlmodel import Session, col, func, select
 
 from controller.db import in_batches
 from controller.energy import catalogue
 from controller.errors import DomainError
 from controller.policy.model import Action, DeviceFacts, Mode
-from controller.policy.simulate import AWAKE, Observation, Simulation, simulate
+from controller.policy.simulate import AWAKE, Observation, Simulation, Span, decisive_spans, simulate
 from controller.policy.store import ActiveSet
 from controller.register.facts import device_facts
 from controller.register.models import Device, Site
@@ -43,59 +46,77 @@ def estate(session: Session, active: ActiveSet, site: str | None = None
     return facts, residual
 
 
-def observations(session: Session, device_ids: list[str], start: datetime, end: datetime) -> list[Observation]:
-    """The devices' awake reports in the period (the replay acts at the end of awake reports only), the
-    columns it needs only: not the stored samples."""
-    ids = [int(d) for d in device_ids]
+def observations(session: Session, spans: Mapping[str, Sequence[Span]], start: datetime, end: datetime
+                 ) -> list[Observation]:
+    """The devices' awake reports in the period that lie in their ``spans`` (``decisive_spans``: the only ones
+    that can change a replay), the columns the replay needs only: not the stored samples. Devices that
+    share spans are asked for together. Read as plain rows (no ORM objects): this read is most of a
+    preview's time (bench/policy_preview.py)."""
     columns = (ReportRow.device_id, ReportRow.start, ReportRow.end, ReportRow.state, ReportRow.idle_seconds,
                ReportRow.cpu_percent, ReportRow.sessions, ReportRow.joules, ReportRow.slept_seconds,
                ReportRow.processes_watched, ReportRow.processes_running)
-    rows = [row for batch in in_batches(ids) for row in session.exec(select(*columns).where(
-        col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
-        col(ReportRow.state).in_(AWAKE)))]
+    alike: dict[int, tuple[Sequence[Span], list[int]]] = {}
+    for device_id, its_spans in spans.items():
+        alike.setdefault(id(its_spans), (its_spans, []))[1].append(int(device_id))
+    connection = session.connection()
+    found = []
+    for its_spans, ids in alike.values():
+        within = or_(*(and_(true() if low is None else ReportRow.end >= low,
+                            true() if high is None else ReportRow.start < high) for low, high in its_spans))
+        for batch in in_batches(ids):
+            found += connection.execute(select(*columns).where(
+                col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
+                col(ReportRow.state).in_(AWAKE), within)).all()
     return [Observation(str(device_id), report_start, report_end, state, idle, cpu, sessions, joules, slept,
-                        tuple(watched or ()), tuple(running or ()))
+                        tuple(watched) if watched else (), tuple(running) if running else ())
             for device_id, report_start, report_end, state, idle, cpu, sessions, joules, slept, watched, running
-            in rows]
+            in found]
 
 
-def quiet_reports(session: Session, device_ids: list[str], start: datetime, end: datetime) -> dict[str, int]:
-    """How many of each device's reports in the period were asleep or off: counted, not replayed."""
+def reports_in(session: Session, device_ids: list[str], start: datetime, end: datetime) -> dict[str, int]:
+    """How many reports each device sent in the period, whatever their state: counted, not read."""
     ids = [int(d) for d in device_ids]
     return {str(device_id): count for batch in in_batches(ids) for device_id, count in session.exec(
         select(ReportRow.device_id, func.count()).where(
-            col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
-            col(ReportRow.state).not_in(AWAKE)).group_by(ReportRow.device_id))}
+            col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end
+        ).group_by(ReportRow.device_id))}
 
 
 @dataclass(frozen=True)
 class Period:
-    """What a replay reads: the devices (placed by ``active``), their off/sleep watts, their awake reports
-    and the count of the rest."""
+    """What a replay reads: the devices (placed by ``active``), their off/sleep watts, the awake reports that
+    can change a replay in any of ``variants`` (the modes it was read for), and the count of the rest."""
 
     active: ActiveSet
     start: datetime
     end: datetime
     devices: list[DeviceFacts]
     residual: dict[str, dict[Action, float]]
-    awake: list[Observation]
+    decisive: list[Observation]
     quiet: dict[str, int]
+    variants: tuple[Mapping[str, Mode] | None, ...] = (None,)
 
-    def replay(self, modes: dict[str, Mode] | None = None) -> Simulation:
-        return simulate(self.active.policies, self.active.calendars, self.devices, self.awake, self.residual,
+    def replay(self, modes: Mapping[str, Mode] | None = None) -> Simulation:
+        if modes not in self.variants:
+            raise ValueError(f"this period was read for the modes {self.variants}, not {modes}")
+        return simulate(self.active.policies, self.active.calendars, self.devices, self.decisive, self.residual,
                         self.start, self.end, modes, self.quiet)
 
 
-def period(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None) -> Period:
+def period(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,
+           variants: tuple[Mapping[str, Mode] | None, ...] = (None,)) -> Period:
     facts, residual = estate(session, active, site)
-    ids = [f.device_id for f in facts]
-    return Period(active, start, end, facts, residual, observations(session, ids, start, end),
-                  quiet_reports(session, ids, start, end))
+    spans = decisive_spans(active.policies, active.calendars, facts, start, end, variants)
+    decisive = observations(session, spans, start, end)
+    read = Counter(o.device_id for o in decisive)
+    quiet = {device_id: count - read[device_id]
+             for device_id, count in reports_in(session, list(spans), start, end).items()}
+    return Period(active, start, end, facts, residual, decisive, quiet, variants)
 
 
 def replay(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,
-           modes: dict[str, Mode] | None = None) -> Simulation:
-    return period(session, active, start, end, site).replay(modes)
+           modes: Mapping[str, Mode] | None = None) -> Simulation:
+    return period(session, active, start, end, site, (modes,)).replay(modes)
 
 
 def projected_impact(session: Session, active: ActiveSet, name: str, mode: Mode, start: datetime,
@@ -103,5 +124,6 @@ def projected_impact(session: Session, active: ActiveSet, name: str, mode: Mode,
     """The last period replayed as things are, and with ``name`` switched to ``mode``: (now, after), from
     one read of the period."""
     active.named(name)  # raises UnknownPolicy
-    read = period(session, active, start, end)
-    return read.replay(), read.replay({name: mode})
+    switched = {name: mode}
+    read = period(session, active, start, end, variants=(None, switched))
+    return read.replay(), read.replay(switched)

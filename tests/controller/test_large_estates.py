@@ -31,4 +31,5 @@ def test_calibration_reads_measured_watts_for_more_devices_than_one_statement_ca
 
         assert measured_watts(session, ids, Decimal("1.54")) == {server.id: {"idle": Decimal("85")}}
         start = datetime(2026, 1, 5, tzinfo=UTC)
-        assert observations(session, [str(i) for i in ids], start, start + timedelta(days=1)) == []
+        every_report = ((None, None),)
+        assert observations(session, dict.fromkeys(map(str, ids), every_report), start, start + timedelta(days=1)) == []

@@ -13,7 +13,7 @@ from controller.policy.engine import context, decide_in
 from controller.policy.loader import load
 from controller.policy.model import Action, Activity, DeviceFacts, IdleRule, Intent, Mode, Outcome, Selector
 from controller.policy.plan import plan
-from controller.policy.simulate import DeviceResult, Observation, Simulation, simulate
+from controller.policy.simulate import DeviceResult, Observation, Simulation, decisive_spans, is_decisive, simulate
 from tests.conftest import REPO
 from tests.controller.policy.builders import CALENDARS, device, local, policy, power
 
@@ -30,7 +30,7 @@ def evening(device_id: str = "7", first: str = "2026-02-09 16:00", count: int = 
 
 def watching(observations: list[Observation], watched: tuple[str, ...], running: tuple[str, ...] = ()):
     """The same reports from an agent whose schedule waits on ``watched`` processes."""
-    return [replace(o, processes_watched=watched, processes_running=running) for o in observations]
+    return [o._replace(processes_watched=watched, processes_running=running) for o in observations]
 
 
 def run(policies, observations, devices=None, modes=None, start="2026-02-09 00:00", end="2026-02-10 00:00"):
@@ -145,6 +145,24 @@ class TestTheFastReplayAnswersAsTheReportByReportOne:
                              modes, quiet)
             assert split == every
             assert every.actions and every.observations == len(reports) and every.devices == len(devices)
+
+    def test_reading_only_the_decisive_reports_gives_the_same_simulation(self, estate):
+        """What the database read relies on (controller.policy.replay.period): reports outside every span
+        where a decision could be taken or reach, for the modes replayed, are counted and not read."""
+        examples, devices, reports = estate
+        residual = {d.device_id: RESIDUAL for d in devices}
+        switched = {"hillside-primary": Mode.FORCE}
+        spans = decisive_spans(examples.policies, examples.calendars, devices, self.START, self.END, (None, switched))
+        decisive = [r for r in reports if is_decisive(r, spans[r.device_id])]
+        quiet = Counter(r.device_id for r in reports)
+        quiet.subtract(r.device_id for r in decisive)
+        for modes in (None, switched):
+            every = simulate(examples.policies, examples.calendars, devices, reports, residual, self.START,
+                             self.END, modes)
+            assert simulate(examples.policies, examples.calendars, devices, decisive, residual, self.START,
+                            self.END, modes, quiet) == every
+            assert every.actions
+        assert len(decisive) < len(reports)  # a half-term week: little of it is school hours, but some
 
     def test_the_schedule_replay_gives_the_figures_of_asking_the_engine_at_every_report(self, estate):
         examples, devices, reports = estate
