@@ -34,6 +34,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # PostgreSQL's answers in the session's zone, UTC (_postgres_session)
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def result_processor(self, dialect, coltype):
@@ -65,8 +67,10 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # A database that stops answering must turn into 503s within seconds, not a TCP timeout later.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
-                         connect_args={"connect_timeout": 5})
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
+                           connect_args={"connect_timeout": 5})
+    event.listen(engine, "connect", _postgres_session)
+    return engine
 
 
 # What the database raises when it cannot answer at all (down, unreachable, locked for longer than the
@@ -83,6 +87,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _postgres_session(dbapi_connection, _record) -> None:
+    # Times come back in the session's zone. In UTC whatever the server's default, psycopg gives them
+    # Python's own UTC, which reads faster than a named zone converted (a week of reports per preview).
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
 
 
 @contextmanager
