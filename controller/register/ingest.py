@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, or_, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -40,7 +40,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, BulkUpsert, upsert
+from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -586,16 +586,16 @@ def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], insert
     if not counts:  # every report of the batch refused before judging (a retired credential): nothing to touch
         return
     agents = Agent.__table__
-    session.execute(
-        agents.update().where(agents.c.id == bindparam("aid")).values(
-            last_seen=now, reports=agents.c.reports + bindparam("n"), last_end=bindparam("end"),
-            last_seq=case((agents.c.last_seq < bindparam("top"), bindparam("top")), else_=agents.c.last_seq)),
-        [{"aid": a, "n": n, "top": top[a], "end": ends[a]} for a, n in sorted(counts.items())],
-    )
+    bulk = BulkUpdate(session, agents, "id", ("reports", "last_seq", "last_end"))
+    new = bulk.new
+    session.execute(bulk.statement(last_seen=now, reports=agents.c.reports + new["reports"], last_end=new["last_end"],
+                                   last_seq=case((agents.c.last_seq < new["last_seq"], new["last_seq"]),
+                                                 else_=agents.c.last_seq)),
+                    bulk.params([{"id": a, "reports": n, "last_seq": top[a], "last_end": ends[a]}
+                                 for a, n in sorted(counts.items())]))
     if devices:
-        table = Device.__table__
-        session.execute(table.update().where(table.c.id == bindparam("did")).values(last_seen=now),
-                        [{"did": d} for d in sorted(devices)])
+        bulk = BulkUpdate(session, Device.__table__, "id", ())
+        session.execute(bulk.statement(last_seen=now), bulk.params([{"id": d} for d in sorted(devices)]))
 
 
 def _apply_inventories(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
