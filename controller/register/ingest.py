@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import queue
 import threading
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, or_, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
 from agent.protocol import (
@@ -275,6 +276,7 @@ class IngestWriter:
         self._catalogue: tuple[float, Catalogue] | None = None
         self._ceiling_of: dict[tuple[str, str | None, str | None], float] = {}
         self._unavailable = RepeatedError(log, "the database cannot take reports")
+        self._connection: Connection | None = None  # the writer's own, kept between groups (see _bound)
         self.committed_reports = 0
         self.rejected_reports = 0
 
@@ -301,6 +303,8 @@ class IngestWriter:
         while True:
             job = self._jobs.get()
             if job is None:
+                if self._connection is not None:
+                    self._connection.close()
                 return
             group = [job]
             while len(group) < self._group_size:
@@ -318,6 +322,7 @@ class IngestWriter:
         try:
             outcomes = self._store(group)
         except UNAVAILABLE as exc:
+            self._drop_connection()  # the next group starts on a connection checked before use
             # Nothing was stored; retrying each batch on its own would only hammer a database that is away.
             self._unavailable.occurred(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             for job in group:
@@ -355,9 +360,23 @@ class IngestWriter:
 
         return ceiling
 
+    def _bound(self) -> Connection:
+        """The writer's connection. Checked out once and kept: a session per group on the pool's connections
+        paid a liveness round trip (``pool_pre_ping``) for every group, one of its ten. A connection that
+        failed is dropped (``_drop_connection``), so after an outage the pool's check applies again."""
+        if self._connection is None or self._connection.invalidated or self._connection.closed:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # it failed already; closing may fail the same way
+                self._connection.invalidate()
+            self._connection = None
+
     def _store(self, group: list[_Job]) -> list[BatchAck | Exception]:
         now = self._clock()
-        with Session(self._engine, expire_on_commit=False) as session:
+        with Session(self._bound(), expire_on_commit=False) as session:
             states = _agent_states(session, group, self._ceilings(session))
             verdicts = [self._screen(session, job, states, now) for job in group]
             kept = [v for v in verdicts if v.refused is None]
