@@ -49,10 +49,13 @@ class Shortcut:
 
 
 def handler_for(exc: Exception, handlers: Mapping[Any, Callable]) -> Callable | None:
-    """The handler Starlette would pick: by status code for an HTTPException, else the nearest class."""
-    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+    """The handler Starlette's ExceptionMiddleware would pick: by status code for an HTTPException, else the
+    nearest class. A handler for 500 or ``Exception`` is the server-error middleware's, so not picked here."""
+    if isinstance(exc, HTTPException) and exc.status_code != 500 and exc.status_code in handlers:
         return handlers[exc.status_code]
     for kind in type(exc).__mro__:
+        if kind is Exception:
+            return None
         if kind in handlers:
             return handlers[kind]
     return None
