@@ -18,6 +18,12 @@ own code (timed on its own), then measures four phases:
    from when each request was due, so a controller that falls behind is charged for the queue;
 4. /healthz, closed loop as in 2, for half of ``--seconds``: the server's no-op ceiling.
 
+With ``--replicas N`` (PostgreSQL) it starts N controllers on one database behind HAProxy on loopback,
+configured by the caretaker_balancer role's own template (tests/ansible/balancer.py, as the replica test
+runs it), enrolls through the balancer and measures the phases through it; then phases 2-4 against one of
+the replicas directly, the peer in the same run (phase 1 only once: after it every agent's credentials
+are cached somewhere).
+
 Reports come from the simulator's behaviour model (a school morning, a few days ago) and are built
 before each phase starts, so building them costs the measured phases nothing. Requests go over a
 minimal keep-alive HTTP/1.1 client on asyncio (uvloop when present): httpx's connection pool costs
@@ -140,9 +146,11 @@ class Pool:
 
 @dataclass
 class Usage:
-    """CPU seconds of the controller, the generator and the database server, and the controller's RSS."""
+    """CPU seconds of the controllers (all replicas), the generator, the database server and the balancer,
+    and the controllers' RSS."""
 
-    controller: psutil.Process
+    controllers: list[psutil.Process]
+    balancer: psutil.Process | None = None
     started: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
 
@@ -152,7 +160,8 @@ class Usage:
             return times.user + times.system
 
         # Per PostgreSQL process, so connections that close during the run do not take their CPU with them.
-        cpu = {"controller": seconds(self.controller), "generator": seconds(psutil.Process())}
+        cpu = {"controller": sum(seconds(p) for p in self.controllers), "generator": seconds(psutil.Process()),
+               "balancer": seconds(self.balancer) if self.balancer else 0.0}
         for p in psutil.process_iter(["name"]):
             if p.info["name"] == "postgres":
                 with contextlib.suppress(psutil.Error):
@@ -169,7 +178,8 @@ class Usage:
         delta = {k: v - self.cpu.get(k, 0.0) for k, v in now.items()}
         return {"controller": delta["controller"] / wall, "generator": delta["generator"] / wall,
                 "postgres": sum(v for k, v in delta.items() if k.startswith("postgres:")) / wall,
-                "rss_mb": self.controller.memory_info().rss / 2**20}
+                "balancer": delta["balancer"] / wall,
+                "rss_mb": sum(p.memory_info().rss for p in self.controllers) / 2**20}
 
 
 @dataclass
@@ -200,11 +210,11 @@ class Phase:
         return (f"{self.name:<26}{self.requests:>9}{self.rate:>10.0f}{self.percentile(50):>9.1f}"
                 f"{self.percentile(99):>9.1f}{max(self.latencies_ms, default=math.nan):>9.1f}{self.errors:>8}"
                 f"{u.get('controller', 0):>8.2f}{u.get('generator', 0):>8.2f}{u.get('postgres', 0):>8.2f}"
-                f"{u.get('rss_mb', 0):>9.0f}")
+                f"{u.get('balancer', 0):>8.2f}{u.get('rss_mb', 0):>9.0f}")
 
 
 HEADER = (f"{'phase':<26}{'requests':>9}{'per s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
-          f"{'ctl CPU':>8}{'gen CPU':>8}{'pg CPU':>8}{'ctl MB':>9}")
+          f"{'ctl CPU':>8}{'gen CPU':>8}{'pg CPU':>8}{'lb CPU':>8}{'ctl MB':>9}")
 
 
 def _count(phase: Phase, status: int, body: bytes, is_report: bool) -> None:
@@ -348,20 +358,36 @@ class Controller:
 
 def start_controller(database_url: str, workdir: Path) -> Controller:
     port = _free_port()
-    log = (workdir / "controller.log").open("ab")
+    log = (workdir / f"controller-{port}.log").open("ab")
     process = subprocess.Popen([str(BIN / "caretaker"), "serve", "--database-url", database_url, "--port", str(port),
                                 "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the controller exited; see {workdir / 'controller.log'}")
+            raise RuntimeError(f"the controller exited; see {workdir / f'controller-{port}.log'}")
         with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
             if answer.status == 200:
                 return Controller(url, port, process)
         time.sleep(0.2)
     process.kill()
     raise RuntimeError("the controller did not start within 60 s")
+
+
+def start_balancer(controllers: list[Controller], workdir: Path) -> Controller:
+    """HAProxy on loopback in front of ``controllers``, configured by the caretaker_balancer role's template
+    (with its defaults: leastconn, /readyz checks every 2 s), as tests/ansible/test_replicas.py runs it."""
+    from tests.ansible import balancer
+    from tests.ansible.conftest import Ansible, find_ansible_bin
+
+    found = find_ansible_bin()
+    if found is None or not Path(balancer.HAPROXY).exists():
+        raise SystemExit("--replicas needs Ansible (.ci/setup-ansible.sh) to render the balancer role's HAProxy "
+                         "configuration, and HAProxy (.ci/setup-haproxy.sh)")
+    port = _free_port()
+    config = balancer.render(Ansible(found, workdir / "ansible-home"), [f"127.0.0.1:{c.port}" for c in controllers],
+                             port, workdir)
+    return Controller(f"http://127.0.0.1:{port}", port, balancer.start(config, port, workdir))
 
 
 def _free_port() -> int:
@@ -415,6 +441,16 @@ def stored_reports(database_url: str) -> int:
     return count
 
 
+@dataclass
+class Target:
+    """Where a set of phases sends its requests: one controller, or the balancer in front of several."""
+
+    name: str
+    port: int
+    controllers: list[Controller]
+    balancer: Controller | None = None
+
+
 def run_backend(backend: str, args: argparse.Namespace, say: Callable[[str], None]) -> dict:
     try:
         from uvloop import run
@@ -423,18 +459,30 @@ def run_backend(backend: str, args: argparse.Namespace, say: Callable[[str], Non
     with tempfile.TemporaryDirectory(prefix=f"caretaker-bench-{backend}-") as tmp:
         workdir = Path(tmp)
         with database(backend, workdir, args.postgres_url) as url:
-            controller = start_controller(url, workdir)
+            controllers: list[Controller] = []
+            balancer = None
             try:
-                return run(_measure(backend, url, controller, workdir, args, say))
+                for _ in range(max(1, args.replicas)):  # one after another: each runs the migrations first
+                    controllers.append(start_controller(url, workdir))
+                targets = []
+                if args.replicas:
+                    balancer = start_balancer(controllers, workdir)
+                    targets.append(Target(f"through HAProxy, {args.replicas} replicas", balancer.port, controllers,
+                                          balancer))
+                targets.append(Target("one replica, no balancer" if args.replicas else "one controller",
+                                      controllers[0].port, controllers[:1]))
+                return run(_measure(backend, url, targets, workdir, args, say))
             finally:
-                controller.stop()
+                for process in ([balancer] if balancer else []) + controllers:
+                    process.stop()
 
 
-async def _measure(backend: str, url: str, controller: Controller, workdir: Path, args: argparse.Namespace,
+async def _measure(backend: str, url: str, targets: list[Target], workdir: Path, args: argparse.Namespace,
                    say: Callable[[str], None]) -> dict:
     sites = max(1, round(args.devices / 10_000 * SITES_PER_10K))
-    say(f"\n== {backend}: {args.devices} devices on {sites} sites, controller {controller.url} ==")
-    config = SimulationConfig(controller=controller.url, state_file=workdir / "simulate.json", devices=args.devices,
+    front = f"http://127.0.0.1:{targets[0].port}"
+    say(f"\n== {backend}: {args.devices} devices on {sites} sites, {targets[0].name} ({front}) ==")
+    config = SimulationConfig(controller=front, state_file=workdir / "simulate.json", devices=args.devices,
                               sites=sites, seed=1, duration=0, concurrency=8, progress_seconds=3600)
     began = time.monotonic()
     await simulate(config, lambda names: issue_site_tokens(make_engine(url), names), lambda line: None)
@@ -444,7 +492,7 @@ async def _measure(backend: str, url: str, controller: Controller, workdir: Path
 
     state = EstateState.load(config.state_file)
     t0 = school_morning(datetime.now(UTC))
-    host = f"Host: 127.0.0.1:{controller.port}\r\nContent-Type: application/json\r\n"
+    host = f"Host: 127.0.0.1:{targets[0].port}\r\nContent-Type: application/json\r\n"
     senders = []
     for i, device in enumerate(build_estate(state.sites, state.seed)):
         record = state.agents[device.hostname]
@@ -452,15 +500,46 @@ async def _measure(backend: str, url: str, controller: Controller, workdir: Path
                 f"Content-Length: ").encode()
         senders.append(Sender(device, head, i, t0))
 
-    usage = Usage(psutil.Process(controller.process.pid))
-    port = controller.port
+    measured = []
+    for number, target in enumerate(targets):
+        # Only the first target meets every agent for the first time; after it, every replica that took
+        # a report from an agent has its credentials cached, so a first-report phase would measure the cache.
+        phases = await _phases(target, senders, args, backend, say, first=number == 0)
+        measured.append((target, phases))
+    acknowledged = sum(p.accepted + p.duplicate for _, phases in measured for p in phases)
+    stored = stored_reports(url)
+    say(f"stored reports {stored}, acknowledged {acknowledged} ({'equal' if stored == acknowledged else 'DIFFER'})")
+    if len(measured) > 1:
+        (front_target, through), (_, direct) = measured
+        say(f"{front_target.name} ÷ one replica without it: ceiling {_ceiling(through).rate:.0f} ÷ "
+            f"{_ceiling(direct).rate:.0f} = {_ceiling(through).rate / _ceiling(direct).rate:.2f}; at "
+            f"{args.rate:.0f}/s offered {_at_rate(through).rate:.0f}/s p99 {_at_rate(through).percentile(99):.1f} ms, "
+            f"against {_at_rate(direct).rate:.0f}/s p99 {_at_rate(direct).percentile(99):.1f} ms")
+    return {"backend": backend, "devices": args.devices, "enroll_seconds": round(enroll_seconds, 1),
+            "stored": stored, "acknowledged": acknowledged,
+            "targets": [{"name": target.name, "target_met": _met(phases, args),
+                         "phases": [{"name": p.name, "requests": p.requests, "per_second": round(p.rate, 1),
+                                     "p50_ms": round(p.percentile(50), 2), "p99_ms": round(p.percentile(99), 2),
+                                     "max_ms": round(max(p.latencies_ms, default=math.nan), 2), "errors": p.errors,
+                                     **{k: round(v, 2) for k, v in p.usage.items()}} for p in phases]}
+                        for target, phases in measured]}
+
+
+async def _phases(target: Target, senders: list[Sender], args: argparse.Namespace, backend: str,
+                  say: Callable[[str], None], first: bool) -> list[Phase]:
+    """The phases against one target, printed as a table with the ratio to its no-op ceiling."""
+    say(f"\n-- {target.name} --")
+    usage = Usage([psutil.Process(c.process.pid) for c in target.controllers],
+                  psutil.Process(target.balancer.process.pid) if target.balancer else None)
+    port = target.port
     phases = []
-    first = prepare(senders, len(senders))
-    phases.append(await closed_loop(port, iter(first), args.concurrency, None, usage, "first report per device"))
+    if first:
+        phases.append(await closed_loop(port, iter(prepare(senders, len(senders))), args.concurrency, None, usage,
+                                        "first report per device"))
     # Enough for a ceiling well above the first phase's rate (agents with credentials cached go faster).
-    budget = int(max(phases[0].rate, TARGET_RATE) * 3 * args.seconds)
+    budget = int(max(phases[0].rate if phases else 0.0, TARGET_RATE) * 3 * args.seconds)
     saturated = prepare(senders, budget)
-    profiler = _profile(controller, args, backend)
+    profiler = _profile(target.controllers[0], args, backend) if first else None
     phases.append(await closed_loop(port, iter(saturated), args.concurrency, args.seconds, usage,
                                     f"reports, {args.concurrency} in flight"))
     if profiler is not None:
@@ -473,26 +552,29 @@ async def _measure(backend: str, url: str, controller: Controller, workdir: Path
     phases.append(await closed_loop(port, iter(lambda: healthz, None), args.concurrency,
                                     max(10.0, args.seconds / 2), usage, f"/healthz, {args.concurrency} in flight",
                                     is_report=False))
-
     say(HEADER)
     for phase in phases:
         say(phase.row() + (f"   ({phase.note})" if phase.note else ""))
-    ceiling, target, noop = phases[1], phases[2], phases[3]
-    acknowledged = sum(p.accepted + p.duplicate for p in phases[:3])
-    stored = stored_reports(url)
-    met = target.rate >= 0.99 * args.rate and target.percentile(99) <= TARGET_P99_MS and not target.errors
+    ceiling, target_phase, noop = _ceiling(phases), _at_rate(phases), phases[-1]
     say(f"reports/s ÷ no-op ceiling: {ceiling.rate:.0f} ÷ {noop.rate:.0f} = {ceiling.rate / noop.rate:.2f}")
-    say(f"stored reports {stored}, acknowledged {acknowledged} ({'equal' if stored == acknowledged else 'DIFFER'})")
     say(f"target ≥ {TARGET_RATE:.0f} reports/s with p99 ≤ {TARGET_P99_MS:.0f} ms: "
-        + ("met" if met else "MISSED")
-        + f" (at {args.rate:.0f}/s offered: {target.rate:.0f}/s answered, p99 {target.percentile(99):.1f} ms; "
-          f"ceiling {ceiling.rate:.0f}/s)")
-    return {"backend": backend, "devices": args.devices, "enroll_seconds": round(enroll_seconds, 1),
-            "phases": [{"name": p.name, "requests": p.requests, "per_second": round(p.rate, 1),
-                        "p50_ms": round(p.percentile(50), 2), "p99_ms": round(p.percentile(99), 2),
-                        "max_ms": round(max(p.latencies_ms, default=math.nan), 2), "errors": p.errors,
-                        **{k: round(v, 2) for k, v in p.usage.items()}} for p in phases],
-            "stored": stored, "acknowledged": acknowledged, "target_met": met}
+        + ("met" if _met(phases, args) else "MISSED")
+        + f" (at {args.rate:.0f}/s offered: {target_phase.rate:.0f}/s answered, p99 "
+          f"{target_phase.percentile(99):.1f} ms; ceiling {ceiling.rate:.0f}/s)")
+    return phases
+
+
+def _ceiling(phases: list[Phase]) -> Phase:
+    return phases[-3]
+
+
+def _at_rate(phases: list[Phase]) -> Phase:
+    return phases[-2]
+
+
+def _met(phases: list[Phase], args: argparse.Namespace) -> bool:
+    target = _at_rate(phases)
+    return target.rate >= 0.99 * args.rate and target.percentile(99) <= TARGET_P99_MS and not target.errors
 
 
 def main() -> None:
@@ -503,6 +585,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="reports/s offered in the open-loop phase")
     parser.add_argument("--concurrency", type=int, default=64, help="connections in the closed-loop phases")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/caretaker_bench")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="also run N controllers on one PostgreSQL database behind HAProxy (the balancer role's "
+                             "configuration) and measure through it first, then one of them without it")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path, help="py-spy the controller in the ceiling phase, into this directory")
     args = parser.parse_args()
@@ -510,6 +595,8 @@ def main() -> None:
     say(f"caretaker ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {psutil.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}; load generator on the same machine")
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    if args.replicas and backends != ("postgresql",):
+        parser.error("--replicas shares one database between controllers: use it with --backend postgresql")
     results = [run_backend(backend, args, say) for backend in backends]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import JSON, DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -130,6 +132,50 @@ def upsert(session: Session, table):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+class _Arrays:
+    """Rows of ``names`` (columns of ``table``) as one bound array per column, bound as ``prefix`` + name,
+    and read back as rows through ``unnest``: a statement whose text is the same whatever the number of
+    rows, so psycopg parses it once and PostgreSQL prepares it."""
+
+    def __init__(self, dialect, table, names: Sequence[str], prefix: str = ""):
+        self._names = tuple(names)
+        self._prefix = prefix
+        self.rows, self._processors = _unnest(dialect, table, self._names, prefix)
+
+    def params(self, rows: Sequence[dict]) -> dict[str, str]:
+        """Each column through its type's own bind processing (UTC for times, JSON as its text with None as
+        JSON null), as an insert of rows would, then as one array literal."""
+        return {self._prefix + name: _array_literal([process(row[name]) for row in rows])
+                for name, process in zip(self._names, self._processors, strict=True)}
+
+
+@lru_cache(maxsize=64)
+def _unnest(dialect, table, names: tuple[str, ...], prefix: str) -> tuple[TextClause, tuple[Callable, ...]]:
+    """The ``unnest`` of ``names``' arrays and each column's bind processing, made once per statement shape."""
+    arrays = ", ".join(f"CAST(:{prefix}{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+                       for name in names)
+    named = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    rows = text(f"SELECT * FROM unnest({arrays}) AS rows({named})").columns(*(table.c[n] for n in names))
+    serialize = dialect._json_serializer or json.dumps  # JSON as the JSON type stores it: None as JSON null
+
+    def processor(column_type) -> Callable:
+        if isinstance(column_type, JSON):
+            return serialize
+        return column_type.dialect_impl(dialect).bind_processor(dialect) or _same
+
+    return rows, tuple(processor(table.c[name].type) for name in names)
+
+
+def _array_literal(values: Sequence[object]) -> str:
+    """PostgreSQL's text form of an array of ``values`` (text, numbers, times; None is NULL), every element
+    quoted, for ``CAST(… AS type[])`` to read with the element type's own input. Built with string methods:
+    psycopg's general list dumper tests each element against regular expressions, which was a quarter of
+    the ingest writer's time."""
+    return "{" + ",".join("NULL" if value is None
+                          else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for value in values) + "}"
+
+
 class BulkUpsert:
     """Many rows into ``table`` as one statement: the core of ``upsert`` for rows of ``names``, and its
     parameters (``params``). On PostgreSQL the rows travel as one array per column through ``unnest``, so
@@ -140,45 +186,46 @@ class BulkUpsert:
     Rows are inserted in the order given, so writers that sort their rows lock them in one order."""
 
     def __init__(self, session: Session, table, names: Sequence[str]):
-        self._dialect = session.get_bind().dialect
-        self._table = table
-        self._names = tuple(names)
-        if self._dialect.name != "postgresql":
+        dialect = session.get_bind().dialect
+        self._arrays = None
+        if dialect.name != "postgresql":
             self.statement = sqlite.insert(table)
             return
-        arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=self._dialect)}[])"
-                           for name in self._names)
-        self.statement = postgresql.insert(table).from_select(
-            list(self._names), text(f"SELECT * FROM unnest({arrays})").columns(*(table.c[n] for n in self._names)))
+        self._arrays = _Arrays(dialect, table, names)
+        self.statement = postgresql.insert(table).from_select(list(names), self._arrays.rows)
 
     def params(self, rows: Sequence[dict]) -> list[dict] | dict[str, list]:
-        """``rows`` as this statement takes them: on PostgreSQL each column through its type's own bind
-        processing (UTC for times, JSON as its text with None as JSON null), as an insert of rows would."""
-        if self._dialect.name != "postgresql":
-            return list(rows)
-        arrays: dict[str, list] = {}
-        for name in self._names:
-            column_type = self._table.c[name].type
-            process = (self._json if isinstance(column_type, JSON)
-                       else column_type.dialect_impl(self._dialect).bind_processor(self._dialect) or _same)
-            # A float column's values all as floats: psycopg types a list by its first value.
-            number = float if _python_type(column_type) is float else None
-            arrays[name] = [None if (value := process(row[name])) is None
-                            else number(value) if number else value for row in rows]
-        return arrays
+        """``rows`` as this statement takes them."""
+        return list(rows) if self._arrays is None else self._arrays.params(rows)
 
 
-    def _json(self, value: object) -> str:
-        """As the JSON type stores it: the serialised text, None as JSON null (its ``none_as_null`` is off)."""
-        return (self._dialect._json_serializer or json.dumps)(value)
+class BulkUpdate:
+    """``UPDATE table`` of many rows, each matched on ``key`` and given values of its own: on PostgreSQL one
+    statement joining the rows as arrays (``UPDATE … FROM unnest(…)``), where an executemany sends a round
+    of messages per row; on SQLite an executemany. ``new[name]`` is a row's value of ``name``, for the SET
+    clause given to ``statement``; ``params`` turns rows (dicts of ``key`` and ``names``) into parameters."""
+
+    def __init__(self, session: Session, table, key: str, names: Sequence[str]):
+        dialect = session.get_bind().dialect
+        self._table = table
+        self._prefix = "new_"  # bind names apart from the columns', which SQLAlchemy would read as SET values
+        columns = (key, *names)
+        self._arrays = None
+        if dialect.name == "postgresql":
+            self._arrays = _Arrays(dialect, table, columns, self._prefix)
+            self.new = self._arrays.rows.subquery("new").c
+        else:
+            self.new = {n: bindparam(self._prefix + n, type_=table.c[n].type) for n in columns}
+        self._match = table.c[key] == self.new[key]
+
+    def statement(self, **values):
+        return self._table.update().where(self._match).values(**values)
+
+    def params(self, rows: Sequence[dict]) -> list[dict] | dict[str, list]:
+        if self._arrays is not None:
+            return self._arrays.params(rows)
+        return [{self._prefix + name: value for name, value in row.items()} for row in rows]
 
 
 def _same(value: object) -> object:
     return value
-
-
-def _python_type(column_type) -> type | None:
-    try:
-        return column_type.python_type
-    except NotImplementedError:
-        return None

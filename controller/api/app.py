@@ -32,6 +32,7 @@ from controller.api.routes import (
     staff,
     wake,
 )
+from controller.api.shortcut import Shortcut
 from controller.db import make_engine
 from controller.jobs.estate import JobName, job, jobs
 from controller.jobs.singleton import JobRunner, run_once
@@ -99,6 +100,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     docs = {} if settings.api_docs else {"docs_url": None, "redoc_url": None}
     app = FastAPI(title="Caretaker controller", version="0.1.0", lifespan=lifespan,
                   responses=errors.COMMON, **docs)
+    # Innermost of the middlewares: agent reports skip the routing and dependency solving below (shortcut.py).
+    app.add_middleware(Shortcut, method="POST", path=agent.REPORTS_PATH, answer=agent.answer_reports)
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth,
                        per_item_paths=[agent.REPORTS_PATH])
     app.add_exception_handler(BadPayload, bad_payload_response)

@@ -54,6 +54,8 @@ class Refused(Exception):
 def json_problem(body: bytes, max_depth: int, values: bool = True) -> str | None:
     """Why a JSON body must not reach a parser, or None. Strings are blanked out first, so brackets,
     digits and words inside them are not mistaken for structure."""
+    if not values and body.count(b"[") + body.count(b"{") <= max_depth:
+        return None  # fewer brackets, strings' included, than the limit: cannot nest deeper (one agent report)
     skeleton = _STRING.sub(b'""', body)
     if skeleton.count(b"[") + skeleton.count(b"{") > max_depth:  # fewer opened than allowed: cannot nest deeper
         depth = 0

@@ -44,7 +44,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, case, func
 from sqlmodel import Session, select
 
-from controller.db import in_batches, upsert
+from controller.db import BulkUpsert, in_batches
 from controller.energy.inputs import DeviceInfo, Estate
 from controller.energy.lines import (
     HOUR,
@@ -117,14 +117,15 @@ def reopen(session: Session, earliest: Mapping[int, datetime], now: datetime) ->
     if not rows:
         return
     table = RollupMark.__table__
-    insert = upsert(session, table)
+    bulk = BulkUpsert(session, table, ("device_id", "from_day", "version"))  # one statement (late reports: many rows)
+    insert = bulk.statement
     statement = insert.on_conflict_do_update(
         index_elements=["device_id"],
         set_={"from_day": func.least(table.c.from_day, insert.excluded.from_day)
               if session.get_bind().dialect.name == "postgresql"
               else func.min(table.c.from_day, insert.excluded.from_day),
               "version": table.c.version + 1})
-    session.execute(statement, [{"device_id": d, "from_day": day, "version": 1} for d, day in rows])
+    session.execute(statement, bulk.params([{"device_id": d, "from_day": day, "version": 1} for d, day in rows]))
 
 
 def summed(value: float | Decimal, memo: Memo) -> Decimal:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import queue
 import threading
@@ -27,8 +28,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, or_, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, case, or_, select
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
 from agent.protocol import (
@@ -40,7 +41,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, BulkUpsert, upsert
+from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -275,6 +276,7 @@ class IngestWriter:
         self._catalogue: tuple[float, Catalogue] | None = None
         self._ceiling_of: dict[tuple[str, str | None, str | None], float] = {}
         self._unavailable = RepeatedError(log, "the database cannot take reports")
+        self._connection: Connection | None = None  # the writer's own, kept between groups (see _bound)
         self.committed_reports = 0
         self.rejected_reports = 0
 
@@ -301,6 +303,8 @@ class IngestWriter:
         while True:
             job = self._jobs.get()
             if job is None:
+                if self._connection is not None:
+                    self._connection.close()
                 return
             group = [job]
             while len(group) < self._group_size:
@@ -318,6 +322,7 @@ class IngestWriter:
         try:
             outcomes = self._store(group)
         except UNAVAILABLE as exc:
+            self._drop_connection()  # the next group starts on a connection checked before use
             # Nothing was stored; retrying each batch on its own would only hammer a database that is away.
             self._unavailable.occurred(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             for job in group:
@@ -355,9 +360,23 @@ class IngestWriter:
 
         return ceiling
 
+    def _bound(self) -> Connection:
+        """The writer's connection. Checked out once and kept: a session per group on the pool's connections
+        paid a liveness round trip (``pool_pre_ping``) for every group, one of its ten. A connection that
+        failed is dropped (``_drop_connection``), so after an outage the pool's check applies again."""
+        if self._connection is None or self._connection.invalidated or self._connection.closed:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # it failed already; closing may fail the same way
+                self._connection.invalidate()
+            self._connection = None
+
     def _store(self, group: list[_Job]) -> list[BatchAck | Exception]:
         now = self._clock()
-        with Session(self._engine, expire_on_commit=False) as session:
+        with Session(self._bound(), expire_on_commit=False) as session:
             states = _agent_states(session, group, self._ceilings(session))
             verdicts = [self._screen(session, job, states, now) for job in group]
             kept = [v for v in verdicts if v.refused is None]
@@ -586,16 +605,16 @@ def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], insert
     if not counts:  # every report of the batch refused before judging (a retired credential): nothing to touch
         return
     agents = Agent.__table__
-    session.execute(
-        agents.update().where(agents.c.id == bindparam("aid")).values(
-            last_seen=now, reports=agents.c.reports + bindparam("n"), last_end=bindparam("end"),
-            last_seq=case((agents.c.last_seq < bindparam("top"), bindparam("top")), else_=agents.c.last_seq)),
-        [{"aid": a, "n": n, "top": top[a], "end": ends[a]} for a, n in sorted(counts.items())],
-    )
+    bulk = BulkUpdate(session, agents, "id", ("reports", "last_seq", "last_end"))
+    new = bulk.new
+    session.execute(bulk.statement(last_seen=now, reports=agents.c.reports + new["reports"], last_end=new["last_end"],
+                                   last_seq=case((agents.c.last_seq < new["last_seq"], new["last_seq"]),
+                                                 else_=agents.c.last_seq)),
+                    bulk.params([{"id": a, "reports": n, "last_seq": top[a], "last_end": ends[a]}
+                                 for a, n in sorted(counts.items())]))
     if devices:
-        table = Device.__table__
-        session.execute(table.update().where(table.c.id == bindparam("did")).values(last_seen=now),
-                        [{"did": d} for d in sorted(devices)])
+        bulk = BulkUpdate(session, Device.__table__, "id", ())
+        session.execute(bulk.statement(last_seen=now), bulk.params([{"id": d} for d in sorted(devices)]))
 
 
 def _apply_inventories(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],

@@ -81,7 +81,7 @@ class Ansible:
         return PlaybookRun(result.returncode, result.stdout + result.stderr)
 
 
-def _find_ansible_bin() -> Path | None:
+def find_ansible_bin() -> Path | None:
     if (ANSIBLE_VENV / "bin" / "ansible-playbook").exists():
         return ANSIBLE_VENV / "bin"
     found = shutil.which("ansible-playbook")
@@ -90,7 +90,7 @@ def _find_ansible_bin() -> Path | None:
 
 @pytest.fixture(scope="session")
 def ansible(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
-    bin_dir = _find_ansible_bin()
+    bin_dir = find_ansible_bin()
     if bin_dir is None:
         unavailable(f"ansible-playbook is neither in {ANSIBLE_VENV}/bin nor on PATH")
     return Ansible(bin_dir, tmp_path_factory.mktemp("ansible-home"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -34,39 +33,20 @@ from controller.register.enrollment import create_token
 from controller.register.models import Report
 from controller.simulate.estate import SitePlan, build_estate
 from controller.timeutil import utcnow
+from tests.ansible import balancer
 from tests.ansible.conftest import Ansible, unavailable
 from tests.conftest import BIN, ControllerProcess, free_port, start_controller
 from tests.factories import batch_json, report
 
-HERE = Path(__file__).parent
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 DEVICES = 2000
 JOBS_EVERY = {"CARETAKER_ROLLUP_EVERY_SECONDS": "1", "CARETAKER_RETENTION_EVERY_SECONDS": "1",
               "CARETAKER_PARTITIONS_EVERY_SECONDS": "1"}
 
 
 def haproxy(ansible: Ansible, replicas: list[str], port: int, workdir: Path) -> subprocess.Popen:
-    if not Path(HAPROXY).exists():
+    if not Path(balancer.HAPROXY).exists():
         unavailable("haproxy is not installed (.ci/setup-haproxy.sh installs Debian's package)")
-    result = ansible.run("ansible-playbook", "-i", "localhost,", str(HERE / "render-balancer.yml"),
-                         "-e", f"out={workdir}", "-e", json.dumps({
-                             "caretaker_balancer_servers": replicas, "caretaker_balancer_port": port,
-                             "caretaker_balancer_bind": "127.0.0.1", "caretaker_balancer_tls": False,
-                             "caretaker_balancer_check_interval": "500ms", "caretaker_balancer_max_connections": 2000}))
-    assert result.returncode == 0, result.stdout + result.stderr
-    config = workdir / "haproxy.cfg"
-    assert subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True).returncode == 0
-    log = (workdir / "haproxy.log").open("ab")
-    process = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("HAProxy did not pass requests to a replica")
+    return balancer.start(balancer.render(ansible, replicas, port, workdir, check_interval="500ms"), port, workdir)
 
 
 def wait_for_line(process: subprocess.Popen, needle: str, seconds: float, seen: list[str]) -> None:

@@ -304,3 +304,18 @@ def test_a_retired_agent_is_refused_even_after_it_was_cached(client, engine):
     enrolled(client, engine, machine_id="new-image-id")
     refused = client.post(REPORTS, json=batch_json([report(2)]), headers=first)
     assert refused.status_code == 401 and "retired" in refused.json()["detail"]
+
+
+def test_the_report_route_keeps_the_apps_headers_refusals_and_methods(client, engine):
+    """Reports take a shorter path than other routes (api/shortcut.py): the same headers and answers."""
+    headers = enrolled(client, engine)
+    accepted = client.post(REPORTS, headers=headers, json=batch_json([report(1, T0)]))
+    refused = client.post(REPORTS, headers={"Authorization": "Bearer nobody:wrong"}, json=batch_json([report(1, T0)]))
+    for answer in (accepted, refused):
+        assert answer.headers["x-frame-options"] == "DENY" and "content-security-policy" in answer.headers
+        assert answer.headers["content-type"] == "application/json"
+    assert accepted.status_code == 200 and accepted.json()["accepted"] == [1]
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert set(refused.json()) == {"detail"}
+    assert client.post(REPORTS, headers=headers, content=b"[" * 40).status_code == 422  # the guard, before it
+    assert client.get(REPORTS, headers=headers).status_code == 405  # other methods go the usual way

@@ -8,9 +8,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from agent.protocol import BatchAck, EnrollRequest, EnrollResponse, ReportBatch
-from controller.api.deps import CurrentAgent, RuntimeDep
+from controller.api.deps import CurrentAgent, RuntimeDep, current_agent, get_runtime
 from controller.api.errors import Problem
 from controller.api.payloads import BadPayload, parse_batch, parse_body
 from controller.db import session_scope
@@ -21,6 +23,7 @@ from controller.timeutil import as_utc, utcnow
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 REPORTS_PATH = "/api/v1/agent/reports"
 _JSON_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+_ACK = TypeAdapter(BatchAck)
 _REFUSED = {401: {"model": Problem, "description": "unknown, expired, revoked or used-up token or credentials"}}
 
 
@@ -78,3 +81,12 @@ async def post_reports(request: Request, runtime: RuntimeDep, agent: CurrentAgen
         return ack
     finally:
         metrics.duration.observe(time.perf_counter() - began)
+
+
+async def answer_reports(request: Request) -> Response:
+    """``post_reports`` as FastAPI would call it (the same dependencies, the ack as its model serialises it),
+    without FastAPI in between: the app's shortcut (api/shortcut.py) sends every report here."""
+    runtime = await get_runtime(request)
+    agent = await current_agent(runtime, request.headers.get("authorization"))
+    ack = await post_reports(request, runtime, agent)
+    return Response(_ACK.dump_json(ack, by_alias=True), media_type="application/json")

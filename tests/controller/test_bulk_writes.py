@@ -1,0 +1,38 @@
+"""Many rows in one statement (controller.db.BulkUpsert and BulkUpdate) store exactly what one row at a time
+would: on PostgreSQL the values travel as array literals, so quotes, backslashes, braces, commas, the word
+NULL, empty text, JSON, floats and times must all come back as they went in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, select
+from sqlmodel import Session
+
+from controller.db import BulkUpdate, BulkUpsert, UTCDateTime
+
+AWKWARD = ['plain', 'a "quoted" word', "back\\slash", "{braces, and commas}", "NULL", "", " spaced ", "ünï"]
+
+
+def test_awkward_values_go_in_and_are_updated_exactly(engine):
+    table = Table("bulk_probe", MetaData(), Column("id", Integer, primary_key=True), Column("text", String),
+                  Column("doc", JSON), Column("at", UTCDateTime), Column("amount", Float), Column("flag", Boolean))
+    table.create(engine)
+    at = datetime(2026, 12, 5, 19, 4, 3, 123456, tzinfo=UTC)
+    rows = [{"id": i, "text": text, "doc": {"text": text, "n": [i, None]} if i % 2 else None, "at": at if i else None,
+             "amount": [0.1 + 0.2, 3, 1e-300, None][i % 4], "flag": i % 3 == 0}
+            for i, text in enumerate(AWKWARD)]
+    with Session(engine) as session:
+        bulk = BulkUpsert(session, table, list(rows[0]))
+        session.execute(bulk.statement, bulk.params(rows))
+        session.commit()
+        stored = [dict(row._mapping) for row in session.execute(select(table).order_by(table.c.id))]
+    assert stored == [{**row, "amount": None if row["amount"] is None else float(row["amount"])} for row in rows]
+
+    with Session(engine) as session:
+        update = BulkUpdate(session, table, "id", ("text",))
+        session.execute(update.statement(text=update.new["text"] + "!", amount=table.c.amount),
+                        update.params([{"id": i, "text": text[::-1]} for i, text in enumerate(AWKWARD)]))
+        session.commit()
+        texts = session.execute(select(table.c.text).order_by(table.c.id)).scalars().all()
+    assert texts == [text[::-1] + "!" for text in AWKWARD]
