@@ -185,7 +185,8 @@ def test_a_device_goes_through_disposal_only_with_its_evidence(page, console):
 
 def test_sign_in_works_from_the_keyboard_alone(page):
     page.goto("/signin")
-    assert page.evaluate("document.activeElement.id") == "name"  # the form has focus as the page opens
+    # The form has focus as the page opens (autofocus lands at the next rendering step after load, so wait for it).
+    sync_api.expect(page.locator("#name")).to_be_focused(timeout=5_000)
     page.keyboard.type("barry")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "password"
