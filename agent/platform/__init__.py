@@ -6,6 +6,7 @@ agent asks :func:`current` for the backend and never looks at ``sys.platform`` i
 
 from __future__ import annotations
 
+import importlib
 import sys
 from functools import cache
 from types import ModuleType
@@ -19,16 +20,25 @@ class UnsupportedPlatform(RuntimeError):
     """The agent has no backend for this operating system."""
 
 
+_FAMILIES = {"win32": "windows", "darwin": "macos"}  # sys.platform values; "linux…" is linux
+
+
+def module_for(part: str, platform: str = sys.platform) -> ModuleType | None:
+    """This package's module for ``part`` on ``platform`` (a ``sys.platform`` value): ``linux_<part>``,
+    ``windows_<part>`` or ``macos_<part>`` (``part`` empty: the backend itself), imported on first use so no
+    OS loads another's modules; None on an OS the agent has none for. Any OS's can be asked for, so tests
+    cover all three."""
+    family = "linux" if platform.startswith("linux") else _FAMILIES.get(platform)
+    if family is None:
+        return None
+    return importlib.import_module(f"agent.platform.{family}_{part}" if part else f"agent.platform.{family}")
+
+
 @cache
 def current() -> Backend:
-    """The backend for the running OS, imported on first use so no OS loads another's modules."""
-    if sys.platform.startswith("linux"):
-        from agent.platform import linux as backend
-    elif sys.platform == "win32":
-        from agent.platform import windows as backend
-    elif sys.platform == "darwin":
-        from agent.platform import macos as backend
-    else:
+    """The backend for the running OS."""
+    backend = module_for("")
+    if backend is None:
         raise UnsupportedPlatform(f"no Caretaker backend for {sys.platform!r}")
     return backend  # type: ignore[return-value]  # the module is the Backend
 
@@ -36,12 +46,7 @@ def current() -> Backend:
 def session_side() -> ModuleType:
     """What the session helper needs of this OS: ``DEFAULT_ADDRESS``, ``connect(address)`` and
     ``read_state()`` (idle seconds and lock state, from inside the user's session)."""
-    if sys.platform.startswith("linux"):
-        from agent.platform import linux_session as side
-    elif sys.platform == "win32":
-        from agent.platform import windows_session as side
-    elif sys.platform == "darwin":
-        from agent.platform import macos_session as side
-    else:
+    side = module_for("session")
+    if side is None:
         raise UnsupportedPlatform(f"no Caretaker session helper for {sys.platform!r}")
     return side

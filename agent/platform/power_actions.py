@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Protocol
 
+from agent.platform import module_for
 from agent.protocol import PowerActionKind as Verb
 
 __all__ = ["PowerActions", "Verb", "for_platform"]
@@ -21,12 +22,7 @@ class PowerActions(Protocol):
 
 def for_platform(platform: str = sys.platform) -> PowerActions:
     """The module for ``platform`` (a ``sys.platform`` value); any OS's can be asked for, so tests cover all three."""
-    if platform.startswith("linux"):
-        from agent.platform import linux_power_actions as module
-    elif platform == "win32":
-        from agent.platform import windows_power_actions as module
-    elif platform == "darwin":
-        from agent.platform import macos_power_actions as module
-    else:
+    module = module_for("power_actions", platform)
+    if module is None:
         raise ValueError(f"no power actions for {platform!r}")
     return module  # type: ignore[return-value]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from agent.platform import module_for
 from agent.protocol import Insomnia, UpdateStatus
 
 
@@ -23,15 +24,7 @@ class SleepChecks(Protocol):
 
 def for_platform(platform: str = sys.platform) -> SleepChecks | None:
     """The module for ``platform`` (a ``sys.platform`` value); None where the agent has none."""
-    if platform.startswith("linux"):
-        from agent.platform import linux_sleep as module
-    elif platform == "win32":
-        from agent.platform import windows_sleep as module
-    elif platform == "darwin":
-        from agent.platform import macos_sleep as module
-    else:
-        return None
-    return module  # type: ignore[return-value]
+    return module_for("sleep", platform)  # type: ignore[return-value]
 
 
 def first_of(processes: dict[str, int], names: tuple[str, ...]) -> str | None:

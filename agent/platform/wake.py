@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from agent.platform import module_for
 from agent.protocol import WakeReadiness
 
 
@@ -19,12 +20,4 @@ class WakeChecks(Protocol):
 
 def for_platform(platform: str = sys.platform) -> WakeChecks | None:
     """The module for ``platform`` (a ``sys.platform`` value); None where the agent has none."""
-    if platform.startswith("linux"):
-        from agent.platform import linux_wake as module
-    elif platform == "win32":
-        from agent.platform import windows_wake as module
-    elif platform == "darwin":
-        from agent.platform import macos_wake as module
-    else:
-        return None
-    return module  # type: ignore[return-value]
+    return module_for("wake", platform)  # type: ignore[return-value]
