@@ -26,7 +26,7 @@ from controller.energy.insomnia import insomnia
 from controller.energy.period import Period, PeriodError, resolve
 from controller.energy.savings import out_of_hours_waste, savings_summary
 from controller.energy.school_hours import SchoolHours
-from controller.reports.service import ReportError, load_inputs
+from controller.reports.service import Inputs, ReportError, load_inputs
 
 router = APIRouter(prefix="/api/v1/energy", tags=["energy"])
 Reader = Annotated[Principal, Depends(require(*READERS))]
@@ -50,15 +50,20 @@ def _scope(session, principal: Principal, sites: list[str], start: str, end: str
     return period
 
 
+def _policy_inputs(runtime) -> Inputs:
+    """The policies, calendars and placement rules in force; policy files that do not load are a 400 that says why."""
+    try:
+        return load_inputs(runtime.settings.resolved_policy_dir())
+    except ReportError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
 @router.get("/summary")
 def summary(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Sites = [],  # noqa: B006
             by: str = "site", per_school_day: bool = False) -> dict:
     hours = None
     if per_school_day:
-        try:
-            inputs = load_inputs(runtime.settings.resolved_policy_dir())
-        except ReportError as exc:
-            raise HTTPException(400, str(exc)) from None
+        inputs = _policy_inputs(runtime)
         hours = SchoolHours(calendars=tuple(inputs.site_calendars(site[0]) if site else ()))
     with session_scope(runtime.engine) as session:
         period = _scope(session, principal, site, start, end)
@@ -78,10 +83,7 @@ def savings(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: 
 @router.get("/waste")
 def waste(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Sites = [],  # noqa: B006
           by: str = "device", limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> list:
-    try:
-        inputs = load_inputs(runtime.settings.resolved_policy_dir())
-    except ReportError as exc:
-        raise HTTPException(400, str(exc)) from None
+    inputs = _policy_inputs(runtime)
     with session_scope(runtime.engine) as session:
         period = _scope(session, principal, site, start, end)
         try:
@@ -95,10 +97,7 @@ def waste(runtime: RuntimeDep, principal: Reader, start: From, end: To, site: Si
 @router.get("/insomnia")
 def insomnia_by_cause(runtime: RuntimeDep, principal: Reader, start: From, end: To,
                       site: Sites = []) -> dict:  # noqa: B006
-    try:
-        inputs = load_inputs(runtime.settings.resolved_policy_dir())
-    except ReportError as exc:
-        raise HTTPException(400, str(exc)) from None
+    inputs = _policy_inputs(runtime)
     with session_scope(runtime.engine) as session:
         period = _scope(session, principal, site, start, end)
         try:
