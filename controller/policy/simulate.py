@@ -182,13 +182,6 @@ def decisive_spans(policies: Sequence[Policy], calendars: Mapping[str, Calendar]
     return result
 
 
-def is_decisive(observation: Observation, spans: Sequence[Span]) -> bool:
-    """Whether ``observation`` lies in one of ``spans`` (of ``decisive_spans``): it ends at or after the span's
-    start, and starts before its end. The database query in controller.policy.replay asks the same."""
-    return any((start is None or observation.end >= start) and (end is None or observation.start < end)
-               for start, end in spans)
-
-
 def _spans_of(windows: Sequence[Window]) -> list[Span]:
     if not windows:
         return [(None, None)]
