@@ -111,6 +111,24 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Statements that return no rows, sent without waiting for each answer (psycopg's pipeline mode on
+    PostgreSQL; as usual on SQLite). A round trip is most of what a small write costs, and a thread that
+    waits on one also waits for the GIL after it; a commit inside the block sends the lot with one.
+
+    Only for statements whose result nobody reads: SQLAlchemy looks at a statement's result columns as
+    soon as it is sent, before they exist in this mode, so a SELECT or RETURNING here would return nothing.
+    An error of any statement surfaces at the commit (or at the end of the block) instead.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    with connection.connection.driver_connection.pipeline():
+        yield
+
+
 T = TypeVar("T")
 IN_LIST_LIMIT = 10_000  # PostgreSQL takes at most 65,535 bind parameters in one statement
 

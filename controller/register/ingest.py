@@ -41,7 +41,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, upsert
+from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, pipelined, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -381,14 +381,17 @@ class IngestWriter:
             verdicts = [self._screen(session, job, states, now) for job in group]
             kept = [v for v in verdicts if v.refused is None]
             inserted = _insert_reports(session, kept, now)
-            _add_energy(session, kept, inserted, now)
-            _keep_latest(session, kept, inserted)
-            _touch_agents_and_devices(session, kept, inserted, states, now)
+            # What reads, or writes through the ORM, first; then what only writes, with the commit, at once.
             _apply_inventories(session, kept, inserted, states, now)
             _record_actions(session, kept, inserted)
-            _record_awake(session, kept, inserted)
             relay_replies = self._wake.on_reports(session, _arrivals(kept, inserted), now) if self._wake else {}
-            session.commit()
+            session.flush()
+            with pipelined(session):
+                _add_energy(session, kept, inserted, now)
+                _keep_latest(session, kept, inserted)
+                _touch_agents_and_devices(session, kept, inserted, states, now)
+                _record_awake(session, kept, inserted)
+                session.commit()
         self.committed_reports += len(inserted)
         outcomes: list[BatchAck | Exception] = []
         for verdict in verdicts:
