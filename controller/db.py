@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import JSON, DateTime, TypeDecorator
 from sqlmodel import Session, create_engine
@@ -194,6 +194,21 @@ def _array_literal(values: Sequence[object]) -> str:
                           for value in values) + "}"
 
 
+S = TypeVar("S")
+
+
+def prepared(session: Session, build: Callable[[Dialect], S]) -> S:
+    """What ``build`` makes for the session's dialect (a statement, or a statement and its ``BulkUpsert``),
+    made once and kept. A hot writer that built its statements for every group paid SQLAlchemy again each
+    time to build them and to work out their cache keys, which it remembers on a statement it sees again."""
+    return _prepared(session.get_bind().dialect, build)
+
+
+@lru_cache(maxsize=64)
+def _prepared(dialect: Dialect, build: Callable[[Dialect], S]) -> S:
+    return build(dialect)
+
+
 class BulkUpsert:
     """Many rows into ``table`` as one statement: the core of ``upsert`` for rows of ``names``, and its
     parameters (``params``). On PostgreSQL the rows travel as one array per column through ``unnest``, so
@@ -203,8 +218,7 @@ class BulkUpsert:
 
     Rows are inserted in the order given, so writers that sort their rows lock them in one order."""
 
-    def __init__(self, session: Session, table, names: Sequence[str]):
-        dialect = session.get_bind().dialect
+    def __init__(self, dialect: Dialect, table, names: Sequence[str]):
         self._arrays = None
         if dialect.name != "postgresql":
             self.statement = sqlite.insert(table)
@@ -223,8 +237,7 @@ class BulkUpdate:
     of messages per row; on SQLite an executemany. ``new[name]`` is a row's value of ``name``, for the SET
     clause given to ``statement``; ``params`` turns rows (dicts of ``key`` and ``names``) into parameters."""
 
-    def __init__(self, session: Session, table, key: str, names: Sequence[str]):
-        dialect = session.get_bind().dialect
+    def __init__(self, dialect: Dialect, table, key: str, names: Sequence[str]):
         self._table = table
         self._prefix = "new_"  # bind names apart from the columns', which SQLAlchemy would read as SET values
         columns = (key, *names)

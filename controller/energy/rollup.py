@@ -42,9 +42,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import bindparam, case, func
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, select
 
-from controller.db import BulkUpsert, in_batches
+from controller.db import BulkUpsert, in_batches, prepared
 from controller.energy.inputs import DeviceInfo, Estate
 from controller.energy.lines import (
     HOUR,
@@ -116,16 +118,18 @@ def reopen(session: Session, earliest: Mapping[int, datetime], now: datetime) ->
     rows = sorted((device_id, day_of(hour)) for device_id, hour in earliest.items() if day_of(hour) < today)
     if not rows:
         return
-    table = RollupMark.__table__
-    bulk = BulkUpsert(session, table, ("device_id", "from_day", "version"))  # one statement (late reports: many rows)
-    insert = bulk.statement
-    statement = insert.on_conflict_do_update(
-        index_elements=["device_id"],
-        set_={"from_day": func.least(table.c.from_day, insert.excluded.from_day)
-              if session.get_bind().dialect.name == "postgresql"
-              else func.min(table.c.from_day, insert.excluded.from_day),
-              "version": table.c.version + 1})
+    statement, bulk = prepared(session, _mark_upsert)  # one statement (late reports: many rows)
     session.execute(statement, bulk.params([{"device_id": d, "from_day": day, "version": 1} for d, day in rows]))
+
+
+def _mark_upsert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
+    table = RollupMark.__table__
+    bulk = BulkUpsert(dialect, table, ("device_id", "from_day", "version"))
+    insert = bulk.statement
+    earlier = func.least if dialect.name == "postgresql" else func.min
+    return insert.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={"from_day": earlier(table.c.from_day, insert.excluded.from_day), "version": table.c.version + 1}), bulk
 
 
 def summed(value: float | Decimal, memo: Memo) -> Decimal:

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, or_, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.sql.dml import Insert, Update
 from sqlmodel import Session, col
 
 from agent.protocol import (
@@ -41,7 +42,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, pipelined, upsert
+from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, pipelined, prepared, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -491,7 +492,13 @@ def _accounted(report: Report) -> dict:
     return {"method": awake.method.value if awake else None, "joules": awake.joules if awake else None}
 
 
+_REPORT_COLUMNS = ("agent_id", "seq", "device_id", "start", "end", "state", "cpu_percent", "idle_seconds", "sessions",
+                  "slept_seconds", "memory_percent", "method", "joules", "samples", "received_at",
+                  "processes_watched", "processes_running")
+
+
 def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
+    """A report as a row of _REPORT_COLUMNS."""
     return {
         "agent_id": agent.agent_id, "seq": report.seq, "device_id": agent.device_id,
         "start": report.start, "end": report.end, "state": report.activity.state.value,
@@ -508,18 +515,21 @@ def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
 def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -> set[tuple[str, int]]:
     """Insert every new (agent, seq); return those that were new. Replays insert nothing.
 
-    Rows go as executemany parameters, never inlined, so the statement is compiled once per process
-    and cached (SQLAlchemy batches them into multi-row VALUES itself): compiling a fresh statement per
-    group was half of the writer's time.
+    Rows go as parameters, never inlined, so the statement is compiled once per process and cached:
+    compiling a fresh statement per group was half of the writer's time.
     """
     rows = [_report_row(v.job.agent, r, now) for v in verdicts for r in v.keep]
     if not rows:
         return set()
-    table = ReportRow.__table__
-    bulk = BulkUpsert(session, table, list(rows[0]))
-    statement = (bulk.statement.on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
-                 .returning(table.c.agent_id, table.c.seq))
+    statement, bulk = prepared(session, _report_insert)
     return {(a, s) for a, s in session.execute(statement, bulk.params(rows))}
+
+
+def _report_insert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
+    table = ReportRow.__table__
+    bulk = BulkUpsert(dialect, table, _REPORT_COLUMNS)
+    return (bulk.statement.on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
+            .returning(table.c.agent_id, table.c.seq)), bulk
 
 
 def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
@@ -537,23 +547,27 @@ def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[
             total.seconds += value.seconds
     if not sums:
         return
-    table = EnergyBucket.__table__
     # Sorted, so two replicas upserting the same buckets lock them in the same order (no deadlock).
     rows = [{"device_id": device_id, "hour": key.hour, "state": key.state.value, "method": key.method,
              "joules": value.joules, "seconds": value.seconds}
             for (device_id, key), value in sorted(sums.items(), key=lambda kv: (kv[0][0], kv[0][1].hour,
                                                                                   kv[0][1].state, kv[0][1].method))]
-    bulk = BulkUpsert(session, table, list(rows[0]))
-    statement = bulk.statement.on_conflict_do_update(
-        index_elements=["device_id", "hour", "state", "method"],
-        set_={"joules": table.c.joules + bulk.statement.excluded.joules,
-              "seconds": table.c.seconds + bulk.statement.excluded.seconds})
+    statement, bulk = prepared(session, _bucket_upsert)
     session.execute(statement, bulk.params(rows))
     earliest: dict[int, datetime] = {}
     for (device_id, key) in sums:
         if device_id not in earliest or key.hour < earliest[device_id]:
             earliest[device_id] = key.hour
     reopen(session, earliest, now)  # a late report re-opens the rolled-up days it lands in
+
+
+def _bucket_upsert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
+    table = EnergyBucket.__table__
+    bulk = BulkUpsert(dialect, table, ("device_id", "hour", "state", "method", "joules", "seconds"))
+    return bulk.statement.on_conflict_do_update(
+        index_elements=["device_id", "hour", "state", "method"],
+        set_={"joules": table.c.joules + bulk.statement.excluded.joules,
+              "seconds": table.c.seconds + bulk.statement.excluded.seconds}), bulk
 
 
 def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
@@ -573,16 +587,19 @@ def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple
                     "state": report.activity.state.value, **_accounted(report)}
     if not newest:
         return
+    statement, bulk = prepared(session, _latest_upsert)
+    session.execute(statement, bulk.params([newest[d] for d in sorted(newest)]))  # sorted: replicas lock in one order
+
+
+def _latest_upsert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
     table = DeviceLatest.__table__
-    rows = [newest[d] for d in sorted(newest)]  # sorted: replicas lock in one order
-    bulk = BulkUpsert(session, table, list(rows[0]))
+    bulk = BulkUpsert(dialect, table, ("device_id", "start", "end", "state", "method", "joules"))
     statement = bulk.statement
     later = or_(statement.excluded.start > table.c.start,
                 and_(statement.excluded.start == table.c.start, statement.excluded.end > table.c.end))
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["device_id"], where=later,
-        set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")})
-    session.execute(statement, bulk.params(rows))
+        set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")}), bulk
 
 
 def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
@@ -607,17 +624,26 @@ def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], insert
         states[agent_id].last_end = end
     if not counts:  # every report of the batch refused before judging (a retired credential): nothing to touch
         return
-    agents = Agent.__table__
-    bulk = BulkUpdate(session, agents, "id", ("reports", "last_seq", "last_end"))
-    new = bulk.new
-    session.execute(bulk.statement(last_seen=now, reports=agents.c.reports + new["reports"], last_end=new["last_end"],
-                                   last_seq=case((agents.c.last_seq < new["last_seq"], new["last_seq"]),
-                                                 else_=agents.c.last_seq)),
-                    bulk.params([{"id": a, "reports": n, "last_seq": top[a], "last_end": ends[a]}
-                                 for a, n in sorted(counts.items())]))
+    statement, bulk = prepared(session, _agents_update)
+    session.execute(statement, bulk.params([{"id": a, "reports": n, "last_seq": top[a], "last_end": ends[a],
+                                             "last_seen": now} for a, n in sorted(counts.items())]))
     if devices:
-        bulk = BulkUpdate(session, Device.__table__, "id", ())
-        session.execute(bulk.statement(last_seen=now), bulk.params([{"id": d} for d in sorted(devices)]))
+        statement, bulk = prepared(session, _devices_update)
+        session.execute(statement, bulk.params([{"id": d, "last_seen": now} for d in sorted(devices)]))
+
+
+def _agents_update(dialect: Dialect) -> tuple[Update, BulkUpdate]:
+    agents = Agent.__table__
+    bulk = BulkUpdate(dialect, agents, "id", ("reports", "last_seq", "last_end", "last_seen"))
+    new = bulk.new
+    higher_seq = case((agents.c.last_seq < new["last_seq"], new["last_seq"]), else_=agents.c.last_seq)
+    return bulk.statement(last_seen=new["last_seen"], reports=agents.c.reports + new["reports"],
+                          last_end=new["last_end"], last_seq=higher_seq), bulk
+
+
+def _devices_update(dialect: Dialect) -> tuple[Update, BulkUpdate]:
+    bulk = BulkUpdate(dialect, Device.__table__, "id", ("last_seen",))
+    return bulk.statement(last_seen=bulk.new["last_seen"]), bulk
 
 
 def _apply_inventories(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],

@@ -23,14 +23,14 @@ def test_awkward_values_go_in_and_are_updated_exactly(engine):
              "amount": [0.1 + 0.2, 3, 1e-300, None][i % 4], "flag": i % 3 == 0}
             for i, text in enumerate(AWKWARD)]
     with Session(engine) as session:
-        bulk = BulkUpsert(session, table, list(rows[0]))
+        bulk = BulkUpsert(engine.dialect, table, list(rows[0]))
         session.execute(bulk.statement, bulk.params(rows))
         session.commit()
         stored = [dict(row._mapping) for row in session.execute(select(table).order_by(table.c.id))]
     assert stored == [{**row, "amount": None if row["amount"] is None else float(row["amount"])} for row in rows]
 
     with Session(engine) as session:
-        update = BulkUpdate(session, table, "id", ("text",))
+        update = BulkUpdate(engine.dialect, table, "id", ("text",))
         session.execute(update.statement(text=update.new["text"] + "!", amount=table.c.amount),
                         update.params([{"id": i, "text": text[::-1]} for i, text in enumerate(AWKWARD)]))
         session.commit()
