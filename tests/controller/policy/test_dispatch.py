@@ -76,3 +76,26 @@ def test_an_agent_replaying_past_days_gets_the_schedule_of_the_day_it_reached(en
     # Monday 9 February was a school day (school hours keep it on); the half-term Monday was not.
     assert ScheduleIntent.KEEP_ON in intents(week_ago) and intents(today) == {ScheduleIntent.POWER_DOWN}
     assert asyncio.run(planner.reply(pc, held_version=week_ago.version)).version == today.version
+
+
+def test_replies_in_flight_when_the_policies_are_due_share_one_reload(engine, tmp_path):
+    store, pcs = hillside(engine, tmp_path)
+    planner = SchedulePlanner(store, engine, hours=24, clock=lambda: HALF_TERM_MONDAY)
+    reloads = 0
+    refresh = store.refresh
+
+    def counted_refresh():
+        nonlocal reloads
+        reloads += 1
+        return refresh()
+
+    store.refresh = counted_refresh
+
+    async def many_at_once():
+        return await asyncio.gather(*(planner.reply(pcs[n % 2], held_version=None) for n in range(64)))
+
+    schedules = asyncio.run(many_at_once())
+
+    assert reloads == 1
+    assert all(ScheduleIntent.POWER_DOWN in intents(schedule) for schedule in schedules)
+
