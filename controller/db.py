@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.types import JSON, DateTime, TypeDecorator
+from sqlalchemy.types import JSON, DateTime, Integer, Numeric, TypeDecorator
 from sqlmodel import Session, create_engine
 
 from controller.timeutil import as_utc
@@ -158,18 +158,20 @@ class _Arrays:
     def __init__(self, dialect, table, names: Sequence[str], prefix: str = ""):
         self._names = tuple(names)
         self._prefix = prefix
-        self.rows, self._processors = _unnest(dialect, table, self._names, prefix)
+        self.rows, self._processors, self._literals = _unnest(dialect, table, self._names, prefix)
 
     def params(self, rows: Sequence[dict]) -> dict[str, str]:
         """Each column through its type's own bind processing (UTC for times, JSON as its text with None as
         JSON null), as an insert of rows would, then as one array literal."""
-        return {self._prefix + name: _array_literal([process(row[name]) for row in rows])
-                for name, process in zip(self._names, self._processors, strict=True)}
+        return {self._prefix + name: literal([process(row[name]) for row in rows])
+                for name, process, literal in zip(self._names, self._processors, self._literals, strict=True)}
 
 
 @lru_cache(maxsize=64)
-def _unnest(dialect, table, names: tuple[str, ...], prefix: str) -> tuple[TextClause, tuple[Callable, ...]]:
-    """The ``unnest`` of ``names``' arrays and each column's bind processing, made once per statement shape."""
+def _unnest(dialect, table, names: tuple[str, ...], prefix: str
+            ) -> tuple[TextClause, tuple[Callable, ...], tuple[Callable, ...]]:
+    """The ``unnest`` of ``names``' arrays, each column's bind processing and how its array is written, made
+    once per statement shape."""
     arrays = ", ".join(f"CAST(:{prefix}{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
                        for name in names)
     named = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
@@ -181,7 +183,11 @@ def _unnest(dialect, table, names: tuple[str, ...], prefix: str) -> tuple[TextCl
             return serialize
         return column_type.dialect_impl(dialect).bind_processor(dialect) or _same
 
-    return rows, tuple(processor(table.c[name].type) for name in names)
+    def literal(column_type) -> Callable[[Sequence[object]], str]:
+        return _number_array_literal if isinstance(column_type, Integer | Numeric) else _array_literal
+
+    return (rows, tuple(processor(table.c[name].type) for name in names),
+            tuple(literal(table.c[name].type) for name in names))
 
 
 def _array_literal(values: Sequence[object]) -> str:
@@ -192,6 +198,11 @@ def _array_literal(values: Sequence[object]) -> str:
     return "{" + ",".join("NULL" if value is None
                           else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
                           for value in values) + "}"
+
+
+def _number_array_literal(values: Sequence[object]) -> str:
+    """``_array_literal`` of numbers, which need neither quotes nor escapes (half the time for integers)."""
+    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
 
 
 S = TypeVar("S")

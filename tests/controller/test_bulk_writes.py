@@ -20,7 +20,7 @@ def test_awkward_values_go_in_and_are_updated_exactly(engine):
     table.create(engine)
     at = datetime(2026, 12, 5, 19, 4, 3, 123456, tzinfo=UTC)
     rows = [{"id": i, "text": text, "doc": {"text": text, "n": [i, None]} if i % 2 else None, "at": at if i else None,
-             "amount": [0.1 + 0.2, 3, 1e-300, None][i % 4], "flag": i % 3 == 0}
+             "amount": [0.1 + 0.2, 3, 1e-300, None, float("inf"), -2.5e10][i % 6], "flag": i % 3 == 0}
             for i, text in enumerate(AWKWARD)]
     with Session(engine) as session:
         bulk = BulkUpsert(engine.dialect, table, list(rows[0]))
