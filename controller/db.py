@@ -125,8 +125,14 @@ def pipelined(session: Session) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
-    with connection.connection.driver_connection.pipeline():
-        yield
+    try:
+        with connection.connection.driver_connection.pipeline():
+            yield
+    except BaseException:
+        # psycopg cannot roll back a transaction that failed inside a pipeline (it stays "in error", and
+        # SQLAlchemy's transaction with it): the connection is replaced instead, as one that was lost.
+        connection.invalidate()
+        raise
 
 
 T = TypeVar("T")

@@ -330,6 +330,7 @@ class IngestWriter:
                 job.future.set_exception(StoreUnavailable("the database cannot take reports just now"))
             return
         except Exception:
+            self._drop_connection()  # a transaction that failed may leave it unusable (see controller.db.pipelined)
             if len(group) == 1:
                 log.exception("storing a report batch failed")
                 group[0].future.set_exception(RuntimeError("the controller could not store this batch"))

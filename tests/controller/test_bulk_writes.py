@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from controller.db import BulkUpdate, BulkUpsert, UTCDateTime
+from controller.db import BulkUpdate, BulkUpsert, UTCDateTime, pipelined
 
 AWKWARD = ['plain', 'a "quoted" word', "back\\slash", "{braces, and commas}", "NULL", "", " spaced ", "ünï"]
 
@@ -36,3 +38,22 @@ def test_awkward_values_go_in_and_are_updated_exactly(engine):
         session.commit()
         texts = session.execute(select(table.c.text).order_by(table.c.id)).scalars().all()
     assert texts == [text[::-1] + "!" for text in AWKWARD]
+
+
+def test_a_statement_failing_in_a_pipeline_fails_the_commit_and_leaves_nothing_written(engine):
+    """The ingest writer sends its last statements and the commit together (controller.db.pipelined): one
+    that fails must fail the whole transaction, as it would sent alone, and the next one must work."""
+    table = Table("pipeline_probe", MetaData(), Column("id", Integer, primary_key=True))
+    table.create(engine)
+    with pytest.raises(IntegrityError), Session(engine) as session:
+        session.execute(table.insert(), [{"id": 1}])
+        with pipelined(session):
+            session.execute(table.insert(), [{"id": 2}])
+            session.execute(table.insert(), [{"id": 2}])
+            session.execute(table.insert(), [{"id": 3}])
+            session.commit()
+    with Session(engine) as session:
+        with pipelined(session):
+            session.execute(table.insert(), [{"id": 4}])
+            session.commit()
+        assert session.execute(select(table.c.id)).scalars().all() == [4]
