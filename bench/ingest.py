@@ -24,8 +24,12 @@ runs it), enrolls through the balancer and measures the phases through it; then 
 the replicas directly, the peer in the same run (phase 1 only once: after it every agent's credentials
 are cached somewhere).
 
-Reports come from the simulator's behaviour model (a school morning, a few days ago) and are built
-before each phase starts, so building them costs the measured phases nothing. Requests go over a
+Reports come from the simulator's behaviour model (from a school morning ten days ago), each device's
+relabelled to run back to back from today's midnight (UTC), as live agents' reports are: of today, so none
+re-opens a day already rolled up. ``--late-reports`` sends them with their own dates instead, as the runs before
+2026-12-05 23:00 UTC did: every report then re-opens rolled-up days (a whole estate flushing ten-day-old
+spools at once), and the rollup job works them again while the phases run. They are built before each phase
+starts, so building them costs the measured phases nothing. Requests go over a
 minimal keep-alive HTTP/1.1 client on asyncio (uvloop when present): httpx's connection pool costs
 about a millisecond of CPU per request at 16+ connections, which on a 2-core machine would measure
 the load generator instead of the controller. CPU is reported for the controller, the generator and
@@ -47,7 +51,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -310,6 +314,7 @@ class Sender:
     head: bytes  # request line and headers up to Content-Length
     index: int
     until: datetime
+    relabel_from: datetime | None  # where the next report's times start (see the module docstring); None: its own
     next_seq: int = 1
 
     def next_request(self) -> bytes:
@@ -319,6 +324,14 @@ class Sender:
             report = report_for(self.device, self.next_seq, start, end,
                                 with_inventory=(self.index + self.next_seq) % INVENTORY_EVERY == 0)
             if report is not None:
+                if self.relabel_from is not None:
+                    start, end = self.relabel_from, self.relabel_from + (report.end - report.start)
+                    report = replace(report, start=start, end=end)
+                    self.relabel_from = end
+                if report.end > datetime.now(UTC):
+                    raise SystemExit(f"{self.device.hostname}'s report {self.next_seq} would end after now: too little "
+                                     "of today (UTC) is past for this many reports per device; run later in the day, "
+                                     "with more devices or shorter phases, or with --late-reports")
                 self.next_seq += 1
                 body = json.dumps({"protocol_version": PROTOCOL_VERSION, "reports": [to_wire(report)]},
                                   separators=(",", ":")).encode()
@@ -491,14 +504,16 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
         f"through `caretaker simulate` (httpx, 8 in flight)")
 
     state = EstateState.load(config.state_file)
-    t0 = school_morning(datetime.now(UTC))
+    now = datetime.now(UTC)
+    t0 = school_morning(now)
+    today = None if args.late_reports else datetime.combine(now.date(), clock_time(0), tzinfo=UTC)
     host = f"Host: 127.0.0.1:{targets[0].port}\r\nContent-Type: application/json\r\n"
     senders = []
     for i, device in enumerate(build_estate(state.sites, state.seed)):
         record = state.agents[device.hostname]
         head = (f"POST {REPORTS_PATH} HTTP/1.1\r\n{host}Authorization: {record.authorization}\r\n"
                 f"Content-Length: ").encode()
-        senders.append(Sender(device, head, i, t0))
+        senders.append(Sender(device, head, i, t0, today))
 
     measured = []
     for number, target in enumerate(targets):
@@ -588,6 +603,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=0,
                         help="also run N controllers on one PostgreSQL database behind HAProxy (the balancer role's "
                              "configuration) and measure through it first, then one of them without it")
+    parser.add_argument("--late-reports", action="store_true",
+                        help="send reports with their own dates, ten days ago (each re-opens rolled-up days)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path, help="py-spy the controller in the ceiling phase, into this directory")
     args = parser.parse_args()
