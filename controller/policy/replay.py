@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, not_, or_, true
 from sqlmodel import Session, col, func, select
 
+from agent.protocol import MAX_INTERVAL_SECONDS
 from controller.db import in_batches, seconds_between
 from controller.energy import catalogue
 from controller.errors import DomainError
@@ -82,29 +83,23 @@ def observations(session: Session, readings: Mapping[str, Reading], start: datet
 def tails(session: Session, readings: Mapping[str, Reading], start: datetime, end: datetime) -> list[Tail]:
     """The awake reports of each device's summed stretches (``Reading.summed``), summed in SQL by device and
     stretch: ``Tail``s, the sums the replay needs of reports it does not judge. A week of an estate left on
-    at night is read as a few rows per device and night instead of a hundred."""
-    seconds = seconds_between(session, ReportRow.start, ReportRow.end)
-    awake = seconds - ReportRow.slept_seconds
+    at night is read as a few rows per device and night instead of a hundred. One query per stretch, so
+    that the database walks the (device, start) index over that stretch only and classifies nothing."""
+    awake = seconds_between(session, ReportRow.start, ReportRow.end) - ReportRow.slept_seconds
     measured = and_(col(ReportRow.joules).is_not(None), awake > 0)
+    sums = (ReportRow.device_id, func.count(), func.sum(case((measured, ReportRow.joules), else_=0.0)),
+            func.sum(case((measured, awake), else_=0.0)), func.min(case((measured, ReportRow.joules / awake))))
     connection = session.connection()
     found = []
     for reading, ids in _alike(readings):
-        if not reading.summed:
-            continue
-        stretch = case(*((_in_stretch(low, high), index) for index, (low, high) in enumerate(reading.summed)))
-        for batch in in_batches(ids):
-            each = select(ReportRow.device_id, stretch.label("stretch"),
-                          case((measured, ReportRow.joules), else_=0.0).label("joules"),
-                          case((measured, awake), else_=0.0).label("awake"),
-                          case((measured, ReportRow.joules / awake)).label("watts")).where(
-                col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
-                col(ReportRow.state).in_(AWAKE), stretch.is_not(None)).subquery()
-            found += [Tail(str(device_id), *reading.summed[index], count, float(joules), float(awake),
-                           None if watts is None else float(watts))
-                      for device_id, index, count, joules, awake, watts in connection.execute(
-                          select(each.c.device_id, each.c.stretch, func.count(), func.sum(each.c.joules),
-                                 func.sum(each.c.awake), func.min(each.c.watts)
-                                 ).group_by(each.c.device_id, each.c.stretch))]
+        for low, high in reading.summed:
+            for batch in in_batches(ids):
+                rows = connection.execute(select(*sums).where(
+                    col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
+                    col(ReportRow.state).in_(AWAKE), _in_stretch(low, high)).group_by(ReportRow.device_id))
+                found += [Tail(str(device_id), low, high, count, float(joules), float(awake_seconds),
+                               None if watts is None else float(watts))
+                          for device_id, count, joules, awake_seconds, watts in rows]
     return found
 
 
@@ -133,8 +128,9 @@ def _alike(readings: Mapping[str, Reading]) -> list[tuple[Reading, list[int]]]:
 
 
 def _in_stretch(low: datetime, high: datetime) -> ColumnElement[bool]:
-    """A report of the summed stretch from ``low`` to ``high``: it starts in it and ends before its end."""
-    return and_(ReportRow.start >= low, ReportRow.end < high)
+    """A report of the summed stretch from ``low`` to ``high``: it starts in it and ends before its end (its
+    start before ``high`` too, said for the index on start)."""
+    return and_(ReportRow.start >= low, ReportRow.start < high, ReportRow.end < high)
 
 
 def _observations(rows: Sequence) -> list[Observation]:
@@ -145,12 +141,19 @@ def _observations(rows: Sequence) -> list[Observation]:
 
 
 def reports_in(session: Session, device_ids: list[str], start: datetime, end: datetime) -> dict[str, int]:
-    """How many reports each device sent in the period, whatever their state: counted, not read."""
+    """How many reports each device sent in the period, whatever their state: counted, not read. Those that
+    start in it are counted from the (device, start) index alone; those that start before and reach into
+    it can start at most a report's longest (``MAX_INTERVAL_SECONDS``, ingest refuses longer) before."""
     ids = [int(d) for d in device_ids]
-    return {str(device_id): count for batch in in_batches(ids) for device_id, count in session.exec(
-        select(ReportRow.device_id, func.count()).where(
-            col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end
-        ).group_by(ReportRow.device_id))}
+    earliest = start - timedelta(seconds=MAX_INTERVAL_SECONDS)
+    counts: Counter[str] = Counter()
+    for batch in in_batches(ids):
+        for within in (and_(ReportRow.start >= start, ReportRow.start < end),
+                       and_(ReportRow.start >= earliest, ReportRow.start < start, ReportRow.end > start)):
+            counts.update({str(device_id): count for device_id, count in session.exec(
+                select(ReportRow.device_id, func.count()).where(col(ReportRow.device_id).in_(batch), within
+                                                                ).group_by(ReportRow.device_id))})
+    return dict(counts)
 
 
 @dataclass(frozen=True)
