@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, not_, or_, true
+from sqlalchemy import ColumnElement, and_, case, literal, or_, true
 from sqlmodel import Session, col, func, select
 
 from agent.protocol import MAX_INTERVAL_SECONDS
-from controller.db import in_batches, seconds_between
+from controller.db import UTCDateTime, in_batches, seconds_between
 from controller.energy import catalogue
 from controller.errors import DomainError
 from controller.policy.model import Action, DeviceFacts, Mode
@@ -64,35 +64,55 @@ _COLUMNS = (ReportRow.device_id, ReportRow.start, ReportRow.end, ReportRow.state
 def observations(session: Session, readings: Mapping[str, Reading], start: datetime, end: datetime
                  ) -> list[Observation]:
     """The devices' awake reports in the period that lie in their ``Reading``'s spans (``decisive_spans``: the
-    only ones that can change a replay) and not in a summed stretch (``tails``), the columns the replay needs
-    only: not the stored samples. Devices that share a reading are asked for together. Read as plain rows
-    (no ORM objects): this read is most of a preview's time (bench/policy_preview.py)."""
+    only ones that can change a replay) and do not start in a summed stretch (``tails``), the columns the
+    replay needs only: not the stored samples. Devices that share a reading are asked for together, and
+    between stretches only (``_between``), so that the database walks its (device, start) index past them.
+    Read as plain rows (no ORM objects)."""
     connection = session.connection()
     found = []
     for reading, ids in _alike(readings):
         within = or_(*(and_(true() if low is None else ReportRow.end >= low,
                             true() if high is None else ReportRow.start < high) for low, high in reading.spans))
-        outside = not_(or_(*(_in_stretch(low, high) for low, high in reading.summed))) if reading.summed else true()
-        for batch in in_batches(ids):
-            found += connection.execute(select(*_COLUMNS).where(
-                col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
-                col(ReportRow.state).in_(AWAKE), within, outside)).all()
+        for low, high in _between(reading.summed, start, end):
+            for batch in in_batches(ids):
+                found += connection.execute(select(*_COLUMNS).where(
+                    col(ReportRow.device_id).in_(batch), ReportRow.start >= low, ReportRow.start < high,
+                    ReportRow.end > start, col(ReportRow.state).in_(AWAKE), within)).all()
     return _observations(found)
+
+
+def _between(summed: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime
+             ) -> list[tuple[datetime, datetime]]:
+    """Where the reports of the period can start, from a report's longest (``MAX_INTERVAL_SECONDS``, ingest
+    refuses longer) before ``start`` to ``end``, less the ``summed`` stretches."""
+    pieces, low = [], start - timedelta(seconds=MAX_INTERVAL_SECONDS)
+    for cut, until in summed:
+        if low < min(cut, end):
+            pieces.append((low, min(cut, end)))
+        low = max(low, until)
+    if low < end:
+        pieces.append((low, end))
+    return pieces
 
 
 def tails(session: Session, readings: Mapping[str, Reading], start: datetime, end: datetime) -> list[Tail]:
     """The awake reports of each device's summed stretches (``Reading.summed``), summed in SQL by device and
-    stretch: ``Tail``s, the sums the replay needs of reports it does not judge. A week of an estate left on
-    at night is read as a few rows per device and night instead of a hundred. One query per stretch, so
-    that the database walks the (device, start) index over that stretch only and classifies nothing."""
+    stretch: ``Tail``s, the sums the replay needs of reports it does not judge, each report's counted up to
+    the stretch's end. A week of an estate left on at night is read as a few rows per device and night
+    instead of a hundred. One query per stretch, so that the database walks the (device, start) index over
+    that stretch only and classifies nothing."""
     awake = seconds_between(session, ReportRow.start, ReportRow.end) - ReportRow.slept_seconds
     measured = and_(col(ReportRow.joules).is_not(None), awake > 0)
-    sums = (ReportRow.device_id, func.count(), func.sum(case((measured, ReportRow.joules), else_=0.0)),
-            func.sum(case((measured, awake), else_=0.0)), func.min(case((measured, ReportRow.joules / awake))))
     connection = session.connection()
     found = []
     for reading, ids in _alike(readings):
         for low, high in reading.summed:
+            before = seconds_between(session, ReportRow.start, literal(high, UTCDateTime()))
+            seconds = case((ReportRow.end < high, awake), (before < awake, before), else_=awake)
+            sums = (ReportRow.device_id, func.count(),
+                    func.sum(case((measured, ReportRow.joules * seconds / awake), else_=0.0)),
+                    func.sum(case((measured, seconds), else_=0.0)),
+                    func.min(case((measured, ReportRow.joules / awake))))
             for batch in in_batches(ids):
                 rows = connection.execute(select(*sums).where(
                     col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
@@ -128,9 +148,8 @@ def _alike(readings: Mapping[str, Reading]) -> list[tuple[Reading, list[int]]]:
 
 
 def _in_stretch(low: datetime, high: datetime) -> ColumnElement[bool]:
-    """A report of the summed stretch from ``low`` to ``high``: it starts in it and ends before its end (its
-    start before ``high`` too, said for the index on start)."""
-    return and_(ReportRow.start >= low, ReportRow.start < high, ReportRow.end < high)
+    """A report of the summed stretch from ``low`` to ``high``: it starts in it."""
+    return and_(ReportRow.start >= low, ReportRow.start < high)
 
 
 def _observations(rows: Sequence) -> list[Observation]:

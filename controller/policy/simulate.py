@@ -58,24 +58,25 @@ class Observation(NamedTuple):
 
 
 class Tail(NamedTuple):
-    """A device's awake reports that start at or after ``start`` and end before ``until``, a stretch of one
+    """A device's awake reports that start at or after ``start`` and before ``until``, a stretch of one
     power-down window past its first ``PROBE`` (``Reading.summed``), summed in SQL instead of read: a week
     of an estate left on at night is millions of reports, and nearly all of them come after the replay
     powered the device down in their window, so all the replay does with them is add up what they drew.
 
-    When the replay reaches a tail with the device powered down until ``until`` or later, every report of
-    the tail is counted as saved whole: the saving of each, ``_saved``'s, is its joules less ``residual``
-    watts over its awake seconds (it ends before the power-down does; ingest refuses negative
-    ``slept_seconds``), so the tail's is ``joules - residual * awake_seconds`` as long as no report drew
-    less than the residual (``lowest_watts``). Otherwise its reports must be judged one by one (``Unjudged``).
+    When the replay reaches a tail with the device powered down until ``until`` (the power-down acted in
+    the window the tail ends), every report of the tail is summed, none judged, the one across ``until``
+    too (it starts before the device would wake): ``_saved`` of each is what it drew awake before ``until``
+    less ``residual`` watts over those seconds, so the tail's is ``joules - residual * seconds`` as long as
+    no report drew less than the residual (``lowest_watts``). Otherwise its reports must be judged one by one,
+    or summed to another end (``Unjudged``).
     """
 
     device_id: str
     start: datetime  # UTC; no report of the tail starts before
-    until: datetime  # UTC; none ends at or after
+    until: datetime  # UTC; nor at or after
     reports: int
-    joules: float  # of the reports with energy and awake time (the others save nothing)
-    awake_seconds: float  # of those
+    joules: float  # drawn awake before ``until`` by the reports with energy and awake time (the others save nothing)
+    seconds: float  # awake before ``until``, of those
     lowest_watts: float | None  # the least any of those drew awake; None: there are none
 
 
@@ -208,7 +209,7 @@ Span = tuple[datetime | None, datetime | None]  # UTC; None: open on that side
 
 class Reading(NamedTuple):
     """What of a device's awake reports a replay needs (``decisive_spans``): those in ``spans``, read, less
-    those that start in one of ``summed`` and end before its end, summed by SQL as ``Tail``s."""
+    those that start in one of ``summed``, summed by SQL as ``Tail``s."""
 
     spans: tuple[Span, ...]
     summed: tuple[tuple[datetime, datetime], ...]
@@ -249,10 +250,8 @@ def _stretches(schedules: Sequence[Sequence[Window]]) -> tuple[tuple[datetime, d
     """Each power-down window of ``schedules`` (one per variant) past its first ``PROBE``, up to its end.
 
     The windows are first cut wherever any variant's window starts or ends, so that a stretch lies inside
-    one window of each variant: a report ending in it is judged against that window alone, and a
-    power-down taken in that window reaches the stretch's end. The report that straddles a window's end
-    (summed in the first window if the power-down acted there, judged in the next otherwise) and those
-    in the first ``PROBE`` of each stretch (where the replay decides when to power down) are read.
+    one window of each variant and a power-down taken in it reaches the stretch's end (``Tail``). The
+    reports of the first ``PROBE`` of each stretch (where the replay decides when to power down) are read.
     """
     down = [(w.start.astimezone(UTC), w.end.astimezone(UTC))
             for windows in schedules for w in windows if w.intent is Intent.POWER_DOWN]
@@ -314,11 +313,11 @@ class _Timeline:
 def _tail_saved(tail: Tail, off_until: datetime | None, residual: float) -> float | None:
     """Joules ``tail`` saves had the device been off or asleep (``residual`` watts) until ``off_until``, as
     ``_saved`` of each of its reports adds up (``Tail``); None when they must be judged instead."""
-    if off_until is None or off_until < tail.until:
+    if off_until != tail.until:
         return None
     if tail.lowest_watts is not None and tail.lowest_watts < residual:
         return None
-    return tail.joules - residual * tail.awake_seconds
+    return tail.joules - residual * tail.seconds
 
 
 def _saved(row: Observation, off_until: datetime, residual: float) -> float:
