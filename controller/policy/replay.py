@@ -102,21 +102,24 @@ def tails(session: Session, readings: Mapping[str, Reading], start: datetime, en
     instead of a hundred. One query per stretch, so that the database walks the (device, start) index over
     that stretch only and classifies nothing."""
     awake = seconds_between(session, ReportRow.start, ReportRow.end) - ReportRow.slept_seconds
-    measured = and_(col(ReportRow.joules).is_not(None), awake > 0)
+    # Reports cover more than no time (ingest), so one that did not sleep was awake: said first, SQLite
+    # works out no duration for it (the cases below are written to work each out as few times as it can).
+    measured = and_(col(ReportRow.joules).is_not(None), or_(ReportRow.slept_seconds <= 0, awake > 0))
     connection = session.connection()
     found = []
     for reading, ids in _alike(readings):
         for low, high in reading.summed:
             before = seconds_between(session, ReportRow.start, literal(high, UTCDateTime()))
-            seconds = case((ReportRow.end < high, awake), (before < awake, before), else_=awake)
             sums = (ReportRow.device_id, func.count(),
-                    func.sum(case((measured, ReportRow.joules * seconds / awake), else_=0.0)),
-                    func.sum(case((measured, seconds), else_=0.0)),
+                    func.sum(case((~measured, 0.0), (ReportRow.end < high, ReportRow.joules),
+                                  (before < awake, ReportRow.joules * before / awake), else_=ReportRow.joules)),
+                    func.sum(case((~measured, 0.0), (ReportRow.end < high, awake), (before < awake, before),
+                                  else_=awake)),
                     func.min(case((measured, ReportRow.joules / awake))))
             for batch in in_batches(ids):
                 rows = connection.execute(select(*sums).where(
-                    col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
-                    col(ReportRow.state).in_(AWAKE), _in_stretch(low, high)).group_by(ReportRow.device_id))
+                    col(ReportRow.device_id).in_(batch), ReportRow.end > start, col(ReportRow.state).in_(AWAKE),
+                    _in_stretch(low, high, end)).group_by(ReportRow.device_id))
                 found += [Tail(str(device_id), low, high, count, float(joules), float(awake_seconds),
                                None if watts is None else float(watts))
                           for device_id, count, joules, awake_seconds, watts in rows]
@@ -134,8 +137,8 @@ def judged(session: Session, unjudged: Sequence[Tail], start: datetime, end: dat
     for (low, high), ids in by_stretch.items():
         for batch in in_batches(ids):
             found += connection.execute(select(*_COLUMNS).where(
-                col(ReportRow.device_id).in_(batch), ReportRow.end > start, ReportRow.start < end,
-                col(ReportRow.state).in_(AWAKE), _in_stretch(low, high))).all()
+                col(ReportRow.device_id).in_(batch), ReportRow.end > start, col(ReportRow.state).in_(AWAKE),
+                _in_stretch(low, high, end))).all()
     return _observations(found)
 
 
@@ -147,9 +150,10 @@ def _alike(readings: Mapping[str, Reading]) -> list[tuple[Reading, list[int]]]:
     return list(alike.values())
 
 
-def _in_stretch(low: datetime, high: datetime) -> ColumnElement[bool]:
-    """A report of the summed stretch from ``low`` to ``high``: it starts in it."""
-    return and_(ReportRow.start >= low, ReportRow.start < high)
+def _in_stretch(low: datetime, high: datetime, end: datetime) -> ColumnElement[bool]:
+    """A report of the period (to ``end``) in the summed stretch from ``low`` to ``high``: it starts in both.
+    One bound on each side of start: given two upper bounds, SQLite may walk the index to the wrong one."""
+    return and_(ReportRow.start >= low, ReportRow.start < min(high, end))
 
 
 def _observations(rows: Sequence) -> list[Observation]:
