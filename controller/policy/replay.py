@@ -200,9 +200,10 @@ class Period:
 def period(session: Session, active: ActiveSet, start: datetime, end: datetime, site: str | None = None,
            variants: tuple[Mapping[str, Mode] | None, ...] = (None,)) -> Period:
     """Reads what the replays of ``variants`` need and replays them. The reports of each power-down window
-    past its first hour are summed in SQL (``tails``); where a replay reaches such a stretch without having
-    powered the device down (``Unjudged``), its reports are read and the replay runs again: that is rare
-    (a device in use through the first hour of its window), and then only those stretches are read."""
+    past its first hour are summed in SQL (``tails``); where a replay reaches such a stretch without the
+    device powered down to its end (``Unjudged``), its reports are read and the replay runs again, until
+    none is left to judge. That is rare (a device in use through the first hour of its window), and then
+    only those stretches are read."""
     facts, residual = estate(session, active, site)
     readings = decisive_spans(active.policies, active.calendars, facts, start, end, variants)
     decisive = observations(session, readings, start, end)

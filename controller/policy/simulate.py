@@ -250,8 +250,10 @@ def _stretches(schedules: Sequence[Sequence[Window]]) -> tuple[tuple[datetime, d
     """Each power-down window of ``schedules`` (one per variant) past its first ``PROBE``, up to its end.
 
     The windows are first cut wherever any variant's window starts or ends, so that a stretch lies inside
-    one window of each variant and a power-down taken in it reaches the stretch's end (``Tail``). The
-    reports of the first ``PROBE`` of each stretch (where the replay decides when to power down) are read.
+    one window of each variant: where that window ends with the stretch (in every variant when they share
+    their edges, as a switch of mode leaves them), a power-down taken in it reaches the stretch's end and
+    its tail is summed; elsewhere it is read (``Tail``). The reports of the first ``PROBE`` of each stretch
+    (where the replay decides when to power down) are read.
     """
     down = [(w.start.astimezone(UTC), w.end.astimezone(UTC))
             for windows in schedules for w in windows if w.intent is Intent.POWER_DOWN]
