@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import bindparam, event, text
+from sqlalchemy import ColumnElement, bindparam, event, func, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
@@ -137,6 +137,14 @@ def pipelined(session: Session) -> Iterator[None]:
 
 T = TypeVar("T")
 IN_LIST_LIMIT = 10_000  # PostgreSQL takes at most 65,535 bind parameters in one statement
+
+
+def seconds_between(session: Session, start: ColumnElement, end: ColumnElement) -> ColumnElement:
+    """Seconds from ``start`` to ``end`` (a report's duration), in SQL: SQLite has no interval type, and its
+    julianday difference is good to about 0.1 ms (ample for a report's energy)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return func.extract("epoch", end - start)
 
 
 def in_batches(items: Sequence[T], size: int = IN_LIST_LIMIT) -> Iterator[Sequence[T]]:

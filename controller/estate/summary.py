@@ -55,6 +55,7 @@ from sqlalchemy import ColumnElement, Subquery, case, func
 from sqlmodel import Session, col, select
 
 from agent.protocol import PowerState
+from controller.db import seconds_between
 from controller.energy import carbon
 from controller.energy.accounting import energy_totals
 from controller.energy.savings import savings_summary
@@ -147,7 +148,7 @@ def summarise(session: Session, now: datetime, report_interval_seconds: int, per
     else worked out here. Grouped queries: the database does the per-device work, Python sees sums."""
     fresh_since = now - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
     latest = _latest()
-    seconds = _seconds(session, latest.c.start, latest.c.end)
+    seconds = seconds_between(session, latest.c.start, latest.c.end)
     site_classes = set(session.exec(select(Site.name, Device.device_class).distinct()
                                     .join(Site, col(Site.id) == col(Device.site_id))).all())
     failed: list[str] = []
@@ -331,13 +332,6 @@ def _latest() -> Subquery:
     many reports are stored."""
     return select(DeviceLatest.device_id, DeviceLatest.start, DeviceLatest.end, DeviceLatest.state,
                   DeviceLatest.method, DeviceLatest.joules).subquery()
-
-
-def _seconds(session: Session, start: ColumnElement, end: ColumnElement) -> ColumnElement:
-    """A report's duration in seconds, in SQL (SQLite has no interval type)."""
-    if session.get_bind().dialect.name == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
 
 
 def _state_case(latest: Subquery, now: datetime, fresh_since: datetime) -> ColumnElement:

@@ -20,10 +20,11 @@ Pure: the caller supplies devices, observations and each device's off/sleep watt
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from controller.policy.calendar import Calendar
@@ -34,6 +35,9 @@ from controller.policy.schedule import Window
 
 ACTING = (Outcome.ACT, Outcome.WARN, Outcome.RECORD_ONLY)
 AWAKE = ("active", "idle")
+# The reports of a power-down window past its first PROBE are summed in SQL, not read (``Tail``): an hour
+# of reports is what the replay of an idle machine left on needs to power it down, nearly always.
+PROBE = timedelta(hours=1)
 
 
 class Observation(NamedTuple):
@@ -51,6 +55,38 @@ class Observation(NamedTuple):
     slept_seconds: float = 0.0
     processes_watched: tuple[str, ...] = ()  # the processes_absent names the agent looked for
     processes_running: tuple[str, ...] = ()  # and those it found running
+
+
+class Tail(NamedTuple):
+    """A device's awake reports that start at or after ``start`` and before ``until``, a stretch of one
+    power-down window past its first ``PROBE`` (``Reading.summed``), summed in SQL instead of read: a week
+    of an estate left on at night is millions of reports, and nearly all of them come after the replay
+    powered the device down in their window, so all the replay does with them is add up what they drew.
+
+    When the replay reaches a tail with the device powered down until ``until`` (the power-down acted in
+    the window the tail ends), every report of the tail is summed, none judged, the one across ``until``
+    too (it starts before the device would wake): ``_saved`` of each is what it drew awake before ``until``
+    less ``residual`` watts over those seconds, so the tail's is ``joules - residual * seconds`` as long as
+    no report drew less than the residual (``lowest_watts``). Otherwise its reports must be judged one by one,
+    or summed to another end (``Unjudged``).
+    """
+
+    device_id: str
+    start: datetime  # UTC; no report of the tail starts before
+    until: datetime  # UTC; nor at or after
+    reports: int
+    joules: float  # drawn awake before ``until`` by the reports with energy and awake time (the others save nothing)
+    seconds: float  # awake before ``until``, of those
+    lowest_watts: float | None  # the least any of those drew awake; None: there are none
+
+
+class Unjudged(Exception):
+    """Raised by ``simulate`` when the replay reached ``tails`` it was not powered down across: their reports
+    must be judged one by one, so the caller reads them and replays again (controller.policy.replay)."""
+
+    def __init__(self, tails: list[Tail]):
+        super().__init__(f"{len(tails)} summed stretches of reports must be read to be judged")
+        self.tails = tails
 
 
 @dataclass(frozen=True)
@@ -77,28 +113,37 @@ class Simulation:
 def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devices: Iterable[DeviceFacts],
              observations: Iterable[Observation], residual_watts: Mapping[str, Mapping[Action, float]],
              start: datetime, end: datetime, modes: Mapping[str, Mode] | None = None,
-             quiet: Mapping[str, int] | None = None) -> Simulation:
+             quiet: Mapping[str, int] | None = None, tails: Iterable[Tail] = ()) -> Simulation:
     """Replay ``observations`` between ``start`` and ``end``; ``modes`` replaces policies' modes (projected impact).
 
     ``quiet`` counts, by device, reports of the period already known to be asleep or off: they are counted
     as observations (and their devices as replayed) without being passed, since only awake reports are
-    replayed; a caller reading from the database leaves them there (controller.policy.replay).
+    replayed; a caller reading from the database leaves them there (controller.policy.replay). ``tails``
+    stand for awake reports summed instead of passed (``Tail``); raises ``Unjudged`` naming those the
+    replay would have had to judge, once it has replayed every device.
     """
     policies = _with_modes(policies, modes)
     devices = {d.device_id: d for d in devices}
-    by_device: dict[str, list[Observation]] = defaultdict(list)
+    by_device: dict[str, list[Observation | Tail]] = defaultdict(list)
     quiet = {d: n for d, n in (quiet or {}).items() if d in devices and n}
     for device_id in quiet:
         by_device[device_id] = []
+    observed = sum(quiet.values())
     for observation in observations:
         if observation.device_id in devices and start <= observation.end and observation.start < end:
             by_device[observation.device_id].append(observation)
+            observed += 1
+    for tail in tails:
+        if tail.device_id in devices:
+            by_device[tail.device_id].append(tail)
+            observed += tail.reports
     schedules = plan(policies, calendars, [devices[d] for d in by_device], start, _compiled_days(start, end))
     powers = {p.name: p.power for p in policies if p.power is not None}
     timelines: dict[int, _Timeline] = {}  # by shared windows: plan compiles one schedule per context
     counts: Counter[str] = Counter()
     skipped = 0
     results = []
+    unjudged: list[Tail] = []
     for device_id, rows in sorted(by_device.items()):
         schedule = schedules[device_id]
         timeline = timelines.get(id(schedule.windows))
@@ -111,10 +156,18 @@ def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devi
         joules_saved = joules_observed = 0.0
         acted = 0
         for row in sorted(rows, key=lambda r: r.start):
-            if row.state not in AWAKE:
+            if isinstance(row, Tail):
+                joules = _tail_saved(row, off_until, residual_watts.get(device_id, {}).get(off_action, 0.0))
+                if joules is None:
+                    unjudged.append(row)
+                    continue
+            elif row.state not in AWAKE:
                 continue
-            if off_until is not None and row.start < off_until:
+            elif off_until is not None and row.start < off_until:
                 joules = _saved(row, off_until, residual_watts.get(device_id, {}).get(off_action, 0.0))
+            else:
+                joules = None
+            if joules is not None:
                 if observing:
                     joules_observed += joules
                 else:
@@ -144,7 +197,8 @@ def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devi
             off_action = action
             observing = outcome is Outcome.RECORD_ONLY
         results.append(DeviceResult(device_id, acted, joules_saved / 3.6e6, joules_observed / 3.6e6))
-    observed = sum(len(r) for r in by_device.values()) + sum(quiet.values())
+    if unjudged:
+        raise Unjudged(unjudged)
     return Simulation(start, end, len(by_device), observed, dict(sorted(counts.items())),
                       skipped, sum(r.saved_kwh for r in results), sum(r.observe_kwh for r in results),
                       tuple(results))
@@ -153,33 +207,59 @@ def simulate(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devi
 Span = tuple[datetime | None, datetime | None]  # UTC; None: open on that side
 
 
+class Reading(NamedTuple):
+    """What of a device's awake reports a replay needs (``decisive_spans``): those in ``spans``, read, less
+    those that start in one of ``summed``, summed by SQL as ``Tail``s."""
+
+    spans: tuple[Span, ...]
+    summed: tuple[tuple[datetime, datetime], ...]
+
+
 def decisive_spans(policies: Sequence[Policy], calendars: Mapping[str, Calendar], devices: Iterable[DeviceFacts],
                    start: datetime, end: datetime, variants: Sequence[Mapping[str, Mode] | None] = (None,)
-                   ) -> dict[str, tuple[Span, ...]]:
+                   ) -> dict[str, Reading]:
     """By device, the spans in which an awake report can change its replay under any of ``variants`` (the
     ``modes`` each replay will be given), so a caller reading from the database can read those reports only
-    and count the rest as ``quiet``: the figures are the same (tests/controller/policy/test_simulate.py).
+    and count the rest as ``quiet``: the figures are the same (tests/controller/policy/test_simulate.py);
+    and within them, the stretches whose reports can be summed instead (``Tail``).
 
     A report matters when its end falls in a power-down window (the engine could act on it), when it
     starts before such a window ends (a power-down taken earlier in the window counts it as saved), or
     when its end falls outside the compiled days (the engine is asked). Any other report ends where the
     device should stay on, and no power-down reaches it, since an agent's reports never overlap (ingest
     refuses them): the replay counts it and does nothing else. That is most of a school day's reports.
-    Devices that share a compiled schedule share one tuple of spans, so a caller can query them together.
+    Devices that share a compiled schedule share one ``Reading``, so a caller can query them together.
     """
     devices = list(devices)
     days = _compiled_days(start, end)
     planned = [plan(_with_modes(policies, modes), calendars, devices, start, days) for modes in variants]
-    shared: dict[tuple[int, ...], tuple[Span, ...]] = {}
+    shared: dict[tuple[int, ...], Reading] = {}
     result = {}
     for device in devices:
         windows = [schedules[device.device_id].windows for schedules in planned]
         key = tuple(map(id, windows))
-        spans = shared.get(key)
-        if spans is None:
-            spans = shared[key] = _merged([span for each in windows for span in _spans_of(each)])
-        result[device.device_id] = spans
+        reading = shared.get(key)
+        if reading is None:
+            reading = shared[key] = Reading(_merged([span for each in windows for span in _spans_of(each)]),
+                                            _stretches(windows))
+        result[device.device_id] = reading
     return result
+
+
+def _stretches(schedules: Sequence[Sequence[Window]]) -> tuple[tuple[datetime, datetime], ...]:
+    """Each power-down window of ``schedules`` (one per variant) past its first ``PROBE``, up to its end.
+
+    The windows are first cut wherever any variant's window starts or ends, so that a stretch lies inside
+    one window of each variant: where that window ends with the stretch (in every variant when they share
+    their edges, as a switch of mode leaves them), a power-down taken in it reaches the stretch's end and
+    its tail is summed; elsewhere it is read (``Tail``). The reports of the first ``PROBE`` of each stretch
+    (where the replay decides when to power down) are read.
+    """
+    down = [(w.start.astimezone(UTC), w.end.astimezone(UTC))
+            for windows in schedules for w in windows if w.intent is Intent.POWER_DOWN]
+    edges = sorted({edge for window in down for edge in window})
+    return tuple((low + PROBE, high) for low, high in itertools.pairwise(edges)
+                 if high - low > PROBE and any(a <= low and high <= b for a, b in down))
 
 
 def _spans_of(windows: Sequence[Window]) -> list[Span]:
@@ -230,6 +310,16 @@ class _Timeline:
         if index < 0 or self._end is None or at >= self._end:
             return None
         return self._windows[index]
+
+
+def _tail_saved(tail: Tail, off_until: datetime | None, residual: float) -> float | None:
+    """Joules ``tail`` saves had the device been off or asleep (``residual`` watts) until ``off_until``, as
+    ``_saved`` of each of its reports adds up (``Tail``); None when they must be judged instead."""
+    if off_until != tail.until:
+        return None
+    if tail.lowest_watts is not None and tail.lowest_watts < residual:
+        return None
+    return tail.joules - residual * tail.seconds
 
 
 def _saved(row: Observation, off_until: datetime, residual: float) -> float:

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from controller.energy.inputs import CALIBRATION_MIN_SECONDS, measured_watts
 from controller.policy.replay import observations
+from controller.policy.simulate import Reading
 from controller.register.models import Device, EnergyBucket, Site
 
 MANY = 70_000
@@ -31,5 +32,5 @@ def test_calibration_reads_measured_watts_for_more_devices_than_one_statement_ca
 
         assert measured_watts(session, ids, Decimal("1.54")) == {server.id: {"idle": Decimal("85")}}
         start = datetime(2026, 1, 5, tzinfo=UTC)
-        every_report = ((None, None),)
+        every_report = Reading(((None, None),), ())
         assert observations(session, dict.fromkeys(map(str, ids), every_report), start, start + timedelta(days=1)) == []

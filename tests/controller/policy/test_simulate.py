@@ -153,7 +153,7 @@ class TestTheFastReplayAnswersAsTheReportByReportOne:
         residual = {d.device_id: RESIDUAL for d in devices}
         switched = {"hillside-primary": Mode.FORCE}
         spans = decisive_spans(examples.policies, examples.calendars, devices, self.START, self.END, (None, switched))
-        decisive = [r for r in reports if in_spans(r, spans[r.device_id])]
+        decisive = [r for r in reports if in_spans(r, spans[r.device_id].spans)]
         quiet = Counter(r.device_id for r in reports)
         quiet.subtract(r.device_id for r in decisive)
         for modes in (None, switched):
