@@ -121,7 +121,9 @@ def test_a_device_never_relays_its_own_wake():
 def test_only_agents_awake_by_their_last_report_are_elected_and_a_quiet_relay_drops_out(engine):
     with Session(engine) as session:
         hill = builders.site(session)
-        machines = {name: builders.device(session, hill, name, f"00:00:00:00:00:0{i}", f"10.1.0.{i + 2}", 24)
+        booted = NOW - timedelta(hours=9)
+        machines = {name: builders.device(session, hill, name, f"00:00:00:00:00:0{i}", f"10.1.0.{i + 2}", 24,
+                                          boot_time=booted if name == "RELAY" else None)
                     for i, name in enumerate(["RELAY", "DESK", "ASLEEP", "STALE", "QUIET", "RETIRED"])}
         builders.agent(session, machines["RELAY"], "relay", NOW - timedelta(seconds=20))
         builders.agent(session, machines["DESK"], "desk", NOW - timedelta(minutes=4), report_seconds=300)
@@ -132,6 +134,8 @@ def test_only_agents_awake_by_their_last_report_are_elected_and_a_quiet_relay_dr
         session.flush()
         found = {c.agent_id: c for c in candidates(session, NOW, TIMING, REPORT_INTERVAL)}
         assert set(found) == {"relay", "desk", "asleep", "quiet"}  # heard from lately; stale and retired are not
+        assert found["relay"].networks == {IPv4Network("10.1.0.0/24")}  # from the stored inventory's NICs
+        assert (found["relay"].boot_time, found["desk"].boot_time) == (booted, None)
         assert found["relay"].on_relay_interval and not found["desk"].on_relay_interval
         assert [a for a, c in sorted(found.items()) if not c.awake or c.quiet] == ["asleep", "quiet"]
         board = current_board(session, NOW, TIMING, REPORT_INTERVAL)
