@@ -36,7 +36,7 @@ from ipaddress import IPv4Network
 from sqlmodel import Session, col, select
 
 from agent.protocol import AgentSchedule, EnforcementMode, PowerState, ScheduleIntent
-from controller.power.network import attachments
+from controller.power.network import nic_attachments
 from controller.register.models import Agent, Device
 from controller.register.models import Report as ReportRow
 
@@ -218,7 +218,7 @@ def candidates(session: Session, now: datetime, timing: RelayTiming, report_inte
         .where(col(Agent.retired_at).is_(None), col(Agent.last_seen) >= fresh_since)).all()
     found = []
     for agent_id, last_seen, device_id, hostname, device_class, nics, boot_time, start, end, state in rows:
-        networks = frozenset(a.network for a in attachments({"nics": nics or ()}))
+        networks = frozenset(a.network for a in nic_attachments(nics))
         short = end - start <= timing.silence
         if networks:
             found.append(Candidate(agent_id, device_id, hostname, device_class,

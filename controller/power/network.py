@@ -25,8 +25,13 @@ class Attachment:
 
 def attachments(inventory: dict | None) -> list[Attachment]:
     """Every (MAC, subnet) the stored inventory names; addresses without a prefix length say no subnet."""
+    return nic_attachments((inventory or {}).get("nics", ()))
+
+
+def nic_attachments(nics: Iterable[dict] | None) -> list[Attachment]:
+    """``attachments`` of the inventory's ``nics`` alone (the relay election reads only those)."""
     found = []
-    for nic in (inventory or {}).get("nics", ()):
+    for nic in nics or ():
         mac = nic.get("mac")
         for address, prefix in zip(nic.get("ipv4", ()), nic.get("ipv4_prefixes", ()), strict=False):
             if mac:
