@@ -434,16 +434,22 @@ def database(backend: str, workdir: Path, postgres_url: str) -> Iterator[str]:
         engine.dispose()
 
 
-def _profile(controller: Controller, args: argparse.Namespace, backend: str) -> subprocess.Popen | None:
-    """py-spy on the controller for the length of a phase (``--profile DIR``): raw stacks and a flame graph."""
+def _profile(controller: Controller, args: argparse.Namespace, name: str) -> subprocess.Popen | None:
+    """py-spy on the controller for the length of a phase (``--profile DIR``), raw stacks into DIR/NAME.txt."""
     if args.profile is None:
         return None
     args.profile.mkdir(parents=True, exist_ok=True)
     spy = [str(BIN / "py-spy"), "record", "--pid", str(controller.process.pid), "--duration", str(int(args.seconds)),
            "--rate", "200", "--threads", "--gil", "--nonblocking"]
-    raw = subprocess.Popen([*spy, "--format", "raw", "--output", str(args.profile / f"{backend}.txt")],
+    raw = subprocess.Popen([*spy, "--format", "raw", "--output", str(args.profile / f"{name}.txt")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return raw
+
+
+def _profiled(profiler: subprocess.Popen | None, say: Callable[[str], None]) -> None:
+    if profiler is not None:
+        profiler.wait()
+        say(f"profile of the controller in that phase: {profiler.args[profiler.args.index('--output') + 1]}")
 
 
 def stored_reports(database_url: str) -> int:
@@ -554,15 +560,15 @@ async def _phases(target: Target, senders: list[Sender], args: argparse.Namespac
     # Enough for a ceiling well above the first phase's rate (agents with credentials cached go faster).
     budget = int(max(phases[0].rate if phases else 0.0, TARGET_RATE) * 3 * args.seconds)
     saturated = prepare(senders, budget)
-    profiler = _profile(target.controllers[0], args, backend) if first else None
+    profiler = _profile(target.controllers[0], args, f"{backend}-ceiling") if first else None
     phases.append(await closed_loop(port, iter(saturated), args.concurrency, args.seconds, usage,
                                     f"reports, {args.concurrency} in flight"))
-    if profiler is not None:
-        profiler.wait()
-        say(f"profile of the controller in that phase: {args.profile}/{backend}.txt")
+    _profiled(profiler, say)
     at_rate = prepare(senders, int(args.rate * args.seconds))
+    profiler = _profile(target.controllers[0], args, f"{backend}-rate") if first else None
     phases.append(await open_loop(port, iter(at_rate), args.rate, args.seconds, usage,
                                   f"reports at {args.rate:.0f}/s"))
+    _profiled(profiler, say)
     healthz = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     phases.append(await closed_loop(port, iter(lambda: healthz, None), args.concurrency,
                                     max(10.0, args.seconds / 2), usage, f"/healthz, {args.concurrency} in flight",
@@ -606,7 +612,8 @@ def main() -> None:
     parser.add_argument("--late-reports", action="store_true",
                         help="send reports with their own dates, ten days ago (each re-opens rolled-up days)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--profile", type=Path, help="py-spy the controller in the ceiling phase, into this directory")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy the (first) controller in the ceiling and rate phases, into this directory")
     args = parser.parse_args()
     say = print
     say(f"caretaker ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {psutil.cpu_count()} cores, "

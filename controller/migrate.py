@@ -6,6 +6,7 @@ schema, so estates sharing a database do not wait for each other's upgrades.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -26,8 +27,11 @@ def alembic_config() -> Config:
     return config
 
 
+@cache
 def head() -> str:
-    """The newest revision: what ``upgrade`` brings a database to."""
+    """The newest revision: what ``upgrade`` brings a database to. Read once per process (the scripts are
+    the installed code's): ``/readyz`` asks on every balancer health check, and reading the chain imports
+    every migration script, tens of milliseconds on the event loop each time."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
