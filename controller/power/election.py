@@ -33,9 +33,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from ipaddress import IPv4Network
 
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from agent.protocol import AgentSchedule, EnforcementMode, PowerState, ScheduleIntent
+from controller.db import in_batches
 from controller.power.network import nic_attachments
 from controller.register.models import Agent, Device
 from controller.register.models import Report as ReportRow
@@ -202,28 +204,53 @@ def elect(candidates: Iterable[Candidate], timing: RelayTiming = RelayTiming(tim
     return Board(board, timing, known={c.agent_id: c for c in candidates})
 
 
-def candidates(session: Session, now: datetime, timing: RelayTiming, report_interval_seconds: int) -> list[Candidate]:
+@dataclass
+class NetworkMemo:
+    """Each device's subnets and boot time, as of the inventory version they were read from. An election
+    every few seconds read and decoded every fresh device's NICs: at 10,000 devices that held the GIL for
+    a quarter of a second each time, on every replica, and stretched the ingest replies waiting behind it
+    (bench/README.md, "Ingest"). Kept, only the devices whose inventory has been applied since are read."""
+
+    known: dict[int, tuple[int, frozenset[IPv4Network], datetime | None]] = field(default_factory=dict)
+
+    def refresh(self, connection: Connection, versions: Mapping[int, int]) -> None:
+        """Read the devices of ``versions`` (device id: inventory version) not known at that version, and
+        forget the rest (devices no longer fresh)."""
+        stale = sorted(d for d, version in versions.items() if self.known.get(d, (None,))[0] != version)
+        inventory = col(Device.inventory)
+        for chunk in in_batches(stale):
+            for device_id, version, nics, boot_time in connection.execute(
+                    select(Device.id, Device.inventory_version, inventory["nics"], inventory["boot_time"].as_string())
+                    .where(col(Device.id).in_(chunk))):
+                self.known[device_id] = (version, frozenset(a.network for a in nic_attachments(nics)),
+                                         datetime.fromisoformat(boot_time) if boot_time else None)
+        self.known = {d: self.known[d] for d in versions if d in self.known}
+
+
+def candidates(session: Session, now: datetime, timing: RelayTiming, report_interval_seconds: int,
+               memo: NetworkMemo | None = None) -> list[Candidate]:
     """Agents that are not retired and have reported within ``FRESH_INTERVALS`` ordinary intervals, with
     their subnets, whether their last report says they are on, and whether they have gone quiet (on the
-    relay interval, but silent for ``timing.gone``)."""
+    relay interval, but silent for ``timing.gone``). ``memo`` keeps the subnets from one election to the
+    next (without one, every fresh device's are read)."""
     fresh_since = now - timedelta(seconds=FRESH_INTERVALS * report_interval_seconds)
-    inventory = col(Device.inventory)
-    # Only the two parts of the inventory an election reads: the whole of every fresh device's, decoded
-    # every few seconds, held the GIL for 0.3 s an election at 10,000 devices (bench/README.md, "Ingest").
-    rows = session.exec(
-        select(Agent.id, Agent.last_seen, Device.id, Device.hostname, Device.device_class, inventory["nics"],
-               inventory["boot_time"].as_string(), ReportRow.start, ReportRow.end, ReportRow.state)
+    connection = session.connection()  # rows as tuples: ORM rows cost as much again at 10,000 devices
+    rows = connection.execute(
+        select(Agent.id, Agent.last_seen, Device.id, Device.hostname, Device.device_class, Device.inventory_version,
+               ReportRow.start, ReportRow.end, ReportRow.state)
         .join(Device, col(Device.id) == Agent.device_id)
         .join(ReportRow, (col(ReportRow.agent_id) == Agent.id) & (col(ReportRow.seq) == Agent.last_seq))
         .where(col(Agent.retired_at).is_(None), col(Agent.last_seen) >= fresh_since)).all()
+    memo = memo if memo is not None else NetworkMemo()
+    memo.refresh(connection, {device_id: version for _, _, device_id, _, _, version, _, _, _ in rows})
+    silence, gone = timing.silence, timing.gone
     found = []
-    for agent_id, last_seen, device_id, hostname, device_class, nics, boot_time, start, end, state in rows:
-        networks = frozenset(a.network for a in nic_attachments(nics))
-        short = end - start <= timing.silence
+    for agent_id, last_seen, device_id, hostname, device_class, _, start, end, state in rows:
+        _, networks, boot_time = memo.known[device_id]
+        short = end - start <= silence
         if networks:
-            found.append(Candidate(agent_id, device_id, hostname, device_class,
-                                   datetime.fromisoformat(boot_time) if boot_time else None, networks,
-                                   last_seen, short, state in AWAKE, short and now - last_seen > timing.gone))
+            found.append(Candidate(agent_id, device_id, hostname, device_class, boot_time, networks,
+                                   last_seen, short, state in AWAKE, short and now - last_seen > gone))
     return found
 
 
@@ -238,8 +265,9 @@ def powers_down_soon(schedule: AgentSchedule | None, now: datetime, lookahead: t
 
 
 def current_board(session: Session, now: datetime, timing: RelayTiming, report_interval_seconds: int,
-                  powering_down: Callable[[int], bool] = lambda device_id: False) -> Board:
-    return elect(candidates(session, now, timing, report_interval_seconds), timing, powering_down)
+                  powering_down: Callable[[int], bool] = lambda device_id: False,
+                  memo: NetworkMemo | None = None) -> Board:
+    return elect(candidates(session, now, timing, report_interval_seconds, memo), timing, powering_down)
 
 
 def last_heard(session: Session, agent_ids: Iterable[str]) -> dict[str, datetime]:

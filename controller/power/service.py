@@ -19,7 +19,7 @@ from agent.protocol import WakeOrder
 from controller.db import ADVISORY_KEY, session_scope
 from controller.jobs.singleton import finished, started
 from controller.power import dispatch
-from controller.power.election import Board, RelayTiming, current_board, last_heard
+from controller.power.election import Board, NetworkMemo, RelayTiming, current_board, last_heard
 from controller.power.magic import MagicSender
 from controller.power.network import interface_networks, parse_networks
 from controller.power.relaying import Arrival, confirm_arrivals, hand_out_orders, note_relayed
@@ -107,6 +107,7 @@ class WakeService:
         self._routing = dispatch.Routing(local, parse_networks(settings.wake_directed_broadcast_networks))
         self._refresh = (settings.relay_election_seconds, awaiting_refresh_seconds)
         self._refreshed = (float("-inf"), float("-inf"))
+        self._networks = NetworkMemo()  # the fresh devices' subnets, between elections
         self._expired_at = float("-inf")
         # Quiet relays and overdue wakes are looked for this often: a second, or a quarter of a (short) relay
         # interval, so a silence is acted on soon after the grace it is given.
@@ -156,7 +157,7 @@ class WakeService:
         moment = time.monotonic()
         if moment - board_at >= self._refresh[0]:
             self.board = current_board(session, now, self._timing, self._settings.report_interval_seconds,
-                                       lambda device_id: self._powering_down(device_id, now))
+                                       lambda device_id: self._powering_down(device_id, now), self._networks)
             board_at = moment
         elif hear:  # between elections, when each relay was last heard from: a silence shows within a second
             self.board = self.board.hearing(last_heard(session, self.board.relay_agents))

@@ -11,8 +11,27 @@ from ipaddress import IPv4Network
 import pytest
 from sqlmodel import Session
 
-from agent.protocol import AgentSchedule, EnforcementMode, PowerActionKind, PowerState, ScheduleIntent, ScheduleWindow
-from controller.power.election import Candidate, RelayTiming, candidates, current_board, elect, powers_down_soon
+from agent.protocol import (
+    AgentSchedule,
+    EnforcementMode,
+    Inventory,
+    Nic,
+    OperatingSystem,
+    PowerActionKind,
+    PowerState,
+    ScheduleIntent,
+    ScheduleWindow,
+)
+from controller.power.election import (
+    Candidate,
+    NetworkMemo,
+    RelayTiming,
+    candidates,
+    current_board,
+    elect,
+    powers_down_soon,
+)
+from controller.register.devices import apply_inventory
 from tests.controller.power import builders
 
 NOW = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # the night the clocks go back: nothing here may care
@@ -141,3 +160,27 @@ def test_only_agents_awake_by_their_last_report_are_elected_and_a_quiet_relay_dr
         board = current_board(session, NOW, TIMING, REPORT_INTERVAL)
         assert pair(board, IPv4Network("10.1.0.0/24")) == ("relay", "desk")
         assert board.relay_devices == {machines["RELAY"].id, machines["DESK"].id}  # both are kept awake
+
+
+def test_elections_reread_the_nics_of_only_the_devices_whose_inventory_was_applied_since(engine):
+    """A laptop moved to another subnet is a candidate there at the next election; the others' subnets are
+    remembered from the last (at 10,000 devices, decoding every NIC every few seconds held up ingest)."""
+    with Session(engine) as session:
+        hill = builders.site(session)
+        laptop = builders.device(session, hill, "LAPTOP", "00:00:00:00:00:01", "10.1.0.5", 24)
+        desk = builders.device(session, hill, "DESK", "00:00:00:00:00:02", "10.1.0.6", 24)
+        builders.agent(session, laptop, "laptop", NOW - timedelta(seconds=20))
+        builders.agent(session, desk, "desk", NOW - timedelta(seconds=20))
+        session.flush()
+        memo = NetworkMemo()
+        assert {c.agent_id: c.networks for c in candidates(session, NOW, TIMING, REPORT_INTERVAL, memo)} == {
+            "laptop": {LAN_A}, "desk": {LAN_A}}
+        moved = Inventory(hostname="LAPTOP", os=OperatingSystem("Windows", "11"),
+                          nics=(Nic("wlan0", "00:00:00:00:00:01", ("10.2.0.9",), ipv4_prefixes=(24,)),))
+        apply_inventory(session, laptop, moved, "agent:laptop")
+        desk.inventory = {**desk.inventory, "nics": []}  # changed behind the register's back: not re-read
+        session.flush()
+        assert {c.agent_id: c.networks for c in candidates(session, NOW, TIMING, REPORT_INTERVAL, memo)} == {
+            "laptop": {LAN_B}, "desk": {LAN_A}}
+        assert {c.agent_id: c.networks for c in candidates(session, NOW, TIMING, REPORT_INTERVAL)} == {
+            "laptop": {LAN_B}}  # without a memo, everything is read: the desk has no subnet left
