@@ -29,7 +29,9 @@ relabelled to run back to back from today's midnight (UTC), as live agents' repo
 re-opens a day already rolled up. ``--late-reports`` sends them with their own dates instead, as the runs before
 2026-12-05 23:00 UTC did: every report then re-opens rolled-up days (a whole estate flushing ten-day-old
 spools at once), and the rollup job works them again while the phases run. They are built before each phase
-starts, so building them costs the measured phases nothing. Requests go over a
+starts, so building them costs the measured phases nothing; those a phase leaves unsent go first in the next,
+so a run needs (reports sent ÷ devices) × 5 minutes of today, about 100 minutes at 10,000 devices with
+replicas. Requests go over a
 minimal keep-alive HTTP/1.1 client on asyncio (uvloop when present): httpx's connection pool costs
 about a millisecond of CPU per request at 16+ connections, which on a 2-core machine would measure
 the load generator instead of the controller. CPU is reported for the controller, the generator and
@@ -50,6 +52,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -196,6 +199,7 @@ class Phase:
     duplicate: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)  # perf_counter when each request was sent (or due)
     usage: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
@@ -208,6 +212,18 @@ class Phase:
             return math.nan
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    def slow_by_second(self, over_ms: float) -> dict[int, int]:
+        """How many answers took longer than ``over_ms``, by the second of the phase they were sent in: slow
+        answers bunched in a few seconds point at a stall (a collection, a job), spread ones at a queue."""
+        if not self.sent_at:
+            return {}
+        began = min(self.sent_at)
+        slow: dict[int, int] = defaultdict(int)
+        for sent, latency in zip(self.sent_at, self.latencies_ms, strict=True):
+            if latency > over_ms:
+                slow[int(sent - began)] += 1
+        return dict(sorted(slow.items()))
 
     def row(self) -> str:
         u = self.usage
@@ -242,8 +258,8 @@ async def closed_loop(port: int, requests: Iterator[bytes], concurrency: int, se
     deadline = None if seconds is None else time.monotonic() + seconds
 
     async def client() -> None:
-        for request in requests:
-            if deadline is not None and time.monotonic() >= deadline:
+        while deadline is None or time.monotonic() < deadline:
+            if (request := next(requests, None)) is None:
                 return
             phase.requests += 1
             await _exchange(pool, request, phase, time.perf_counter(), is_report)
@@ -266,6 +282,7 @@ async def _exchange(pool: Pool, request: bytes, phase: Phase, since: float, is_r
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         status, body = 0, str(exc).encode()
     phase.latencies_ms.append((time.perf_counter() - since) * 1000)
+    phase.sent_at.append(since)
     _count(phase, status, body, is_report)
 
 
@@ -347,9 +364,30 @@ def school_morning(now: datetime) -> datetime:
     return datetime.combine(day, clock_time(9, 0), tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
 
 
-def prepare(senders: list[Sender], count: int) -> list[bytes]:
-    """``count`` requests, round-robin over the devices so one agent's reports go in order, far apart."""
-    return [senders[i % len(senders)].next_request() for i in range(count)]
+class Prepared:
+    """Requests built before the phase that sends them, round-robin over the devices so one agent's reports go
+    in order, far apart. What a phase leaves unsent goes first in the next: each device's reports then cover
+    no more of the day than were sent, so a run fits into less of today (see ``Sender``)."""
+
+    def __init__(self, senders: list[Sender]):
+        self._senders = senders
+        self._unsent: deque[bytes] = deque()
+        self._next = 0
+
+    @property
+    def devices(self) -> int:
+        return len(self._senders)
+
+    def ready(self, count: int) -> Iterator[bytes]:
+        """``count`` requests, built now; each is taken off when a phase sends it."""
+        while len(self._unsent) < count:
+            self._unsent.append(self._senders[self._next].next_request())
+            self._next = (self._next + 1) % len(self._senders)
+        return self._take(count)
+
+    def _take(self, count: int) -> Iterator[bytes]:
+        for _ in range(count):
+            yield self._unsent.popleft()
 
 
 # --- The run ----------------------------------------------------------------------------------------
@@ -434,12 +472,12 @@ def database(backend: str, workdir: Path, postgres_url: str) -> Iterator[str]:
         engine.dispose()
 
 
-def _profile(controller: Controller, args: argparse.Namespace, name: str) -> subprocess.Popen | None:
+def _profile(controller: Controller, args: argparse.Namespace, name: str, seconds: float) -> subprocess.Popen | None:
     """py-spy on the controller for the length of a phase (``--profile DIR``), raw stacks into DIR/NAME.txt."""
     if args.profile is None:
         return None
     args.profile.mkdir(parents=True, exist_ok=True)
-    spy = [str(BIN / "py-spy"), "record", "--pid", str(controller.process.pid), "--duration", str(int(args.seconds)),
+    spy = [str(BIN / "py-spy"), "record", "--pid", str(controller.process.pid), "--duration", str(int(seconds)),
            "--rate", "200", "--threads", "--gil", "--nonblocking"]
     raw = subprocess.Popen([*spy, "--format", "raw", "--output", str(args.profile / f"{name}.txt")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -521,11 +559,12 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
                 f"Content-Length: ").encode()
         senders.append(Sender(device, head, i, t0, today))
 
+    prepared = Prepared(senders)
     measured = []
     for number, target in enumerate(targets):
         # Only the first target meets every agent for the first time; after it, every replica that took
         # a report from an agent has its credentials cached, so a first-report phase would measure the cache.
-        phases = await _phases(target, senders, args, backend, say, first=number == 0)
+        phases = await _phases(target, prepared, args, backend, say, first=number == 0)
         measured.append((target, phases))
     acknowledged = sum(p.accepted + p.duplicate for _, phases in measured for p in phases)
     stored = stored_reports(url)
@@ -542,11 +581,12 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
                          "phases": [{"name": p.name, "requests": p.requests, "per_second": round(p.rate, 1),
                                      "p50_ms": round(p.percentile(50), 2), "p99_ms": round(p.percentile(99), 2),
                                      "max_ms": round(max(p.latencies_ms, default=math.nan), 2), "errors": p.errors,
+                                     f"over_{TARGET_P99_MS:.0f}ms_by_second": p.slow_by_second(TARGET_P99_MS),
                                      **{k: round(v, 2) for k, v in p.usage.items()}} for p in phases]}
                         for target, phases in measured]}
 
 
-async def _phases(target: Target, senders: list[Sender], args: argparse.Namespace, backend: str,
+async def _phases(target: Target, prepared: Prepared, args: argparse.Namespace, backend: str,
                   say: Callable[[str], None], first: bool) -> list[Phase]:
     """The phases against one target, printed as a table with the ratio to its no-op ceiling."""
     say(f"\n-- {target.name} --")
@@ -555,24 +595,26 @@ async def _phases(target: Target, senders: list[Sender], args: argparse.Namespac
     port = target.port
     phases = []
     if first:
-        phases.append(await closed_loop(port, iter(prepare(senders, len(senders))), args.concurrency, None, usage,
+        phases.append(await closed_loop(port, prepared.ready(prepared.devices), args.concurrency, None, usage,
                                         "first report per device"))
     # Enough for a ceiling well above the first phase's rate (agents with credentials cached go faster).
     budget = int(max(phases[0].rate if phases else 0.0, TARGET_RATE) * 3 * args.seconds)
-    saturated = prepare(senders, budget)
-    profiler = _profile(target.controllers[0], args, f"{backend}-ceiling") if first else None
-    phases.append(await closed_loop(port, iter(saturated), args.concurrency, args.seconds, usage,
+    saturated = prepared.ready(budget)
+    profiler = _profile(target.controllers[0], args, f"{backend}-ceiling", args.seconds) if first else None
+    phases.append(await closed_loop(port, saturated, args.concurrency, args.seconds, usage,
                                     f"reports, {args.concurrency} in flight"))
     _profiled(profiler, say)
-    at_rate = prepare(senders, int(args.rate * args.seconds))
-    profiler = _profile(target.controllers[0], args, f"{backend}-rate") if first else None
-    phases.append(await open_loop(port, iter(at_rate), args.rate, args.seconds, usage,
+    at_rate = prepared.ready(int(args.rate * args.seconds))
+    profiler = _profile(target.controllers[0], args, f"{backend}-rate", args.seconds) if first else None
+    phases.append(await open_loop(port, at_rate, args.rate, args.seconds, usage,
                                   f"reports at {args.rate:.0f}/s"))
     _profiled(profiler, say)
     healthz = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    phases.append(await closed_loop(port, iter(lambda: healthz, None), args.concurrency,
-                                    max(10.0, args.seconds / 2), usage, f"/healthz, {args.concurrency} in flight",
-                                    is_report=False))
+    noop_seconds = max(10.0, args.seconds / 2)
+    profiler = _profile(target.controllers[0], args, f"{backend}-healthz", noop_seconds) if first else None
+    phases.append(await closed_loop(port, iter(lambda: healthz, None), args.concurrency, noop_seconds, usage,
+                                    f"/healthz, {args.concurrency} in flight", is_report=False))
+    _profiled(profiler, say)
     say(HEADER)
     for phase in phases:
         say(phase.row() + (f"   ({phase.note})" if phase.note else ""))
@@ -613,7 +655,7 @@ def main() -> None:
                         help="send reports with their own dates, ten days ago (each re-opens rolled-up days)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path,
-                        help="py-spy the (first) controller in the ceiling and rate phases, into this directory")
+                        help="py-spy the (first) controller in the ceiling, rate and no-op phases, into this directory")
     args = parser.parse_args()
     say = print
     say(f"caretaker ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {psutil.cpu_count()} cores, "

@@ -129,7 +129,11 @@ class Settings(BaseSettings):
     # A device whose schedule powers it down within this long is not elected relay (it is about to go).
     relay_power_down_lookahead_seconds: int = 300
     wake_tick_seconds: float = 0.02  # how often the wake dispatcher looks for due wakes
-    relay_election_seconds: float = 5.0  # how often the relays are elected again from recent reports
+    # How often the relays are elected again from recent reports. A relay's liveness is news once per relay
+    # interval (above), and a silent one is passed over between elections (its last report is looked up
+    # every tick); electing more often re-read every fresh device for nothing new, which at 10,000 devices
+    # cost ~80 ms of CPU a time on every replica, stalling the ingest answers behind it (bench/README.md).
+    relay_election_seconds: float = 30.0
     # Singleton jobs (one replica at a time, controller.jobs): how often each runs; 0 switches one off.
     scheduled_wakes_every_seconds: float = 30.0  # queue the wakes compiled schedules promise (power/scheduled.py)
     rollup_every_seconds: float = 900.0  # settled days into the daily rollup, and days late reports re-opened
