@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import Select, and_, bindparam, case, or_, select
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.dml import Insert, Update
 from sqlmodel import Session, col
@@ -451,14 +451,19 @@ class IngestWriter:
 def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, str | None, str | None], float]
                   ) -> dict[str, _AgentState]:
     ids = sorted({job.agent.agent_id for job in group})
-    rows = session.execute(
-        select(Agent.id, Agent.device_id, Agent.last_end, Agent.last_seq, Agent.retired_at, Agent.shared_since,
-               Device.device_class, Device.vendor, Device.model)
-        .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(ids))).all()
+    rows = session.connection().execute(prepared(session, _agent_states_query), {"ids": ids}).all()
     return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, last_seq, retired is not None,
                                   shared is not None, ceiling(device_class, vendor, model),
                                   device_class)
             for agent_id, device_id, last_end, last_seq, retired, shared, device_class, vendor, model in rows}
+
+
+def _agent_states_query(dialect: Dialect) -> Select:
+    """The group's agents and their devices' kind, as rows (built once: a new select per group, and the ORM's
+    handling of it, cost the writer as much as the query)."""
+    return (select(Agent.id, Agent.device_id, Agent.last_end, Agent.last_seq, Agent.retired_at, Agent.shared_since,
+                   Device.device_class, Device.vendor, Device.model)
+            .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(bindparam("ids", expanding=True))))
 
 
 def _stored_intervals(session: Session, agent_id: str, state: _AgentState, reports: tuple[Report, ...]
