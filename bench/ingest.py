@@ -200,6 +200,7 @@ class Phase:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     sent_at: list[float] = field(default_factory=list)  # perf_counter when each request was sent (or due)
+    acknowledged: set[tuple[str, int]] = field(default_factory=set)  # (agent id, seq) answered as stored
     usage: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
@@ -237,7 +238,7 @@ HEADER = (f"{'phase':<26}{'requests':>9}{'per s':>10}{'p50 ms':>9}{'p99 ms':>9}{
           f"{'ctl CPU':>8}{'gen CPU':>8}{'pg CPU':>8}{'lb CPU':>8}{'ctl MB':>9}")
 
 
-def _count(phase: Phase, status: int, body: bytes, is_report: bool) -> None:
+def _count(phase: Phase, request: bytes, status: int, body: bytes, is_report: bool) -> None:
     if status != 200:
         phase.errors += 1
         if not phase.note:
@@ -248,6 +249,14 @@ def _count(phase: Phase, status: int, body: bytes, is_report: bool) -> None:
         ack = json.loads(body)
         phase.accepted += len(ack["accepted"])
         phase.duplicate += len(ack["duplicate"])
+        agent = _agent_of(request)
+        phase.acknowledged.update((agent, seq) for seq in (*ack["accepted"], *ack["duplicate"]))
+
+
+def _agent_of(request: bytes) -> str:
+    """The agent id of a report request, from its ``Authorization: Bearer <agent id>:<secret>`` header."""
+    start = request.index(b"Bearer ") + len(b"Bearer ")
+    return request[start:request.index(b":", start)].decode()
 
 
 async def closed_loop(port: int, requests: Iterator[bytes], concurrency: int, seconds: float | None,
@@ -283,7 +292,7 @@ async def _exchange(pool: Pool, request: bytes, phase: Phase, since: float, is_r
         status, body = 0, str(exc).encode()
     phase.latencies_ms.append((time.perf_counter() - since) * 1000)
     phase.sent_at.append(since)
-    _count(phase, status, body, is_report)
+    _count(phase, request, status, body, is_report)
 
 
 async def open_loop(port: int, requests: Iterator[bytes], rate: float, seconds: float, usage: Usage,
@@ -490,12 +499,25 @@ def _profiled(profiler: subprocess.Popen | None, say: Callable[[str], None]) -> 
         say(f"profile of the controller in that phase: {profiler.args[profiler.args.index('--output') + 1]}")
 
 
-def stored_reports(database_url: str) -> int:
+def stored_reports(database_url: str) -> dict[tuple[str, int], datetime]:
+    """Every stored report's (agent id, seq), and when the controller received it."""
     engine = make_engine(database_url)
     with engine.connect() as c:
-        count = c.execute(sqlalchemy.text("SELECT count(*) FROM report")).scalar_one()
+        rows = c.execute(sqlalchemy.text("SELECT agent_id, seq, received_at FROM report")).all()
     engine.dispose()
-    return count
+    return {(agent, seq): received for agent, seq, received in rows}
+
+
+def compare_stored(stored: dict[tuple[str, int], datetime], acknowledged: set[tuple[str, int]],
+                   say: Callable[[str], None]) -> None:
+    """Every acknowledged report must be stored; one stored but never acknowledged is named, with when it came."""
+    lost = acknowledged - stored.keys()
+    unanswered = sorted(stored.keys() - acknowledged, key=stored.__getitem__)
+    say(f"stored reports {len(stored)}, acknowledged {len(acknowledged)}: "
+        + ("the same reports" if not lost and not unanswered else
+           f"{len(lost)} acknowledged but NOT STORED, {len(unanswered)} stored but not acknowledged"))
+    for agent, seq in unanswered[:10]:
+        say(f"  stored, not acknowledged: agent {agent} report {seq}, received {stored[(agent, seq)].isoformat()}")
 
 
 @dataclass
@@ -566,9 +588,9 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
         # a report from an agent has its credentials cached, so a first-report phase would measure the cache.
         phases = await _phases(target, prepared, args, backend, say, first=number == 0)
         measured.append((target, phases))
-    acknowledged = sum(p.accepted + p.duplicate for _, phases in measured for p in phases)
+    acknowledged = set().union(*(p.acknowledged for _, phases in measured for p in phases))
     stored = stored_reports(url)
-    say(f"stored reports {stored}, acknowledged {acknowledged} ({'equal' if stored == acknowledged else 'DIFFER'})")
+    compare_stored(stored, acknowledged, say)
     if len(measured) > 1:
         (front_target, through), (_, direct) = measured
         say(f"{front_target.name} ÷ one replica without it: ceiling {_ceiling(through).rate:.0f} ÷ "
@@ -576,7 +598,9 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
             f"{args.rate:.0f}/s offered {_at_rate(through).rate:.0f}/s p99 {_at_rate(through).percentile(99):.1f} ms, "
             f"against {_at_rate(direct).rate:.0f}/s p99 {_at_rate(direct).percentile(99):.1f} ms")
     return {"backend": backend, "devices": args.devices, "enroll_seconds": round(enroll_seconds, 1),
-            "stored": stored, "acknowledged": acknowledged,
+            "stored": len(stored), "acknowledged": len(acknowledged),
+            "stored_not_acknowledged": len(stored.keys() - acknowledged),
+            "acknowledged_not_stored": len(acknowledged - stored.keys()),
             "targets": [{"name": target.name, "target_met": _met(phases, args),
                          "phases": [{"name": p.name, "requests": p.requests, "per_second": round(p.rate, 1),
                                      "p50_ms": round(p.percentile(50), 2), "p99_ms": round(p.percentile(99), 2),
