@@ -8,7 +8,7 @@ Python holds the GIL against the ingest answers of the same process (bench/READM
 desktops on 20 sites, one NIC each (80 subnets), each with an agent whose last report is fresh, on SQLite
 in a temporary directory or on the PostgreSQL database given (which must be empty). Prints wall and CPU
 milliseconds of ``candidates`` without a ``NetworkMemo`` (twice) and with one (first, then twice with
-nothing changed, then after a tenth of the devices had an inventory applied), and of ``elect``; the ratio
+nothing changed, then after a tenth of the devices had a changed inventory applied), and of ``elect``; the ratio
 compares the second run of each kind.
 """
 

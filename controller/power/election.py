@@ -209,7 +209,7 @@ class NetworkMemo:
     """Each device's subnets and boot time, as of the inventory version they were read from. An election
     every few seconds read and decoded every fresh device's NICs: at 10,000 devices that held the GIL for
     a quarter of a second each time, on every replica, and stretched the ingest replies waiting behind it
-    (bench/README.md, "Ingest"). Kept, only the devices whose inventory has been applied since are read."""
+    (bench/README.md, "Ingest"). Kept, only the devices whose inventory has changed since are read."""
 
     known: dict[int, tuple[int, frozenset[IPv4Network], datetime | None]] = field(default_factory=dict)
 

@@ -113,8 +113,9 @@ def apply_inventory(session: Session, device: Device, inventory: Inventory, acto
     device.machine_id = fingerprint.machine_id
     device.os_name = inventory.os.name
     device.os_version = inventory.os.version
-    device.inventory = to_wire(inventory)
-    device.inventory_version = Device.inventory_version + 1  # in SQL: two replicas applying at once count twice
+    reported = to_wire(inventory)
+    if reported != device.inventory:  # in SQL: two replicas applying at once count twice
+        device.inventory, device.inventory_version = reported, Device.inventory_version + 1
     set_by_agent(session, device, actor, inventory.room, inventory.tags)
     known = set(session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id)).all())
     if known != set(fingerprint.macs):

@@ -73,8 +73,8 @@ class Device(SQLModel, table=True):
     agent_room: str | None = Field(default=None, max_length=100)
     agent_tags: list | None = Field(default=None, sa_column=Column(JSON))
     inventory: dict | None = Field(default=None, sa_column=Column(JSON))
-    # One more each time an inventory is applied (register/devices.apply_inventory), so a reader that keeps
-    # what it derived from the inventory (the relay election's subnets) re-reads only the devices that changed.
+    # One more each time an applied inventory differs from the stored one (register/devices.apply_inventory),
+    # so a reader that keeps what it derived from it (the relay election's subnets) re-reads only those.
     inventory_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen: datetime | None = _when(nullable=True, index=True)

@@ -1,4 +1,4 @@
-"""device.inventory_version: counts the inventories applied, so the relay election re-reads only changed NICs
+"""device.inventory_version: counts changes of the inventory, so the relay election re-reads only changed NICs
 
 Revision ID: 0024
 Revises: 0023

@@ -162,7 +162,7 @@ def test_only_agents_awake_by_their_last_report_are_elected_and_a_quiet_relay_dr
         assert board.relay_devices == {machines["RELAY"].id, machines["DESK"].id}  # both are kept awake
 
 
-def test_elections_reread_the_nics_of_only_the_devices_whose_inventory_was_applied_since(engine):
+def test_elections_reread_the_nics_of_only_the_devices_whose_inventory_changed_since(engine):
     """A laptop moved to another subnet is a candidate there at the next election; the others' subnets are
     remembered from the last (at 10,000 devices, decoding every NIC every few seconds held up ingest)."""
     with Session(engine) as session:
