@@ -207,9 +207,9 @@ def elect(candidates: Iterable[Candidate], timing: RelayTiming = RelayTiming(tim
 @dataclass
 class NetworkMemo:
     """Each device's subnets and boot time, as of the inventory version they were read from. An election
-    every few seconds read and decoded every fresh device's NICs: at 10,000 devices that held the GIL for
-    a quarter of a second each time, on every replica, and stretched the ingest replies waiting behind it
-    (bench/README.md, "Ingest"). Kept, only the devices whose inventory has changed since are read."""
+    that read and decoded every fresh device's NICs held the GIL for a quarter of a second at 10,000
+    devices, on every replica, and stretched the ingest replies waiting behind it (bench/README.md,
+    "Ingest"). Kept, only the devices whose inventory has changed since are read."""
 
     known: dict[int, tuple[int, frozenset[IPv4Network], datetime | None]] = field(default_factory=dict)
 
@@ -246,7 +246,9 @@ def candidates(session: Session, now: datetime, timing: RelayTiming, report_inte
     silence, gone = timing.silence, timing.gone
     found = []
     for agent_id, last_seen, device_id, hostname, device_class, _, start, end, state in rows:
-        _, networks, boot_time = memo.known[device_id]
+        if (known := memo.known.get(device_id)) is None:
+            continue  # removed from the register between the two reads
+        _, networks, boot_time = known
         short = end - start <= silence
         if networks:
             found.append(Candidate(agent_id, device_id, hostname, device_class, boot_time, networks,
