@@ -114,7 +114,8 @@ def apply_inventory(session: Session, device: Device, inventory: Inventory, acto
     device.os_name = inventory.os.name
     device.os_version = inventory.os.version
     reported = to_wire(inventory)
-    if reported != device.inventory:  # in SQL: two replicas applying at once count twice
+    if reported != device.inventory:
+        # Counted in SQL, not from the value read: two replicas applying at once then count twice.
         device.inventory, device.inventory_version = reported, Device.inventory_version + 1
     set_by_agent(session, device, actor, inventory.room, inventory.tags)
     known = set(session.exec(select(DeviceMac.mac).where(DeviceMac.device_id == device.id)).all())
