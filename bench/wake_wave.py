@@ -355,7 +355,8 @@ class Controller:
         self.agents[name] = subprocess.Popen(
             [str(BIN / "caretaker-agent"), "run", "--controller", self.url, "--token", token, "--ca-file",
              str(self.ca), "--state-dir", str(state), "--interval", "1", "--inventory-overlay",
-             str(state / "overlay.json")], stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT)
+             str(state / "overlay.json"), "--session-address", str(state / "session.sock")],
+            stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         for process in [*self.agents.values(), self.process]:

@@ -104,7 +104,7 @@ def test_laptops_sleep_after_the_battery_idle_time_during_school_hours(controlle
             agents[name] = subprocess.Popen(
                 [str(BIN / "caretaker-agent"), "run", "--controller", controller.url, "--token", token,
                  "--ca-file", str(pki[2]), "--state-dir", str(state), "--interval", "1",
-                 "--root", str(_root(state / "root", on_battery)),
+                 "--root", str(_root(state / "root", on_battery)), "--session-address", str(state / "session.sock"),
                  "--inventory-overlay", str(state / "overlay.json"),
                  "--power-command-wrapper", f"{sys.executable} {recorder} {state / 'ran.jsonl'}"],
                 stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT)

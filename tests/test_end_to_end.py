@@ -69,6 +69,7 @@ class AgentProcess:
     def __init__(self, controller_url: str, pki: Pki, state: Path, token: str, batch_size: int = 50):
         self.args = [str(BIN / "caretaker-agent"), "run", "--controller", controller_url, "--token", token,
                      "--ca-file", str(pki.ca), "--state-dir", str(state), "--interval", "1",
+                     "--session-address", str(state.parent / "session.sock"),
                      "--batch-size", str(batch_size)]
         self.state = state
         self.log = state.parent / "agent.log"

@@ -86,7 +86,7 @@ def test_the_agent_enforces_the_controllers_schedule_and_the_action_reaches_the_
     state = tmp_path / "agent-state"
     agent = subprocess.Popen(
         [str(BIN / "caretaker-agent"), "run", "--controller", controller.url, "--token", token, "--ca-file",
-         str(pki[2]), "--state-dir", str(state), "--interval", "1",
+         str(pki[2]), "--state-dir", str(state), "--interval", "1", "--session-address", str(tmp_path / "session.sock"),
          "--power-command-wrapper", f"{sys.executable} {recorder} {ran}"],
         stdout=(tmp_path / "agent.log").open("ab"), stderr=subprocess.STDOUT)
     try:

@@ -101,6 +101,7 @@ class Estate:
         self.agents[hostname] = (subprocess.Popen(
             [str(BIN / "caretaker-agent"), "run", "--controller", self.controller.url, "--token", token,
              "--ca-file", str(self.ca), "--state-dir", str(state), "--interval", "1",
+             "--session-address", str(state / "session.sock"),
              "--inventory-overlay", str(state / "overlay.json"), *labels,
              "--power-command-wrapper", f"{sys.executable} {self.workdir / 'recorder.py'} {state / 'ran.log'}"],
             stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT))

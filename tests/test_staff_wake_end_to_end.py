@@ -98,7 +98,7 @@ def school(tmp_path_factory: pytest.TempPathFactory) -> Iterator[School]:
             agents.append(subprocess.Popen(
                 [str(BIN / "caretaker-agent"), "run", "--controller", controller.url, "--token", enrol,
                  "--ca-file", str(ca), "--state-dir", str(state), "--interval", "1",
-                 "--inventory-overlay", str(state / "overlay.json")],
+                 "--session-address", str(state / "session.sock"), "--inventory-overlay", str(state / "overlay.json")],
                 stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT))
         devices = wait_for(lambda: _rooms_set(controller), what="both PCs in the register")
         password = tmp_path / "password"

@@ -105,6 +105,7 @@ def start_agent(name: str, controller, token: str, ca: Path, work: Path) -> tupl
     agent = subprocess.Popen(
         [str(BIN / "caretaker-agent"), "run", "--controller", controller.url, "--token", token, "--ca-file", str(ca),
          "--state-dir", str(state), "--interval", "1", "--root", str(root), "--idle-threshold", "0",
+         "--session-address", str(state / "session.sock"),
          "--busy-cpu-percent", "100", "--inventory-overlay", str(state / "overlay.json"),
          "--power-command-wrapper", f"{sys.executable} {work / 'recorder.py'} {state / 'ran.jsonl'}"],
         stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT)

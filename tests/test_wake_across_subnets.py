@@ -190,7 +190,8 @@ class Estate:
         return self.net.popen(host, [
             str(BIN / "caretaker-agent"), command, "--controller", self.url, "--token", self.token,
             "--ca-file", str(self.ca), "--state-dir", str(state), "--interval", "1",
-            "--inventory-overlay", str(state / "overlay.json"), "--power-command-wrapper", recorder],
+            "--session-address", str(state / "session.sock"), "--inventory-overlay", str(state / "overlay.json"),
+            "--power-command-wrapper", recorder],
             stdout=(state / "agent.log").open("ab"), stderr=subprocess.STDOUT, env=self.env)
 
     def start_agent(self, name: str) -> None:

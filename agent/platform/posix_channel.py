@@ -9,6 +9,7 @@ there is no claim in the protocol for it to lie in. The helper imports this modu
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import stat
@@ -83,18 +84,26 @@ def user_name(uid: int) -> str:
 
 class UnixListener:
     """The service's end: a socket any local user may connect to (mode 0666) in a directory only the
-    service may write to, so nobody else can put a socket of their own at the path."""
+    service may write to, so nobody else can put a socket of their own at the path.
+
+    The path is taken over only from an agent that did not stop cleanly: while another process answers
+    on it (the installed service, when someone runs ``caretaker-agent run`` by hand), this one refuses,
+    as a second Windows pipe instance does; and closing removes the path only while it is still this
+    socket, so a stopping agent never takes the channel from the one that replaced it."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         directory = path.parent.stat()
         if directory.st_uid != os.geteuid() or directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise PermissionError(f"{path.parent} must belong to this user and be writable by it alone")
+        if _answers(path):
+            raise FileExistsError(errno.EADDRINUSE, "another process is listening there", str(path))
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by an agent that did not stop cleanly
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.bind(str(path))
         os.chmod(path, 0o666)
+        self._identity = _identity(path)
         self._socket.listen(16)
         self.path = path
         self._closed = False
@@ -111,13 +120,44 @@ class UnixListener:
 
     def close(self) -> None:
         """Stop listening; a thread blocked in ``accept`` is woken by a last connection (portable, unlike
-        shutting a listening socket down, which wakes nobody on macOS)."""
+        shutting a listening socket down, which wakes nobody on macOS). Once the path is another socket's,
+        shutting down is all there is: a connection would reach the other agent."""
         self._closed = True
-        with contextlib.suppress(OSError):
-            connect(str(self.path)).close()
+        ours = _identity(self.path) == self._identity
+        if ours:
+            with contextlib.suppress(OSError):
+                connect(str(self.path)).close()
+        else:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        if ours:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _answers(path: Path) -> bool:
+    """Whether a process listens on the socket at ``path``: a stale one refuses connections, a busy one
+    keeps them waiting."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(SEND_TIMEOUT_SECONDS)
+    try:
+        probe.connect(str(path))
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def connect(address: str) -> SocketConnection:

@@ -206,7 +206,8 @@ def test_run_enrols_reports_every_interval_and_stops_cleanly_on_sigterm(
     controller.interval = 1
     state = tmp_path / "state"
     process = subprocess.Popen([*AGENT, "run", "--controller", controller.url, "--token", TOKEN,
-                                "--ca-file", str(pki.ca_file), "--state-dir", str(state), "--interval", "1"],
+                                "--ca-file", str(pki.ca_file), "--state-dir", str(state), "--interval", "1",
+                                "--session-address", str(tmp_path / "session.sock")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(controller.reports_received()) >= 3)
@@ -228,7 +229,8 @@ def test_run_keeps_collecting_while_the_controller_is_away_and_stops_on_sigint(
         url = gone.url
     enrolled(tmp_path, url)
     process = subprocess.Popen([*AGENT, "run", "--ca-file", str(pki.ca_file), "--state-dir", str(tmp_path),
-                                "--interval", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--interval", "1", "--session-address", str(tmp_path / "session.sock")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: (tmp_path / "spool.sqlite3").exists() and len(pending(tmp_path)) >= 2)
     finally:

@@ -8,6 +8,7 @@ Services calls, behind their small interfaces, in test_windows_sessions.py.
 from __future__ import annotations
 
 import os
+import socket
 from datetime import timedelta
 
 import pytest
@@ -136,6 +137,45 @@ def test_a_directory_others_may_write_to_is_refused(tmp_path):
     open_to_all.chmod(0o777)
     with pytest.raises(PermissionError):
         posix_channel.UnixListener(open_to_all / "session.sock")
+
+
+def test_a_second_agent_cannot_take_the_channel_of_one_that_is_running(bench):
+    with pytest.raises(FileExistsError, match="another process is listening"):
+        posix_channel.UnixListener(bench.path)
+    bench.sign_in()
+    bench.helper().state(42)
+    assert bench.desk.view().idle_seconds == 42
+
+
+def test_the_socket_of_an_agent_that_did_not_stop_cleanly_is_taken_over(tmp_path):
+    path = tmp_path / "run" / "session.sock"
+    path.parent.mkdir(mode=0o755)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # bound, never listening: what a killed agent leaves behind
+    listener = posix_channel.UnixListener(path)
+    try:
+        posix_channel.connect(str(path)).close()
+    finally:
+        listener.close()
+    assert not path.exists()
+
+
+def test_an_agent_that_stops_leaves_the_channel_of_the_one_that_replaced_it(tmp_path):
+    path = tmp_path / "run" / "session.sock"
+    leaving = posix_channel.UnixListener(path)
+    path.unlink()  # as an agent that started meanwhile and found this one not answering would
+    staying = posix_channel.UnixListener(path)
+    try:
+        leaving.close()
+        assert path.exists()
+        connection = posix_channel.connect(str(path))
+        accepted, peer = staying.accept()
+        assert peer.uid == os.geteuid()
+        connection.close()
+        accepted.close()
+    finally:
+        staying.close()
 
 
 def test_a_helper_that_stops_reporting_counts_as_gone(bench, clock):
