@@ -8,7 +8,8 @@ load generator on the same 2-core machine; and the same server's ceiling on a no
     .venv/bin/python bench/ingest.py [--devices 10000] [--seconds 60] [--backend sqlite|postgresql|both]
 
 For each backend it starts a real `caretaker serve`, enrolls the devices with `caretaker simulate`'s
-own code (timed on its own), then measures four phases:
+own code (timed on its own; it also sends a report for the few devices whose interval ends meanwhile, and
+the benchmark numbers theirs after it), then measures four phases:
 
 1. first report from every device, closed loop: the controller has not seen these agents yet, so each
    request also loads the agent's credentials from the database (what a report costs whenever the
@@ -201,6 +202,7 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     sent_at: list[float] = field(default_factory=list)  # perf_counter when each request was sent (or due)
     acknowledged: set[tuple[str, int]] = field(default_factory=set)  # (agent id, seq) answered as stored
+    rejected: dict[tuple[str, int], str] = field(default_factory=dict)  # (agent id, seq) answered as refused: why
     usage: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
@@ -251,6 +253,7 @@ def _count(phase: Phase, request: bytes, status: int, body: bytes, is_report: bo
         phase.duplicate += len(ack["duplicate"])
         agent = _agent_of(request)
         phase.acknowledged.update((agent, seq) for seq in (*ack["accepted"], *ack["duplicate"]))
+        phase.rejected.update(((agent, r["seq"]), r["reason"]) for r in ack["rejected"])
 
 
 def _agent_of(request: bytes) -> str:
@@ -509,15 +512,18 @@ def stored_reports(database_url: str) -> dict[tuple[str, int], datetime]:
 
 
 def compare_stored(stored: dict[tuple[str, int], datetime], acknowledged: set[tuple[str, int]],
-                   say: Callable[[str], None]) -> None:
-    """Every acknowledged report must be stored; one stored but never acknowledged is named, with when it came."""
+                   rejected: dict[tuple[str, int], str], say: Callable[[str], None]) -> None:
+    """Every acknowledged report must be stored; one stored but never acknowledged is named, with when it came
+    and, if the controller answered it as rejected, why."""
     lost = acknowledged - stored.keys()
     unanswered = sorted(stored.keys() - acknowledged, key=stored.__getitem__)
     say(f"stored reports {len(stored)}, acknowledged {len(acknowledged)}: "
         + ("the same reports" if not lost and not unanswered else
            f"{len(lost)} acknowledged but NOT STORED, {len(unanswered)} stored but not acknowledged"))
     for agent, seq in unanswered[:10]:
-        say(f"  stored, not acknowledged: agent {agent} report {seq}, received {stored[(agent, seq)].isoformat()}")
+        answered = f"; answered as rejected: {rejected[(agent, seq)]}" if (agent, seq) in rejected else ""
+        say(f"  stored, not acknowledged: agent {agent} report {seq}, received {stored[(agent, seq)].isoformat()}"
+            f"{answered}")
 
 
 @dataclass
@@ -579,7 +585,7 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
         record = state.agents[device.hostname]
         head = (f"POST {REPORTS_PATH} HTTP/1.1\r\n{host}Authorization: {record.authorization}\r\n"
                 f"Content-Length: ").encode()
-        senders.append(Sender(device, head, i, t0, today))
+        senders.append(Sender(device, head, i, t0, today, record.next_seq))  # after any report `simulate` sent
 
     prepared = Prepared(senders)
     measured = []
@@ -589,8 +595,9 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
         phases = await _phases(target, prepared, args, backend, say, first=number == 0)
         measured.append((target, phases))
     acknowledged = set().union(*(p.acknowledged for _, phases in measured for p in phases))
+    rejected = {key: why for _, phases in measured for p in phases for key, why in p.rejected.items()}
     stored = stored_reports(url)
-    compare_stored(stored, acknowledged, say)
+    compare_stored(stored, acknowledged, rejected, say)
     if len(measured) > 1:
         (front_target, through), (_, direct) = measured
         say(f"{front_target.name} ÷ one replica without it: ceiling {_ceiling(through).rate:.0f} ÷ "
@@ -599,7 +606,7 @@ async def _measure(backend: str, url: str, targets: list[Target], workdir: Path,
             f"against {_at_rate(direct).rate:.0f}/s p99 {_at_rate(direct).percentile(99):.1f} ms")
     return {"backend": backend, "devices": args.devices, "enroll_seconds": round(enroll_seconds, 1),
             "stored": len(stored), "acknowledged": len(acknowledged),
-            "stored_not_acknowledged": len(stored.keys() - acknowledged),
+            "stored_not_acknowledged": len(stored.keys() - acknowledged), "rejected": len(rejected),
             "acknowledged_not_stored": len(acknowledged - stored.keys()),
             "targets": [{"name": target.name, "target_met": _met(phases, args),
                          "phases": [{"name": p.name, "requests": p.requests, "per_second": round(p.rate, 1),
