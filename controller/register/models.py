@@ -77,7 +77,8 @@ class Device(SQLModel, table=True):
     # so a reader that keeps what it derived from it (the relay election's subnets) re-reads only those.
     inventory_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    last_seen: datetime | None = _when(nullable=True, index=True)
+    # Set by every report: not indexed, so the update can stay on its page (migration 0025).
+    last_seen: datetime | None = _when(nullable=True)
     # Set when this device was kept apart from another it might be: a cloned image (shares its machine-id
     # or UUID) or a machine enrolled with another site's token (register/conflicts.py); cleared when a
     # network manager resolves it.
