@@ -142,6 +142,7 @@ def test_a_directory_others_may_write_to_is_refused(tmp_path):
 def test_a_second_agent_cannot_take_the_channel_of_one_that_is_running(bench):
     with pytest.raises(FileExistsError, match="another process is listening"):
         posix_channel.UnixListener(bench.path)
+    wait_for(lambda: not bench.desk.connected())  # its look at the socket came and went, as a helper would
     bench.sign_in()
     bench.helper().state(42)
     assert bench.desk.view().idle_seconds == 42
