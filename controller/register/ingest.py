@@ -28,7 +28,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, bindparam, case, or_, select
+from sqlalchemy import Select, String, and_, any_, bindparam, case, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.dml import Insert, Update
 from sqlmodel import Session, col
@@ -42,7 +43,7 @@ from agent.protocol import (
     UpdateStatus,
     to_wire,
 )
-from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, pipelined, prepared, upsert
+from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, opening_rows, pipelined, prepared, upsert
 from controller.energy import catalogue
 from controller.energy.catalogue import Catalogue
 from controller.energy.hourly import BucketKey, BucketSum, add_report, best_samples
@@ -255,7 +256,8 @@ class _Verdict:
     """A job after screening: the reports to store, those refused with why, or the whole job refused."""
 
     job: _Job
-    keep: list[Report] = field(default_factory=list)
+    new: list[Report] = field(default_factory=list)  # to store: none of the agent's stored reports has its seq
+    replayed: list[Report] = field(default_factory=list)  # stored already: acknowledged again as duplicates
     rejected: list[RejectedReport] = field(default_factory=list)
     refused: Exception | None = None
 
@@ -382,33 +384,31 @@ class IngestWriter:
             states = _agent_states(session, group, self._ceilings(session))
             verdicts = [self._screen(session, job, states, now) for job in group]
             kept = [v for v in verdicts if v.refused is None]
-            inserted = _insert_reports(session, kept, now)
             # What reads, or writes through the ORM, first; then what only writes, with the commit, at once.
-            _apply_inventories(session, kept, inserted, states, now)
-            _record_actions(session, kept, inserted)
-            relay_replies = self._wake.on_reports(session, _arrivals(kept, inserted), now) if self._wake else {}
+            _apply_inventories(session, kept, states, now)
+            _record_actions(session, kept)
+            relay_replies = self._wake.on_reports(session, _arrivals(kept), now) if self._wake else {}
             session.flush()
             with pipelined(session):
-                _add_energy(session, kept, inserted, now)
-                _keep_latest(session, kept, inserted)
-                _touch_agents_and_devices(session, kept, inserted, states, now)
-                _record_awake(session, kept, inserted)
+                _insert_reports(session, kept, now)
+                _add_energy(session, kept, now)
+                _keep_latest(session, kept)
+                _touch_agents_and_devices(session, kept, states, now)
+                _record_awake(session, kept)
                 session.commit()
-        self.committed_reports += len(inserted)
+        self.committed_reports += sum(len(v.new) for v in kept)
         outcomes: list[BatchAck | Exception] = []
         for verdict in verdicts:
             if verdict.refused is not None:
                 outcomes.append(verdict.refused)
                 continue
             self.rejected_reports += len(verdict.rejected)
-            outcomes.append(self._ack(verdict, inserted, relay_replies.get(verdict.job.agent.agent_id)))
+            outcomes.append(self._ack(verdict, relay_replies.get(verdict.job.agent.agent_id)))
         return outcomes
 
-    def _ack(self, verdict: _Verdict, inserted: set[tuple[str, int]], relay: RelayReply | None) -> BatchAck:
-        agent_id = verdict.job.agent.agent_id
-        seqs = [r.seq for r in verdict.keep]
-        accepted = tuple(s for s in seqs if (agent_id, s) in inserted)
-        duplicate = tuple(s for s in seqs if (agent_id, s) not in inserted)
+    def _ack(self, verdict: _Verdict, relay: RelayReply | None) -> BatchAck:
+        accepted = tuple(r.seq for r in verdict.new)
+        duplicate = tuple(r.seq for r in verdict.replayed)
         interval = self._interval if relay is None else min(self._interval, relay.report_interval_seconds)
         return BatchAck(accepted=accepted, duplicate=duplicate, report_interval_seconds=interval,
                         wake_orders=relay.orders if relay else (), rejected=tuple(verdict.rejected))
@@ -428,7 +428,7 @@ class IngestWriter:
         for report in sorted(job.batch.reports, key=lambda r: (r.start, r.seq)):
             if report.seq in timeline.starts_of:
                 if timeline.starts_of[report.seq] == as_utc(report.start):
-                    verdict.keep.append(report)  # a replay: stored once, acknowledged as a duplicate
+                    verdict.replayed.append(report)  # stored once, acknowledged as a duplicate
                 else:
                     verdict.rejected.append(RejectedReport(report.seq, (
                         f"report {report.seq} reuses the number of a report starting at "
@@ -442,7 +442,7 @@ class IngestWriter:
                            "already counted: an agent's intervals never overlap")
             if problem is None:
                 timeline.add(report)
-                verdict.keep.append(report)
+                verdict.new.append(report)
             else:
                 verdict.rejected.append(RejectedReport(report.seq, f"report {report.seq} {problem}"))
         return verdict
@@ -450,8 +450,11 @@ class IngestWriter:
 
 def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, str | None, str | None], float]
                   ) -> dict[str, _AgentState]:
+    """The group's agents, each row held until the group commits: a replica storing the same agent's reports
+    at once (an agent that retried through the balancer) waits here, then reads what this group stored. So
+    what an agent has stored is known from its row, without asking the insert which rows it took."""
     ids = sorted({job.agent.agent_id for job in group})
-    rows = session.connection().execute(prepared(session, _agent_states_query), {"ids": ids}).all()
+    rows = opening_rows(session, prepared(session, _agent_states_query), {"ids": ids})
     return {agent_id: _AgentState(device_id, as_utc(last_end) if last_end else None, last_seq, retired is not None,
                                   shared is not None, ceiling(device_class, vendor, model),
                                   device_class)
@@ -459,11 +462,16 @@ def _agent_states(session: Session, group: list[_Job], ceiling: Callable[[str, s
 
 
 def _agent_states_query(dialect: Dialect) -> Select:
-    """The group's agents and their devices' kind, as rows (built once: a new select per group, and the ORM's
-    handling of it, cost the writer as much as the query)."""
+    """The group's agents and their devices' kind, as rows, the agents' locked in the order of their ids (so
+    two replicas never wait on each other in a circle). Built once: a new select per group, and the ORM's
+    handling of it, cost the writer as much as the query. PostgreSQL takes the ids as one array, so the text
+    is the same for every group (and prepared); SQLite, which has no arrays or row locks, as a list."""
+    ids = (col(Agent.id) == any_(bindparam("ids", type_=ARRAY(String))) if dialect.name == "postgresql"
+           else col(Agent.id).in_(bindparam("ids", expanding=True)))
     return (select(Agent.id, Agent.device_id, Agent.last_end, Agent.last_seq, Agent.retired_at, Agent.shared_since,
                    Device.device_class, Device.vendor, Device.model)
-            .join(Device, col(Device.id) == Agent.device_id).where(col(Agent.id).in_(bindparam("ids", expanding=True))))
+            .join(Device, col(Device.id) == Agent.device_id).where(ids).order_by(Agent.id)
+            .with_for_update(of=Agent, key_share=True))
 
 
 def _stored_intervals(session: Session, agent_id: str, state: _AgentState, reports: tuple[Report, ...]
@@ -487,9 +495,8 @@ def _stored_intervals(session: Session, agent_id: str, state: _AgentState, repor
     return [_Interval(as_utc(start), as_utc(end), seq) for seq, start, end in set(rows)]
 
 
-def _arrivals(verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[Arrival]:
-    return [Arrival(v.job.agent.agent_id, v.job.agent.device_id,
-                    tuple(r for r in v.keep if (v.job.agent.agent_id, r.seq) in inserted)) for v in verdicts]
+def _arrivals(verdicts: list[_Verdict]) -> list[Arrival]:
+    return [Arrival(v.job.agent.agent_id, v.job.agent.device_id, tuple(v.new)) for v in verdicts]
 
 
 def _accounted(report: Report) -> dict:
@@ -518,35 +525,33 @@ def _report_row(agent: AgentIdentity, report: Report, now: datetime) -> dict:
     }
 
 
-def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -> set[tuple[str, int]]:
-    """Insert every new (agent, seq); return those that were new. Replays insert nothing.
+def _insert_reports(session: Session, verdicts: list[_Verdict], now: datetime) -> None:
+    """Insert the new reports. Which are new is known before: the group holds its agents' rows (see
+    ``_agent_states``), so no other writer can store their reports meanwhile, and the agent's ``last_seq``
+    bounds what it has stored. The conflict clause still keeps a stored (agent, seq) from being stored twice.
 
     Rows go as parameters, never inlined, so the statement is compiled once per process and cached:
     compiling a fresh statement per group was half of the writer's time.
     """
-    rows = [_report_row(v.job.agent, r, now) for v in verdicts for r in v.keep]
-    if not rows:
-        return set()
-    statement, bulk = prepared(session, _report_insert)
-    return {(a, s) for a, s in session.execute(statement, bulk.params(rows))}
+    rows = [_report_row(v.job.agent, r, now) for v in verdicts for r in v.new]
+    if rows:
+        statement, bulk = prepared(session, _report_insert)
+        session.execute(statement, bulk.params(rows))
 
 
 def _report_insert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
     table = ReportRow.__table__
     bulk = BulkUpsert(dialect, table, _REPORT_COLUMNS)
-    return (bulk.statement.on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"])
-            .returning(table.c.agent_id, table.c.seq)), bulk
+    return bulk.statement.on_conflict_do_nothing(index_elements=["agent_id", "seq", "start"]), bulk
 
 
-def _add_energy(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
-                now: datetime) -> None:
+def _add_energy(session: Session, verdicts: list[_Verdict], now: datetime) -> None:
     sums: dict[tuple[int, BucketKey], BucketSum] = {}
     for verdict in verdicts:
         agent = verdict.job.agent
         per_device: dict[BucketKey, BucketSum] = {}
-        for report in verdict.keep:
-            if (agent.agent_id, report.seq) in inserted:
-                add_report(report, per_device)
+        for report in verdict.new:
+            add_report(report, per_device)
         for key, value in per_device.items():
             total = sums.setdefault((agent.device_id, key), BucketSum())
             total.joules += value.joules
@@ -576,16 +581,14 @@ def _bucket_upsert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
               "seconds": table.c.seconds + bulk.statement.excluded.seconds}), bulk
 
 
-def _keep_latest(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
+def _keep_latest(session: Session, verdicts: list[_Verdict]) -> None:
     """Each device's latest report into ``device_latest``, unless it already holds a later one (a
     spool flushed late, or another replica's batch): latest by start, then by end, as the rule in
     controller.estate.summary says."""
     newest: dict[int, dict] = {}
     for verdict in verdicts:
         agent = verdict.job.agent
-        for report in verdict.keep:
-            if (agent.agent_id, report.seq) not in inserted:
-                continue
+        for report in verdict.new:
             held = newest.get(agent.device_id)
             if held is None or (as_utc(report.start), as_utc(report.end)) > (held["start"], held["end"]):
                 newest[agent.device_id] = {
@@ -608,8 +611,8 @@ def _latest_upsert(dialect: Dialect) -> tuple[Insert, BulkUpsert]:
         set_={name: statement.excluded[name] for name in ("start", "end", "state", "method", "joules")}), bulk
 
 
-def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
-                              states: dict[str, _AgentState], now: datetime) -> None:
+def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], states: dict[str, _AgentState],
+                              now: datetime) -> None:
     counts: dict[str, int] = defaultdict(int)
     top: dict[str, int] = defaultdict(int)
     ends: dict[str, datetime | None] = {}
@@ -620,12 +623,11 @@ def _touch_agents_and_devices(session: Session, verdicts: list[_Verdict], insert
             devices.add(verdict.job.agent.device_id)
         counts.setdefault(agent_id, 0)
         ends.setdefault(agent_id, states[agent_id].last_end)
-        for report in verdict.keep:
-            if (agent_id, report.seq) in inserted:
-                counts[agent_id] += 1
-                top[agent_id] = max(top[agent_id], report.seq)
-                end = ends[agent_id]
-                ends[agent_id] = as_utc(report.end) if end is None else max(end, as_utc(report.end))
+        for report in verdict.new:
+            counts[agent_id] += 1
+            top[agent_id] = max(top[agent_id], report.seq)
+            end = ends[agent_id]
+            ends[agent_id] = as_utc(report.end) if end is None else max(end, as_utc(report.end))
     for agent_id, end in ends.items():
         states[agent_id].last_end = end
     if not counts:  # every report of the batch refused before judging (a retired credential): nothing to touch
@@ -652,15 +654,15 @@ def _devices_update(dialect: Dialect) -> tuple[Update, BulkUpdate]:
     return bulk.statement(last_seen=bulk.new["last_seen"]), bulk
 
 
-def _apply_inventories(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]],
-                       states: dict[str, _AgentState], now: datetime) -> None:
+def _apply_inventories(session: Session, verdicts: list[_Verdict], states: dict[str, _AgentState],
+                       now: datetime) -> None:
     """Inventory rides on a few reports only (at start, on change, daily); apply the newest per agent,
     unless it comes from other hardware than the credential was issued to (see conflicts.mark_shared)."""
     newest: dict[str, Report] = {}
     for verdict in verdicts:
         agent_id = verdict.job.agent.agent_id
-        for report in verdict.keep:
-            if report.inventory is None or (agent_id, report.seq) not in inserted:
+        for report in verdict.new:
+            if report.inventory is None:
                 continue
             if agent_id not in newest or report.seq > newest[agent_id].seq:
                 newest[agent_id] = report
@@ -681,7 +683,7 @@ def _apply_inventories(session: Session, verdicts: list[_Verdict], inserted: set
         apply_inventory(session, device, report.inventory, f"agent:{agent_id}")
 
 
-def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
+def _record_actions(session: Session, verdicts: list[_Verdict]) -> None:
     """The power actions agents report go to the audit log once: only newly accepted reports count, and
     ``source_key`` (agent, seq, index) makes a retried or replayed report insert nothing."""
     rows = [{"at": action.at, "site_id": v.job.agent.site_id, "device_id": v.job.agent.device_id,
@@ -690,13 +692,13 @@ def _record_actions(session: Session, verdicts: list[_Verdict], inserted: set[tu
              "source_key": f"{v.job.agent.agent_id}:{report.seq}:{index}",
              "details": {"until": action.until.isoformat() if action.until else None, "policy": action.policy,
                          **({"deferred_for": action.deferred_for.value} if action.deferred_for else {})}}
-            for v in verdicts for report in v.keep if (v.job.agent.agent_id, report.seq) in inserted
+            for v in verdicts for report in v.new
             for index, action in enumerate(report.actions)]
-    rows += _update_rows(session, verdicts, inserted)
+    rows += _update_rows(session, verdicts)
     insert_audits(session, rows)
 
 
-def _update_rows(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> list[dict]:
+def _update_rows(session: Session, verdicts: list[_Verdict]) -> list[dict]:
     """The OS update states agents send when they change (the maintenance audit's "updated"), as audit lines.
 
     An agent sends its state on its first report too, mostly "idle": that is news only after a state that
@@ -705,8 +707,8 @@ def _update_rows(session: Session, verdicts: list[_Verdict], inserted: set[tuple
     last: dict[int, str | None] = {}
     for verdict in verdicts:
         agent = verdict.job.agent
-        for report in sorted(verdict.keep, key=lambda r: r.seq):
-            if report.updates is None or (agent.agent_id, report.seq) not in inserted:
+        for report in sorted(verdict.new, key=lambda r: r.seq):
+            if report.updates is None:
                 continue
             if agent.device_id not in last:
                 last[agent.device_id] = session.execute(
@@ -759,15 +761,14 @@ def awake_seconds(report: Report) -> dict[tuple[datetime, str, str, str], float]
     return found
 
 
-def _record_awake(session: Session, verdicts: list[_Verdict], inserted: set[tuple[str, int]]) -> None:
+def _record_awake(session: Session, verdicts: list[_Verdict]) -> None:
     """Add each newly accepted report's insomnia seconds to its device-hours (a replay adds nothing)."""
     sums: dict[tuple[int, datetime, str, str, str], float] = defaultdict(float)
     for verdict in verdicts:
         agent = verdict.job.agent
-        for report in verdict.keep:
-            if (agent.agent_id, report.seq) in inserted:
-                for (hour, kind, what, process), seconds in awake_seconds(report).items():
-                    sums[(agent.device_id, hour, kind, what, process)] += seconds
+        for report in verdict.new:
+            for (hour, kind, what, process), seconds in awake_seconds(report).items():
+                sums[(agent.device_id, hour, kind, what, process)] += seconds
     if not sums:
         return
     table = AwakeHour.__table__
