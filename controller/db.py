@@ -142,15 +142,22 @@ def opening_rows(session: Session, statement: Executable, params: dict) -> list[
     which was a seventh of the ingest writer's time. Here both go at once (its pipeline mode) on PostgreSQL.
 
     The rows are the driver's own, without SQLAlchemy's result processing (times are aware, in UTC: see
-    ``_postgres_session``)."""
+    ``_postgres_session``), and parameters go as given: on PostgreSQL a list of values is one array (``=
+    ANY(…)``), not an expanding ``IN``, which would make a new statement text for every length."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return [tuple(row) for row in connection.execute(statement, params)]
     compiled = _compiled(connection.dialect, statement)
-    with pipelined(session):
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute(compiled.string, compiled.construct_params(params))
-        return cursor.fetchall()
+    bound = compiled.construct_params(params)
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with pipelined(session):
+            cursor = connection.connection.driver_connection.cursor()
+            cursor.execute(compiled.string, bound)
+            return cursor.fetchall()
+    except driver_error as exc:  # as SQLAlchemy's own (a database away is an OperationalError: UNAVAILABLE)
+        raise sa_exc.DBAPIError.instance(compiled.string, bound, exc, driver_error, dialect=connection.dialect,
+                                         connection_invalidated=True) from exc
 
 
 @lru_cache(maxsize=16)

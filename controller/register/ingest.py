@@ -10,7 +10,9 @@ kept on the agent, not applied, and the agent is marked shared (conflicts.py).
 Writes go through one ``IngestWriter`` per process, which commits the batches that arrive together in
 a single transaction (group commit). A commit is the expensive part of a small write, on SQLite and
 PostgreSQL alike; sharing it is what lets one controller take thousands of reports a second. The
-answer to an agent is sent only after its batch is committed, so an acknowledged report is durable.
+answer to an agent is sent only after its batch is committed, so an acknowledged report is durable. A
+group holds its agents' rows from its first read to its commit, so replicas behind a balancer never store
+one agent's reports at the same time, and each group's writes go to the database in one round trip.
 """
 
 from __future__ import annotations

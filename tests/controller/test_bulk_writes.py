@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, select
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from controller.db import BulkUpdate, BulkUpsert, UTCDateTime, pipelined
+from controller.db import UNAVAILABLE, BulkUpdate, BulkUpsert, UTCDateTime, opening_rows, pipelined
 
 AWKWARD = ['plain', 'a "quoted" word', "back\\slash", "{braces, and commas}", "NULL", "", " spaced ", "ünï"]
 
@@ -57,3 +57,28 @@ def test_a_statement_failing_in_a_pipeline_fails_the_commit_and_leaves_nothing_w
             session.execute(table.insert(), [{"id": 4}])
             session.commit()
         assert session.execute(select(table.c.id)).scalars().all() == [4]
+
+
+def test_the_opening_read_sees_the_rows_and_a_lost_database_is_unavailable(engine):
+    """The ingest writer's first read goes with the transaction's BEGIN (controller.db.opening_rows): it
+    returns the rows as a read alone would, and a database that went away fails it as UNAVAILABLE, which
+    the writer answers with 503s and a single log line, rather than a fault per batch."""
+    table = Table("opening_probe", MetaData(), Column("id", Integer, primary_key=True), Column("text", String))
+    table.create(engine)
+    with Session(engine) as session:
+        session.execute(table.insert(), [{"id": i, "text": text} for i, text in enumerate(AWKWARD)])
+        session.commit()
+    wanted = select(table.c.id, table.c.text).where(table.c.id > bindparam("after")).order_by(table.c.id)
+    with Session(engine) as session:
+        assert opening_rows(session, wanted, {"after": 5}) == [(6, AWKWARD[6]), (7, AWKWARD[7])]
+        session.execute(table.insert(), [{"id": 100, "text": "in the same transaction"}])
+        session.rollback()
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as held, Session(held) as session:  # held: the pool must not lend it to ``other``
+        backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        session.commit()
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        with pytest.raises(UNAVAILABLE):
+            opening_rows(session, wanted, {"after": 1})
